@@ -1,0 +1,280 @@
+package scaling
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+)
+
+// BootstrapOptions configure a nonparametric bootstrap.
+type BootstrapOptions struct {
+	// Resamples is the number of refits (default 1,000).
+	Resamples int
+	// Level is the coverage of the percentile intervals (default 0.95).
+	Level float64
+	// Seed makes the resamples reproducible; resample i draws from its own
+	// stream (Seed, i), so results do not depend on scheduling.
+	Seed uint64
+	// Workers is the number of refits run at once (default GOMAXPROCS).
+	Workers int
+}
+
+// Interval is a closed interval [Lo, Hi].
+type Interval struct{ Lo, Hi float64 }
+
+// Contains reports whether v lies in the interval.
+func (i Interval) Contains(v float64) bool { return v >= i.Lo && v <= i.Hi }
+
+// BootstrapResult holds the refits of a bootstrap over runs.
+type BootstrapResult struct {
+	// Resamples and Level are as requested; Failed counts refits that
+	// reached no finite objective (left out of the intervals).
+	Resamples, Failed int
+	Level             float64
+	// Samples[i] are resample i's natural parameters (nil if it failed).
+	Samples [][]float64
+	// Intervals, Median and StdErr are per natural parameter; a fixed
+	// parameter's interval is its value.
+	Intervals []Interval
+	Median    []float64
+	StdErr    []float64
+	// ByGroup is true when whole runs (Obs.Group) were resampled.
+	ByGroup bool
+}
+
+// Interval returns the named parameter's interval.
+func (b *BootstrapResult) Interval(f *Fit, name string) (Interval, bool) {
+	j := indexOf(f.Names, name)
+	if j < 0 {
+		return Interval{}, false
+	}
+	return b.Intervals[j], true
+}
+
+// quantile returns the q-quantile of sorted v with linear interpolation
+// (NumPy's default), NaN for an empty slice.
+func quantile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	h := q * float64(len(v)-1)
+	lo := math.Floor(h)
+	i := int(lo)
+	if i >= len(v)-1 {
+		return v[len(v)-1]
+	}
+	return v[i] + (h-lo)*(v[i+1]-v[i])
+}
+
+// resampleIndex draws a bootstrap resample of observation indices: whole
+// groups when the observations carry Group labels, rows otherwise.
+func resampleIndex(rng *rand.Rand, groups [][]int, n int, dst []int) []int {
+	dst = dst[:0]
+	if groups == nil {
+		for range n {
+			dst = append(dst, rng.IntN(n))
+		}
+		return dst
+	}
+	for range groups {
+		dst = append(dst, groups[rng.IntN(len(groups))]...)
+	}
+	return dst
+}
+
+// groupsOf returns the observation indices of each Group, in order of first
+// appearance, or nil when no observation has a group.
+func groupsOf(obs []Obs) [][]int {
+	seen := map[string]int{}
+	var groups [][]int
+	any := false
+	for i, o := range obs {
+		if o.Group != "" {
+			any = true
+		}
+		k, ok := seen[o.Group]
+		if !ok {
+			k = len(groups)
+			seen[o.Group] = k
+			groups = append(groups, nil)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	if !any {
+		return nil
+	}
+	return groups
+}
+
+// Bootstrap refits f on resamples of its observations (whole runs when they
+// carry groups), each from f's optimum, and sets f.Bootstrap with
+// percentile intervals. It adds a warning for every parameter whose
+// interval spans more than two orders of magnitude or crosses zero.
+func Bootstrap(ctx context.Context, f *Fit, o BootstrapOptions) (*BootstrapResult, error) {
+	if o.Resamples <= 0 {
+		o.Resamples = 1000
+	}
+	if o.Level <= 0 || o.Level >= 1 {
+		o.Level = 0.95
+	}
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, o.Resamples)
+	groups := groupsOf(f.obs)
+	b := &BootstrapResult{Resamples: o.Resamples, Level: o.Level, ByGroup: groups != nil,
+		Samples: make([][]float64, o.Resamples)}
+	set := f.opts.Settings.withDefaults()
+	var next int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			opt := newLBFGS(f.lay.free, set.Memory)
+			var idx []int
+			var sub []Obs
+			theta := make([]float64, f.lay.p)
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= o.Resamples || ctx.Err() != nil {
+					return
+				}
+				rng := rand.New(rand.NewPCG(o.Seed, uint64(i)+1))
+				idx = resampleIndex(rng, groups, len(f.obs), idx)
+				sub = sub[:0]
+				for _, k := range idx {
+					sub = append(sub, f.obs[k])
+				}
+				ev := newEvaluator(f.Law.bind(sub), &f.lay, f.Loss, sub)
+				z, r := f.refit(sub, ev, opt)
+				if !finite(r.f) {
+					continue
+				}
+				f.lay.expand(z, theta)
+				p := make([]float64, f.lay.p)
+				f.Law.natural(theta, p)
+				b.Samples[i] = p
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := len(f.Names)
+	b.Intervals, b.Median, b.StdErr = make([]Interval, p), make([]float64, p), make([]float64, p)
+	col := make([]float64, 0, o.Resamples)
+	for j := range p {
+		col = col[:0]
+		for _, s := range b.Samples {
+			if s != nil {
+				col = append(col, s[j])
+			}
+		}
+		sorted := sortedCopy(col)
+		a := (1 - o.Level) / 2
+		b.Intervals[j] = Interval{quantile(sorted, a), quantile(sorted, 1-a)}
+		b.Median[j] = quantile(sorted, 0.5)
+		b.StdErr[j] = stddev(sorted)
+	}
+	for _, s := range b.Samples {
+		if s == nil {
+			b.Failed++
+		}
+	}
+	f.Bootstrap = b
+	f.identification()
+	return b, nil
+}
+
+func stddev(v []float64) float64 {
+	if len(v) < 2 {
+		return math.NaN()
+	}
+	m := 0.0
+	for _, x := range v {
+		m += x
+	}
+	m /= float64(len(v))
+	s := 0.0
+	for _, x := range v {
+		s += (x - m) * (x - m)
+	}
+	return math.Sqrt(s / float64(len(v)-1))
+}
+
+// identification warns about parameters the bootstrap shows to be weakly
+// identified.
+func (f *Fit) identification() {
+	b := f.Bootstrap
+	pos := f.Law.positive()
+	for j, name := range f.Names {
+		if f.Fixed[j] {
+			continue
+		}
+		iv := b.Intervals[j]
+		pct := int(math.Round(b.Level * 100))
+		switch {
+		case pos[j] && iv.Lo > 0 && iv.Hi/iv.Lo > 100:
+			f.Warnings = append(f.Warnings, fmt.Sprintf(
+				"%s: %d%% interval (%.3g, %.3g) spans %.1f orders of magnitude: weakly identified, bounded by the data only where the interval is tight",
+				name, pct, iv.Lo, iv.Hi, math.Log10(iv.Hi/iv.Lo)))
+		case !pos[j] && iv.Lo <= 0 && iv.Hi > 0:
+			f.Warnings = append(f.Warnings, fmt.Sprintf(
+				"%s: %d%% interval (%.3g, %.3g) includes zero: the power law is not identified", name, pct, iv.Lo, iv.Hi))
+		}
+	}
+	if b.Failed > b.Resamples/20 {
+		f.Warnings = append(f.Warnings, fmt.Sprintf("%d of %d bootstrap refits failed", b.Failed, b.Resamples))
+	}
+}
+
+// Prediction is a point prediction with its bootstrap intervals.
+type Prediction struct {
+	// Value is the fitted law's prediction.
+	Value float64
+	// Mean is the percentile interval of the fitted curve at the point
+	// (a confidence interval for the expected loss).
+	Mean Interval
+	// Range is the prediction interval for a new run's loss: the curve's
+	// bootstrap spread combined with the fitted log residuals.
+	Range Interval
+}
+
+// PredictInterval predicts o with intervals at the bootstrap's level. It
+// needs a bootstrap (see Bootstrap); without one both intervals equal
+// Value.
+func (f *Fit) PredictInterval(o Obs) Prediction {
+	v := f.Predict(o)
+	pr := Prediction{Value: v, Mean: Interval{v, v}, Range: Interval{v, v}}
+	b := f.Bootstrap
+	if b == nil {
+		return pr
+	}
+	curve := make([]float64, 0, len(b.Samples))
+	with := make([]float64, 0, len(b.Samples))
+	rng := rand.New(rand.NewPCG(f.opts.Seed, 0x9e3779b9))
+	for _, s := range b.Samples {
+		if s == nil {
+			continue
+		}
+		c := f.Law.Predict(s, o)
+		curve = append(curve, c)
+		r := f.Residuals[rng.IntN(len(f.Residuals))].LogResid
+		with = append(with, c*math.Exp(-r))
+	}
+	a := (1 - b.Level) / 2
+	curve, with = sortedCopy(curve), sortedCopy(with)
+	pr.Mean = Interval{quantile(curve, a), quantile(curve, 1-a)}
+	pr.Range = Interval{quantile(with, a), quantile(with, 1-a)}
+	return pr
+}

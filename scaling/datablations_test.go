@@ -1,0 +1,143 @@
+package scaling
+
+import (
+	"context"
+	"math"
+	"os"
+	"testing"
+)
+
+func readDatablations(t testing.TB, name string) []Obs {
+	t.Helper()
+	f, err := os.Open("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	cols := Columns{N: "params", D: "tokens", U: "unique_tokens", Loss: "val_loss"}
+	obs, err := ReadCSV(f, DataConstrained, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obs
+}
+
+// publishedGrid is Muennighoff et al.'s grid of starts for R_D*, R_N*
+// (linspace(0, 20, 4); the zero starts give NaN in their code and drop out).
+func publishedGrid() [][]float64 {
+	var s [][]float64
+	for _, rd := range []float64{20.0 / 3, 40.0 / 3, 20} {
+		for _, rn := range []float64{20.0 / 3, 40.0 / 3, 20} {
+			s = append(s, datablationsParams(rd, rn))
+		}
+	}
+	return s
+}
+
+// TestDatablationsReproduction reproduces the repetition fit of Muennighoff
+// et al. 2023 on their 182 C4 runs with the base constants fixed.
+//
+// The summed Huber objective has several local optima. The published
+// (R_D*, R_N*) = (15.388, 5.310) is the one most of the published starts
+// reach (objective 0.01582593, as SciPy in float64); the multi-start fit
+// also finds a slightly lower one near (47, 2.3), objective 0.01580738.
+// Both are asserted, and the bootstrap shows why: R_D* is bounded below by
+// the data and not above.
+func TestDatablationsReproduction(t *testing.T) {
+	obs := readDatablations(t, "datablations_c4_val_losses.csv")
+	if len(obs) != 182 {
+		t.Fatalf("%d runs, want 182", len(obs))
+	}
+	ctx := context.Background()
+	pub, err := FitLaw(ctx, DataConstrained, obs, Options{Fixed: datablationsBase, Starts: publishedGrid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	modal := pub.Optima[0]
+	for _, o := range pub.Optima {
+		if o.Starts > modal.Starts {
+			modal = o
+		}
+	}
+	rd, rn := modal.Params[5], modal.Params[6]
+	t.Logf("published grid: modal optimum R_D*=%.4f R_N*=%.4f objective %.10f (%d of %d starts)",
+		rd, rn, modal.Objective, modal.Starts, pub.Starts)
+	if math.Abs(rd-15.39) > 0.1 || math.Abs(rn-5.31) > 0.05 {
+		t.Errorf("published procedure: R_D* = %.4f, R_N* = %.4f, want about 15.388 and 5.310", rd, rn)
+	}
+	if math.Abs(modal.Objective-0.01582593) > 1e-8 {
+		t.Errorf("objective at the published optimum %.10f, want 0.01582593", modal.Objective)
+	}
+	at := func(p []float64) Goodness {
+		f := &Fit{Law: DataConstrained, Params: p, obs: obs, Free: 2}
+		_, g := goodness(f)
+		return g
+	}
+	gRep := at(modal.Params)
+	gNone := at(datablationsParams(math.Inf(1), math.Inf(1)))
+	// Without repetition terms the law is Chinchilla's in N and total D.
+	t.Logf("R² with repetition %.4f (log %.4f), without %.4f (log %.4f)", gRep.R2, gRep.R2Log, gNone.R2, gNone.R2Log)
+	if math.Abs(gRep.R2-0.772) > 0.005 || math.Abs(gNone.R2-0.445) > 0.005 {
+		t.Errorf("R² = %.4f with and %.4f without repetition terms, want 0.772 and 0.445", gRep.R2, gNone.R2)
+	}
+
+	// The default multi-start reaches the lower optimum.
+	best, err := FitLaw(ctx, DataConstrained, obs, Options{Fixed: datablationsBase})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brd, _ := best.Param("RD_star")
+	t.Logf("multi-start: R_D*=%.4f R_N*=%.4f objective %.10f (%d of %d agree); optima %d",
+		brd, best.Params[6], best.Objective, best.Agree, best.Starts, len(best.Optima))
+	if best.Objective > modal.Objective {
+		t.Errorf("multi-start objective %.10f above the published optimum's %.10f", best.Objective, modal.Objective)
+	}
+
+	// Bootstrap over runs: R_D* is weakly identified.
+	if _, err := Bootstrap(ctx, pub, BootstrapOptions{Resamples: 200, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	iv, _ := pub.Bootstrap.Interval(pub, "RD_star")
+	t.Logf("R_D* 95%% interval (%.3g, %.3g); warnings: %q", iv.Lo, iv.Hi, pub.Warnings)
+	if iv.Hi < 100 || iv.Lo > 15 {
+		t.Errorf("R_D* interval (%.3g, %.3g): want a lower end below the estimate and an upper end ≫ 100", iv.Lo, iv.Hi)
+	}
+	if !hasWarning(pub, "RD_star") {
+		t.Errorf("no identification warning for RD_star: %q", pub.Warnings)
+	}
+}
+
+// TestDatablationsDataDecayOnly reproduces the "data decay only" variant
+// (no excess-parameter term): R_D* = 2.915.
+func TestDatablationsDataDecayOnly(t *testing.T) {
+	obs := readDatablations(t, "datablations_c4_val_losses.csv")
+	fixed := map[string]float64{"RN_star": math.Inf(1)}
+	for k, v := range datablationsBase {
+		fixed[k] = v
+	}
+	f, err := FitLaw(context.Background(), DataConstrained, obs, Options{Fixed: fixed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd, _ := f.Param("RD_star"); math.Abs(rd-2.915) > 0.01 {
+		t.Errorf("R_D* = %.4f, want 2.915", rd)
+	}
+}
+
+func hasWarning(f *Fit, sub string) bool {
+	for _, w := range f.Warnings {
+		if len(w) >= len(sub) && contains(w, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}

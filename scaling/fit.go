@@ -1,0 +1,560 @@
+package scaling
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sort"
+	"sync"
+)
+
+// Options configure a fit. The zero value fits every parameter with the
+// summed Huber loss (δ = 1e-3) from the law's grid of starts.
+type Options struct {
+	// Loss is the objective; the zero value is HuberLog with DefaultDelta.
+	Loss Loss
+	// Fixed holds natural parameters at given values, by name (E, A, B,
+	// alpha, beta, RD_star, RN_star). RD_star or RN_star may be +Inf,
+	// which removes that decay from the DataConstrained law.
+	Fixed map[string]float64
+	// TieExponents fits alpha = beta as one parameter (Muennighoff et al.'s
+	// base fit).
+	TieExponents bool
+	// Starts, when set, are the natural-parameter vectors (full length,
+	// fixed entries ignored) to start from instead of the grid.
+	Starts [][]float64
+	// RandomStarts, when positive, draws that many starts uniformly from
+	// the box spanned by the law's grid instead of using the grid itself.
+	// The grid is also replaced by 2,000 random starts when its Cartesian
+	// product over the free parameters exceeds MaxGridStarts.
+	RandomStarts int
+	// MaxGridStarts bounds the grid (default 20,000).
+	MaxGridStarts int
+	// Seed makes random starts, bootstrap resamples and prediction
+	// intervals reproducible.
+	Seed uint64
+	// Workers is the number of starts run at once (default GOMAXPROCS).
+	Workers int
+	// Settings control each local minimisation.
+	Settings Settings
+	// AgreeTol is the relative distance to the best objective within which
+	// a start counts as agreeing (default 1e-9).
+	AgreeTol float64
+}
+
+// Fit is a fitted law.
+type Fit struct {
+	// Law is the law fitted.
+	Law Law
+	// Loss is the objective minimised.
+	Loss Loss
+	// Names are the natural parameter names; Params their fitted values.
+	Names  []string
+	Params []float64
+	// Fixed marks parameters held at given values (tied exponents are not
+	// fixed).
+	Fixed []bool
+	// Tied records that beta was tied to alpha.
+	Tied bool
+	// LogSigma is the fitted log σ of the Huber likelihood (zero for other
+	// losses).
+	LogSigma float64
+	// Objective is the minimised objective.
+	Objective float64
+	// N is the number of observations, Free the number of free parameters
+	// (log σ included).
+	N, Free int
+	// Starts is the number of starts run, Agree how many reached the best
+	// objective within Options.AgreeTol, and Statuses how each stopped.
+	Starts, Agree int
+	Statuses      map[string]int
+	// Optima are the distinct local optima the starts reached, best first
+	// (at most five). Near-equal optima far apart in parameters mean the
+	// data do not pin the parameters down.
+	Optima []Optimum
+	// Goodness summarises the fit on the observations.
+	Goodness Goodness
+	// Residuals lists each observation's fitted value and residuals.
+	Residuals []Residual
+	// Bootstrap is set by Bootstrap.
+	Bootstrap *BootstrapResult
+	// Warnings explain why a parameter may not be identified.
+	Warnings []string
+
+	obs   []Obs
+	theta []float64 // full internal vector at the optimum
+	opts  Options
+	lay   layout
+}
+
+// Optimum is one local optimum reached by the starts.
+type Optimum struct {
+	// Params are its natural parameters, Objective its objective value.
+	Params    []float64
+	Objective float64
+	// Starts is how many starts reached it (within Options.AgreeTol).
+	Starts int
+}
+
+// Param returns the named natural parameter and whether the law has it.
+func (f *Fit) Param(name string) (float64, bool) {
+	for i, n := range f.Names {
+		if n == name {
+			return f.Params[i], true
+		}
+	}
+	return 0, false
+}
+
+// Predict returns the fitted law's prediction for o.
+func (f *Fit) Predict(o Obs) float64 { return f.Law.Predict(f.Params, o) }
+
+// Obs returns the observations the law was fitted to.
+func (f *Fit) Obs() []Obs { return f.obs }
+
+// RowError reports a bad observation; Row is zero-based.
+type RowError struct {
+	Row   int
+	Field string
+	Msg   string
+}
+
+func (e *RowError) Error() string {
+	return fmt.Sprintf("row %d, %s: %s", e.Row, e.Field, e.Msg)
+}
+
+// ErrTooFewPoints is wrapped by errors for fits with fewer observations than
+// free parameters.
+var ErrTooFewPoints = errors.New("too few points")
+
+// Validate checks that every input the law reads and every loss is finite
+// and positive, returning a *RowError per bad value, joined.
+func Validate(law Law, obs []Obs) error {
+	var errs []error
+	for i, o := range obs {
+		check := func(field string, v float64) {
+			switch {
+			case math.IsNaN(v):
+				errs = append(errs, &RowError{i, field, "is NaN"})
+			case math.IsInf(v, 0):
+				errs = append(errs, &RowError{i, field, "is infinite"})
+			case v <= 0:
+				errs = append(errs, &RowError{i, field, fmt.Sprintf("must be positive, got %g", v)})
+			}
+		}
+		for _, in := range law.Inputs() {
+			switch in {
+			case "X":
+				check("x", o.X)
+			case "N":
+				check("params", o.N)
+			case "D":
+				check("tokens", o.D)
+			case "U":
+				check("unique_tokens", o.U)
+			}
+		}
+		check("loss", o.Loss)
+	}
+	return errors.Join(errs...)
+}
+
+// layout maps the optimiser's free vector z onto the law's internal vector.
+type layout struct {
+	p, free int
+	slot    []int     // slot[j] = index into z, or −1 when fixed
+	base    []float64 // fixed internal values
+	extra   int       // 1 when the loss adds log σ as z[free−1]
+}
+
+func newLayout(law Law, o Options) (layout, error) {
+	names := law.Params()
+	p := len(names)
+	lay := layout{p: p, slot: make([]int, p), base: make([]float64, p), extra: o.Loss.extra()}
+	nat := make([]float64, p)
+	for i := range nat {
+		nat[i] = 1
+	}
+	fixed := make([]bool, p)
+	var errs []error
+	for name, v := range o.Fixed {
+		j := indexOf(names, name)
+		if j < 0 {
+			errs = append(errs, fmt.Errorf("law %s has no parameter %q (it has %v)", law.Name(), name, names))
+			continue
+		}
+		if math.IsNaN(v) || (law.positive()[j] && v <= 0) {
+			errs = append(errs, fmt.Errorf("fixed %s = %g is out of range", name, v))
+			continue
+		}
+		nat[j], fixed[j] = v, true
+	}
+	if err := errors.Join(errs...); err != nil {
+		return lay, err
+	}
+	law.internal(nat, lay.base)
+	ia, ib := indexOf(names, "alpha"), indexOf(names, "beta")
+	for j := range p {
+		switch {
+		case fixed[j]:
+			lay.slot[j] = -1
+		case o.TieExponents && j == ib && ia >= 0:
+			if fixed[ia] {
+				lay.slot[j] = -1
+				lay.base[j] = lay.base[ia]
+			} else {
+				lay.slot[j] = lay.slot[ia]
+			}
+		default:
+			lay.slot[j] = lay.free
+			lay.free++
+		}
+	}
+	if o.TieExponents && ia >= 0 && fixed[ib] && !fixed[ia] {
+		return lay, fmt.Errorf("tied exponents: fix alpha, not beta")
+	}
+	lay.free += lay.extra
+	return lay, nil
+}
+
+func indexOf(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// expand writes the internal vector for free vector z into theta.
+func (l *layout) expand(z, theta []float64) {
+	for j, s := range l.slot {
+		if s >= 0 {
+			theta[j] = z[s]
+		} else {
+			theta[j] = l.base[j]
+		}
+	}
+}
+
+// evaluator is one worker's objective over one data set.
+type evaluator struct {
+	lay     *layout
+	mdl     model
+	loss    Loss
+	ly, y   []float64
+	theta   []float64
+	lp, jac []float64
+	dr, gt  []float64
+}
+
+func newEvaluator(mdl model, lay *layout, loss Loss, obs []Obs) *evaluator {
+	n := len(obs)
+	e := &evaluator{lay: lay, mdl: mdl, loss: loss,
+		ly: make([]float64, n), y: make([]float64, n), theta: make([]float64, lay.p),
+		lp: make([]float64, n), jac: make([]float64, n*lay.p), dr: make([]float64, n),
+		gt: make([]float64, lay.p)}
+	for i, o := range obs {
+		e.y[i], e.ly[i] = o.Loss, math.Log(o.Loss)
+	}
+	return e
+}
+
+func (e *evaluator) fg(z, g []float64) float64 {
+	e.lay.expand(z, e.theta)
+	var jac, dr []float64
+	if g != nil {
+		jac, dr = e.jac, e.dr
+	}
+	e.mdl.eval(e.theta, e.lp, jac)
+	logSigma := 0.0
+	if e.lay.extra > 0 {
+		logSigma = z[len(z)-1]
+	}
+	f, dSigma := e.loss.residualGrad(e.lp, e.ly, e.y, dr, logSigma)
+	if g == nil {
+		return f
+	}
+	p := e.lay.p
+	for j := range e.gt {
+		e.gt[j] = 0
+	}
+	for i, d := range dr {
+		row := jac[i*p : i*p+p]
+		for j, v := range row {
+			e.gt[j] += d * v
+		}
+	}
+	for i := range g {
+		g[i] = 0
+	}
+	for j, s := range e.lay.slot {
+		if s >= 0 {
+			g[s] += e.gt[j]
+		}
+	}
+	if e.lay.extra > 0 {
+		g[len(g)-1] = dSigma
+	}
+	return f
+}
+
+// initSigma sets log σ in z (when the loss has it) to the value that is
+// optimal for the residuals at z: σ = δ·mean|r| in the Huber tails.
+func (e *evaluator) initSigma(z []float64) {
+	if e.lay.extra == 0 {
+		return
+	}
+	e.lay.expand(z, e.theta)
+	e.mdl.eval(e.theta, e.lp, nil)
+	s := 0.0
+	for i, v := range e.lp {
+		s += math.Abs(v - e.ly[i])
+	}
+	s = e.loss.delta() * s / float64(len(e.lp))
+	z[len(z)-1] = math.Log(math.Max(s, 1e-300))
+}
+
+// starts returns the free-vector starting points.
+func starts(law Law, lay *layout, o Options) [][]float64 {
+	nz := lay.free
+	var out [][]float64
+	if len(o.Starts) > 0 {
+		th := make([]float64, lay.p)
+		for _, s := range o.Starts {
+			law.internal(s, th)
+			z := make([]float64, nz)
+			for j, sl := range lay.slot {
+				if sl >= 0 {
+					z[sl] = th[j]
+				}
+			}
+			out = append(out, z)
+		}
+		return out
+	}
+	// One grid axis per free slot (a tied slot takes the first owner's).
+	grid := law.grid()
+	axes := make([][]float64, nz-lay.extra)
+	for j, sl := range lay.slot {
+		if sl >= 0 && axes[sl] == nil {
+			axes[sl] = grid[j]
+		}
+	}
+	total := 1
+	for _, a := range axes {
+		total *= len(a)
+	}
+	maxGrid := o.MaxGridStarts
+	if maxGrid <= 0 {
+		maxGrid = 20000
+	}
+	nRand := o.RandomStarts
+	if nRand <= 0 && total > maxGrid {
+		nRand = 2000
+	}
+	if nRand > 0 {
+		rng := rand.New(rand.NewPCG(o.Seed, 0x5ca1ab1e))
+		for range nRand {
+			z := make([]float64, nz)
+			for k, a := range axes {
+				lo, hi := a[0], a[len(a)-1]
+				z[k] = lo + rng.Float64()*(hi-lo)
+			}
+			out = append(out, z)
+		}
+		return out
+	}
+	// Cartesian product, last axis fastest.
+	idx := make([]int, len(axes))
+	for range total {
+		z := make([]float64, nz)
+		for k, a := range axes {
+			z[k] = a[idx[k]]
+		}
+		out = append(out, z)
+		for k := len(idx) - 1; k >= 0; k-- {
+			idx[k]++
+			if idx[k] < len(axes[k]) {
+				break
+			}
+			idx[k] = 0
+		}
+	}
+	return out
+}
+
+type startResult struct {
+	z   []float64
+	res optResult
+}
+
+// runStarts minimises from every start in parallel. Results are indexed by
+// start, so the outcome does not depend on scheduling.
+func runStarts(ctx context.Context, law Law, lay *layout, o Options, obs []Obs, zs [][]float64) ([]startResult, error) {
+	set := o.Settings.withDefaults()
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, len(zs))
+	out := make([]startResult, len(zs))
+	var next int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	mdl := law.bind(obs)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := newEvaluator(mdl, lay, o.Loss, obs)
+			opt := newLBFGS(lay.free, set.Memory)
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= len(zs) || ctx.Err() != nil {
+					return
+				}
+				z := append([]float64(nil), zs[i]...)
+				ev.initSigma(z)
+				r := opt.minimize(ev.fg, z, set)
+				out[i] = startResult{z: z, res: r}
+			}
+		}()
+	}
+	wg.Wait()
+	return out, ctx.Err()
+}
+
+// FitLaw fits law to obs.
+func FitLaw(ctx context.Context, law Law, obs []Obs, o Options) (*Fit, error) {
+	if err := Validate(law, obs); err != nil {
+		return nil, err
+	}
+	lay, err := newLayout(law, o)
+	if err != nil {
+		return nil, err
+	}
+	if len(obs) < lay.free {
+		return nil, fmt.Errorf("%w: law %s has %d free parameters but there are %d points",
+			ErrTooFewPoints, law.Name(), lay.free, len(obs))
+	}
+	zs := starts(law, &lay, o)
+	results, err := runStarts(ctx, law, &lay, o, obs, zs)
+	if err != nil {
+		return nil, err
+	}
+	best := -1
+	statuses := map[string]int{}
+	for i, r := range results {
+		statuses[r.res.status.String()]++
+		if finite(r.res.f) && (best < 0 || r.res.f < results[best].res.f) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, fmt.Errorf("no start reached a finite objective (%d starts)", len(results))
+	}
+	agreeTol := o.AgreeTol
+	if agreeTol <= 0 {
+		agreeTol = 1e-9
+	}
+	bf := results[best].res.f
+	agree := 0
+	for _, r := range results {
+		if r.res.f-bf <= agreeTol*math.Abs(bf) {
+			agree++
+		}
+	}
+	f := newFit(law, lay, o, obs, results[best].z, bf)
+	f.Starts, f.Agree, f.Statuses = len(results), agree, statuses
+	f.Optima = optima(law, &lay, results, agreeTol)
+	f.diagnose()
+	return f, nil
+}
+
+func newFit(law Law, lay layout, o Options, obs []Obs, z []float64, obj float64) *Fit {
+	f := &Fit{Law: law, Loss: o.Loss, Names: law.Params(), Objective: obj, N: len(obs),
+		Free: lay.free, obs: obs, opts: o, lay: lay}
+	f.theta = make([]float64, lay.p)
+	lay.expand(z, f.theta)
+	f.Params = make([]float64, lay.p)
+	law.natural(f.theta, f.Params)
+	f.Fixed = make([]bool, lay.p)
+	for j, s := range lay.slot {
+		f.Fixed[j] = s < 0
+	}
+	f.Tied = o.TieExponents
+	if lay.extra > 0 {
+		f.LogSigma = z[len(z)-1]
+	}
+	f.Residuals, f.Goodness = goodness(f)
+	return f
+}
+
+// optima groups the starts' end points by objective value.
+func optima(law Law, lay *layout, results []startResult, tol float64) []Optimum {
+	order := make([]int, 0, len(results))
+	for i, r := range results {
+		if finite(r.res.f) {
+			order = append(order, i)
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return results[order[a]].res.f < results[order[b]].res.f })
+	var out []Optimum
+	theta := make([]float64, lay.p)
+	for _, i := range order {
+		r := results[i]
+		if n := len(out); n > 0 && r.res.f-out[n-1].Objective <= tol*math.Abs(out[n-1].Objective) {
+			out[n-1].Starts++
+			continue
+		}
+		if len(out) == 5 {
+			break
+		}
+		lay.expand(r.z, theta)
+		p := make([]float64, lay.p)
+		law.natural(theta, p)
+		out = append(out, Optimum{Params: p, Objective: r.res.f, Starts: 1})
+	}
+	return out
+}
+
+// freeVector returns the optimiser's vector at the fit.
+func (f *Fit) freeVector() []float64 {
+	z := make([]float64, f.lay.free)
+	for j, s := range f.lay.slot {
+		if s >= 0 {
+			z[s] = f.theta[j]
+		}
+	}
+	if f.lay.extra > 0 {
+		z[len(z)-1] = f.LogSigma
+	}
+	return z
+}
+
+// Refit fits the same law with the same options to other observations,
+// from a single start at this fit's optimum (the bootstrap's refit).
+func (f *Fit) refit(obs []Obs, ev *evaluator, opt *lbfgs) (z []float64, r optResult) {
+	z = f.freeVector()
+	r = opt.minimize(ev.fg, z, f.opts.Settings.withDefaults())
+	return z, r
+}
+
+// sortedCopy returns a sorted copy of v without NaNs.
+func sortedCopy(v []float64) []float64 {
+	out := make([]float64, 0, len(v))
+	for _, x := range v {
+		if !math.IsNaN(x) {
+			out = append(out, x)
+		}
+	}
+	sort.Float64s(out)
+	return out
+}

@@ -1,0 +1,182 @@
+package scaling
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+// Goodness summarises how well a fit describes its observations, on the
+// linear and the log scale.
+type Goodness struct {
+	// R2 is 1 − Σ(L − L̂)²/Σ(L − mean L)² on the linear scale; R2Log the
+	// same on log L.
+	R2, R2Log float64
+	// RMSE and RMSELog are root-mean-square residuals.
+	RMSE, RMSELog float64
+	// MAE is the mean absolute residual on the linear scale.
+	MAE float64
+	// MRE is the mean of |L̂ − L|/L in percent; MRELog the mean of
+	// |log L̂ − log L|/|log L| in percent.
+	MRE, MRELog float64
+	// LogLik is the Gaussian log-likelihood of the log residuals at their
+	// maximum-likelihood variance, or for the Huber likelihood loss that
+	// likelihood itself; AIC = 2k − 2·LogLik and BIC = k·log n − 2·LogLik
+	// with k free parameters (a variance counts as one).
+	LogLik, AIC, BIC float64
+	// DoF is the residual degrees of freedom, n − k.
+	DoF int
+}
+
+// Residual is one row of the residual table.
+type Residual struct {
+	// Index is the observation's position in the fitted data.
+	Index int
+	// Observed and Predicted are L and L̂.
+	Observed, Predicted float64
+	// Resid is L̂ − L; LogResid is log L̂ − log L.
+	Resid, LogResid float64
+}
+
+func goodness(f *Fit) ([]Residual, Goodness) {
+	n := len(f.obs)
+	res := make([]Residual, n)
+	var g Goodness
+	var mean, meanLog float64
+	for _, o := range f.obs {
+		mean += o.Loss
+		meanLog += math.Log(o.Loss)
+	}
+	mean /= float64(n)
+	meanLog /= float64(n)
+	var ss, ssLog, tot, totLog float64
+	for i, o := range f.obs {
+		p := f.Predict(o)
+		r := Residual{Index: i, Observed: o.Loss, Predicted: p, Resid: p - o.Loss,
+			LogResid: math.Log(p) - math.Log(o.Loss)}
+		res[i] = r
+		ss += r.Resid * r.Resid
+		ssLog += r.LogResid * r.LogResid
+		tot += (o.Loss - mean) * (o.Loss - mean)
+		ly := math.Log(o.Loss)
+		totLog += (ly - meanLog) * (ly - meanLog)
+		g.MAE += math.Abs(r.Resid)
+		g.MRE += math.Abs(r.Resid) / o.Loss
+		g.MRELog += math.Abs(r.LogResid) / math.Abs(ly)
+	}
+	fn := float64(n)
+	g.R2, g.R2Log = 1-ss/tot, 1-ssLog/totLog
+	g.RMSE, g.RMSELog = math.Sqrt(ss/fn), math.Sqrt(ssLog/fn)
+	g.MAE /= fn
+	g.MRE *= 100 / fn
+	g.MRELog *= 100 / fn
+	k := f.Free
+	if f.Loss.Kind == HuberLikelihood {
+		g.LogLik = -f.Objective
+	} else {
+		k++ // the Gaussian variance
+		g.LogLik = -fn / 2 * (math.Log(2*math.Pi*ssLog/fn) + 1)
+	}
+	g.AIC = 2*float64(k) - 2*g.LogLik
+	g.BIC = float64(k)*math.Log(fn) - 2*g.LogLik
+	g.DoF = n - k
+	return res, g
+}
+
+// diagnose adds warnings about identification that need no bootstrap.
+func (f *Fit) diagnose() {
+	dof := f.N - f.Free
+	if dof <= 1 {
+		f.Warnings = append(f.Warnings, fmt.Sprintf(
+			"%d points for %d free parameters (%d residual degrees of freedom): the parameters are not identified by the data; report intervals, not point values",
+			f.N, f.Free, dof))
+	}
+	minLoss := math.Inf(1)
+	for _, o := range f.obs {
+		minLoss = math.Min(minLoss, o.Loss)
+	}
+	for j, name := range f.Names {
+		if f.Fixed[j] {
+			continue
+		}
+		v := f.Params[j]
+		switch name {
+		case "alpha", "beta":
+			if v <= 0.01 || v > 2 {
+				f.Warnings = append(f.Warnings, fmt.Sprintf("%s = %.4g is outside (0, 2]: the power law has degenerated", name, v))
+			}
+		case "E":
+			if v < 1e-6*minLoss {
+				f.Warnings = append(f.Warnings, fmt.Sprintf("E = %.3g is at its bound (0): the data show no asymptote", v))
+			}
+		case "RD_star", "RN_star":
+			if v > 1e4 || v < 1e-3 {
+				f.Warnings = append(f.Warnings, fmt.Sprintf("%s = %.3g is at a bound: the decay is not identified", name, v))
+			}
+		case "A", "B":
+			if v > 1e15 {
+				f.Warnings = append(f.Warnings, fmt.Sprintf("%s = %.3g is at its bound: the term is not identified", name, v))
+			}
+		}
+	}
+	if f.Starts > 1 && f.Agree == 1 {
+		f.Warnings = append(f.Warnings, fmt.Sprintf(
+			"only 1 of %d starts reached the best objective: it may not be the global optimum", f.Starts))
+	}
+}
+
+// LRTest is a likelihood-ratio (Wilks) test of given parameters against the
+// free fit, both scored by the Huber likelihood with σ refitted.
+type LRTest struct {
+	// LogLikFree and LogLikGiven are the maximised log-likelihoods.
+	LogLikFree, LogLikGiven float64
+	// Stat is 2·(LogLikFree − LogLikGiven), DF the number of parameters
+	// the hypothesis fixes and P the χ² tail probability.
+	Stat float64
+	DF   int
+	P    float64
+}
+
+// LikelihoodRatio tests the hypothesis that the law's parameters equal
+// given (natural values by name; parameters not named stay free) against
+// the unrestricted fit, under the Huber likelihood with δ of f's loss.
+func LikelihoodRatio(f *Fit, given map[string]float64) (LRTest, error) {
+	o := f.opts
+	o.Loss = Loss{Kind: HuberLikelihood, Delta: f.Loss.delta()}
+	o.Starts = [][]float64{f.Params}
+	free, err := FitLaw(context.Background(), f.Law, f.obs, o)
+	if err != nil {
+		return LRTest{}, fmt.Errorf("free fit: %w", err)
+	}
+	rest := o
+	rest.Fixed = map[string]float64{}
+	for k, v := range o.Fixed {
+		rest.Fixed[k] = v
+	}
+	df := 0
+	for k, v := range given {
+		if _, already := rest.Fixed[k]; !already {
+			df++
+		}
+		rest.Fixed[k] = v
+	}
+	start := append([]float64(nil), f.Params...)
+	for k, v := range given {
+		if j := indexOf(f.Names, k); j >= 0 {
+			start[j] = v
+		}
+	}
+	rest.Starts = [][]float64{start}
+	restricted, err := FitLaw(context.Background(), f.Law, f.obs, rest)
+	if err != nil {
+		return LRTest{}, fmt.Errorf("restricted fit: %w", err)
+	}
+	t := LRTest{LogLikFree: -free.Objective, LogLikGiven: -restricted.Objective, DF: df}
+	t.Stat = 2 * (t.LogLikFree - t.LogLikGiven)
+	if df > 0 {
+		t.P = distuv.ChiSquared{K: float64(df)}.Survival(math.Max(t.Stat, 0))
+	}
+	return t, nil
+}
