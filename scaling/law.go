@@ -216,8 +216,21 @@ type chinchillaModel struct{ ln, ld []float64 }
 func (m *chinchillaModel) eval(t, lp, jac []float64) {
 	e, a, b, al, be := t[0], t[1], t[2], t[3], t[4]
 	ld := m.ld[:len(m.ln)]
+	ee := math.Exp(e)
 	for i, ln := range m.ln {
-		v, w1, w2, w0 := lse3(a-al*ln, b-be*ld[i], e)
+		x, y := a-al*ln, b-be*ld[i]
+		var v, w1, w2, w0 float64
+		if x < 700 && y < 700 && e < 700 && e > -700 {
+			// Direct sum: two exponentials instead of three; the
+			// log-sum-exp shift is only needed near overflow.
+			t1, t2 := math.Exp(x), math.Exp(y)
+			s := ee + t1 + t2
+			v = math.Log(s)
+			inv := 1 / s
+			w0, w1, w2 = ee*inv, t1*inv, t2*inv
+		} else {
+			v, w1, w2, w0 = lse3(x, y, e)
+		}
 		lp[i] = v
 		if jac != nil {
 			j := jac[i*5 : i*5+5]

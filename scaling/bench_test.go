@@ -1,0 +1,52 @@
+package scaling
+
+import (
+	"context"
+	"os"
+	"testing"
+)
+
+func readSynthetic(tb testing.TB) []Obs {
+	tb.Helper()
+	f, err := os.Open("testdata/chinchilla_synthetic_240.csv")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { f.Close() })
+	obs, err := ReadCSV(f, Chinchilla, DefaultColumns)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return obs
+}
+
+// hoffmann are Hoffmann et al.'s published Approach 3 parameters, the start
+// of Besiroglu et al.'s bootstrap refits.
+var hoffmann = []float64{1.69, 406.4, 410.7, 0.34, 0.28}
+
+// BenchmarkChinchillaGrid times the 4,500-start grid fit on 240 points
+// (the job SciPy's L-BFGS-B takes about 66 s for; see bench/scaling).
+func BenchmarkChinchillaGrid(b *testing.B) {
+	obs := readSynthetic(b)
+	for b.Loop() {
+		f, err := FitLaw(context.Background(), Chinchilla, obs, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(f.Agree), "agree")
+	}
+}
+
+// BenchmarkChinchillaBootstrap times 4,000 bootstrap refits of 240 points.
+func BenchmarkChinchillaBootstrap(b *testing.B) {
+	obs := readSynthetic(b)
+	f, err := FitLaw(context.Background(), Chinchilla, obs, Options{Starts: [][]float64{hoffmann}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Bootstrap(context.Background(), f, BootstrapOptions{Resamples: 4000, Seed: 42}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
