@@ -1,0 +1,392 @@
+// Package agent runs on every GPU or CPU host. It heartbeats its resources
+// to the leader coordinator over NATS, accepts dispatched trial attempts
+// that fit what it has free, runs each through a method plugin, streams the
+// method's metrics, and publishes each attempt's outcome to JetStream, where
+// it waits for a coordinator even if none is up.
+//
+// An agent never talks to etcd: the coordinator is the only writer of
+// cluster state.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"asymptote.dev/asymptote/agent/methodmgr"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/plugins/sdk"
+)
+
+// MethodRunner runs one attempt of a trial in a method plugin.
+// *methodmgr.Manager implements it.
+type MethodRunner interface {
+	Run(ctx context.Context, r methodmgr.Run, report func(sdk.Metrics) error) (*sdk.Result, error)
+}
+
+var _ MethodRunner = (*methodmgr.Manager)(nil)
+
+// Config configures an agent.
+type Config struct {
+	// NodeID names the host; it must be stable across restarts and unique
+	// in the cluster.
+	NodeID string
+	// NATS is the connection to the bus.
+	NATS *nats.Conn
+	// Resources are what the agent offers to trials.
+	Resources bus.Resources
+	// Methods runs method plugins.
+	Methods MethodRunner
+	// MethodNames lists the methods this agent can run (reported to the
+	// coordinator for operators).
+	MethodNames []string
+	// HeartbeatInterval is the period of heartbeats (default 1s).
+	HeartbeatInterval time.Duration
+	// ShutdownGrace bounds how long a stopping agent waits for running
+	// attempts to stop and their outcomes to be published (default 10s).
+	ShutdownGrace time.Duration
+	// Logger receives lifecycle and error logs.
+	Logger *slog.Logger
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg  Config
+	log  *slog.Logger
+	boot string
+	js   jetstream.JetStream
+
+	mu       sync.Mutex
+	running  map[bus.AttemptRef]*attempt
+	usedCPU  float64
+	usedMem  int64
+	usedGPU  map[int]bool
+	stopping bool
+	wg       sync.WaitGroup
+}
+
+// attempt is one attempt running on this agent.
+type attempt struct {
+	d      bus.Dispatch
+	cancel context.CancelCauseFunc
+}
+
+// Causes of an attempt's cancellation, which decide the outcome reported.
+var (
+	errCancelled = errors.New("cancelled by the coordinator")
+	errStopping  = errors.New("agent is shutting down")
+)
+
+// New returns an agent; it does no I/O until Run.
+func New(cfg Config) (*Agent, error) {
+	if cfg.NATS == nil || cfg.Methods == nil {
+		return nil, errors.New("agent: NATS and Methods are required")
+	}
+	if err := bus.ValidToken(cfg.NodeID); err != nil {
+		return nil, fmt.Errorf("agent: node ID: %w", err)
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = time.Second
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(cfg.NATS)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return &Agent{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "agent", "node_id", cfg.NodeID),
+		boot:    hex.EncodeToString(b),
+		js:      js,
+		running: map[bus.AttemptRef]*attempt{},
+		usedGPU: map[int]bool{},
+	}, nil
+}
+
+// Run serves dispatches and heartbeats until ctx ends, then stops running
+// attempts (reporting them lost, so they run again elsewhere) and returns.
+func (a *Agent) Run(ctx context.Context) error {
+	nc := a.cfg.NATS
+	dsub, err := nc.Subscribe(bus.DispatchSubject(a.cfg.NodeID), a.onDispatch)
+	if err != nil {
+		return fmt.Errorf("agent: subscribe: %w", err)
+	}
+	csub, err := nc.Subscribe(bus.CancelSubject(a.cfg.NodeID), func(m *nats.Msg) {
+		var c bus.Cancel
+		if err := bus.Decode(m.Data, &c); err != nil {
+			a.log.Warn("dropping malformed cancel", "error", err)
+			return
+		}
+		for _, r := range c.Attempts {
+			a.stop(r, fmt.Errorf("%w: %s", errCancelled, c.Reason))
+		}
+	})
+	if err != nil {
+		_ = dsub.Unsubscribe()
+		return fmt.Errorf("agent: subscribe: %w", err)
+	}
+	a.log.Info("agent started", "cpu", a.cfg.Resources.CPU, "memory", a.cfg.Resources.Memory, "gpus", len(a.cfg.Resources.GPUs), "boot", a.boot)
+	a.heartbeat(ctx)
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			a.heartbeat(ctx)
+		}
+	}
+	// Stop intake, stop what runs, publish what finished.
+	_ = dsub.Unsubscribe()
+	_ = csub.Unsubscribe()
+	a.mu.Lock()
+	a.stopping = true
+	for _, at := range a.running {
+		at.cancel(errStopping)
+	}
+	a.mu.Unlock()
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(a.cfg.ShutdownGrace):
+		a.log.Warn("attempts still running at shutdown; the coordinator will mark them stale")
+	}
+	// A last heartbeat tells the coordinator at once what no longer runs.
+	a.heartbeat(context.Background())
+	a.log.Info("agent stopped")
+	return nil
+}
+
+func (a *Agent) heartbeat(ctx context.Context) {
+	a.mu.Lock()
+	hb := bus.Heartbeat{
+		Node: a.cfg.NodeID, Boot: a.boot, Resources: a.cfg.Resources,
+		Methods: a.cfg.MethodNames, Sent: time.Now(), Draining: a.stopping,
+	}
+	for r := range a.running {
+		hb.Running = append(hb.Running, r)
+	}
+	a.mu.Unlock()
+	sort.Slice(hb.Running, func(i, j int) bool { return hb.Running[i].String() < hb.Running[j].String() })
+	rctx, cancel := context.WithTimeout(ctx, max(a.cfg.HeartbeatInterval, time.Second))
+	defer cancel()
+	msg, err := a.cfg.NATS.RequestWithContext(rctx, bus.HeartbeatSubject(a.cfg.NodeID), bus.Encode(&hb))
+	if err != nil {
+		// No leader right now; attempts keep running and their outcomes
+		// wait in JetStream.
+		a.log.Debug("heartbeat unanswered", "error", err)
+		return
+	}
+	var reply bus.HeartbeatReply
+	if err := bus.Decode(msg.Data, &reply); err != nil {
+		a.log.Warn("malformed heartbeat reply", "error", err)
+		return
+	}
+	for _, r := range reply.Cancel {
+		a.stop(r, fmt.Errorf("%w: the attempt is no longer current", errCancelled))
+	}
+}
+
+func (a *Agent) stop(r bus.AttemptRef, cause error) {
+	a.mu.Lock()
+	at := a.running[r]
+	a.mu.Unlock()
+	if at != nil {
+		a.log.Info("stopping attempt", "study", r.Study, "trial_id", r.Trial, "attempt", r.Attempt, "reason", cause)
+		at.cancel(cause)
+	}
+}
+
+func (a *Agent) onDispatch(m *nats.Msg) {
+	var d bus.Dispatch
+	if err := bus.Decode(m.Data, &d); err != nil {
+		a.log.Warn("refusing malformed dispatch", "error", err)
+		_ = m.Respond(bus.Encode(&bus.DispatchReply{Reason: err.Error()}))
+		return
+	}
+	accepted, reason := a.admit(d)
+	_ = m.Respond(bus.Encode(&bus.DispatchReply{Accepted: accepted, Reason: reason}))
+}
+
+// admit reserves resources for d and starts it; a repeated dispatch of an
+// attempt that already runs is accepted without starting it twice.
+func (a *Agent) admit(d bus.Dispatch) (bool, string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopping {
+		return false, "agent is shutting down"
+	}
+	if _, ok := a.running[d.AttemptRef]; ok {
+		return true, ""
+	}
+	res := a.cfg.Resources
+	if a.usedCPU+d.Resources.CPU > res.CPU+1e-9 || a.usedMem+d.Resources.Memory > res.Memory {
+		return false, fmt.Sprintf("not enough free resources (cpu %.2f of %.2f used, memory %d of %d used)", a.usedCPU, res.CPU, a.usedMem, res.Memory)
+	}
+	for _, g := range d.GPUs {
+		if a.usedGPU[g] || !hasGPU(res.GPUs, g) {
+			return false, fmt.Sprintf("GPU %d is busy or absent", g)
+		}
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	if d.Timeout > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeoutCause(ctx, time.Duration(d.Timeout), errTimeout)
+		inner := cancel
+		cancel = func(err error) { inner(err); c2() }
+	}
+	a.running[d.AttemptRef] = &attempt{d: d, cancel: cancel}
+	a.usedCPU += d.Resources.CPU
+	a.usedMem += d.Resources.Memory
+	for _, g := range d.GPUs {
+		a.usedGPU[g] = true
+	}
+	a.wg.Add(1)
+	go a.run(ctx, d, cancel)
+	return true, ""
+}
+
+var errTimeout = errors.New("the trial's timeout passed")
+
+func hasGPU(gpus []bus.GPU, idx int) bool {
+	for _, g := range gpus {
+		if g.Index == idx {
+			return true
+		}
+	}
+	return false
+}
+
+// run runs one attempt and publishes its events.
+func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCauseFunc) {
+	defer a.wg.Done()
+	log := a.log.With("study", d.Study, "trial_id", d.Trial, "attempt", d.Attempt, "method", d.Method)
+	start := time.Now()
+	a.publish(&bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventStarted, Node: a.cfg.NodeID, Time: start})
+	gpus := make([]string, len(d.GPUs))
+	for i, g := range d.GPUs {
+		gpus[i] = strconv.Itoa(g)
+	}
+	req := &sdk.TrialRequest{
+		Study: d.Study, TrialID: d.Trial, Attempt: d.Attempt, Params: d.Params,
+		Seed: d.Seed, Threads: d.Threads, GPUs: d.GPUs,
+	}
+	metricsSubj := bus.MetricsSubject(d.Study, d.Trial)
+	report := func(m sdk.Metrics) error {
+		return a.cfg.NATS.Publish(metricsSubj, bus.Encode(&bus.MetricsReport{AttemptRef: d.AttemptRef, Step: m.Step, Values: m.Values}))
+	}
+	res, err := a.cfg.Methods.Run(ctx, methodmgr.Run{
+		Method: d.Method, Request: req,
+		// Trials see only the GPUs assigned to them; none when they asked
+		// for none.
+		Env: []string{"CUDA_VISIBLE_DEVICES=" + strings.Join(gpus, ",")},
+	}, report)
+	cause := context.Cause(ctx)
+	cancel(nil)
+	ev := &bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventFinished, Node: a.cfg.NodeID, Time: time.Now(), Duration: bus.Duration(time.Since(start))}
+	ev.Outcome, ev.Error = classify(res, err, cause)
+	if res != nil && ev.Outcome == bus.OutcomeSucceeded {
+		ev.Metrics = res.Metrics
+	}
+	log.Debug("attempt finished", "outcome", ev.Outcome, "error", ev.Error, "duration", time.Since(start))
+	a.publish(ev)
+	a.mu.Lock()
+	delete(a.running, d.AttemptRef)
+	a.usedCPU -= d.Resources.CPU
+	if a.usedCPU < 1e-9 {
+		a.usedCPU = 0
+	}
+	a.usedMem -= d.Resources.Memory
+	for _, g := range d.GPUs {
+		delete(a.usedGPU, g)
+	}
+	a.mu.Unlock()
+}
+
+// classify maps a method's return to the outcome the coordinator records.
+func classify(res *sdk.Result, err, cause error) (bus.Outcome, string) {
+	switch {
+	case errors.Is(cause, errTimeout):
+		msg := "timed out"
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		return bus.OutcomeTimedOut, msg
+	case errors.Is(cause, errStopping):
+		return bus.OutcomeLost, errStopping.Error()
+	case errors.Is(cause, errCancelled):
+		return bus.OutcomeCancelled, cause.Error()
+	case err == nil && res == nil:
+		return bus.OutcomeFailed, "the method returned no result"
+	case err == nil:
+		return bus.OutcomeSucceeded, ""
+	}
+	var me *methodmgr.MethodError
+	if errors.As(err, &me) && me.Kind == methodmgr.InvalidParams {
+		return bus.OutcomeInvalid, err.Error()
+	}
+	var pe *sdk.ParamError
+	if errors.As(err, &pe) {
+		return bus.OutcomeInvalid, err.Error()
+	}
+	return bus.OutcomeFailed, err.Error()
+}
+
+// publish sends ev to JetStream, retrying until the server acknowledges
+// it. The message ID makes retries and restarts idempotent.
+func (a *Agent) publish(ev *bus.Event) {
+	data := bus.Encode(ev)
+	subj := bus.EventSubject(ev.Study, ev.Trial)
+	backoff := 100 * time.Millisecond
+	deadline := time.Now().Add(24 * time.Hour)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := a.js.Publish(ctx, subj, data, jetstream.WithMsgID(ev.MsgID()))
+		cancel()
+		if err == nil {
+			return
+		}
+		if a.cfg.NATS.IsClosed() {
+			a.log.Error("cannot publish event: the NATS connection is closed", "study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt, "kind", ev.Kind)
+			return
+		}
+		a.log.Warn("publish event failed; retrying", "study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt, "kind", ev.Kind, "error", err)
+		a.mu.Lock()
+		stopping := a.stopping
+		a.mu.Unlock()
+		if stopping && ev.Kind == bus.EventStarted {
+			return // a started event is not worth delaying shutdown for
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// ShareHost divides the offered CPU and memory by n, for n agents that run
+// on one host (as `asymptote dev -agents n` does). Call it before Run.
+func (a *Agent) ShareHost(n int) {
+	if n <= 1 {
+		return
+	}
+	a.cfg.Resources.CPU /= float64(n)
+	a.cfg.Resources.Memory /= int64(n)
+}

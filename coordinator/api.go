@@ -1,0 +1,308 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/store"
+	"asymptote.dev/asymptote/sweep"
+)
+
+func (l *leader) onAPI(ctx context.Context, in apiInput, now time.Time) {
+	var (
+		reply any
+		err   error
+	)
+	switch in.verb {
+	case api.VerbSubmit:
+		var req api.SubmitRequest
+		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
+			reply, err = l.submit(ctx, req, now)
+		}
+	case api.VerbStatus:
+		var req api.StatusRequest
+		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
+			reply, err = l.status(req, now)
+		}
+	case api.VerbResults:
+		var req api.ResultsRequest
+		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
+			reply, err = l.results(req)
+		}
+	case api.VerbCancel:
+		var req api.CancelRequest
+		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
+			reply, err = l.cancel(req, now)
+		}
+	default:
+		err = fmt.Errorf("unknown request %q", in.verb)
+	}
+	l.respond(in.msg, reply, err)
+}
+
+// submit accepts a new study, or a resubmission: every trial of the
+// expanded spec that the study lacks is created, and nothing else changes.
+func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Time) (*api.SubmitReply, error) {
+	spec, err := sweep.Parse(req.SpecFile, []byte(req.Spec))
+	if err != nil {
+		return nil, err
+	}
+	if err := bus.ValidToken(spec.Name); err != nil {
+		return nil, fmt.Errorf("%s: name: %w", req.SpecFile, err)
+	}
+	s := l.studies[spec.Name]
+	if s != nil && s.rec.State == api.StudyCancelled {
+		return nil, fmt.Errorf("study %q was cancelled; submit the spec under a new name to run it again", spec.Name)
+	}
+	unchanged := s != nil && s.rec.SpecHash == spec.Hash() && s.rec.State != api.StudySubmitting
+	if s == nil {
+		s = newStudy(api.Study{
+			Name: spec.Name, Created: now,
+			Method: spec.Method, Objective: spec.Objective.Metric, Direction: string(spec.Objective.Direction),
+		}, 0, spec)
+		l.studies[s.rec.Name] = s
+		l.order = append(l.order, s)
+	}
+	before := len(s.trials)
+	s.rec.SpecFile, s.rec.Spec, s.rec.SpecHash = req.SpecFile, req.Spec, spec.Hash()
+	s.rec.Priority = spec.Priority
+	s.rec.Objective, s.rec.Direction = spec.Objective.Metric, string(spec.Objective.Direction)
+	s.setSpec(spec)
+	if err := l.expand(ctx, s, now); err != nil {
+		return nil, err
+	}
+	added := len(s.trials) - before
+	return &api.SubmitReply{Study: s.rec.Name, Added: added, Existing: len(s.trials) - added, Total: len(s.trials), Unchanged: unchanged}, nil
+}
+
+// expand writes every trial of the study's spec that does not exist yet.
+// The study record goes first, marked submitting, so a leader that dies
+// part way leaves a record its successor finishes; it is marked active only
+// once every trial is durable.
+func (l *leader) expand(ctx context.Context, s *study, now time.Time) error {
+	trials, err := s.spec.Expand()
+	if err != nil {
+		return err
+	}
+	var missing []*trial
+	next := 0
+	for _, t := range s.trials {
+		next = max(next, t.rec.Index+1)
+	}
+	for _, tr := range trials {
+		if _, ok := s.byID[tr.ID]; ok {
+			continue
+		}
+		missing = append(missing, &trial{study: s, rec: api.Trial{
+			ID: tr.ID, Study: s.rec.Name, Index: next, Method: tr.Method, MethodVersion: tr.MethodVersion,
+			Params: tr.Params, Seed: tr.Seed, State: sweep.Pending, Created: now, Updated: now,
+		}})
+		next++
+	}
+	// Commit what is already dirty first, so the direct writes below see
+	// current revisions.
+	if err := l.commit(ctx); err != nil {
+		return err
+	}
+	if len(missing) > 0 || s.rev == 0 {
+		s.rec.State = api.StudySubmitting
+		s.rec.Updated = now
+		if err := l.writeStudy(ctx, s); err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		puts := make([]store.Put, len(missing))
+		for i, t := range missing {
+			puts[i] = store.Put{Key: store.TrialKey(t.rec.Study, t.rec.ID), Value: &t.rec}
+		}
+		revs, err := l.store.Commit(ctx, puts)
+		if err != nil {
+			return fmt.Errorf("write %d trials of %s: %w", len(missing), s.rec.Name, err)
+		}
+		for i, t := range missing {
+			t.rev = revs[i]
+			l.addTrial(s, t, now)
+		}
+		l.log.Info("study expanded", "study", s.rec.Name, "added", len(missing), "total", len(s.trials))
+	}
+	s.rec.Trials = len(s.trials)
+	if s.rec.State == api.StudySubmitting || len(missing) > 0 {
+		s.rec.Submissions = append(s.rec.Submissions, api.Submission{SpecHash: s.rec.SpecHash, Time: now, Added: len(missing), Total: len(s.trials)})
+	}
+	s.rec.State = api.StudyActive
+	if s.terminal() {
+		s.rec.State = api.StudyDone
+		if s.rec.Finished == nil {
+			fin := now
+			s.rec.Finished = &fin
+		}
+	} else {
+		s.rec.Finished = nil
+	}
+	s.rec.Updated = now
+	return l.writeStudy(ctx, s)
+}
+
+func (l *leader) writeStudy(ctx context.Context, s *study) error {
+	revs, err := l.store.Commit(ctx, []store.Put{{Key: store.StudyKey(s.rec.Name), Value: &s.rec, Rev: s.rev}})
+	if err != nil {
+		return fmt.Errorf("write study %s: %w", s.rec.Name, err)
+	}
+	s.rev = revs[0]
+	delete(l.dirtyStudies, s)
+	return nil
+}
+
+func (l *leader) status(req api.StatusRequest, now time.Time) (*api.StatusReply, error) {
+	r := &api.StatusReply{Leader: l.c.cfg.ID, Since: l.since}
+	for _, s := range l.order {
+		if req.Study != "" && s.rec.Name != req.Study {
+			continue
+		}
+		r.Studies = append(r.Studies, l.studyStatus(s, now))
+	}
+	if req.Study != "" && len(r.Studies) == 0 {
+		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
+	}
+	for _, n := range l.nodes {
+		r.Nodes = append(r.Nodes, api.NodeStatus{
+			Node: n.rec, Running: len(n.attempts),
+			FreeCPU: n.rec.CPU - n.usedCPU, FreeMemory: n.rec.Memory - n.usedMem,
+		})
+	}
+	sort.Slice(r.Nodes, func(i, j int) bool { return r.Nodes[i].ID < r.Nodes[j].ID })
+	return r, nil
+}
+
+func (l *leader) studyStatus(s *study, now time.Time) api.StudyStatus {
+	st := api.StudyStatus{
+		Name: s.rec.Name, State: s.rec.State, Method: s.rec.Method,
+		Objective: s.rec.Objective, Direction: s.rec.Direction, Priority: s.rec.Priority,
+		Total: len(s.trials), Counts: map[string]int{},
+		StaleAttempts: s.stale, LateResults: s.late, Retries: s.retries,
+		Created: s.rec.Created, Finished: s.rec.Finished,
+	}
+	done := 0
+	for state, c := range s.counts {
+		if c > 0 {
+			st.Counts[string(state)] = c
+		}
+		if state.Terminal() {
+			done += c
+		}
+	}
+	st.Rate = s.rate(now)
+	if left := len(s.trials) - done; left > 0 && st.Rate > 0 {
+		st.ETA = api.Duration(time.Duration(float64(left) / st.Rate * float64(time.Second)))
+	}
+	maximize := s.rec.Direction == string(sweep.Maximize)
+	bestVal := math.Inf(1)
+	for _, t := range s.trials {
+		switch t.rec.State {
+		case sweep.Succeeded:
+			if r := t.rec.Result; r != nil && r.Objective != nil {
+				v := *r.Objective
+				if maximize {
+					v = -v
+				}
+				if v < bestVal {
+					bestVal = v
+					best := t.rec
+					st.Best = &best
+				}
+			}
+		case sweep.Failed:
+			if len(st.Failures) < 5 {
+				st.Failures = append(st.Failures, t.rec)
+			}
+		}
+	}
+	return st
+}
+
+func (l *leader) results(req api.ResultsRequest) (*api.ResultsReply, error) {
+	s := l.studies[req.Study]
+	if s == nil {
+		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
+	}
+	if req.Limit <= 0 || req.Limit > 5000 {
+		req.Limit = 5000
+	}
+	r := &api.ResultsReply{Study: s.rec.Name, Objective: s.rec.Objective, Direction: s.rec.Direction, Total: len(s.trials)}
+	for i := req.Offset; i < len(s.trials) && i < req.Offset+req.Limit; i++ {
+		r.Trials = append(r.Trials, s.trials[i].rec)
+	}
+	return r, nil
+}
+
+// cancel stops a study, or some of its trials: queued trials are cancelled
+// at once, and running attempts are told to stop.
+func (l *leader) cancel(req api.CancelRequest, now time.Time) (*api.CancelReply, error) {
+	s := l.studies[req.Study]
+	if s == nil {
+		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
+	}
+	targets := s.trials
+	if len(req.Trials) > 0 {
+		targets = nil
+		var errs []error
+		for _, id := range req.Trials {
+			t := s.byID[id]
+			if t == nil {
+				errs = append(errs, fmt.Errorf("study %q has no trial %q", req.Study, id))
+				continue
+			}
+			targets = append(targets, t)
+		}
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+	}
+	reason := req.Reason
+	if reason == "" {
+		reason = "cancelled by the user"
+	}
+	byNode := map[string][]bus.AttemptRef{}
+	n := 0
+	for _, t := range targets {
+		if t.rec.State.Terminal() {
+			continue
+		}
+		if a := t.rec.Current(); a != nil && !a.State.Terminal() {
+			a.State = api.AttemptCancelled
+			end := now
+			a.Ended = &end
+			a.Error = reason
+			byNode[a.Node] = append(byNode[a.Node], t.ref())
+			if t.node != nil {
+				t.node.release(t)
+				s.running--
+			}
+		}
+		t.rec.Error = reason
+		l.setState(t, sweep.Cancelled, now)
+		n++
+	}
+	if len(req.Trials) == 0 && s.rec.State != api.StudyCancelled {
+		s.rec.State = api.StudyCancelled
+		fin := now
+		s.rec.Finished = &fin
+		s.rec.Updated = now
+		l.dirtyStudies[s] = true
+	}
+	for node, refs := range byNode {
+		data := bus.Encode(&bus.Cancel{Attempts: refs, Reason: reason})
+		subj := bus.CancelSubject(node)
+		l.effect(func() { _ = l.c.cfg.NATS.Publish(subj, data) })
+	}
+	l.log.Info("cancelled", "study", s.rec.Name, "trials", n)
+	return &api.CancelReply{Cancelled: n}, nil
+}

@@ -1,0 +1,162 @@
+// Package coordinator is the control plane of asymptote. Any number of
+// coordinators run; they campaign in an etcd election and the leader alone
+// expands studies into trials, schedules them onto agents over NATS,
+// records their results in etcd, and answers the client API. Standbys wait
+// in the election and take over when the leader's lease expires.
+//
+// All truth is in etcd. The leader's memory is a cache rebuilt from etcd
+// each time it is elected; every write it makes is fenced by its election
+// key, so a deposed leader can never write.
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"asymptote.dev/asymptote/internal/store"
+)
+
+// Config configures a coordinator.
+type Config struct {
+	// ID names this coordinator in the election and in logs (default:
+	// hostname and pid).
+	ID string
+	// Etcd is the client for the state store.
+	Etcd *clientv3.Client
+	// NATS is the connection to the bus.
+	NATS *nats.Conn
+	// Logger receives lifecycle and error logs.
+	Logger *slog.Logger
+	// LeaseTTL is the leader lease's time to live; a standby takes over at
+	// most this long after the leader dies (default 5s).
+	LeaseTTL time.Duration
+	// HeartbeatGrace is how long an agent may stay silent before it is
+	// declared dead and its attempts stale (default 10s).
+	HeartbeatGrace time.Duration
+	// DispatchTimeout bounds an agent's answer to a dispatch (default 5s).
+	DispatchTimeout time.Duration
+	// StreamReplicas is the replication factor of the events stream
+	// (1 on a single NATS server, 3 on a three-node cluster).
+	StreamReplicas int
+	// Tick is the period of liveness and retry checks (default 500ms).
+	Tick time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.ID == "" {
+		h, _ := os.Hostname()
+		c.ID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 5 * time.Second
+	}
+	if c.HeartbeatGrace <= 0 {
+		c.HeartbeatGrace = 10 * time.Second
+	}
+	if c.DispatchTimeout <= 0 {
+		c.DispatchTimeout = 5 * time.Second
+	}
+	if c.Tick <= 0 {
+		c.Tick = 500 * time.Millisecond
+	}
+}
+
+// Coordinator campaigns for leadership and leads while elected.
+type Coordinator struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	// leading is observed by tests; it carries true when a term starts and
+	// false when it ends.
+	leading chan bool
+}
+
+// New returns a coordinator; it does no I/O until Run.
+func New(cfg Config) (*Coordinator, error) {
+	if cfg.Etcd == nil || cfg.NATS == nil {
+		return nil, errors.New("coordinator: Etcd and NATS are required")
+	}
+	cfg.setDefaults()
+	return &Coordinator{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "coordinator", "coordinator", cfg.ID),
+		store:   store.New(cfg.Etcd),
+		leading: make(chan bool, 16),
+	}, nil
+}
+
+// Run campaigns and leads until ctx ends. Losing leadership (an expired
+// lease, etcd unreachable) ends the term and the coordinator campaigns
+// again.
+func (c *Coordinator) Run(ctx context.Context) error {
+	for {
+		err := c.term(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.log.Warn("leadership term ended; campaigning again", "error", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// term waits to be elected, then leads until leadership is lost.
+func (c *Coordinator) term(ctx context.Context) error {
+	ttl := max(1, int(c.cfg.LeaseTTL/time.Second))
+	sess, err := concurrency.NewSession(c.cfg.Etcd, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("open etcd session: %w", err)
+	}
+	defer sess.Close()
+	el := concurrency.NewElection(sess, store.ElectionPrefix)
+	c.log.Info("campaigning for leadership")
+	if err := el.Campaign(ctx, c.cfg.ID); err != nil {
+		return fmt.Errorf("campaign: %w", err)
+	}
+	leaderCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-sess.Done():
+			cancel(errLeaseLost)
+		case <-leaderCtx.Done():
+		}
+	}()
+	c.log.Info("elected leader", "leader_rev", el.Rev())
+	fence := clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())
+	c.signal(true)
+	defer c.signal(false)
+	err = newLeader(c, c.store.Fenced(fence)).run(leaderCtx)
+	// Resign so a standby need not wait for the lease to expire.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	_ = el.Resign(rctx)
+	rcancel()
+	if cause := context.Cause(leaderCtx); err == nil && cause != nil {
+		err = cause
+	}
+	return err
+}
+
+func (c *Coordinator) signal(v bool) {
+	select {
+	case c.leading <- v:
+	default:
+	}
+}
+
+// errLeaseLost ends a term when the election session expires.
+var errLeaseLost = errors.New("leader lease lost")

@@ -1,0 +1,120 @@
+package coordinator
+
+import (
+	"time"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+)
+
+// dispatchSlack is how long after a dispatch an agent's heartbeat may
+// still omit the attempt (the dispatch and the heartbeat can cross).
+const dispatchSlack = 5 * time.Second
+
+// onHeartbeat registers or refreshes a node and reconciles what it runs
+// with what the leader believes it runs. An attempt the leader placed there
+// that the agent does not report is stale; an attempt the agent runs that is
+// no longer current is cancelled through the reply.
+func (l *leader) onHeartbeat(in heartbeatInput, now time.Time) {
+	hb := in.hb
+	n := l.nodes[hb.Node]
+	if n == nil {
+		n = newNode(api.Node{ID: hb.Node, Joined: now}, 0)
+		l.nodes[hb.Node] = n
+		l.log.Info("node joined", "node_id", hb.Node, "cpu", hb.Resources.CPU, "memory", hb.Resources.Memory, "gpus", len(hb.Resources.GPUs))
+	}
+	restarted := n.rec.Boot != "" && n.rec.Boot != hb.Boot
+	revived := n.rec.State != api.NodeAlive
+	n.seen = now
+	n.draining = hb.Draining
+	gpus := make([]api.GPU, len(hb.Resources.GPUs))
+	for i, g := range hb.Resources.GPUs {
+		gpus[i] = api.GPU(g)
+	}
+	changed := revived || n.rec.Boot != hb.Boot || n.rec.CPU != hb.Resources.CPU || n.rec.Memory != hb.Resources.Memory || len(n.rec.GPUs) != len(gpus)
+	n.rec.State = api.NodeAlive
+	n.rec.Boot = hb.Boot
+	n.rec.CPU = hb.Resources.CPU
+	n.rec.Memory = hb.Resources.Memory
+	n.rec.GPUs = gpus
+	n.rec.Methods = hb.Methods
+	n.rec.DeadSince = nil
+	// LastSeen is written only with other changes: a write per heartbeat
+	// would cost etcd more than everything else the leader does.
+	n.rec.LastSeen = now
+	if changed {
+		l.dirtyNodes[n] = true
+		if revived {
+			l.log.Info("node alive", "node_id", hb.Node)
+		}
+	}
+
+	running := make(map[bus.AttemptRef]bool, len(hb.Running))
+	for _, r := range hb.Running {
+		running[r] = true
+	}
+	for _, t := range n.attempts {
+		a := t.rec.Current()
+		if a == nil {
+			continue
+		}
+		switch {
+		case restarted:
+			l.markStale(t, a, "agent "+hb.Node+" restarted", now)
+		case !running[t.ref()] && now.Sub(a.Dispatched) > dispatchSlack:
+			l.markStale(t, a, "agent "+hb.Node+" no longer runs it", now)
+		}
+	}
+	var reply bus.HeartbeatReply
+	reply.Leader = l.c.cfg.ID
+	for _, r := range hb.Running {
+		if !l.isCurrent(r, hb.Node) {
+			reply.Cancel = append(reply.Cancel, r)
+		}
+	}
+	if in.msg.Reply != "" {
+		data := bus.Encode(&reply)
+		l.effect(func() { _ = in.msg.Respond(data) })
+	}
+}
+
+// isCurrent reports whether r is the current, unfinished attempt of its
+// trial and runs on node.
+func (l *leader) isCurrent(r bus.AttemptRef, node string) bool {
+	s := l.studies[r.Study]
+	if s == nil {
+		return false
+	}
+	t := s.byID[r.Trial]
+	if t == nil {
+		return false
+	}
+	a := t.rec.Current()
+	return a != nil && a.N == r.Attempt && !a.State.Terminal() && a.Node == node
+}
+
+// onTick declares silent nodes dead, marking their attempts stale, and
+// releases retry backoffs that have passed.
+func (l *leader) onTick(now time.Time) {
+	grace := l.c.cfg.HeartbeatGrace
+	for _, n := range l.nodes {
+		if n.rec.State != api.NodeAlive || now.Sub(n.seen) <= grace {
+			continue
+		}
+		l.log.Warn("node missed its heartbeat grace period; marking it dead", "node_id", n.rec.ID, "silent", now.Sub(n.seen).Round(time.Millisecond), "attempts", len(n.attempts))
+		n.rec.State = api.NodeDead
+		dead := now
+		n.rec.DeadSince = &dead
+		if n.rev != 0 || n.rec.Boot != "" {
+			l.dirtyNodes[n] = true
+		}
+		for _, t := range n.attempts {
+			if a := t.rec.Current(); a != nil {
+				l.markStale(t, a, "agent "+n.rec.ID+" missed its heartbeats", now)
+			}
+		}
+	}
+	for _, s := range l.order {
+		s.promote(now)
+	}
+}

@@ -1,0 +1,417 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/store"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// leader holds the state of one leadership term. Its loop goroutine owns
+// every field; other goroutines talk to it through inbox.
+//
+// Each turn of the loop applies a batch of inputs to the cached state,
+// schedules what fits, commits every changed record to etcd in a few
+// fenced transactions, and only then acts on the outside world: replies,
+// acknowledgements, dispatches and cancellations. Nothing is announced
+// before it is durable, and a crash between commit and action is repaired
+// by the idempotent handling of redelivered messages.
+type leader struct {
+	c     *Coordinator
+	log   *slog.Logger
+	store *store.Store
+	since time.Time
+
+	studies map[string]*study
+	order   []*study
+	nodes   map[string]*node
+
+	inbox chan any
+
+	// The current turn's pending writes and effects.
+	dirtyTrials  map[*trial]bool
+	dirtyStudies map[*study]bool
+	dirtyNodes   map[*node]bool
+	effects      []func()
+}
+
+func newLeader(c *Coordinator, st *store.Store) *leader {
+	return &leader{
+		c:            c,
+		log:          c.log,
+		store:        st,
+		since:        time.Now(),
+		studies:      map[string]*study{},
+		nodes:        map[string]*node{},
+		inbox:        make(chan any, 4096),
+		dirtyTrials:  map[*trial]bool{},
+		dirtyStudies: map[*study]bool{},
+		dirtyNodes:   map[*node]bool{},
+	}
+}
+
+// Inputs to the loop.
+type (
+	eventInput struct {
+		ev  bus.Event
+		msg jetstream.Msg
+	}
+	heartbeatInput struct {
+		hb  bus.Heartbeat
+		msg *nats.Msg
+	}
+	apiInput struct {
+		verb string
+		msg  *nats.Msg
+	}
+	dispatchInput struct {
+		ref    bus.AttemptRef
+		node   string
+		reason string // empty when accepted
+	}
+)
+
+func (l *leader) run(ctx context.Context) error {
+	if err := l.load(ctx); err != nil {
+		return err
+	}
+	nc := l.c.cfg.NATS
+	var subs []*nats.Subscription
+	defer func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
+	for _, verb := range []string{api.VerbSubmit, api.VerbStatus, api.VerbResults, api.VerbCancel} {
+		s, err := nc.Subscribe(bus.APISubject(verb), func(m *nats.Msg) {
+			l.send(ctx, apiInput{verb: verb, msg: m})
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe api: %w", err)
+		}
+		subs = append(subs, s)
+	}
+	s, err := nc.Subscribe(bus.SubjectHeartbeat+".*", func(m *nats.Msg) {
+		var hb bus.Heartbeat
+		if err := bus.Decode(m.Data, &hb); err != nil {
+			l.log.Warn("dropping malformed heartbeat", "subject", m.Subject, "error", err)
+			return
+		}
+		l.send(ctx, heartbeatInput{hb: hb, msg: m})
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe heartbeats: %w", err)
+	}
+	subs = append(subs, s)
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	cons, err := bus.Declare(ctx, js, l.c.cfg.StreamReplicas)
+	if err != nil {
+		return err
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		var ev bus.Event
+		if err := bus.Decode(m.Data(), &ev); err != nil {
+			// A message that can never be valid is terminated, not
+			// redelivered forever.
+			l.log.Warn("terminating malformed event", "subject", m.Subject(), "error", err)
+			_ = m.Term()
+			return
+		}
+		l.send(ctx, eventInput{ev: ev, msg: m})
+	}, jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return fmt.Errorf("consume events: %w", err)
+	}
+	defer cc.Stop()
+
+	tick := time.NewTicker(l.c.cfg.Tick)
+	defer tick.Stop()
+	l.log.Info("leading", "studies", len(l.studies), "nodes", len(l.nodes))
+	batch := make([]any, 0, 1024)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case in := <-l.inbox:
+			batch = append(batch, in)
+		case <-tick.C:
+			batch = append(batch, tickInput{})
+		}
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case in := <-l.inbox:
+				batch = append(batch, in)
+			default:
+				break drain
+			}
+		}
+		now := time.Now()
+		for _, in := range batch {
+			l.apply(ctx, in, now)
+		}
+		l.schedule(now)
+		if err := l.commit(ctx); err != nil {
+			return err
+		}
+		for _, f := range l.effects {
+			f()
+		}
+		clear(l.effects)
+		l.effects = l.effects[:0]
+	}
+}
+
+type tickInput struct{}
+
+// send hands an input to the loop, dropping it if the term has ended (the
+// message is then redelivered to, or retried against, the next leader).
+func (l *leader) send(ctx context.Context, in any) {
+	select {
+	case l.inbox <- in:
+	case <-ctx.Done():
+	}
+}
+
+func (l *leader) apply(ctx context.Context, in any, now time.Time) {
+	switch in := in.(type) {
+	case eventInput:
+		l.onEvent(in, now)
+	case heartbeatInput:
+		l.onHeartbeat(in, now)
+	case apiInput:
+		l.onAPI(ctx, in, now)
+	case dispatchInput:
+		l.onDispatchReply(in, now)
+	case tickInput:
+		l.onTick(now)
+	}
+}
+
+// load rebuilds the cache from etcd at the start of a term.
+func (l *leader) load(ctx context.Context) error {
+	err := l.store.Studies(ctx, func(v store.Versioned[api.Study]) error {
+		spec, err := sweep.Parse(v.Value.SpecFile, []byte(v.Value.Spec))
+		if err != nil {
+			// A stored spec always parsed when it was accepted; a newer
+			// parser that rejects it must not stop the leader.
+			l.log.Error("stored spec no longer parses; study left as is", "study", v.Value.Name, "error", err)
+			return nil
+		}
+		s := newStudy(v.Value, v.Rev, spec)
+		l.studies[s.rec.Name] = s
+		l.order = append(l.order, s)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = l.store.Nodes(ctx, func(v store.Versioned[api.Node]) error {
+		n := newNode(v.Value, v.Rev)
+		// Every node gets a fresh grace period from the new leader.
+		n.seen = time.Now()
+		l.nodes[n.rec.ID] = n
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	err = l.store.Trials(ctx, func(v store.Versioned[api.Trial]) error {
+		s := l.studies[v.Value.Study]
+		if s == nil {
+			return nil
+		}
+		t := &trial{rec: v.Value, rev: v.Rev, study: s}
+		l.addTrial(s, t, now)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range l.order {
+		sortTrials(s)
+		if s.rec.State == api.StudySubmitting {
+			// The last leader died while writing this study's trials.
+			if err := l.expand(ctx, s, now); err != nil {
+				l.log.Error("finish interrupted submission", "study", s.rec.Name, "error", err)
+			}
+		}
+	}
+	return nil
+}
+
+// addTrial puts a loaded or new trial into the cache.
+func (l *leader) addTrial(s *study, t *trial, now time.Time) {
+	s.trials = append(s.trials, t)
+	s.byID[t.rec.ID] = t
+	s.counts[t.rec.State]++
+	switch t.rec.State {
+	case sweep.Pending:
+		s.enqueue(t, now)
+	case sweep.Dispatched, sweep.Running:
+		a := t.rec.Current()
+		n := l.nodes[a.Node]
+		if n == nil || n.rec.State != api.NodeAlive {
+			// The attempt's node is gone; the next tick marks it stale.
+			n = l.ghostNode(a.Node)
+		}
+		n.reserve(t, s.needs)
+		s.running++
+	}
+	for _, a := range t.rec.Attempts {
+		if a.State == api.AttemptStale {
+			s.stale++
+		}
+	}
+	s.late += len(t.rec.Late)
+	if t.rec.Attempt > 1 {
+		s.retries += t.rec.Attempt - 1
+	}
+}
+
+// ghostNode returns a dead placeholder for a node the leader has no record
+// of, so its attempts are found stale by the liveness check.
+func (l *leader) ghostNode(id string) *node {
+	if n, ok := l.nodes[id]; ok {
+		return n
+	}
+	n := newNode(api.Node{ID: id, State: api.NodeAlive}, 0)
+	n.seen = time.Now()
+	l.nodes[id] = n
+	return n
+}
+
+// setState moves a trial to a new state, keeping the counters in step.
+func (l *leader) setState(t *trial, to sweep.State, now time.Time) {
+	from := t.rec.State
+	if from == to {
+		return
+	}
+	if err := sweep.Transition(from, to); err != nil {
+		// The leader only makes transitions the state machine allows; an
+		// impossible one is logged, never applied.
+		l.log.Error("refusing illegal transition", "study", t.rec.Study, "trial_id", t.rec.ID, "error", err)
+		return
+	}
+	s := t.study
+	s.counts[from]--
+	s.counts[to]++
+	t.rec.State = to
+	t.rec.Updated = now
+	if to.Terminal() {
+		s.finished = append(s.finished, now)
+	}
+	l.dirtyTrials[t] = true
+	if to == sweep.Pending {
+		s.enqueue(t, now)
+	}
+	if to.Terminal() && s.rec.State == api.StudyActive && s.terminal() {
+		s.rec.State = api.StudyDone
+		fin := now
+		s.rec.Finished = &fin
+		s.rec.Updated = now
+		l.dirtyStudies[s] = true
+		l.log.Info("study finished", "study", s.rec.Name, "trials", len(s.trials))
+	}
+}
+
+// commit writes every changed record, fenced, in batched transactions.
+func (l *leader) commit(ctx context.Context) error {
+	if len(l.dirtyTrials)+len(l.dirtyStudies)+len(l.dirtyNodes) == 0 {
+		return nil
+	}
+	puts := make([]store.Put, 0, len(l.dirtyTrials)+len(l.dirtyStudies)+len(l.dirtyNodes))
+	trials := make([]*trial, 0, len(l.dirtyTrials))
+	for t := range l.dirtyTrials {
+		trials = append(trials, t)
+		puts = append(puts, store.Put{Key: store.TrialKey(t.rec.Study, t.rec.ID), Value: &t.rec, Rev: t.rev})
+	}
+	studies := make([]*study, 0, len(l.dirtyStudies))
+	for s := range l.dirtyStudies {
+		studies = append(studies, s)
+		puts = append(puts, store.Put{Key: store.StudyKey(s.rec.Name), Value: &s.rec, Rev: s.rev})
+	}
+	nodes := make([]*node, 0, len(l.dirtyNodes))
+	for n := range l.dirtyNodes {
+		nodes = append(nodes, n)
+		puts = append(puts, store.Put{Key: store.NodeKey(n.rec.ID), Value: &n.rec, Rev: n.rev})
+	}
+	revs, err := l.commitWithRetry(ctx, puts)
+	if err != nil {
+		return err
+	}
+	i := 0
+	for _, t := range trials {
+		t.rev = revs[i]
+		i++
+	}
+	for _, s := range studies {
+		s.rev = revs[i]
+		i++
+	}
+	for _, n := range nodes {
+		n.rev = revs[i]
+		i++
+	}
+	clear(l.dirtyTrials)
+	clear(l.dirtyStudies)
+	clear(l.dirtyNodes)
+	return nil
+}
+
+// commitWithRetry retries transient etcd errors (an election among etcd
+// members, a reconnect) until the term ends. A lost fence or a conflict
+// ends the term: the next leader rebuilds from etcd.
+func (l *leader) commitWithRetry(ctx context.Context, puts []store.Put) ([]int64, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		revs, err := l.store.Commit(ctx, puts)
+		if err == nil {
+			return revs, nil
+		}
+		if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrConflict) || ctx.Err() != nil {
+			return nil, fmt.Errorf("commit: %w", err)
+		}
+		// A partial commit leaves revisions we no longer know; start the
+		// term over from etcd rather than guess.
+		for i, r := range revs {
+			if r != 0 {
+				return nil, fmt.Errorf("commit partly applied (%d of %d keys): %w", i, len(puts), err)
+			}
+		}
+		l.log.Warn("etcd write failed; retrying", "error", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// effect queues f to run after this turn's writes are durable.
+func (l *leader) effect(f func()) { l.effects = append(l.effects, f) }
+
+// respond queues a reply to a request.
+func (l *leader) respond(m *nats.Msg, v any, err error) {
+	if m.Reply == "" {
+		return
+	}
+	data := api.EncodeReply(v, err)
+	l.effect(func() { _ = m.Respond(data) })
+}

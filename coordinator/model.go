@@ -1,0 +1,236 @@
+package coordinator
+
+import (
+	"container/heap"
+	"time"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// trial is the leader's cached view of one trial record.
+type trial struct {
+	rec   api.Trial
+	rev   int64
+	study *study
+	// node is where the current attempt runs, nil when none does.
+	node *node
+	// queued is true while the trial sits in its study's ready queue or
+	// delay heap.
+	queued bool
+	// heapIndex is the trial's position in the delay heap.
+	heapIndex int
+}
+
+func (t *trial) key() string { return t.rec.Study + "/" + t.rec.ID }
+
+func (t *trial) ref() bus.AttemptRef {
+	return bus.AttemptRef{Study: t.rec.Study, Trial: t.rec.ID, Attempt: t.rec.Attempt}
+}
+
+// study is the leader's cached view of a study and its trials.
+type study struct {
+	rec  api.Study
+	rev  int64
+	spec *sweep.Spec
+	// trials in expansion order, and by ID.
+	trials []*trial
+	byID   map[string]*trial
+	// counts of trials per state, kept in step with every change.
+	counts map[sweep.State]int
+	// ready holds pending trials that may run now, in order; delayed
+	// holds pending trials waiting out a retry backoff.
+	ready   []*trial
+	delayed delayHeap
+	// running is the number of attempts on agents, for fair sharing.
+	running int
+	// finished holds recent finish times, for the rate estimate.
+	finished []time.Time
+	stale    int
+	late     int
+	retries  int
+	// needs are the resources one trial reserves.
+	needs bus.Resources
+}
+
+func newStudy(rec api.Study, rev int64, spec *sweep.Spec) *study {
+	s := &study{rec: rec, rev: rev, byID: map[string]*trial{}, counts: map[sweep.State]int{}}
+	s.setSpec(spec)
+	return s
+}
+
+func (s *study) setSpec(spec *sweep.Spec) {
+	s.spec = spec
+	s.needs = bus.Resources{CPU: spec.Resources.CPU, Memory: spec.Resources.Memory, GPUCount: spec.Resources.GPU}
+}
+
+// terminal reports whether every trial has finished.
+func (s *study) terminal() bool {
+	n := 0
+	for st, c := range s.counts {
+		if st.Terminal() {
+			n += c
+		}
+	}
+	return n == len(s.trials)
+}
+
+// enqueue makes a pending trial eligible for dispatch, now or after its
+// backoff.
+func (s *study) enqueue(t *trial, now time.Time) {
+	if t.queued {
+		return
+	}
+	t.queued = true
+	if t.rec.NotBefore != nil && t.rec.NotBefore.After(now) {
+		heap.Push(&s.delayed, t)
+		return
+	}
+	s.ready = append(s.ready, t)
+}
+
+// promote moves trials whose backoff has passed to the ready queue.
+func (s *study) promote(now time.Time) {
+	for s.delayed.Len() > 0 && !s.delayed[0].rec.NotBefore.After(now) {
+		t := heap.Pop(&s.delayed).(*trial)
+		s.ready = append(s.ready, t)
+	}
+}
+
+// next returns the first ready trial that is still pending, dropping
+// trials that left the pending state while queued.
+func (s *study) next() *trial {
+	for len(s.ready) > 0 {
+		t := s.ready[0]
+		if t.rec.State == sweep.Pending {
+			return t
+		}
+		t.queued = false
+		s.ready[0] = nil
+		s.ready = s.ready[1:]
+	}
+	return nil
+}
+
+// pop removes the trial next returned.
+func (s *study) pop() {
+	s.ready[0].queued = false
+	s.ready[0] = nil
+	s.ready = s.ready[1:]
+}
+
+// rate returns trials finished per second over the last minute.
+func (s *study) rate(now time.Time) float64 {
+	cut := now.Add(-time.Minute)
+	i := 0
+	for i < len(s.finished) && s.finished[i].Before(cut) {
+		i++
+	}
+	s.finished = s.finished[i:]
+	if len(s.finished) < 2 {
+		return 0
+	}
+	span := now.Sub(s.finished[0]).Seconds()
+	if span < 1 {
+		span = 1
+	}
+	return float64(len(s.finished)) / span
+}
+
+// delayHeap orders delayed trials by the end of their backoff.
+type delayHeap []*trial
+
+func (h delayHeap) Len() int { return len(h) }
+func (h delayHeap) Less(i, j int) bool {
+	return h[i].rec.NotBefore.Before(*h[j].rec.NotBefore)
+}
+func (h delayHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex, h[j].heapIndex = i, j
+}
+func (h *delayHeap) Push(x any) {
+	t := x.(*trial)
+	t.heapIndex = len(*h)
+	*h = append(*h, t)
+}
+func (h *delayHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return t
+}
+
+// node is the leader's view of an agent and what runs on it.
+type node struct {
+	rec api.Node
+	rev int64
+	// seen is the last heartbeat's arrival on the leader's clock.
+	seen time.Time
+	// attempts maps trial keys to the trials whose current attempt runs
+	// here.
+	attempts map[string]*trial
+	usedCPU  float64
+	usedMem  int64
+	usedGPU  map[int]bool
+	draining bool
+}
+
+func newNode(rec api.Node, rev int64) *node {
+	return &node{rec: rec, rev: rev, attempts: map[string]*trial{}, usedGPU: map[int]bool{}}
+}
+
+// fits reports whether the node can take a trial with needs.
+func (n *node) fits(needs bus.Resources) bool {
+	if n.rec.State != api.NodeAlive || n.draining {
+		return false
+	}
+	const eps = 1e-9
+	if n.usedCPU+needs.CPU > n.rec.CPU+eps {
+		return false
+	}
+	if n.usedMem+needs.Memory > n.rec.Memory {
+		return false
+	}
+	return len(n.rec.GPUs)-len(n.usedGPU) >= needs.GPUCount
+}
+
+// reserve books needs for t on the node and returns the GPUs assigned.
+func (n *node) reserve(t *trial, needs bus.Resources) []int {
+	n.attempts[t.key()] = t
+	n.usedCPU += needs.CPU
+	n.usedMem += needs.Memory
+	var gpus []int
+	for _, g := range n.rec.GPUs {
+		if len(gpus) == needs.GPUCount {
+			break
+		}
+		if !n.usedGPU[g.Index] {
+			n.usedGPU[g.Index] = true
+			gpus = append(gpus, g.Index)
+		}
+	}
+	t.node = n
+	return gpus
+}
+
+// release returns t's resources to the node.
+func (n *node) release(t *trial) {
+	if _, ok := n.attempts[t.key()]; !ok {
+		return
+	}
+	delete(n.attempts, t.key())
+	needs := t.study.needs
+	n.usedCPU -= needs.CPU
+	if n.usedCPU < 1e-9 {
+		n.usedCPU = 0
+	}
+	n.usedMem -= needs.Memory
+	if a := t.rec.Current(); a != nil {
+		for _, g := range a.GPUs {
+			delete(n.usedGPU, g)
+		}
+	}
+	t.node = nil
+}

@@ -1,0 +1,224 @@
+package coordinator
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// maxStale bounds how often one trial may be lost with its agents before
+// it is failed; a trial that kills every agent it touches must not cycle
+// forever.
+const maxStale = 10
+
+// maxMetrics bounds the metrics kept in one result, so one trial record
+// stays far below etcd's request limit.
+const maxMetrics = 256
+
+// onEvent records a durable trial event. Recording is idempotent: a
+// redelivered or replayed event finds its effect already in the record and
+// changes nothing, and an event of a superseded attempt is kept as late
+// without touching the current one.
+func (l *leader) onEvent(in eventInput, now time.Time) {
+	ev := in.ev
+	ack := func() { l.effect(func() { _ = in.msg.Ack() }) }
+	s := l.studies[ev.Study]
+	var t *trial
+	if s != nil {
+		t = s.byID[ev.Trial]
+	}
+	if t == nil {
+		l.log.Warn("event for an unknown trial", "study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt)
+		ack()
+		return
+	}
+	cur := t.rec.Current()
+	current := cur != nil && cur.N == ev.Attempt && !cur.State.Terminal()
+	switch ev.Kind {
+	case bus.EventStarted:
+		if current && cur.State == api.AttemptDispatched {
+			cur.State = api.AttemptRunning
+			at := ev.Time
+			cur.Started = &at
+			l.setState(t, sweep.Running, now)
+			l.dirtyTrials[t] = true
+		}
+	case bus.EventFinished:
+		if current {
+			l.finish(t, cur, ev, now)
+		} else {
+			l.recordLate(t, ev, now)
+		}
+	}
+	ack()
+}
+
+// finish applies the outcome of the current attempt.
+func (l *leader) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Time) {
+	s := t.study
+	end := ev.Time
+	a.Ended = &end
+	a.Error = ev.Error
+	if t.node != nil {
+		t.node.release(t)
+	}
+	s.running--
+	l.dirtyTrials[t] = true
+	switch ev.Outcome {
+	case bus.OutcomeSucceeded:
+		obj, ok := ev.Metrics[s.rec.Objective]
+		if !ok || math.IsNaN(obj) {
+			a.State = api.AttemptFailed
+			a.Error = fmt.Sprintf("the method reported no %q metric (the study's objective); it reported %s", s.rec.Objective, metricNames(ev.Metrics))
+			l.retryOrFail(t, a.Error, now)
+			return
+		}
+		a.State = api.AttemptSucceeded
+		t.rec.Result = &api.Result{
+			Attempt:   a.N,
+			Node:      ev.Node,
+			Objective: &obj,
+			Metrics:   trimMetrics(ev.Metrics),
+			Recorded:  now,
+			Duration:  time_(ev.Duration).Seconds(),
+		}
+		t.rec.Error = ""
+		l.setState(t, sweep.Succeeded, now)
+	case bus.OutcomeInvalid:
+		a.State = api.AttemptInvalid
+		t.rec.Error = "invalid parameters: " + ev.Error
+		t.rec.Failures++
+		l.setState(t, sweep.Failed, now)
+	case bus.OutcomeFailed, bus.OutcomeTimedOut:
+		a.State = api.AttemptFailed
+		if ev.Outcome == bus.OutcomeTimedOut {
+			a.State = api.AttemptTimedOut
+		}
+		l.retryOrFail(t, ev.Error, now)
+	case bus.OutcomeCancelled, bus.OutcomeLost:
+		// The agent gave the attempt up without the trial being
+		// cancelled (a cancelled trial's attempt is no longer current):
+		// nothing is known about the method, so run it again.
+		l.markStale(t, a, "agent gave the attempt up: "+ev.Error, now)
+	}
+}
+
+// retryOrFail counts a method failure and schedules a retry with backoff,
+// or fails the trial when its retries are spent.
+func (l *leader) retryOrFail(t *trial, reason string, now time.Time) {
+	t.rec.Failures++
+	if t.rec.Failures > t.study.spec.Retries {
+		t.rec.Error = fmt.Sprintf("failed %d times; last error: %s", t.rec.Failures, reason)
+		l.setState(t, sweep.Failed, now)
+		return
+	}
+	nb := now.Add(retryBackoff(t.rec.Failures))
+	t.rec.NotBefore = &nb
+	t.rec.Error = reason
+	l.setState(t, sweep.Pending, now)
+}
+
+// retryBackoff is 1s, 2s, 4s, ... up to 5 minutes.
+func retryBackoff(failures int) time.Duration {
+	d := time.Second << min(failures-1, 9)
+	return min(d, 5*time.Minute)
+}
+
+// markStale records that the current attempt was lost through no fault of
+// the method and returns the trial to the queue.
+func (l *leader) markStale(t *trial, a *api.Attempt, reason string, now time.Time) {
+	l.markStaleAfter(t, a, reason, now, 0)
+}
+
+// markStaleAfter is markStale with the next attempt held back for delay.
+func (l *leader) markStaleAfter(t *trial, a *api.Attempt, reason string, now time.Time, delay time.Duration) {
+	if t.node != nil {
+		t.node.release(t)
+		t.study.running--
+	}
+	a.State = api.AttemptStale
+	a.Error = reason
+	if a.Ended == nil {
+		end := now
+		a.Ended = &end
+	}
+	t.rec.Stale++
+	t.study.stale++
+	l.dirtyTrials[t] = true
+	if t.rec.Stale >= maxStale {
+		t.rec.Error = fmt.Sprintf("lost %d attempts to dead or unreachable agents; last: %s", t.rec.Stale, reason)
+		l.setState(t, sweep.Failed, now)
+		return
+	}
+	t.rec.NotBefore = nil
+	if delay > 0 {
+		nb := now.Add(delay)
+		t.rec.NotBefore = &nb
+	}
+	l.setState(t, sweep.Pending, now)
+}
+
+// recordLate keeps an outcome of a superseded attempt for the record.
+func (l *leader) recordLate(t *trial, ev bus.Event, now time.Time) {
+	if ev.Kind != bus.EventFinished {
+		return
+	}
+	if r := t.rec.Result; r != nil && r.Attempt == ev.Attempt && ev.Outcome == bus.OutcomeSucceeded {
+		return // a duplicate of the recorded result
+	}
+	for _, a := range t.rec.Attempts {
+		if a.N == ev.Attempt && a.State.Terminal() && a.State != api.AttemptStale && a.State != api.AttemptCancelled {
+			return // a duplicate of an outcome already applied
+		}
+	}
+	if slices.ContainsFunc(t.rec.Late, func(x api.LateResult) bool {
+		return x.Attempt == ev.Attempt && x.Outcome == string(ev.Outcome)
+	}) {
+		return // already kept
+	}
+	if len(t.rec.Late) >= api.MaxLate {
+		return
+	}
+	t.rec.Late = append(t.rec.Late, api.LateResult{
+		Attempt: ev.Attempt, Node: ev.Node, Outcome: string(ev.Outcome),
+		Metrics: trimMetrics(ev.Metrics), Error: ev.Error, Received: now,
+	})
+	t.study.late++
+	l.dirtyTrials[t] = true
+	l.log.Info("late result recorded", "study", t.rec.Study, "trial_id", t.rec.ID, "attempt", ev.Attempt, "current", t.rec.Attempt)
+}
+
+func trimMetrics(m map[string]float64) map[string]float64 {
+	if len(m) <= maxMetrics {
+		return m
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make(map[string]float64, maxMetrics)
+	for _, k := range keys[:maxMetrics] {
+		out[k] = m[k]
+	}
+	return out
+}
+
+func metricNames(m map[string]float64) string {
+	if len(m) == 0 {
+		return "no metrics"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return fmt.Sprintf("%v", keys)
+}
+
+func time_(d bus.Duration) time.Duration { return time.Duration(d) }

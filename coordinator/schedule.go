@@ -1,0 +1,184 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// schedule places ready trials on nodes with room for them.
+//
+// Studies are served by priority, highest first; studies of equal priority
+// share the cluster fairly: each placement goes to the study with the
+// fewest running attempts. A trial goes to the node that fits it with the
+// most free CPU, which spreads load across agents.
+func (l *leader) schedule(now time.Time) {
+	if len(l.nodes) == 0 {
+		return
+	}
+	var active []*study
+	for _, s := range l.order {
+		if s.rec.State == api.StudyActive && len(s.ready) > 0 {
+			active = append(active, s)
+		}
+	}
+	if len(active) == 0 {
+		return
+	}
+	nodes := make([]*node, 0, len(l.nodes))
+	for _, n := range l.nodes {
+		if n.rec.State == api.NodeAlive && !n.draining {
+			nodes = append(nodes, n)
+		}
+	}
+	sort.Slice(active, func(i, j int) bool { return active[i].rec.Priority > active[j].rec.Priority })
+	for lo := 0; lo < len(active); {
+		hi := lo + 1
+		for hi < len(active) && active[hi].rec.Priority == active[lo].rec.Priority {
+			hi++
+		}
+		l.scheduleClass(active[lo:hi], nodes, now)
+		lo = hi
+	}
+}
+
+// scheduleClass shares the nodes among studies of one priority.
+func (l *leader) scheduleClass(class []*study, nodes []*node, now time.Time) {
+	blocked := make(map[*study]bool)
+	for {
+		var pick *study
+		for _, s := range class {
+			if blocked[s] || s.next() == nil {
+				continue
+			}
+			if pick == nil || s.running < pick.running {
+				pick = s
+			}
+		}
+		if pick == nil {
+			return
+		}
+		n := bestFit(nodes, pick.needs)
+		if n == nil {
+			// Every trial of a study needs the same resources: if one
+			// does not fit, none does this turn.
+			blocked[pick] = true
+			continue
+		}
+		t := pick.next()
+		pick.pop()
+		l.dispatch(t, n, now)
+	}
+}
+
+func bestFit(nodes []*node, needs bus.Resources) *node {
+	var best *node
+	for _, n := range nodes {
+		if !n.fits(needs) {
+			continue
+		}
+		if best == nil || n.rec.CPU-n.usedCPU > best.rec.CPU-best.usedCPU {
+			best = n
+		}
+	}
+	return best
+}
+
+// dispatch starts a new attempt of t on n: the attempt is recorded, and
+// the dispatch sent once the record is durable.
+func (l *leader) dispatch(t *trial, n *node, now time.Time) {
+	s := t.study
+	t.rec.Attempt++
+	t.rec.NotBefore = nil
+	gpus := n.reserve(t, s.needs)
+	t.rec.Attempts = append(t.rec.Attempts, api.Attempt{
+		N: t.rec.Attempt, Node: n.rec.ID, State: api.AttemptDispatched, GPUs: gpus, Dispatched: now,
+	})
+	if t.rec.Attempt > 1 {
+		s.retries++
+	}
+	s.running++
+	l.setState(t, sweep.Dispatched, now)
+	d := &bus.Dispatch{
+		AttemptRef:    t.ref(),
+		Method:        t.rec.Method,
+		MethodVersion: t.rec.MethodVersion,
+		Params:        t.rec.Params,
+		Seed:          t.rec.Seed,
+		Threads:       max(1, int(s.needs.CPU)),
+		GPUs:          gpus,
+		Resources:     s.needs,
+		Timeout:       bus.Duration(s.spec.Timeout),
+		Leader:        l.c.cfg.ID,
+	}
+	data := bus.Encode(d)
+	node, ref := n.rec.ID, d.AttemptRef
+	nc, timeout := l.c.cfg.NATS, l.c.cfg.DispatchTimeout
+	l.effect(func() {
+		go func() {
+			in := dispatchInput{ref: ref, node: node}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			msg, err := nc.RequestWithContext(ctx, bus.DispatchSubject(node), data)
+			switch {
+			case errors.Is(err, nats.ErrNoResponders):
+				in.reason = "agent " + node + " is not listening"
+			case err != nil:
+				in.reason = "agent " + node + " did not answer: " + err.Error()
+			default:
+				var r bus.DispatchReply
+				if err := bus.Decode(msg.Data, &r); err != nil {
+					in.reason = "agent " + node + " answered garbage: " + err.Error()
+				} else if !r.Accepted {
+					in.reason = "agent " + node + " refused: " + r.Reason
+				}
+			}
+			// The term may have ended; then the next leader reconciles.
+			select {
+			case l.inbox <- in:
+			case <-time.After(time.Second):
+			}
+		}()
+	})
+}
+
+// onDispatchReply handles an agent's answer to a dispatch. A refused or
+// unanswered dispatch makes the attempt stale, and the trial runs again
+// elsewhere.
+func (l *leader) onDispatchReply(in dispatchInput, now time.Time) {
+	if in.reason == "" {
+		return
+	}
+	s := l.studies[in.ref.Study]
+	if s == nil {
+		return
+	}
+	t := s.byID[in.ref.Trial]
+	if t == nil {
+		return
+	}
+	a := t.rec.Current()
+	if a == nil || a.N != in.ref.Attempt || a.State != api.AttemptDispatched {
+		return
+	}
+	l.log.Warn("dispatch failed", "study", in.ref.Study, "trial_id", in.ref.Trial, "attempt", in.ref.Attempt, "node_id", in.node, "reason", in.reason)
+	// Hold the retry back a little so a node that keeps refusing is not
+	// hammered.
+	l.markStaleAfter(t, a, in.reason, now, time.Second)
+}
+
+// sortTrials puts a loaded study's trials and ready queue in expansion
+// order.
+func sortTrials(s *study) {
+	byIndex := func(a, b *trial) int { return a.rec.Index - b.rec.Index }
+	slices.SortFunc(s.trials, byIndex)
+	slices.SortFunc(s.ready, byIndex)
+}

@@ -1,0 +1,184 @@
+// Package api defines the documents the coordinator keeps in etcd (studies,
+// trials and their attempts, nodes) and the request and reply types of the
+// client API that `asymptote submit`, `status`, `results`, `watch` and
+// `cancel` use over NATS, together with a small client for it.
+package api
+
+import (
+	"time"
+
+	"asymptote.dev/asymptote/sweep"
+)
+
+// StudyState is the lifecycle of a study.
+type StudyState string
+
+// The study states.
+const (
+	// StudySubmitting means the spec is stored but not every trial is
+	// written yet; a new leader finishes the expansion.
+	StudySubmitting StudyState = "submitting"
+	// StudyActive means trials are being scheduled.
+	StudyActive StudyState = "active"
+	// StudyDone means every trial reached a terminal state.
+	StudyDone StudyState = "done"
+	// StudyCancelled means a user cancelled the study.
+	StudyCancelled StudyState = "cancelled"
+)
+
+// Study is the stored record of a study.
+type Study struct {
+	Name     string     `json:"name"`
+	State    StudyState `json:"state"`
+	SpecFile string     `json:"spec_file"`
+	// Spec is the YAML source of the latest submission.
+	Spec     string `json:"spec"`
+	SpecHash string `json:"spec_hash"`
+	Method   string `json:"method"`
+	// Objective is the metric the study optimises and its direction.
+	Objective string `json:"objective"`
+	Direction string `json:"direction"`
+	Priority  int    `json:"priority"`
+	Trials    int    `json:"trials"`
+	// Submissions records every accepted submission of the study.
+	Submissions []Submission `json:"submissions"`
+	Created     time.Time    `json:"created"`
+	Updated     time.Time    `json:"updated"`
+	Finished    *time.Time   `json:"finished,omitempty"`
+}
+
+// Submission is one accepted submission of a study's spec.
+type Submission struct {
+	SpecHash string    `json:"spec_hash"`
+	Time     time.Time `json:"time"`
+	Added    int       `json:"added"`
+	Total    int       `json:"total"`
+}
+
+// AttemptState is the state of one attempt of a trial.
+type AttemptState string
+
+// The attempt states. Stale is kept apart from Failed: a stale attempt was
+// lost with its agent and says nothing about the method.
+const (
+	AttemptDispatched AttemptState = "dispatched"
+	AttemptRunning    AttemptState = "running"
+	AttemptSucceeded  AttemptState = "succeeded"
+	AttemptFailed     AttemptState = "failed"
+	AttemptInvalid    AttemptState = "invalid"
+	AttemptTimedOut   AttemptState = "timed_out"
+	AttemptCancelled  AttemptState = "cancelled"
+	AttemptStale      AttemptState = "stale"
+)
+
+// Terminal reports whether the attempt is over.
+func (s AttemptState) Terminal() bool {
+	return s != AttemptDispatched && s != AttemptRunning
+}
+
+// Attempt is one try at a trial.
+type Attempt struct {
+	N          int          `json:"n"`
+	Node       string       `json:"node"`
+	State      AttemptState `json:"state"`
+	GPUs       []int        `json:"gpus,omitempty"`
+	Dispatched time.Time    `json:"dispatched"`
+	Started    *time.Time   `json:"started,omitempty"`
+	Ended      *time.Time   `json:"ended,omitempty"`
+	Error      string       `json:"error,omitempty"`
+}
+
+// Result is the one recorded result of a trial.
+type Result struct {
+	Attempt   int                `json:"attempt"`
+	Node      string             `json:"node"`
+	Objective *float64           `json:"objective,omitempty"`
+	Metrics   map[string]float64 `json:"metrics"`
+	Recorded  time.Time          `json:"recorded"`
+	Duration  float64            `json:"duration_s"`
+}
+
+// LateResult is an outcome that arrived for an attempt that was no longer
+// current. It is kept for the record and never replaces the trial's state.
+type LateResult struct {
+	Attempt  int                `json:"attempt"`
+	Node     string             `json:"node"`
+	Outcome  string             `json:"outcome"`
+	Metrics  map[string]float64 `json:"metrics,omitempty"`
+	Error    string             `json:"error,omitempty"`
+	Received time.Time          `json:"received"`
+}
+
+// MaxLate bounds how many late results a trial keeps.
+const MaxLate = 8
+
+// Trial is the stored record of one trial: one etcd key each.
+type Trial struct {
+	ID            string         `json:"id"`
+	Study         string         `json:"study"`
+	Index         int            `json:"index"`
+	Method        string         `json:"method"`
+	MethodVersion string         `json:"method_version,omitempty"`
+	Params        map[string]any `json:"params"`
+	Seed          int64          `json:"seed"`
+	State         sweep.State    `json:"state"`
+	// Attempt is the current attempt's number (0 before the first).
+	Attempt int `json:"attempt"`
+	// Failures counts attempts the method failed; Stale counts attempts
+	// lost with their agent.
+	Failures int       `json:"failures"`
+	Stale    int       `json:"stale"`
+	Attempts []Attempt `json:"attempts,omitempty"`
+	// NotBefore delays the next attempt (retry backoff).
+	NotBefore *time.Time   `json:"not_before,omitempty"`
+	Result    *Result      `json:"result,omitempty"`
+	Late      []LateResult `json:"late,omitempty"`
+	// Error explains a failed or cancelled trial.
+	Error   string    `json:"error,omitempty"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// Current returns the current attempt, or nil before the first.
+func (t *Trial) Current() *Attempt {
+	if t.Attempt == 0 || len(t.Attempts) == 0 {
+		return nil
+	}
+	a := &t.Attempts[len(t.Attempts)-1]
+	if a.N != t.Attempt {
+		return nil
+	}
+	return a
+}
+
+// NodeState is the coordinator's view of an agent.
+type NodeState string
+
+// The node states.
+const (
+	NodeAlive NodeState = "alive"
+	NodeDead  NodeState = "dead"
+)
+
+// Node is the stored record of an agent host.
+type Node struct {
+	ID       string    `json:"id"`
+	State    NodeState `json:"state"`
+	Boot     string    `json:"boot"`
+	CPU      float64   `json:"cpu"`
+	Memory   int64     `json:"memory"`
+	GPUs     []GPU     `json:"gpus,omitempty"`
+	Methods  []string  `json:"methods,omitempty"`
+	Joined   time.Time `json:"joined"`
+	LastSeen time.Time `json:"last_seen"`
+	// DeadSince is when the node missed its heartbeat grace period.
+	DeadSince *time.Time `json:"dead_since,omitempty"`
+}
+
+// GPU describes one GPU of a node.
+type GPU struct {
+	Index     int    `json:"index"`
+	UUID      string `json:"uuid,omitempty"`
+	Model     string `json:"model,omitempty"`
+	MemoryMiB int64  `json:"memory_mib,omitempty"`
+}

@@ -1,0 +1,293 @@
+// Package bus defines how the coordinator, the agents and the client
+// commands talk over NATS: the subjects, the JetStream stream that carries
+// trial events durably, and the messages themselves.
+//
+// Messages are JSON documents. Every message is validated when decoded, so a
+// malformed or hostile message is rejected with an error naming the field
+// instead of corrupting state.
+package bus
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Resources are what a host offers or a trial asks for.
+type Resources struct {
+	// CPU is in cores; fractions let many light trials share a core.
+	CPU float64 `json:"cpu"`
+	// Memory is in bytes.
+	Memory int64 `json:"memory"`
+	// GPUs lists the host's GPUs (on a node) or is empty (on a trial,
+	// which asks for GPUCount).
+	GPUs []GPU `json:"gpus,omitempty"`
+	// GPUCount is how many GPUs a trial needs.
+	GPUCount int `json:"gpu_count,omitempty"`
+}
+
+// GPU describes one accelerator of a host.
+type GPU struct {
+	Index     int    `json:"index"`
+	UUID      string `json:"uuid,omitempty"`
+	Model     string `json:"model,omitempty"`
+	MemoryMiB int64  `json:"memory_mib,omitempty"`
+}
+
+// AttemptRef names one attempt of one trial.
+type AttemptRef struct {
+	Study   string `json:"study"`
+	Trial   string `json:"trial"`
+	Attempt int    `json:"attempt"`
+}
+
+func (r AttemptRef) String() string { return fmt.Sprintf("%s/%s#%d", r.Study, r.Trial, r.Attempt) }
+
+func (r AttemptRef) validate() error {
+	var errs []error
+	if r.Study == "" {
+		errs = append(errs, errors.New("study: empty"))
+	}
+	if r.Trial == "" {
+		errs = append(errs, errors.New("trial: empty"))
+	}
+	if r.Attempt < 1 {
+		errs = append(errs, fmt.Errorf("attempt: %d, want at least 1", r.Attempt))
+	}
+	return errors.Join(errs...)
+}
+
+// Dispatch asks an agent to run one attempt of a trial. It is sent as a
+// request; the agent answers with a DispatchReply.
+type Dispatch struct {
+	AttemptRef
+	Method        string         `json:"method"`
+	MethodVersion string         `json:"method_version,omitempty"`
+	Params        map[string]any `json:"params"`
+	Seed          int64          `json:"seed"`
+	// Threads is the CPU thread budget granted to the trial.
+	Threads int `json:"threads"`
+	// GPUs are the indices of the host GPUs assigned to the trial.
+	GPUs []int `json:"gpus,omitempty"`
+	// Resources are what the trial reserved on the node.
+	Resources Resources `json:"resources"`
+	// Timeout bounds the attempt; zero means none.
+	Timeout Duration `json:"timeout"`
+	// Leader names the coordinator that sent it (for logs).
+	Leader string `json:"leader,omitempty"`
+}
+
+func (d *Dispatch) validate() error {
+	errs := []error{d.AttemptRef.validate()}
+	if d.Method == "" {
+		errs = append(errs, errors.New("method: empty"))
+	}
+	if d.Threads < 1 {
+		errs = append(errs, fmt.Errorf("threads: %d, want at least 1", d.Threads))
+	}
+	if d.Timeout < 0 {
+		errs = append(errs, errors.New("timeout: negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// DispatchReply answers a Dispatch.
+type DispatchReply struct {
+	// Accepted is true when the agent runs (or already runs) the attempt.
+	Accepted bool `json:"accepted"`
+	// Reason says why it was refused.
+	Reason string `json:"reason,omitempty"`
+}
+
+func (*DispatchReply) validate() error { return nil }
+
+// Heartbeat is an agent's periodic liveness report, sent as a request to
+// the leader. It carries the node's resources, so a heartbeat also
+// registers a new node.
+type Heartbeat struct {
+	Node string `json:"node"`
+	// Boot identifies the agent process; a new value means the agent
+	// restarted and runs none of the attempts its predecessor ran.
+	Boot      string       `json:"boot"`
+	Resources Resources    `json:"resources"`
+	Running   []AttemptRef `json:"running"`
+	Methods   []string     `json:"methods,omitempty"`
+	Sent      time.Time    `json:"sent"`
+	// Draining agents accept no new work.
+	Draining bool `json:"draining,omitempty"`
+}
+
+func (h *Heartbeat) validate() error {
+	var errs []error
+	if h.Node == "" {
+		errs = append(errs, errors.New("node: empty"))
+	}
+	if h.Resources.CPU < 0 || h.Resources.Memory < 0 {
+		errs = append(errs, errors.New("resources: negative"))
+	}
+	for i, r := range h.Running {
+		if err := r.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("running[%d]: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// HeartbeatReply tells an agent which of its attempts to stop.
+type HeartbeatReply struct {
+	Leader string       `json:"leader"`
+	Cancel []AttemptRef `json:"cancel,omitempty"`
+}
+
+func (*HeartbeatReply) validate() error { return nil }
+
+// Cancel tells an agent to stop attempts (published on the node's cancel
+// subject).
+type Cancel struct {
+	Attempts []AttemptRef `json:"attempts"`
+	Reason   string       `json:"reason"`
+}
+
+func (c *Cancel) validate() error {
+	var errs []error
+	for i, r := range c.Attempts {
+		if err := r.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("attempts[%d]: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// EventKind distinguishes the durable trial events.
+type EventKind string
+
+// The durable event kinds.
+const (
+	// EventStarted reports that the method began running the attempt.
+	EventStarted EventKind = "started"
+	// EventFinished reports the attempt's outcome.
+	EventFinished EventKind = "finished"
+)
+
+// Outcome is how an attempt ended on the agent.
+type Outcome string
+
+// The attempt outcomes an agent reports.
+const (
+	OutcomeSucceeded Outcome = "succeeded"
+	// OutcomeFailed is a method failure (an error, a crash, a protocol
+	// violation); it counts against the study's retry limit.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeInvalid is a method's refusal of its parameters; retrying
+	// cannot help.
+	OutcomeInvalid Outcome = "invalid"
+	// OutcomeTimedOut means the attempt ran past the trial's timeout.
+	OutcomeTimedOut Outcome = "timed_out"
+	// OutcomeCancelled means the attempt was stopped on request.
+	OutcomeCancelled Outcome = "cancelled"
+	// OutcomeLost means the agent gave the attempt up through no fault of
+	// the method (for example it shut down); the attempt is stale.
+	OutcomeLost Outcome = "lost"
+)
+
+// Event is a durable trial event, published to JetStream by the agent and
+// consumed by the leader. Its message ID makes republishing idempotent.
+type Event struct {
+	AttemptRef
+	Kind    EventKind          `json:"kind"`
+	Node    string             `json:"node"`
+	Time    time.Time          `json:"time"`
+	Outcome Outcome            `json:"outcome,omitempty"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	Error   string             `json:"error,omitempty"`
+	// Duration is the attempt's run time on the agent.
+	Duration Duration `json:"duration,omitempty"`
+}
+
+// MsgID is the JetStream de-duplication ID of the event.
+func (e *Event) MsgID() string {
+	return fmt.Sprintf("%s/%s/%d/%s", e.Study, e.Trial, e.Attempt, e.Kind)
+}
+
+func (e *Event) validate() error {
+	errs := []error{e.AttemptRef.validate()}
+	switch e.Kind {
+	case EventStarted:
+	case EventFinished:
+		switch e.Outcome {
+		case OutcomeSucceeded, OutcomeFailed, OutcomeInvalid, OutcomeTimedOut, OutcomeCancelled, OutcomeLost:
+		default:
+			errs = append(errs, fmt.Errorf("outcome: %q is not one of succeeded, failed, invalid, timed_out, cancelled, lost", e.Outcome))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("kind: %q is not started or finished", e.Kind))
+	}
+	if e.Node == "" {
+		errs = append(errs, errors.New("node: empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// MetricsReport is one step's metrics of a running attempt, published on
+// core NATS for live viewers; it is not durable.
+type MetricsReport struct {
+	AttemptRef
+	Step   int64              `json:"step"`
+	Values map[string]float64 `json:"values"`
+}
+
+func (m *MetricsReport) validate() error { return m.AttemptRef.validate() }
+
+// Duration is a time.Duration that encodes as a Go duration string.
+type Duration time.Duration
+
+// MarshalJSON encodes d as a string such as "1m30s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON decodes a duration string or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration: want a string such as \"90s\", got %s", b)
+	}
+	*d = Duration(n)
+	return nil
+}
+
+// validator is implemented by every message type.
+type validator interface{ validate() error }
+
+// Encode returns the JSON encoding of m.
+func Encode(m any) []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		// Every message type is plain data; failing to encode one is a
+		// programming error.
+		panic(fmt.Sprintf("bus: encode %T: %v", m, err))
+	}
+	return b
+}
+
+// Decode parses data into m and validates it. The error names the message
+// type and the offending field.
+func Decode(data []byte, m validator) error {
+	if err := json.Unmarshal(data, m); err != nil {
+		return fmt.Errorf("bus: decode %T: %w", m, err)
+	}
+	if err := m.validate(); err != nil {
+		return fmt.Errorf("bus: invalid %T: %w", m, err)
+	}
+	return nil
+}

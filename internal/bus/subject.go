@@ -1,0 +1,105 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Subjects. Request subjects are answered only by the leader coordinator.
+const (
+	// SubjectHeartbeat is the prefix of heartbeat subjects:
+	// asymptote.hb.<node>.
+	SubjectHeartbeat = "asymptote.hb"
+	// SubjectAPI is the prefix of the client API: asymptote.api.<verb>.
+	SubjectAPI = "asymptote.api"
+	// SubjectEvents is the prefix of durable trial events:
+	// asymptote.events.<study>.<trial>.
+	SubjectEvents = "asymptote.events"
+	// SubjectMetrics is the prefix of live metrics:
+	// asymptote.metrics.<study>.<trial>.
+	SubjectMetrics = "asymptote.metrics"
+	// SubjectNode is the prefix of per-node subjects:
+	// asymptote.node.<node>.dispatch and asymptote.node.<node>.cancel.
+	SubjectNode = "asymptote.node"
+)
+
+// StreamEvents is the JetStream stream of trial events.
+const StreamEvents = "ASYMPTOTE_EVENTS"
+
+// ConsumerCoordinator is the durable consumer the leader reads events
+// with; a new leader continues where the last one stopped.
+const ConsumerCoordinator = "coordinator"
+
+// HeartbeatSubject returns the subject node heartbeats on.
+func HeartbeatSubject(node string) string { return SubjectHeartbeat + "." + node }
+
+// DispatchSubject returns the subject a node receives dispatches on.
+func DispatchSubject(node string) string { return SubjectNode + "." + node + ".dispatch" }
+
+// CancelSubject returns the subject a node receives cancellations on.
+func CancelSubject(node string) string { return SubjectNode + "." + node + ".cancel" }
+
+// EventSubject returns the subject of a trial's durable events.
+func EventSubject(study, trial string) string { return SubjectEvents + "." + study + "." + trial }
+
+// MetricsSubject returns the subject of a trial's live metrics.
+func MetricsSubject(study, trial string) string { return SubjectMetrics + "." + study + "." + trial }
+
+// APISubject returns the subject of a client API verb.
+func APISubject(verb string) string { return SubjectAPI + "." + verb }
+
+// ValidToken reports whether s can be used as one NATS subject token (node
+// IDs, study names and trial IDs all are).
+func ValidToken(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	if strings.ContainsAny(s, ".*> \t\r\n") {
+		return fmt.Errorf("%q contains one of '.', '*', '>' or whitespace", s)
+	}
+	return nil
+}
+
+// EventsDuplicateWindow is how long JetStream remembers event message IDs;
+// an agent republishing an event within it is deduplicated by the server,
+// and the coordinator's recording is idempotent beyond it.
+const EventsDuplicateWindow = 10 * time.Minute
+
+// Declare creates or updates the events stream and the coordinator's
+// durable consumer. It is idempotent and safe to run on every start.
+func Declare(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Consumer, error) {
+	if replicas < 1 {
+		replicas = 1
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamEvents,
+		Description: "asymptote trial events: attempts started and finished",
+		Subjects:    []string{SubjectEvents + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Duplicates:  EventsDuplicateWindow,
+		Replicas:    replicas,
+		MaxAge:      7 * 24 * time.Hour,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: declare stream %s: %w", StreamEvents, err)
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
+		Durable:       ConsumerCoordinator,
+		Description:   "the leader coordinator records trial events",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 20000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: declare consumer %s: %w", ConsumerCoordinator, err)
+	}
+	return c, nil
+}
