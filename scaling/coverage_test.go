@@ -27,7 +27,7 @@ type coverageCase struct {
 	truth []float64
 	opts  Options
 	// draw returns the design (losses filled by the caller).
-	draw func(rng *rand.Rand) []Obs
+	draw  func(rng *rand.Rand) []Obs
 	noise float64 // log-normal σ
 }
 
