@@ -49,8 +49,12 @@ type Info struct {
 type ParamInfo struct {
 	Name        string
 	Type        string // "float", "int", "string" or "bool"
-	Default     any    // nil when the parameter is required
+	Default     any    // nil when the parameter is required (unless Optional)
 	Description string
+	// Optional, with a nil Default, marks a parameter that may be omitted
+	// although it has no fixed default: the method derives its value from
+	// other parameters, as Description says.
+	Optional bool
 }
 
 // TrialRequest is one attempt of one trial.

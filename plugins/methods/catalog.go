@@ -1,0 +1,34 @@
+// Package methods is the catalog of built-in methods: compiled into the
+// asymptote binary and served by its hidden `asymptote method <name>`
+// command, which the agent re-executes to run them in their own process.
+package methods
+
+import (
+	"maps"
+	"slices"
+
+	"asymptote.dev/asymptote/plugins/methods/faulty"
+	"asymptote.dev/asymptote/plugins/methods/synthetic"
+	"asymptote.dev/asymptote/plugins/sdk"
+)
+
+// catalog maps each built-in method's name to its constructor. Add a line
+// per method.
+var catalog = map[string]func() sdk.Method{
+	"faulty":    func() sdk.Method { return faulty.New() },
+	"synthetic": func() sdk.Method { return synthetic.New() },
+}
+
+// Lookup returns a new instance of the built-in method name.
+func Lookup(name string) (sdk.Method, bool) {
+	f, ok := catalog[name]
+	if !ok {
+		return nil, false
+	}
+	return f(), true
+}
+
+// Names returns the built-in methods' names, sorted.
+func Names() []string {
+	return slices.Sorted(maps.Keys(catalog))
+}

@@ -1,0 +1,276 @@
+// Package synthetic is a simulated training method: it draws a loss from a
+// configurable scaling law instead of training anything. It exercises
+// orchestration and analysis at the scale of real studies (tens of
+// thousands of trials) in microseconds per trial.
+//
+// The law is Chinchilla's L(N, D) = E + A/N^α + B/D'^β, where D' is the
+// effective data of Muennighoff et al. (2023) for U unique tokens repeated
+// over R_D = D/U - 1 extra epochs:
+//
+//	D' = U + U·R_D*·(1 - exp(-R_D/R_D*))
+//
+// so repeated tokens are worth less and less. A weight decay away from its
+// optimum multiplies the loss by 1 + c·ln²(wd/wd*), where the optimum grows
+// with the number of epochs (wd* = wd_opt·epochs^wd_epoch_exp): repeated
+// data wants more regularisation. Noise is multiplicative and log-normal,
+// drawn from the trial's seed and parameters, so a trial is deterministic.
+package synthetic
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"asymptote.dev/asymptote/plugins/sdk"
+)
+
+// Method is the synthetic method. The zero value is ready to use.
+type Method struct{}
+
+var _ sdk.Method = Method{}
+
+// New returns the synthetic method.
+func New() Method { return Method{} }
+
+// Version is the method's version; bump it when the law changes, since it
+// is part of every trial's identity.
+const Version = "1"
+
+var params = []sdk.ParamInfo{
+	{Name: "params", Type: "float", Default: 1e8, Description: "model parameters N"},
+	{Name: "tokens", Type: "float", Default: nil, Description: "training tokens D (default unique_tokens × epochs, else 20·N)", Optional: true},
+	{Name: "unique_tokens", Type: "float", Default: nil, Description: "distinct tokens U in the data pool (default D / epochs)", Optional: true},
+	{Name: "epochs", Type: "float", Default: nil, Description: "passes over the unique tokens, D/U (default 1)", Optional: true},
+	{Name: "E", Type: "float", Default: 1.69, Description: "irreducible loss"},
+	{Name: "A", Type: "float", Default: 406.4, Description: "parameter term coefficient"},
+	{Name: "B", Type: "float", Default: 410.7, Description: "data term coefficient"},
+	{Name: "alpha", Type: "float", Default: 0.34, Description: "parameter exponent"},
+	{Name: "beta", Type: "float", Default: 0.28, Description: "data exponent"},
+	{Name: "rd_star", Type: "float", Default: 15.4, Description: "R_D*: repeated epochs at which repeated data's value has decayed by 1/e"},
+	{Name: "weight_decay", Type: "float", Default: nil, Description: "weight decay; absent means tuned to its optimum", Optional: true},
+	{Name: "wd_opt", Type: "float", Default: 0.1, Description: "optimal weight decay at one epoch"},
+	{Name: "wd_epoch_exp", Type: "float", Default: 0.5, Description: "exponent of the optimum's growth with epochs"},
+	{Name: "wd_penalty", Type: "float", Default: 0.02, Description: "loss penalty per squared log-distance from the optimal weight decay"},
+	{Name: "overfit", Type: "float", Default: 0.05, Description: "train loss sits this fraction below val loss as epochs grow"},
+	{Name: "noise", Type: "float", Default: 0.0, Description: "standard deviation of the log-normal multiplicative noise"},
+	{Name: "steps", Type: "int", Default: 0.0, Description: "report a learning curve of this many steps (0: only the result)"},
+	{Name: "sleep", Type: "float", Default: 0.0, Description: "seconds to take, spread over the steps"},
+}
+
+// Info describes the method.
+func (Method) Info(context.Context) (*sdk.Info, error) {
+	return &sdk.Info{
+		Name:        "synthetic",
+		Version:     Version,
+		Description: "simulated training: a loss drawn from a data-constrained Chinchilla law with noise",
+		Params:      params,
+	}, nil
+}
+
+// Law is a parsed set of the method's parameters.
+type Law struct {
+	N, D, U, Epochs              float64
+	E, A, B, Alpha, Beta, RDStar float64
+	WeightDecay                  float64 // NaN when absent
+	WDOpt, WDEpochExp, WDPenalty float64
+	Overfit, Noise               float64
+	Steps                        int64
+	Sleep                        time.Duration
+}
+
+// Parse reads and checks the trial's parameters.
+func Parse(req *sdk.TrialRequest) (*Law, error) {
+	var l Law
+	var errs []error
+	f := func(name string, def float64) float64 {
+		v, err := req.Float(name, def)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return v
+	}
+	l.N = f("params", 1e8)
+	l.D = f("tokens", math.NaN())
+	l.U = f("unique_tokens", math.NaN())
+	l.Epochs = f("epochs", math.NaN())
+	l.E, l.A, l.B = f("E", 1.69), f("A", 406.4), f("B", 410.7)
+	l.Alpha, l.Beta, l.RDStar = f("alpha", 0.34), f("beta", 0.28), f("rd_star", 15.4)
+	l.WeightDecay = f("weight_decay", math.NaN())
+	l.WDOpt, l.WDEpochExp, l.WDPenalty = f("wd_opt", 0.1), f("wd_epoch_exp", 0.5), f("wd_penalty", 0.02)
+	l.Overfit, l.Noise = f("overfit", 0.05), f("noise", 0)
+	steps, err := req.Int("steps", 0)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	l.Steps = steps
+	l.Sleep = time.Duration(f("sleep", 0) * float64(time.Second))
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	if err := l.resolveData(); err != nil {
+		return nil, err
+	}
+	checks := []struct {
+		name string
+		ok   bool
+		want string
+	}{
+		{"params", l.N > 0, "must be positive"},
+		{"alpha", l.Alpha > 0, "must be positive"},
+		{"beta", l.Beta > 0, "must be positive"},
+		{"rd_star", l.RDStar > 0, "must be positive"},
+		{"noise", l.Noise >= 0, "must not be negative"},
+		{"steps", l.Steps >= 0 && l.Steps <= 1e6, "must be between 0 and 1e6"},
+		{"sleep", l.Sleep >= 0, "must not be negative"},
+		{"weight_decay", math.IsNaN(l.WeightDecay) || l.WeightDecay >= 0, "must not be negative"},
+		{"wd_opt", l.WDOpt > 0, "must be positive"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return nil, &sdk.ParamError{Param: c.name, Reason: c.want}
+		}
+	}
+	return &l, nil
+}
+
+// resolveData fills in whichever of D, U and epochs are missing.
+func (l *Law) resolveData() error {
+	has := func(v float64) bool { return !math.IsNaN(v) }
+	switch {
+	case has(l.D) && has(l.U) && has(l.Epochs):
+		if math.Abs(l.U*l.Epochs-l.D) > 1e-9*l.D {
+			return &sdk.ParamError{Param: "tokens", Reason: "differs from unique_tokens × epochs; give two of the three"}
+		}
+	case has(l.D) && has(l.U):
+		l.Epochs = l.D / l.U
+	case has(l.D) && has(l.Epochs):
+		l.U = l.D / l.Epochs
+	case has(l.U) && has(l.Epochs):
+		l.D = l.U * l.Epochs
+	case has(l.D):
+		l.U, l.Epochs = l.D, 1
+	case has(l.U):
+		l.D, l.Epochs = l.U, 1
+	default:
+		if !has(l.Epochs) {
+			l.Epochs = 1
+		}
+		l.D = 20 * l.N
+		l.U = l.D / l.Epochs
+	}
+	switch {
+	case !(l.D > 0):
+		return &sdk.ParamError{Param: "tokens", Reason: "must be positive"}
+	case !(l.U > 0):
+		return &sdk.ParamError{Param: "unique_tokens", Reason: "must be positive"}
+	case l.Epochs < 1-1e-9:
+		return &sdk.ParamError{Param: "epochs", Reason: "must be at least 1 (tokens cannot be fewer than unique_tokens)"}
+	}
+	return nil
+}
+
+// EffectiveTokens returns D' for having trained on d tokens drawn from the
+// pool of U unique ones.
+func (l *Law) EffectiveTokens(d float64) float64 {
+	if d <= l.U {
+		return d
+	}
+	rd := d/l.U - 1
+	return l.U + l.U*l.RDStar*(1-math.Exp(-rd/l.RDStar))
+}
+
+// Loss returns the noiseless validation loss after d tokens.
+func (l *Law) Loss(d float64) float64 {
+	loss := l.E + l.A/math.Pow(l.N, l.Alpha) + l.B/math.Pow(l.EffectiveTokens(d), l.Beta)
+	if !math.IsNaN(l.WeightDecay) {
+		epochs := max(d/l.U, 1)
+		opt := l.WDOpt * math.Pow(epochs, l.WDEpochExp)
+		const floor = 1e-4 // so weight_decay = 0 is finite
+		dist := math.Log((l.WeightDecay + floor) / (opt + floor))
+		loss *= 1 + l.WDPenalty*dist*dist
+	}
+	return loss
+}
+
+// trainLoss returns the train loss for val loss v after d tokens.
+func (l *Law) trainLoss(v, d float64) float64 {
+	epochs := max(d/l.U, 1)
+	return v * (1 - l.Overfit*(1-1/epochs))
+}
+
+// Run draws the trial's loss, reporting a learning curve first when steps
+// is set.
+func (Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Metrics) error) (*sdk.Result, error) {
+	l, err := Parse(req)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(uint64(req.Seed), paramsHash(req.Params)))
+	trialNoise := math.Exp(l.Noise * rng.NormFloat64())
+
+	pause := func(d time.Duration) error {
+		if d <= 0 {
+			return ctx.Err()
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if l.Steps == 0 {
+		if err := pause(l.Sleep); err != nil {
+			return nil, err
+		}
+	}
+	for s := int64(1); s <= l.Steps; s++ {
+		if err := pause(l.Sleep / time.Duration(l.Steps)); err != nil {
+			return nil, err
+		}
+		d := l.D * float64(s) / float64(l.Steps)
+		// Per-step noise is smaller and independent; the final step
+		// carries the trial's noise alone, so it matches the result.
+		stepNoise := trialNoise
+		if s < l.Steps {
+			stepNoise *= math.Exp(0.5 * l.Noise * rng.NormFloat64())
+		}
+		v := l.Loss(d) * stepNoise
+		if err := report(sdk.Metrics{Step: s, Values: map[string]float64{
+			sdk.MetricValLoss:   v,
+			sdk.MetricTrainLoss: l.trainLoss(v, d),
+			sdk.MetricTokens:    d,
+		}}); err != nil {
+			return nil, err
+		}
+	}
+	v := l.Loss(l.D) * trialNoise
+	return &sdk.Result{Metrics: map[string]float64{
+		sdk.MetricValLoss:      v,
+		sdk.MetricTrainLoss:    l.trainLoss(v, l.D),
+		sdk.MetricParams:       l.N,
+		sdk.MetricTokens:       l.D,
+		sdk.MetricUniqueTokens: l.U,
+		sdk.MetricEpochs:       l.Epochs,
+		sdk.MetricFLOPs:        6 * l.N * l.D,
+		"effective_tokens":     l.EffectiveTokens(l.D),
+	}}, nil
+}
+
+// paramsHash hashes the parameters canonically (encoding/json sorts map
+// keys), so different parameters under one seed draw different noise.
+func paramsHash(p map[string]any) uint64 {
+	b, err := json.Marshal(p)
+	if err != nil {
+		b = fmt.Appendf(nil, "%v", p)
+	}
+	h := fnv.New64a()
+	_, _ = h.Write(b)
+	return h.Sum64()
+}
