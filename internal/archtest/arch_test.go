@@ -1,0 +1,179 @@
+package archtest
+
+import (
+	"bytes"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const module = "asymptote.dev/asymptote"
+
+// rule constrains the transitive imports of the packages matching pattern.
+// With allow set, every dependency outside the standard library and this
+// module must start with one of its prefixes; deny lists prefixes that must
+// not appear at all.
+type rule struct {
+	pattern  string
+	required bool // fail, rather than skip, when no package matches
+	allow    []string
+	deny     []string
+	why      string
+}
+
+var rules = []rule{
+	{
+		pattern:  module + "/sweep",
+		required: true,
+		allow:    []string{"gonum.org/v1/gonum/"},
+		why:      "the spec and trial model is pure: the coordinator, CLI and tools all embed it",
+	},
+	{
+		pattern: module + "/scaling",
+		allow:   []string{"gonum.org/v1/gonum/"},
+		why:     "scaling-law fitting is pure numerics",
+	},
+	{
+		pattern: module + "/plugins/sdk",
+		deny:    []string{"github.com/nats-io/", "go.etcd.io/etcd/", "go.etcd.io/bbolt"},
+		why:     "method authors link the SDK; it must not drag in the control plane",
+	},
+	{
+		pattern: module + "/agent/...",
+		deny:    []string{"go.etcd.io/etcd/client/"},
+		why:     "agents talk to the coordinator over NATS only; etcd is the coordinator's",
+	},
+}
+
+// pkg is one entry of go list -deps.
+type pkg struct {
+	path     string
+	standard bool
+	imports  []string
+}
+
+func TestDependencyRules(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH")
+	}
+	for _, r := range rules {
+		t.Run(strings.TrimPrefix(r.pattern, module+"/"), func(t *testing.T) {
+			t.Parallel()
+			roots := goList(t, goTool, "{{if .Dir}}{{.ImportPath}}{{end}}", r.pattern) // a missing package has no Dir
+			if len(roots) == 0 {
+				if r.required {
+					t.Fatalf("%s matches no package, but the rule requires it to exist", r.pattern)
+				}
+				t.Logf("%s does not exist yet; skipping its rule", r.pattern)
+				return
+			}
+			deps := map[string]pkg{}
+			for _, line := range goList(t, goTool, "{{.ImportPath}}\t{{.Standard}}\t{{join .Imports \" \"}}", "-deps", r.pattern) {
+				f := strings.SplitN(line, "\t", 3)
+				if len(f) != 3 {
+					t.Fatalf("unexpected go list line %q", line)
+				}
+				deps[f[0]] = pkg{path: f[0], standard: f[1] == "true", imports: strings.Fields(f[2])}
+			}
+			var bad []string
+			for _, p := range deps {
+				if reason := r.violation(p); reason != "" {
+					bad = append(bad, p.path+" ("+reason+", imported by "+importers(deps, p.path)+")")
+				}
+			}
+			sort.Strings(bad)
+			for _, b := range bad {
+				t.Errorf("%s depends on %s; the rule exists because %s", r.pattern, b, r.why)
+			}
+		})
+	}
+}
+
+// violation says why p breaks the rule, or returns "".
+func (r rule) violation(p pkg) string {
+	for _, d := range r.deny {
+		if strings.HasPrefix(p.path, d) || p.path == strings.TrimSuffix(d, "/") {
+			return "denied"
+		}
+	}
+	if r.allow == nil || p.standard || p.path == module || strings.HasPrefix(p.path, module+"/") {
+		return ""
+	}
+	for _, a := range r.allow {
+		if strings.HasPrefix(p.path, a) {
+			return ""
+		}
+	}
+	return "only the standard library and " + strings.Join(r.allow, ", ") + " are allowed"
+}
+
+// importers lists the packages in deps that import path directly.
+func importers(deps map[string]pkg, path string) string {
+	var out []string
+	for _, p := range deps {
+		for _, imp := range p.imports {
+			if imp == path {
+				out = append(out, p.path)
+			}
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return "the package itself"
+	}
+	return strings.Join(out, ", ")
+}
+
+// goList runs go list -e with the given format and arguments and returns
+// its output lines. A pattern that matches nothing gives no lines; -e keeps
+// a package another change has left broken from hiding its imports.
+func goList(t *testing.T, goTool, format string, args ...string) []string {
+	t.Helper()
+	cmd := exec.Command(goTool, append([]string{"list", "-e", "-f", format}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		if strings.Contains(stderr.String(), "matched no packages") || strings.Contains(stderr.String(), "no required module provides") || strings.Contains(stderr.String(), "directory not found") {
+			return nil
+		}
+		t.Fatalf("go list %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// TestRuleViolation checks the rule logic itself on made-up packages, so a
+// rule that can never fire does not pass silently.
+func TestRuleViolation(t *testing.T) {
+	t.Parallel()
+	pure := rule{allow: []string{"gonum.org/v1/gonum/"}}
+	sdk := rule{deny: []string{"github.com/nats-io/", "go.etcd.io/bbolt"}}
+	tests := []struct {
+		r    rule
+		p    pkg
+		want bool
+	}{
+		{pure, pkg{path: "strings", standard: true}, false},
+		{pure, pkg{path: "gonum.org/v1/gonum/mat"}, false},
+		{pure, pkg{path: module + "/sweep"}, false},
+		{pure, pkg{path: "github.com/google/go-cmp/cmp"}, true},
+		{pure, pkg{path: "gonum.org/v1/plot"}, true},
+		{sdk, pkg{path: "github.com/nats-io/nats.go"}, true},
+		{sdk, pkg{path: "go.etcd.io/bbolt"}, true},
+		{sdk, pkg{path: "go.etcd.io/bboltx"}, true}, // prefix rules are plain prefixes
+		{sdk, pkg{path: "github.com/hashicorp/go-plugin"}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.r.violation(tt.p) != ""; got != tt.want {
+			t.Errorf("violation(%s) = %t, want %t", tt.p.path, got, tt.want)
+		}
+	}
+}

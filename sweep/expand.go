@@ -1,0 +1,145 @@
+package sweep
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Expand lists the spec's trials. The order is deterministic: seeds in the
+// order given, outermost, so the first pass covers every configuration once
+// before any replicate; within a seed, the grid in odometer order over axes
+// sorted by name (the last axis varies fastest, values in the order given);
+// within a grid point, the random draws in order. Trials whose parameters
+// and seed coincide (a choice-only random space can repeat itself) appear
+// once, at their first position. Expand fails when a derived parameter is
+// not a finite number or the spec has more than MaxTrials trials.
+func (s *Spec) Expand() ([]Trial, error) {
+	if n, parts := s.size(); n > MaxTrials {
+		return nil, fmt.Errorf("expand %s: %s, over the limit of %d", s.Name, parts, MaxTrials)
+	}
+	derived, err := s.derivedASTs()
+	if err != nil {
+		return nil, err
+	}
+	axes := append([]Axis(nil), s.Axes...)
+	sort.SliceStable(axes, func(i, j int) bool { return axes[i].Name < axes[j].Name })
+	draws := s.draws()
+
+	n, _ := s.size()
+	trials := make([]Trial, 0, n)
+	seen := make(map[string]bool, n)
+	idx := make([]int, len(axes)) // odometer over the axes
+	for _, seed := range s.Seeds {
+		clear(idx)
+		for {
+			for _, draw := range draws {
+				params := make(map[string]any, len(axes)+len(draw)+len(s.Fixed)+len(derived))
+				for i, a := range axes {
+					params[a.Name] = a.Values[idx[i]]
+				}
+				maps.Copy(params, draw)
+				maps.Copy(params, s.Fixed)
+				if err := evalDerived(derived, params); err != nil {
+					return nil, fmt.Errorf("expand %s: %w", s.Name, err)
+				}
+				id := TrialID(s.Method, s.MethodVersion, params, seed)
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+				trials = append(trials, Trial{ID: id, Index: len(trials), Method: s.Method, MethodVersion: s.MethodVersion, Params: params, Seed: seed})
+			}
+			if !advance(idx, axes) {
+				break
+			}
+		}
+	}
+	return trials, nil
+}
+
+// advance steps the odometer idx and reports false once it wraps around.
+func advance(idx []int, axes []Axis) bool {
+	for i := len(idx) - 1; i >= 0; i-- {
+		idx[i]++
+		if idx[i] < len(axes[i].Values) {
+			return true
+		}
+		idx[i] = 0
+	}
+	return false
+}
+
+// draws returns the random draws, or one empty draw when the spec has no
+// random section.
+func (s *Spec) draws() []map[string]any {
+	if s.Random == nil {
+		return []map[string]any{nil}
+	}
+	out := make([]map[string]any, s.Random.Count)
+	for i := range out {
+		out[i] = make(map[string]any, len(s.Random.Dists))
+		for _, d := range s.Random.Dists {
+			out[i][d.Name] = d.sample(s.Random.Seed, i)
+		}
+	}
+	return out
+}
+
+// derivedASTs returns the parsed expressions of s.Derived, parsing those a
+// hand-built Spec did not get from Parse.
+func (s *Spec) derivedASTs() ([]Derived, error) {
+	out := append([]Derived(nil), s.Derived...)
+	for i := range out {
+		if out[i].ast != nil {
+			continue
+		}
+		ast, err := parseExpr(out[i].Expr)
+		if err != nil {
+			return nil, fmt.Errorf("derived.%s: %w", out[i].Name, err)
+		}
+		out[i].ast = ast
+	}
+	return out, nil
+}
+
+// evalDerived adds the derived parameters to params, in order.
+func evalDerived(derived []Derived, params map[string]any) error {
+	if len(derived) == 0 {
+		return nil
+	}
+	env := make(map[string]float64, len(params)+len(derived))
+	for k, v := range params {
+		if f, ok := v.(float64); ok {
+			env[k] = f
+		}
+	}
+	for _, d := range derived {
+		v, err := d.ast.eval(env)
+		if err == nil && (math.IsNaN(v) || math.IsInf(v, 0)) {
+			err = fmt.Errorf("%s is not a finite number", fmtNum(v))
+		}
+		if err != nil {
+			return fmt.Errorf("derived.%s = %s: %w for %s", d.Name, d.Expr, err, describeParams(params))
+		}
+		v = round12(v)
+		env[d.Name] = v
+		params[d.Name] = v
+	}
+	return nil
+}
+
+func describeParams(params map[string]any) string {
+	names := make([]string, 0, len(params))
+	for n := range params {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s=%v", n, params[n])
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
