@@ -495,7 +495,12 @@ func (m *Manager) launch(ctx context.Context, spec launchSpec, key string, env [
 		return p, nil
 	}
 
-	// The launch failed: classify before cleaning up.
+	// The launch failed. A process that exited on its own may not be
+	// reaped yet when go-plugin notices its stdout closed.
+	select {
+	case <-r.exited:
+	case <-time.After(exitWait):
+	}
 	m.stop(p, true)
 	merr := &MethodError{Method: spec.name, Stderr: t.since(0)}
 	own, exitErr := r.exitedOnItsOwn()
@@ -603,8 +608,9 @@ func (m *Manager) classify(ctx context.Context, p *proc, method string, mark int
 		merr.Kind, merr.Err = Crashed, err
 	case errors.Is(err, sdk.ErrUnavailable) || p.runner.dead():
 		return m.brokenProcess(p, mark, err)
-	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
-		// The method honoured cancellation: its process stays.
+	case ctx.Err() != nil:
+		// The method returned after cancellation (typically with ctx's
+		// error): its process stays.
 		m.release(p)
 		merr = m.ctxError(ctx, method, "", nil)
 	case errors.As(err, new(*sdk.ParamError)):

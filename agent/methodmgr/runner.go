@@ -158,7 +158,12 @@ func (r *procRunner) Kill(context.Context) error {
 	if r.pid == 0 || r.reaped {
 		return nil
 	}
-	r.killed = true
+	// A process that already exited (a zombie, not yet reaped) was not
+	// killed by us; its group is still killed below.
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, r.pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil || info.Signo == 0 {
+		r.killed = true
+	}
 	if err := syscall.Kill(-r.pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("kill process group %d: %w", r.pid, err)
 	}

@@ -118,6 +118,9 @@ func (Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Me
 		if err := step(map[string]float64{"pid": float64(os.Getpid())}); err != nil {
 			return nil, err
 		}
+		// Give the report time to reach the host: the crash should come
+		// mid-trial, after progress was seen.
+		time.Sleep(50 * time.Millisecond)
 		log.Error("faulty: crashing as asked", "exit_code", code)
 		os.Exit(int(code))
 	case "panic":
