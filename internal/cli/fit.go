@@ -1,0 +1,341 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"asymptote.dev/asymptote/internal/scalingplot"
+	"asymptote.dev/asymptote/scaling"
+)
+
+func init() {
+	register(&Command{Name: "fit", Summary: "fit a scaling law to results, with bootstrap intervals", Run: runFit})
+}
+
+func runFit(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "fit", "--law LAW --data FILE.csv [flags]")
+	var df dataFlags
+	var ff fitFlags
+	df.register(fs, "")
+	ff.register(fs, "power")
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	plot := fs.String("plot", "", "write a plot to `FILE`.png or FILE.svg")
+	at := fs.String("at", "", "predict at `POINTS`: x values for power/ensemble, N:D (chinchilla) or N:D:U (datablations), comma-separated")
+	lr := fs.String("lr-test", "", "likelihood-ratio test of given parameters `NAME=VALUE,...` against the fit")
+	residuals := fs.Bool("residuals", false, "print the residual table (always in json)")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *format != "table" && *format != "json" {
+		return usagef("--format: want table or json, got %q", *format)
+	}
+	law, o, err := ff.options()
+	if err != nil {
+		return err
+	}
+	if df.x == "" {
+		df.x = "params"
+		if law == scaling.Ensemble {
+			df.x = "members"
+		}
+	}
+	points, err := parsePoints(law, *at)
+	if err != nil {
+		return usagef("--at: %v", err)
+	}
+	given, err := parseAssignments(*lr)
+	if err != nil {
+		return usagef("--lr-test: %v", err)
+	}
+	obs, dropped, err := df.read(ctx, law, df.data)
+	if err != nil {
+		return err
+	}
+	fit, err := ff.fitAndBootstrap(ctx, law, o, obs, ff.seed)
+	if err != nil {
+		return err
+	}
+	rep := newFitReport(fit, dropped)
+	for _, p := range points {
+		pr := fit.PredictInterval(p)
+		rep.Predictions = append(rep.Predictions, predictionJSON{At: pointLabel(law, p), Value: jnum(pr.Value),
+			CI: jivl(pr.Mean), PI: jivl(pr.Range)})
+	}
+	if len(given) > 0 {
+		t, err := scaling.LikelihoodRatio(fit, given)
+		if err != nil {
+			return fmt.Errorf("likelihood-ratio test: %w", err)
+		}
+		rep.LRTest = &lrJSON{LogLikFree: jnum(t.LogLikFree), LogLikGiven: jnum(t.LogLikGiven), Stat: jnum(t.Stat), DF: t.DF, P: jnum(t.P)}
+	}
+	if *plot != "" {
+		if err := scalingplot.Fit(*plot, fit, scalingplot.Options{XLabel: df.x}); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+	}
+	if *format == "json" {
+		return writeJSON(env.Stdout, rep)
+	}
+	rep.printTable(env.Stdout, *residuals)
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// parsePoints reads --at for law.
+func parsePoints(law scaling.Law, s string) ([]scaling.Obs, error) {
+	var out []scaling.Obs
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	for _, item := range strings.Split(s, ",") {
+		vs, err := parseFloats(strings.ReplaceAll(item, ":", ","))
+		if err != nil {
+			return nil, err
+		}
+		want := len(law.Inputs())
+		if len(vs) != want {
+			return nil, fmt.Errorf("%q: law %s wants %d value(s) per point (%s)", item, law.Name(), want, strings.Join(law.Inputs(), ":"))
+		}
+		var o scaling.Obs
+		switch law {
+		case scaling.Power, scaling.Ensemble:
+			o.X = vs[0]
+		case scaling.Chinchilla:
+			o.N, o.D = vs[0], vs[1]
+		default:
+			o.N, o.D, o.U = vs[0], vs[1], vs[2]
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func pointLabel(law scaling.Law, o scaling.Obs) string {
+	switch law {
+	case scaling.Power, scaling.Ensemble:
+		return num(o.X)
+	case scaling.Chinchilla:
+		return num(o.N) + ":" + num(o.D)
+	}
+	return num(o.N) + ":" + num(o.D) + ":" + num(o.U)
+}
+
+// fitReport is the JSON form of a fit.
+type fitReport struct {
+	Law         string               `json:"law"`
+	Loss        string               `json:"loss"`
+	N           int                  `json:"n"`
+	Dropped     int                  `json:"dropped,omitempty"`
+	Free        int                  `json:"free_parameters"`
+	Objective   jnum                 `json:"objective"`
+	Starts      int                  `json:"starts"`
+	Agree       int                  `json:"agreeing_starts"`
+	Statuses    map[string]int       `json:"statuses"`
+	Order       []string             `json:"order"`
+	Params      map[string]paramJSON `json:"params"`
+	LogSigma    *jnum                `json:"log_sigma,omitempty"`
+	Bootstrap   *bootJSON            `json:"bootstrap,omitempty"`
+	Goodness    goodJSON             `json:"goodness"`
+	Optima      []optimumJSON        `json:"optima"`
+	Warnings    []string             `json:"warnings"`
+	Predictions []predictionJSON     `json:"predictions,omitempty"`
+	LRTest      *lrJSON              `json:"lr_test,omitempty"`
+	Residuals   []residualJSON       `json:"residuals"`
+}
+
+type paramJSON struct {
+	Value  jnum   `json:"value"`
+	Fixed  bool   `json:"fixed,omitempty"`
+	CI     []jnum `json:"ci,omitempty"`
+	Median *jnum  `json:"median,omitempty"`
+	SE     *jnum  `json:"se,omitempty"`
+}
+
+type bootJSON struct {
+	Resamples int  `json:"resamples"`
+	Level     jnum `json:"level"`
+	Failed    int  `json:"failed"`
+	ByRun     bool `json:"by_run"`
+}
+
+type goodJSON struct {
+	R2      jnum `json:"r2"`
+	R2Log   jnum `json:"r2_log"`
+	RMSE    jnum `json:"rmse"`
+	RMSELog jnum `json:"rmse_log"`
+	MAE     jnum `json:"mae"`
+	MRE     jnum `json:"mre_pct"`
+	MRELog  jnum `json:"mre_log_pct"`
+	LogLik  jnum `json:"loglik"`
+	AIC     jnum `json:"aic"`
+	BIC     jnum `json:"bic"`
+	DoF     int  `json:"dof"`
+}
+
+type optimumJSON struct {
+	Objective jnum            `json:"objective"`
+	Starts    int             `json:"starts"`
+	Params    map[string]jnum `json:"params"`
+}
+
+type predictionJSON struct {
+	At    string `json:"at"`
+	Value jnum   `json:"value"`
+	CI    []jnum `json:"ci"`
+	PI    []jnum `json:"pi"`
+}
+
+type lrJSON struct {
+	LogLikFree  jnum `json:"loglik_free"`
+	LogLikGiven jnum `json:"loglik_given"`
+	Stat        jnum `json:"stat"`
+	DF          int  `json:"df"`
+	P           jnum `json:"p"`
+}
+
+type residualJSON struct {
+	Index     int  `json:"index"`
+	Observed  jnum `json:"observed"`
+	Predicted jnum `json:"predicted"`
+	Resid     jnum `json:"resid"`
+	LogResid  jnum `json:"log_resid"`
+}
+
+func newFitReport(f *scaling.Fit, dropped int) *fitReport {
+	r := &fitReport{Law: f.Law.Name(), Loss: f.Loss.String(), N: f.N, Dropped: dropped, Free: f.Free,
+		Objective: jnum(f.Objective), Starts: f.Starts, Agree: f.Agree, Statuses: f.Statuses,
+		Order: f.Names, Params: map[string]paramJSON{}, Warnings: f.Warnings}
+	if r.Warnings == nil {
+		r.Warnings = []string{}
+	}
+	for j, name := range f.Names {
+		p := paramJSON{Value: jnum(f.Params[j]), Fixed: f.Fixed[j]}
+		if b := f.Bootstrap; b != nil && !f.Fixed[j] {
+			p.CI = jivl(b.Intervals[j])
+			m, se := jnum(b.Median[j]), jnum(b.StdErr[j])
+			p.Median, p.SE = &m, &se
+		}
+		r.Params[name] = p
+	}
+	if f.Loss.Kind == scaling.HuberLikelihood {
+		ls := jnum(f.LogSigma)
+		r.LogSigma = &ls
+	}
+	if b := f.Bootstrap; b != nil {
+		r.Bootstrap = &bootJSON{Resamples: b.Resamples, Level: jnum(b.Level), Failed: b.Failed, ByRun: b.ByGroup}
+	}
+	g := f.Goodness
+	r.Goodness = goodJSON{R2: jnum(g.R2), R2Log: jnum(g.R2Log), RMSE: jnum(g.RMSE), RMSELog: jnum(g.RMSELog),
+		MAE: jnum(g.MAE), MRE: jnum(g.MRE), MRELog: jnum(g.MRELog), LogLik: jnum(g.LogLik), AIC: jnum(g.AIC), BIC: jnum(g.BIC), DoF: g.DoF}
+	for _, o := range f.Optima {
+		oj := optimumJSON{Objective: jnum(o.Objective), Starts: o.Starts, Params: map[string]jnum{}}
+		for j, name := range f.Names {
+			oj.Params[name] = jnum(o.Params[j])
+		}
+		r.Optima = append(r.Optima, oj)
+	}
+	for _, res := range f.Residuals {
+		r.Residuals = append(r.Residuals, residualJSON{Index: res.Index, Observed: jnum(res.Observed),
+			Predicted: jnum(res.Predicted), Resid: jnum(res.Resid), LogResid: jnum(res.LogResid)})
+	}
+	return r
+}
+
+func (r *fitReport) printTable(w io.Writer, residuals bool) {
+	fmt.Fprintf(w, "law %s, loss %s, %d points", r.Law, r.Loss, r.N)
+	if r.Dropped > 0 {
+		fmt.Fprintf(w, " (%d highest dropped)", r.Dropped)
+	}
+	fmt.Fprintf(w, ", %d free parameters\n", r.Free)
+	fmt.Fprintf(w, "objective %s; %d of %d starts reached it", num(float64(r.Objective)), r.Agree, r.Starts)
+	if len(r.Statuses) > 0 {
+		var ks []string
+		for k, v := range r.Statuses {
+			ks = append(ks, fmt.Sprintf("%d %s", v, k))
+		}
+		sort.Strings(ks)
+		fmt.Fprintf(w, " (%s)", strings.Join(ks, ", "))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := "PARAM\tVALUE"
+	if r.Bootstrap != nil {
+		head += fmt.Sprintf("\t%d%% CI\tMEDIAN\tSE", int(float64(r.Bootstrap.Level)*100+0.5))
+	}
+	fmt.Fprintln(tw, head)
+	for _, name := range r.Order {
+		p := r.Params[name]
+		line := name + "\t" + num(float64(p.Value))
+		if p.Fixed {
+			line += " (fixed)"
+		}
+		if r.Bootstrap != nil && p.CI != nil {
+			line += fmt.Sprintf("\t(%s, %s)\t%s\t%s", num(float64(p.CI[0])), num(float64(p.CI[1])), num(float64(*p.Median)), num(float64(*p.SE)))
+		}
+		fmt.Fprintln(tw, line)
+	}
+	if r.LogSigma != nil {
+		fmt.Fprintf(tw, "log_sigma\t%s\n", num(float64(*r.LogSigma)))
+	}
+	tw.Flush()
+	g := r.Goodness
+	fmt.Fprintf(w, "\nR² %s (log %s)  RMSE %s (log %s)  MRE %s%% (log %s%%)  AIC %s  BIC %s  dof %d\n",
+		num(float64(g.R2)), num(float64(g.R2Log)), num(float64(g.RMSE)), num(float64(g.RMSELog)),
+		num(float64(g.MRE)), num(float64(g.MRELog)), num(float64(g.AIC)), num(float64(g.BIC)), g.DoF)
+	if r.Bootstrap != nil {
+		by := "rows"
+		if r.Bootstrap.ByRun {
+			by = "runs"
+		}
+		fmt.Fprintf(w, "bootstrap: %d resamples of %s, %d failed\n", r.Bootstrap.Resamples, by, r.Bootstrap.Failed)
+	}
+	if len(r.Optima) > 1 {
+		fmt.Fprintln(w, "\nother local optima reached:")
+		for _, o := range r.Optima[1:] {
+			var ps []string
+			for _, name := range r.Order {
+				ps = append(ps, name+"="+num(float64(o.Params[name])))
+			}
+			fmt.Fprintf(w, "  objective %s (%d starts): %s\n", num(float64(o.Objective)), o.Starts, strings.Join(ps, " "))
+		}
+	}
+	if len(r.Predictions) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "AT\tPREDICTED\tCURVE CI\tPREDICTION INTERVAL")
+		for _, p := range r.Predictions {
+			fmt.Fprintf(tw, "%s\t%s\t(%s, %s)\t(%s, %s)\n", p.At, num(float64(p.Value)), num(float64(p.CI[0])), num(float64(p.CI[1])), num(float64(p.PI[0])), num(float64(p.PI[1])))
+		}
+		tw.Flush()
+	}
+	if t := r.LRTest; t != nil {
+		fmt.Fprintf(w, "\nlikelihood-ratio test: loglik %s (free) vs %s (given), LR %s, df %d, p %s\n",
+			num(float64(t.LogLikFree)), num(float64(t.LogLikGiven)), num(float64(t.Stat)), t.DF, num(float64(t.P)))
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "\nwarning: %s", warn)
+	}
+	if len(r.Warnings) > 0 {
+		fmt.Fprintln(w)
+	}
+	if residuals {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROW\tOBSERVED\tPREDICTED\tRESID\tLOG RESID")
+		for _, res := range r.Residuals {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", res.Index, num(float64(res.Observed)), num(float64(res.Predicted)), num(float64(res.Resid)), num(float64(res.LogResid)))
+		}
+		tw.Flush()
+	}
+}
