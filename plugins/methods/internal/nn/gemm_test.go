@@ -12,14 +12,14 @@ func naiveGemm(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b 
 		for j := range n {
 			s := 0.0
 			for l := range k {
-				av := a[i*lda+l]
+				ai, bi := i*lda+l, l*ldb+j
 				if tA {
-					av = a[l*lda+i]
+					ai = l*lda + i
 				}
-				bv := b[l*ldb+j]
 				if tB {
-					bv = b[j*ldb+l]
+					bi = j*ldb + l
 				}
+				av, bv := a[ai], b[bi]
 				s += av * bv
 			}
 			c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]

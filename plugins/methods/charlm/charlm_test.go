@@ -1,0 +1,178 @@
+package charlm
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"asymptote.dev/asymptote/plugins/methods/corpus"
+	"asymptote.dev/asymptote/plugins/methods/internal/datatest"
+	"asymptote.dev/asymptote/plugins/sdk"
+)
+
+// small is a trial that trains in well under a second.
+func small() map[string]any {
+	return map[string]any{
+		"width": 32.0, "context": 4.0, "embed": 8.0, "unique_tokens": 20000.0,
+		"tokens": 12800.0, "batch": 64.0, "eval_tokens": 2000.0, "report_every": 50.0,
+	}
+}
+
+func run(t *testing.T, ctx context.Context, p map[string]any, seed int64, threads int) (*sdk.Result, []sdk.Metrics, error) {
+	t.Helper()
+	var reports []sdk.Metrics
+	res, err := New().Run(ctx, &sdk.TrialRequest{Params: p, Seed: seed, Threads: threads}, func(m sdk.Metrics) error {
+		reports = append(reports, m)
+		return nil
+	})
+	return res, reports, err
+}
+
+func TestTrainingLowersLoss(t *testing.T) {
+	datatest.RequireKJV(t)
+	res, reports, err := run(t, t.Context(), small(), 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) != 4 {
+		t.Fatalf("got %d reports, want 4 (200 steps, every 50)", len(reports))
+	}
+	first, last := reports[0].Values[sdk.MetricValLoss], reports[len(reports)-1].Values[sdk.MetricValLoss]
+	if !(last < first) || last > 3.0 {
+		t.Errorf("val_loss went %.3f → %.3f, want it to fall below 3 nats (uniform is %.2f)", first, last, math.Log(73))
+	}
+	m := res.Metrics
+	// 73 symbols × 8 + (32·8 + 1)·... : embedding + hidden + output layer.
+	wantParams := 73*8 + (4*8*32 + 32) + (32*73 + 73)
+	want := map[string]float64{
+		sdk.MetricParams: float64(wantParams), sdk.MetricTokens: 12800, sdk.MetricUniqueTokens: 20000,
+		sdk.MetricEpochs: 0.64, sdk.MetricMembers: 1, sdk.MetricFLOPs: 6 * (4*8*32 + 32*73) * 12800,
+		sdk.MetricValLoss: last,
+	}
+	if !maps.Equal(m, want) {
+		t.Errorf("result %v, want %v", m, want)
+	}
+}
+
+func TestSameSeedSameResultAnyThreads(t *testing.T) {
+	datatest.RequireKJV(t)
+	p := small()
+	p["tokens"], p["dropout"], p["members"], p["depth"] = 3200.0, 0.2, 2.0, 2.0
+	p["width"] = 200.0 // several tiles, so two threads really split the work
+	a, _, err := run(t, t.Context(), p, 7, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := run(t, t.Context(), p, 7, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(a.Metrics, b.Metrics) {
+		t.Errorf("same seed, 1 vs 2 threads: %v vs %v", a.Metrics, b.Metrics)
+	}
+	c, _, err := run(t, t.Context(), p, 8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Metrics[sdk.MetricValLoss] == a.Metrics[sdk.MetricValLoss] {
+		t.Errorf("seeds 7 and 8 gave the same val_loss %v", a.Metrics[sdk.MetricValLoss])
+	}
+}
+
+func TestEpochsSetTokens(t *testing.T) {
+	datatest.RequireKJV(t)
+	p := small()
+	delete(p, "tokens")
+	p["epochs"], p["unique_tokens"] = 0.5, 6400.0
+	res, _, err := run(t, t.Context(), p, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Metrics[sdk.MetricTokens]; got != 3200 {
+		t.Errorf("tokens = %v, want 3200", got)
+	}
+}
+
+func TestCancellationStopsPromptly(t *testing.T) {
+	datatest.RequireKJV(t)
+	p := small()
+	p["tokens"], p["width"] = 1e9, 512.0
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := run(t, ctx, p, 1, 1)
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("Run took %v to stop", d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not stop within 2 s of cancellation")
+	}
+}
+
+func TestBadParamsAreParamErrors(t *testing.T) {
+	datatest.RequireKJV(t)
+	tests := []struct {
+		param string
+		value any
+	}{
+		{"width", 0.0},
+		{"width", 1.5},
+		{"depth", 9.0},
+		{"context", 65.0},
+		{"lr", 0.0},
+		{"dropout", 1.0},
+		{"weight_decay", -1.0},
+		{"unique_tokens", 1e9},
+		{"members", 0.0},
+		{"eval_tokens", 10.0},
+		{"batch", "big"},
+		{"epochs", 2.0}, // with tokens also set
+		{"widht", 3.0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.param, func(t *testing.T) {
+			p := small()
+			p[tc.param] = tc.value
+			_, _, err := run(t, t.Context(), p, 1, 1)
+			var pe *sdk.ParamError
+			if !errors.As(err, &pe) {
+				t.Fatalf("got %v, want *sdk.ParamError", err)
+			}
+			if pe.Param != tc.param {
+				t.Errorf("error names %q, want %q: %v", pe.Param, tc.param, err)
+			}
+		})
+	}
+}
+
+func TestMissingDataNamesInstallScript(t *testing.T) {
+	m := &Method{DataDirs: []string{t.TempDir()}}
+	_, err := m.Run(t.Context(), &sdk.TrialRequest{Params: small(), Threads: 1}, nil)
+	if !errors.Is(err, corpus.ErrMissing) || !strings.Contains(err.Error(), "scripts/install-data.sh") {
+		t.Errorf("got %v, want ErrMissing naming scripts/install-data.sh", err)
+	}
+}
+
+func mustText(tb testing.TB) *corpus.Text {
+	tb.Helper()
+	text, err := corpus.LoadKJV(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return text
+}
