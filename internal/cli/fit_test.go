@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The scaling commands' golden files live in testdata/scaling; rewrite them
+// with
+//
+//	go test ./internal/cli -run 'Scaling' -update
+func init() {
+	// Another golden test in this package may already own -update.
+	if flag.Lookup("update") == nil {
+		flag.Bool("update", false, "rewrite golden files")
+	}
+}
+
+func updating() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
+
+const (
+	scalingTestdata = "testdata/scaling/"
+	datablationsCSV = "../../scaling/testdata/datablations_c4_val_losses.csv"
+	synthCSV        = "../../scaling/testdata/chinchilla_synthetic_240.csv"
+)
+
+// runCommand runs the named command and returns its stdout.
+func runCommand(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := commands[name].Run(context.Background(), Env{Stdout: &out, Stderr: &errOut}, args)
+	return out.String(), err
+}
+
+func golden(t *testing.T, file, got string) {
+	t.Helper()
+	path := filepath.Join(scalingTestdata, file)
+	if updating() {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (run with -update to accept):\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
+	}
+}
+
+func TestScalingGolden(t *testing.T) {
+	a, b := scalingTestdata+"recipe_a.csv", scalingTestdata+"recipe_b.csv"
+	tests := []struct {
+		golden string
+		cmd    string
+		args   []string
+	}{
+		{"fit_power.json", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "100", "--at", "1e4", "--format", "json"}},
+		{"fit_power.txt", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "100", "--at", "1e4,1e6", "--residuals"}},
+		{"fit_chinchilla.txt", "fit", []string{"--law", "chinchilla", "--data", synthCSV, "--starts", "24", "--drop-highest", "5", "--lr-test", "E=1.69,A=406.4,B=410.7,alpha=0.34,beta=0.28"}},
+		{"fit_datablations.txt", "fit", []string{"--law", "datablations", "--data", datablationsCSV, "--y", "val_loss",
+			"--fix", "E=1.8691,A=520.82,B=1487.7,alpha=0.3526596,beta=0.3526596", "--bootstrap", "50"}},
+		{"crossover.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "100", "--target", "1e5", "--names", "baseline,regularized"}},
+		{"crossover.json", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--format", "json"}},
+		{"frontier.txt", "frontier", []string{"--given", "E=1.8169,A=482.01,B=2085.43,alpha=0.3478,beta=0.3658", "--budget", "1e21,5.88e23"}},
+		{"frontier_constrained.json", "frontier", []string{"--law", "datablations", "--given",
+			"E=1.8691,A=520.82,B=1487.7,alpha=0.3526596,beta=0.3526596,RD_star=15.387756,RN_star=5.309743",
+			"--budget", "1e22", "--unique", "25e9", "--format", "json"}},
+		{"epochs.txt", "epochs", []string{"--data", datablationsCSV, "--y", "val_loss", "--base", "datablations"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.golden, func(t *testing.T) {
+			got, err := runCommand(t, tc.cmd, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.golden, got)
+		})
+	}
+}
+
+func TestScalingInputErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"missing column", []string{"--data", write("a.csv", "params,val\n1,2\n")}, []string{`column "loss"`, "missing", "params, val"}},
+		{"non-positive loss", []string{"--data", write("b.csv", "params,loss\n1,2\n2,-1\n3,1\n4,1\n")}, []string{`line 3, column "loss"`, "positive"}},
+		{"NaN size", []string{"--data", write("c.csv", "params,loss\n1,2\nNaN,1\n3,1\n4,1\n")}, []string{`line 3, column "params"`, "NaN"}},
+		{"not a number", []string{"--data", write("d.csv", "params,loss\n1,2\n2,abc\n3,1\n")}, []string{`line 3, column "loss"`, `"abc" is not a number`}},
+		{"too few points", []string{"--law", "chinchilla", "--data", write("e.csv", "params,tokens,loss\n1e8,1e9,3\n2e8,2e9,2.9\n")}, []string{"too few points", "5 free parameters", "2 points"}},
+		{"study not wired", []string{"--study", "s1"}, []string{"--study needs a running coordinator"}},
+		{"unknown parameter", []string{"--data", scalingTestdata + "recipe_a.csv", "--fix", "gamma=1"}, []string{`no parameter "gamma"`}},
+		{"unknown law", []string{"--law", "cubic", "--data", scalingTestdata + "recipe_a.csv"}, []string{`unknown law "cubic"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := runCommand(t, "fit", tc.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestScalingStudyHook(t *testing.T) {
+	data, err := os.ReadFile(scalingTestdata + "recipe_a.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := loadStudyCSV
+	t.Cleanup(func() { loadStudyCSV = old })
+	loadStudyCSV = func(_ context.Context, name string) ([]byte, error) {
+		if name != "sweep-7" {
+			return nil, errors.New("no such study")
+		}
+		return data, nil
+	}
+	out, err := runCommand(t, "fit", "--study", "sweep-7", "--loss", "ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "16 points") {
+		t.Errorf("fit from a study: %s", out)
+	}
+}
+
+func TestScalingPlot(t *testing.T) {
+	for _, ext := range []string{"png", "svg"} {
+		path := filepath.Join(t.TempDir(), "fit."+ext)
+		if _, err := runCommand(t, "fit", "--data", scalingTestdata+"recipe_a.csv", "--loss", "ls", "--bootstrap", "50", "--plot", path); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
+			t.Errorf("plot %s: %v", path, err)
+		}
+	}
+}
