@@ -20,6 +20,10 @@ type BootstrapOptions struct {
 	Seed uint64
 	// Workers is the number of refits run at once (default GOMAXPROCS).
 	Workers int
+	// Start, when set, is the natural-parameter vector every refit starts
+	// from (Besiroglu et al. start from Hoffmann et al.'s estimates); by
+	// default refits start at the fit's optimum.
+	Start []float64
 }
 
 // Interval is a closed interval [Lo, Hi].
@@ -155,7 +159,12 @@ func Bootstrap(ctx context.Context, f *Fit, o BootstrapOptions) (*BootstrapResul
 					sub = append(sub, f.obs[k])
 				}
 				ev := newEvaluator(f.Law.bind(sub), &f.lay, f.Loss, sub)
-				z, r := f.refit(sub, ev, opt)
+				z := f.freeVector()
+				if o.Start != nil {
+					z = f.startVector(o.Start)
+					ev.initSigma(z)
+				}
+				r := opt.minimize(ev.fg, z, set)
 				if !finite(r.f) {
 					continue
 				}

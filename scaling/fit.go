@@ -263,8 +263,32 @@ func newEvaluator(mdl model, lay *layout, loss Loss, obs []Obs) *evaluator {
 	return e
 }
 
+// fusedHuber is implemented by models with a one-pass Huber objective.
+type fusedHuber interface {
+	huberFused(theta, ly []float64, delta float64, g []float64) (float64, bool)
+}
+
 func (e *evaluator) fg(z, g []float64) float64 {
 	e.lay.expand(z, e.theta)
+	if fm, ok := e.mdl.(fusedHuber); ok && e.loss.Kind == HuberLog {
+		var gt []float64
+		if g != nil {
+			gt = e.gt
+		}
+		if f, ok := fm.huberFused(e.theta, e.ly, e.loss.delta(), gt); ok {
+			if g != nil {
+				for i := range g {
+					g[i] = 0
+				}
+				for j, s := range e.lay.slot {
+					if s >= 0 {
+						g[s] += e.gt[j]
+					}
+				}
+			}
+			return f
+		}
+	}
 	var jac, dr []float64
 	if g != nil {
 		jac, dr = e.jac, e.dr
@@ -535,6 +559,20 @@ func (f *Fit) freeVector() []float64 {
 	}
 	if f.lay.extra > 0 {
 		z[len(z)-1] = f.LogSigma
+	}
+	return z
+}
+
+// startVector maps natural parameters to the optimiser's vector; fixed
+// parameters keep the fit's values.
+func (f *Fit) startVector(p []float64) []float64 {
+	th := make([]float64, f.lay.p)
+	f.Law.internal(p, th)
+	z := f.freeVector()
+	for j, s := range f.lay.slot {
+		if s >= 0 {
+			z[s] = th[j]
+		}
 	}
 	return z
 }

@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""Times SciPy's L-BFGS-B on the benchmark jobs and, in the same run, the Go
+implementation, and prints the ratio.
+
+Jobs (on scaling/testdata/chinchilla_synthetic_240.csv, 240 runs):
+  grid       Hoffmann et al.'s 4,500-start grid, summed Huber loss (delta 1e-3)
+             on log residuals, L-BFGS-B with the analytic gradient, SciPy's
+             default tolerances (Besiroglu et al.'s "replicate exactly",
+             with the gradient supplied).
+  bootstrap  4,000 resamples (np.random.seed(42)), each refitted from
+             Hoffmann et al.'s parameters with the same objective.
+
+Run from the repository root with Debian's python3-scipy:
+
+    /usr/bin/python3 bench/scaling/scipy_ref.py            # both, then Go
+    /usr/bin/python3 bench/scaling/scipy_ref.py --quick    # 10% of each job
+
+The Go side is `go test -run '^$' -bench 'Chinchilla(Grid|Bootstrap)'
+-benchtime 1x ./scaling`; with --quick the ratios are not meaningful.
+"""
+import argparse
+import itertools
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import huber, logsumexp
+
+DELTA = 1e-3
+HOFFMANN = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+
+
+def load(path):
+    data = np.genfromtxt(path, delimiter=",", names=True)
+    return np.log(data["params"]), np.log(data["tokens"]), np.log(data["loss"])
+
+
+def objective(theta, ln, ld, ly):
+    """Summed Huber loss of log residuals and its analytic gradient."""
+    e, a, b, alpha, beta = theta
+    terms = np.stack([a - alpha * ln, b - beta * ld, np.full_like(ln, e)])
+    lp = logsumexp(terms, axis=0)
+    w = np.exp(terms - lp)
+    r = lp - ly
+    f = huber(DELTA, r).sum()
+    d = np.clip(r, -DELTA, DELTA)
+    grad = np.array([
+        (d * w[2]).sum(),
+        (d * w[0]).sum(),
+        (d * w[1]).sum(),
+        -(d * w[0] * ln).sum(),
+        -(d * w[1] * ld).sum(),
+    ])
+    return f, grad
+
+
+def hoffmann_theta():
+    h = HOFFMANN
+    return np.array([np.log(h["E"]), np.log(h["A"]), np.log(h["B"]), h["alpha"], h["beta"]])
+
+
+def grid_fit(ln, ld, ly, limit=None):
+    grid = itertools.product(
+        np.linspace(-1, 1, 5),  # e
+        np.arange(0, 30, 5),  # a
+        np.arange(0, 30, 5),  # b
+        np.linspace(0, 2, 5),  # alpha
+        np.linspace(0, 2, 5),  # beta
+    )
+    best, nfev, n = None, 0, 0
+    for e, a, b, alpha, beta in itertools.islice(grid, limit):
+        res = minimize(objective, np.array([e, a, b, alpha, beta]), args=(ln, ld, ly), jac=True, method="L-BFGS-B")
+        nfev += res.nfev
+        n += 1
+        if res.success and (best is None or res.fun < best.fun):
+            best = res
+    return best, n, nfev
+
+
+def bootstrap(ln, ld, ly, resamples):
+    np.random.seed(42)
+    n = len(ly)
+    x0 = hoffmann_theta()
+    alphas = []
+    for _ in range(resamples):
+        idx = np.random.choice(n, n, replace=True)
+        res = minimize(objective, x0, args=(ln[idx], ld[idx], ly[idx]), jac=True, method="L-BFGS-B")
+        alphas.append(res.x[3])
+    return np.percentile(alphas, [2.5, 97.5])
+
+
+def go_bench():
+    out = subprocess.run(
+        ["go", "test", "-run", "^$", "-bench", "Chinchilla(Grid|Bootstrap)$", "-benchtime", "1x", "./scaling"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    times = {}
+    for m in re.finditer(r"Benchmark(Chinchilla\w+)-\d+\s+\d+\s+(\d+) ns/op", out):
+        times[m.group(1)] = int(m.group(2)) / 1e9
+    return times, out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="scaling/testdata/chinchilla_synthetic_240.csv")
+    ap.add_argument("--quick", action="store_true", help="run a tenth of each SciPy job")
+    ap.add_argument("--skip-go", action="store_true")
+    args = ap.parse_args()
+    ln, ld, ly = load(args.data)
+
+    t0 = time.perf_counter()
+    best, starts, nfev = grid_fit(ln, ld, ly, 450 if args.quick else None)
+    t_grid = time.perf_counter() - t0
+    e, a, b, alpha, beta = best.x
+    print(f"scipy grid: {starts} starts, {nfev} evaluations, {t_grid:.2f} s; best objective {best.fun:.12g}: "
+          f"E={np.exp(e):.4f} A={np.exp(a):.1f} B={np.exp(b):.1f} alpha={alpha:.4f} beta={beta:.4f}")
+    resamples = 400 if args.quick else 4000
+    t0 = time.perf_counter()
+    ci = bootstrap(ln, ld, ly, resamples)
+    t_boot = time.perf_counter() - t0
+    print(f"scipy bootstrap: {resamples} resamples, {t_boot:.2f} s; alpha 95% CI ({ci[0]:.4f}, {ci[1]:.4f})")
+    if args.quick:
+        t_grid *= 10
+        t_boot *= 10
+        print(f"(quick: scaled to the full jobs: grid {t_grid:.1f} s, bootstrap {t_boot:.1f} s)")
+    if args.skip_go:
+        return
+    times, raw = go_bench()
+    sys.stdout.write(raw)
+    g, bt = times.get("ChinchillaGrid"), times.get("ChinchillaBootstrap")
+    if g:
+        print(f"grid:      scipy {t_grid:.2f} s, go {g:.3f} s, ratio {t_grid / g:.1f}x")
+    if bt:
+        print(f"bootstrap: scipy {t_boot:.2f} s, go {bt:.3f} s, ratio {t_boot / bt:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
