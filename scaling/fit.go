@@ -489,15 +489,18 @@ func FitLaw(ctx context.Context, law Law, obs []Obs, o Options) (*Fit, error) {
 		agreeTol = 1e-9
 	}
 	bf := results[best].res.f
+	// An absolute slack of 1e-15 per point keeps exact fits (objective
+	// near zero) from counting only bit-identical starts as agreeing.
+	slack := agreeTol*math.Abs(bf) + 1e-15*float64(len(obs))
 	agree := 0
 	for _, r := range results {
-		if r.res.f-bf <= agreeTol*math.Abs(bf) {
+		if r.res.f-bf <= slack {
 			agree++
 		}
 	}
 	f := newFit(law, lay, o, obs, results[best].z, bf)
 	f.Starts, f.Agree, f.Statuses = len(results), agree, statuses
-	f.Optima = optima(law, &lay, results, agreeTol)
+	f.Optima = optima(law, &lay, results, agreeTol, 1e-15*float64(len(obs)))
 	f.diagnose()
 	return f, nil
 }
@@ -522,7 +525,7 @@ func newFit(law Law, lay layout, o Options, obs []Obs, z []float64, obj float64)
 }
 
 // optima groups the starts' end points by objective value.
-func optima(law Law, lay *layout, results []startResult, tol float64) []Optimum {
+func optima(law Law, lay *layout, results []startResult, tol, slack float64) []Optimum {
 	order := make([]int, 0, len(results))
 	for i, r := range results {
 		if finite(r.res.f) {
@@ -534,7 +537,7 @@ func optima(law Law, lay *layout, results []startResult, tol float64) []Optimum 
 	theta := make([]float64, lay.p)
 	for _, i := range order {
 		r := results[i]
-		if n := len(out); n > 0 && r.res.f-out[n-1].Objective <= tol*math.Abs(out[n-1].Objective) {
+		if n := len(out); n > 0 && r.res.f-out[n-1].Objective <= tol*math.Abs(out[n-1].Objective)+slack {
 			out[n-1].Starts++
 			continue
 		}
