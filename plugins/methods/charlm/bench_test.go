@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"asymptote.dev/asymptote/plugins/methods/internal/datatest"
+	"asymptote.dev/asymptote/plugins/methods/internal/methodtest"
 	"asymptote.dev/asymptote/plugins/methods/internal/nn"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
@@ -12,7 +12,7 @@ import (
 // BenchmarkTrain measures training throughput (characters per second, one
 // member, evaluation excluded) at several widths and thread budgets.
 func BenchmarkTrain(b *testing.B) {
-	datatest.RequireKJV(b)
+	methodtest.RequireKJV(b)
 	for _, bc := range []struct{ width, depth, threads int }{
 		{64, 1, 1}, {256, 1, 1}, {256, 1, 2}, {1024, 1, 1}, {256, 2, 1},
 	} {

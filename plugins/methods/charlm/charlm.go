@@ -126,40 +126,24 @@ func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk
 	}
 	t := newTrainer(c, text, req.Seed, nn.Pool{Threads: req.Threads})
 	steps := (c.tokens + c.batch - 1) / c.batch
-	every := c.every
-	if every == 0 {
-		every = max(1, steps/8)
+	loop := nn.Loop{
+		Steps:   steps,
+		Every:   c.every,
+		Members: c.members,
+		Step: func(i int) (float64, int) {
+			n := min(c.batch, c.tokens-i*c.batch)
+			return t.step(i, steps, n), n * c.members
+		},
+		Eval: func(ctx context.Context) (map[string]float64, error) {
+			v, err := t.evaluate(ctx)
+			return map[string]float64{sdk.MetricValLoss: v}, err
+		},
 	}
-	var (
-		trainSum float64
-		trainN   int
-		valLoss  float64
-	)
-	for step := range steps {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		n := min(c.batch, c.tokens-step*c.batch)
-		trainSum += t.step(step, steps, n)
-		trainN += n * c.members
-		if (step+1)%every != 0 && step+1 != steps {
-			continue
-		}
-		if valLoss, err = t.evaluate(ctx); err != nil {
-			return nil, err
-		}
-		if report != nil {
-			err := report(sdk.Metrics{Step: int64(step + 1), Values: map[string]float64{
-				sdk.MetricTrainLoss: trainSum / float64(trainN),
-				sdk.MetricValLoss:   valLoss,
-				sdk.MetricTokens:    float64(min((step+1)*c.batch, c.tokens)),
-			}})
-			if err != nil {
-				return nil, err
-			}
-		}
-		trainSum, trainN = 0, 0
+	last, err := loop.Run(ctx, report)
+	if err != nil {
+		return nil, err
 	}
+	valLoss := last[sdk.MetricValLoss]
 	return &sdk.Result{Metrics: map[string]float64{
 		sdk.MetricValLoss:      valLoss,
 		sdk.MetricParams:       float64(t.members[0].numParams()),
@@ -171,14 +155,14 @@ func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk
 	}}, nil
 }
 
-// member is one ensemble member with its own random stream, optimizer and
-// shuffled pass over the training positions.
+// member is one ensemble member with its own random stream (for
+// initialisation, data order and dropout) and optimizer.
 type member struct {
 	*model
-	rng   *rand.Rand
-	opt   *nn.AdamW
-	order []int32 // training target positions, shuffled per epoch
-	next  int
+	rng    *rand.Rand
+	opt    *nn.AdamW
+	epochs *nn.Epochs // over training targets context … unique_tokens-1
+	pos    []int32
 }
 
 type trainer struct {
@@ -195,38 +179,24 @@ func newTrainer(c *config, text *corpus.Text, seed int64, pool nn.Pool) *trainer
 	for k := range c.members {
 		rng := rand.New(rand.NewPCG(uint64(seed), uint64(k)+1))
 		mb := &member{
-			model: newModel(len(text.Vocab), c.context, c.embed, c.width, c.depth, c.dropout, rng, pool),
-			rng:   rng,
-			opt:   nn.NewAdamW(c.weightDecay),
-			order: make([]int32, c.unique-c.context),
+			model:  newModel(len(text.Vocab), c.context, c.embed, c.width, c.depth, c.dropout, rng, pool),
+			rng:    rng,
+			opt:    nn.NewAdamW(c.weightDecay),
+			epochs: nn.NewEpochs(c.unique-c.context, rng),
 		}
-		mb.next = len(mb.order) // shuffle on first use
 		t.members = append(t.members, mb)
 	}
 	t.mix = nn.NewMixture(c.evalTokens, len(text.Vocab))
 	return t
 }
 
-// batch returns the next n training positions of mb, reshuffling at each
-// epoch's start.
+// batch returns the next n training target positions of mb.
 func (mb *member) batch(n, context int) []int32 {
-	pos := make([]int32, 0, n)
-	for len(pos) < n {
-		if mb.next == len(mb.order) {
-			for i := range mb.order {
-				mb.order[i] = int32(context + i)
-			}
-			for i := len(mb.order) - 1; i > 0; i-- {
-				j := int(mb.rng.Uint64() % uint64(i+1))
-				mb.order[i], mb.order[j] = mb.order[j], mb.order[i]
-			}
-			mb.next = 0
-		}
-		take := min(n-len(pos), len(mb.order)-mb.next)
-		pos = append(pos, mb.order[mb.next:mb.next+take]...)
-		mb.next += take
+	mb.pos = mb.epochs.Next(mb.pos, n)
+	for i := range mb.pos {
+		mb.pos[i] += int32(context)
 	}
-	return pos
+	return mb.pos
 }
 
 // step trains every member on its next n positions and returns the summed

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"maps"
 	"math"
-	"strings"
 	"testing"
 	"time"
 
 	"asymptote.dev/asymptote/plugins/methods/corpus"
-	"asymptote.dev/asymptote/plugins/methods/internal/datatest"
+	"asymptote.dev/asymptote/plugins/methods/internal/methodtest"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
 
@@ -24,16 +23,11 @@ func small() map[string]any {
 
 func run(t *testing.T, ctx context.Context, p map[string]any, seed int64, threads int) (*sdk.Result, []sdk.Metrics, error) {
 	t.Helper()
-	var reports []sdk.Metrics
-	res, err := New().Run(ctx, &sdk.TrialRequest{Params: p, Seed: seed, Threads: threads}, func(m sdk.Metrics) error {
-		reports = append(reports, m)
-		return nil
-	})
-	return res, reports, err
+	return methodtest.Run(ctx, New(), p, seed, threads)
 }
 
 func TestTrainingLowersLoss(t *testing.T) {
-	datatest.RequireKJV(t)
+	methodtest.RequireKJV(t)
 	res, reports, err := run(t, t.Context(), small(), 1, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +53,7 @@ func TestTrainingLowersLoss(t *testing.T) {
 }
 
 func TestSameSeedSameResultAnyThreads(t *testing.T) {
-	datatest.RequireKJV(t)
+	methodtest.RequireKJV(t)
 	p := small()
 	p["tokens"], p["dropout"], p["members"], p["depth"] = 3200.0, 0.2, 2.0, 2.0
 	p["width"] = 200.0 // several tiles, so two threads really split the work
@@ -84,7 +78,7 @@ func TestSameSeedSameResultAnyThreads(t *testing.T) {
 }
 
 func TestEpochsSetTokens(t *testing.T) {
-	datatest.RequireKJV(t)
+	methodtest.RequireKJV(t)
 	p := small()
 	delete(p, "tokens")
 	p["epochs"], p["unique_tokens"] = 0.5, 6400.0
@@ -98,34 +92,17 @@ func TestEpochsSetTokens(t *testing.T) {
 }
 
 func TestCancellationStopsPromptly(t *testing.T) {
-	datatest.RequireKJV(t)
+	methodtest.RequireKJV(t)
 	p := small()
 	p["tokens"], p["width"] = 1e9, 512.0
-	ctx, cancel := context.WithCancel(t.Context())
-	t.Cleanup(cancel)
-	done := make(chan error, 1)
-	go func() {
+	methodtest.StopsPromptly(t, 200*time.Millisecond, func(ctx context.Context) error {
 		_, _, err := run(t, ctx, p, 1, 1)
-		done <- err
-	}()
-	time.Sleep(200 * time.Millisecond)
-	start := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Run returned %v, want context.Canceled", err)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("Run took %v to stop", d)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not stop within 2 s of cancellation")
-	}
+		return err
+	})
 }
 
 func TestBadParamsAreParamErrors(t *testing.T) {
-	datatest.RequireKJV(t)
+	methodtest.RequireKJV(t)
 	tests := []struct {
 		param string
 		value any
@@ -163,9 +140,7 @@ func TestBadParamsAreParamErrors(t *testing.T) {
 func TestMissingDataNamesInstallScript(t *testing.T) {
 	m := &Method{DataDirs: []string{t.TempDir()}}
 	_, err := m.Run(t.Context(), &sdk.TrialRequest{Params: small(), Threads: 1}, nil)
-	if !errors.Is(err, corpus.ErrMissing) || !strings.Contains(err.Error(), "scripts/install-data.sh") {
-		t.Errorf("got %v, want ErrMissing naming scripts/install-data.sh", err)
-	}
+	methodtest.NamesInstallScript(t, err)
 }
 
 func mustText(tb testing.TB) *corpus.Text {

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"strings"
 	"testing"
 	"time"
 
 	"asymptote.dev/asymptote/plugins/methods/corpus"
-	"asymptote.dev/asymptote/plugins/methods/internal/datatest"
+	"asymptote.dev/asymptote/plugins/methods/internal/methodtest"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
 
@@ -18,7 +17,7 @@ func run(ctx context.Context, p map[string]any, threads int) (*sdk.Result, error
 }
 
 func TestMoreDataLowersLoss(t *testing.T) {
-	datatest.RequireKJV(t)
+	methodtest.RequireKJV(t)
 	for _, smoothing := range []string{"wb", "kn"} {
 		t.Run(smoothing, func(t *testing.T) {
 			var prev float64
@@ -44,7 +43,7 @@ func TestMoreDataLowersLoss(t *testing.T) {
 }
 
 func TestSameResultAnyThreads(t *testing.T) {
-	datatest.RequireKJV(t)
+	methodtest.RequireKJV(t)
 	p := map[string]any{"order": 6.0, "unique_tokens": 100000.0, "smoothing": "kn", "eval_tokens": 10000.0}
 	a, err := run(t.Context(), p, 1)
 	if err != nil {
@@ -60,32 +59,15 @@ func TestSameResultAnyThreads(t *testing.T) {
 }
 
 func TestCancellationStopsPromptly(t *testing.T) {
-	datatest.RequireKJV(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	t.Cleanup(cancel)
-	done := make(chan error, 1)
-	go func() {
+	methodtest.RequireKJV(t)
+	methodtest.StopsPromptly(t, 100*time.Millisecond, func(ctx context.Context) error {
 		_, err := run(ctx, map[string]any{"order": 9.0, "unique_tokens": 3868415.0}, 1)
-		done <- err
-	}()
-	time.Sleep(100 * time.Millisecond)
-	start := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Run returned %v, want context.Canceled", err)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("Run took %v to stop", d)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not stop within 2 s of cancellation")
-	}
+		return err
+	})
 }
 
 func TestBadParamsAreParamErrors(t *testing.T) {
-	datatest.RequireKJV(t)
+	methodtest.RequireKJV(t)
 	tests := []struct {
 		name  string
 		p     map[string]any
@@ -113,15 +95,13 @@ func TestBadParamsAreParamErrors(t *testing.T) {
 func TestMissingDataNamesInstallScript(t *testing.T) {
 	m := &Method{DataDirs: []string{t.TempDir()}}
 	_, err := m.Run(t.Context(), &sdk.TrialRequest{Params: map[string]any{}, Threads: 1}, nil)
-	if !errors.Is(err, corpus.ErrMissing) || !strings.Contains(err.Error(), "scripts/install-data.sh") {
-		t.Errorf("got %v, want ErrMissing naming scripts/install-data.sh", err)
-	}
+	methodtest.NamesInstallScript(t, err)
 }
 
 // BenchmarkCount measures counting throughput (training characters per
 // second) for a 5-gram on a million characters, scoring excluded.
 func BenchmarkCount(b *testing.B) {
-	datatest.RequireKJV(b)
+	methodtest.RequireKJV(b)
 	text, err := corpus.LoadKJV(nil)
 	if err != nil {
 		b.Fatal(err)
