@@ -58,8 +58,31 @@ func (d *decoder) scalar(n *node, field string) (any, bool) {
 		d.errorf(n.line, field, "missing value; write a number, a string or true/false")
 		return nil, false
 	}
+	if !n.quoted && yamlOnly(n.value) {
+		d.errorf(n.line, field, "%s means a number, boolean or null in some YAML readers but not here; write it as a plain decimal number, true or false, or quote it to keep a string", n.value)
+		return nil, false
+	}
 	return scalarValue(n), true
 }
+
+// yamlOnly reports plain values that other YAML readers take for a
+// number, boolean or null but this one would read as strings, or (010,
+// octal elsewhere) as a different number.
+func yamlOnly(s string) bool {
+	if yamlOnlyRE.MatchString(s) {
+		return true
+	}
+	// 1_, 1__0, _1: YAML 1.1 readers drop the underscores.
+	_, isNum := parseNumber(s)
+	return !isNum && strings.Contains(s, "_") && looseNumberRE.MatchString(s)
+}
+
+var looseNumberRE = regexp.MustCompile(`^[-+]?[0-9._]*[0-9][0-9._]*([eE][-+]?[0-9_]+)?$`)
+
+// yamlOnlyRE matches plain values that other YAML readers take for a
+// number, boolean or null but this one would read as strings: they are
+// rejected rather than silently read differently.
+var yamlOnlyRE = regexp.MustCompile(`^([-+]?0[xXoObB][0-9a-fA-F_]+|[-+]?0[0-9_]+|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)|True|TRUE|False|FALSE|Null|NULL|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)$`)
 
 // scalarValue interprets a scalar node: quoted scalars are strings; plain
 // ones are numbers, true/false or strings.
@@ -128,7 +151,7 @@ func (d *decoder) number(n *node, field string) (float64, bool) {
 // float syntax (1e3) when the value is integral.
 func (d *decoder) integer(n *node, field string) (int64, bool) {
 	if n.kind == scalarNode && !n.quoted {
-		if i, err := strconv.ParseInt(strings.ReplaceAll(n.value, "_", ""), 10, 64); err == nil && numberRE.MatchString(n.value) {
+		if i, err := strconv.ParseInt(strings.ReplaceAll(n.value, "_", ""), 10, 64); err == nil && numberRE.MatchString(n.value) && !yamlOnly(n.value) {
 			return i, true
 		}
 	}

@@ -2,6 +2,7 @@ package sweep
 
 import (
 	"fmt"
+	"iter"
 	"maps"
 	"math"
 	"sort"
@@ -17,47 +18,91 @@ import (
 // once, at their first position. Expand fails when a derived parameter is
 // not a finite number or the spec has more than MaxTrials trials.
 func (s *Spec) Expand() ([]Trial, error) {
-	if n, parts := s.size(); n > MaxTrials {
-		return nil, fmt.Errorf("expand %s: %s, over the limit of %d", s.Name, parts, MaxTrials)
-	}
-	derived, err := s.derivedASTs()
-	if err != nil {
-		return nil, err
-	}
-	axes := append([]Axis(nil), s.Axes...)
-	sort.SliceStable(axes, func(i, j int) bool { return axes[i].Name < axes[j].Name })
-	draws := s.draws()
-
 	n, _ := s.size()
-	trials := make([]Trial, 0, n)
-	seen := make(map[string]bool, n)
-	idx := make([]int, len(axes)) // odometer over the axes
-	for _, seed := range s.Seeds {
-		clear(idx)
-		for {
-			for _, draw := range draws {
-				params := make(map[string]any, len(axes)+len(draw)+len(s.Fixed)+len(derived))
-				for i, a := range axes {
-					params[a.Name] = a.Values[idx[i]]
-				}
-				maps.Copy(params, draw)
-				maps.Copy(params, s.Fixed)
-				if err := evalDerived(derived, params); err != nil {
-					return nil, fmt.Errorf("expand %s: %w", s.Name, err)
-				}
-				id := TrialID(s.Method, s.MethodVersion, params, seed)
-				if seen[id] {
-					continue
-				}
-				seen[id] = true
-				trials = append(trials, Trial{ID: id, Index: len(trials), Method: s.Method, MethodVersion: s.MethodVersion, Params: params, Seed: seed})
+	trials := make([]Trial, 0, min(n, MaxTrials))
+	for t, err := range s.Trials() {
+		if err != nil {
+			return nil, err
+		}
+		trials = append(trials, t)
+	}
+	return trials, nil
+}
+
+// Trials yields the trials Expand returns, in the same order, one at a
+// time, so a caller can store a large study without holding every trial in
+// memory. After an error it yields nothing more.
+func (s *Spec) Trials() iter.Seq2[Trial, error] {
+	return func(yield func(Trial, error) bool) {
+		if n, parts := s.size(); n > MaxTrials {
+			yield(Trial{}, fmt.Errorf("expand %s: %s, over the limit of %d", s.Name, parts, MaxTrials))
+			return
+		}
+		derived, err := s.derivedASTs()
+		if err != nil {
+			yield(Trial{}, fmt.Errorf("expand %s: %w", s.Name, err))
+			return
+		}
+		axes := append([]Axis(nil), s.Axes...)
+		sort.SliceStable(axes, func(i, j int) bool { return axes[i].Name < axes[j].Name })
+		draws := s.draws()
+		// Every trial has the same parameter names, so they are sorted
+		// once for all the IDs.
+		var names []string
+		seen := map[string]bool{} // parameter names, then trial IDs
+		add := func(name string) {
+			if !seen[name] {
+				seen[name] = true
+				names = append(names, name)
 			}
-			if !advance(idx, axes) {
-				break
+		}
+		for _, a := range axes {
+			add(a.Name)
+		}
+		for name := range draws[0] {
+			add(name)
+		}
+		for name := range s.Fixed {
+			add(name)
+		}
+		for _, d := range derived {
+			add(d.Name)
+		}
+		sort.Strings(names)
+		clear(seen)
+
+		index := 0
+		idx := make([]int, len(axes)) // odometer over the axes
+		for _, seed := range s.Seeds {
+			clear(idx)
+			for {
+				for _, draw := range draws {
+					params := make(map[string]any, len(names))
+					for i, a := range axes {
+						params[a.Name] = a.Values[idx[i]]
+					}
+					maps.Copy(params, draw)
+					maps.Copy(params, s.Fixed)
+					if err := evalDerived(derived, params); err != nil {
+						yield(Trial{}, fmt.Errorf("expand %s: %w", s.Name, err))
+						return
+					}
+					id := trialID(s.Method, s.MethodVersion, names, params, seed)
+					if seen[id] {
+						continue
+					}
+					seen[id] = true
+					if !yield(Trial{ID: id, Index: index, Method: s.Method, MethodVersion: s.MethodVersion, Params: params, Seed: seed}, nil) {
+						return
+					}
+					index++
+				}
+				if !advance(idx, axes) {
+					break
+				}
 			}
 		}
 	}
-	return trials, nil
 }
 
 // advance steps the odometer idx and reports false once it wraps around.
@@ -110,13 +155,13 @@ func evalDerived(derived []Derived, params map[string]any) error {
 	if len(derived) == 0 {
 		return nil
 	}
-	env := make(map[string]float64, len(params)+len(derived))
-	for k, v := range params {
-		if f, ok := v.(float64); ok {
-			env[k] = f
-		}
-	}
+	env := make(map[string]float64)
 	for _, d := range derived {
+		for _, name := range d.ast.names() {
+			if f, ok := params[name].(float64); ok {
+				env[name] = f
+			}
+		}
 		v, err := d.ast.eval(env)
 		if err == nil && (math.IsNaN(v) || math.IsInf(v, 0)) {
 			err = fmt.Errorf("%s is not a finite number", fmtNum(v))

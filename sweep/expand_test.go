@@ -183,3 +183,40 @@ func TestExpandDedup(t *testing.T) {
 		t.Errorf("50 draws over 2 choices gave %d trials, want 2", len(trials))
 	}
 }
+
+func TestTrialsIterator(t *testing.T) {
+	t.Parallel()
+	s, err := ParseFile(filepath.Join("testdata", "quickstart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Expand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Trial
+	for tr, err := range s.Trials() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, tr)
+		if len(got) == 5 {
+			break // stopping early must be safe
+		}
+	}
+	if !reflect.DeepEqual(got, all[:5]) {
+		t.Errorf("Trials() first 5 = %v, want %v", got, all[:5])
+	}
+	bad := mustParse(t, "name: a\nmethod: m\nspace: {x: [1, 0]}\nderived: {y: 1 / x}\n")
+	var n, errs int
+	for _, err := range bad.Trials() {
+		if err != nil {
+			errs++
+		} else {
+			n++
+		}
+	}
+	if n != 1 || errs != 1 {
+		t.Errorf("Trials() over a spec failing at trial 2 yielded %d trials and %d errors, want 1 and 1", n, errs)
+	}
+}

@@ -131,12 +131,14 @@ func (d *decoder) axes(n *node, s *Spec, define func(string, string, int, bool) 
 	if !d.isMapping(n, "space", "of parameter names to lists of values, as in {lr: [1e-3, 3e-3]}") {
 		return
 	}
+	points := 1 // grid points so far, to stop a huge range before it is generated
 	for _, p := range n.pairs {
 		field := join("space", p.key)
-		vals, ok := d.axisValues(p.val, field)
+		vals, ok := d.axisValues(p.val, field, MaxTrials/points)
 		if !ok {
 			continue
 		}
+		points = min(points*len(vals), MaxTrials+1)
 		if define(p.key, field, p.line, allNumbers(vals)) {
 			s.Axes = append(s.Axes, Axis{Name: p.key, Values: vals})
 		}
@@ -145,8 +147,9 @@ func (d *decoder) axes(n *node, s *Spec, define func(string, string, int, bool) 
 }
 
 // axisValues reads an explicit list, {values: [...]} or
-// {range: [lo, hi], count: n, scale: linear|log}.
-func (d *decoder) axisValues(n *node, field string) ([]any, bool) {
+// {range: [lo, hi], count: n, scale: linear|log}. A range is generated only
+// if it has at most budget points.
+func (d *decoder) axisValues(n *node, field string, budget int) ([]any, bool) {
 	switch n.kind {
 	case seqNode:
 		return d.values(n, field)
@@ -188,8 +191,8 @@ func (d *decoder) axisValues(n *node, field string) ([]any, bool) {
 	if !ok1 || !ok2 {
 		return nil, false
 	}
-	if count > MaxTrials {
-		d.errorf(countNode.line, join(field, "count"), "count %d is over the limit of %d trials", count, MaxTrials)
+	if count > budget {
+		d.errorf(countNode.line, join(field, "count"), "count %d makes the grid larger than the limit of %d trials; lower it or split the study", count, MaxTrials)
 		return nil, false
 	}
 	if lo >= hi {

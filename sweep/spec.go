@@ -92,6 +92,8 @@ const (
 	DefaultMemory  = 256 << 20
 	// MaxTrials bounds the expansion of one spec.
 	MaxTrials = 1_000_000
+	// MaxParams bounds the parameters of one trial.
+	MaxParams = 1000
 )
 
 var (
@@ -371,6 +373,13 @@ func (d *decoder) seeds(m map[string]*node, s *Spec) {
 func (d *decoder) checkSize(root *node, m map[string]*node, s *Spec) {
 	if len(d.errs) > 0 {
 		return
+	}
+	params := len(s.Axes) + len(s.Fixed) + len(s.Derived)
+	if s.Random != nil {
+		params += len(s.Random.Dists)
+	}
+	if params > MaxParams {
+		d.errorf(root.line, "", "the spec defines %d parameters, over the limit of %d; pass large configuration as one parameter naming a file", params, MaxParams)
 	}
 	n, parts := s.size()
 	if n <= MaxTrials {

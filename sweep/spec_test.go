@@ -70,6 +70,14 @@ priority: -3
 	}
 }
 
+func TestParseShorthands(t *testing.T) {
+	t.Parallel()
+	s := mustParse(t, "name: s\nmethod: charlm\nobjective: val_acc\n")
+	if s.Objective != (Objective{"val_acc", Minimize}) || s.Method != "charlm" || s.MethodVersion != "" {
+		t.Errorf("Parse = objective %+v, method %q %q; want val_acc minimize, charlm", s.Objective, s.Method, s.MethodVersion)
+	}
+}
+
 func TestParseMemory(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -179,6 +187,17 @@ func TestParseErrors(t *testing.T) {
 			[]string{`derived.a: invalid expression "sqr(x)": column 4: unknown function "sqr"; did you mean "sqrt"?`}},
 		{"explosion", head + "space:\n  a: {range: [0, 1], count: 1000}\n  b: {range: [0, 1], count: 1000}\nreplicates: 2\n",
 			[]string{`test.yaml:3: space: the spec expands to 2000000 trials (1000 a × 1000 b × 2 seeds), over the limit of 1000000`}},
+		{"huge range not generated", head + "space:\n  a: {range: [0, 1], count: 1000}\n  b: {range: [0, 1], count: 1001}\n",
+			[]string{`test.yaml:5: space.b.count: count 1001 makes the grid larger than the limit of 1000000 trials`}},
+		{"objective scalar", head + "objective: [a]\n", []string{`test.yaml:3: objective: want a mapping of direction, metric, got a list`}},
+		{"hex number", head + "fixed:\n  a: 0x10\n", []string{`test.yaml:4: fixed.a: 0x10 means a number, boolean or null in some YAML readers but not here`}},
+		{"yaml 1.1 bool", head + "space:\n  flag: [yes, no]\n", []string{`test.yaml:4: space.flag: yes means`, `test.yaml:4: space.flag: no means`}},
+		{"leading zero", head + "seeds: [010]\n", []string{`seeds: 010 means`}},
+		{"odd underscores", head + "fixed: {a: 1__0}\n", []string{`fixed.a: 1__0 means`}},
+		{"capital bool", head + "fixed: {a: True}\n", []string{`fixed.a: True means`}},
+		{"quoted is fine", head + "fixed: {a: \"True\"}\nretries: x\n", []string{`retries: want a number`}},
+		{"too many parameters", head + "fixed: {" + manyParams(1001) + "}\n",
+			[]string{`test.yaml:1: the spec defines 1001 parameters, over the limit of 1000`}},
 		{"bad version", "name: v\nmethod: {name: charlm, version: \"at least 1\"}\n",
 			[]string{`test.yaml:2: method.version: invalid version constraint "at least 1"`}},
 		{"not a mapping", "- a\n- b\n",
@@ -219,6 +238,14 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyParams(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("p%d: %d", i, i)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func TestSpecErrorFormat(t *testing.T) {

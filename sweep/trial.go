@@ -4,10 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
-	"strings"
 )
 
 // Trial is one run of a method: a point in the parameter space with a seed.
@@ -34,55 +32,73 @@ type Trial struct {
 // give the same ID while the string "1" and the number 1 do not. Integer
 // Go types are treated as the float64 they convert to; -0 is 0.
 func TrialID(method, version string, params map[string]any, seed int64) string {
-	sum := sha256.Sum256([]byte(canonicalTrial(method, version, params, seed)))
-	return hex.EncodeToString(sum[:])[:20]
-}
-
-// canonicalTrial is the encoding TrialID hashes. Changing it changes every
-// ID, so it is versioned and covered by golden tests.
-func canonicalTrial(method, version string, params map[string]any, seed int64) string {
-	var b strings.Builder
-	b.WriteString("asymptote/trial/v1\n")
-	fmt.Fprintf(&b, "method %s\nversion %s\n", strconv.Quote(method), strconv.Quote(version))
 	names := make([]string, 0, len(params))
 	for n := range params {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	return trialID(method, version, names, params, seed)
+}
+
+// trialID is TrialID with the parameter names already sorted.
+func trialID(method, version string, names []string, params map[string]any, seed int64) string {
+	sum := sha256.Sum256(appendCanonical(nil, method, version, names, params, seed))
+	return hex.EncodeToString(sum[:10])
+}
+
+// appendCanonical appends the encoding TrialID hashes, one field a line:
+//
+//	asymptote/trial/v1
+//	method "charlm"
+//	version ">=1.0"
+//	param "lr" f:0.0003
+//	seed 7
+//
+// Changing it changes every ID, so it is versioned and pinned by tests.
+func appendCanonical(b []byte, method, version string, names []string, params map[string]any, seed int64) []byte {
+	b = append(b, "asymptote/trial/v1\nmethod "...)
+	b = strconv.AppendQuote(b, method)
+	b = append(b, "\nversion "...)
+	b = strconv.AppendQuote(b, version)
+	b = append(b, '\n')
 	for _, n := range names {
-		fmt.Fprintf(&b, "param %s %s\n", strconv.Quote(n), canonicalValue(params[n]))
+		b = append(b, "param "...)
+		b = strconv.AppendQuote(b, n)
+		b = append(b, ' ')
+		b = appendValue(b, params[n])
+		b = append(b, '\n')
 	}
-	fmt.Fprintf(&b, "seed %d\n", seed)
-	return b.String()
+	b = append(b, "seed "...)
+	b = strconv.AppendInt(b, seed, 10)
+	return append(b, '\n')
 }
 
 // canonicalValue encodes one parameter value with a type tag.
-func canonicalValue(v any) string {
+func canonicalValue(v any) string { return string(appendValue(nil, v)) }
+
+func appendValue(b []byte, v any) []byte {
 	switch v := v.(type) {
 	case float64:
-		return "f:" + canonicalFloat(v)
+		return appendFloat(append(b, "f:"...), v)
 	case float32:
-		return "f:" + canonicalFloat(float64(v))
+		return appendFloat(append(b, "f:"...), float64(v))
 	case int:
-		return "f:" + canonicalFloat(float64(v))
+		return appendFloat(append(b, "f:"...), float64(v))
 	case int64:
-		return "f:" + canonicalFloat(float64(v))
+		return appendFloat(append(b, "f:"...), float64(v))
 	case int32:
-		return "f:" + canonicalFloat(float64(v))
+		return appendFloat(append(b, "f:"...), float64(v))
 	case string:
-		return "s:" + strconv.Quote(v)
+		return strconv.AppendQuote(append(b, "s:"...), v)
 	case bool:
-		return "b:" + strconv.FormatBool(v)
+		return strconv.AppendBool(append(b, "b:"...), v)
 	}
-	return "?:" + strconv.Quote(fmt.Sprintf("%T %v", v, v))
+	return strconv.AppendQuote(append(b, "?:"...), fmt.Sprintf("%T %v", v, v))
 }
 
-func canonicalFloat(f float64) string {
+func appendFloat(b []byte, f float64) []byte {
 	if f == 0 {
 		f = 0 // -0 is 0
 	}
-	if math.IsNaN(f) {
-		return "NaN"
-	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }

@@ -105,6 +105,10 @@ func splitLines(src []byte) ([]line, error) {
 		return nil, &yamlError{1, "the file is not valid UTF-8"}
 	}
 	text := strings.TrimPrefix(string(src), "\uFEFF")
+	if i := strings.IndexFunc(text, notPrintable); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(text[i:])
+		return nil, &yamlError{1 + strings.Count(text[:i], "\n"), fmt.Sprintf("control character %U; YAML allows only printable characters", r)}
+	}
 	var out []line
 	for i, raw := range strings.Split(text, "\n") {
 		num := i + 1
@@ -143,6 +147,19 @@ func splitLines(src []byte) ([]line, error) {
 	return out, nil
 }
 
+// notPrintable reports characters YAML forbids in a document.
+func notPrintable(r rune) bool {
+	switch {
+	case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
+		return false
+	case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+		return true
+	case r >= 0xd800 && r < 0xe000, r == 0xfffe, r == 0xffff:
+		return true
+	}
+	return false
+}
+
 // stripComment removes a trailing comment: a '#' at the start or after
 // whitespace, outside quotes.
 func stripComment(s string, num int) (string, error) {
@@ -175,12 +192,21 @@ func stripComment(s string, num int) (string, error) {
 type parser struct {
 	lines []line
 	pos   int
+	depth int
 }
+
+// maxDepth bounds nesting, so a hostile spec cannot exhaust the stack.
+// Real specs nest four levels at most.
+const maxDepth = 64
 
 // block parses the block node whose first line is at p.pos with the given
 // indentation.
 func (p *parser) block(indent int) (*node, error) {
 	l := p.lines[p.pos]
+	if p.depth++; p.depth > maxDepth {
+		return nil, &yamlError{l.num, fmt.Sprintf("nesting deeper than %d levels", maxDepth)}
+	}
+	defer func() { p.depth-- }()
 	if isSeqItem(l.text) {
 		return p.sequence(indent)
 	}
@@ -330,11 +356,15 @@ func checkPlain(s string, num int) error {
 		return &yamlError{num, "tags (!type) are not supported; write the value plainly"}
 	case '|', '>':
 		return &yamlError{num, "block scalars (| and >) are not supported; write the value on one line, quoted if needed"}
-	case '@', '`':
+	case '@', '`', '%', ',', ']', '}', '#':
 		return &yamlError{num, fmt.Sprintf("a plain value cannot start with %q; quote it", s[:1])}
 	case '?':
 		if len(s) == 1 || s[1] == ' ' {
 			return &yamlError{num, "complex keys (? key) are not supported"}
+		}
+	case ':':
+		if len(s) == 1 || s[1] == ' ' {
+			return &yamlError{num, "a value cannot start with \": \"; quote it"}
 		}
 	}
 	return nil
@@ -366,6 +396,9 @@ func inlineValue(text string, num int) (*node, error) {
 	}
 	if err := checkPlain(text, num); err != nil {
 		return nil, err
+	}
+	if isSeqItem(text) {
+		return nil, &yamlError{num, fmt.Sprintf("a list cannot start on the line of its key (%q); put each \"- item\" on its own line or write [a, b]", text)}
 	}
 	if strings.Contains(text, ": ") || strings.HasSuffix(text, ":") {
 		return nil, &yamlError{num, fmt.Sprintf("nested mapping on one line (%q); put it on its own indented lines or write {key: value}", text)}
@@ -419,9 +452,10 @@ func quotedScalar(s string, i, num int) (string, int, error) {
 
 // flow parses a flow collection ([a, b] or {k: v}) on one line.
 type flow struct {
-	s   string
-	i   int
-	num int
+	s     string
+	i     int
+	num   int
+	depth int
 }
 
 func (f *flow) errorf(format string, args ...any) error {
@@ -465,10 +499,10 @@ func (f *flow) plain(key bool) (*node, error) {
 			break
 		}
 		if c == ':' && (f.i+1 == len(f.s) || strings.ContainsRune(" ,]}", rune(f.s[f.i+1]))) {
-			if key {
+			if key && f.i+1 < len(f.s) && f.s[f.i+1] == ' ' {
 				break
 			}
-			return nil, f.errorf("unexpected ':' in %q; separate items with ',' and quote values that contain \": \"", f.s[start:])
+			return nil, f.errorf("unexpected ':' in %q; write \"key: value\" with a space after ':', separate items with ',' and quote values that contain ':'", f.s[start:])
 		}
 		f.i++
 	}
@@ -482,6 +516,10 @@ func (f *flow) plain(key bool) (*node, error) {
 }
 
 func (f *flow) collection(k kind, closer byte) (*node, error) {
+	if f.depth++; f.depth > maxDepth {
+		return nil, f.errorf("nesting deeper than %d levels", maxDepth)
+	}
+	defer func() { f.depth-- }()
 	n := &node{kind: k, line: f.num}
 	seen := map[string]bool{}
 	f.i++ // the opening bracket

@@ -90,6 +90,7 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"a:\n  - 1\n  b: 2\n", "line 3: unexpected indentation"},
 		{"a:\n  b: 1\n  - 2\n", `line 3: a list item "- " where a "key: value" line was expected`},
 		{"a: b: c\n", "line 1: nested mapping on one line"},
+		{"a: - x\n", "line 1: a list cannot start on the line of its key"},
 		{"a: [1, 2\n", `line 1: unclosed "]"`},
 		{"a: [1,, 2]\n", "line 1: empty item"},
 		{"a: {b}\n", `line 1: want ':' after the key "b"`},
@@ -103,6 +104,9 @@ func TestParseYAMLErrors(t *testing.T) {
 		{"[a]: 1\n", `line 1: a key cannot start with "["; quote it`},
 		{"a: {b: 1, b: 2}\n", `line 1: duplicate key "b"`},
 		{"a: \xff\n", "line 1: the file is not valid UTF-8"},
+		{"a: 1\n# \x00\n", "line 2: control character U+0000"},
+		{"a: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n", "line 1: nesting deeper than 64 levels"},
+		{strings.Repeat("- ", 100) + "x\n", "line 1: nesting deeper than 64 levels"},
 	}
 	for _, tt := range tests {
 		_, err := parseYAML([]byte(tt.src))
