@@ -172,8 +172,20 @@ type powerModel struct{ lx []float64 }
 
 func (m *powerModel) eval(t, lp, jac []float64) {
 	e, a, al := t[0], t[1], t[2]
+	ee := math.Exp(e)
+	direct := e > -700 && e < 700
 	for i, lx := range m.lx {
-		v, w1, w0 := lse2(a-al*lx, e)
+		x := a - al*lx
+		var v, w1, w0 float64
+		if direct && x < 700 {
+			t1 := fastExp(x)
+			s := ee + t1
+			v = fastLog(s)
+			w1 = t1 / s
+			w0 = 1 - w1
+		} else {
+			v, w1, w0 = lse2(x, e)
+		}
 		lp[i] = v
 		if jac != nil {
 			j := jac[i*3 : i*3+3]
@@ -223,9 +235,9 @@ func (m *chinchillaModel) eval(t, lp, jac []float64) {
 		if x < 700 && y < 700 && e < 700 && e > -700 {
 			// Direct sum: two exponentials instead of three; the
 			// log-sum-exp shift is only needed near overflow.
-			t1, t2 := math.Exp(x), math.Exp(y)
+			t1, t2 := fastExp(x), fastExp(y)
 			s := ee + t1 + t2
-			v = math.Log(s)
+			v = fastLog(s)
 			inv := 1 / s
 			w0, w1, w2 = ee*inv, t1*inv, t2*inv
 		} else {
@@ -257,9 +269,9 @@ func (m *chinchillaModel) huberFused(t, ly []float64, delta float64, g []float64
 		if x > 700 || y > 700 {
 			return 0, false
 		}
-		t1, t2 := math.Exp(x), math.Exp(y)
+		t1, t2 := fastExp(x), fastExp(y)
 		s := ee + t1 + t2
-		r := math.Log(s) - ly[i]
+		r := fastLog(s) - ly[i]
 		var d float64
 		switch {
 		case r > delta:

@@ -22,7 +22,7 @@ type Settings struct {
 
 // DefaultSettings are tight enough to land on the optimum of the Huber
 // objectives to about 1e-12 relative.
-var DefaultSettings = Settings{FTol: 1e-12, GTol: 1e-11, MaxIter: 3000, Memory: 10}
+var DefaultSettings = Settings{FTol: 1e-12, GTol: 1e-11, MaxIter: 3000, Memory: 20}
 
 func (s Settings) withDefaults() Settings {
 	d := DefaultSettings

@@ -141,7 +141,7 @@ func parseFloats(s string) ([]float64, error) {
 // fitFlags are the fitting options shared by the scaling commands.
 type fitFlags struct {
 	law, loss, fix, starts string
-	delta, level           float64
+	delta, level, screen   float64
 	bootstrap, workers     int
 	seed                   uint64
 	tie                    bool
@@ -158,6 +158,7 @@ func (f *fitFlags) register(fs *flag.FlagSet, lawDefault string) {
 	fs.Uint64Var(&f.seed, "seed", 1, "seed for random starts and resamples")
 	fs.IntVar(&f.workers, "workers", 0, "parallel starts and refits (default: all cores)")
 	fs.BoolVar(&f.tie, "tie", false, "fit alpha = beta as one parameter")
+	fs.Float64Var(&f.screen, "screen", 1e-6, "relative `TOLERANCE` of the screening pass over all starts; starts within 50% of the best are then converged to 1e-12 (negative: converge every start fully)")
 }
 
 func (f *fitFlags) options() (scaling.Law, scaling.Options, error) {
@@ -173,7 +174,7 @@ func (f *fitFlags) options() (scaling.Law, scaling.Options, error) {
 	if err != nil {
 		return nil, scaling.Options{}, usagef("--fix: %v", err)
 	}
-	o := scaling.Options{Loss: loss, Fixed: fixed, Seed: f.seed, Workers: f.workers, TieExponents: f.tie}
+	o := scaling.Options{Loss: loss, Fixed: fixed, Seed: f.seed, Workers: f.workers, TieExponents: f.tie, Screen: f.screen}
 	if f.starts != "grid" && f.starts != "" {
 		n, err := strconv.Atoi(f.starts)
 		if err != nil || n <= 0 {

@@ -1,0 +1,274 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/sweep"
+)
+
+func init() {
+	register(&Command{Name: "submit", Summary: "submit or extend a study", Run: runSubmit})
+	register(&Command{Name: "status", Summary: "show studies, agents and the leader", Run: runStatus})
+	register(&Command{Name: "watch", Summary: "follow a study's progress until it finishes", Run: runWatch})
+	register(&Command{Name: "cancel", Summary: "cancel a study or some of its trials", Run: runCancel})
+	register(&Command{Name: "results", Summary: "print a study's trials and results", Run: runResults})
+}
+
+// clientFlags are the flags every client command takes.
+type clientFlags struct {
+	natsURL string
+	timeout time.Duration
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.natsURL, "nats-url", defaultNATSURL, "NATS `URL` of the cluster")
+	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "how long to wait for the leader to answer")
+}
+
+func (c *clientFlags) connect(env Env) (*api.Client, *nats.Conn, error) {
+	nc, err := nats.Connect(c.natsURL, nats.Name("asymptote-cli"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w (is 'asymptote dev' or a coordinator running? set -nats-url or ASYMPTOTE_NATS_URL)", c.natsURL, err)
+	}
+	return api.NewClient(nc, c.timeout), nc, nil
+}
+
+func runSubmit(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "submit", "STUDY.yaml [flags]")
+	var cf clientFlags
+	cf.register(fs)
+	wait := fs.Bool("wait", false, "follow the study until it finishes, like watch")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one study spec file, got %d arguments", len(pos))
+	}
+	req, err := readSpec(pos[0])
+	if err != nil {
+		return err
+	}
+	c, nc, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	r, err := c.Submit(ctx, req)
+	if err != nil {
+		return err
+	}
+	printSubmit(env, r)
+	if !*wait {
+		return nil
+	}
+	return watch(ctx, env, c, r.Study, watchOptions{interval: time.Second})
+}
+
+// readSpec reads and validates a spec locally, so a bad spec is reported
+// before anything is sent.
+func readSpec(path string) (api.SubmitRequest, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return api.SubmitRequest{}, err
+	}
+	if _, err := sweep.Parse(path, src); err != nil {
+		return api.SubmitRequest{}, err
+	}
+	return api.SubmitRequest{SpecFile: path, Spec: string(src)}, nil
+}
+
+func printSubmit(env Env, r *api.SubmitReply) {
+	switch {
+	case r.Added == 0:
+		fmt.Fprintf(env.Stderr, "study %s: nothing new to schedule (%d trials already known)\n", r.Study, r.Total)
+	case r.Existing == 0:
+		fmt.Fprintf(env.Stderr, "study %s: submitted %d trials\n", r.Study, r.Added)
+	default:
+		fmt.Fprintf(env.Stderr, "study %s: added %d new trials to the %d already known (%d in all)\n", r.Study, r.Added, r.Existing, r.Total)
+	}
+}
+
+func runStatus(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "status", "[STUDY] [flags]")
+	var cf clientFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("want at most one study name")
+	}
+	study := ""
+	if len(pos) == 1 {
+		study = pos[0]
+	}
+	c, nc, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	r, err := c.Status(ctx, study)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	printStatus(env.Stdout, r, study != "", time.Now())
+	return nil
+}
+
+func runWatch(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "watch", "STUDY [flags]")
+	var cf clientFlags
+	cf.register(fs)
+	interval := fs.Duration("interval", time.Second, "refresh interval")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one study name")
+	}
+	c, nc, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return watch(ctx, env, c, pos[0], watchOptions{interval: *interval})
+}
+
+type watchOptions struct {
+	interval time.Duration
+	log      *slog.Logger
+}
+
+// watch prints a study's progress until every trial has finished. On a
+// terminal the line is redrawn in place; otherwise a line is printed every
+// few seconds.
+func watch(ctx context.Context, env Env, c *api.Client, study string, o watchOptions) error {
+	tty := isTerminal(env.Stderr)
+	var lastPrint time.Time
+	for {
+		r, err := c.Status(ctx, study)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fmt.Fprintf(env.Stderr, "waiting for a leader: %v\n", err)
+		} else if len(r.Studies) == 1 {
+			st := r.Studies[0]
+			line := progressLine(&st)
+			if tty {
+				fmt.Fprintf(env.Stderr, "\r\033[K%s", line)
+			} else if time.Since(lastPrint) >= 5*time.Second || st.Done() {
+				fmt.Fprintln(env.Stderr, line)
+				lastPrint = time.Now()
+			}
+			if st.Done() {
+				if tty {
+					fmt.Fprintln(env.Stderr)
+				}
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if tty {
+				fmt.Fprintln(env.Stderr)
+			}
+			return ctx.Err()
+		case <-time.After(o.interval):
+		}
+	}
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func runCancel(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "cancel", "STUDY [TRIAL...] [flags]")
+	var cf clientFlags
+	cf.register(fs)
+	reason := fs.String("reason", "", "why, recorded on each cancelled trial")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if len(pos) < 1 {
+		return usagef("want a study name, and optionally trial IDs")
+	}
+	c, nc, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	r, err := c.Cancel(ctx, api.CancelRequest{Study: pos[0], Trials: pos[1:], Reason: *reason})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "cancelled %d trials of %s\n", r.Cancelled, pos[0])
+	return nil
+}
+
+func runResults(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "results", "STUDY [flags]")
+	var cf clientFlags
+	cf.register(fs)
+	format := fs.String("format", "table", "output format: table, csv or json")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one study name")
+	}
+	if *format != "table" && *format != "csv" && *format != "json" {
+		return usagef("-format %q: want table, csv or json", *format)
+	}
+	c, nc, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	r, err := c.Results(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return writeResults(env.Stdout, r, *format, 0)
+}

@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// applyEnv fills every flag the command line did not set from its
+// environment variable, ASYMPTOTE_ followed by the flag name in upper case
+// with dashes as underscores (-nats-url reads ASYMPTOTE_NATS_URL). The
+// order of precedence is flags, then the environment, then defaults.
+func applyEnv(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		name := envName(f.Name)
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			err = usagef("environment variable %s=%q: %v", name, v, e)
+		}
+	})
+	return err
+}
+
+func envName(flagName string) string {
+	return "ASYMPTOTE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// parseAllow parses name=sha256 pairs into an allowlist.
+func parseAllow(items []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, it := range items {
+		name, sum, ok := strings.Cut(it, "=")
+		if !ok || name == "" || len(sum) != 64 {
+			return nil, usagef("-allow %q: want NAME=SHA256 (64 hex digits), for example -allow mymethod=$(sha256sum mymethod | cut -d' ' -f1)", it)
+		}
+		out[name] = strings.ToLower(sum)
+	}
+	return out, nil
+}
+
+// parseBytes parses sizes such as 512MiB, 2GiB, 1.5GB or a plain number of
+// bytes.
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	s = strings.TrimSpace(s)
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	var v float64
+	if _, err := fmt.Sscanf(s, "%g", &v); err != nil || v < 0 {
+		return 0, fmt.Errorf("size %q: want a number with an optional unit such as 512MiB or 2GiB", s)
+	}
+	return int64(v * mult), nil
+}

@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"asymptote.dev/asymptote/coordinator"
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/devcluster"
+	"asymptote.dev/asymptote/sweep"
+)
+
+func init() {
+	register(&Command{Name: "dev", Summary: "run embedded NATS and etcd, a coordinator and agents; optionally run a study to completion", Run: runDev})
+}
+
+func runDev(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "dev", "[STUDY.yaml] [flags]")
+	dataDir := fs.String("data-dir", ".asymptote", "`directory` for all state; running again on it resumes")
+	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server (-1 picks a free one)")
+	agents := fs.Int("agents", 1, "number of local agents; they share the host's CPUs unless -cpus is given")
+	show := fs.Int("show", 20, "rows of the results table to print (best first)")
+	var copts coordinatorOptions
+	copts.register(fs)
+	var aopts agentOptions
+	aopts.register(fs)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("want at most one study spec, got %d", len(pos))
+	}
+	if *agents < 1 {
+		return usagef("-agents %d: want at least 1", *agents)
+	}
+	var req *api.SubmitRequest
+	if len(pos) == 1 {
+		r, err := readSpec(pos[0])
+		if err != nil {
+			return err
+		}
+		req = &r
+	}
+	log := newLogger(env.Stderr, slog.LevelWarn)
+	cl, err := devcluster.Start(ctx, devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	fmt.Fprintf(env.Stderr, "asymptote dev: NATS at %s, etcd at %s, state in %s\n", cl.NATSURL, strings.Join(cl.EtcdEndpoints, ","), *dataDir)
+
+	etcd, err := connectEtcd(cl.EtcdEndpoints)
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	g, gctx := newGroup(ctx)
+	defer g.Wait()
+	cnc, err := connectNATS(cl.NATSURL, "asymptote-coordinator", log)
+	if err != nil {
+		return err
+	}
+	defer cnc.Close()
+	if copts.id == "" {
+		copts.id = "dev"
+	}
+	c, err := coordinator.New(copts.config(etcd, cnc, log))
+	if err != nil {
+		return err
+	}
+	g.Go("coordinator", func() error { return c.Run(gctx) })
+	for i := 1; i <= *agents; i++ {
+		o := aopts
+		o.nodeID = fmt.Sprintf("dev-%d", i)
+		o.dataDir = filepath.Join(*dataDir, "agents", o.nodeID)
+		anc, err := connectNATS(cl.NATSURL, "asymptote-agent-"+o.nodeID, log)
+		if err != nil {
+			return err
+		}
+		defer anc.Close()
+		a, mgr, err := o.newAgent(gctx, anc, log)
+		if err != nil {
+			return err
+		}
+		if o.cpus == 0 && *agents > 1 {
+			// Agents on one host split it rather than each claim all of
+			// it.
+			a.ShareHost(*agents)
+		}
+		defer mgr.Close()
+		g.Go("agent "+o.nodeID, func() error { return a.Run(gctx) })
+	}
+
+	client, nc, err := (&clientFlags{natsURL: cl.NATSURL, timeout: 30 * time.Second}).connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if req == nil {
+		fmt.Fprintf(env.Stderr, "serving; submit studies with 'asymptote submit STUDY.yaml -nats-url %s'; Ctrl-C stops\n", cl.NATSURL)
+		<-gctx.Done()
+		g.cancel()
+		return g.Wait()
+	}
+	sub, err := client.Submit(gctx, *req)
+	if err != nil {
+		return err
+	}
+	printSubmit(env, sub)
+	if err := watch(gctx, env, client, sub.Study, watchOptions{interval: 500 * time.Millisecond}); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(env.Stderr, "interrupted; run the same command again to resume the study where it stopped\n")
+		}
+		g.cancel()
+		return errors.Join(err, g.Wait())
+	}
+	res, err := client.Results(gctx, sub.Study)
+	if err != nil {
+		return err
+	}
+	st, err := client.Status(gctx, sub.Study)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout)
+	if err := writeResults(env.Stdout, res, "table", *show); err != nil {
+		return err
+	}
+	g.cancel()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return studyOutcome(env, &st.Studies[0], res)
+}
+
+// studyOutcome summarises a finished study and fails when any trial did
+// not succeed, naming which and why.
+func studyOutcome(env Env, st *api.StudyStatus, res *api.ResultsReply) error {
+	var bad []api.Trial
+	for _, t := range res.Trials {
+		if t.State != sweep.Succeeded {
+			bad = append(bad, t)
+		}
+	}
+	took := ""
+	if st.Finished != nil {
+		took = fmt.Sprintf(" in %s", st.Finished.Sub(st.Created).Round(100*time.Millisecond))
+	}
+	fmt.Fprintf(env.Stdout, "\nstudy %s: %d of %d trials succeeded%s; %d retries, %d stale attempts, %d late results\n",
+		st.Name, len(res.Trials)-len(bad), len(res.Trials), took, st.Retries, st.StaleAttempts, st.LateResults)
+	if len(bad) == 0 {
+		return nil
+	}
+	for i, t := range bad {
+		if i == 10 {
+			fmt.Fprintf(env.Stdout, "... and %d more\n", len(bad)-10)
+			break
+		}
+		fmt.Fprintf(env.Stdout, "%s trial %s (%s): %s\n", t.State, t.ID, formatParams(t.Params), t.Error)
+	}
+	return &ExitError{Code: 1, Err: fmt.Errorf("%d of %d trials did not succeed", len(bad), len(res.Trials))}
+}

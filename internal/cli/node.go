@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"asymptote.dev/asymptote/agent"
+	"asymptote.dev/asymptote/agent/methodmgr"
+	"asymptote.dev/asymptote/coordinator"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/plugins/methods"
+)
+
+const defaultNATSURL = "nats://127.0.0.1:4222"
+
+// connectNATS dials NATS with reconnects that never give up: agents and
+// coordinators outlive NATS restarts.
+func connectNATS(url, name string, log *slog.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("disconnected from NATS", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("reconnected to NATS", "url", c.ConnectedUrl()) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// connectEtcd returns an etcd client for endpoints.
+func connectEtcd(endpoints []string) (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		Logger:      nopZap(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd at %v: %w", endpoints, err)
+	}
+	return cli, nil
+}
+
+// coordinatorOptions are the coordinator's tunables shared by `dev` and
+// `coordinator`.
+type coordinatorOptions struct {
+	id             string
+	leaseTTL       time.Duration
+	heartbeatGrace time.Duration
+	replicas       int
+}
+
+func (o *coordinatorOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.id, "id", "", "coordinator `name` in the election (default: host name and pid)")
+	fs.DurationVar(&o.leaseTTL, "lease-ttl", 5*time.Second, "leader lease; a standby takes over within about this long after the leader dies")
+	fs.DurationVar(&o.heartbeatGrace, "heartbeat-grace", 10*time.Second, "how long an agent may be silent before its attempts are marked stale")
+	fs.IntVar(&o.replicas, "stream-replicas", 1, "replicas of the JetStream events stream (3 on a three-node NATS cluster)")
+}
+
+func (o *coordinatorOptions) config(etcd *clientv3.Client, nc *nats.Conn, log *slog.Logger) coordinator.Config {
+	return coordinator.Config{
+		ID: o.id, Etcd: etcd, NATS: nc, Logger: log,
+		LeaseTTL: o.leaseTTL, HeartbeatGrace: o.heartbeatGrace, StreamReplicas: o.replicas,
+	}
+}
+
+// agentOptions are the agent's tunables shared by `dev` and `agent`.
+type agentOptions struct {
+	nodeID    string
+	dataDir   string
+	pluginDir string
+	allow     listFlag
+	cpus      float64
+	memory    string
+	heartbeat time.Duration
+}
+
+func (o *agentOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.pluginDir, "plugin-dir", "", "`directory` of external method binaries")
+	fs.Var(&o.allow, "allow", "allow an external method: `NAME=SHA256` of its binary (repeatable)")
+	fs.Float64Var(&o.cpus, "cpus", 0, "CPU cores to offer (default: all the host has)")
+	fs.StringVar(&o.memory, "memory", "", "memory to offer, such as 16GiB (default: all the host has)")
+	fs.DurationVar(&o.heartbeat, "heartbeat", time.Second, "heartbeat interval")
+}
+
+// newAgent builds an agent and its method manager.
+func (o *agentOptions) newAgent(ctx context.Context, nc *nats.Conn, log *slog.Logger) (*agent.Agent, *methodmgr.Manager, error) {
+	res, err := fingerprintHost(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fingerprint host: %w", err)
+	}
+	if o.cpus > 0 {
+		res.CPU = o.cpus
+	}
+	if o.memory != "" {
+		m, err := parseBytes(o.memory)
+		if err != nil {
+			return nil, nil, usagef("-memory: %v", err)
+		}
+		res.Memory = m
+	}
+	allow, err := parseAllow(o.allow)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.dataDir == "" {
+		return nil, nil, usagef("-data-dir is required")
+	}
+	workDir := filepath.Join(o.dataDir, "methods")
+	if err := os.MkdirAll(workDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	mgr, err := methodmgr.New(methodmgr.Config{
+		Builtins:  methods.Names(),
+		PluginDir: o.pluginDir,
+		Allowlist: allow,
+		WorkDir:   workDir,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	names := methods.Names()
+	for n := range allow {
+		names = append(names, n)
+	}
+	a, err := agent.New(agent.Config{
+		NodeID: o.nodeID, NATS: nc, Resources: res, Methods: mgr, MethodNames: names,
+		HeartbeatInterval: o.heartbeat, Logger: log,
+	})
+	if err != nil {
+		mgr.Close()
+		return nil, nil, err
+	}
+	return a, mgr, nil
+}
+
+func defaultNodeID() string {
+	h, err := os.Hostname()
+	if err != nil || bus.ValidToken(h) != nil {
+		return "node"
+	}
+	return h
+}

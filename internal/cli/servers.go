@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"asymptote.dev/asymptote/coordinator"
+	"asymptote.dev/asymptote/internal/devcluster"
+)
+
+func nopZap() *zap.Logger { return zap.NewNop() }
+
+func init() {
+	register(&Command{Name: "coordinator", Summary: "run a coordinator (leader or standby)", Run: runCoordinator})
+	register(&Command{Name: "agent", Summary: "run an agent that executes trials on this host", Run: runAgent})
+}
+
+func runCoordinator(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "coordinator", "[flags]")
+	natsURL := fs.String("nats-url", "", "NATS `URL` (default: start an embedded NATS server)")
+	etcdEndpoints := fs.String("etcd-endpoints", "", "comma-separated etcd client `URLs` (default: start an embedded etcd server)")
+	dataDir := fs.String("data-dir", "asymptote-data", "`directory` for the embedded servers' state")
+	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server")
+	var opts coordinatorOptions
+	opts.register(fs)
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	log := newLogger(env.Stderr, slog.LevelInfo)
+	if (*natsURL == "") != (*etcdEndpoints == "") {
+		return usagef("give both -nats-url and -etcd-endpoints for external clusters, or neither for embedded servers")
+	}
+	if *natsURL == "" {
+		cl, err := devcluster.Start(ctx, devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		*natsURL, *etcdEndpoints = cl.NATSURL, strings.Join(cl.EtcdEndpoints, ",")
+		fmt.Fprintf(env.Stderr, "embedded NATS at %s, etcd at %s, state in %s\n", cl.NATSURL, *etcdEndpoints, *dataDir)
+	}
+	nc, err := connectNATS(*natsURL, "asymptote-coordinator", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Drain()
+	etcd, err := connectEtcd(strings.Split(*etcdEndpoints, ","))
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	c, err := coordinator.New(opts.config(etcd, nc, log))
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+func runAgent(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "agent", "[flags]")
+	natsURL := fs.String("nats-url", defaultNATSURL, "NATS `URL`")
+	var opts agentOptions
+	fs.StringVar(&opts.nodeID, "node-id", defaultNodeID(), "stable, unique `name` of this host")
+	fs.StringVar(&opts.dataDir, "data-dir", filepath.Join(os.TempDir(), "asymptote-agent"), "`directory` for the agent's local state")
+	opts.register(fs)
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	log := newLogger(env.Stderr, slog.LevelInfo)
+	nc, err := connectNATS(*natsURL, "asymptote-agent-"+opts.nodeID, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Drain()
+	a, mgr, err := opts.newAgent(ctx, nc, log)
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+	return a.Run(ctx)
+}
+
+// group runs functions until the first returns, then cancels the rest and
+// waits for them.
+type group struct {
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+	cancel context.CancelFunc
+}
+
+func newGroup(ctx context.Context) (*group, context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	return &group{cancel: cancel}, ctx
+}
+
+func (g *group) Go(name string, f func() error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+			g.mu.Lock()
+			g.errs = append(g.errs, fmt.Errorf("%s: %w", name, err))
+			g.mu.Unlock()
+			g.cancel()
+		}
+	}()
+}
+
+func (g *group) Wait() error {
+	g.wg.Wait()
+	return errors.Join(g.errs...)
+}
