@@ -54,7 +54,7 @@ retries: -1
 		fmt.Printf("first problem: line %d, field %s\n", se.Line, se.Field)
 	}
 	// Output:
-	// tiny.yaml:4: space.lr.scale: unknown scale "logg"; did you mean "log"?; allowed: linear, log
+	// tiny.yaml:4: space.lr.scale: unknown scale "logg" (did you mean "log"?); allowed: linear, log
 	// tiny.yaml:5: retries: want a whole number from 0 to 2147483647, got -1
 	// first problem: line 4, field space.lr.scale
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -146,7 +147,7 @@ func (d *decoder) spec(root *node, s *Spec) {
 		return
 	}
 	if n, ok := m["name"]; !ok {
-		d.errorf(0, "name", "missing; every study needs a name such as \"name: lr-sweep\"")
+		d.errorf(0, "name", "missing; every study needs a name, as in name: lr-sweep")
 	} else if v, ok := d.str(n, "name"); ok {
 		if !nameRE.MatchString(v) {
 			d.errorf(n.line, "name", "invalid name %q; use 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit", v)
@@ -154,7 +155,7 @@ func (d *decoder) spec(root *node, s *Spec) {
 		s.Name = v
 	}
 	if n, ok := m["method"]; !ok {
-		d.errorf(0, "method", "missing; name the method plugin, as in \"method: synthetic\" or \"method: {name: charlm, version: \\\">=1.0\\\"}\"")
+		d.errorf(0, "method", `missing; name the method plugin, as in method: synthetic or method: {name: charlm, version: ">=1.0"}`)
 	} else {
 		d.method(n, s)
 	}
@@ -295,7 +296,7 @@ func (d *decoder) memory(n *node, field string) (int64, bool) {
 			for u := range memoryUnits {
 				units = append(units, u)
 			}
-			d.errorf(n.line, field, "invalid memory size %q%s; write a number and a unit (%s), such as 512MiB or 2GiB, or a plain number of MiB", v, suggest(unit, units), allowedList(units))
+			d.errorf(n.line, field, "invalid memory size %q%s; write a number and a unit (%s), such as 512MiB or 2GiB, or a plain number of MiB", v, suggestUnit(okNum, unit, units), allowedList(units))
 			return 0, false
 		}
 		bytes = f * size
@@ -308,6 +309,14 @@ func (d *decoder) memory(n *node, field string) (int64, bool) {
 		return 0, false
 	}
 	return int64(math.Round(bytes)), true
+}
+
+// suggestUnit suggests a unit for a well-formed number with a misspelt one.
+func suggestUnit(numOK bool, unit string, units []string) string {
+	if !numOK || unit == "" {
+		return ""
+	}
+	return ": unknown unit " + strconv.Quote(unit) + suggest(unit, units)
 }
 
 func (d *decoder) duration(n *node, field string) (time.Duration, bool) {
