@@ -64,7 +64,12 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	}
 	defer etcd.Close()
 	g, gctx := newGroup(ctx)
-	defer g.Wait()
+	// On any return, stop every component before the connections and
+	// servers they use are closed.
+	defer func() {
+		g.cancel()
+		_ = g.Wait()
+	}()
 	cnc, err := connectNATS(cl.NATSURL, "asymptote-coordinator", log)
 	if err != nil {
 		return err

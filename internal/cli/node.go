@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -120,7 +122,7 @@ func (o *agentOptions) newAgent(ctx context.Context, nc *nats.Conn, log *slog.Lo
 	if o.dataDir == "" {
 		return nil, nil, usagef("-data-dir is required")
 	}
-	workDir := filepath.Join(o.dataDir, "methods")
+	workDir := methodWorkDir(o.dataDir)
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		return nil, nil, err
 	}
@@ -155,4 +157,22 @@ func defaultNodeID() string {
 		return "node"
 	}
 	return h
+}
+
+// methodWorkDir returns the directory for method plugins' sockets and pid
+// registry. Unix socket paths are limited to about 100 bytes, so a deep
+// data directory gets a short stand-in under the system temp directory,
+// named after a hash of the data directory so a restarted agent finds it
+// again (and cleans up what its predecessor left).
+func methodWorkDir(dataDir string) string {
+	dir := filepath.Join(dataDir, "methods")
+	if len(dir) <= 40 {
+		return dir
+	}
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(os.TempDir(), "asymptote-"+hex.EncodeToString(sum[:6]))
 }
