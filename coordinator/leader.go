@@ -34,6 +34,8 @@ type leader struct {
 	studies map[string]*study
 	order   []*study
 	nodes   map[string]*node
+	// served counts dispatches, for round-robin between equal studies.
+	served uint64
 
 	inbox chan any
 

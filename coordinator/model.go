@@ -43,8 +43,11 @@ type study struct {
 	// holds pending trials waiting out a retry backoff.
 	ready   []*trial
 	delayed delayHeap
-	// running is the number of attempts on agents, for fair sharing.
+	// running is the number of attempts on agents, and served the
+	// leader's dispatch counter at this study's last dispatch: both for
+	// fair sharing.
 	running int
+	served  uint64
 	// finished holds recent finish times, for the rate estimate.
 	finished []time.Time
 	stale    int

@@ -18,7 +18,7 @@ import (
 //
 // Studies are served by priority, highest first; studies of equal priority
 // share the cluster fairly: each placement goes to the study with the
-// fewest running attempts. A trial goes to the node that fits it with the
+// fewest running attempts, taking turns when they tie. A trial goes to the node that fits it with the
 // most free CPU, which spreads load across agents.
 func (l *leader) schedule(now time.Time) {
 	if len(l.nodes) == 0 {
@@ -59,7 +59,9 @@ func (l *leader) scheduleClass(class []*study, nodes []*node, now time.Time) {
 			if blocked[s] || s.next() == nil {
 				continue
 			}
-			if pick == nil || s.running < pick.running {
+			// Fewest running first; on a tie, the study served
+			// longest ago, so equal studies take turns.
+			if pick == nil || s.running < pick.running || (s.running == pick.running && s.served < pick.served) {
 				pick = s
 			}
 		}
@@ -75,6 +77,8 @@ func (l *leader) scheduleClass(class []*study, nodes []*node, now time.Time) {
 		}
 		t := pick.next()
 		pick.pop()
+		l.served++
+		pick.served = l.served
 		l.dispatch(t, n, now)
 	}
 }
