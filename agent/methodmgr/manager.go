@@ -436,6 +436,7 @@ func (m *Manager) launch(ctx context.Context, spec launchSpec, key string, env [
 			cmd.Env = append(cmd.Env, entry.marker(), sdk.LogLevelEnv+"="+m.pluginLogLevel())
 			cmd.Env = append(cmd.Env, pluginEnv...)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+			cmd.Stdin = nil // /dev/null, not the agent's stdin
 			r.cmd = cmd
 			return r, nil
 		},

@@ -158,12 +158,7 @@ func (r *procRunner) Kill(context.Context) error {
 	if r.pid == 0 || r.reaped {
 		return nil
 	}
-	// A process that already exited (a zombie, not yet reaped) was not
-	// killed by us; its group is still killed below.
-	var info unix.Siginfo
-	if err := unix.Waitid(unix.P_PID, r.pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil); err != nil || info.Signo == 0 {
-		r.killed = true
-	}
+	r.killed = true
 	if err := syscall.Kill(-r.pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("kill process group %d: %w", r.pid, err)
 	}
@@ -171,7 +166,8 @@ func (r *procRunner) Kill(context.Context) error {
 }
 
 // exitedOnItsOwn reports whether the process has exited without being
-// killed by us, and its exit error.
+// killed by us, and its exit error. Our kill is SIGKILL; a process that
+// was already exiting when it arrived keeps its own status.
 func (r *procRunner) exitedOnItsOwn() (bool, error) {
 	select {
 	case <-r.exited:
@@ -180,7 +176,12 @@ func (r *procRunner) exitedOnItsOwn() (bool, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return !r.killed, r.waitErr
+	byUs := r.killed
+	if ps := r.cmd.ProcessState; ps != nil {
+		ws, ok := ps.Sys().(syscall.WaitStatus)
+		byUs = byUs && ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+	}
+	return !byUs, r.waitErr
 }
 
 // dead reports whether the process has exited.

@@ -16,6 +16,9 @@ import (
 // context ends.
 const cancelTimeout = 5 * time.Second
 
+// deadlineSlack is how long after a deadline the Client sends CancelTrial.
+const deadlineSlack = 100 * time.Millisecond
+
 // Client is the host's side of a method served by a plugin process. It
 // implements [Method], so a host runs remote and in-process methods alike.
 //
@@ -74,7 +77,21 @@ func (c *Client) Run(ctx context.Context, req *TrialRequest, report func(Metrics
 			TrialId: req.TrialID, Attempt: int32(req.Attempt), Reason: reason,
 		})
 	}
-	stop := context.AfterFunc(ctx, func() { cancelRemote(context.Cause(ctx).Error()) })
+	finished := make(chan struct{})
+	defer close(finished)
+	stop := context.AfterFunc(ctx, func() {
+		if !deadline.IsZero() && errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			// The plugin enforces the deadline itself, so the method sees
+			// DeadlineExceeded rather than a cancellation; CancelTrial
+			// follows only for plugins that ignore the deadline field.
+			select {
+			case <-time.After(deadlineSlack):
+			case <-finished:
+				return
+			}
+		}
+		cancelRemote(context.Cause(ctx).Error())
+	})
 	defer stop()
 
 	var (

@@ -99,7 +99,7 @@ func (Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Me
 	if err != nil {
 		return nil, err
 	}
-	if int64(req.Attempt) <= failAttempts {
+	if failAttempts > 0 && int64(req.Attempt) <= failAttempts {
 		mode = "fail"
 	}
 	ok := &sdk.Result{Metrics: map[string]float64{"pid": float64(os.Getpid()), sdk.MetricValLoss: 1}}

@@ -111,6 +111,9 @@ func Parse(req *sdk.TrialRequest) (*Law, error) {
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
+	if !(l.N > 0) {
+		return nil, &sdk.ParamError{Param: "params", Reason: "must be positive"}
+	}
 	if err := l.resolveData(); err != nil {
 		return nil, err
 	}
@@ -119,7 +122,6 @@ func Parse(req *sdk.TrialRequest) (*Law, error) {
 		ok   bool
 		want string
 	}{
-		{"params", l.N > 0, "must be positive"},
 		{"alpha", l.Alpha > 0, "must be positive"},
 		{"beta", l.Beta > 0, "must be positive"},
 		{"rd_star", l.RDStar > 0, "must be positive"},
