@@ -109,6 +109,7 @@ func (l *leader) expand(ctx context.Context, s *study, now time.Time) error {
 	// Commit what is already dirty first, so the direct writes below see
 	// current revisions.
 	if err := l.commit(ctx); err != nil {
+		l.fatal = err
 		return err
 	}
 	if len(missing) > 0 || s.rev == 0 {
@@ -125,7 +126,12 @@ func (l *leader) expand(ctx context.Context, s *study, now time.Time) error {
 		}
 		revs, err := l.store.Commit(ctx, puts)
 		if err != nil {
-			return fmt.Errorf("write %d trials of %s: %w", len(missing), s.rec.Name, err)
+			// Some chunks may have landed; only a reload from etcd knows
+			// which. The study stays marked submitting, and the next term
+			// finishes it.
+			err = fmt.Errorf("write %d trials of %s: %w", len(missing), s.rec.Name, err)
+			l.fatal = err
+			return err
 		}
 		for i, t := range missing {
 			t.rev = revs[i]
@@ -154,7 +160,9 @@ func (l *leader) expand(ctx context.Context, s *study, now time.Time) error {
 func (l *leader) writeStudy(ctx context.Context, s *study) error {
 	revs, err := l.store.Commit(ctx, []store.Put{{Key: store.StudyKey(s.rec.Name), Value: &s.rec, Rev: s.rev}})
 	if err != nil {
-		return fmt.Errorf("write study %s: %w", s.rec.Name, err)
+		err = fmt.Errorf("write study %s: %w", s.rec.Name, err)
+		l.fatal = err
+		return err
 	}
 	s.rev = revs[0]
 	delete(l.dirtyStudies, s)
@@ -233,8 +241,8 @@ func (l *leader) results(req api.ResultsRequest) (*api.ResultsReply, error) {
 	if s == nil {
 		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
 	}
-	if req.Limit <= 0 || req.Limit > 5000 {
-		req.Limit = 5000
+	if req.Limit <= 0 || req.Limit > 2000 {
+		req.Limit = 2000
 	}
 	r := &api.ResultsReply{Study: s.rec.Name, Objective: s.rec.Objective, Direction: s.rec.Direction, Total: len(s.trials)}
 	for i := req.Offset; i < len(s.trials) && i < req.Offset+req.Limit; i++ {

@@ -44,6 +44,9 @@ type leader struct {
 	dirtyStudies map[*study]bool
 	dirtyNodes   map[*node]bool
 	effects      []func()
+	// fatal ends the term after this turn: a storage failure left the
+	// cache unsure of what etcd holds, and the next term rebuilds it.
+	fatal error
 }
 
 func newLeader(c *Coordinator, st *store.Store) *leader {
@@ -165,6 +168,9 @@ func (l *leader) run(ctx context.Context) error {
 		now := time.Now()
 		for _, in := range batch {
 			l.apply(ctx, in, now)
+		}
+		if l.fatal != nil {
+			return l.fatal
 		}
 		l.schedule(now)
 		if err := l.commit(ctx); err != nil {
@@ -415,5 +421,8 @@ func (l *leader) respond(m *nats.Msg, v any, err error) {
 		return
 	}
 	data := api.EncodeReply(v, err)
+	if max := l.c.cfg.NATS.MaxPayload(); max > 0 && int64(len(data)) > max {
+		data = api.EncodeReply(nil, fmt.Errorf("the reply (%d bytes) exceeds the NATS server's max_payload (%d bytes); ask for less (a smaller results page) or raise max_payload", len(data), max))
+	}
 	l.effect(func() { _ = m.Respond(data) })
 }

@@ -235,7 +235,9 @@ func (c *Client) Status(ctx context.Context, study string) (*StatusReply, error)
 
 // Results returns every trial of a study, paging through the API.
 func (c *Client) Results(ctx context.Context, study string) (*ResultsReply, error) {
-	const page = 2000
+	// A page of trial records stays well under NATS's default 1 MB
+	// max_payload.
+	const page = 250
 	var all *ResultsReply
 	for off := 0; ; off += page {
 		var r ResultsReply

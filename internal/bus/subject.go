@@ -90,10 +90,12 @@ func Declare(ctx context.Context, js jetstream.JetStream, replicas int) (jetstre
 		return nil, fmt.Errorf("bus: declare stream %s: %w", StreamEvents, err)
 	}
 	c, err := js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
-		Durable:       ConsumerCoordinator,
-		Description:   "the leader coordinator records trial events",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		Durable:     ConsumerCoordinator,
+		Description: "the leader coordinator records trial events",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		// A leader that dies holds its unacknowledged events this long
+		// before its successor receives them.
+		AckWait:       10 * time.Second,
 		MaxAckPending: 20000,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      replicas,
