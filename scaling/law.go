@@ -64,6 +64,9 @@ type Law interface {
 	bind(obs []Obs) model
 	// grid lists candidate internal starting values for each parameter.
 	grid() [][]float64
+	// centers returns the (log-coefficient, exponent, mean log scale)
+	// triples for the optimiser's centring.
+	centers(obs []Obs) []center
 	// positive reports which natural parameters are positive by
 	// construction (intervals on them are judged on a log scale).
 	positive() []bool
@@ -103,6 +106,28 @@ func LawByName(name string) (Law, error) {
 	}
 	return nil, fmt.Errorf("unknown law %q (want power, chinchilla, datablations or ensemble)", name)
 }
+
+// meanLog returns the mean of log v(o) over obs.
+func meanLog(obs []Obs, v func(Obs) float64) float64 {
+	m := 0.0
+	for _, o := range obs {
+		m += math.Log(v(o))
+	}
+	return m / float64(max(len(obs), 1))
+}
+
+func (powerLaw) centers(obs []Obs) []center {
+	return []center{{1, 2, meanLog(obs, func(o Obs) float64 { return o.X })}}
+}
+
+func (chinchillaLaw) centers(obs []Obs) []center {
+	return []center{
+		{1, 3, meanLog(obs, func(o Obs) float64 { return o.N })},
+		{2, 4, meanLog(obs, func(o Obs) float64 { return o.D })},
+	}
+}
+
+func (dataLaw) centers(obs []Obs) []center { return chinchillaLaw{}.centers(obs) }
 
 // Hoffmann's grid of initialisations (Hoffmann et al. 2022, as written out
 // in Besiroglu et al.'s notebook).
