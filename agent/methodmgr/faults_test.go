@@ -201,9 +201,6 @@ func TestAllowlist(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			// External methods are run as <PluginDir>/<name> with no
-			// arguments; this test binary needs `method faulty`, so the
-			// symlink is run through a wrapper script whose hash we pin.
 			m := newManager(t, func(c *Config) {
 				c.Builtins = nil
 				c.PluginDir = dir
@@ -211,7 +208,9 @@ func TestAllowlist(t *testing.T) {
 			})
 			_, err := m.Run(t.Context(), faultyRun("a", map[string]any{"mode": "ok"}), nil)
 			if tt.kind == 0 {
-				// The binary runs, but with no arguments it cannot serve.
+				// The binary is launched, but run as an external method
+				// it gets no `method <name>` arguments and cannot serve;
+				// TestExternalMethod runs a real one.
 				var me *MethodError
 				if errors.As(err, &me) && me.Kind == Refused {
 					t.Fatalf("err = %v, want the binary launched", err)
