@@ -313,7 +313,9 @@ func (m *Manager) isClosed() bool {
 func (m *Manager) ctxError(ctx context.Context, method, stderr string, extra error) *MethodError {
 	kind := Cancelled
 	cause := context.Cause(ctx)
-	if errors.Is(cause, context.DeadlineExceeded) {
+	// ctx.Err() tells a deadline apart even under a custom cause
+	// (context.WithTimeoutCause).
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(cause, context.DeadlineExceeded) {
 		kind = Hung
 	}
 	return &MethodError{Method: method, Kind: kind, Stderr: stderr, Err: errors.Join(cause, extra)}
