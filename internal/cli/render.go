@@ -228,7 +228,20 @@ func writeResults(w io.Writer, r *api.ResultsReply, format string, limit int) er
 		params, metrics := allParams(r.Trials), allMetrics(r.Trials)
 		cw := csv.NewWriter(w)
 		head := []string{"trial", "index", "state", "seed", "attempts"}
-		head = append(head, params...)
+		// A metric and a parameter may share a name (a method reports the
+		// exact "params" it built from a "params" it was asked for). The
+		// metric, being measured, keeps the plain name, so analysis reads
+		// it by default; the parameter's column becomes param.<name>.
+		isMetric := map[string]bool{}
+		for _, m := range metrics {
+			isMetric[m] = true
+		}
+		for _, p := range params {
+			if isMetric[p] {
+				p = "param." + p
+			}
+			head = append(head, p)
+		}
 		head = append(head, "objective")
 		head = append(head, metrics...)
 		head = append(head, "error")
