@@ -109,10 +109,11 @@ func TestScalingInputErrors(t *testing.T) {
 		{"NaN size", []string{"--data", write("c.csv", "params,loss\n1,2\nNaN,1\n3,1\n4,1\n")}, []string{`line 3, column "params"`, "NaN"}},
 		{"not a number", []string{"--data", write("d.csv", "params,loss\n1,2\n2,abc\n3,1\n")}, []string{`line 3, column "loss"`, `"abc" is not a number`}},
 		{"too few points", []string{"--law", "chinchilla", "--data", write("e.csv", "params,tokens,loss\n1e8,1e9,3\n2e8,2e9,2.9\n")}, []string{"too few points", "5 free parameters", "2 points"}},
-		{"study not wired", []string{"--study", "s1"}, []string{"--study needs a running coordinator"}},
+		{"study without a coordinator", []string{"--study", "s1"}, []string{"study s1", "connect to NATS at nats://127.0.0.1:1"}},
 		{"unknown parameter", []string{"--data", scalingTestdata + "recipe_a.csv", "--fix", "gamma=1"}, []string{`no parameter "gamma"`}},
 		{"unknown law", []string{"--law", "cubic", "--data", scalingTestdata + "recipe_a.csv"}, []string{`unknown law "cubic"`}},
 	}
+	t.Setenv("ASYMPTOTE_NATS_URL", "nats://127.0.0.1:1")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := runCommand(t, "fit", tc.args...)
