@@ -28,6 +28,7 @@ type CSVError struct {
 	Msg    string
 }
 
+// Error names the line and column.
 func (e *CSVError) Error() string {
 	if e.Line == 0 {
 		return fmt.Sprintf("column %q: %s", e.Column, e.Msg)

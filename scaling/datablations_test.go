@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -126,16 +127,7 @@ func TestDatablationsDataDecayOnly(t *testing.T) {
 
 func hasWarning(f *Fit, sub string) bool {
 	for _, w := range f.Warnings {
-		if len(w) >= len(sub) && contains(w, sub) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
+		if strings.Contains(w, sub) {
 			return true
 		}
 	}

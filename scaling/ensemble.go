@@ -115,7 +115,7 @@ func (f *Fit) refitOn(obs []Obs) ([]float64, bool) {
 	}
 	set := f.opts.Settings.withDefaults()
 	ev := newEvaluator(f.Law.bind(obs), &f.lay, f.Loss, obs)
-	z, r := f.refit(obs, ev, newLBFGS(f.lay.free, set.Memory))
+	z, r := f.refit(ev, newLBFGS(f.lay.free, set.Memory))
 	if !finite(r.f) {
 		return nil, false
 	}

@@ -128,6 +128,7 @@ type RowError struct {
 	Msg   string
 }
 
+// Error names the row and field.
 func (e *RowError) Error() string {
 	return fmt.Sprintf("row %d, %s: %s", e.Row, e.Field, e.Msg)
 }
@@ -695,9 +696,9 @@ func (f *Fit) startVector(p []float64) []float64 {
 	return z
 }
 
-// Refit fits the same law with the same options to other observations,
-// from a single start at this fit's optimum (the bootstrap's refit).
-func (f *Fit) refit(obs []Obs, ev *evaluator, opt *lbfgs) (z []float64, r optResult) {
+// refit minimises ev's objective (another data set) from this fit's
+// optimum with the fit's settings.
+func (f *Fit) refit(ev *evaluator, opt *lbfgs) (z []float64, r optResult) {
 	z = f.freeVector()
 	r = opt.minimize(ev.fg, z, f.opts.Settings.withDefaults())
 	return z, r

@@ -57,6 +57,7 @@ const (
 	Failed
 )
 
+// String names the status as fit reports count it.
 func (s Status) String() string {
 	switch s {
 	case Converged:

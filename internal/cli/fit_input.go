@@ -221,6 +221,7 @@ func num(v float64) string {
 // NaN or infinities), so reports are stable and valid JSON.
 type jnum float64
 
+// MarshalJSON writes 8 significant digits, null for NaN and infinities.
 func (v jnum) MarshalJSON() ([]byte, error) {
 	f := float64(v)
 	if math.IsNaN(f) || math.IsInf(f, 0) {
