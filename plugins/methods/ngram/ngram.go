@@ -36,7 +36,7 @@ func New() *Method { return &Method{} }
 
 var paramInfo = []sdk.ParamInfo{
 	{Name: "order", Type: "int", Default: 5.0, Description: "n: the model conditions on n-1 characters, 1–9"},
-	{Name: "unique_tokens", Type: "int", Default: 1e6, Description: "training characters: a prefix of the training split, 1000 to its length (3,868,415)"},
+	{Name: "unique_tokens", Type: "int", Default: 1e6, Description: "training characters: a prefix of the training split, 1000 to its length (3,869,183)"},
 	{Name: "smoothing", Type: "string", Default: "wb", Description: `"wb" (interpolated Witten–Bell) or "kn" (interpolated Kneser–Ney)`},
 	{Name: "discount", Type: "float", Default: 0.75, Description: "Kneser–Ney's absolute discount, (0, 1); only with smoothing kn"},
 	{Name: "eval_tokens", Type: "int", Default: 16384.0, Description: "validation characters scored (the same ones as charlm's), 1000 to the validation split's size"},
