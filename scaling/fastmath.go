@@ -11,19 +11,21 @@ const (
 	ln2Hi   = 6.93147180369123816490e-01
 	ln2Lo   = 1.90821492927058770002e-10
 	shifter = 0x1.8p52
+	// shifterBits is math.Float64bits(shifter).
+	shifterBits = 0x4338000000000000
 )
 
 var (
 	expTab [expTabN]float64 // 2^(j/64)
-	logInv [129]float64     // 1/c_j, c_j = 1 + j/128
-	logC   [129]float64     // −log(1/c_j), so log(m) = logC + log1p(m/c_j − 1)
+	logInv [256]float64     // 1/c_j, c_j = 1 + j/128 (j ≤ 128; sized for bounds-check-free indexing)
+	logC   [256]float64     // −log(1/c_j), so log(m) = logC + log1p(m/c_j − 1)
 )
 
 func init() {
 	for j := range expTab {
 		expTab[j] = math.Exp2(float64(j) / expTabN)
 	}
-	for j := range logInv {
+	for j := 0; j <= 128; j++ {
 		inv := 1 / (1 + float64(j)/128)
 		logInv[j], logC[j] = inv, -math.Log(inv)
 	}

@@ -291,12 +291,31 @@ func (m *chinchillaModel) huberFused(t, ly []float64, delta float64, g []float64
 	var f, ge, ga, gb, gal, gbe float64
 	for i, ln := range m.ln {
 		x, y := a-al*ln, b-be*ld[i]
-		if x > 700 || y > 700 {
+		if !(x > -700 && x < 700 && y > -700 && y < 700) {
 			return 0, false
 		}
-		t1, t2 := fastExp(x), fastExp(y)
+		// fastExp(x), fastExp(y) and fastLog(s), written out: the calls
+		// are too large to inline and cost a fifth of the loop.
+		kx := x*(expTabN/math.Ln2) + shifter
+		ky := y*(expTabN/math.Ln2) + shifter
+		ix := int64(math.Float64bits(kx)) - shifterBits
+		iy := int64(math.Float64bits(ky)) - shifterBits
+		kx -= shifter
+		ky -= shifter
+		rx := (x - kx*(ln2Hi/expTabN)) - kx*(ln2Lo/expTabN)
+		ry := (y - ky*(ln2Hi/expTabN)) - ky*(ln2Lo/expTabN)
+		px := rx * (1 + rx*(0.5+rx*(1.0/6+rx*(1.0/24+rx*(1.0/120+rx*(1.0/720))))))
+		py := ry * (1 + ry*(0.5+ry*(1.0/6+ry*(1.0/24+ry*(1.0/120+ry*(1.0/720))))))
+		tx, ty := expTab[ix&(expTabN-1)], expTab[iy&(expTabN-1)]
+		t1 := (tx + tx*px) * math.Float64frombits(uint64((ix>>6)+1023)<<52)
+		t2 := (ty + ty*py) * math.Float64frombits(uint64((iy>>6)+1023)<<52)
 		s := ee + t1 + t2
-		r := fastLog(s) - ly[i]
+		bits := math.Float64bits(s)
+		j := ((bits>>45)&127 + (bits>>44)&1) & 255
+		u := math.FMA(math.Float64frombits(bits&(1<<52-1)|1023<<52), logInv[j], -1)
+		pu := u - u*u*(0.5-u*(1.0/3-u*(0.25-u*(0.2-u*(1.0/6-u*(1.0/7))))))
+		ex := float64(int64(bits>>52) - 1023)
+		r := ex*ln2Hi + (logC[j] + (pu + ex*ln2Lo)) - ly[i]
 		var d float64
 		switch {
 		case r > delta:
