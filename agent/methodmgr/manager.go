@@ -108,7 +108,7 @@ type Manager struct {
 	closed bool
 	idle   map[string][]*proc // pool key -> idle processes, most recent last
 	procs  map[*proc]struct{} // every live process, idle or busy
-	wg     sync.WaitGroup     // background stops
+	wg     sync.WaitGroup     // background stops, started only while not closed
 }
 
 // New validates cfg, prepares WorkDir and kills plugin process groups left
@@ -296,9 +296,13 @@ func (m *Manager) Close() error {
 	}
 	m.idle = map[string][]*proc{}
 	m.mu.Unlock()
+	// No background work starts once closed is set, so Wait cannot race
+	// an Add.
+	var wg sync.WaitGroup
 	for _, p := range all {
-		m.wg.Go(func() { m.stop(p, p.busy()) })
+		wg.Go(func() { m.stop(p, p.busy()) })
 	}
+	wg.Wait()
 	m.wg.Wait()
 	return nil
 }
@@ -350,6 +354,12 @@ func (m *Manager) acquire(ctx context.Context, spec launchSpec, env []string) (*
 		m.mu.Unlock()
 		return nil, &MethodError{Method: spec.name, Kind: Cancelled, Err: ErrClosed}
 	}
+	var dead []*proc
+	defer func() {
+		for _, p := range dead {
+			m.background(func() { m.stop(p, true) })
+		}
+	}()
 	for list := m.idle[key]; len(list) > 0; list = m.idle[key] {
 		p := list[len(list)-1]
 		m.idle[key] = list[:len(list)-1]
@@ -358,7 +368,7 @@ func (m *Manager) acquire(ctx context.Context, spec launchSpec, env []string) (*
 		p.running = true
 		p.mu.Unlock()
 		if p.runner.dead() {
-			m.wg.Go(func() { m.stop(p, true) })
+			dead = append(dead, p)
 			continue
 		}
 		m.mu.Unlock()
@@ -371,18 +381,36 @@ func (m *Manager) acquire(ctx context.Context, spec launchSpec, env []string) (*
 // release returns a process to its pool after a trial it survived.
 func (m *Manager) release(p *proc) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	p.mu.Lock()
 	p.running = false
 	p.mu.Unlock()
 	if m.closed || p.runner.dead() {
-		m.wg.Go(func() { m.stop(p, true) })
+		m.mu.Unlock()
+		m.background(func() { m.stop(p, true) })
 		return
 	}
+	defer m.mu.Unlock()
 	p.mu.Lock()
 	p.idleTimer = time.AfterFunc(m.cfg.IdleTimeout, func() { m.expire(p) })
 	p.mu.Unlock()
 	m.idle[p.key] = append(m.idle[p.key], p)
+}
+
+// background runs f in a goroutine Close waits for; once the manager is
+// closed it runs f at once instead, since Close may already be waiting.
+func (m *Manager) background(f func()) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		f()
+		return
+	}
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
 }
 
 // expire stops p if it is still idle.
@@ -417,7 +445,7 @@ func (m *Manager) stop(p *proc, kill bool) {
 // discard kills p in the background: it failed a trial.
 func (m *Manager) discard(p *proc) {
 	_ = p.runner.Kill(context.Background())
-	m.wg.Go(func() { m.stop(p, true) })
+	m.background(func() { m.stop(p, true) })
 }
 
 // launch starts a plugin process and completes the handshake.
@@ -494,6 +522,12 @@ func (m *Manager) launch(ctx context.Context, spec launchSpec, key string, env [
 	}
 	if s.err == nil {
 		p.client = s.client
+		if m.isClosed() {
+			// Close ran during the launch and could not stop a process
+			// that did not exist yet.
+			m.stop(p, true)
+			return nil, &MethodError{Method: spec.name, Kind: Cancelled, Err: ErrClosed}
+		}
 		m.log.Debug("plugin started", logging.KeyMethod, spec.name, logging.KeyPluginPID, r.ID())
 		return p, nil
 	}

@@ -175,3 +175,70 @@ func TestInfo(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+func TestClose(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	idle := pidOf(t, m, faultyRun("idle", map[string]any{"mode": "ok"}))
+	busyPID := make(chan int, 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Run(context.Background(), faultyRun("busy", map[string]any{"mode": "hang"}), func(mt sdk.Metrics) error {
+			busyPID <- int(mt.Values["pid"])
+			return nil
+		})
+		done <- err
+	}()
+	busy := <-busyPID
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	err := <-done
+	var me *MethodError
+	if !errors.As(err, &me) || me.Kind != Cancelled || !errors.Is(err, ErrClosed) {
+		t.Errorf("busy trial: err = %v, want Cancelled with ErrClosed", err)
+	}
+	for _, pid := range []int{idle, busy} {
+		if alive(pid) {
+			t.Errorf("process %d survived Close", pid)
+		}
+	}
+	_, err = m.Run(t.Context(), faultyRun("late", nil), nil)
+	if !errors.Is(err, ErrClosed) {
+		t.Errorf("Run after Close: err = %v, want ErrClosed", err)
+	}
+}
+
+func TestConcurrentTrials(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, nil)
+	const n = 4
+	pids := make(chan int, 3*n)
+	errs := make(chan error, 3*n)
+	for round := range 3 {
+		for i := range n {
+			go func() {
+				res, err := m.Run(t.Context(), faultyRun("c", map[string]any{"mode": "slow", "seconds": 0.05, "i": float64(round*n + i)}), nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				pids <- int(res.Metrics["pid"])
+				errs <- nil
+			}()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		}
+	}
+	close(pids)
+	distinct := map[int]bool{}
+	for pid := range pids {
+		distinct[pid] = true
+	}
+	if len(distinct) > n {
+		t.Errorf("%d processes for %d concurrent trials, want at most %d (reuse)", len(distinct), n, n)
+	}
+}

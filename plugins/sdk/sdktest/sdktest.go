@@ -35,8 +35,11 @@ func Client(t testing.TB, m sdk.Method) *sdk.Client {
 	t.Helper()
 	client, server := plugin.TestPluginGRPCConn(t, false, sdk.PluginSet(m))
 	t.Cleanup(func() {
-		_ = client.Close()
-		server.Stop()
+		// Close asks the server to stop over the connection; stopping
+		// it here as well would race go-plugin's own Stop.
+		if err := client.Close(); err != nil {
+			server.Stop()
+		}
 	})
 	raw, err := client.Dispense(sdk.PluginName)
 	if err != nil {
