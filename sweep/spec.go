@@ -54,6 +54,9 @@ type Spec struct {
 	// Derived are computed parameters, in evaluation order (each after
 	// the parameters it uses).
 	Derived []Derived
+
+	// Analysis is the study's analysis plan; nil when it has none.
+	Analysis *Analysis
 }
 
 // Direction says whether the objective is minimised or maximised.
@@ -105,7 +108,7 @@ var (
 	versionRE = regexp.MustCompile(`^(>=|<=|!=|==|=|>|<|~|\^)?\s*v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.-]+)?$`)
 )
 
-var topKeys = []string{"name", "method", "objective", "space", "random", "fixed", "derived", "seeds", "replicates", "resources", "retries", "timeout", "priority"}
+var topKeys = []string{"name", "method", "objective", "space", "random", "fixed", "derived", "seeds", "replicates", "resources", "retries", "timeout", "priority", "analysis"}
 
 // ParseFile reads the spec at path and parses it with Parse.
 func ParseFile(path string) (*Spec, error) {
@@ -185,6 +188,9 @@ func (d *decoder) spec(root *node, s *Spec) {
 		}
 	}
 	d.space(m, s)
+	if n, ok := m["analysis"]; ok {
+		d.analysis(n, s)
+	}
 	d.checkSize(root, m, s)
 }
 

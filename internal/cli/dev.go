@@ -144,7 +144,13 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return studyOutcome(env, &st.Studies[0], res)
+	outcome := studyOutcome(env, &st.Studies[0], res)
+	if spec, err := sweep.Parse(req.SpecFile, []byte(req.Spec)); err == nil {
+		if err := analyze(ctx, env, spec, res); err != nil {
+			fmt.Fprintf(env.Stdout, "analysis: %v\n", err)
+		}
+	}
+	return outcome
 }
 
 // studyOutcome summarises a finished study and fails when any trial did
