@@ -9,8 +9,10 @@
 #   root or ~/.cache/asymptote/data otherwise.
 set -euo pipefail
 
-# KJV_SIZE is the size of `bible -l79 'Gen1:1-Rev22:21'` from bible-kjv 4.38.
+# KJV_SIZE and KJV_SHA256 describe `bible -l79 'Gen1:1-Rev22:21'` from
+# bible-kjv 4.38; the methods check the size, this script both.
 KJV_SIZE=4298239
+KJV_SHA256=82fa5f3788c6a9a010fb128a0f0bf588984b5888a82058520620eded59b033ea
 FASHION_DIR=/usr/share/datasets/fashion-mnist
 
 if [[ $# -gt 0 ]]; then
@@ -51,13 +53,14 @@ fi
 mkdir -p "$DIR"
 kjv=$DIR/kjv.txt
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
-if [[ $(size "$kjv") -ne $KJV_SIZE ]]; then
+sha() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
+if [[ $(size "$kjv") -ne $KJV_SIZE || $(sha "$kjv") != "$KJV_SHA256" ]]; then
 	log "writing $kjv"
 	# Pin the line width: bible prints nothing when COLUMNS is set but empty.
 	COLUMNS=79 bible -l79 'Gen1:1-Rev22:21' >"$kjv.tmp"
-	got=$(size "$kjv.tmp")
-	if [[ $got -ne $KJV_SIZE ]]; then
-		log "$kjv.tmp has $got bytes, want $KJV_SIZE; is bible-kjv 4.38 installed?"
+	got=$(size "$kjv.tmp") sum=$(sha "$kjv.tmp")
+	if [[ $got -ne $KJV_SIZE || $sum != "$KJV_SHA256" ]]; then
+		log "$kjv.tmp has $got bytes, sha256 $sum; want $KJV_SIZE bytes, sha256 $KJV_SHA256 (bible-kjv 4.38)"
 		exit 1
 	fi
 	mv "$kjv.tmp" "$kjv"
