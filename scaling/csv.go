@@ -14,11 +14,15 @@ import (
 // leaves the field unread.
 type Columns struct {
 	X, N, D, U, Loss, Group string
+	// C names a compute column: when the tokens column is absent, tokens
+	// are derived as D = C/(6N), as Besiroglu et al. do for Chinchilla's
+	// data.
+	C string
 }
 
-// DefaultColumns are the CLI's defaults: params, tokens, unique_tokens and
-// loss, with X read from params.
-var DefaultColumns = Columns{X: "params", N: "params", D: "tokens", U: "unique_tokens", Loss: "loss"}
+// DefaultColumns are the CLI's defaults: params, tokens, unique_tokens,
+// compute and loss, with X read from params.
+var DefaultColumns = Columns{X: "params", N: "params", D: "tokens", U: "unique_tokens", C: "compute", Loss: "loss"}
 
 // CSVError reports a bad cell or a missing column. Line is the 1-based line
 // in the file (the header is line 1), zero for a missing column.
@@ -36,7 +40,9 @@ func (e *CSVError) Error() string {
 	return fmt.Sprintf("line %d, column %q: %s", e.Line, e.Column, e.Msg)
 }
 
-// ReadCSV reads the observations law needs from r. Every error names its
+// ReadCSV reads the observations law needs from r. Tokens come from the
+// compute column (D = C/(6N)) when the file has no tokens column. Every
+// error names its
 // line and column: a missing column, an unparsable number, a NaN, a
 // non-positive size or loss. Errors are joined so all bad cells are
 // reported at once (up to 20).
@@ -64,6 +70,9 @@ func ReadCSV(r io.Reader, law Law, cols Columns) ([]Obs, error) {
 	add := func(col, name string, dst func(*Obs, float64)) {
 		fields = append(fields, field{col, dst, name})
 	}
+	_, haveD := idx[cols.D]
+	_, haveC := idx[cols.C]
+	fromCompute := cols.C != "" && !haveD && haveC
 	for _, in := range law.Inputs() {
 		switch in {
 		case "X":
@@ -71,6 +80,11 @@ func ReadCSV(r io.Reader, law Law, cols Columns) ([]Obs, error) {
 		case "N":
 			add(cols.N, "params", func(o *Obs, v float64) { o.N = v })
 		case "D":
+			if fromCompute {
+				// Stored in D for now; divided by 6N below.
+				add(cols.C, "compute", func(o *Obs, v float64) { o.D = v })
+				break
+			}
 			add(cols.D, "tokens", func(o *Obs, v float64) { o.D = v })
 		case "U":
 			add(cols.U, "unique tokens", func(o *Obs, v float64) { o.U = v })
@@ -129,6 +143,9 @@ func ReadCSV(r io.Reader, law Law, cols Columns) ([]Obs, error) {
 		}
 		if group >= 0 {
 			o.Group = rec[group]
+		}
+		if fromCompute && o.N > 0 {
+			o.D /= 6 * o.N
 		}
 		obs = append(obs, o)
 		if len(errs) >= 20 {

@@ -28,6 +28,7 @@ var errStudyNotWired = errors.New("--study needs a running coordinator (not wire
 type dataFlags struct {
 	data, study               string
 	x, params, tokens, unique string
+	compute                   string
 	loss, group               string
 	dropHighest               int
 }
@@ -39,13 +40,14 @@ func (d *dataFlags) register(fs *flag.FlagSet, xDefault string) {
 	fs.StringVar(&d.params, "params", "params", "`COLUMN` of the parameter count N")
 	fs.StringVar(&d.tokens, "tokens", "tokens", "`COLUMN` of the training tokens D")
 	fs.StringVar(&d.unique, "unique-tokens", "unique_tokens", "`COLUMN` of the unique tokens U_D")
+	fs.StringVar(&d.compute, "compute", "compute", "`COLUMN` of training compute in FLOP; tokens are C/(6N) when the tokens column is absent")
 	fs.StringVar(&d.loss, "y", "loss", "`COLUMN` of the loss")
 	fs.StringVar(&d.group, "group", "", "`COLUMN` naming the run of each row; the bootstrap resamples runs, not rows")
 	fs.IntVar(&d.dropHighest, "drop-highest", 0, "drop the `K` highest losses before fitting (Besiroglu et al. drop 5)")
 }
 
 func (d *dataFlags) columns() scaling.Columns {
-	return scaling.Columns{X: d.x, N: d.params, D: d.tokens, U: d.unique, Loss: d.loss, Group: d.group}
+	return scaling.Columns{X: d.x, N: d.params, D: d.tokens, U: d.unique, C: d.compute, Loss: d.loss, Group: d.group}
 }
 
 // read loads the observations law needs, from --data or --study.

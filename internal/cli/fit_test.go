@@ -111,6 +111,7 @@ func TestScalingInputErrors(t *testing.T) {
 		{"too few points", []string{"--law", "chinchilla", "--data", write("e.csv", "params,tokens,loss\n1e8,1e9,3\n2e8,2e9,2.9\n")}, []string{"too few points", "5 free parameters", "2 points"}},
 		{"study without a coordinator", []string{"--study", "s1"}, []string{"study s1", "connect to NATS at nats://127.0.0.1:1"}},
 		{"unknown parameter", []string{"--data", scalingTestdata + "recipe_a.csv", "--fix", "gamma=1"}, []string{`no parameter "gamma"`}},
+		{"no tokens or compute", []string{"--law", "chinchilla", "--data", write("f.csv", "params,loss\n1e8,3\n")}, []string{`column "tokens": missing`}},
 		{"unknown law", []string{"--law", "cubic", "--data", scalingTestdata + "recipe_a.csv"}, []string{`unknown law "cubic"`}},
 	}
 	t.Setenv("ASYMPTOTE_NATS_URL", "nats://127.0.0.1:1")
