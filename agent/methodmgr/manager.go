@@ -47,9 +47,10 @@ const (
 // broke, for the process to exit and its stderr to drain.
 const exitWait = 2 * time.Second
 
-// maxSocketPath keeps WorkDir short enough for the unix socket paths
-// go-plugin creates under it (sun_path holds 108 bytes).
-const maxSocketPath = 60
+// maxSocketDir is the longest socket directory that leaves room for the
+// paths go-plugin creates under it (a unix socket path holds at most 107
+// bytes).
+const maxSocketDir = 64
 
 // Config configures a Manager.
 type Config struct {
@@ -65,8 +66,9 @@ type Config struct {
 	// is refused before launch.
 	Allowlist map[string]string
 	// WorkDir is a private directory (created 0700) for the plugins' unix
-	// sockets and the pid registry. Required; keep its path short (unix
-	// socket paths are limited) and stable across agent restarts.
+	// sockets and the pid registry. Required, and stable across agent
+	// restarts. When its path is too long for unix socket paths, the
+	// sockets go to a private directory under os.TempDir() instead.
 	WorkDir string
 	// IdleTimeout stops plugin processes idle this long; default 1m.
 	IdleTimeout time.Duration
@@ -144,22 +146,16 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("methodmgr: %w", err)
 	}
 	cfg.WorkDir = wd
-	if len(wd) > maxSocketPath {
-		return nil, fmt.Errorf("methodmgr: WorkDir %s is longer than %d bytes; unix socket paths under it would not fit", wd, maxSocketPath)
-	}
 	m := &Manager{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "methodmgr"),
 		reg:     &registry{dir: filepath.Join(wd, "pids")},
-		sockDir: filepath.Join(wd, "sock"),
+		sockDir: socketDir(wd),
 		idle:    map[string][]*proc{},
 		procs:   map[*proc]struct{}{},
 	}
 	for _, d := range []string{wd, m.reg.dir, m.sockDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("methodmgr: prepare work dir: %w", err)
-		}
-		if err := os.Chmod(d, 0o700); err != nil {
+		if err := privateDir(d); err != nil {
 			return nil, fmt.Errorf("methodmgr: prepare work dir: %w", err)
 		}
 	}
@@ -177,6 +173,35 @@ func New(cfg Config) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// socketDir returns where plugins' unix sockets go: under WorkDir, or,
+// when WorkDir's path is too long for socket paths, in a directory under
+// the system's temporary directory named after WorkDir.
+func socketDir(workDir string) string {
+	dir := filepath.Join(workDir, "sock")
+	if len(dir) <= maxSocketDir {
+		return dir
+	}
+	sum := sha256.Sum256([]byte(workDir))
+	return filepath.Join(os.TempDir(), fmt.Sprintf("asymptote-sock-%d-%x", os.Getuid(), sum[:6]))
+}
+
+// privateDir makes dir a directory only we can use: created 0700, not a
+// symlink, owned by us (it may live in a shared temporary directory).
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || (ok && int(st.Uid) != os.Getuid()) {
+		return fmt.Errorf("%s is not a directory owned by us", dir)
+	}
+	return os.Chmod(dir, 0o700)
 }
 
 // launchSpec says how to start a method's plugin.

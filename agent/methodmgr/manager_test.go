@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,4 +242,15 @@ func TestConcurrentTrials(t *testing.T) {
 	if len(distinct) > n {
 		t.Errorf("%d processes for %d concurrent trials, want at most %d (reuse)", len(distinct), n, n)
 	}
+}
+
+func TestLongWorkDir(t *testing.T) {
+	t.Parallel()
+	long := filepath.Join(shortTempDir(t), strings.Repeat("d", 80))
+	m := newManager(t, func(c *Config) { c.WorkDir = long })
+	if !strings.HasPrefix(m.sockDir, os.TempDir()) {
+		t.Errorf("socket dir %s, want one under %s", m.sockDir, os.TempDir())
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(m.sockDir) })
+	pidOf(t, m, faultyRun("l", map[string]any{"mode": "ok"}))
 }
