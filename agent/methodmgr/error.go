@@ -83,6 +83,8 @@ type MethodError struct {
 	Err    error
 }
 
+// Error names the method and the kind of failure, and appends the stderr
+// tail on lines of its own.
 func (e *MethodError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "method %s: %s: %v", e.Method, e.Kind, e.Err)
@@ -92,4 +94,6 @@ func (e *MethodError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns Err, so errors.Is and errors.As see the cause (for
+// example a *sdk.ParamError or context.DeadlineExceeded).
 func (e *MethodError) Unwrap() error { return e.Err }

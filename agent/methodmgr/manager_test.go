@@ -254,3 +254,31 @@ func TestLongWorkDir(t *testing.T) {
 	t.Cleanup(func() { _ = os.RemoveAll(m.sockDir) })
 	pidOf(t, m, faultyRun("l", map[string]any{"mode": "ok"}))
 }
+
+// BenchmarkRunWarm measures one trial of the synthetic method on a warm,
+// pooled plugin process: the agent's per-trial overhead.
+func BenchmarkRunWarm(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "mmb")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	m, err := New(Config{Executable: exe, Builtins: methods.Names(), WorkDir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = m.Close() }()
+	r := Run{Method: "synthetic", Request: request("b", map[string]any{"params": 1e8, "noise": 0.02})}
+	if _, err := m.Run(b.Context(), r, nil); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := m.Run(b.Context(), r, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

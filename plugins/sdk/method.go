@@ -114,6 +114,7 @@ type ParamError struct {
 	Reason string
 }
 
+// Error says which parameter was rejected and why.
 func (e *ParamError) Error() string {
 	return fmt.Sprintf("parameter %q: %s", e.Param, e.Reason)
 }
