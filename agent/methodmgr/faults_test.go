@@ -3,6 +3,7 @@ package methodmgr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,5 +263,45 @@ func TestOrphanCleanup(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(m.reg.dir); len(ents) != 0 {
 		t.Errorf("registry holds %d entries after cleanup, want 0", len(ents))
+	}
+}
+
+// TestPluginsDieWithTheAgent kills an agent process outright and checks
+// that its plugin follows it (Pdeathsig), and that the next agent on the
+// same WorkDir finds nothing left to clean but the registry entry.
+func TestPluginsDieWithTheAgent(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(shortTempDir(t), "w")
+	agent := exec.Command(exe, "-test.run=^$")
+	agent.Env = append(os.Environ(), testAgentEnv+"="+dir)
+	agent.Stderr = testWriter{t}
+	out, err := agent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
+	var pid int
+	if _, err := fmt.Fscan(out, &pid); err != nil {
+		t.Fatalf("reading the plugin pid from the agent: %v", err)
+	}
+	if !alive(pid) {
+		t.Fatalf("plugin %d not running while its agent lives", pid)
+	}
+	if err := agent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = agent.Wait()
+	waitGone(t, pid)
+
+	m := newManager(t, func(c *Config) { c.WorkDir = dir })
+	if ents, _ := os.ReadDir(m.reg.dir); len(ents) != 0 {
+		t.Errorf("registry holds %d entries after the restart, want 0", len(ents))
 	}
 }

@@ -1,9 +1,11 @@
 package methodmgr
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"asymptote.dev/asymptote/plugins/methods"
 	"asymptote.dev/asymptote/plugins/sdk"
@@ -26,5 +28,32 @@ func TestMain(m *testing.M) {
 		sdk.Serve(meth)
 		os.Exit(0)
 	}
+	if dir := os.Getenv(testAgentEnv); dir != "" {
+		os.Exit(runTestAgent(dir))
+	}
 	os.Exit(m.Run())
+}
+
+// testAgentEnv, set to a WorkDir, makes the test binary act as an agent:
+// it starts a plugin, prints the plugin's pid and waits to be killed.
+const testAgentEnv = "METHODMGR_TEST_AGENT"
+
+func runTestAgent(dir string) int {
+	exe, err := os.Executable()
+	if err != nil {
+		return 1
+	}
+	m, err := New(Config{Executable: exe, Builtins: methods.Names(), WorkDir: dir})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	res, err := m.Run(context.Background(), Run{Method: "faulty", Request: request("agent", nil)}, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(int(res.Metrics["pid"]))
+	time.Sleep(time.Hour)
+	return 0
 }
