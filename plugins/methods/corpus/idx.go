@@ -19,9 +19,11 @@ const FashionDir = "fashion-mnist"
 
 // Images is a labelled set of 8-bit grey images.
 type Images struct {
+	// Rows and Cols give each image's size in pixels.
 	Rows, Cols int
 	// Pixels holds Len()·Rows·Cols bytes, image after image, row-major.
 	Pixels []uint8
+	// Labels holds each image's class.
 	Labels []uint8
 }
 

@@ -5,9 +5,12 @@ import "math"
 // AdamW is Adam with decoupled weight decay (Loshchilov & Hutter, 2019):
 // each step, w ← w − lr·(m̂/(√v̂+ε) + λ·w) for tensors with Decay set.
 type AdamW struct {
+	// Beta1 and Beta2 are the moments' decay rates, Eps the denominator's
+	// floor.
 	Beta1, Beta2, Eps float64
-	WeightDecay       float64
-	t                 int
+	// WeightDecay is λ, applied to tensors with Decay set.
+	WeightDecay float64
+	t           int
 }
 
 // NewAdamW returns AdamW with β = (0.9, 0.999), ε = 1e-8 and the given

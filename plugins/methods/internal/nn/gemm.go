@@ -28,6 +28,7 @@ var impl gonum.Implementation
 // Pool runs matrix multiplies on at most Threads goroutines. The zero value
 // (or Threads ≤ 1) runs everything on the caller's goroutine.
 type Pool struct {
+	// Threads bounds the worker goroutines.
 	Threads int
 }
 

@@ -47,6 +47,8 @@ func (e *Epochs) Next(dst []int32, k int) []int32 {
 // Loop is a training run of Steps optimizer steps that reports every Every
 // steps (0: about eight reports) and after the last.
 type Loop struct {
+	// Steps is the number of optimizer steps; Every the steps between
+	// reports (0: about eight reports).
 	Steps, Every int
 	// Members is the number of ensemble members each step trains.
 	Members int

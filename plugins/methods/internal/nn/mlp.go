@@ -7,6 +7,7 @@ import (
 
 // Tensor is a trainable array with its gradient and AdamW's moments.
 type Tensor struct {
+	// W holds the values and G their gradient, of the same length.
 	W, G []float64
 	m, v []float64
 	// Decay says whether AdamW's weight decay applies (weights and
@@ -29,18 +30,24 @@ func (t *Tensor) Normal(rng *rand.Rand, std float64) {
 // Dense is one fully connected layer, Z = X·W + B, with W stored row-major
 // as In×Out.
 type Dense struct {
+	// In and Out are the layer's input and output sizes.
 	In, Out int
-	W, B    *Tensor
+	// W is the In×Out weight matrix and B the Out biases.
+	W, B *Tensor
 }
 
 // MLP is a stack of dense layers: Sizes[0] inputs, ReLU hidden layers of
 // Sizes[1:len-1] units each followed by inverted dropout, and a linear
 // output layer of Sizes[len-1] logits.
 type MLP struct {
-	Sizes   []int
-	Layers  []Dense
+	// Sizes lists the layer widths, inputs first and logits last.
+	Sizes []int
+	// Layers holds the len(Sizes)-1 dense layers.
+	Layers []Dense
+	// Dropout is the probability of zeroing a hidden unit in training.
 	Dropout float64
-	Pool    Pool
+	// Pool runs the matrix multiplies.
+	Pool Pool
 
 	batch int
 	in    []float64   // the last Forward's input (not owned)
