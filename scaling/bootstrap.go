@@ -221,6 +221,29 @@ func stddev(v []float64) float64 {
 	return math.Sqrt(s / float64(len(v)-1))
 }
 
+// correlation returns Pearson's r of x and y (NaN when undefined).
+func correlation(x, y []float64) float64 {
+	n := float64(len(x))
+	if n < 3 {
+		return math.NaN()
+	}
+	var mx, my float64
+	for i := range x {
+		mx += x[i]
+		my += y[i]
+	}
+	mx /= n
+	my /= n
+	var sxy, sxx, syy float64
+	for i := range x {
+		dx, dy := x[i]-mx, y[i]-my
+		sxy += dx * dy
+		sxx += dx * dx
+		syy += dy * dy
+	}
+	return sxy / math.Sqrt(sxx*syy)
+}
+
 // identification warns about parameters the bootstrap shows to be weakly
 // identified.
 func (f *Fit) identification() {
@@ -240,6 +263,26 @@ func (f *Fit) identification() {
 		case !pos[j] && iv.Lo <= 0 && iv.Hi > 0:
 			f.Warnings = append(f.Warnings, fmt.Sprintf(
 				"%s: %d%% interval (%.3g, %.3g) includes zero: the power law is not identified", name, pct, iv.Lo, iv.Hi))
+		}
+	}
+	// The coefficient and its exponent trade off along a flat valley
+	// (Besiroglu et al.: the A and B directions are flat); say so when the
+	// refits show it.
+	for _, pair := range [][2]string{{"A", "alpha"}, {"B", "beta"}} {
+		i, j := indexOf(f.Names, pair[0]), indexOf(f.Names, pair[1])
+		if i < 0 || j < 0 || f.Fixed[i] || f.Fixed[j] {
+			continue
+		}
+		var xs, ys []float64
+		for _, s := range b.Samples {
+			if s != nil && s[i] > 0 {
+				xs, ys = append(xs, math.Log(s[i])), append(ys, s[j])
+			}
+		}
+		if r := correlation(xs, ys); math.Abs(r) > 0.99 {
+			f.Warnings = append(f.Warnings, fmt.Sprintf(
+				"log %s and %s are almost collinear across the bootstrap (r = %.3f): each is poorly determined alone; compare predictions, not %s",
+				pair[0], pair[1], r, pair[0]))
 		}
 	}
 	if b.Failed > b.Resamples/20 {
