@@ -197,6 +197,7 @@ func (l *leader) studyStatus(s *study, now time.Time) api.StudyStatus {
 		Total: len(s.trials), Counts: map[string]int{},
 		StaleAttempts: s.stale, LateResults: s.late, Retries: s.retries,
 		Created: s.rec.Created, Finished: s.rec.Finished,
+		Analysis: s.rec.Analysis,
 	}
 	done := 0
 	for state, c := range s.counts {

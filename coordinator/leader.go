@@ -181,6 +181,7 @@ func (l *leader) run(ctx context.Context) error {
 		}
 		clear(l.effects)
 		l.effects = l.effects[:0]
+		l.maybeRefit(ctx, now)
 	}
 }
 
@@ -207,6 +208,8 @@ func (l *leader) apply(ctx context.Context, in any, now time.Time) {
 		l.onDispatchReply(in, now)
 	case tickInput:
 		l.onTick(now)
+	case refitInput:
+		l.onRefit(in, now)
 	}
 }
 

@@ -55,6 +55,11 @@ type study struct {
 	retries  int
 	// needs are the resources one trial reserves.
 	needs bus.Resources
+	// refitDue is set when a result arrives for a study with an analysis
+	// plan; refitting while a refit runs; lastRefit when the last began.
+	refitDue  bool
+	refitting bool
+	lastRefit time.Time
 }
 
 func newStudy(rec api.Study, rev int64, spec *sweep.Spec) *study {

@@ -71,6 +71,8 @@ type StudyStatus struct {
 	Best *Trial `json:"best,omitempty"`
 	// Failures lists a few failed trials with their errors.
 	Failures []Trial `json:"failures,omitempty"`
+	// Analysis is the current fit of the study's analysis plan.
+	Analysis []FitSummary `json:"analysis,omitempty"`
 }
 
 // Done reports whether every trial is in a terminal state.

@@ -45,6 +45,9 @@ type Study struct {
 	Created     time.Time    `json:"created"`
 	Updated     time.Time    `json:"updated"`
 	Finished    *time.Time   `json:"finished,omitempty"`
+	// Analysis is the current fit of the study's analysis plan, one per
+	// group.
+	Analysis []FitSummary `json:"analysis,omitempty"`
 }
 
 // Submission is one accepted submission of a study's spec.
@@ -181,4 +184,43 @@ type GPU struct {
 	UUID      string `json:"uuid,omitempty"`
 	Model     string `json:"model,omitempty"`
 	MemoryMiB int64  `json:"memory_mib,omitempty"`
+}
+
+// FitSummary is the current fit of a study's analysis plan for one group,
+// kept in the study record and refreshed as results arrive.
+type FitSummary struct {
+	// Group is the value of the plan's group parameter ("" without one).
+	Group string `json:"group,omitempty"`
+	Law   string `json:"law"`
+	X     string `json:"x"`
+	// Points is the number of points fitted (best runs), Trials the
+	// succeeded trials they were chosen from.
+	Points int           `json:"points"`
+	Trials int           `json:"trials"`
+	Params []FitParam    `json:"params,omitempty"`
+	Agree  int           `json:"agree"`
+	Starts int           `json:"starts"`
+	R2     float64       `json:"r2"`
+	Error  string        `json:"error,omitempty"`
+	Notes  []string      `json:"warnings,omitempty"`
+	Uncert []Uncertified `json:"uncertified,omitempty"`
+	Time   time.Time     `json:"time"`
+}
+
+// FitParam is one fitted parameter with its bootstrap interval.
+type FitParam struct {
+	Name  string   `json:"name"`
+	Value float64  `json:"value"`
+	Lo    *float64 `json:"lo,omitempty"`
+	Hi    *float64 `json:"hi,omitempty"`
+}
+
+// Uncertified flags a point whose best run does not beat all of its
+// one-step neighbours on the tuned parameters, because a neighbour has not
+// run (or succeeded) or because the best sits on the edge of the grid.
+type Uncertified struct {
+	X      float64 `json:"x"`
+	Seed   int64   `json:"seed"`
+	Trial  string  `json:"trial"`
+	Reason string  `json:"reason"`
 }

@@ -5,26 +5,32 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"math"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
+	"asymptote.dev/asymptote/internal/analysis"
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/sweep"
 )
 
 // analyze runs a finished study's analysis plan and prints what it found:
-// the fitted law of each group with its bootstrap intervals.
+// the fitted law of each group with its bootstrap intervals, and the points
+// whose best run is not certified by its neighbours.
 func analyze(ctx context.Context, env Env, spec *sweep.Spec, res *api.ResultsReply) error {
 	if spec.Analysis == nil || spec.Analysis.Fit == nil {
 		return nil
 	}
 	plan := spec.Analysis.Fit
-	groups, err := fitPoints(plan, res)
+	groups, err := analysis.Points(plan, res.Trials, res.Direction)
 	if err != nil {
 		return err
+	}
+	if len(groups) == 0 {
+		return fmt.Errorf("no succeeded trials to fit")
 	}
 	dir, err := os.MkdirTemp("", "asymptote-analysis-")
 	if err != nil {
@@ -42,11 +48,11 @@ func analyze(ctx context.Context, env Env, spec *sweep.Spec, res *api.ResultsRep
 			title += fmt.Sprintf(" for %s=%s", plan.Group, g)
 		}
 		if len(plan.BestOver) > 0 {
-			title += fmt.Sprintf(", best run over %v at each point", plan.BestOver)
+			title += fmt.Sprintf(", best run over %s at each point", strings.Join(plan.BestOver, ", "))
 		}
 		fmt.Fprintf(env.Stdout, "\n%s:\n", title)
 		path := filepath.Join(dir, "points.csv")
-		if err := os.WriteFile(path, groups[g], 0o600); err != nil {
+		if err := os.WriteFile(path, pointsCSV(plan, groups[g]), 0o600); err != nil {
 			return err
 		}
 		args := []string{"--law", plan.Law, "--data", path, "--x", plan.X, "--y", "loss", "--seed", strconv.FormatInt(plan.Seed+1, 10)}
@@ -56,111 +62,107 @@ func analyze(ctx context.Context, env Env, spec *sweep.Spec, res *api.ResultsRep
 		if err := runFit(ctx, env, args); err != nil {
 			fmt.Fprintf(env.Stdout, "no fit: %v\n", err)
 		}
+		printUncertified(env.Stdout, plan, analysis.Certify(spec, plan, res.Trials, groups[g]))
 	}
 	return nil
 }
 
-// fitPoints reduces a study's succeeded trials to the points of its fit:
-// at each (group, x, seed), the best trial over the tuned parameters. It
-// returns one CSV (columns: the law's variables and loss) per group.
-func fitPoints(plan *sweep.FitPlan, res *api.ResultsReply) (map[string][]byte, error) {
-	maximize := res.Direction == string(sweep.Maximize)
-	type key struct {
-		group string
-		x     float64
-		seed  int64
+// pointsCSV writes points with the columns the fit command reads.
+func pointsCSV(plan *sweep.FitPlan, points []analysis.Point) []byte {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	cols := []string{plan.X}
+	for _, c := range []string{"params", "tokens", "unique_tokens"} {
+		if c != plan.X {
+			cols = append(cols, c)
+		}
 	}
-	best := map[key]api.Trial{}
-	for _, t := range res.Trials {
-		if t.State != sweep.Succeeded || t.Result == nil || t.Result.Objective == nil {
+	_ = w.Write(append(cols, "loss"))
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	for _, p := range points {
+		row := []string{f(p.X)}
+		for _, c := range cols[1:] {
+			switch c {
+			case "params":
+				row = append(row, f(p.Obs.N))
+			case "tokens":
+				row = append(row, f(p.Obs.D))
+			case "unique_tokens":
+				row = append(row, f(p.Obs.U))
+			}
+		}
+		_ = w.Write(append(row, f(p.Obs.Loss)))
+	}
+	w.Flush()
+	return buf.Bytes()
+}
+
+func printUncertified(w io.Writer, plan *sweep.FitPlan, u []api.Uncertified) {
+	if len(plan.BestOver) == 0 {
+		return
+	}
+	if len(u) == 0 {
+		fmt.Fprintf(w, "every point's best run beats all its one-step neighbours in %s\n", strings.Join(plan.BestOver, ", "))
+		return
+	}
+	fmt.Fprintf(w, "%d points' best runs are not certified (Kim et al. 2025 trust a best run only when it beats every one-step neighbour):\n", len(u))
+	for _, x := range u {
+		fmt.Fprintf(w, "  %s=%.4g seed %d (trial %s): %s\n", plan.X, x.X, x.Seed, x.Trial, x.Reason)
+	}
+}
+
+// fitLine renders a live fit in one line: the asymptote (or the first
+// parameter) with its interval.
+func fitLine(sums []api.FitSummary) string {
+	var parts []string
+	for _, s := range sums {
+		if s.Error != "" || len(s.Params) == 0 {
 			continue
 		}
-		x, ok := lookup(t, plan.X)
-		if !ok {
-			return nil, fmt.Errorf("analysis.fit.x: trial %s has neither a parameter nor a metric %q", t.ID, plan.X)
-		}
-		k := key{x: x, seed: t.Seed}
-		if plan.Group != "" {
-			k.group = formatValue(t.Params[plan.Group])
-		}
-		b, seen := best[k]
-		obj := *t.Result.Objective
-		if !seen || (maximize && obj > *b.Result.Objective) || (!maximize && obj < *b.Result.Objective) {
-			best[k] = t
-		}
-	}
-	if len(best) == 0 {
-		return nil, fmt.Errorf("no succeeded trials to fit")
-	}
-	cols := []string{plan.X, "tokens", "unique_tokens", "members"}
-	bufs := map[string]*bytes.Buffer{}
-	writers := map[string]*csv.Writer{}
-	keys := make([]key, 0, len(best))
-	for k := range best {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].group != keys[j].group {
-			return keys[i].group < keys[j].group
-		}
-		if keys[i].x != keys[j].x {
-			return keys[i].x < keys[j].x
-		}
-		return keys[i].seed < keys[j].seed
-	})
-	for _, k := range keys {
-		w, ok := writers[k.group]
-		if !ok {
-			bufs[k.group] = &bytes.Buffer{}
-			w = csv.NewWriter(bufs[k.group])
-			writers[k.group] = w
-			_ = w.Write(append(dedupe(cols), "loss"))
-		}
-		t := best[k]
-		var row []string
-		for _, c := range dedupe(cols) {
-			v, ok := lookup(t, c)
-			if !ok {
-				v = math.NaN()
+		p := s.Params[0]
+		for _, q := range s.Params {
+			if q.Name == "E" {
+				p = q
 			}
-			if c == plan.X {
-				v = k.x
-			}
-			row = append(row, strconv.FormatFloat(v, 'g', -1, 64))
 		}
-		row = append(row, strconv.FormatFloat(*t.Result.Objective, 'g', -1, 64))
-		_ = w.Write(row)
+		txt := fmt.Sprintf("%s %.4g", p.Name, p.Value)
+		if p.Lo != nil {
+			txt += fmt.Sprintf(" (%.4g–%.4g)", *p.Lo, *p.Hi)
+		}
+		if s.Group != "" {
+			txt = s.Group + ": " + txt
+		}
+		parts = append(parts, txt)
 	}
-	out := map[string][]byte{}
-	for g, w := range writers {
-		w.Flush()
-		out[g] = bufs[g].Bytes()
-	}
-	return out, nil
+	return strings.Join(parts, ", ")
 }
 
-func dedupe(cols []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, c := range cols {
-		if !seen[c] {
-			seen[c] = true
-			out = append(out, c)
+// printAnalysis shows a study's live fits in status.
+func printAnalysis(w io.Writer, sums []api.FitSummary) {
+	for _, s := range sums {
+		head := fmt.Sprintf("fit (%s law over %s", s.Law, s.X)
+		if s.Group != "" {
+			head += ", group " + s.Group
+		}
+		head += fmt.Sprintf(", %d points from %d trials, as of %s)", s.Points, s.Trials, s.Time.Format("15:04:05"))
+		fmt.Fprintln(w, head+":")
+		if s.Error != "" {
+			fmt.Fprintf(w, "  not yet: %s\n", s.Error)
+			continue
+		}
+		for _, p := range s.Params {
+			ci := ""
+			if p.Lo != nil {
+				ci = fmt.Sprintf("  95%% CI (%.5g, %.5g)", *p.Lo, *p.Hi)
+			}
+			fmt.Fprintf(w, "  %-8s %.5g%s\n", p.Name, p.Value, ci)
+		}
+		fmt.Fprintf(w, "  R² %.4f; %d of %d starts agree\n", s.R2, s.Agree, s.Starts)
+		for _, n := range s.Notes {
+			fmt.Fprintf(w, "  warning: %s\n", n)
+		}
+		if len(s.Uncert) > 0 {
+			fmt.Fprintf(w, "  %d points' best runs are uncertified, e.g. %s=%.4g: %s\n", len(s.Uncert), s.X, s.Uncert[0].X, s.Uncert[0].Reason)
 		}
 	}
-	return out
-}
-
-// lookup reads a numeric value of a trial by name: a metric the method
-// reported wins over a parameter of the same name, since it is measured.
-func lookup(t api.Trial, name string) (float64, bool) {
-	if t.Result != nil {
-		if v, ok := t.Result.Metrics[name]; ok {
-			return v, true
-		}
-	}
-	if v, ok := t.Params[name].(float64); ok {
-		return v, true
-	}
-	return 0, false
 }

@@ -53,6 +53,9 @@ func progressLine(s *api.StudyStatus) string {
 	if s.Best != nil && s.Best.Result != nil && s.Best.Result.Objective != nil {
 		parts = append(parts, fmt.Sprintf("best %s %.5g", s.Objective, *s.Best.Result.Objective))
 	}
+	if f := fitLine(s.Analysis); f != "" {
+		parts = append(parts, "fit "+f)
+	}
 	return strings.Join(parts, " · ")
 }
 
@@ -95,6 +98,7 @@ func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 		for _, f := range s.Failures {
 			fmt.Fprintf(w, "failed: trial %s %s: %s\n", f.ID, formatParams(f.Params), f.Error)
 		}
+		printAnalysis(w, s.Analysis)
 	}
 }
 

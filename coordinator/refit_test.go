@@ -1,0 +1,53 @@
+package coordinator_test
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"asymptote.dev/asymptote/internal/clustertest"
+	"asymptote.dev/asymptote/plugins/methods/synthetic"
+)
+
+// TestLiveRefit checks that the leader refits a study's analysis plan as
+// results arrive and keeps the fit, with intervals, in the study's status.
+func TestLiveRefit(t *testing.T) {
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
+	client := cl.Client()
+	submit(t, client, `name: live
+method: synthetic
+space:
+  params: {range: [1e6, 1e10], count: 9, scale: log}
+  weight_decay: [0.03, 0.1, 0.3]
+fixed:
+  tokens: 1e12
+resources: {cpu: 0.5, memory: 16MiB}
+analysis:
+  fit: {law: power, x: params, best_over: [weight_decay], bootstrap: 50}
+`)
+	cl.WaitDone(client, "live", 30*time.Second)
+	wantE := 1.69 + 410.7/math.Pow(1e12, 0.28)
+	clustertest.WaitFor(t, 20*time.Second, func() error {
+		r, err := client.Status(t.Context(), "live")
+		if err != nil {
+			return err
+		}
+		a := r.Studies[0].Analysis
+		if len(a) != 1 || a[0].Points != 9 {
+			return fmt.Errorf("analysis = %+v, want one fit of all 9 sizes", a)
+		}
+		e := a[0].Params[0]
+		if e.Name != "E" || math.Abs(e.Value-wantE) > 0.01*wantE || e.Lo == nil {
+			return fmt.Errorf("E = %+v, want %.4f with an interval", e, wantE)
+		}
+		// Weight decay's optimum at one epoch is 0.1, the middle value, and
+		// every neighbour ran: every point is certified.
+		if len(a[0].Uncert) != 0 {
+			return fmt.Errorf("uncertified points: %+v", a[0].Uncert)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,253 @@
+// Package analysis turns a study's results into the fit its analysis plan
+// asks for: it picks the points (the best run at each scale, over the tuned
+// parameters), fits the law with bootstrap intervals, and certifies each
+// point's best run against its one-step neighbours on the tuned axes, as
+// "Pre-training under infinite compute" (Kim et al. 2025) requires before
+// trusting a size's best run.
+//
+// The coordinator refits with it while a study runs; `asymptote dev` prints
+// the same fit when the study finishes.
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/scaling"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// Point is the best run at one scale of one group and seed.
+type Point struct {
+	Group string
+	X     float64
+	Seed  int64
+	Trial api.Trial
+	Obs   scaling.Obs
+}
+
+// Points picks the points of plan from trials: at each (group, x, seed),
+// the succeeded trial with the best objective. It returns them by group,
+// sorted by x then seed.
+func Points(plan *sweep.FitPlan, trials []api.Trial, direction string) (map[string][]Point, error) {
+	maximize := direction == string(sweep.Maximize)
+	type key struct {
+		group string
+		x     float64
+		seed  int64
+	}
+	best := map[key]api.Trial{}
+	for _, t := range trials {
+		if t.State != sweep.Succeeded || t.Result == nil || t.Result.Objective == nil {
+			continue
+		}
+		x, ok := Lookup(t, plan.X)
+		if !ok {
+			return nil, fmt.Errorf("analysis.fit.x: trial %s has neither a parameter nor a metric %q", t.ID, plan.X)
+		}
+		k := key{x: x, seed: t.Seed}
+		if plan.Group != "" {
+			k.group = fmt.Sprint(t.Params[plan.Group])
+		}
+		b, seen := best[k]
+		obj := *t.Result.Objective
+		if !seen || (maximize && obj > *b.Result.Objective) || (!maximize && obj < *b.Result.Objective) {
+			best[k] = t
+		}
+	}
+	out := map[string][]Point{}
+	for k, t := range best {
+		o := scaling.Obs{X: k.x, Loss: *t.Result.Objective}
+		o.N, _ = Lookup(t, "params")
+		o.D, _ = Lookup(t, "tokens")
+		o.U, _ = Lookup(t, "unique_tokens")
+		out[k.group] = append(out[k.group], Point{Group: k.group, X: k.x, Seed: k.seed, Trial: t, Obs: o})
+	}
+	for _, ps := range out {
+		sort.Slice(ps, func(i, j int) bool {
+			if ps[i].X != ps[j].X {
+				return ps[i].X < ps[j].X
+			}
+			return ps[i].Seed < ps[j].Seed
+		})
+	}
+	return out, nil
+}
+
+// Lookup reads a numeric value of a trial by name: a metric the method
+// reported wins over a parameter of the same name, since it is measured.
+func Lookup(t api.Trial, name string) (float64, bool) {
+	if t.Result != nil {
+		if v, ok := t.Result.Metrics[name]; ok {
+			return v, true
+		}
+	}
+	if v, ok := t.Params[name].(float64); ok {
+		return v, true
+	}
+	return 0, false
+}
+
+// Options tune a refit.
+type Options struct {
+	// Resamples caps the plan's bootstrap (0: the plan's own count).
+	Resamples int
+	// Workers bounds the cores a fit uses (0: all).
+	Workers int
+}
+
+// Fit fits the plan's law to one group's points and summarises it. A fit
+// that cannot run yet (too few points) is a summary with Error set, not an
+// error: a running study simply has not got there.
+func Fit(ctx context.Context, plan *sweep.FitPlan, group string, points []Point, trials int, o Options) api.FitSummary {
+	sum := api.FitSummary{Group: group, Law: plan.Law, X: plan.X, Points: len(points), Trials: trials, Time: time.Now()}
+	law, err := scaling.LawByName(plan.Law)
+	if err != nil {
+		sum.Error = err.Error()
+		return sum
+	}
+	obs := make([]scaling.Obs, len(points))
+	for i, p := range points {
+		obs[i] = p.Obs
+	}
+	if err := scaling.Validate(law, obs); err != nil {
+		sum.Error = err.Error()
+		return sum
+	}
+	fit, err := scaling.FitLaw(ctx, law, obs, scaling.Options{Seed: uint64(plan.Seed) + 1, Workers: o.Workers})
+	if err != nil {
+		sum.Error = err.Error()
+		return sum
+	}
+	sum.Agree, sum.Starts = fit.Agree, fit.Starts
+	sum.R2 = fit.Goodness.R2
+	sum.Notes = fit.Warnings
+	resamples := plan.Bootstrap
+	if o.Resamples > 0 && resamples > o.Resamples {
+		resamples = o.Resamples
+	}
+	var boot *scaling.BootstrapResult
+	if resamples > 0 {
+		boot, err = scaling.Bootstrap(ctx, fit, scaling.BootstrapOptions{Resamples: resamples, Seed: uint64(plan.Seed) + 2, Workers: o.Workers})
+		if err != nil {
+			sum.Notes = append(sum.Notes, "bootstrap: "+err.Error())
+			boot = nil
+		} else {
+			sum.Notes = fit.Warnings
+		}
+	}
+	for j, name := range fit.Names {
+		p := api.FitParam{Name: name, Value: fit.Params[j]}
+		if boot != nil && !math.IsNaN(boot.Intervals[j].Lo) {
+			lo, hi := boot.Intervals[j].Lo, boot.Intervals[j].Hi
+			p.Lo, p.Hi = &lo, &hi
+		}
+		sum.Params = append(sum.Params, p)
+	}
+	return sum
+}
+
+// Certify checks each point's best run against its one-step neighbours on
+// the plan's tuned parameters that are grid axes of spec: the run is
+// uncertified when a neighbour has not succeeded (so it may yet beat it) or
+// when it sits on the edge of the grid (so a value past the edge might).
+func Certify(spec *sweep.Spec, plan *sweep.FitPlan, trials []api.Trial, points []Point) []api.Uncertified {
+	axes := map[string][]any{}
+	for _, a := range spec.Axes {
+		axes[a.Name] = a.Values
+	}
+	// Index succeeded trials by their grid coordinates and seed.
+	done := map[string]bool{}
+	for _, t := range trials {
+		if t.State == sweep.Succeeded {
+			done[gridKey(spec, t.Params, t.Seed)] = true
+		}
+	}
+	var out []api.Uncertified
+	for _, p := range points {
+		var reasons []string
+		for _, name := range plan.BestOver {
+			values, ok := axes[name]
+			if !ok || len(values) < 2 {
+				continue
+			}
+			i := indexOf(values, p.Trial.Params[name])
+			if i < 0 {
+				continue
+			}
+			if i == 0 {
+				reasons = append(reasons, fmt.Sprintf("%s=%v is the grid's first value", name, values[i]))
+			}
+			if i == len(values)-1 {
+				reasons = append(reasons, fmt.Sprintf("%s=%v is the grid's last value", name, values[i]))
+			}
+			for _, j := range []int{i - 1, i + 1} {
+				if j < 0 || j >= len(values) {
+					continue
+				}
+				nb := make(map[string]any, len(p.Trial.Params))
+				for k, v := range p.Trial.Params {
+					nb[k] = v
+				}
+				nb[name] = values[j]
+				if !done[gridKey(spec, nb, p.Seed)] {
+					reasons = append(reasons, fmt.Sprintf("neighbour %s=%v has no result", name, values[j]))
+				}
+			}
+		}
+		if len(reasons) > 0 {
+			out = append(out, api.Uncertified{X: p.X, Seed: p.Seed, Trial: p.Trial.ID, Reason: strings.Join(reasons, "; ")})
+		}
+	}
+	return out
+}
+
+func gridKey(spec *sweep.Spec, params map[string]any, seed int64) string {
+	var b strings.Builder
+	for _, a := range spec.Axes {
+		fmt.Fprintf(&b, "%s=%v;", a.Name, params[a.Name])
+	}
+	fmt.Fprintf(&b, "seed=%d", seed)
+	return b.String()
+}
+
+func indexOf(values []any, v any) int {
+	for i, x := range values {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// Run fits every group of plan and certifies its points.
+func Run(ctx context.Context, spec *sweep.Spec, trials []api.Trial, direction string, o Options) ([]api.FitSummary, error) {
+	plan := spec.Analysis.Fit
+	groups, err := Points(plan, trials, direction)
+	if err != nil {
+		return nil, err
+	}
+	succeeded := 0
+	for _, t := range trials {
+		if t.State == sweep.Succeeded {
+			succeeded++
+		}
+	}
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	out := make([]api.FitSummary, 0, len(names))
+	for _, g := range names {
+		s := Fit(ctx, plan, g, groups[g], succeeded, o)
+		s.Uncert = Certify(spec, plan, trials, groups[g])
+		out = append(out, s)
+	}
+	return out, nil
+}

@@ -1,0 +1,133 @@
+package analysis
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/sweep"
+)
+
+func trial(id string, params map[string]any, seed int64, loss float64, state sweep.State) api.Trial {
+	t := api.Trial{ID: id, Params: params, Seed: seed, State: state}
+	if state == sweep.Succeeded {
+		t.Result = &api.Result{Objective: &loss, Metrics: map[string]float64{"val_loss": loss}}
+	}
+	return t
+}
+
+const specSrc = `name: s
+method: m
+space:
+  params: [1e6, 1e7, 1e8]
+  wd: [0.01, 0.1, 1.0]
+analysis:
+  fit: {law: power, x: params, best_over: [wd], bootstrap: 50}
+`
+
+func parse(t *testing.T) *sweep.Spec {
+	t.Helper()
+	s, err := sweep.Parse("s.yaml", []byte(specSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// law is the truth the synthetic trials follow: 2 + 400 N^-0.3, with the
+// middle weight decay best.
+func law(n, wd float64) float64 {
+	return (2 + 400*math.Pow(n, -0.3)) * (1 + 0.1*math.Pow(math.Log10(wd/0.1), 2))
+}
+
+func grid(skip func(n, wd float64) bool) []api.Trial {
+	var out []api.Trial
+	for _, n := range []float64{1e6, 1e7, 1e8} {
+		for _, wd := range []float64{0.01, 0.1, 1.0} {
+			st := sweep.Succeeded
+			if skip != nil && skip(n, wd) {
+				st = sweep.Pending
+			}
+			out = append(out, trial("t", map[string]any{"params": n, "wd": wd}, 0, law(n, wd), st))
+		}
+	}
+	return out
+}
+
+func TestPointsTakeTheBestOverTunedParameters(t *testing.T) {
+	spec := parse(t)
+	groups, err := Points(spec.Analysis.Fit, grid(nil), "minimize")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := groups[""]
+	if len(ps) != 3 {
+		t.Fatalf("%d points, want one per size", len(ps))
+	}
+	for _, p := range ps {
+		if p.Trial.Params["wd"] != 0.1 || p.Obs.Loss != law(p.X, 0.1) || p.Obs.N != p.X {
+			t.Errorf("point %v: best wd %v loss %v, want wd 0.1 loss %v", p.X, p.Trial.Params["wd"], p.Obs.Loss, law(p.X, 0.1))
+		}
+	}
+	groups, _ = Points(spec.Analysis.Fit, grid(nil), "maximize")
+	for _, p := range groups[""] {
+		if p.Trial.Params["wd"] == 0.1 {
+			t.Errorf("maximize picked the minimum at %v", p.X)
+		}
+	}
+}
+
+func TestCertify(t *testing.T) {
+	spec := parse(t)
+	plan := spec.Analysis.Fit
+	all := grid(nil)
+	groups, _ := Points(plan, all, "minimize")
+	if u := Certify(spec, plan, all, groups[""]); len(u) != 0 {
+		t.Errorf("interior optimum with every neighbour run: uncertified %+v", u)
+	}
+	// The neighbour wd=1.0 at N=1e7 has not run: that point is uncertified.
+	missing := grid(func(n, wd float64) bool { return n == 1e7 && wd == 1.0 })
+	groups, _ = Points(plan, missing, "minimize")
+	u := Certify(spec, plan, missing, groups[""])
+	if len(u) != 1 || u[0].X != 1e7 || !strings.Contains(u[0].Reason, "neighbour wd=1 has no result") {
+		t.Errorf("missing neighbour: uncertified = %+v", u)
+	}
+	// Best at the edge of the grid: only the largest weight decay ran.
+	edge := grid(func(n, wd float64) bool { return wd != 1.0 })
+	groups, _ = Points(plan, edge, "minimize")
+	u = Certify(spec, plan, edge, groups[""])
+	if len(u) != 3 || !strings.Contains(u[0].Reason, "wd=1 is the grid's last value") {
+		t.Errorf("edge: uncertified = %+v", u)
+	}
+}
+
+func TestRunRecoversTheLaw(t *testing.T) {
+	spec := parse(t)
+	var trials []api.Trial
+	for _, n := range []float64{1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8, 3e8} {
+		trials = append(trials, trial("t", map[string]any{"params": n, "wd": 0.1}, 0, law(n, 0.1), sweep.Succeeded))
+	}
+	sums, err := Run(context.Background(), spec, trials, "minimize", Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 1 || sums[0].Error != "" {
+		t.Fatalf("summaries = %+v", sums)
+	}
+	for _, p := range sums[0].Params {
+		want := map[string]float64{"E": 2, "A": 400, "alpha": 0.3}[p.Name]
+		if math.Abs(p.Value-want) > 1e-3*want {
+			t.Errorf("%s = %v, want %v", p.Name, p.Value, want)
+		}
+		if p.Lo == nil || *p.Lo > p.Value || *p.Hi < p.Value {
+			t.Errorf("%s interval %v..%v does not hold the estimate %v", p.Name, p.Lo, p.Hi, p.Value)
+		}
+	}
+	// Too few points is a summary that says so, not an error.
+	sums, err = Run(context.Background(), spec, trials[:2], "minimize", Options{Workers: 1})
+	if err != nil || len(sums) != 1 || !strings.Contains(sums[0].Error, "too few points") {
+		t.Errorf("two points: %+v, %v; want a summary naming too few points", sums, err)
+	}
+}
