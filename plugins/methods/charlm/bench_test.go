@@ -14,7 +14,7 @@ import (
 func BenchmarkTrain(b *testing.B) {
 	methodtest.RequireKJV(b)
 	for _, bc := range []struct{ width, depth, threads int }{
-		{64, 1, 1}, {256, 1, 1}, {256, 1, 2}, {1024, 1, 1}, {256, 2, 1},
+		{64, 1, 1}, {256, 1, 1}, {256, 1, 2}, {1024, 1, 1}, {1024, 1, 2}, {256, 2, 1},
 	} {
 		b.Run(fmt.Sprintf("width=%d/depth=%d/threads=%d", bc.width, bc.depth, bc.threads), func(b *testing.B) {
 			req := &sdk.TrialRequest{Params: map[string]any{

@@ -146,6 +146,7 @@ func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk
 	valLoss := last[sdk.MetricValLoss]
 	return &sdk.Result{Metrics: map[string]float64{
 		sdk.MetricValLoss:      valLoss,
+		sdk.MetricTrainLoss:    last[sdk.MetricTrainLoss],
 		sdk.MetricParams:       float64(t.members[0].numParams()),
 		sdk.MetricTokens:       float64(c.tokens),
 		sdk.MetricUniqueTokens: float64(c.unique),

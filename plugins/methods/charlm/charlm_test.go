@@ -11,6 +11,7 @@ import (
 	"asymptote.dev/asymptote/plugins/methods/corpus"
 	"asymptote.dev/asymptote/plugins/methods/internal/methodtest"
 	"asymptote.dev/asymptote/plugins/sdk"
+	"asymptote.dev/asymptote/plugins/sdk/sdktest"
 )
 
 // small is a trial that trains in well under a second.
@@ -45,7 +46,7 @@ func TestTrainingLowersLoss(t *testing.T) {
 	want := map[string]float64{
 		sdk.MetricParams: float64(wantParams), sdk.MetricTokens: 12800, sdk.MetricUniqueTokens: 20000,
 		sdk.MetricEpochs: 0.64, sdk.MetricMembers: 1, sdk.MetricFLOPs: 6 * (4*8*32 + 32*73) * 12800,
-		sdk.MetricValLoss: last,
+		sdk.MetricValLoss: last, sdk.MetricTrainLoss: reports[len(reports)-1].Values[sdk.MetricTrainLoss],
 	}
 	if !maps.Equal(m, want) {
 		t.Errorf("result %v, want %v", m, want)
@@ -150,4 +151,14 @@ func mustText(tb testing.TB) *corpus.Text {
 		tb.Fatal(err)
 	}
 	return text
+}
+
+// TestConformance runs the SDK's contract checks over the gRPC transport
+// the agent uses: Info, cancellation, deadlines and ParamError.
+func TestConformance(t *testing.T) {
+	methodtest.RequireKJV(t)
+	sdktest.Conformance(t, New(), sdktest.Cases{
+		Long:    &sdk.TrialRequest{Params: map[string]any{"tokens": 1e9, "width": 256.0}},
+		Invalid: &sdk.TrialRequest{Params: map[string]any{"width": 0.0}},
+	})
 }

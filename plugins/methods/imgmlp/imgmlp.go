@@ -145,6 +145,7 @@ func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk
 	}
 	return &sdk.Result{Metrics: map[string]float64{
 		sdk.MetricValLoss:      last[sdk.MetricValLoss],
+		sdk.MetricTrainLoss:    last[sdk.MetricTrainLoss],
 		MetricValAccuracy:      last[MetricValAccuracy],
 		sdk.MetricParams:       float64(t.members[0].NumParams()),
 		sdk.MetricTokens:       float64(c.samples),

@@ -12,6 +12,7 @@ import (
 	"asymptote.dev/asymptote/plugins/methods/internal/methodtest"
 	"asymptote.dev/asymptote/plugins/methods/internal/nn"
 	"asymptote.dev/asymptote/plugins/sdk"
+	"asymptote.dev/asymptote/plugins/sdk/sdktest"
 )
 
 // small is a trial that trains in a fraction of a second.
@@ -174,4 +175,14 @@ func BenchmarkTrain(b *testing.B) {
 			b.ReportMetric(float64(b.N*c.batch)/b.Elapsed().Seconds(), "samples/s")
 		})
 	}
+}
+
+// TestConformance runs the SDK's contract checks over the gRPC transport
+// the agent uses: Info, cancellation, deadlines and ParamError.
+func TestConformance(t *testing.T) {
+	methodtest.RequireFashion(t)
+	sdktest.Conformance(t, New(), sdktest.Cases{
+		Long:    &sdk.TrialRequest{Params: map[string]any{"epochs": 1000.0, "width": 256.0}},
+		Invalid: &sdk.TrialRequest{Params: map[string]any{"label_noise": 2.0}},
+	})
 }

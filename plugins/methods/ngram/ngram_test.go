@@ -10,6 +10,7 @@ import (
 	"asymptote.dev/asymptote/plugins/methods/corpus"
 	"asymptote.dev/asymptote/plugins/methods/internal/methodtest"
 	"asymptote.dev/asymptote/plugins/sdk"
+	"asymptote.dev/asymptote/plugins/sdk/sdktest"
 )
 
 func run(ctx context.Context, p map[string]any, threads int) (*sdk.Result, error) {
@@ -117,4 +118,14 @@ func BenchmarkCount(b *testing.B) {
 			b.ReportMetric(float64(b.N*len(train))/b.Elapsed().Seconds(), "tokens/s")
 		})
 	}
+}
+
+// TestConformance runs the SDK's contract checks over the gRPC transport
+// the agent uses: Info, cancellation, deadlines and ParamError.
+func TestConformance(t *testing.T) {
+	methodtest.RequireKJV(t)
+	sdktest.Conformance(t, New(), sdktest.Cases{
+		Long:    &sdk.TrialRequest{Params: map[string]any{"order": 9.0, "unique_tokens": 3869183.0}},
+		Invalid: &sdk.TrialRequest{Params: map[string]any{"order": 0.0}},
+	})
 }

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"context"
+	"maps"
 	"math/rand/v2"
 
 	"asymptote.dev/asymptote/plugins/sdk"
@@ -60,7 +61,7 @@ type Loop struct {
 }
 
 // Run runs the loop, checking ctx before every step, and returns the last
-// evaluation. Each report carries train_loss, the mean training loss since
+// report's values. Each report carries train_loss, the mean training loss since
 // the previous report, tokens, the examples each member has seen so far,
 // and Eval's values.
 func (l Loop) Run(ctx context.Context, report func(sdk.Metrics) error) (map[string]float64, error) {
@@ -87,16 +88,16 @@ func (l Loop) Run(ctx context.Context, report func(sdk.Metrics) error) (map[stri
 		if err != nil {
 			return nil, err
 		}
-		last = vals
+		m := map[string]float64{
+			sdk.MetricTrainLoss: sum / float64(n),
+			sdk.MetricTokens:    total / float64(max(l.Members, 1)),
+		}
+		for k, v := range vals {
+			m[k] = v
+		}
+		last = m
 		if report != nil {
-			m := map[string]float64{
-				sdk.MetricTrainLoss: sum / float64(n),
-				sdk.MetricTokens:    total / float64(max(l.Members, 1)),
-			}
-			for k, v := range vals {
-				m[k] = v
-			}
-			if err := report(sdk.Metrics{Step: int64(i + 1), Values: m}); err != nil {
+			if err := report(sdk.Metrics{Step: int64(i + 1), Values: maps.Clone(m)}); err != nil {
 				return nil, err
 			}
 		}

@@ -46,7 +46,7 @@ func TestLoopReportsAndStops(t *testing.T) {
 	for _, r := range reports {
 		steps = append(steps, r.Step)
 	}
-	if !slices.Equal(steps, []int64{4, 8, 10}) || last["val_loss"] != 3 {
+	if !slices.Equal(steps, []int64{4, 8, 10}) || last["val_loss"] != 3 || last[sdk.MetricTrainLoss] != 8.5 {
 		t.Fatalf("reports at %v, last %v", steps, last)
 	}
 	// Steps 4 and 5 (0-based 8, 9): losses 16+18 over 4 examples; 10 examples per member.
