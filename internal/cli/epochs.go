@@ -6,6 +6,7 @@ import (
 	"math"
 	"text/tabwriter"
 
+	"asymptote.dev/asymptote/internal/scalingplot"
 	"asymptote.dev/asymptote/scaling"
 )
 
@@ -33,6 +34,7 @@ func runEpochs(ctx context.Context, env Env, args []string) error {
 	floor := fs.Float64("noise-floor", 0, "seed-noise `LEVEL` when the data hold no replicate seeds (default 0.004); with replicates, a lower bound")
 	base := fs.String("base", "", "hold the base law at published constants: `datablations` (Muennighoff et al.'s C4 fit)")
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	plot := fs.String("plot", "", "write loss against epochs for the longest series to `FILE`.png or FILE.svg")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -66,6 +68,11 @@ func runEpochs(ctx context.Context, env Env, args []string) error {
 	fit, err := ff.fitAndBootstrap(ctx, law, o, obs, ff.seed)
 	if err != nil {
 		return err
+	}
+	if *plot != "" {
+		if err := scalingplot.Epochs(*plot, rep, fit, scalingplot.Options{}); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
 	}
 	out := epochsJSON{Sigma: jnum(rep.Sigma), SigmaSource: rep.SigmaSource, Z: jnum(rep.Z), Fit: newFitReport(fit, 0)}
 	out.Fit.Residuals = nil

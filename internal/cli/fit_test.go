@@ -162,4 +162,11 @@ func TestScalingPlot(t *testing.T) {
 			t.Errorf("plot %s: %v", path, err)
 		}
 	}
+	path := filepath.Join(t.TempDir(), "epochs.png")
+	if _, err := runCommand(t, "epochs", "--data", datablationsCSV, "--y", "val_loss", "--base", "datablations", "--plot", path); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
+		t.Errorf("plot %s: %v", path, err)
+	}
 }

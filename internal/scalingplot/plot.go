@@ -318,3 +318,93 @@ func Crossover(path string, f1, f2 *scaling.Fit, r *scaling.CrossoverResult, o O
 	}
 	return p.Save(9*vg.Inch, 5.5*vg.Inch, path)
 }
+
+// seriesPalette colours epoch series.
+var seriesPalette = []color.RGBA{
+	{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+	{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	{R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
+}
+
+// Epochs writes a plot of loss against epochs for the series of r with the
+// most epoch counts (at most six), each with the data-constrained law's
+// prediction from fit when fit is not nil, its best epoch count ringed and
+// its first degradation marked with a cross.
+func Epochs(path string, r *scaling.EpochReport, fit *scaling.Fit, o Options) error {
+	series := append([]scaling.EpochSeries(nil), r.Series...)
+	sort.SliceStable(series, func(i, j int) bool { return len(series[i].Points) > len(series[j].Points) })
+	if len(series) > len(seriesPalette) {
+		series = series[:len(seriesPalette)]
+	}
+	title := o.Title
+	if title == "" {
+		title = fmt.Sprintf("loss over repeated epochs (σ_seed %.3g); ring: best, cross: degradation beyond %.3g·σ", r.Sigma, r.Z)
+	}
+	p := newPlot(title, "epochs over the unique tokens")
+	for k, s := range series {
+		c := seriesPalette[k]
+		var pts plotter.XYs
+		for _, q := range s.Points {
+			pts = append(pts, plotter.XY{X: q.Epochs, Y: q.Loss})
+		}
+		sc, err := plotter.NewScatter(pts)
+		if err != nil {
+			return err
+		}
+		sc.GlyphStyle.Color, sc.GlyphStyle.Shape, sc.GlyphStyle.Radius = c, draw.CircleGlyph{}, vg.Points(2.5)
+		p.Add(sc)
+		last := pts[len(pts)-1]
+		if fit != nil {
+			lo, hi := pts[0].X, pts[len(pts)-1].X
+			var curve plotter.XYs
+			for i := 0; i <= 100; i++ {
+				e := math.Exp(math.Log(lo) + (math.Log(hi)-math.Log(lo))*float64(i)/100)
+				curve = append(curve, plotter.XY{X: e, Y: fit.Predict(scaling.Obs{N: s.N, D: s.U * e, U: s.U})})
+			}
+			ln, err := plotter.NewLine(curve)
+			if err != nil {
+				return err
+			}
+			ln.LineStyle.Color, ln.LineStyle.Width = c, vg.Points(1.2)
+			p.Add(ln)
+		}
+		marks := plotter.XYs{}
+		for _, q := range s.Points {
+			if q.Epochs == s.Best {
+				marks = append(marks, plotter.XY{X: q.Epochs, Y: q.Loss})
+			}
+		}
+		ring, err := plotter.NewScatter(marks)
+		if err != nil {
+			return err
+		}
+		ring.GlyphStyle.Color, ring.GlyphStyle.Shape, ring.GlyphStyle.Radius = c, draw.RingGlyph{}, vg.Points(6)
+		p.Add(ring)
+		if s.Degrades > 0 {
+			for _, q := range s.Points {
+				if q.Epochs == s.Degrades {
+					x, err := plotter.NewScatter(plotter.XYs{{X: q.Epochs, Y: q.Loss}})
+					if err != nil {
+						return err
+					}
+					x.GlyphStyle.Color, x.GlyphStyle.Shape, x.GlyphStyle.Radius = c, draw.CrossGlyph{}, vg.Points(7)
+					p.Add(x)
+				}
+			}
+		}
+		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: []plotter.XY{last},
+			Labels: []string{fmt.Sprintf("N=%.3g U=%.3g", s.N, s.U)}})
+		if err != nil {
+			return err
+		}
+		lb.TextStyle[0].Color = c
+		lb.TextStyle[0].XAlign = draw.XRight
+		lb.TextStyle[0].YAlign = draw.YBottom
+		lb.Offset = vg.Point{Y: vg.Points(4)}
+		p.Add(lb)
+	}
+	return p.Save(9*vg.Inch, 5.5*vg.Inch, path)
+}
