@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sort"
 
 	"gonum.org/v1/gonum/stat/distuv"
 )
@@ -179,4 +180,37 @@ func LikelihoodRatio(f *Fit, given map[string]float64) (LRTest, error) {
 		t.P = distuv.ChiSquared{K: float64(df)}.Survival(math.Max(t.Stat, 0))
 	}
 	return t, nil
+}
+
+// Scale returns the scale variable law orders observations by: X for the
+// one-dimensional laws, compute 6ND for the Chinchilla laws.
+func Scale(law Law, o Obs) float64 {
+	if law == Chinchilla || law == DataConstrained {
+		return 6 * o.N * o.D
+	}
+	return o.X
+}
+
+// SplitLargest holds out the k observations of largest scale (see Scale),
+// for validating an extrapolation: fit on train, score held. The order of
+// train is kept.
+func SplitLargest(law Law, obs []Obs, k int) (train, held []Obs) {
+	if k <= 0 || k >= len(obs) {
+		return obs, nil
+	}
+	s := make([]float64, len(obs))
+	for i, o := range obs {
+		s[i] = Scale(law, o)
+	}
+	sorted := append([]float64(nil), s...)
+	sort.Float64s(sorted)
+	cut := sorted[len(sorted)-k]
+	for i, o := range obs {
+		if s[i] >= cut && len(held) < k {
+			held = append(held, o)
+		} else {
+			train = append(train, o)
+		}
+	}
+	return train, held
 }

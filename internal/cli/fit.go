@@ -28,6 +28,7 @@ func runFit(ctx context.Context, env Env, args []string) error {
 	at := fs.String("at", "", "predict at `POINTS`: x values for power/ensemble, N:D (chinchilla) or N:D:U (datablations), comma-separated")
 	lr := fs.String("lr-test", "", "likelihood-ratio test of given parameters `NAME=VALUE,...` against the fit")
 	residuals := fs.Bool("residuals", false, "print the residual table (always in json)")
+	holdout := fs.Int("holdout", 0, "fit without the `K` largest-scale runs and report how well the fit predicts them")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -56,11 +57,18 @@ func runFit(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	obs, held := scaling.SplitLargest(law, obs, *holdout)
 	fit, err := ff.fitAndBootstrap(ctx, law, o, obs, ff.seed)
 	if err != nil {
 		return err
 	}
 	rep := newFitReport(fit, dropped)
+	for _, h := range held {
+		pr := fit.PredictInterval(h)
+		rep.Holdout = append(rep.Holdout, holdoutJSON{Scale: jnum(scaling.Scale(law, h)), Observed: jnum(h.Loss),
+			Predicted: jnum(pr.Value), RelErrPct: jnum(100 * (pr.Value - h.Loss) / h.Loss), PI: jivl(pr.Range),
+			InPI: fit.Bootstrap != nil && pr.Range.Contains(h.Loss)})
+	}
 	for _, p := range points {
 		pr := fit.PredictInterval(p)
 		rep.Predictions = append(rep.Predictions, predictionJSON{At: pointLabel(law, p), Value: jnum(pr.Value),
@@ -150,6 +158,7 @@ type fitReport struct {
 	Warnings    []string             `json:"warnings"`
 	Predictions []predictionJSON     `json:"predictions,omitempty"`
 	LRTest      *lrJSON              `json:"lr_test,omitempty"`
+	Holdout     []holdoutJSON        `json:"holdout,omitempty"`
 	Residuals   []residualJSON       `json:"residuals"`
 }
 
@@ -193,6 +202,15 @@ type predictionJSON struct {
 	Value jnum   `json:"value"`
 	CI    []jnum `json:"ci"`
 	PI    []jnum `json:"pi"`
+}
+
+type holdoutJSON struct {
+	Scale     jnum   `json:"scale"`
+	Observed  jnum   `json:"observed"`
+	Predicted jnum   `json:"predicted"`
+	RelErrPct jnum   `json:"rel_err_pct"`
+	PI        []jnum `json:"pi"`
+	InPI      bool   `json:"in_pi"`
 }
 
 type lrJSON struct {
@@ -316,6 +334,22 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 		fmt.Fprintln(tw, "AT\tPREDICTED\tCURVE CI\tPREDICTION INTERVAL")
 		for _, p := range r.Predictions {
 			fmt.Fprintf(tw, "%s\t%s\t(%s, %s)\t(%s, %s)\n", p.At, num(float64(p.Value)), num(float64(p.CI[0])), num(float64(p.CI[1])), num(float64(p.PI[0])), num(float64(p.PI[1])))
+		}
+		tw.Flush()
+	}
+	if len(r.Holdout) > 0 {
+		fmt.Fprintf(w, "\nheld out: the %d largest-scale runs, predicted by the fit to the rest\n", len(r.Holdout))
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SCALE\tOBSERVED\tPREDICTED\tERROR\tPREDICTION INTERVAL")
+		for _, h := range r.Holdout {
+			pi := "-"
+			if r.Bootstrap != nil {
+				pi = fmt.Sprintf("(%s, %s)", num(float64(h.PI[0])), num(float64(h.PI[1])))
+				if !h.InPI {
+					pi += " missed"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s%%\t%s\n", num(float64(h.Scale)), num(float64(h.Observed)), num(float64(h.Predicted)), num(float64(h.RelErrPct)), pi)
 		}
 		tw.Flush()
 	}
