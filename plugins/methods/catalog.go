@@ -7,7 +7,10 @@ import (
 	"maps"
 	"slices"
 
+	"asymptote.dev/asymptote/plugins/methods/charlm"
 	"asymptote.dev/asymptote/plugins/methods/faulty"
+	"asymptote.dev/asymptote/plugins/methods/imgmlp"
+	"asymptote.dev/asymptote/plugins/methods/ngram"
 	"asymptote.dev/asymptote/plugins/methods/synthetic"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
@@ -15,7 +18,10 @@ import (
 // catalog maps each built-in method's name to its constructor. Add a line
 // per method.
 var catalog = map[string]func() sdk.Method{
+	"charlm":    func() sdk.Method { return charlm.New() },
 	"faulty":    func() sdk.Method { return faulty.New() },
+	"imgmlp":    func() sdk.Method { return imgmlp.New() },
+	"ngram":     func() sdk.Method { return ngram.New() },
 	"synthetic": func() sdk.Method { return synthetic.New() },
 }
 
