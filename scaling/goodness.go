@@ -6,6 +6,8 @@ import (
 	"math"
 	"sort"
 
+	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
@@ -213,4 +215,81 @@ func SplitLargest(law Law, obs []Obs, k int) (train, held []Obs) {
 		}
 	}
 	return train, held
+}
+
+// ChiSquareTest is a Wald test of given parameters against a bootstrapped
+// fit.
+type ChiSquareTest struct {
+	// Stat is dᵀΣ⁻¹d with d the difference between fitted and given
+	// parameters (log scale for positive ones) and Σ their bootstrap
+	// covariance; DF is the number of parameters tested, P the χ² tail.
+	Stat float64
+	DF   int
+	P    float64
+}
+
+// ChiSquare tests the hypothesis that the named free parameters equal the
+// given values, using the covariance of f's bootstrap refits (Besiroglu et
+// al. test Hoffmann et al.'s estimates this way: χ² = 238 with 5 degrees
+// of freedom).
+func ChiSquare(f *Fit, given map[string]float64) (ChiSquareTest, error) {
+	b := f.Bootstrap
+	if b == nil {
+		return ChiSquareTest{}, fmt.Errorf("the χ² test needs a bootstrap")
+	}
+	pos := f.Law.positive()
+	var idx []int
+	var d []float64
+	tr := func(j int, v float64) float64 {
+		if pos[j] {
+			return math.Log(v)
+		}
+		return v
+	}
+	for name := range given {
+		j := indexOf(f.Names, name)
+		if j < 0 || f.Fixed[j] {
+			continue
+		}
+		idx = append(idx, j)
+	}
+	sort.Ints(idx)
+	for _, j := range idx {
+		d = append(d, tr(j, f.Params[j])-tr(j, given[f.Names[j]]))
+	}
+	k := len(idx)
+	if k == 0 {
+		return ChiSquareTest{}, fmt.Errorf("no free parameter named among %v", f.Names)
+	}
+	var rows [][]float64
+	for _, s := range b.Samples {
+		if s == nil {
+			continue
+		}
+		r := make([]float64, k)
+		for c, j := range idx {
+			r[c] = tr(j, s[j])
+		}
+		rows = append(rows, r)
+	}
+	if len(rows) <= k {
+		return ChiSquareTest{}, fmt.Errorf("%d bootstrap refits are too few for %d parameters", len(rows), k)
+	}
+	data := mat.NewDense(len(rows), k, nil)
+	for i, r := range rows {
+		data.SetRow(i, r)
+	}
+	var cov mat.SymDense
+	stat.CovarianceMatrix(&cov, data, nil)
+	var ch mat.Cholesky
+	if !ch.Factorize(&cov) {
+		return ChiSquareTest{}, fmt.Errorf("the bootstrap covariance is singular")
+	}
+	var x mat.VecDense
+	if err := ch.SolveVecTo(&x, mat.NewVecDense(k, d)); err != nil {
+		return ChiSquareTest{}, err
+	}
+	t := ChiSquareTest{Stat: mat.Dot(mat.NewVecDense(k, d), &x), DF: k}
+	t.P = distuv.ChiSquared{K: float64(k)}.Survival(t.Stat)
+	return t, nil
 }

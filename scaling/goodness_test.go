@@ -62,6 +62,37 @@ func TestHuberLikelihood(t *testing.T) {
 	}
 }
 
+func TestChiSquare(t *testing.T) {
+	obs := readSynthetic(t)
+	ctx := context.Background()
+	f, err := FitLaw(ctx, Chinchilla, obs, Options{Starts: [][]float64{hoffmann}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Bootstrap(ctx, f, BootstrapOptions{Resamples: 300, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	self := map[string]float64{}
+	for j, n := range f.Names {
+		self[n] = f.Params[j]
+	}
+	c, err := ChiSquare(f, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Stat > 1e-9 || c.P < 0.999 || c.DF != 5 {
+		t.Errorf("fit against itself: %+v", c)
+	}
+	c, err = ChiSquare(f, map[string]float64{"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Hoffmann: %+v", c)
+	if c.P > 1e-6 {
+		t.Errorf("Hoffmann's parameters not rejected: %+v", c)
+	}
+}
+
 func TestGoodnessPerfectFit(t *testing.T) {
 	var obs []Obs
 	for i := range 10 {

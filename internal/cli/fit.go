@@ -80,6 +80,13 @@ func runFit(ctx context.Context, env Env, args []string) error {
 			return fmt.Errorf("likelihood-ratio test: %w", err)
 		}
 		rep.LRTest = &lrJSON{LogLikFree: jnum(t.LogLikFree), LogLikGiven: jnum(t.LogLikGiven), Stat: jnum(t.Stat), DF: t.DF, P: jnum(t.P)}
+		if fit.Bootstrap != nil {
+			c, err := scaling.ChiSquare(fit, given)
+			if err != nil {
+				return fmt.Errorf("χ² test: %w", err)
+			}
+			rep.ChiSquare = &chiJSON{Stat: jnum(c.Stat), DF: c.DF, P: jnum(c.P)}
+		}
 	}
 	if *plot != "" {
 		if err := scalingplot.Fit(*plot, fit, scalingplot.Options{XLabel: df.x}); err != nil {
@@ -159,6 +166,7 @@ type fitReport struct {
 	Predictions []predictionJSON     `json:"predictions,omitempty"`
 	LRTest      *lrJSON              `json:"lr_test,omitempty"`
 	Holdout     []holdoutJSON        `json:"holdout,omitempty"`
+	ChiSquare   *chiJSON             `json:"chi2_test,omitempty"`
 	Residuals   []residualJSON       `json:"residuals"`
 }
 
@@ -202,6 +210,12 @@ type predictionJSON struct {
 	Value jnum   `json:"value"`
 	CI    []jnum `json:"ci"`
 	PI    []jnum `json:"pi"`
+}
+
+type chiJSON struct {
+	Stat jnum `json:"stat"`
+	DF   int  `json:"df"`
+	P    jnum `json:"p"`
 }
 
 type holdoutJSON struct {
@@ -356,6 +370,9 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	if t := r.LRTest; t != nil {
 		fmt.Fprintf(w, "\nlikelihood-ratio test: loglik %s (free) vs %s (given), LR %s, df %d, p %s\n",
 			num(float64(t.LogLikFree)), num(float64(t.LogLikGiven)), num(float64(t.Stat)), t.DF, num(float64(t.P)))
+	}
+	if c := r.ChiSquare; c != nil {
+		fmt.Fprintf(w, "χ² test with the bootstrap covariance: χ² %s, df %d, p %s\n", num(float64(c.Stat)), c.DF, num(float64(c.P)))
 	}
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "\nwarning: %s", warn)
