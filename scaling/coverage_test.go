@@ -62,9 +62,18 @@ func coverageCases() []coverageCase {
 		}
 		return obs
 	}
+	members := func(rng *rand.Rand) []Obs {
+		var obs []Obs
+		for k := 1; k <= 12; k++ {
+			obs = append(obs, Obs{X: float64(k)})
+		}
+		return obs
+	}
 	base := datablationsBase
 	return []coverageCase{
 		{law: Power, truth: []float64{2.0, 5.0, 0.4}, draw: grid1, noise: 0.01,
+			opts: Options{Loss: Loss{Kind: LeastSquares}}},
+		{law: Ensemble, truth: []float64{3.3, 0.25, 0.8}, draw: members, noise: 0.002,
 			opts: Options{Loss: Loss{Kind: LeastSquares}}},
 		{law: Chinchilla, truth: []float64{1.8, 480, 2100, 0.34, 0.37}, draw: chin, noise: 0.01,
 			opts: Options{RandomStarts: 20}},
