@@ -58,26 +58,22 @@ type Submission struct {
 	Total    int       `json:"total"`
 }
 
-// AttemptState is the state of one attempt of a trial.
-type AttemptState string
+// AttemptState is the state of one attempt of a trial; sweep defines the
+// states and what each means. Stale is kept apart from Failed: a stale
+// attempt was lost with its agent and says nothing about the method.
+type AttemptState = sweep.AttemptState
 
-// The attempt states. Stale is kept apart from Failed: a stale attempt was
-// lost with its agent and says nothing about the method.
+// The attempt states, as stored.
 const (
-	AttemptDispatched AttemptState = "dispatched"
-	AttemptRunning    AttemptState = "running"
-	AttemptSucceeded  AttemptState = "succeeded"
-	AttemptFailed     AttemptState = "failed"
-	AttemptInvalid    AttemptState = "invalid"
-	AttemptTimedOut   AttemptState = "timed_out"
-	AttemptCancelled  AttemptState = "cancelled"
-	AttemptStale      AttemptState = "stale"
+	AttemptDispatched = sweep.AttemptDispatched
+	AttemptRunning    = sweep.AttemptRunning
+	AttemptSucceeded  = sweep.AttemptSucceeded
+	AttemptFailed     = sweep.AttemptFailed
+	AttemptInvalid    = sweep.AttemptInvalid
+	AttemptTimedOut   = sweep.AttemptTimedOut
+	AttemptCancelled  = sweep.AttemptCancelled
+	AttemptStale      = sweep.AttemptStale
 )
-
-// Terminal reports whether the attempt is over.
-func (s AttemptState) Terminal() bool {
-	return s != AttemptDispatched && s != AttemptRunning
-}
 
 // Attempt is one try at a trial.
 type Attempt struct {

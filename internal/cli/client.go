@@ -47,11 +47,8 @@ func runSubmit(ctx context.Context, env Env, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	wait := fs.Bool("wait", false, "follow the study until it finishes, like watch")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseAll(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -106,11 +103,8 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseAll(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
 		return err
 	}
 	if len(pos) > 1 {
@@ -143,11 +137,8 @@ func runWatch(ctx context.Context, env Env, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	interval := fs.Duration("interval", time.Second, "refresh interval")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseAll(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -220,11 +211,8 @@ func runCancel(ctx context.Context, env Env, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	reason := fs.String("reason", "", "why, recorded on each cancelled trial")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseAll(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
 		return err
 	}
 	if len(pos) < 1 {
@@ -248,11 +236,8 @@ func runResults(ctx context.Context, env Env, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	format := fs.String("format", "table", "output format: table, csv or json")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseAll(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
 		return err
 	}
 	if len(pos) != 1 {

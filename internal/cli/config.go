@@ -7,6 +7,16 @@ import (
 	"strings"
 )
 
+// parseAll parses the command line, then fills unset flags from the
+// environment (see applyEnv), and returns the positional arguments.
+func parseAll(fs *flag.FlagSet, args []string) ([]string, error) {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	return pos, applyEnv(fs)
+}
+
 // applyEnv fills every flag the command line did not set from its
 // environment variable, ASYMPTOTE_ followed by the flag name in upper case
 // with dashes as underscores (-nats-url reads ASYMPTOTE_NATS_URL). The

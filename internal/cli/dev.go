@@ -29,11 +29,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	copts.register(fs)
 	var aopts agentOptions
 	aopts.register(fs)
-	pos, err := parseFlags(fs, args)
+	pos, err := parseAll(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
 		return err
 	}
 	if len(pos) > 1 {

@@ -31,10 +31,7 @@ func runCoordinator(ctx context.Context, env Env, args []string) error {
 	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server")
 	var opts coordinatorOptions
 	opts.register(fs)
-	if _, err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
+	if _, err := parseAll(fs, args); err != nil {
 		return err
 	}
 	log := newLogger(env.Stderr, slog.LevelInfo)
@@ -74,10 +71,7 @@ func runAgent(ctx context.Context, env Env, args []string) error {
 	fs.StringVar(&opts.nodeID, "node-id", defaultNodeID(), "stable, unique `name` of this host")
 	fs.StringVar(&opts.dataDir, "data-dir", filepath.Join(os.TempDir(), "asymptote-agent"), "`directory` for the agent's local state")
 	opts.register(fs)
-	if _, err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
+	if _, err := parseAll(fs, args); err != nil {
 		return err
 	}
 	log := newLogger(env.Stderr, slog.LevelInfo)
