@@ -62,6 +62,10 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 		return nil, fmt.Errorf("study %q was cancelled; submit the spec under a new name to run it again", spec.Name)
 	}
 	unchanged := s != nil && s.rec.SpecHash == spec.Hash() && s.rec.State != api.StudySubmitting
+	if s != nil {
+		// Values the coordinator added past a grid's edge stay added.
+		spec = withExtensions(spec, s.rec.Extensions)
+	}
 	if s == nil {
 		s = newStudy(api.Study{
 			Name: spec.Name, Created: now,

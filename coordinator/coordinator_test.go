@@ -535,3 +535,39 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 }
 
 var _ = coordinator.Config{}
+
+// An agent that vanished, but whose heartbeat grace has not yet passed, must
+// not soak up dispatches: each one finds no listener, and a trial sent there
+// again and again would spend its stale budget and fail although no method
+// ever ran. The leader stops placing trials on a node whose dispatch went
+// unanswered until the node heartbeats again.
+func TestUnreachableAgentDoesNotBurnAttempts(t *testing.T) {
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", func(c *coordinator.Config) { c.HeartbeatGrace = 20 * time.Second })
+	q := newQuadratic()
+	// The vanished agent offers more CPU, so the scheduler prefers it.
+	gone := cl.StartAgent("gone", cpuNode(8), clustertest.InProcess{"quadratic": newQuadratic()})
+	cl.StartAgent("alive", cpuNode(1), clustertest.InProcess{"quadratic": q})
+	client := cl.Client()
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		r, err := client.Status(t.Context(), "")
+		if err != nil {
+			return err
+		}
+		if len(r.Nodes) != 2 {
+			return fmt.Errorf("%d nodes known, want 2", len(r.Nodes))
+		}
+		return nil
+	})
+	gone.Kill()
+	submit(t, client, gridSpec)
+	st := cl.WaitDone(client, "grid", 15*time.Second)
+	if st.Counts["succeeded"] != 12 {
+		t.Fatalf("counts = %v; want every trial succeeded", st.Counts)
+	}
+	// Each trial may find the vanished agent once before the leader learns
+	// to avoid it; not once per retry.
+	if st.StaleAttempts > 12 {
+		t.Errorf("%d stale attempts for 12 trials; the unreachable agent kept receiving dispatches", st.StaleAttempts)
+	}
+}

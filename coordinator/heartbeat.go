@@ -27,6 +27,7 @@ func (l *leader) onHeartbeat(in heartbeatInput, now time.Time) {
 	revived := n.rec.State != api.NodeAlive
 	n.seen = now
 	n.draining = hb.Draining
+	n.held = false
 	gpus := make([]api.GPU, len(hb.Resources.GPUs))
 	for i, g := range hb.Resources.GPUs {
 		gpus[i] = api.GPU(g)
@@ -67,14 +68,37 @@ func (l *leader) onHeartbeat(in heartbeatInput, now time.Time) {
 	}
 	var reply bus.HeartbeatReply
 	reply.Leader = l.c.cfg.ID
+	n.leftover = usage{}
 	for _, r := range hb.Running {
 		if !l.isCurrent(r, hb.Node) {
 			reply.Cancel = append(reply.Cancel, r)
+			l.addLeftover(n, r)
 		}
 	}
 	if in.msg.Reply != "" {
 		data := bus.Encode(&reply)
 		l.effect(func() { _ = in.msg.Respond(data) })
+	}
+}
+
+// addLeftover counts what a superseded attempt still running on n
+// occupies, as far as the leader knows it.
+func (l *leader) addLeftover(n *node, r bus.AttemptRef) {
+	s := l.studies[r.Study]
+	if s == nil {
+		return
+	}
+	n.leftover.cpu += s.needs.CPU
+	n.leftover.mem += s.needs.Memory
+	t := s.byID[r.Trial]
+	if t == nil || r.Attempt < 1 || r.Attempt > len(t.rec.Attempts) {
+		return
+	}
+	for _, g := range t.rec.Attempts[r.Attempt-1].GPUs {
+		if n.leftover.gpus == nil {
+			n.leftover.gpus = map[int]bool{}
+		}
+		n.leftover.gpus[g] = true
 	}
 }
 

@@ -209,7 +209,7 @@ func (l *leader) apply(ctx context.Context, in any, now time.Time) {
 	case tickInput:
 		l.onTick(now)
 	case refitInput:
-		l.onRefit(in, now)
+		l.onRefit(ctx, in, now)
 	}
 }
 
@@ -223,7 +223,7 @@ func (l *leader) load(ctx context.Context) error {
 			l.log.Error("stored spec no longer parses; study left as is", "study", v.Value.Name, "error", err)
 			return nil
 		}
-		s := newStudy(v.Value, v.Rev, spec)
+		s := newStudy(v.Value, v.Rev, withExtensions(spec, v.Value.Extensions))
 		l.studies[s.rec.Name] = s
 		l.order = append(l.order, s)
 		return nil
@@ -256,6 +256,11 @@ func (l *leader) load(ctx context.Context) error {
 	}
 	for _, s := range l.order {
 		sortTrials(s)
+		// A new leader refits every active study with a plan once, so a
+		// study that waited on a refit (to extend its grid) finishes.
+		if s.rec.State == api.StudyActive && s.spec.Analysis != nil && s.spec.Analysis.Fit != nil {
+			s.refitDue = true
+		}
 		if s.rec.State == api.StudySubmitting {
 			// The last leader died while writing this study's trials.
 			if err := l.expand(ctx, s, now); err != nil {
@@ -331,14 +336,29 @@ func (l *leader) setState(t *trial, to sweep.State, now time.Time) {
 	if to == sweep.Pending {
 		s.enqueue(t, now)
 	}
-	if to.Terminal() && s.rec.State == api.StudyActive && s.terminal() {
-		s.rec.State = api.StudyDone
-		fin := now
-		s.rec.Finished = &fin
-		s.rec.Updated = now
-		l.dirtyStudies[s] = true
-		l.log.Info("study finished", "study", s.rec.Name, "trials", len(s.trials))
+	if to.Terminal() {
+		if to == sweep.Succeeded && s.spec.Analysis != nil && s.spec.Analysis.Fit != nil {
+			s.refitDue = true
+		}
+		l.maybeFinish(s, now)
 	}
+}
+
+// maybeFinish marks a study done once every trial is terminal, unless a
+// refit that may extend its grid is still to come.
+func (l *leader) maybeFinish(s *study, now time.Time) {
+	if s.rec.State != api.StudyActive || !s.terminal() {
+		return
+	}
+	if p := s.spec.Analysis; p != nil && p.Fit != nil && p.Fit.Extend > 0 && (s.refitDue || s.refitting) {
+		return
+	}
+	s.rec.State = api.StudyDone
+	fin := now
+	s.rec.Finished = &fin
+	s.rec.Updated = now
+	l.dirtyStudies[s] = true
+	l.log.Info("study finished", "study", s.rec.Name, "trials", len(s.trials))
 }
 
 // commit writes every changed record, fenced, in batched transactions.

@@ -183,6 +183,23 @@ type node struct {
 	usedMem  int64
 	usedGPU  map[int]bool
 	draining bool
+	// held is set when a dispatch to the node went unanswered or was
+	// refused; no trial is placed there until the node heartbeats again.
+	// Without it a vanished agent, not yet past its grace period, looks
+	// idle and draws every dispatch, each one a lost attempt.
+	held bool
+	// leftover is what attempts the agent still runs, but which are no
+	// longer current, occupy until they stop (the heartbeat reply cancels
+	// them): the agent counts them, so the leader must too, or its
+	// dispatches are refused.
+	leftover usage
+}
+
+// usage is an amount of a node's resources.
+type usage struct {
+	cpu  float64
+	mem  int64
+	gpus map[int]bool
 }
 
 func newNode(rec api.Node, rev int64) *node {
@@ -191,17 +208,23 @@ func newNode(rec api.Node, rev int64) *node {
 
 // fits reports whether the node can take a trial with needs.
 func (n *node) fits(needs bus.Resources) bool {
-	if n.rec.State != api.NodeAlive || n.draining {
+	if n.rec.State != api.NodeAlive || n.draining || n.held {
 		return false
 	}
 	const eps = 1e-9
-	if n.usedCPU+needs.CPU > n.rec.CPU+eps {
+	if n.usedCPU+n.leftover.cpu+needs.CPU > n.rec.CPU+eps {
 		return false
 	}
-	if n.usedMem+needs.Memory > n.rec.Memory {
+	if n.usedMem+n.leftover.mem+needs.Memory > n.rec.Memory {
 		return false
 	}
-	return len(n.rec.GPUs)-len(n.usedGPU) >= needs.GPUCount
+	free := 0
+	for _, g := range n.rec.GPUs {
+		if !n.usedGPU[g.Index] && !n.leftover.gpus[g.Index] {
+			free++
+		}
+	}
+	return free >= needs.GPUCount
 }
 
 // reserve books needs for t on the node and returns the GPUs assigned.
@@ -214,7 +237,7 @@ func (n *node) reserve(t *trial, needs bus.Resources) []int {
 		if len(gpus) == needs.GPUCount {
 			break
 		}
-		if !n.usedGPU[g.Index] {
+		if !n.usedGPU[g.Index] && !n.leftover.gpus[g.Index] {
 			n.usedGPU[g.Index] = true
 			gpus = append(gpus, g.Index)
 		}

@@ -89,7 +89,6 @@ func (l *leader) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Time) {
 		}
 		t.rec.Error = ""
 		l.setState(t, sweep.Succeeded, now)
-		s.refitDue = s.spec.Analysis != nil && s.spec.Analysis.Fit != nil
 	case bus.OutcomeInvalid:
 		a.State = api.AttemptInvalid
 		t.rec.Error = "invalid parameters: " + ev.Error

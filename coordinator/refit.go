@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
+	"sort"
 	"time"
 
 	"asymptote.dev/asymptote/internal/analysis"
@@ -48,13 +50,15 @@ func (l *leader) maybeRefit(ctx context.Context, now time.Time) {
 	}
 }
 
-// onRefit stores a finished refit in the study record.
-func (l *leader) onRefit(in refitInput, now time.Time) {
+// onRefit stores a finished refit in the study record, and extends the
+// tuned axes where the plan allows it and a best run sits on an edge.
+func (l *leader) onRefit(ctx context.Context, in refitInput, now time.Time) {
 	s := l.studies[in.study]
 	if s == nil {
 		return
 	}
 	s.refitting = false
+	defer l.maybeFinish(s, now)
 	if in.err != nil {
 		l.log.Warn("refit failed", "study", in.study, "error", in.err)
 		return
@@ -62,4 +66,86 @@ func (l *leader) onRefit(in refitInput, now time.Time) {
 	s.rec.Analysis = in.summary
 	s.rec.Updated = now
 	l.dirtyStudies[s] = true
+	l.extendEdges(ctx, s, now)
+}
+
+// extendEdges adds one value past each grid edge that a certified-looking
+// best run sits on, at most the plan's Extend values per edge, and writes
+// the new trials. Each decision is logged and kept in the study record with
+// its reason, and the same results always lead to the same decisions.
+func (l *leader) extendEdges(ctx context.Context, s *study, now time.Time) {
+	plan := s.spec.Analysis.Fit
+	if plan.Extend == 0 || s.rec.State == api.StudyCancelled {
+		return
+	}
+	seen := map[api.Edge]bool{}
+	var edges []api.Edge
+	for _, sum := range s.rec.Analysis {
+		for _, u := range sum.Uncert {
+			for _, e := range u.Edges {
+				if !seen[e] {
+					seen[e] = true
+					edges = append(edges, e)
+				}
+			}
+		}
+	}
+	sort.Slice(edges, func(i, j int) bool {
+		if edges[i].Axis != edges[j].Axis {
+			return edges[i].Axis < edges[j].Axis
+		}
+		return !edges[i].Last
+	})
+	changed := false
+	for _, e := range edges {
+		side := "first"
+		if e.Last {
+			side = "last"
+		}
+		done := 0
+		for _, x := range s.rec.Extensions {
+			if x.Axis == e.Axis && x.Last == e.Last {
+				done++
+			}
+		}
+		if done >= plan.Extend {
+			continue
+		}
+		var axis sweep.Axis
+		for _, a := range s.spec.Axes {
+			if a.Name == e.Axis {
+				axis = a
+			}
+		}
+		v, ok := sweep.BeyondEdge(axis, e.Last)
+		if !ok {
+			continue
+		}
+		spec, err := s.spec.Extend(e.Axis, v)
+		if err != nil {
+			l.log.Warn("cannot extend the grid", "study", s.rec.Name, "axis", e.Axis, "error", err)
+			continue
+		}
+		reason := fmt.Sprintf("a best run sat on %s's %s value", e.Axis, side)
+		s.rec.Extensions = append(s.rec.Extensions, api.Extension{Axis: e.Axis, Value: v, Last: e.Last, Reason: reason, Time: now})
+		s.setSpec(spec)
+		changed = true
+		l.log.Info("extending the grid", "study", s.rec.Name, "axis", e.Axis, "value", v, "reason", reason)
+	}
+	if changed {
+		if err := l.expand(ctx, s, now); err != nil {
+			l.log.Error("write the extended grid's trials", "study", s.rec.Name, "error", err)
+		}
+	}
+}
+
+// withExtensions applies a study's recorded extensions to a freshly parsed
+// spec; a value the spec already has is skipped.
+func withExtensions(spec *sweep.Spec, exts []api.Extension) *sweep.Spec {
+	for _, x := range exts {
+		if next, err := spec.Extend(x.Axis, x.Value); err == nil {
+			spec = next
+		}
+	}
+	return spec
 }

@@ -51,3 +51,53 @@ analysis:
 		return nil
 	})
 }
+
+// TestGridExtendsPastAnEdge runs a study whose best weight decay lies past
+// the grid's largest value: with extend, the leader adds larger values
+// until a best run is certified by a neighbour on both sides.
+func TestGridExtendsPastAnEdge(t *testing.T) {
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
+	client := cl.Client()
+	// The synthetic law's best weight decay is wd_opt = 1 here; the grid
+	// stops at 0.1.
+	submit(t, client, `name: edge
+method: synthetic
+space:
+  params: [1e7, 1e8, 1e9]
+  weight_decay: [0.01, 0.1]
+fixed:
+  tokens: 1e11
+  wd_opt: 1
+resources: {cpu: 0.5, memory: 16MiB}
+analysis:
+  fit: {law: power, x: params, best_over: [weight_decay], bootstrap: 0, extend: 3}
+`)
+	var st []float64
+	clustertest.WaitFor(t, 40*time.Second, func() error {
+		r, err := client.Status(t.Context(), "edge")
+		if err != nil {
+			return err
+		}
+		s := r.Studies[0]
+		if !s.Done() || len(s.Analysis) != 1 {
+			return fmt.Errorf("state %s, counts %v", s.State, s.Counts)
+		}
+		if n := len(s.Analysis[0].Uncert); n != 0 {
+			return fmt.Errorf("%d points still uncertified: %+v", n, s.Analysis[0].Uncert)
+		}
+		res := results(t, client, "edge")
+		st = st[:0]
+		for _, tr := range res {
+			if tr.Params["params"] == 1e7 {
+				st = append(st, tr.Params["weight_decay"].(float64))
+			}
+		}
+		return nil
+	})
+	// 0.01, 0.1, then 1 and 10: the optimum at 1 is certified by 0.1 and 10.
+	if len(st) != 4 {
+		t.Errorf("weight decays run at N=1e7: %v; want the grid extended to 1 and 10", st)
+	}
+}

@@ -174,6 +174,12 @@ func (l *leader) onDispatchReply(in dispatchInput, now time.Time) {
 		return
 	}
 	l.log.Warn("dispatch failed", "study", in.ref.Study, "trial_id", in.ref.Trial, "attempt", in.ref.Attempt, "node_id", in.node, "reason", in.reason)
+	// Place nothing more there until the node heartbeats: a vanished
+	// agent would otherwise take every dispatch until its grace period
+	// ends, and a full one would refuse them.
+	if n := l.nodes[in.node]; n != nil {
+		n.held = true
+	}
 	// Hold the retry back a little so a node that keeps refusing is not
 	// hammered.
 	l.markStaleAfter(t, a, in.reason, now, time.Second)

@@ -29,6 +29,9 @@ type FitPlan struct {
 	Bootstrap int
 	// Seed seeds the bootstrap.
 	Seed int64
+	// Extend is how many values the coordinator may add past each edge of
+	// each tuned axis when a best run sits on the edge (0: never).
+	Extend int
 }
 
 // Laws a fit plan may name.
@@ -46,7 +49,7 @@ func (d *decoder) analysis(n *node, s *Spec) {
 	if !ok {
 		return
 	}
-	fm, ok := d.mapping(fn, "analysis.fit", "law", "x", "group", "best_over", "bootstrap", "seed")
+	fm, ok := d.mapping(fn, "analysis.fit", "law", "x", "group", "best_over", "bootstrap", "seed", "extend")
 	if !ok {
 		return
 	}
@@ -83,6 +86,12 @@ func (d *decoder) analysis(n *node, s *Spec) {
 	}
 	if v, ok := fm["bootstrap"]; ok {
 		p.Bootstrap, _ = d.intAtLeast(v, "analysis.fit.bootstrap", 0)
+	}
+	if v, ok := fm["extend"]; ok {
+		p.Extend, _ = d.intAtLeast(v, "analysis.fit.extend", 0)
+		if p.Extend > 0 && len(p.BestOver) == 0 {
+			d.errorf(v.line, "analysis.fit.extend", "extend needs best_over: it extends the tuned axes when a best run sits on their edge")
+		}
 	}
 	if v, ok := fm["seed"]; ok {
 		if seed, ok := d.integer(v, "analysis.fit.seed"); ok {

@@ -171,6 +171,7 @@ func Certify(spec *sweep.Spec, plan *sweep.FitPlan, trials []api.Trial, points [
 	var out []api.Uncertified
 	for _, p := range points {
 		var reasons []string
+		var edges []api.Edge
 		for _, name := range plan.BestOver {
 			values, ok := axes[name]
 			if !ok || len(values) < 2 {
@@ -180,28 +181,31 @@ func Certify(spec *sweep.Spec, plan *sweep.FitPlan, trials []api.Trial, points [
 			if i < 0 {
 				continue
 			}
-			if i == 0 {
-				reasons = append(reasons, fmt.Sprintf("%s=%v is the grid's first value", name, values[i]))
-			}
-			if i == len(values)-1 {
-				reasons = append(reasons, fmt.Sprintf("%s=%v is the grid's last value", name, values[i]))
-			}
-			for _, j := range []int{i - 1, i + 1} {
-				if j < 0 || j >= len(values) {
-					continue
-				}
+			neighbourDone := func(j int) bool {
 				nb := make(map[string]any, len(p.Trial.Params))
 				for k, v := range p.Trial.Params {
 					nb[k] = v
 				}
 				nb[name] = values[j]
-				if !done[gridKey(spec, nb, p.Seed)] {
+				return done[gridKey(spec, nb, p.Seed)]
+			}
+			// Neighbours by value: an axis the coordinator extended has
+			// its new values appended out of order.
+			for _, j := range []int{innerIndex(values, i, true), innerIndex(values, i, false)} {
+				if j >= 0 && !neighbourDone(j) {
 					reasons = append(reasons, fmt.Sprintf("neighbour %s=%v has no result", name, values[j]))
+				}
+			}
+			if first, last := isEdge(values, i); first || last {
+				reasons = append(reasons, fmt.Sprintf("%s=%v is the grid's %s value", name, values[i], map[bool]string{true: "last", false: "first"}[last]))
+				inner := innerIndex(values, i, last) // toward the inside
+				if inner >= 0 && neighbourDone(inner) {
+					edges = append(edges, api.Edge{Axis: name, Last: last})
 				}
 			}
 		}
 		if len(reasons) > 0 {
-			out = append(out, api.Uncertified{X: p.X, Seed: p.Seed, Trial: p.Trial.ID, Reason: strings.Join(reasons, "; ")})
+			out = append(out, api.Uncertified{X: p.X, Seed: p.Seed, Trial: p.Trial.ID, Reason: strings.Join(reasons, "; "), Edges: edges})
 		}
 	}
 	return out
@@ -214,6 +218,56 @@ func gridKey(spec *sweep.Spec, params map[string]any, seed int64) string {
 	}
 	fmt.Fprintf(&b, "seed=%d", seed)
 	return b.String()
+}
+
+// isEdge reports whether values[i] is the smallest or largest of a numeric
+// axis (by value, whatever order the spec gave), or the first or last of a
+// non-numeric one.
+func isEdge(values []any, i int) (first, last bool) {
+	v, ok := values[i].(float64)
+	if !ok {
+		return i == 0, i == len(values)-1
+	}
+	first, last = true, true
+	for _, x := range values {
+		if f, ok := x.(float64); ok {
+			first = first && f >= v
+			last = last && f <= v
+		}
+	}
+	return first && !last, last && !first
+}
+
+// innerIndex returns the index of values[i]'s neighbour below it (below
+// true) or above it, by value for a numeric axis and by position otherwise;
+// -1 when there is none.
+func innerIndex(values []any, i int, below bool) int {
+	last := below
+	v, ok := values[i].(float64)
+	if !ok {
+		j := i + 1
+		if below {
+			j = i - 1
+		}
+		if j < 0 || j >= len(values) {
+			return -1
+		}
+		return j
+	}
+	best := -1
+	for j, x := range values {
+		f, ok := x.(float64)
+		if !ok || j == i {
+			continue
+		}
+		if last && f < v && (best < 0 || f > values[best].(float64)) {
+			best = j
+		}
+		if !last && f > v && (best < 0 || f < values[best].(float64)) {
+			best = j
+		}
+	}
+	return best
 }
 
 func indexOf(values []any, v any) int {

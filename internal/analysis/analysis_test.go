@@ -131,3 +131,30 @@ func TestRunRecoversTheLaw(t *testing.T) {
 		t.Errorf("two points: %+v, %v; want a summary naming too few points", sums, err)
 	}
 }
+
+func TestCertifyEdgesOnlyWhenTheInnerNeighbourRan(t *testing.T) {
+	spec := parse(t)
+	plan := spec.Analysis.Fit
+	// Only the largest weight decay has run at N=1e6: it is best by default
+	// but its inner neighbour has no result, so it is no reason to extend.
+	early := grid(func(n, wd float64) bool { return !(n == 1e6 && wd == 1.0) })
+	groups, _ := Points(plan, early, "minimize")
+	u := Certify(spec, plan, early, groups[""])
+	if len(u) != 1 || len(u[0].Edges) != 0 {
+		t.Errorf("early: %+v; want uncertified without an edge to extend", u)
+	}
+	// Every weight decay ran and the largest won: extend past it.
+	var won []api.Trial
+	for _, tr := range grid(nil) {
+		if tr.Params["wd"] == 1.0 {
+			v := 1.0
+			tr.Result.Objective = &v
+		}
+		won = append(won, tr)
+	}
+	groups, _ = Points(plan, won, "minimize")
+	u = Certify(spec, plan, won, groups[""])
+	if len(u) != 3 || len(u[0].Edges) != 1 || u[0].Edges[0] != (api.Edge{Axis: "wd", Last: true}) {
+		t.Errorf("best on the last value: %+v; want an edge on wd's last value at every size", u)
+	}
+}

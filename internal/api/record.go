@@ -48,6 +48,9 @@ type Study struct {
 	// Analysis is the current fit of the study's analysis plan, one per
 	// group.
 	Analysis []FitSummary `json:"analysis,omitempty"`
+	// Extensions are the values the coordinator added to tuned axes, in
+	// order; they apply on top of every submission of the spec.
+	Extensions []Extension `json:"extensions,omitempty"`
 }
 
 // Submission is one accepted submission of a study's spec.
@@ -219,4 +222,26 @@ type Uncertified struct {
 	Seed   int64   `json:"seed"`
 	Trial  string  `json:"trial"`
 	Reason string  `json:"reason"`
+	// Edges lists the tuned axes on whose first or last value the best run
+	// sits while its inner neighbour has a result: only a value past the
+	// edge can certify it.
+	Edges []Edge `json:"edges,omitempty"`
+}
+
+// Edge names one edge of a grid axis.
+type Edge struct {
+	Axis string `json:"axis"`
+	Last bool   `json:"last"`
+}
+
+// Extension records a value the coordinator added to a tuned axis because
+// a best run sat on the grid's edge.
+type Extension struct {
+	Axis  string  `json:"axis"`
+	Value float64 `json:"value"`
+	// Last is true for a value past the axis's largest, false for one
+	// below its smallest.
+	Last   bool      `json:"last"`
+	Reason string    `json:"reason"`
+	Time   time.Time `json:"time"`
 }
