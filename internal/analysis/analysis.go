@@ -196,7 +196,9 @@ func Certify(spec *sweep.Spec, plan *sweep.FitPlan, trials []api.Trial, points [
 					reasons = append(reasons, fmt.Sprintf("neighbour %s=%v has no result", name, values[j]))
 				}
 			}
-			if first, last := isEdge(values, i); first || last {
+			// Zero at the low end of a non-negative axis (no weight decay,
+			// no dropout) is a natural bound, not an edge of the grid.
+			if first, last := isEdge(values, i); (first && !atNaturalBound(values, i)) || last {
 				reasons = append(reasons, fmt.Sprintf("%s=%v is the grid's %s value", name, values[i], map[bool]string{true: "last", false: "first"}[last]))
 				inner := innerIndex(values, i, last) // toward the inside
 				if inner >= 0 && neighbourDone(inner) {
@@ -236,6 +238,20 @@ func isEdge(values []any, i int) (first, last bool) {
 		}
 	}
 	return first && !last, last && !first
+}
+
+// atNaturalBound reports whether values[i] is 0 on an axis with no
+// negative values.
+func atNaturalBound(values []any, i int) bool {
+	if v, ok := values[i].(float64); !ok || v != 0 {
+		return false
+	}
+	for _, x := range values {
+		if f, ok := x.(float64); ok && f < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // innerIndex returns the index of values[i]'s neighbour below it (below

@@ -158,3 +158,18 @@ func TestCertifyEdgesOnlyWhenTheInnerNeighbourRan(t *testing.T) {
 		t.Errorf("best on the last value: %+v; want an edge on wd's last value at every size", u)
 	}
 }
+
+func TestZeroIsANaturalBoundNotAnEdge(t *testing.T) {
+	spec, err := sweep.Parse("z.yaml", []byte("name: z\nmethod: m\nspace:\n  params: [1e6]\n  wd: [0, 0.1]\nanalysis:\n  fit: {best_over: [wd]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trials := []api.Trial{
+		trial("a", map[string]any{"params": 1e6, "wd": 0.0}, 0, 2.0, sweep.Succeeded),
+		trial("b", map[string]any{"params": 1e6, "wd": 0.1}, 0, 2.1, sweep.Succeeded),
+	}
+	groups, _ := Points(spec.Analysis.Fit, trials, "minimize")
+	if u := Certify(spec, spec.Analysis.Fit, trials, groups[""]); len(u) != 0 {
+		t.Errorf("best at wd=0 with its neighbour run: uncertified %+v; zero is as low as weight decay goes", u)
+	}
+}
