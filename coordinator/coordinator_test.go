@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"asymptote.dev/asymptote/coordinator"
@@ -569,5 +570,99 @@ func TestUnreachableAgentDoesNotBurnAttempts(t *testing.T) {
 	// to avoid it; not once per retry.
 	if st.StaleAttempts > 12 {
 		t.Errorf("%d stale attempts for 12 trials; the unreachable agent kept receiving dispatches", st.StaleAttempts)
+	}
+}
+
+// An attempt that leaves its agent's heartbeats has finished, and its
+// outcome is in JetStream; a leader may receive it only after the events
+// consumer's ack wait (a dead predecessor held it unacknowledged). The
+// leader must wait for that outcome, not call the attempt stale and run a
+// finished trial again.
+func TestFinishedAttemptAwaitsItsDelayedOutcome(t *testing.T) {
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", func(c *coordinator.Config) { c.HeartbeatGrace = 30 * time.Second })
+	// A hand-driven agent: it accepts dispatches, heartbeats what it runs,
+	// and publishes the outcome when the test says.
+	nc := cl.Conn("fake-agent")
+	var (
+		mu         sync.Mutex
+		running    []bus.AttemptRef
+		dispatched []bus.AttemptRef
+	)
+	_, err := nc.Subscribe(bus.DispatchSubject("fake"), func(m *nats.Msg) {
+		var d bus.Dispatch
+		if err := bus.Decode(m.Data, &d); err != nil {
+			return
+		}
+		mu.Lock()
+		running = append(running, d.AttemptRef)
+		dispatched = append(dispatched, d.AttemptRef)
+		mu.Unlock()
+		_ = m.Respond(bus.Encode(&bus.DispatchReply{Accepted: true}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			mu.Lock()
+			hb := bus.Heartbeat{Node: "fake", Boot: "b1", Resources: cpuNode(1), Running: append([]bus.AttemptRef(nil), running...), Sent: time.Now()}
+			mu.Unlock()
+			_, _ = nc.Request(bus.HeartbeatSubject("fake"), bus.Encode(&hb), time.Second)
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	client := cl.Client()
+	submit(t, client, `
+name: one
+method: quadratic
+objective: {metric: val_loss, direction: minimize}
+space:
+  x: [3]
+seeds: [0]
+resources: {cpu: 1, memory: 64MiB}
+retries: 1
+timeout: 30s
+`)
+	var ref bus.AttemptRef
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(dispatched) == 0 {
+			return errors.New("nothing dispatched yet")
+		}
+		ref = dispatched[0]
+		return nil
+	})
+	// The attempt finishes: it leaves the heartbeats at once, but its
+	// outcome reaches the leader only seven seconds later, past the
+	// slack the leader gives a fresh dispatch.
+	mu.Lock()
+	running = nil
+	mu.Unlock()
+	time.Sleep(7 * time.Second)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := bus.Event{AttemptRef: ref, Kind: bus.EventFinished, Node: "fake", Time: time.Now(), Outcome: bus.OutcomeSucceeded, Metrics: map[string]float64{"val_loss": 0.5}}
+	if _, err := js.Publish(t.Context(), bus.EventSubject(ref.Study, ref.Trial), bus.Encode(&ev), jetstream.WithMsgID(ev.MsgID())); err != nil {
+		t.Fatal(err)
+	}
+	st := cl.WaitDone(client, "one", 10*time.Second)
+	tr := results(t, client, "one")[ref.Trial]
+	if st.StaleAttempts != 0 || tr.Attempt != 1 || tr.Result == nil || tr.Result.Attempt != 1 || len(tr.Late) != 0 {
+		t.Fatalf("stale %d, attempt %d, result %+v, late %+v; want attempt 1 recorded, nothing stale or late", st.StaleAttempts, tr.Attempt, tr.Result, tr.Late)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dispatched) != 1 {
+		t.Errorf("dispatched %v; a finished trial ran again", dispatched)
 	}
 }

@@ -11,6 +11,14 @@ import (
 // still omit the attempt (the dispatch and the heartbeat can cross).
 const dispatchSlack = 5 * time.Second
 
+// outcomeWait is how long an attempt may be missing from its agent's
+// heartbeats before the leader calls it stale. An agent drops an attempt
+// from its heartbeats only once JetStream holds the attempt's outcome, so
+// the outcome is on its way; but it reaches a new leader only after the
+// events consumer's ack wait when a dead leader had received it. Calling
+// the attempt stale sooner would run a finished trial again.
+const outcomeWait = bus.EventsAckWait + dispatchSlack
+
 // onHeartbeat registers or refreshes a node and reconciles what it runs
 // with what the leader believes it runs. An attempt the leader placed there
 // that the agent does not report is stale; an attempt the agent runs that is
@@ -62,8 +70,12 @@ func (l *leader) onHeartbeat(in heartbeatInput, now time.Time) {
 		switch {
 		case restarted:
 			l.markStale(t, a, "agent "+hb.Node+" restarted", now)
-		case !running[t.ref()] && now.Sub(a.Dispatched) > dispatchSlack:
-			l.markStale(t, a, "agent "+hb.Node+" no longer runs it", now)
+		case running[t.ref()] || now.Sub(a.Dispatched) <= dispatchSlack:
+			t.missing = time.Time{}
+		case t.missing.IsZero():
+			t.missing = now
+		case now.Sub(t.missing) > outcomeWait:
+			l.markStale(t, a, "agent "+hb.Node+" no longer runs it and its outcome never arrived", now)
 		}
 	}
 	var reply bus.HeartbeatReply

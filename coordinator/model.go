@@ -21,6 +21,9 @@ type trial struct {
 	queued bool
 	// heapIndex is the trial's position in the delay heap.
 	heapIndex int
+	// missing is when the current attempt was first missing from its
+	// agent's heartbeats (zero while the agent reports it).
+	missing time.Time
 }
 
 func (t *trial) key() string { return t.rec.Study + "/" + t.rec.ID }

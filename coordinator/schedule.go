@@ -102,6 +102,7 @@ func (l *leader) dispatch(t *trial, n *node, now time.Time) {
 	s := t.study
 	t.rec.Attempt++
 	t.rec.NotBefore = nil
+	t.missing = time.Time{}
 	gpus := n.reserve(t, s.needs)
 	t.rec.Attempts = append(t.rec.Attempts, api.Attempt{
 		N: t.rec.Attempt, Node: n.rec.ID, State: api.AttemptDispatched, GPUs: gpus, Dispatched: now,

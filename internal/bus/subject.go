@@ -70,6 +70,11 @@ func ValidToken(s string) error {
 // and the coordinator's recording is idempotent beyond it.
 const EventsDuplicateWindow = 10 * time.Minute
 
+// EventsAckWait is how long the leader has to acknowledge an event. A
+// leader that dies holds the events delivered to it but not yet
+// acknowledged this long before its successor receives them.
+const EventsAckWait = 10 * time.Second
+
 // Declare creates or updates the events stream and the coordinator's
 // durable consumer. It is idempotent and safe to run on every start.
 func Declare(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Consumer, error) {
@@ -90,12 +95,10 @@ func Declare(ctx context.Context, js jetstream.JetStream, replicas int) (jetstre
 		return nil, fmt.Errorf("bus: declare stream %s: %w", StreamEvents, err)
 	}
 	c, err := js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
-		Durable:     ConsumerCoordinator,
-		Description: "the leader coordinator records trial events",
-		AckPolicy:   jetstream.AckExplicitPolicy,
-		// A leader that dies holds its unacknowledged events this long
-		// before its successor receives them.
-		AckWait:       10 * time.Second,
+		Durable:       ConsumerCoordinator,
+		Description:   "the leader coordinator records trial events",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       EventsAckWait,
 		MaxAckPending: 20000,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      replicas,
