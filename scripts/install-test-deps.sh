@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the server binaries the chaos suite (test/chaos) runs as real
+# OS processes: Debian's nats-server and etcd-server (and etcd-client for
+# etcdctl, handy when something goes wrong). Idempotent: it does nothing
+# when the binaries are already on PATH.
+#
+# As root it installs them with apt-get (running `apt-get update` once if
+# the package lists are empty or stale). Otherwise it prints what to install
+# and exits non-zero, so a test run never silently skips the cluster tests.
+set -euo pipefail
+
+missing=()
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  echo "install-test-deps: missing ${missing[*]}; install them with:" >&2
+  echo "  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-test-deps: missing ${missing[*]} and no apt-get on this machine;" >&2
+  echo "  install nats-server (2.9 or newer) and etcd (3.4 or newer) so that 'nats-server' and 'etcd' are on PATH" >&2
+  exit 1
+fi
+
+echo "== installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+  apt-get update
+  apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+# The Debian packages enable system services; the tests start their own
+# servers on other ports and never use these.
+for svc in etcd nats-server; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" || true
+  fi
+done

@@ -1,0 +1,190 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/plugins/methods/synthetic"
+	"asymptote.dev/asymptote/plugins/sdk"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// reference computes the fault-free result of every trial of a synthetic
+// spec: the objective per trial ID, from the same expansion and the same
+// deterministic method the agents run, without any of the machinery under
+// test in between. Trials run concurrently; each takes its own sleep.
+func reference(spec string) (map[string]float64, error) {
+	sp, err := sweep.Parse("reference.yaml", []byte(spec))
+	if err != nil {
+		return nil, err
+	}
+	trials, err := sp.Expand()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu   sync.Mutex
+		out  = make(map[string]float64, len(trials))
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, tr := range trials {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := synthetic.New().Run(context.Background(), &sdk.TrialRequest{
+				Study: sp.Name, TrialID: tr.ID, Attempt: 1, Params: tr.Params, Seed: tr.Seed, Threads: 1,
+			}, func(sdk.Metrics) error { return nil })
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("trial %s: %w", tr.ID, err))
+				return
+			}
+			out[tr.ID] = res.Metrics[sdk.MetricValLoss]
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return out, nil
+}
+
+// checkTrials returns every violation of the recording invariants in a
+// finished study of a method that never fails (synthetic): each trial
+// succeeded with exactly one result, from its last attempt; attempts are
+// numbered 1..n; every earlier attempt was lost (stale), never failed, so
+// no failure was counted; late results never became the recorded one; and
+// the objective equals the fault-free reference.
+func checkTrials(trials []api.Trial, want map[string]float64) []string {
+	var v []string
+	bad := func(t api.Trial, format string, args ...any) {
+		v = append(v, fmt.Sprintf("trial %s: ", t.ID)+fmt.Sprintf(format, args...))
+	}
+	if len(trials) != len(want) {
+		v = append(v, fmt.Sprintf("%d trials in etcd, want %d", len(trials), len(want)))
+	}
+	for _, t := range trials {
+		obj, known := want[t.ID]
+		if !known {
+			bad(t, "not in the spec's expansion")
+		}
+		if t.State != sweep.Succeeded {
+			bad(t, "state %s, want succeeded (error %q)", t.State, t.Error)
+			continue
+		}
+		n := len(t.Attempts)
+		if n == 0 || t.Attempt != n {
+			bad(t, "current attempt %d with %d attempts recorded", t.Attempt, n)
+			continue
+		}
+		stale := 0
+		for i, a := range t.Attempts {
+			if a.N != i+1 {
+				bad(t, "attempt %d is numbered %d", i+1, a.N)
+			}
+			if !a.State.Terminal() {
+				bad(t, "attempt %d still %s in a finished trial", a.N, a.State)
+			}
+			last := i == n-1
+			switch {
+			case last && a.State != api.AttemptSucceeded:
+				bad(t, "last attempt %d is %s, want succeeded", a.N, a.State)
+			case !last && a.State == api.AttemptSucceeded:
+				bad(t, "attempt %d succeeded but is not the last of %d", a.N, n)
+			case !last && a.State != api.AttemptStale:
+				// Synthetic never fails: every superseded attempt was
+				// lost to infrastructure, which must not read as the
+				// method's fault.
+				bad(t, "attempt %d is %s (%s), want stale", a.N, a.State, a.Error)
+			}
+			if a.State == api.AttemptStale {
+				stale++
+			}
+		}
+		if t.Failures != 0 {
+			bad(t, "%d failures counted for a method that never fails", t.Failures)
+		}
+		if t.Stale != stale {
+			bad(t, "stale counter %d, but %d stale attempts recorded", t.Stale, stale)
+		}
+		r := t.Result
+		if r == nil {
+			bad(t, "succeeded without a result")
+			continue
+		}
+		if r.Attempt != n {
+			bad(t, "result from attempt %d, current is %d", r.Attempt, n)
+		}
+		if r.Node != t.Attempts[n-1].Node {
+			bad(t, "result from node %s, the attempt ran on %s", r.Node, t.Attempts[n-1].Node)
+		}
+		for _, l := range t.Late {
+			if l.Attempt >= n {
+				bad(t, "late result of attempt %d, not older than current %d", l.Attempt, n)
+			}
+			if l.Attempt == r.Attempt {
+				bad(t, "late result of attempt %d is also the recorded one", l.Attempt)
+			}
+		}
+		if known && (r.Objective == nil || !same(*r.Objective, obj)) {
+			got := math.NaN()
+			if r.Objective != nil {
+				got = *r.Objective
+			}
+			bad(t, "objective %v, the fault-free run gives %v", got, obj)
+		}
+	}
+	return v
+}
+
+// same compares objectives that went through JSON.
+func same(a, b float64) bool {
+	return a == b || math.Abs(a-b) <= 1e-12*math.Max(math.Abs(a), math.Abs(b))
+}
+
+// reportViolations fails t with the violations, at most 30 lines.
+func reportViolations(t testing.TB, v []string) {
+	t.Helper()
+	for i, s := range v {
+		if i == 30 {
+			t.Errorf("... and %d more violations", len(v)-30)
+			break
+		}
+		t.Errorf("invariant violated: %s", s)
+	}
+}
+
+// studyStats summarises what the chaos did to a study.
+type studyStats struct {
+	trials, attempts, stale, late int
+	// staleWhy counts stale attempts by reason, node names blanked.
+	staleWhy map[string]int
+}
+
+func stats(trials []api.Trial) studyStats {
+	var s studyStats
+	s.trials = len(trials)
+	s.staleWhy = map[string]int{}
+	for _, t := range trials {
+		for _, a := range t.Attempts {
+			if a.State == api.AttemptStale {
+				why := strings.ReplaceAll(a.Error, a.Node, "<node>")
+				if i := strings.Index(why, ": "); i > 0 && strings.HasPrefix(why, "<node> did not answer") {
+					why = why[:i]
+				}
+				s.staleWhy[why]++
+			}
+		}
+		s.attempts += len(t.Attempts)
+		s.stale += t.Stale
+		s.late += len(t.Late)
+	}
+	return s
+}
