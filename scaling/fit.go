@@ -92,6 +92,7 @@ type Fit struct {
 
 	obs   []Obs
 	theta []float64 // full internal vector at the optimum
+	mem   *memory   // curvature at the optimum, to seed refits
 	opts  Options
 	lay   layout
 }
@@ -508,7 +509,10 @@ func forEach(ctx context.Context, workers, n int, body func(w, i int)) error {
 // tolerances. Starts in worse basins stop early, which more than halves
 // the cost of a 4,500-point grid, while the best optimum and every start
 // near it are converged as tightly as without screening.
-func runStarts(ctx context.Context, law Law, lay *layout, o Options, obs []Obs, zs [][]float64) ([]startResult, error) {
+//
+// It also returns the L-BFGS curvature memory at the end of the best
+// start's run, which seeds the bootstrap's refits.
+func runStarts(ctx context.Context, law Law, lay *layout, o Options, obs []Obs, zs [][]float64) ([]startResult, *memory, error) {
 	set := o.Settings.withDefaults()
 	screen, band := o.Screen, o.PolishWithin
 	if screen == 0 {
@@ -534,14 +538,46 @@ func runStarts(ctx context.Context, law Law, lay *layout, o Options, obs []Obs, 
 		opts[w] = newLBFGS(lay.free, set.Memory)
 	}
 	out := make([]startResult, len(zs))
+	// Each worker keeps the memory of its best final run, ordered by
+	// (objective, start index), so the chosen memory does not depend on
+	// scheduling.
+	type kept struct {
+		f   float64
+		i   int
+		mem *memory
+	}
+	bests := make([]kept, workers)
+	for w := range bests {
+		bests[w] = kept{f: math.Inf(1), i: -1}
+	}
+	keep := func(w, i int, f float64) {
+		b := bests[w]
+		if finite(f) && (f < b.f || (f == b.f && i < b.i)) {
+			bests[w] = kept{f: f, i: i, mem: opts[w].snapshot()}
+		}
+	}
+	final := first.FTol == set.FTol
 	err := forEach(ctx, workers, len(zs), func(w, i int) {
 		z := append([]float64(nil), zs[i]...)
 		evs[w].initSigma(z)
 		r := opts[w].minimize(evs[w].fg, z, first)
 		out[i] = startResult{z: z, res: r}
+		if final {
+			keep(w, i, r.f)
+		}
 	})
-	if err != nil || first.FTol == set.FTol {
-		return out, err
+	pick := func() *memory {
+		var m *memory
+		bf, bi := math.Inf(1), -1
+		for _, b := range bests {
+			if b.i >= 0 && (b.f < bf || (b.f == bf && b.i < bi)) {
+				bf, bi, m = b.f, b.i, b.mem
+			}
+		}
+		return m
+	}
+	if err != nil || final {
+		return out, pick(), err
 	}
 	best := math.Inf(1)
 	for _, r := range out {
@@ -561,8 +597,9 @@ func runStarts(ctx context.Context, law Law, lay *layout, o Options, obs []Obs, 
 		r.iters += out[i].res.iters
 		r.evals += out[i].res.evals
 		out[i].res = r
+		keep(w, i, r.f)
 	})
-	return out, err
+	return out, pick(), err
 }
 
 // FitLaw fits law to obs.
@@ -580,7 +617,7 @@ func FitLaw(ctx context.Context, law Law, obs []Obs, o Options) (*Fit, error) {
 	}
 	lay.centers = law.centers(obs)
 	zs := starts(law, &lay, o)
-	results, err := runStarts(ctx, law, &lay, o, obs, zs)
+	results, mem, err := runStarts(ctx, law, &lay, o, obs, zs)
 	if err != nil {
 		return nil, err
 	}
@@ -611,6 +648,7 @@ func FitLaw(ctx context.Context, law Law, obs []Obs, o Options) (*Fit, error) {
 	}
 	f := newFit(law, lay, o, obs, results[best].z, bf)
 	f.Starts, f.Agree, f.Statuses = len(results), agree, statuses
+	f.mem = mem
 	f.Optima = optima(law, &lay, results, agreeTol, 1e-15*float64(len(obs)))
 	f.diagnose()
 	return f, nil
@@ -700,7 +738,7 @@ func (f *Fit) startVector(p []float64) []float64 {
 // optimum with the fit's settings.
 func (f *Fit) refit(ev *evaluator, opt *lbfgs) (z []float64, r optResult) {
 	z = f.freeVector()
-	r = opt.minimize(ev.fg, z, f.opts.Settings.withDefaults())
+	r = opt.minimizeWith(ev.fg, z, f.opts.Settings.withDefaults(), f.mem)
 	return z, r
 }
 

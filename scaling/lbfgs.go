@@ -153,9 +153,46 @@ func (w *lbfgs) direction() {
 	}
 }
 
+// memory is a snapshot of L-BFGS correction pairs, oldest first.
+type memory struct {
+	s, y [][]float64
+	rho  []float64
+}
+
+// snapshot returns the current correction pairs.
+func (w *lbfgs) snapshot() *memory {
+	m := &memory{}
+	for k := w.cnt - 1; k >= 0; k-- {
+		j := (w.head - 1 - k + w.m) % w.m
+		m.s = append(m.s, append([]float64(nil), w.s[j]...))
+		m.y = append(m.y, append([]float64(nil), w.y[j]...))
+		m.rho = append(m.rho, w.rho[j])
+	}
+	return m
+}
+
 // minimize runs L-BFGS from x, leaving the best point found in x.
 func (w *lbfgs) minimize(fg objFunc, x []float64, set Settings) optResult {
+	return w.minimizeWith(fg, x, set, nil)
+}
+
+// minimizeWith runs L-BFGS from x with its curvature memory seeded from
+// mem (nil: empty), which lets a refit on resampled data take near-Newton
+// steps from its first iteration.
+func (w *lbfgs) minimizeWith(fg objFunc, x []float64, set Settings, mem *memory) optResult {
 	w.cnt, w.head, w.evals = 0, 0, 1
+	if mem != nil {
+		for k := range mem.s {
+			if w.cnt == w.m {
+				break
+			}
+			copy(w.s[w.head], mem.s[k])
+			copy(w.y[w.head], mem.y[k])
+			w.rho[w.head] = mem.rho[k]
+			w.head = (w.head + 1) % w.m
+			w.cnt++
+		}
+	}
 	f := fg(x, w.g)
 	if !finite(f) {
 		return optResult{f: math.Inf(1), evals: 1, status: Failed}
