@@ -141,6 +141,7 @@ func (l *leader) expand(ctx context.Context, s *study, now time.Time) error {
 			t.rev = revs[i]
 			l.addTrial(s, t, now)
 		}
+		s.searchDone = false
 		l.log.Info("study expanded", "study", s.rec.Name, "added", len(missing), "total", len(s.trials))
 	}
 	s.rec.Trials = len(s.trials)

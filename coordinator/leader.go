@@ -182,6 +182,10 @@ func (l *leader) run(ctx context.Context) error {
 		clear(l.effects)
 		l.effects = l.effects[:0]
 		l.maybeRefit(ctx, now)
+		l.searchSteps(ctx, now)
+		if l.fatal != nil {
+			return l.fatal
+		}
 	}
 }
 
@@ -352,6 +356,9 @@ func (l *leader) maybeFinish(s *study, now time.Time) {
 	}
 	if p := s.spec.Analysis; p != nil && p.Fit != nil && p.Fit.Extend > 0 && (s.refitDue || s.refitting) {
 		return
+	}
+	if s.spec.Search != nil && !s.searchDone {
+		return // the search decides first whether the study goes on
 	}
 	s.rec.State = api.StudyDone
 	fin := now

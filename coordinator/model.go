@@ -63,6 +63,9 @@ type study struct {
 	refitDue  bool
 	refitting bool
 	lastRefit time.Time
+	// searchDone is set when the study's adaptive search has nothing more
+	// to add; new trials clear it.
+	searchDone bool
 }
 
 func newStudy(rec api.Study, rev int64, spec *sweep.Spec) *study {

@@ -57,6 +57,8 @@ type Spec struct {
 
 	// Analysis is the study's analysis plan; nil when it has none.
 	Analysis *Analysis
+	// Search is the study's adaptive strategy; nil for a fixed grid.
+	Search *Search
 }
 
 // Direction says whether the objective is minimised or maximised.
@@ -108,7 +110,7 @@ var (
 	versionRE = regexp.MustCompile(`^(>=|<=|!=|==|=|>|<|~|\^)?\s*v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.-]+)?$`)
 )
 
-var topKeys = []string{"name", "method", "objective", "space", "random", "fixed", "derived", "seeds", "replicates", "resources", "retries", "timeout", "priority", "analysis"}
+var topKeys = []string{"name", "method", "objective", "space", "random", "fixed", "derived", "seeds", "replicates", "resources", "retries", "timeout", "priority", "analysis", "search"}
 
 // ParseFile reads the spec at path and parses it with Parse.
 func ParseFile(path string) (*Spec, error) {
@@ -190,6 +192,9 @@ func (d *decoder) spec(root *node, s *Spec) {
 	d.space(m, s)
 	if n, ok := m["analysis"]; ok {
 		d.analysis(n, s)
+	}
+	if n, ok := m["search"]; ok {
+		d.search(n, s)
 	}
 	d.checkSize(root, m, s)
 }

@@ -1,0 +1,84 @@
+package sweep
+
+import (
+	"slices"
+	"strings"
+)
+
+// Search is an adaptive strategy: the coordinator adds trials where the
+// results say they matter, deterministically from the spec and the results.
+type Search struct {
+	// Degradation finds where repeated data starts to hurt; nil if unused.
+	Degradation *DegradationSearch
+}
+
+// DegradationSearch bisects a numeric axis (usually epochs) for the first
+// value where the loss rises above its running minimum by more than the
+// seed noise: each time every trial has finished, it adds the geometric
+// midpoint of the bracket around that point, until the bracket's ratio is
+// at most Resolution or MaxValues values were added. When the loss still
+// falls at the axis's largest value, it doubles past it instead.
+type DegradationSearch struct {
+	// Axis is the numeric grid axis searched (default epochs).
+	Axis string
+	// Noise is the seed-noise floor σ (default 0.004); replicate seeds
+	// raise it to their measured spread.
+	Noise float64
+	// Resolution is the bracket ratio at which the search stops
+	// (default 1.25).
+	Resolution float64
+	// MaxValues bounds the values the search adds (default 8).
+	MaxValues int
+}
+
+// search decodes the optional search section.
+func (d *decoder) search(n *node, s *Spec) {
+	m, ok := d.mapping(n, "search", "degradation")
+	if !ok {
+		return
+	}
+	dn, ok := m["degradation"]
+	if !ok {
+		return
+	}
+	dm, ok := d.mapping(dn, "search.degradation", "axis", "noise", "resolution", "max_values")
+	if !ok {
+		return
+	}
+	g := &DegradationSearch{Axis: "epochs", Noise: 0.004, Resolution: 1.25, MaxValues: 8}
+	line := dn.line
+	if v, ok := dm["axis"]; ok {
+		g.Axis, _ = d.str(v, "search.degradation.axis")
+		line = v.line
+	}
+	i := slices.IndexFunc(s.Axes, func(a Axis) bool { return a.Name == g.Axis })
+	if i < 0 {
+		var names []string
+		for _, a := range s.Axes {
+			names = append(names, a.Name)
+		}
+		d.errorf(line, "search.degradation.axis", "%q is not a grid axis of the spec%s; grid axes: %s", g.Axis, suggest(g.Axis, names), strings.Join(names, ", "))
+	} else if a := s.Axes[i]; len(a.Values) < 2 || !allNumbers(a.Values) {
+		d.errorf(line, "search.degradation.axis", "axis %q needs at least two numbers to bracket a change, as in %s: [1, 4, 16, 64]", g.Axis, g.Axis)
+	}
+	if v, ok := dm["noise"]; ok {
+		if f, ok := d.number(v, "search.degradation.noise"); ok {
+			if f <= 0 {
+				d.errorf(v.line, "search.degradation.noise", "noise %v must be positive, such as 0.004", f)
+			}
+			g.Noise = f
+		}
+	}
+	if v, ok := dm["resolution"]; ok {
+		if f, ok := d.number(v, "search.degradation.resolution"); ok {
+			if f <= 1 {
+				d.errorf(v.line, "search.degradation.resolution", "resolution %v must be above 1: the ratio of the bracket's ends at which to stop, such as 1.25", f)
+			}
+			g.Resolution = f
+		}
+	}
+	if v, ok := dm["max_values"]; ok {
+		g.MaxValues, _ = d.intAtLeast(v, "search.degradation.max_values", 1)
+	}
+	s.Search = &Search{Degradation: g}
+}
