@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// noopCPU is what one no-op trial reserves: agents share the host's cores,
+// so each agent offers NumCPU/agents cores and runs that many times
+// 1/noopCPU trials at once.
+const noopCPU = 0.05
+
+// DispatchResult is one end-to-end throughput run.
+type DispatchResult struct {
+	Agents       int
+	Trials       int
+	Seconds      float64
+	TrialsPerSec float64
+}
+
+// Dispatch measures no-op synthetic trials per second from submission to
+// the last recorded result, through embedded NATS and etcd, a coordinator
+// with default settings and agents running the method as reused plugin
+// subprocesses.
+func Dispatch(ctx context.Context, opts Options, agents, trials int) (DispatchResult, error) {
+	opts.setDefaults()
+	c, err := startCluster(ctx, opts)
+	if err != nil {
+		return DispatchResult{}, err
+	}
+	defer c.close()
+	if _, err := c.startCoordinator("bench", nil); err != nil {
+		return DispatchResult{}, err
+	}
+	share := float64(runtime.NumCPU()) / float64(agents)
+	for i := range agents {
+		if _, err := c.startAgent(fmt.Sprintf("agent-%d", i+1), share); err != nil {
+			return DispatchResult{}, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.RunTimeout)
+	defer cancel()
+	if err := c.waitNodes(ctx, agents); err != nil {
+		return DispatchResult{}, err
+	}
+	// Warm the plugin pools so the figure is the steady state, as it is
+	// for Optuna, whose workers import it before the clock starts.
+	if err := c.warm(ctx, "warm", agents*int(share/noopCPU)); err != nil {
+		return DispatchResult{}, err
+	}
+	start := time.Now()
+	if _, err := c.submit(ctx, "dispatch", trials, 0, noopCPU); err != nil {
+		return DispatchResult{}, err
+	}
+	st, err := c.waitDone(ctx, "dispatch", 20*time.Millisecond)
+	if err != nil {
+		return DispatchResult{}, err
+	}
+	if n := st.Counts["succeeded"]; n != trials {
+		return DispatchResult{}, fmt.Errorf("bench: dispatch: %d of %d trials succeeded: %v", n, trials, st.Counts)
+	}
+	secs := st.Finished.Sub(start).Seconds()
+	return DispatchResult{Agents: agents, Trials: trials, Seconds: secs, TrialsPerSec: float64(trials) / secs}, nil
+}
+
+// warm runs a study of n short trials that occupy every slot at once, so
+// each agent's plugin pool holds a process per slot afterwards.
+func (c *cluster) warm(ctx context.Context, name string, n int) error {
+	if _, err := c.submit(ctx, name, n, 300*time.Millisecond, noopCPU); err != nil {
+		return err
+	}
+	_, err := c.waitDone(ctx, name, 50*time.Millisecond)
+	return err
+}
+
+// OverheadResult is the short-trial overhead run.
+type OverheadResult struct {
+	Trials  int
+	Slots   int
+	Sleep   time.Duration
+	Ideal   time.Duration
+	Wall    time.Duration
+	Percent float64
+}
+
+// Overhead runs trials that each sleep for sleep on agents with slots
+// concurrent trial slots in all, and compares the wall time from
+// submission to the last result with the ideal ceil(trials/slots)*sleep.
+func Overhead(ctx context.Context, opts Options, trials, agents, slots int, sleep time.Duration) (OverheadResult, error) {
+	opts.setDefaults()
+	c, err := startCluster(ctx, opts)
+	if err != nil {
+		return OverheadResult{}, err
+	}
+	defer c.close()
+	if _, err := c.startCoordinator("bench", nil); err != nil {
+		return OverheadResult{}, err
+	}
+	perAgent := slots / agents
+	cpu := float64(runtime.NumCPU()) / float64(agents)
+	trialCPU := cpu / float64(perAgent)
+	for i := range agents {
+		if _, err := c.startAgent(fmt.Sprintf("agent-%d", i+1), cpu); err != nil {
+			return OverheadResult{}, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.RunTimeout)
+	defer cancel()
+	if err := c.waitNodes(ctx, agents); err != nil {
+		return OverheadResult{}, err
+	}
+	slots = perAgent * agents
+	if _, err := c.submit(ctx, "warm", slots, 300*time.Millisecond, trialCPU); err != nil {
+		return OverheadResult{}, err
+	}
+	if _, err := c.waitDone(ctx, "warm", 50*time.Millisecond); err != nil {
+		return OverheadResult{}, err
+	}
+	start := time.Now()
+	if _, err := c.submit(ctx, "overhead", trials, sleep, trialCPU); err != nil {
+		return OverheadResult{}, err
+	}
+	st, err := c.waitDone(ctx, "overhead", 20*time.Millisecond)
+	if err != nil {
+		return OverheadResult{}, err
+	}
+	if n := st.Counts["succeeded"]; n != trials {
+		return OverheadResult{}, fmt.Errorf("bench: overhead: %d of %d trials succeeded: %v", n, trials, st.Counts)
+	}
+	rounds := (trials + slots - 1) / slots
+	ideal := time.Duration(rounds) * sleep
+	wall := st.Finished.Sub(start)
+	return OverheadResult{
+		Trials: trials, Slots: slots, Sleep: sleep, Ideal: ideal, Wall: wall,
+		Percent: 100 * (wall.Seconds() - ideal.Seconds()) / ideal.Seconds(),
+	}, nil
+}

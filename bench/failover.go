@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"asymptote.dev/asymptote/internal/bus"
+)
+
+// Failover measures the time from killing the leader (its connections cut
+// without resigning, as SIGKILL would) to the first dispatch sent by the
+// standby, with default coordinator settings, while a study of short
+// trials is running.
+func Failover(ctx context.Context, opts Options) (time.Duration, error) {
+	opts.setDefaults()
+	c, err := startCluster(ctx, opts)
+	if err != nil {
+		return 0, err
+	}
+	defer c.close()
+	ctx, cancel := context.WithTimeout(ctx, opts.RunTimeout)
+	defer cancel()
+	first, err := c.startCoordinator("first", nil)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := c.startAgent("agent-1", 1); err != nil {
+		return 0, err
+	}
+	if err := c.waitNodes(ctx, 1); err != nil {
+		return 0, err
+	}
+	// The standby starts once the first one leads.
+	if _, err := c.startCoordinator("second", nil); err != nil {
+		return 0, err
+	}
+	// Watch dispatches on the wire: a plain subscriber sees each request
+	// too (the agent answers it).
+	nc, err := c.conn("failover-watch")
+	if err != nil {
+		return 0, err
+	}
+	byStandby := make(chan time.Time, 1)
+	sub, err := nc.Subscribe(bus.DispatchSubject("*"), func(m *nats.Msg) {
+		var d bus.Dispatch
+		if bus.Decode(m.Data, &d) == nil && d.Leader == "second" {
+			select {
+			case byStandby <- time.Now():
+			default:
+			}
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bench: %w", err)
+	}
+	defer sub.Unsubscribe()
+	// Trials of 50 ms keep the standby something to dispatch.
+	if _, err := c.submit(ctx, "failover", 2000, 50*time.Millisecond, 0.1); err != nil {
+		return 0, err
+	}
+	time.Sleep(time.Second)
+	killed := time.Now()
+	first.kill()
+	select {
+	case t := <-byStandby:
+		return t.Sub(killed), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("bench: no dispatch by the standby after the leader was killed: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+"""Optuna's dispatch throughput on this machine, the peer figure for
+`asymptote bench`.
+
+Each run creates a fresh study, forks WORKERS processes that load it and
+wait at a barrier, then times how long they take to run TRIALS no-op
+trials between them (RandomSampler, the objective of perf.md section 1).
+Interpreter start-up and `import optuna` are outside the timed window.
+
+For PostgreSQL the script creates a cluster in a temporary directory,
+starts it on 127.0.0.1 with the stock configuration (fsync on), and
+removes it at exit. It prints one JSON object per run on stdout.
+
+    optuna_bench.py --storages sqlite,postgresql,journal --workers 1,2,4,8 \
+        --trials 200 --journal-trials 1000 --repeats 3
+"""
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import optuna
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def objective(trial):
+    x = trial.suggest_float("x", -10, 10)
+    y = trial.suggest_float("y", 1e-5, 1, log=True)
+    z = trial.suggest_int("z", 0, 10)
+    return x * x + y + z
+
+
+def make_storage(kind, url):
+    if kind == "journal":
+        from optuna.storages import JournalFileStorage, JournalStorage
+        return JournalStorage(JournalFileStorage(url))
+    return url
+
+
+def worker(kind, url, name, n, barrier, done):
+    study = optuna.load_study(study_name=name, storage=make_storage(kind, url),
+                              sampler=optuna.samplers.RandomSampler())
+    barrier.wait()
+    study.optimize(objective, n_trials=n, n_jobs=1)
+    done.put(time.monotonic())
+
+
+def run_once(kind, url, workers, trials, seq):
+    name = "bench-%d" % seq
+    optuna.create_study(study_name=name, storage=make_storage(kind, url),
+                        sampler=optuna.samplers.RandomSampler())
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(workers + 1)
+    done = ctx.Queue()
+    share = [trials // workers + (1 if i < trials % workers else 0) for i in range(workers)]
+    procs = [ctx.Process(target=worker, args=(kind, url, name, k, barrier, done)) for k in share]
+    for p in procs:
+        p.start()
+    barrier.wait()
+    start = time.monotonic()
+    ends = [done.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    bad = [p.exitcode for p in procs if p.exitcode != 0]
+    secs = max(ends) - start
+    return {"storage": kind, "workers": workers, "trials": trials, "seconds": secs,
+            "trials_per_s": trials / secs, "failed_workers": len(bad)}
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 in a temporary directory."""
+
+    def __init__(self, tmp):
+        self.dir = tempfile.mkdtemp(prefix="optuna-pg-", dir=tmp)
+        self.data = os.path.join(self.dir, "data")
+        bindir = self._bindir()
+        self.pg_ctl = os.path.join(bindir, "pg_ctl")
+        self.user = None
+        if os.geteuid() == 0:
+            # initdb refuses to run as root.
+            self.user = "postgres"
+            pw = pwd.getpwnam(self.user)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._run([os.path.join(bindir, "initdb"), "-D", self.data, "-U", "bench", "--auth=trust", "-E", "UTF8"])
+        self._run([self.pg_ctl, "-D", self.data, "-w", "-l", os.path.join(self.dir, "log"), "-o",
+                   "-c listen_addresses=127.0.0.1 -p %d -k %s" % (self.port, self.dir), "start"])
+        self.url = "postgresql+psycopg2://bench@127.0.0.1:%d/postgres" % self.port
+
+    @staticmethod
+    def _bindir():
+        base = "/usr/lib/postgresql"
+        versions = sorted(os.listdir(base), key=lambda v: int(v.split(".")[0]))
+        return os.path.join(base, versions[-1], "bin")
+
+    def _run(self, cmd):
+        if self.user:
+            cmd = ["runuser", "-u", self.user, "--"] + cmd
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def fresh(self, seq):
+        """Returns the URL of a new, empty database."""
+        import psycopg2
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="bench", dbname="postgres")
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE bench%d" % seq)
+        conn.close()
+        return self.url.rsplit("/", 1)[0] + "/bench%d" % seq
+
+    def close(self):
+        try:
+            self._run([self.pg_ctl, "-D", self.data, "-m", "immediate", "stop"])
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--storages", default="sqlite,postgresql,journal")
+    ap.add_argument("--workers", default="1,2,4,8")
+    ap.add_argument("--trials", type=int, default=200, help="trials per run for the RDB storages")
+    ap.add_argument("--journal-trials", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tmp", default=None)
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="optuna-bench-", dir=a.tmp)
+    pg = None
+    seq = 0
+    try:
+        storages = a.storages.split(",")
+        if "postgresql" in storages:
+            pg = Postgres(a.tmp)
+        for rep in range(a.repeats):
+            for kind in storages:
+                for w in [int(x) for x in a.workers.split(",")]:
+                    seq += 1
+                    if kind == "sqlite":
+                        url = "sqlite:///" + os.path.join(tmp, "s%d.db" % seq)
+                    elif kind == "journal":
+                        url = os.path.join(tmp, "j%d.log" % seq)
+                    else:
+                        url = pg.fresh(seq)
+                    n = a.journal_trials if kind == "journal" else a.trials
+                    try:
+                        r = run_once(kind, url, w, n, seq)
+                    except Exception as e:  # a crashed run is reported, not fatal
+                        r = {"storage": kind, "workers": w, "trials": n, "error": repr(e)}
+                    r["repeat"] = rep
+                    print(json.dumps(r), flush=True)
+    finally:
+        if pg:
+            pg.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

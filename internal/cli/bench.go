@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"asymptote.dev/asymptote/bench"
+)
+
+func init() {
+	register(&Command{Name: "bench", Summary: "run the performance suite against Optuna and print the table (about 10 minutes)", Run: runBench})
+}
+
+func runBench(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "bench", "[flags]")
+	quick := fs.Bool("quick", false, "smoke sizes: every measurement in seconds, figures not comparable")
+	repeats := fs.Int("repeats", 3, "repetitions of the throughput and failover runs (the table shows medians)")
+	noOptuna := fs.Bool("no-optuna", false, "skip the Optuna runs")
+	tmp := fs.String("tmp", "", "`directory` for the benchmarks' state (default: the system temp directory)")
+	python := fs.String("python", "/usr/bin/python3", "Python with python3-optuna and python3-psycopg2 (Debian's)")
+	plotPath := fs.String("plot", "", "write the throughput plot to this PNG `file`")
+	jsonPath := fs.String("json", "", "write the raw figures to this JSON `file`")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected arguments %q", pos)
+	}
+	log := newLogger(env.Stderr, slog.LevelInfo)
+	rep, err := bench.Run(ctx, bench.Options{
+		TempDir: *tmp, Python: *python, Quick: *quick, Repeats: *repeats, NoOptuna: *noOptuna,
+		RunTimeout: 5 * time.Minute, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteTable(env.Stdout); err != nil {
+		return err
+	}
+	if *plotPath != "" {
+		if err := rep.Plot(*plotPath); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "plot written to %s\n", *plotPath)
+	}
+	if *jsonPath != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonPath, b, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", *jsonPath, err)
+		}
+	}
+	return nil
+}
