@@ -203,6 +203,7 @@ func (l *leader) studyStatus(s *study, now time.Time) api.StudyStatus {
 		StaleAttempts: s.stale, LateResults: s.late, Retries: s.retries,
 		Created: s.rec.Created, Finished: s.rec.Finished,
 		Analysis: s.rec.Analysis,
+		Budget:   budgetStatus(s),
 	}
 	done := 0
 	for state, c := range s.counts {

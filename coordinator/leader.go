@@ -172,6 +172,8 @@ func (l *leader) run(ctx context.Context) error {
 		if l.fatal != nil {
 			return l.fatal
 		}
+		l.account()
+		l.spendOut(now)
 		l.schedule(now)
 		if err := l.commit(ctx); err != nil {
 			return err
@@ -299,6 +301,8 @@ func (l *leader) addTrial(s *study, t *trial, now time.Time) {
 		}
 	}
 	s.late += len(t.rec.Late)
+	t.usage = budgetUse(t)
+	s.used += t.usage
 	if t.rec.Attempt > 1 {
 		s.retries += t.rec.Attempt - 1
 	}

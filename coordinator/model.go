@@ -21,6 +21,8 @@ type trial struct {
 	queued bool
 	// heapIndex is the trial's position in the delay heap.
 	heapIndex int
+	// usage is what the trial has consumed of its study's budget.
+	usage float64
 	// missing is when the current attempt was first missing from its
 	// agent's heartbeats (zero while the agent reports it).
 	missing time.Time
@@ -66,6 +68,8 @@ type study struct {
 	// searchDone is set when the study's adaptive search has nothing more
 	// to add; new trials clear it.
 	searchDone bool
+	// used is how much of the study's budget its trials consumed.
+	used float64
 }
 
 func newStudy(rec api.Study, rev int64, spec *sweep.Spec) *study {

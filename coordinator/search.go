@@ -23,6 +23,12 @@ func (l *leader) searchSteps(ctx context.Context, now time.Time) {
 		if s.spec.Search == nil || s.rec.State != api.StudyActive || !s.terminal() || s.searchDone {
 			continue
 		}
+		if b := s.spec.Budget; b != nil && s.used >= b.Limit() {
+			l.log.Info("search stops: the budget is spent", "study", s.rec.Name, "used", s.used, "limit", b.Limit())
+			s.searchDone = true
+			l.maybeFinish(s, now)
+			continue
+		}
 		added, err := l.degradationStep(ctx, s, now)
 		if err != nil {
 			l.log.Error("degradation search", "study", s.rec.Name, "error", err)

@@ -59,6 +59,8 @@ type Spec struct {
 	Analysis *Analysis
 	// Search is the study's adaptive strategy; nil for a fixed grid.
 	Search *Search
+	// Budget bounds the study's compute; nil for none.
+	Budget *Budget
 }
 
 // Direction says whether the objective is minimised or maximised.
@@ -110,7 +112,7 @@ var (
 	versionRE = regexp.MustCompile(`^(>=|<=|!=|==|=|>|<|~|\^)?\s*v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.-]+)?$`)
 )
 
-var topKeys = []string{"name", "method", "objective", "space", "random", "fixed", "derived", "seeds", "replicates", "resources", "retries", "timeout", "priority", "analysis", "search"}
+var topKeys = []string{"name", "method", "objective", "space", "random", "fixed", "derived", "seeds", "replicates", "resources", "retries", "timeout", "priority", "analysis", "search", "budget"}
 
 // ParseFile reads the spec at path and parses it with Parse.
 func ParseFile(path string) (*Spec, error) {
@@ -195,6 +197,9 @@ func (d *decoder) spec(root *node, s *Spec) {
 	}
 	if n, ok := m["search"]; ok {
 		d.search(n, s)
+	}
+	if n, ok := m["budget"]; ok {
+		d.budget(n, s)
 	}
 	d.checkSize(root, m, s)
 }

@@ -73,6 +73,29 @@ type StudyStatus struct {
 	Failures []Trial `json:"failures,omitempty"`
 	// Analysis is the current fit of the study's analysis plan.
 	Analysis []FitSummary `json:"analysis,omitempty"`
+	// Budget is the study's compute budget and where it went.
+	Budget *BudgetStatus `json:"budget,omitempty"`
+}
+
+// BudgetStatus is a study's compute budget: its unit, size, what was used,
+// and how the use splits over the values of each grid axis.
+type BudgetStatus struct {
+	Kind   string      `json:"kind"`
+	Limit  float64     `json:"limit"`
+	Used   float64     `json:"used"`
+	ByAxis []AxisUsage `json:"by_axis,omitempty"`
+}
+
+// AxisUsage splits a budget's use over one grid axis's values.
+type AxisUsage struct {
+	Axis   string       `json:"axis"`
+	Values []ValueUsage `json:"values"`
+}
+
+// ValueUsage is the budget used by the trials with one axis value.
+type ValueUsage struct {
+	Value string  `json:"value"`
+	Used  float64 `json:"used"`
 }
 
 // Done reports whether every trial is in a terminal state.

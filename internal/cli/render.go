@@ -99,6 +99,7 @@ func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 			fmt.Fprintf(w, "failed: trial %s %s: %s\n", f.ID, formatParams(f.Params), f.Error)
 		}
 		printAnalysis(w, s.Analysis)
+		printBudget(w, s.Budget)
 	}
 }
 
@@ -329,4 +330,23 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-3] + "..."
+}
+
+// printBudget shows a study's budget and where it went.
+func printBudget(w io.Writer, b *api.BudgetStatus) {
+	if b == nil {
+		return
+	}
+	fmt.Fprintf(w, "budget: %.4g of %.4g %s used (%.0f%%)\n", b.Used, b.Limit, b.Kind, 100*b.Used/b.Limit)
+	for _, a := range b.ByAxis {
+		parts := make([]string, len(a.Values))
+		for i, v := range a.Values {
+			share := 0.0
+			if b.Used > 0 {
+				share = 100 * v.Used / b.Used
+			}
+			parts[i] = fmt.Sprintf("%s %.0f%%", v.Value, share)
+		}
+		fmt.Fprintf(w, "  by %s: %s\n", a.Axis, strings.Join(parts, ", "))
+	}
 }
