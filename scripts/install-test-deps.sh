@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the server binaries the chaos suite (test/chaos) runs as real
 # OS processes: Debian's nats-server and etcd-server (and etcd-client for
-# etcdctl, handy when something goes wrong). Idempotent: it does nothing
-# when the binaries are already on PATH.
+# etcdctl, handy when something goes wrong), and the Python runtime of the
+# Python method plugins (python3-grpcio, python3-protobuf, python3-torch).
+# Idempotent: it does nothing when the binaries are already on PATH and
+# Debian's python3 imports the modules.
 #
 # As root it installs them with apt-get (running `apt-get update` once if
 # the package lists are empty or stale). Otherwise it prints what to install
@@ -13,6 +15,13 @@ missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+# The Python method plugins (plugins/python: the SDK and torch_charlm) run
+# on Debian's /usr/bin/python3 with these modules; their Go tests fail,
+# never skip, without them.
+py_has() { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $1" >/dev/null 2>&1; }
+py_has grpc || missing+=(python3-grpcio)
+py_has google.protobuf || missing+=(python3-protobuf)
+py_has torch || missing+=(python3-torch)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -25,7 +34,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "install-test-deps: missing ${missing[*]} and no apt-get on this machine;" >&2
-  echo "  install nats-server (2.9 or newer) and etcd (3.4 or newer) so that 'nats-server' and 'etcd' are on PATH" >&2
+  echo "  install nats-server (2.9 or newer) and etcd (3.4 or newer) so that 'nats-server' and 'etcd' are on PATH," >&2
+  echo "  and grpcio 1.51, protobuf 3.21 and torch 1.13 (or newer) for /usr/bin/python3" >&2
   exit 1
 fi
 
