@@ -136,7 +136,7 @@ func (l *leader) run(ctx context.Context) error {
 			return
 		}
 		l.send(ctx, eventInput{ev: ev, msg: m})
-	}, jetstream.PullMaxMessages(1000))
+	}, jetstream.PullMaxMessages(1000), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("consume events: %w", err)
 	}
@@ -192,6 +192,14 @@ func (l *leader) run(ctx context.Context) error {
 }
 
 type tickInput struct{}
+
+// pullExpiry bounds each pull request of the events consumer. A request
+// the server drops (a NATS cluster that restarts, a stream without a
+// leader yet) is noticed after two missed idle heartbeats, half the expiry
+// each: with the client's default of 30s, a leader elected as NATS came
+// back received no event for 30s, while its agents' attempts went stale
+// waiting for outcomes.
+const pullExpiry = 5 * time.Second
 
 // send hands an input to the loop, dropping it if the term has ended (the
 // message is then redelivered to, or retried against, the next leader).
