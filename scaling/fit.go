@@ -44,7 +44,7 @@ type Options struct {
 	// starts (default 1e-6; negative: no screening, every start runs to
 	// Settings' tolerances). PolishWithin is the relative distance to the
 	// best screened objective within which a start is then converged fully
-	// (default 0.5).
+	// (default 1: every start within twice the best objective).
 	Screen, PolishWithin float64
 	// AgreeTol is the relative distance to the best objective within which
 	// a start counts as agreeing (default 1e-9).
@@ -519,7 +519,7 @@ func runStarts(ctx context.Context, law Law, lay *layout, o Options, obs []Obs, 
 		screen = 1e-6
 	}
 	if band <= 0 {
-		band = 0.5
+		band = 1
 	}
 	first := set
 	if screen > set.FTol {

@@ -15,16 +15,23 @@ Run from the repository root with Debian's python3-scipy:
     /usr/bin/python3 bench/scaling/scipy_ref.py            # both, then Go
     /usr/bin/python3 bench/scaling/scipy_ref.py --quick    # 10% of each job
 
-The Go side is `go test -run '^$' -bench 'Chinchilla(Grid|Bootstrap)$'
--benchtime 1x -count 5 ./scaling`, compared by its median; with --quick the
-SciPy times are scaled up tenfold. The machine is shared, so run it more than
-once and read the spread.
+The Go side is the benchmarks BenchmarkChinchillaGrid and
+BenchmarkChinchillaBootstrap (scaling/bench_test.go), built once and run
+--go-count times each; the median wall time and the mean CPU time (user +
+system, all threads) are compared with SciPy's wall and CPU time. SciPy is
+single-threaded and Go uses every core, so on an idle machine the wall ratio
+is about the CPU ratio times the number of cores. The machine is shared:
+wall times move with other users' load, CPU times much less, so read both.
+With --quick the SciPy times are scaled up tenfold.
 """
 import argparse
 import itertools
+import os
 import re
+import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -95,16 +102,28 @@ def bootstrap(ln, ld, ly, resamples):
 
 
 def go_bench(count):
-    """Runs each Go benchmark count times; returns the median seconds."""
-    out = subprocess.run(
-        ["go", "test", "-run", "^$", "-bench", "Chinchilla(Grid|Bootstrap)$", "-benchtime", "1x",
-         "-count", str(count), "./scaling"],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    runs = {}
-    for m in re.finditer(r"Benchmark(Chinchilla\w+)-\d+\s+\d+\s+(\d+) ns/op", out):
-        runs.setdefault(m.group(1), []).append(int(m.group(2)) / 1e9)
-    return {k: sorted(v)[len(v) // 2] for k, v in runs.items()}, out
+    """Builds the Go benchmarks once, then runs each count times.
+
+    Returns {name: (median wall seconds, CPU seconds per run)}; CPU time is
+    the children's user+system time, which other users of a shared machine
+    disturb far less than wall time.
+    """
+    binary = os.path.join(tempfile.mkdtemp(), "scaling.test")
+    subprocess.run(["go", "test", "-c", "-o", binary, "./scaling"], check=True)
+    results, raw = {}, ""
+    for name in ("ChinchillaGrid", "ChinchillaBootstrap"):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = subprocess.run(
+            [binary, "-test.run", "^$", "-test.bench", f"^Benchmark{name}$", "-test.benchtime", "1x",
+             "-test.count", str(count)],
+            check=True, capture_output=True, text=True, cwd="scaling",
+        ).stdout
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / count
+        walls = sorted(int(m.group(1)) / 1e9 for m in re.finditer(r"\s(\d+) ns/op", out))
+        results[name] = (walls[len(walls) // 2], cpu)
+        raw += out
+    return results, raw
 
 
 def main():
@@ -116,31 +135,34 @@ def main():
     args = ap.parse_args()
     ln, ld, ly = load(args.data)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     best, starts, nfev = grid_fit(ln, ld, ly, 450 if args.quick else None)
-    t_grid = time.perf_counter() - t0
+    t_grid, c_grid = time.perf_counter() - t0, time.process_time() - c0
     e, a, b, alpha, beta = best.x
-    print(f"scipy grid: {starts} starts, {nfev} evaluations, {t_grid:.2f} s; best objective {best.fun:.12g}: "
+    print(f"scipy grid: {starts} starts, {nfev} evaluations, {t_grid:.2f} s ({c_grid:.2f} s CPU); best objective {best.fun:.12g}: "
           f"E={np.exp(e):.4f} A={np.exp(a):.1f} B={np.exp(b):.1f} alpha={alpha:.4f} beta={beta:.4f}")
     resamples = 400 if args.quick else 4000
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ci = bootstrap(ln, ld, ly, resamples)
-    t_boot = time.perf_counter() - t0
-    print(f"scipy bootstrap: {resamples} resamples, {t_boot:.2f} s; alpha 95% CI ({ci[0]:.4f}, {ci[1]:.4f})")
+    t_boot, c_boot = time.perf_counter() - t0, time.process_time() - c0
+    print(f"scipy bootstrap: {resamples} resamples, {t_boot:.2f} s ({c_boot:.2f} s CPU); alpha 95% CI ({ci[0]:.4f}, {ci[1]:.4f})")
     if args.quick:
         t_grid *= 10
         t_boot *= 10
+        c_grid *= 10
+        c_boot *= 10
         print(f"(quick: scaled to the full jobs: grid {t_grid:.1f} s, bootstrap {t_boot:.1f} s)")
     if args.skip_go:
         return
     times, raw = go_bench(args.go_count)
     sys.stdout.write(raw)
-    g, bt = times.get("ChinchillaGrid"), times.get("ChinchillaBootstrap")
-    if g:
-        print(f"grid:      scipy {t_grid:.2f} s, go {g:.3f} s (median of {args.go_count}), ratio {t_grid / g:.1f}x")
-    if bt:
-        print(f"bootstrap: scipy {t_boot:.2f} s, go {bt:.3f} s (median of {args.go_count}), ratio {t_boot / bt:.1f}x")
-
+    for label, name, wall, cpu in (("grid", "ChinchillaGrid", t_grid, c_grid),
+                                   ("bootstrap", "ChinchillaBootstrap", t_boot, c_boot)):
+        if name not in times:
+            continue
+        gw, gc = times[name]
+        print(f"{label + ':':10s} scipy {wall:.2f} s wall, {cpu:.2f} s CPU; go {gw:.3f} s wall (median of "
+              f"{args.go_count}), {gc:.3f} s CPU; ratio {wall / gw:.1f}x wall, {cpu / gc:.1f}x CPU")
 
 if __name__ == "__main__":
     main()
