@@ -445,3 +445,35 @@ func TestRunByHand(t *testing.T) {
 		t.Fatalf("err = %v, output %q; want a failure with a hint", err, out)
 	}
 }
+
+// BenchmarkTorchCharlm measures torch_charlm's training throughput
+// (characters per second, one member, evaluation excluded) at several
+// sizes and thread budgets, next to charlm's BenchmarkTrain. Each case runs
+// torch_charlm/bench.py once: its timing excludes starting Python and
+// importing torch.
+//
+//	go test -run '^$' -bench . ./plugins/python ./plugins/methods/charlm
+func BenchmarkTorchCharlm(b *testing.B) {
+	requirePython(b)
+	requireKJV(b)
+	for _, bc := range []struct{ width, depth, threads int }{
+		{32, 1, 1}, {64, 2, 1}, {64, 2, 2}, {128, 2, 1}, {128, 2, 2}, {256, 2, 1},
+	} {
+		b.Run(fmt.Sprintf("width=%d/depth=%d/threads=%d", bc.width, bc.depth, bc.threads), func(b *testing.B) {
+			for b.Loop() {
+				out, err := exec.Command(python, "-m", "torch_charlm.bench", "--width", fmt.Sprint(bc.width),
+					"--depth", fmt.Sprint(bc.depth), "--threads", fmt.Sprint(bc.threads)).Output()
+				if err != nil {
+					b.Fatalf("bench.py: %v", err)
+				}
+				var rate, params float64
+				var device string
+				if _, err := fmt.Sscanf(string(out), "tokens/s=%g params=%g device=%s", &rate, &params, &device); err != nil {
+					b.Fatalf("bench.py printed %q: %v", out, err)
+				}
+				b.ReportMetric(rate, "tokens/s")
+				b.ReportMetric(params, "params")
+			}
+		})
+	}
+}
