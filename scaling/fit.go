@@ -31,7 +31,7 @@ type Options struct {
 	// The grid is also replaced by 2,000 random starts when its Cartesian
 	// product over the free parameters exceeds MaxGridStarts.
 	RandomStarts int
-	// MaxGridStarts bounds the grid (default 20,000).
+	// MaxGridStarts bounds the grid (default 5,000, which keeps the 4,500-point Chinchilla grid).
 	MaxGridStarts int
 	// Seed makes random starts, bootstrap resamples and prediction
 	// intervals reproducible.
@@ -428,7 +428,7 @@ func rawStarts(law Law, lay *layout, o Options) [][]float64 {
 	}
 	maxGrid := o.MaxGridStarts
 	if maxGrid <= 0 {
-		maxGrid = 20000
+		maxGrid = 5000
 	}
 	nRand := o.RandomStarts
 	if nRand <= 0 && total > maxGrid {
