@@ -95,6 +95,13 @@ func (l *leader) expand(ctx context.Context, s *study, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	return l.addTrials(ctx, s, trials, now)
+}
+
+// addTrials writes the given trials the study does not have yet, with the
+// same care as a submission: the study is marked submitting until every
+// new trial is durable.
+func (l *leader) addTrials(ctx context.Context, s *study, trials []sweep.Trial, now time.Time) error {
 	var missing []*trial
 	next := 0
 	for _, t := range s.trials {
@@ -202,8 +209,9 @@ func (l *leader) studyStatus(s *study, now time.Time) api.StudyStatus {
 		Total: len(s.trials), Counts: map[string]int{},
 		StaleAttempts: s.stale, LateResults: s.late, Retries: s.retries,
 		Created: s.rec.Created, Finished: s.rec.Finished,
-		Analysis: s.rec.Analysis,
-		Budget:   budgetStatus(s),
+		Analysis:   s.rec.Analysis,
+		Budget:     budgetStatus(s),
+		Extensions: s.rec.Extensions, Decisions: s.rec.Decisions,
 	}
 	done := 0
 	for state, c := range s.counts {

@@ -29,9 +29,15 @@ func (l *leader) searchSteps(ctx context.Context, now time.Time) {
 			l.maybeFinish(s, now)
 			continue
 		}
-		added, err := l.degradationStep(ctx, s, now)
+		var added bool
+		var err error
+		if s.spec.Search.Halving != nil {
+			added, err = l.halvingStep(ctx, s, now)
+		} else {
+			added, err = l.degradationStep(ctx, s, now)
+		}
 		if err != nil {
-			l.log.Error("degradation search", "study", s.rec.Name, "error", err)
+			l.log.Error("adaptive search", "study", s.rec.Name, "error", err)
 		}
 		if !added {
 			s.searchDone = true

@@ -58,3 +58,38 @@ func BeyondEdge(a Axis, last bool) (float64, bool) {
 	}
 	return round12(next), true
 }
+
+// Variant returns the trial of s whose parameters are those of base with
+// the values in set replaced, derived parameters recomputed, and the given
+// seed: the trial an adaptive search adds for one configuration (a
+// promotion to a higher fidelity, say) without extending the whole grid.
+// Every name in set must be a parameter of base that no derived parameter
+// defines.
+func (s *Spec) Variant(base map[string]any, set map[string]any, seed int64) (Trial, error) {
+	derived, err := s.derivedASTs()
+	if err != nil {
+		return Trial{}, err
+	}
+	params := make(map[string]any, len(base))
+	for k, v := range base {
+		params[k] = v
+	}
+	for k, v := range set {
+		if _, ok := params[k]; !ok {
+			return Trial{}, fmt.Errorf("variant of %s: no parameter %q", s.Name, k)
+		}
+		if slices.ContainsFunc(derived, func(d Derived) bool { return d.Name == k }) {
+			return Trial{}, fmt.Errorf("variant of %s: %q is derived; set what it is derived from", s.Name, k)
+		}
+		params[k] = v
+	}
+	if err := evalDerived(derived, params); err != nil {
+		return Trial{}, fmt.Errorf("variant of %s: %w", s.Name, err)
+	}
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return Trial{ID: trialID(s.Method, s.MethodVersion, names, params, seed), Method: s.Method, MethodVersion: s.MethodVersion, Params: params, Seed: seed}, nil
+}

@@ -66,3 +66,33 @@ func TestBeyondEdge(t *testing.T) {
 		})
 	}
 }
+
+func TestVariantMatchesTheGridsIdentity(t *testing.T) {
+	s, err := Parse("v.yaml", []byte("name: v\nmethod: m\nspace:\n  tokens: [1e5, 4e5]\n  wd: [0.1, 1.0]\nderived:\n  flops: 6 * tokens\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trials, _ := s.Expand()
+	var low, high Trial
+	for _, tr := range trials {
+		if tr.Params["wd"] == 0.1 && tr.Params["tokens"] == 1e5 {
+			low = tr
+		}
+		if tr.Params["wd"] == 0.1 && tr.Params["tokens"] == 4e5 {
+			high = tr
+		}
+	}
+	v, err := s.Variant(low.Params, map[string]any{"tokens": 4e5}, low.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ID != high.ID || v.Params["flops"] != 2.4e6 {
+		t.Errorf("variant %s %v, want the grid's trial %s %v", v.ID, v.Params, high.ID, high.Params)
+	}
+	if _, err := s.Variant(low.Params, map[string]any{"flops": 1.0}, 0); err == nil {
+		t.Error("setting a derived parameter was accepted")
+	}
+	if _, err := s.Variant(low.Params, map[string]any{"lr": 1.0}, 0); err == nil {
+		t.Error("setting an unknown parameter was accepted")
+	}
+}

@@ -10,6 +10,24 @@ import (
 type Search struct {
 	// Degradation finds where repeated data starts to hurt; nil if unused.
 	Degradation *DegradationSearch
+	// Halving is successive halving over a fidelity parameter; nil if
+	// unused.
+	Halving *HalvingSearch
+}
+
+// HalvingSearch is synchronous successive halving: every configuration
+// runs at the spec's value of the Fidelity parameter (the first rung);
+// when a rung has finished, the best 1/Eta of its configurations (by their
+// mean objective over seeds) run again at Eta times the fidelity, up to
+// Max. The others stop there, and the study records why.
+type HalvingSearch struct {
+	// Fidelity is a fixed numeric parameter that sets a trial's cost, such
+	// as tokens or epochs.
+	Fidelity string
+	// Max is the largest fidelity a configuration reaches.
+	Max float64
+	// Eta is the factor between rungs and the share promoted (default 3).
+	Eta float64
 }
 
 // DegradationSearch bisects a numeric axis (usually epochs) for the first
@@ -33,8 +51,16 @@ type DegradationSearch struct {
 
 // search decodes the optional search section.
 func (d *decoder) search(n *node, s *Spec) {
-	m, ok := d.mapping(n, "search", "degradation")
+	m, ok := d.mapping(n, "search", "degradation", "halving")
 	if !ok {
+		return
+	}
+	if len(m) > 1 {
+		d.errorf(n.line, "search", "give one strategy: degradation or halving")
+		return
+	}
+	if hn, ok := m["halving"]; ok {
+		d.halving(hn, s)
 		return
 	}
 	dn, ok := m["degradation"]
@@ -81,4 +107,43 @@ func (d *decoder) search(n *node, s *Spec) {
 		g.MaxValues, _ = d.intAtLeast(v, "search.degradation.max_values", 1)
 	}
 	s.Search = &Search{Degradation: g}
+}
+
+func (d *decoder) halving(n *node, s *Spec) {
+	m, ok := d.mapping(n, "search.halving", "fidelity", "max", "eta")
+	if !ok {
+		return
+	}
+	h := &HalvingSearch{Eta: 3}
+	fn, ok := m["fidelity"]
+	if !ok {
+		d.errorf(n.line, "search.halving.fidelity", "missing; name the fixed parameter that sets a trial's cost, as in fidelity: tokens")
+		return
+	}
+	h.Fidelity, _ = d.str(fn, "search.halving.fidelity")
+	start, isNum := s.Fixed[h.Fidelity].(float64)
+	if !isNum || start <= 0 {
+		d.errorf(fn.line, "search.halving.fidelity", "%q must be a positive number under fixed: (the first rung's value), as in fixed: {%s: 100000}", h.Fidelity, h.Fidelity)
+		return
+	}
+	if v, ok := m["eta"]; ok {
+		if f, ok := d.number(v, "search.halving.eta"); ok {
+			if f < 2 {
+				d.errorf(v.line, "search.halving.eta", "eta %v must be at least 2", f)
+			}
+			h.Eta = f
+		}
+	}
+	mn, ok := m["max"]
+	if !ok {
+		d.errorf(n.line, "search.halving.max", "missing; the largest %s a configuration reaches", h.Fidelity)
+		return
+	}
+	if f, ok := d.number(mn, "search.halving.max"); ok {
+		if f < start*h.Eta {
+			d.errorf(mn.line, "search.halving.max", "max %v leaves no rung past the first (%s %v × eta %v)", f, h.Fidelity, start, h.Eta)
+		}
+		h.Max = f
+	}
+	s.Search = &Search{Halving: h}
 }

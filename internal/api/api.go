@@ -75,6 +75,9 @@ type StudyStatus struct {
 	Analysis []FitSummary `json:"analysis,omitempty"`
 	// Budget is the study's compute budget and where it went.
 	Budget *BudgetStatus `json:"budget,omitempty"`
+	// Extensions and Decisions are what adaptive steps added, and why.
+	Extensions []Extension `json:"extensions,omitempty"`
+	Decisions  []Decision  `json:"decisions,omitempty"`
 }
 
 // BudgetStatus is a study's compute budget: its unit, size, what was used,

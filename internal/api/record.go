@@ -51,6 +51,18 @@ type Study struct {
 	// Extensions are the values the coordinator added to tuned axes, in
 	// order; they apply on top of every submission of the spec.
 	Extensions []Extension `json:"extensions,omitempty"`
+	// Decisions log what an adaptive search decided and why.
+	Decisions []Decision `json:"decisions,omitempty"`
+}
+
+// Decision is one step of an adaptive search.
+type Decision struct {
+	Time   time.Time `json:"time"`
+	Reason string    `json:"reason"`
+	// Added counts the trials it added; Stopped names the trials whose
+	// configurations it did not take further.
+	Added   int      `json:"added"`
+	Stopped []string `json:"stopped,omitempty"`
 }
 
 // Submission is one accepted submission of a study's spec.

@@ -100,6 +100,12 @@ func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 		}
 		printAnalysis(w, s.Analysis)
 		printBudget(w, s.Budget)
+		for _, x := range s.Extensions {
+			fmt.Fprintf(w, "%s added %s=%g: %s\n", x.Time.Format(time.TimeOnly), x.Axis, x.Value, x.Reason)
+		}
+		for _, d := range s.Decisions {
+			fmt.Fprintf(w, "%s %s (%d trials added)\n", d.Time.Format(time.TimeOnly), d.Reason, d.Added)
+		}
 	}
 }
 
