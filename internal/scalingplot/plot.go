@@ -270,6 +270,11 @@ func Crossover(path string, f1, f2 *scaling.Fit, r *scaling.CrossoverResult, o O
 	}
 	p := newPlot(title, xlabel(f1, o.XLabel))
 	lo, hi := span(f1, f2)
+	// Show every crossing and its whole interval.
+	for _, root := range r.Roots {
+		lo = math.Min(lo, math.Min(root.X, root.Interval.Lo)/2)
+		hi = math.Max(hi, math.Max(root.X, root.Interval.Hi)*2)
+	}
 	for k, f := range []*scaling.Fit{f1, f2} {
 		name := o.Names[k]
 		if name == "" {
@@ -314,6 +319,7 @@ func Crossover(path string, f1, f2 *scaling.Fit, r *scaling.CrossoverResult, o O
 		}
 		lb.TextStyle[0].YAlign = draw.YTop
 		lb.TextStyle[0].XAlign = draw.XCenter
+		lb.Offset = vg.Point{Y: -vg.Points(6)}
 		p.Add(lb)
 	}
 	return p.Save(9*vg.Inch, 5.5*vg.Inch, path)
