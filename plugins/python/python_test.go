@@ -20,6 +20,7 @@ import (
 	"asymptote.dev/asymptote/agent/methodmgr"
 	"asymptote.dev/asymptote/plugins/methods/corpus"
 	"asymptote.dev/asymptote/plugins/sdk"
+	"asymptote.dev/asymptote/sweep"
 )
 
 // python is the interpreter the plugins run on: Debian's, which sees the
@@ -198,6 +199,28 @@ func TestTorchCharlm(t *testing.T) {
 		}
 		if p := names["tokens"]; p.Default != nil || !p.Optional {
 			t.Errorf("tokens = %+v, want optional without default", p)
+		}
+	})
+
+	t.Run("example study", func(t *testing.T) {
+		// examples/torch-charlm.yaml names only parameters the method
+		// takes, with values it accepts (checked on its smallest trial,
+		// cut short).
+		spec, err := sweep.ParseFile(filepath.Join("..", "..", "examples", "torch-charlm.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trials, err := spec.Expand()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if spec.Method != "torch_charlm" || len(trials) == 0 {
+			t.Fatalf("method %q, %d trials", spec.Method, len(trials))
+		}
+		p := trials[0].Params
+		p["tokens"], p["eval_tokens"], p["width"] = 2048.0, 1000.0, 8.0
+		if _, err := m.Run(ctx, methodmgr.Run{Method: "torch_charlm", Request: request("example", trials[0].Seed, p)}, nil); err != nil {
+			t.Fatalf("params %v: %v", p, err)
 		}
 	})
 

@@ -164,8 +164,10 @@ class TorchCharLM(Method):
 
         torch.set_num_threads(request.threads)
         device = pick_device(request)
-        if device.type == "cpu":
-            torch.use_deterministic_algorithms(True)
+        # Process-wide; set on every trial so a pooled process never keeps
+        # another trial's choice. (On CUDA it would need a cuBLAS workspace
+        # setting and some kernels have no deterministic version.)
+        torch.use_deterministic_algorithms(device.type == "cpu")
         tr = Trainer(cfg, text, request.seed, device)
         self.log.info("training", extra={"trial_id": request.trial_id, "attempt": request.attempt,
                                          "device": str(device), "threads": request.threads,
