@@ -109,7 +109,7 @@ func (o *Options) sizes() sizes {
 		}
 	}
 	return sizes{
-		agents: []int{1, 2, 4, 8}, dispatchTrials: 2000, optunaTrials: 200, journalN: 1000,
+		agents: []int{1, 2, 4, 8}, dispatchTrials: 2000, optunaTrials: 100, journalN: 500,
 		overheadTrials: 2000, slots: 100, overheadAgents: 4, overheadSleep: time.Second,
 		scaleTrials: 100_000, simAgents: 1000, simFor: 30 * time.Second,
 		colds: 10, warms: 500, steps: 100_000, failovers: o.Repeats, optunaRepeat: o.Repeats,

@@ -12,7 +12,7 @@ starts it on 127.0.0.1 with the stock configuration (fsync on), and
 removes it at exit. It prints one JSON object per run on stdout.
 
     optuna_bench.py --storages sqlite,postgresql,journal --workers 1,2,4,8 \
-        --trials 200 --journal-trials 1000 --repeats 3
+        --trials 100 --journal-trials 500 --repeats 3
 """
 
 import argparse
@@ -50,8 +50,27 @@ def worker(kind, url, name, n, barrier, done):
     study = optuna.load_study(study_name=name, storage=make_storage(kind, url),
                               sampler=optuna.samplers.RandomSampler())
     barrier.wait()
-    study.optimize(objective, n_trials=n, n_jobs=1)
-    done.put(time.monotonic())
+    try:
+        study.optimize(objective, n_trials=n, n_jobs=1)
+    except Exception as e:  # JournalFileStorage 3.1 breaks with several writers
+        done.put((time.monotonic(), repr(e)))
+        return
+    done.put((time.monotonic(), None))
+
+
+def collect(procs, done, limit):
+    """Waits for every worker's message; a worker that died without one
+    counts as failed."""
+    out = []
+    deadline = time.monotonic() + limit
+    while len(out) < len(procs) and time.monotonic() < deadline:
+        try:
+            out.append(done.get(timeout=0.5))
+        except Exception:
+            if not any(p.is_alive() for p in procs) and done.empty():
+                break
+    out += [(time.monotonic(), "worker died")] * (len(procs) - len(out))
+    return out
 
 
 def run_once(kind, url, workers, trials, seq):
@@ -67,13 +86,18 @@ def run_once(kind, url, workers, trials, seq):
         p.start()
     barrier.wait()
     start = time.monotonic()
-    ends = [done.get(timeout=600) for _ in procs]
+    got = collect(procs, done, 600)
     for p in procs:
-        p.join()
-    bad = [p.exitcode for p in procs if p.exitcode != 0]
-    secs = max(ends) - start
-    return {"storage": kind, "workers": workers, "trials": trials, "seconds": secs,
-            "trials_per_s": trials / secs, "failed_workers": len(bad)}
+        p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+    errors = [e for _, e in got if e]
+    secs = max(t for t, _ in got) - start
+    r = {"storage": kind, "workers": workers, "trials": trials, "seconds": secs,
+         "trials_per_s": trials / secs, "failed_workers": len(errors)}
+    if errors:
+        r["error"] = errors[0][:200]
+    return r
 
 
 class Postgres:
@@ -129,8 +153,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--storages", default="sqlite,postgresql,journal")
     ap.add_argument("--workers", default="1,2,4,8")
-    ap.add_argument("--trials", type=int, default=200, help="trials per run for the RDB storages")
-    ap.add_argument("--journal-trials", type=int, default=1000)
+    ap.add_argument("--trials", type=int, default=100, help="trials per run for the RDB storages")
+    ap.add_argument("--journal-trials", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tmp", default=None)
     a = ap.parse_args()
