@@ -31,9 +31,12 @@ func (l *leader) searchSteps(ctx context.Context, now time.Time) {
 		}
 		var added bool
 		var err error
-		if s.spec.Search.Halving != nil {
+		switch {
+		case s.spec.Search.Halving != nil:
 			added, err = l.halvingStep(ctx, s, now)
-		} else {
+		case s.spec.Search.Asymptote != nil:
+			added, err = l.asymptoteStep(ctx, s, now)
+		default:
 			added, err = l.degradationStep(ctx, s, now)
 		}
 		if err != nil {

@@ -13,6 +13,29 @@ type Search struct {
 	// Halving is successive halving over a fidelity parameter; nil if
 	// unused.
 	Halving *HalvingSearch
+	// Asymptote extends a scale axis until the fitted asymptote is pinned
+	// down; nil if unused.
+	Asymptote *AsymptoteSearch
+}
+
+// AsymptoteSearch is uncertainty-targeted scaling: each time every trial
+// has finished, it fits the analysis plan's law and, while the bootstrap
+// interval of the asymptote E is wider than TargetWidth, adds the value of
+// Axis (one step above or below the grid, keeping its spacing) that is
+// expected to narrow the interval most per unit of cost, the cost of a
+// value being proportional to the value itself (a model size).
+type AsymptoteSearch struct {
+	// Axis is the numeric grid axis to extend; it must be the plan's x.
+	Axis string
+	// TargetWidth is the width of E's 95% interval at which to stop.
+	TargetWidth float64
+	// MaxValues bounds the values added (default 6).
+	MaxValues int
+	// Both lets the search also add values below the grid. By default it
+	// only grows the axis upward: smaller values are cheaper, so they win
+	// on interval width per unit of cost, but a law fitted to ever smaller
+	// sizes extrapolates further to the asymptote.
+	Both bool
 }
 
 // HalvingSearch is synchronous successive halving: every configuration
@@ -51,16 +74,20 @@ type DegradationSearch struct {
 
 // search decodes the optional search section.
 func (d *decoder) search(n *node, s *Spec) {
-	m, ok := d.mapping(n, "search", "degradation", "halving")
+	m, ok := d.mapping(n, "search", "degradation", "halving", "asymptote")
 	if !ok {
 		return
 	}
 	if len(m) > 1 {
-		d.errorf(n.line, "search", "give one strategy: degradation or halving")
+		d.errorf(n.line, "search", "give one strategy: degradation, halving or asymptote")
 		return
 	}
 	if hn, ok := m["halving"]; ok {
 		d.halving(hn, s)
+		return
+	}
+	if an, ok := m["asymptote"]; ok {
+		d.asymptote(an, s)
 		return
 	}
 	dn, ok := m["degradation"]
@@ -146,4 +173,51 @@ func (d *decoder) halving(n *node, s *Spec) {
 		h.Max = f
 	}
 	s.Search = &Search{Halving: h}
+}
+
+func (d *decoder) asymptote(n *node, s *Spec) {
+	m, ok := d.mapping(n, "search.asymptote", "axis", "target_width", "max_values", "both")
+	if !ok {
+		return
+	}
+	a := &AsymptoteSearch{MaxValues: 6}
+	if s.Analysis == nil || s.Analysis.Fit == nil || s.Analysis.Fit.Law != "power" || s.Analysis.Fit.Group != "" {
+		d.errorf(n.line, "search.asymptote", "needs an analysis plan fitting the power law without groups, as in analysis: {fit: {law: power, x: params}}")
+		return
+	}
+	a.Axis = s.Analysis.Fit.X
+	if v, ok := m["axis"]; ok {
+		a.Axis, _ = d.str(v, "search.asymptote.axis")
+		if a.Axis != s.Analysis.Fit.X {
+			d.errorf(v.line, "search.asymptote.axis", "axis %q must be the analysis plan's x (%q)", a.Axis, s.Analysis.Fit.X)
+		}
+	}
+	i := slices.IndexFunc(s.Axes, func(x Axis) bool { return x.Name == a.Axis })
+	if i < 0 || len(s.Axes[i].Values) < 2 || !allNumbers(s.Axes[i].Values) {
+		d.errorf(n.line, "search.asymptote.axis", "%q must be a grid axis with at least two numbers, as in %s: [1e6, 1e7, 1e8]", a.Axis, a.Axis)
+	}
+	tn, ok := m["target_width"]
+	if !ok {
+		d.errorf(n.line, "search.asymptote.target_width", "missing; the width of the asymptote's 95%% interval at which to stop, as in target_width: 0.05")
+		return
+	}
+	if f, ok := d.number(tn, "search.asymptote.target_width"); ok {
+		if f <= 0 {
+			d.errorf(tn.line, "search.asymptote.target_width", "target_width %v must be positive", f)
+		}
+		a.TargetWidth = f
+	}
+	if v, ok := m["max_values"]; ok {
+		a.MaxValues, _ = d.intAtLeast(v, "search.asymptote.max_values", 1)
+	}
+	if v, ok := m["both"]; ok {
+		if b, ok := d.scalar(v, "search.asymptote.both"); ok {
+			bb, isBool := b.(bool)
+			if !isBool {
+				d.errorf(v.line, "search.asymptote.both", "want true or false")
+			}
+			a.Both = bb
+		}
+	}
+	s.Search = &Search{Asymptote: a}
 }

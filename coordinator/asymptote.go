@@ -1,0 +1,155 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"asymptote.dev/asymptote/internal/analysis"
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/scaling"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// asymptoteResamples is the bootstrap size of the search's width
+// estimates; the seed is fixed so the same results give the same choice.
+const asymptoteResamples = 100
+
+// asymptoteStep adds the scale value expected to narrow the asymptote's
+// interval most per unit of cost, or reports false when the interval is
+// narrow enough, the value budget is spent, or no candidate helps.
+func (l *leader) asymptoteStep(ctx context.Context, s *study, now time.Time) (bool, error) {
+	g := s.spec.Search.Asymptote
+	plan := s.spec.Analysis.Fit
+	var trials []api.Trial
+	for _, t := range s.trials {
+		if t.rec.State == sweep.Succeeded {
+			trials = append(trials, t.rec)
+		}
+	}
+	groups, err := analysis.Points(plan, trials, s.rec.Direction)
+	if err != nil {
+		return false, err
+	}
+	var obs []scaling.Obs
+	for _, p := range groups[""] {
+		obs = append(obs, p.Obs)
+	}
+	fit, cur, err := eWidth(ctx, obs)
+	if err != nil {
+		return false, err
+	}
+	decide := func(reason string, added int) {
+		s.rec.Decisions = append(s.rec.Decisions, api.Decision{Time: now, Reason: reason, Added: added})
+		l.log.Info("asymptote search", "study", s.rec.Name, "decision", reason)
+	}
+	if cur <= g.TargetWidth {
+		decide(fmt.Sprintf("asymptote search: E's 95%% interval is %.4g wide, within the target %.4g; done", cur, g.TargetWidth), 0)
+		return false, nil
+	}
+	added := 0
+	for _, x := range s.rec.Extensions {
+		if x.Axis == g.Axis {
+			added++
+		}
+	}
+	if added >= g.MaxValues {
+		decide(fmt.Sprintf("asymptote search: E's interval is %.4g wide (target %.4g) but the %d added values are spent", cur, g.TargetWidth, g.MaxValues), 0)
+		return false, nil
+	}
+	var axis sweep.Axis
+	for _, a := range s.spec.Axes {
+		if a.Name == g.Axis {
+			axis = a
+		}
+	}
+	type cand struct {
+		x, width, score float64
+		last            bool
+	}
+	var cands []cand
+	sides := []bool{true}
+	if g.Both {
+		sides = append(sides, false)
+	}
+	for _, last := range sides {
+		x, ok := sweep.BeyondEdge(axis, last)
+		if !ok || x <= 0 {
+			continue
+		}
+		// The expected data at x: the current fit's prediction there, at
+		// every seed the study runs, spread by the fit's residual noise
+		// (alternately above and below), so a new point is worth what a
+		// real, noisy one would be.
+		hyp := slices.Clone(obs)
+		sigma := max(fit.Goodness.RMSELog, 1e-3)
+		pred := fit.Predict(scaling.Obs{X: x, N: x})
+		for i := range max(len(s.spec.Seeds), 2) {
+			z := sigma
+			if i%2 == 1 {
+				z = -sigma
+			}
+			hyp = append(hyp, scaling.Obs{X: x, N: x, Loss: pred * math.Exp(z)})
+		}
+		_, w, err := eWidth(ctx, hyp)
+		if err != nil {
+			continue
+		}
+		cands = append(cands, cand{x: x, width: w, score: (cur - w) / x, last: last})
+	}
+	slices.SortStableFunc(cands, func(a, b cand) int {
+		switch {
+		case a.score > b.score:
+			return -1
+		case a.score < b.score:
+			return 1
+		}
+		return 0
+	})
+	if len(cands) == 0 || cands[0].score <= 0 {
+		decide(fmt.Sprintf("asymptote search: E's interval is %.4g wide (target %.4g) and no value past the grid is expected to narrow it", cur, g.TargetWidth), 0)
+		return false, nil
+	}
+	c := cands[0]
+	spec, err := s.spec.Extend(g.Axis, c.x)
+	if err != nil {
+		return false, err
+	}
+	side := "below the smallest"
+	if c.last {
+		side = "above the largest"
+	}
+	reason := fmt.Sprintf("asymptote search: E's 95%% interval is %.4g wide (target %.4g); adding %s=%g (%s value) is expected to narrow it to %.4g, the most per unit of cost", cur, g.TargetWidth, g.Axis, c.x, side, c.width)
+	s.rec.Extensions = append(s.rec.Extensions, api.Extension{Axis: g.Axis, Value: c.x, Last: c.last, Reason: reason, Time: now})
+	before := len(s.trials)
+	s.setSpec(spec)
+	if err := l.expand(ctx, s, now); err != nil {
+		return false, err
+	}
+	decide(reason, len(s.trials)-before)
+	return true, nil
+}
+
+// eWidth fits the power law to obs and returns the fit and the width of
+// E's 95% bootstrap interval.
+func eWidth(ctx context.Context, obs []scaling.Obs) (*scaling.Fit, float64, error) {
+	if err := scaling.Validate(scaling.Power, obs); err != nil {
+		return nil, 0, err
+	}
+	fit, err := scaling.FitLaw(ctx, scaling.Power, obs, scaling.Options{Seed: 1})
+	if err != nil {
+		return nil, 0, err
+	}
+	b, err := scaling.Bootstrap(ctx, fit, scaling.BootstrapOptions{Resamples: asymptoteResamples, Seed: 2})
+	if err != nil {
+		return nil, 0, err
+	}
+	iv, _ := b.Interval(fit, "E")
+	w := iv.Hi - iv.Lo
+	if math.IsNaN(w) {
+		return nil, 0, fmt.Errorf("no interval for E")
+	}
+	return fit, w, nil
+}
