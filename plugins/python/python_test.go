@@ -124,6 +124,7 @@ var binDir = filepath.Join(".", "bin")
 
 // TestPythonUnit runs the SDK's and torch_charlm's Python unit tests.
 func TestPythonUnit(t *testing.T) {
+	t.Parallel()
 	requirePython(t)
 	requireKJV(t)
 	cmd := exec.Command(python, "-m", "unittest", "discover", "-s", "tests", "-t", ".")
@@ -138,6 +139,7 @@ func TestPythonUnit(t *testing.T) {
 // text exactly as plugins/methods/corpus does: same vocabulary, and the
 // same training and validation characters byte for byte.
 func TestSplitMatchesGo(t *testing.T) {
+	t.Parallel()
 	requirePython(t)
 	text := requireKJV(t)
 	out, err := exec.Command(python, "-c", `
@@ -171,6 +173,7 @@ print(t.vocab.hex(), hashlib.sha256(t.train).hexdigest(), hashlib.sha256(t.val).
 // TestTorchCharlm runs torch_charlm through the method manager, as an
 // agent runs an allowlisted external method, on one pooled process.
 func TestTorchCharlm(t *testing.T) {
+	t.Parallel()
 	requirePython(t)
 	requireKJV(t)
 	m := newManager(t, binDir, "torch_charlm")
@@ -397,6 +400,7 @@ serve(Crashy())
 // TestPythonFaults checks that the manager handles a misbehaving Python
 // method as it handles a Go one.
 func TestPythonFaults(t *testing.T) {
+	t.Parallel()
 	requirePython(t)
 	sdkDir, err := filepath.Abs(".")
 	if err != nil {
@@ -460,6 +464,7 @@ func TestPythonFaults(t *testing.T) {
 // TestRunByHand checks that the entry point refuses to run without the
 // agent's handshake cookie, with a hint.
 func TestRunByHand(t *testing.T) {
+	t.Parallel()
 	requirePython(t)
 	cmd := exec.Command(filepath.Join(binDir, "torch_charlm"))
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
