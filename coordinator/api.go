@@ -195,7 +195,9 @@ func (l *leader) status(req api.StatusRequest, now time.Time) (*api.StatusReply,
 	for _, n := range l.nodes {
 		r.Nodes = append(r.Nodes, api.NodeStatus{
 			Node: n.rec, Running: len(n.attempts),
-			FreeCPU: n.rec.CPU - n.usedCPU, FreeMemory: n.rec.Memory - n.usedMem,
+			FreeCPU:    max(0, n.rec.CPU-n.usedCPU-n.leftover.cpu),
+			FreeMemory: max(0, n.rec.Memory-n.usedMem-n.leftover.mem),
+			Held:       n.held, Superseded: n.leftover.attempts,
 		})
 	}
 	sort.Slice(r.Nodes, func(i, j int) bool { return r.Nodes[i].ID < r.Nodes[j].ID })

@@ -100,6 +100,7 @@ func (l *leader) addLeftover(n *node, r bus.AttemptRef) {
 	if s == nil {
 		return
 	}
+	n.leftover.attempts++
 	n.leftover.cpu += s.needs.CPU
 	n.leftover.mem += s.needs.Memory
 	t := s.byID[r.Trial]

@@ -207,9 +207,10 @@ type node struct {
 
 // usage is an amount of a node's resources.
 type usage struct {
-	cpu  float64
-	mem  int64
-	gpus map[int]bool
+	attempts int
+	cpu      float64
+	mem      int64
+	gpus     map[int]bool
 }
 
 func newNode(rec api.Node, rev int64) *node {

@@ -113,6 +113,14 @@ type NodeStatus struct {
 	// FreeCPU and FreeMemory are the coordinator's view of what is left.
 	FreeCPU    float64 `json:"free_cpu"`
 	FreeMemory int64   `json:"free_memory"`
+	// Held is true while the leader places nothing on the node because
+	// a dispatch to it went unanswered or was refused; the node's next
+	// heartbeat clears it.
+	Held bool `json:"held,omitempty"`
+	// Superseded counts attempts the agent still runs that are no longer
+	// current (after a partition or a leader change); the leader has
+	// told it to cancel them, and counts their resources until it has.
+	Superseded int `json:"superseded,omitempty"`
 }
 
 // StatusReply is the cluster and study state.

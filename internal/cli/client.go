@@ -129,6 +129,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 		return enc.Encode(r)
 	}
 	printStatus(env.Stdout, r, study != "", time.Now())
+	printBacklog(ctx, env.Stdout, nc)
 	return nil
 }
 

@@ -83,6 +83,12 @@ func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 		if n.DeadSince != nil {
 			state += " since " + n.DeadSince.Format(time.TimeOnly)
 		}
+		if n.Held {
+			state += ", unreachable"
+		}
+		if n.Superseded > 0 {
+			state += fmt.Sprintf(", cancelling %d", n.Superseded)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2g/%.2g\t%s/%s\t%d\t%s\n", n.ID, state, n.Running, n.FreeCPU, n.CPU,
 			humanBytes(n.FreeMemory), humanBytes(n.Memory), len(n.GPUs), seen)
 	}

@@ -85,6 +85,9 @@ func TestStatusOutputGolden(t *testing.T) {
 		Nodes: []api.NodeStatus{
 			{Node: api.Node{ID: "gpu-01", State: api.NodeAlive, CPU: 8, Memory: 64 << 30, GPUs: make([]api.GPU, 8), LastSeen: t0}, Running: 1, FreeCPU: 7, FreeMemory: 60 << 30},
 			{Node: api.Node{ID: "gpu-02", State: api.NodeDead, CPU: 8, Memory: 64 << 30, LastSeen: dead, DeadSince: &dead}, FreeCPU: 8, FreeMemory: 64 << 30},
+			// Back from a partition: its dispatch went unanswered, and it
+			// still runs two attempts that ran elsewhere meanwhile.
+			{Node: api.Node{ID: "gpu-03", State: api.NodeAlive, CPU: 8, Memory: 64 << 30, LastSeen: t0}, FreeCPU: 6, FreeMemory: 62 << 30, Held: true, Superseded: 2},
 		},
 	}
 	var buf bytes.Buffer
