@@ -36,6 +36,8 @@ func (l *leader) searchSteps(ctx context.Context, now time.Time) {
 			added, err = l.halvingStep(ctx, s, now)
 		case s.spec.Search.Asymptote != nil:
 			added, err = l.asymptoteStep(ctx, s, now)
+		case s.spec.Search.Crossover != nil:
+			added, err = l.crossoverStep(ctx, s, now)
 		default:
 			added, err = l.degradationStep(ctx, s, now)
 		}

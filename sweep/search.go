@@ -16,6 +16,25 @@ type Search struct {
 	// Asymptote extends a scale axis until the fitted asymptote is pinned
 	// down; nil if unused.
 	Asymptote *AsymptoteSearch
+	// Crossover places trials near where two groups' curves cross; nil if
+	// unused.
+	Crossover *CrossoverSearch
+}
+
+// CrossoverSearch refines where the fitted curves of the analysis plan's
+// two groups cross: each time every trial has finished, it fits both
+// groups, finds the crossing in the axis's range with a paired bootstrap
+// interval, and adds the axis value at the estimated crossing, until the
+// interval's ends are within Ratio of each other or the crossing is ruled
+// out (most replicates show none in range).
+type CrossoverSearch struct {
+	// Axis is the numeric grid axis (the plan's x).
+	Axis string
+	// Ratio is the hi/lo ratio of the crossing's interval at which to
+	// stop (default 1.5).
+	Ratio float64
+	// MaxValues bounds the values added (default 6).
+	MaxValues int
 }
 
 // AsymptoteSearch is uncertainty-targeted scaling: each time every trial
@@ -74,12 +93,12 @@ type DegradationSearch struct {
 
 // search decodes the optional search section.
 func (d *decoder) search(n *node, s *Spec) {
-	m, ok := d.mapping(n, "search", "degradation", "halving", "asymptote")
+	m, ok := d.mapping(n, "search", "degradation", "halving", "asymptote", "crossover")
 	if !ok {
 		return
 	}
 	if len(m) > 1 {
-		d.errorf(n.line, "search", "give one strategy: degradation, halving or asymptote")
+		d.errorf(n.line, "search", "give one strategy: degradation, halving, asymptote or crossover")
 		return
 	}
 	if hn, ok := m["halving"]; ok {
@@ -88,6 +107,10 @@ func (d *decoder) search(n *node, s *Spec) {
 	}
 	if an, ok := m["asymptote"]; ok {
 		d.asymptote(an, s)
+		return
+	}
+	if cn, ok := m["crossover"]; ok {
+		d.crossover(cn, s)
 		return
 	}
 	dn, ok := m["degradation"]
@@ -220,4 +243,32 @@ func (d *decoder) asymptote(n *node, s *Spec) {
 		}
 	}
 	s.Search = &Search{Asymptote: a}
+}
+
+func (d *decoder) crossover(n *node, s *Spec) {
+	m, ok := d.mapping(n, "search.crossover", "ratio", "max_values")
+	if !ok {
+		return
+	}
+	if s.Analysis == nil || s.Analysis.Fit == nil || s.Analysis.Fit.Law != "power" || s.Analysis.Fit.Group == "" {
+		d.errorf(n.line, "search.crossover", "needs an analysis plan fitting the power law per group, as in analysis: {fit: {law: power, x: unique_tokens, group: recipe}}")
+		return
+	}
+	c := &CrossoverSearch{Axis: s.Analysis.Fit.X, Ratio: 1.5, MaxValues: 6}
+	i := slices.IndexFunc(s.Axes, func(x Axis) bool { return x.Name == c.Axis })
+	if i < 0 || len(s.Axes[i].Values) < 2 || !allNumbers(s.Axes[i].Values) {
+		d.errorf(n.line, "search.crossover", "the plan's x %q must be a grid axis with at least two numbers", c.Axis)
+	}
+	if v, ok := m["ratio"]; ok {
+		if f, ok := d.number(v, "search.crossover.ratio"); ok {
+			if f <= 1 {
+				d.errorf(v.line, "search.crossover.ratio", "ratio %v must be above 1, such as 1.5", f)
+			}
+			c.Ratio = f
+		}
+	}
+	if v, ok := m["max_values"]; ok {
+		c.MaxValues, _ = d.intAtLeast(v, "search.crossover.max_values", 1)
+	}
+	s.Search = &Search{Crossover: c}
 }

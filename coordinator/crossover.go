@@ -1,0 +1,124 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"asymptote.dev/asymptote/internal/analysis"
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/scaling"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// crossoverResamples is the bootstrap size of each group's fit in the
+// crossover search; the seeds are fixed so the same results decide the
+// same.
+const crossoverResamples = 200
+
+// crossoverStep adds the axis value at the estimated crossing of the two
+// groups' curves, or reports false once the crossing is pinned down, ruled
+// out, or the value budget is spent.
+func (l *leader) crossoverStep(ctx context.Context, s *study, now time.Time) (bool, error) {
+	g := s.spec.Search.Crossover
+	plan := s.spec.Analysis.Fit
+	var trials []api.Trial
+	for _, t := range s.trials {
+		if t.rec.State == sweep.Succeeded {
+			trials = append(trials, t.rec)
+		}
+	}
+	groups, err := analysis.Points(plan, trials, s.rec.Direction)
+	if err != nil {
+		return false, err
+	}
+	names := make([]string, 0, len(groups))
+	for n := range groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	decide := func(reason string, added int) {
+		s.rec.Decisions = append(s.rec.Decisions, api.Decision{Time: now, Reason: "crossover search: " + reason, Added: added})
+		l.log.Info("crossover search", "study", s.rec.Name, "decision", reason)
+	}
+	if len(names) != 2 {
+		decide(fmt.Sprintf("needs exactly two groups of %s with results, has %d", plan.Group, len(names)), 0)
+		return false, nil
+	}
+	var fits [2]*scaling.Fit
+	for i, name := range names {
+		var obs []scaling.Obs
+		for _, p := range groups[name] {
+			obs = append(obs, p.Obs)
+		}
+		if err := scaling.Validate(scaling.Power, obs); err != nil {
+			decide(fmt.Sprintf("group %s=%s cannot be fitted yet: %v", plan.Group, name, err), 0)
+			return false, nil
+		}
+		f, err := scaling.FitLaw(ctx, scaling.Power, obs, scaling.Options{Seed: 1})
+		if err != nil {
+			return false, err
+		}
+		f.Bootstrap, err = scaling.Bootstrap(ctx, f, scaling.BootstrapOptions{Resamples: crossoverResamples, Seed: uint64(3 + i)})
+		if err != nil {
+			return false, err
+		}
+		fits[i] = f
+	}
+	var axis sweep.Axis
+	for _, a := range s.spec.Axes {
+		if a.Name == g.Axis {
+			axis = a
+		}
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range axis.Values {
+		lo, hi = min(lo, v.(float64)), max(hi, v.(float64))
+	}
+	res, err := scaling.Crossovers(fits[0], fits[1], scaling.CrossoverOptions{Lo: lo, Hi: hi})
+	if err != nil {
+		return false, err
+	}
+	if len(res.Roots) == 0 || res.PCount[0] > 0.5 {
+		decide(fmt.Sprintf("the curves of %s and %s do not cross in [%g, %g] (P(no crossing) = %.2f); ruled out", names[0], names[1], lo, hi, res.PCount[0]), 0)
+		return false, nil
+	}
+	root := res.Roots[0]
+	ratio := root.Interval.Hi / root.Interval.Lo
+	if ratio <= g.Ratio {
+		decide(fmt.Sprintf("the curves cross at %s=%.4g, 95%% interval (%.4g, %.4g), within the target ratio %.3g; done", g.Axis, root.X, root.Interval.Lo, root.Interval.Hi, g.Ratio), 0)
+		return false, nil
+	}
+	added := 0
+	for _, x := range s.rec.Extensions {
+		if x.Axis == g.Axis {
+			added++
+		}
+	}
+	if added >= g.MaxValues {
+		decide(fmt.Sprintf("the crossing's interval (%.4g, %.4g) is still %.3g× wide but the %d added values are spent", root.Interval.Lo, root.Interval.Hi, ratio, g.MaxValues), 0)
+		return false, nil
+	}
+	x := roundSig(root.X, 3)
+	if slices.Contains(axis.Values, any(x)) {
+		// Already measured there: narrow by measuring the interval's ends.
+		x = roundSig(math.Sqrt(root.X*root.Interval.Hi), 3)
+	}
+	spec, err := s.spec.Extend(g.Axis, x)
+	if err != nil {
+		decide(fmt.Sprintf("cannot add %s=%g: %v", g.Axis, x, err), 0)
+		return false, nil
+	}
+	reason := fmt.Sprintf("the curves cross at %s=%.4g, 95%% interval (%.4g, %.4g) is %.3g× wide (target %.3g); measuring both groups at %g", g.Axis, root.X, root.Interval.Lo, root.Interval.Hi, ratio, g.Ratio, x)
+	s.rec.Extensions = append(s.rec.Extensions, api.Extension{Axis: g.Axis, Value: x, Reason: reason, Time: now})
+	before := len(s.trials)
+	s.setSpec(spec)
+	if err := l.expand(ctx, s, now); err != nil {
+		return false, err
+	}
+	decide(reason, len(s.trials)-before)
+	return true, nil
+}
