@@ -29,8 +29,8 @@ func runCrossover(ctx context.Context, env Env, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" {
-		return usagef("--format: want table or json, got %q", *format)
+	if err := checkFormat(*format); err != nil {
+		return err
 	}
 	lohi, err := parseFloats(strings.ReplaceAll(*rng, ":", ","))
 	if err != nil || len(lohi) != 2 {

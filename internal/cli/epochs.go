@@ -38,8 +38,8 @@ func runEpochs(ctx context.Context, env Env, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" {
-		return usagef("--format: want table or json, got %q", *format)
+	if err := checkFormat(*format); err != nil {
+		return err
 	}
 	ff.law = "datablations"
 	law, o, err := ff.options()

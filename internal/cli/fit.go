@@ -32,8 +32,8 @@ func runFit(ctx context.Context, env Env, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" {
-		return usagef("--format: want table or json, got %q", *format)
+	if err := checkFormat(*format); err != nil {
+		return err
 	}
 	law, o, err := ff.options()
 	if err != nil {

@@ -104,6 +104,14 @@ func dropHighest(obs []scaling.Obs, k int) ([]scaling.Obs, int) {
 	return kept, len(obs) - len(kept)
 }
 
+// checkFormat validates --format for the scaling commands.
+func checkFormat(f string) error {
+	if f != "table" && f != "json" {
+		return usagef("--format: want table or json, got %q", f)
+	}
+	return nil
+}
+
 // parseAssignments reads NAME=VALUE,... ("inf" allowed).
 func parseAssignments(s string) (map[string]float64, error) {
 	out := map[string]float64{}

@@ -25,8 +25,8 @@ func runFrontier(ctx context.Context, env Env, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" {
-		return usagef("--format: want table or json, got %q", *format)
+	if err := checkFormat(*format); err != nil {
+		return err
 	}
 	cs, err := parseFloats(*budget)
 	if err != nil || len(cs) == 0 {
