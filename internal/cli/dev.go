@@ -142,6 +142,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	outcome := studyOutcome(env, &st.Studies[0], res)
+	printDecisions(env.Stdout, &st.Studies[0])
 	if spec, err := sweep.Parse(req.SpecFile, []byte(req.Spec)); err == nil {
 		if err := analyze(ctx, env, spec, res); err != nil {
 			fmt.Fprintf(env.Stdout, "analysis: %v\n", err)

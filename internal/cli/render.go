@@ -106,12 +106,7 @@ func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 		}
 		printAnalysis(w, s.Analysis)
 		printBudget(w, s.Budget)
-		for _, x := range s.Extensions {
-			fmt.Fprintf(w, "%s added %s=%g: %s\n", x.Time.Format(time.TimeOnly), x.Axis, x.Value, x.Reason)
-		}
-		for _, d := range s.Decisions {
-			fmt.Fprintf(w, "%s %s (%d trials added)\n", d.Time.Format(time.TimeOnly), d.Reason, d.Added)
-		}
+		printDecisions(w, &s)
 	}
 }
 
@@ -360,5 +355,25 @@ func printBudget(w io.Writer, b *api.BudgetStatus) {
 			parts[i] = fmt.Sprintf("%s %.0f%%", v.Value, share)
 		}
 		fmt.Fprintf(w, "  by %s: %s\n", a.Axis, strings.Join(parts, ", "))
+	}
+}
+
+// printDecisions lists what a study's adaptive steps added and why, in
+// order.
+func printDecisions(w io.Writer, s *api.StudyStatus) {
+	if len(s.Decisions) == 0 && len(s.Extensions) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nadaptive decisions:")
+	if len(s.Decisions) == 0 {
+		// Edge extensions and the degradation search record their steps
+		// as extensions only.
+		for _, x := range s.Extensions {
+			fmt.Fprintf(w, "  %s added %s=%g: %s\n", x.Time.Format(time.TimeOnly), x.Axis, x.Value, x.Reason)
+		}
+		return
+	}
+	for _, d := range s.Decisions {
+		fmt.Fprintf(w, "  %s %s (%d trials added)\n", d.Time.Format(time.TimeOnly), d.Reason, d.Added)
 	}
 }
