@@ -172,6 +172,20 @@ func addFit(p *plot.Plot, f *scaling.Fit, c color.RGBA, name string, lo, hi floa
 	ln.LineStyle.Color = c
 	ln.LineStyle.Width = vg.Points(1.6)
 	p.Add(sc, ln)
+	if f.Law == scaling.DataConstrained {
+		// The frontier ignores repetition; rings show what the law
+		// predicts for each run, repeats included.
+		var pred plotter.XYs
+		for _, o := range f.Obs() {
+			pred = append(pred, plotter.XY{X: xOf(f, o), Y: f.Predict(o)})
+		}
+		rs, err := plotter.NewScatter(pred)
+		if err != nil {
+			return err
+		}
+		rs.GlyphStyle.Color, rs.GlyphStyle.Shape, rs.GlyphStyle.Radius = c, draw.RingGlyph{}, vg.Points(3.5)
+		p.Add(rs)
+	}
 	// The asymptote E, dashed, labelled with its interval.
 	e := f.Params[0]
 	asym, err := plotter.NewLine(plotter.XYs{{X: lo, Y: e}, {X: hi, Y: e}})
@@ -244,8 +258,11 @@ func Fit(path string, f *scaling.Fit, o Options) error {
 	title := o.Title
 	if title == "" {
 		title = fmt.Sprintf("%s law, %d points", f.Law.Name(), f.N)
-		if f.Law == scaling.Chinchilla || f.Law == scaling.DataConstrained {
+		switch f.Law {
+		case scaling.Chinchilla:
 			title += "; curve: compute-optimal frontier L*(C)"
+		case scaling.DataConstrained:
+			title += "; curve: frontier with unique data; rings: fit per run"
 		}
 		if f.Bootstrap != nil {
 			title += fmt.Sprintf(", band: %.0f%% bootstrap CI", f.Bootstrap.Level*100)
