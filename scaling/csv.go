@@ -47,6 +47,13 @@ func (e *CSVError) Error() string {
 // non-positive size or loss. Errors are joined so all bad cells are
 // reported at once (up to 20).
 func ReadCSV(r io.Reader, law Law, cols Columns) ([]Obs, error) {
+	return ReadCSVInputs(r, law.Inputs(), cols)
+}
+
+// ReadCSVInputs is ReadCSV for an explicit list of inputs ("X", "N", "D",
+// "U"), for analyses that need more than one law's, such as
+// NestedAsymptote (X and N).
+func ReadCSVInputs(r io.Reader, inputs []string, cols Columns) ([]Obs, error) {
 	cr := csv.NewReader(r)
 	cr.TrimLeadingSpace = true
 	cr.ReuseRecord = false
@@ -73,7 +80,7 @@ func ReadCSV(r io.Reader, law Law, cols Columns) ([]Obs, error) {
 	_, haveD := idx[cols.D]
 	_, haveC := idx[cols.C]
 	fromCompute := cols.C != "" && !haveD && haveC
-	for _, in := range law.Inputs() {
+	for _, in := range inputs {
 		switch in {
 		case "X":
 			add(cols.X, "x", func(o *Obs, v float64) { o.X = v })

@@ -29,6 +29,7 @@ func runFit(ctx context.Context, env Env, args []string) error {
 	lr := fs.String("lr-test", "", "likelihood-ratio test of given parameters `NAME=VALUE,...` against the fit")
 	residuals := fs.Bool("residuals", false, "print the residual table (always in json)")
 	holdout := fs.Int("holdout", 0, "fit without the `K` largest-scale runs and report how well the fit predicts them")
+	nested := fs.Bool("nested", false, "ensemble law: fit L(K) for each model size (--params), then a power law in N to the K → ∞ asymptotes, and report lim_N lim_K (Kim et al. 2025)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -53,9 +54,18 @@ func runFit(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return usagef("--lr-test: %v", err)
 	}
+	if *nested {
+		if law != scaling.Ensemble {
+			return usagef("--nested needs --law ensemble")
+		}
+		df.withParams = true
+	}
 	obs, dropped, err := df.read(ctx, law, df.data)
 	if err != nil {
 		return err
+	}
+	if *nested {
+		return runNested(ctx, env, obs, o, ff, *format)
 	}
 	obs, held := scaling.SplitLargest(law, obs, *holdout)
 	fit, err := ff.fitAndBootstrap(ctx, law, o, obs, ff.seed)
@@ -98,6 +108,64 @@ func runFit(ctx context.Context, env Env, args []string) error {
 	}
 	rep.printTable(env.Stdout, *residuals)
 	return nil
+}
+
+// runNested fits and prints the nested ensemble asymptote.
+func runNested(ctx context.Context, env Env, obs []scaling.Obs, o scaling.Options, ff fitFlags, format string) error {
+	nest, err := scaling.NestedAsymptote(ctx, obs, o, ff.bootstrapOptions(ff.seed))
+	if err != nil {
+		return err
+	}
+	rep := nestedJSON{Asymptote: jnum(nest.Asymptote), Outer: newFitReport(nest.Outer, 0)}
+	rep.Outer.Residuals = nil
+	if ff.bootstrap > 0 {
+		rep.CI = jivl(nest.Interval)
+	}
+	for k, f := range nest.PerN {
+		row := nestedRow{Params: jnum(nest.Sizes[k]), Members: f.N, E: jnum(f.Params[0]), Warnings: f.Warnings}
+		if f.Bootstrap != nil {
+			row.CI = jivl(f.Bootstrap.Intervals[0])
+		}
+		rep.PerN = append(rep.PerN, row)
+	}
+	if format == "json" {
+		return writeJSON(env.Stdout, rep)
+	}
+	w := env.Stdout
+	fmt.Fprintln(w, "K → ∞ asymptote of L(K) = E_N + A·K^−alpha for each model size:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARAMS\tPOINTS\tE_N\tCI")
+	for _, r := range rep.PerN {
+		ci := "-"
+		if r.CI != nil {
+			ci = fmt.Sprintf("(%s, %s)", num(float64(r.CI[0])), num(float64(r.CI[1])))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", num(float64(r.Params)), r.Members, num(float64(r.E)), ci)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nN → ∞: power law E_N = E + A·N^−alpha over the sizes:")
+	rep.Outer.printTable(w, false)
+	fmt.Fprintf(w, "\nnested asymptote lim_N lim_K L = %s", num(nest.Asymptote))
+	if rep.CI != nil {
+		fmt.Fprintf(w, ", %d%% CI (%s, %s) from the nested bootstrap", int(ff.level*100+0.5), num(float64(rep.CI[0])), num(float64(rep.CI[1])))
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+type nestedJSON struct {
+	PerN      []nestedRow `json:"per_size"`
+	Outer     *fitReport  `json:"outer"`
+	Asymptote jnum        `json:"asymptote"`
+	CI        []jnum      `json:"ci,omitempty"`
+}
+
+type nestedRow struct {
+	Params   jnum     `json:"params"`
+	Members  int      `json:"points"`
+	E        jnum     `json:"E"`
+	CI       []jnum   `json:"ci,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -31,6 +31,9 @@ type dataFlags struct {
 	compute                   string
 	loss, group               string
 	dropHighest               int
+	// withParams also reads the parameter column for the ensemble law
+	// (the nested asymptote groups by it).
+	withParams bool
 }
 
 func (d *dataFlags) register(fs *flag.FlagSet, xDefault string) {
@@ -75,7 +78,11 @@ func (d *dataFlags) read(ctx context.Context, law scaling.Law, file string) ([]s
 	default:
 		return nil, 0, usagef("want --data FILE.csv or --study NAME")
 	}
-	obs, err := scaling.ReadCSV(bytes.NewReader(raw), law, d.columns())
+	inputs := law.Inputs()
+	if d.withParams && law == scaling.Ensemble {
+		inputs = append(inputs, "N")
+	}
+	obs, err := scaling.ReadCSVInputs(bytes.NewReader(raw), inputs, d.columns())
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", src, err)
 	}

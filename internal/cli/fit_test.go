@@ -69,6 +69,7 @@ func TestScalingGolden(t *testing.T) {
 		{"fit_power.json", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "100", "--at", "1e4", "--format", "json"}},
 		{"fit_power.txt", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "100", "--at", "1e4,1e6", "--residuals"}},
 		{"fit_holdout.txt", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "100", "--holdout", "3"}},
+		{"fit_nested.txt", "fit", []string{"--law", "ensemble", "--nested", "--data", scalingTestdata + "ensembles.csv", "--loss", "ls", "--bootstrap", "50"}},
 		{"fit_chinchilla.txt", "fit", []string{"--law", "chinchilla", "--data", synthCSV, "--starts", "24", "--drop-highest", "5", "--lr-test", "E=1.69,A=406.4,B=410.7,alpha=0.34,beta=0.28"}},
 		{"fit_datablations.txt", "fit", []string{"--law", "datablations", "--data", datablationsCSV, "--y", "val_loss",
 			"--fix", "E=1.8691,A=520.82,B=1487.7,alpha=0.3526596,beta=0.3526596", "--bootstrap", "50"}},
