@@ -308,9 +308,12 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 		ev.Metrics = res.Metrics
 	}
 	log.Debug("attempt finished", "outcome", ev.Outcome, "error", ev.Error, "duration", time.Since(start))
-	a.publish(ev)
+	// The method has returned, so its resources are free before the event
+	// goes out: the leader reuses the slot as soon as it records the
+	// event, and a dispatch arriving before the release would be refused
+	// (a stale attempt and a held-back retry). The attempt stays in
+	// running until the event is durable, so heartbeats keep reporting it.
 	a.mu.Lock()
-	delete(a.running, d.AttemptRef)
 	a.usedCPU -= d.Resources.CPU
 	if a.usedCPU < 1e-9 {
 		a.usedCPU = 0
@@ -319,6 +322,10 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	for _, g := range d.GPUs {
 		delete(a.usedGPU, g)
 	}
+	a.mu.Unlock()
+	a.publish(ev)
+	a.mu.Lock()
+	delete(a.running, d.AttemptRef)
 	a.mu.Unlock()
 }
 
