@@ -123,14 +123,17 @@ func BenchmarkDispatch(b *testing.B) {
 	for _, agents := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("agents=%d", agents), func(b *testing.B) {
 			var tps []float64
+			stale := 0
 			for b.Loop() {
 				r, err := Dispatch(context.Background(), testOptions(b), agents, 2000)
 				if err != nil {
 					b.Fatal(err)
 				}
 				tps = append(tps, r.TrialsPerSec)
+				stale += r.Stale
 			}
 			b.ReportMetric(median(tps), "trials/s")
+			b.ReportMetric(float64(stale)/float64(len(tps)), "stale/op")
 		})
 	}
 }

@@ -18,6 +18,9 @@ type DispatchResult struct {
 	Trials       int
 	Seconds      float64
 	TrialsPerSec float64
+	// Stale counts attempts lost and run again (a refused dispatch, for
+	// one): each costs a retry held back by a second.
+	Stale int
 }
 
 // Dispatch measures no-op synthetic trials per second from submission to
@@ -62,7 +65,7 @@ func Dispatch(ctx context.Context, opts Options, agents, trials int) (DispatchRe
 		return DispatchResult{}, fmt.Errorf("bench: dispatch: %d of %d trials succeeded: %v", n, trials, st.Counts)
 	}
 	secs := st.Finished.Sub(start).Seconds()
-	return DispatchResult{Agents: agents, Trials: trials, Seconds: secs, TrialsPerSec: float64(trials) / secs}, nil
+	return DispatchResult{Agents: agents, Trials: trials, Seconds: secs, TrialsPerSec: float64(trials) / secs, Stale: st.StaleAttempts}, nil
 }
 
 // warm runs a study of n short trials that occupy every slot at once, so
@@ -83,6 +86,10 @@ type OverheadResult struct {
 	Ideal   time.Duration
 	Wall    time.Duration
 	Percent float64
+	// Expand is the submit call's duration (expanding the spec and
+	// writing every trial), part of Wall; Stale counts attempts run again.
+	Expand time.Duration
+	Stale  int
 }
 
 // Overhead runs trials that each sleep for sleep on agents with slots
@@ -122,6 +129,7 @@ func Overhead(ctx context.Context, opts Options, trials, agents, slots int, slee
 	if _, err := c.submit(ctx, "overhead", trials, sleep, trialCPU); err != nil {
 		return OverheadResult{}, err
 	}
+	expand := time.Since(start)
 	st, err := c.waitDone(ctx, "overhead", 20*time.Millisecond)
 	if err != nil {
 		return OverheadResult{}, err
@@ -135,5 +143,6 @@ func Overhead(ctx context.Context, opts Options, trials, agents, slots int, slee
 	return OverheadResult{
 		Trials: trials, Slots: slots, Sleep: sleep, Ideal: ideal, Wall: wall,
 		Percent: 100 * (wall.Seconds() - ideal.Seconds()) / ideal.Seconds(),
+		Expand:  expand, Stale: st.StaleAttempts,
 	}, nil
 }

@@ -55,6 +55,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 		jf, jfv := cell("journal")
 		p("| %d | **%.0f** | %s | %s | %s | %s | %s | %.1f× |\n", n, ours, sq, pg, jf, ratio(ours, pgv), ratio(ours, jfv), ours/rayTuneResultsPerSec)
 	}
+	stale := 0
+	for _, ds := range r.Dispatch {
+		for _, d := range ds {
+			stale += d.Stale
+		}
+	}
+	p("\nStale attempts (refused or lost dispatches, each retried a second later) over all asymptote runs: %d.\n", stale)
 	if r.OptunaErr != "" {
 		p("\nOptuna: %s\n", r.OptunaErr)
 	}
@@ -62,8 +69,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	o := r.Overhead
 	p("\n### Everything else\n\n")
 	p("| measurement | asymptote | peer or target | ratio / verdict |\n|---|---|---|---|\n")
-	p("| overhead, %d trials of %s on %d slots (ideal %s) | **%.2f %%** (wall %s) | Ray Tune 14 %% published; target < 1 %% | %s |\n",
-		o.Trials, o.Sleep, o.Slots, o.Ideal, o.Percent, o.Wall.Round(10*time.Millisecond), verdict(o.Percent < 1, fmt.Sprintf("%.0f× less than Ray Tune", rayTuneOverheadPct/max(o.Percent, 0.01))))
+	p("| overhead, %d trials of %s on %d slots (ideal %s) | **%.2f %%** (wall %s, of which submit %s; %d stale attempts) | Ray Tune 14 %% published; target < 1 %% | %s |\n",
+		o.Trials, o.Sleep, o.Slots, o.Ideal, o.Percent, o.Wall.Round(10*time.Millisecond), o.Expand.Round(time.Millisecond), o.Stale, verdict(o.Percent < 1, fmt.Sprintf("%.0f× less than Ray Tune", rayTuneOverheadPct/max(o.Percent, 0.01))))
 	s := r.Scale
 	p("| %d-trial study: expand + submit | **%s** | – | – |\n", s.Trials, s.Submit.Round(time.Millisecond))
 	p("| %d-trial study: run to the last result (2 agents) | **%s** (%.0f trials/s) | – | – |\n", s.Trials, s.Run.Round(100*time.Millisecond), float64(s.Trials)/max(s.Run.Seconds(), 1e-9))
