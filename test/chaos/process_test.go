@@ -287,3 +287,39 @@ func workDir(t testing.TB) string {
 	})
 	return dir
 }
+
+// orphanPlugins lists live method plugin processes of bin (`bin method
+// NAME`) whose parent is not one of agents: plugins that outlived the agent
+// that started them.
+func orphanPlugins(bin string, agents []int) []string {
+	parent := map[int]bool{}
+	for _, p := range agents {
+		parent[p] = true
+	}
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.HasPrefix(cmdline, []byte(bin+"\x00method\x00")) {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		fields := strings.Fields(string(stat[i+1:]))
+		if len(fields) < 2 || fields[0] == "Z" {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		if !parent[ppid] {
+			out = append(out, fmt.Sprintf("plugin pid %d (parent %d): %s", pid, ppid, strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " ")))
+		}
+	}
+	return out
+}
