@@ -17,9 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
 	"asymptote.dev/asymptote/agent/methodmgr"
 	"asymptote.dev/asymptote/plugins/methods/corpus"
 	"asymptote.dev/asymptote/plugins/sdk"
+	"asymptote.dev/asymptote/plugins/sdk/sdktest"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -365,6 +369,39 @@ func TestTorchCharlm(t *testing.T) {
 		if took := time.Since(start); took > 1500*time.Millisecond {
 			t.Errorf("Close took %v: the plugin did not exit on Shutdown", took)
 		}
+	})
+}
+
+// TestConformance runs the Go SDK's conformance suite against
+// torch_charlm, talking to it through go-plugin directly (over TCP, as a
+// host without a socket directory would).
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	requirePython(t)
+	requireKJV(t)
+	pc := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          sdk.PluginSet(nil),
+		Cmd:              exec.Command(filepath.Join(binDir, "torch_charlm")),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           hclog.NewNullLogger(),
+	})
+	t.Cleanup(pc.Kill)
+	rpc, err := pc.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rpc.Dispense(sdk.PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := small()
+	long["tokens"] = 1e8
+	bad := small()
+	bad["heads"] = 3.0
+	sdktest.Conformance(t, raw.(*sdk.Client), sdktest.Cases{
+		Long:    request("long", 1, long),
+		Invalid: request("bad", 1, bad),
 	})
 }
 

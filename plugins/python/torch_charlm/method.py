@@ -150,6 +150,25 @@ class TorchCharLM(Method):
     def __init__(self, data_dirs: Optional[Sequence[str]] = None) -> None:
         self.data_dirs = data_dirs
         self.log = logger("torch_charlm")
+        self._started = False
+
+    def start(self) -> None:
+        """Imports torch (serve calls this once, before the handshake).
+
+        Importing torch takes a second or two, more on a loaded machine,
+        well within the 30 s the agent allows for a start. Doing it later,
+        on a thread, would not help: the import holds the GIL for most of
+        that time and stalls the gRPC threads, CancelTrial included.
+        """
+        if self._started:
+            return
+        try:
+            import torch  # noqa: F401
+
+            from . import model  # noqa: F401
+        except ImportError as e:
+            raise RuntimeError(f"import torch: {e} (install Debian's python3-torch)") from e
+        self._started = True
 
     def info(self) -> Info:
         return Info(name="torch_charlm", version=VERSION,
@@ -160,7 +179,8 @@ class TorchCharLM(Method):
     def run(self, request: TrialRequest, report: Report, cancelled: CancelEvent) -> Mapping[str, float]:
         text = corpus.load_kjv(self.data_dirs)
         cfg = parse(request, text)
-        import torch  # imported on first use: the handshake does not wait for it
+        self.start()
+        import torch
 
         torch.set_num_threads(request.threads)
         device = pick_device(request)
