@@ -162,7 +162,7 @@ func BenchmarkPluginWarm(b *testing.B) {
 
 func BenchmarkFailover(b *testing.B) {
 	for b.Loop() {
-		d, err := Failover(context.Background(), testOptions(b))
+		d, err := Failover(context.Background(), testOptions(b), 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -7,14 +7,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/bus"
 )
 
 // Failover measures the time from killing the leader (its connections cut
 // without resigning, as SIGKILL would) to the first dispatch sent by the
-// standby, with default coordinator settings, while a study of short
-// trials is running.
-func Failover(ctx context.Context, opts Options) (time.Duration, error) {
+// standby while a study of short trials is running. leaseTTL 0 keeps the
+// coordinator's default lease (5 s).
+func Failover(ctx context.Context, opts Options, leaseTTL time.Duration) (time.Duration, error) {
 	opts.setDefaults()
 	c, err := startCluster(ctx, opts)
 	if err != nil {
@@ -23,7 +24,8 @@ func Failover(ctx context.Context, opts Options) (time.Duration, error) {
 	defer c.close()
 	ctx, cancel := context.WithTimeout(ctx, opts.RunTimeout)
 	defer cancel()
-	first, err := c.startCoordinator("first", nil)
+	lease := func(cfg *coordinator.Config) { cfg.LeaseTTL = leaseTTL }
+	first, err := c.startCoordinator("first", lease)
 	if err != nil {
 		return 0, err
 	}
@@ -34,7 +36,7 @@ func Failover(ctx context.Context, opts Options) (time.Duration, error) {
 		return 0, err
 	}
 	// The standby starts once the first one leads.
-	if _, err := c.startCoordinator("second", nil); err != nil {
+	if _, err := c.startCoordinator("second", lease); err != nil {
 		return 0, err
 	}
 	// Watch dispatches on the wire: a plain subscriber sees each request

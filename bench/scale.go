@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,6 +81,11 @@ func Scale(ctx context.Context, opts Options, trials, agents int) (ScaleResult, 
 		return res, err
 	}
 	res.Run = st.Finished.Sub(start)
+	if opts.HeapProfile != "" {
+		if err := writeHeapProfile(opts.HeapProfile); err != nil {
+			return res, err
+		}
+	}
 	if n := st.Counts["succeeded"]; n != trials {
 		return res, fmt.Errorf("bench: scale: %d of %d trials succeeded: %v", n, trials, st.Counts)
 	}
@@ -103,6 +109,20 @@ func Scale(ctx context.Context, opts Options, trials, agents int) (ScaleResult, 
 		res.EtcdDB = fi.Size()
 	}
 	return res, nil
+}
+
+// writeHeapProfile writes the live heap to path after a GC.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: heap profile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: heap profile: %w", err)
+	}
+	return f.Close()
 }
 
 // resetPeakRSS resets the kernel's high-water mark of this process's

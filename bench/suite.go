@@ -41,6 +41,10 @@ type Options struct {
 	Repeats int
 	// NoOptuna skips the peer runs.
 	NoOptuna bool
+	// HeapProfile, when set, receives a heap profile taken when the
+	// large study has finished, to attribute its memory to the
+	// coordinator, etcd and NATS (go tool pprof -top -inuse_space).
+	HeapProfile string
 	// RunTimeout bounds each cluster run (default 5m).
 	RunTimeout time.Duration
 	// Logger receives progress at Info and the components' (servers',
@@ -131,6 +135,8 @@ type Report struct {
 	Swarm     HeartbeatResult
 	Plugins   PluginResult
 	Failover  []time.Duration
+	// Failover3s is failover with a 3 s lease (-lease-ttl 3s).
+	Failover3s []time.Duration
 }
 
 // Run runs the whole suite.
@@ -186,11 +192,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	done()
 	done = step("failover")
 	for range sz.failovers {
-		d, err := Failover(ctx, opts)
+		d, err := Failover(ctx, opts, 0)
 		if err != nil {
 			return rep, fmt.Errorf("failover: %w", err)
 		}
 		rep.Failover = append(rep.Failover, d)
+		if d, err = Failover(ctx, opts, 3*time.Second); err != nil {
+			return rep, fmt.Errorf("failover with a 3 s lease: %w", err)
+		}
+		rep.Failover3s = append(rep.Failover3s, d)
 	}
 	done()
 	done = step("heartbeats")

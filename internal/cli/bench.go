@@ -24,6 +24,7 @@ func runBench(ctx context.Context, env Env, args []string) error {
 	python := fs.String("python", "/usr/bin/python3", "Python with python3-optuna and python3-psycopg2 (Debian's)")
 	plotPath := fs.String("plot", "", "write the throughput plot to this PNG `file`")
 	jsonPath := fs.String("json", "", "write the raw figures to this JSON `file`")
+	heapPath := fs.String("heap-profile", "", "write a heap profile taken when the large study has finished to this `file`")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -34,7 +35,7 @@ func runBench(ctx context.Context, env Env, args []string) error {
 	log := newLogger(env.Stderr, slog.LevelInfo)
 	rep, err := bench.Run(ctx, bench.Options{
 		TempDir: *tmp, Python: *python, Quick: *quick, Repeats: *repeats, NoOptuna: *noOptuna,
-		RunTimeout: 5 * time.Minute, Logger: log,
+		HeapProfile: *heapPath, RunTimeout: 5 * time.Minute, Logger: log,
 	})
 	if err != nil {
 		return err
