@@ -496,6 +496,38 @@ func TestPythonFaults(t *testing.T) {
 	if res.Metrics["pid"] == pid {
 		t.Errorf("the crashed process (pid %v) was reused", pid)
 	}
+
+	// The allowlist holds for scripts as for binaries: a script changed
+	// after it was allowlisted is refused, and so is one not listed.
+	script := filepath.Join(dir, "crashy")
+	good := hashFile(t, script)
+	src, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(script+".new", append(src, "# changed\n"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(script+".new", script); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		allow map[string]string
+		want  error
+	}{
+		{map[string]string{"crashy": good}, methodmgr.ErrHashMismatch},
+		{nil, methodmgr.ErrUnknownMethod},
+	} {
+		m, err := methodmgr.New(methodmgr.Config{PluginDir: dir, Allowlist: tc.allow, WorkDir: filepath.Join(shortTempDir(t), "w")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = m.Run(ctx, methodmgr.Run{Method: "crashy", Request: request("ok", 1, nil)}, nil)
+		if !errors.As(err, &me) || me.Kind != methodmgr.Refused || !errors.Is(err, tc.want) {
+			t.Errorf("allowlist %v: err = %v, want Refused with %v", tc.allow, err, tc.want)
+		}
+		_ = m.Close()
+	}
 }
 
 // TestRunByHand checks that the entry point refuses to run without the
