@@ -19,7 +19,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from concurrent import futures
 from typing import Any, Iterator, Mapping, NamedTuple, NoReturn, Optional
 
