@@ -360,6 +360,13 @@ func TestCancelStopsRunningAttempts(t *testing.T) {
 	if st.State != api.StudyCancelled || st.Counts["cancelled"] != 12 {
 		t.Errorf("status = %s %v, want cancelled with 12 cancelled trials", st.State, st.Counts)
 	}
+	// The agents' confirmations of the stops are not late results.
+	time.Sleep(500 * time.Millisecond)
+	for id, tr := range results(t, client, "grid") {
+		if len(tr.Late) != 0 {
+			t.Errorf("trial %s keeps the confirmation of its cancellation as a late result: %+v", id, tr.Late)
+		}
+	}
 	if _, err := client.Submit(t.Context(), api.SubmitRequest{SpecFile: "g.yaml", Spec: gridSpec}); err == nil || !contains(err.Error(), "was cancelled") {
 		t.Errorf("resubmitting a cancelled study: err = %v, want a clear refusal", err)
 	}

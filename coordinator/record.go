@@ -175,6 +175,9 @@ func (l *leader) recordLate(t *trial, ev bus.Event, now time.Time) {
 		if a.N == ev.Attempt && a.State.Terminal() && a.State != api.AttemptStale && a.State != api.AttemptCancelled {
 			return // a duplicate of an outcome already applied
 		}
+		if a.N == ev.Attempt && a.State == api.AttemptCancelled && ev.Outcome != bus.OutcomeSucceeded {
+			return // the agent confirming a stop the leader asked for
+		}
 	}
 	if slices.ContainsFunc(t.rec.Late, func(x api.LateResult) bool {
 		return x.Attempt == ev.Attempt && x.Outcome == string(ev.Outcome)
