@@ -82,6 +82,7 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 	if err := l.expand(ctx, s, now); err != nil {
 		return nil, err
 	}
+	l.noteEarlyStopping(s)
 	added := len(s.trials) - before
 	return &api.SubmitReply{Study: s.rec.Name, Added: added, Existing: len(s.trials) - added, Total: len(s.trials), Unchanged: unchanged}, nil
 }

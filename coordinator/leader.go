@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,6 +35,9 @@ type leader struct {
 	studies map[string]*study
 	order   []*study
 	nodes   map[string]*node
+	// early names the studies whose streamed metrics the loop wants (they
+	// stop trials early); the metrics callback reads it.
+	early sync.Map
 	// served counts dispatches, for round-robin between equal studies.
 	served uint64
 
@@ -105,6 +109,11 @@ func (l *leader) run(ctx context.Context) error {
 		}
 		subs = append(subs, s)
 	}
+	ms, err := l.subscribeMetrics(ctx)
+	if err != nil {
+		return fmt.Errorf("subscribe metrics: %w", err)
+	}
+	subs = append(subs, ms)
 	s, err := nc.Subscribe(bus.SubjectHeartbeat+".*", func(m *nats.Msg) {
 		var hb bus.Heartbeat
 		if err := bus.Decode(m.Data, &hb); err != nil {
@@ -224,6 +233,8 @@ func (l *leader) apply(ctx context.Context, in any, now time.Time) {
 		l.onTick(now)
 	case refitInput:
 		l.onRefit(ctx, in, now)
+	case metricsInput:
+		l.onMetrics(in, now)
 	}
 }
 
@@ -270,6 +281,7 @@ func (l *leader) load(ctx context.Context) error {
 	}
 	for _, s := range l.order {
 		sortTrials(s)
+		l.noteEarlyStopping(s)
 		// A new leader refits every active study with a plan once, so a
 		// study that waited on a refit (to extend its grid) finishes.
 		if s.rec.State == api.StudyActive && s.spec.Analysis != nil && s.spec.Analysis.Fit != nil {

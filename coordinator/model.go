@@ -70,6 +70,9 @@ type study struct {
 	searchDone bool
 	// used is how much of the study's budget its trials consumed.
 	used float64
+	// rungs holds the objective values recorded at each early-stopping
+	// rung.
+	rungs map[float64][]float64
 }
 
 func newStudy(rec api.Study, rev int64, spec *sweep.Spec) *study {

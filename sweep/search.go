@@ -19,6 +19,25 @@ type Search struct {
 	// Crossover places trials near where two groups' curves cross; nil if
 	// unused.
 	Crossover *CrossoverSearch
+	// ASHA stops unpromising trials early from the metrics they stream;
+	// nil if unused.
+	ASHA *ASHASearch
+}
+
+// ASHASearch is asynchronous successive halving as early stopping: every
+// trial runs toward its full budget and streams its metrics; when it first
+// reports a Fidelity value at or past a rung, its objective there is
+// compared with every other trial's at that rung, and unless it ranks in
+// the best 1/Eta (or fewer than Eta trials have reached the rung yet) it is
+// stopped, recording why. Decisions depend on the order trials reach the
+// rungs, as in ASHA; each is logged with its ranking.
+type ASHASearch struct {
+	// Fidelity is the metric that measures progress (tokens, epochs).
+	Fidelity string
+	// Rungs are the fidelity values at which trials are compared.
+	Rungs []float64
+	// Eta is the share kept at each rung, 1/Eta (default 3).
+	Eta float64
 }
 
 // CrossoverSearch refines where the fitted curves of the analysis plan's
@@ -93,12 +112,12 @@ type DegradationSearch struct {
 
 // search decodes the optional search section.
 func (d *decoder) search(n *node, s *Spec) {
-	m, ok := d.mapping(n, "search", "degradation", "halving", "asymptote", "crossover")
+	m, ok := d.mapping(n, "search", "degradation", "halving", "asymptote", "crossover", "asha")
 	if !ok {
 		return
 	}
 	if len(m) > 1 {
-		d.errorf(n.line, "search", "give one strategy: degradation, halving, asymptote or crossover")
+		d.errorf(n.line, "search", "give one strategy: degradation, halving, asymptote, crossover or asha")
 		return
 	}
 	if hn, ok := m["halving"]; ok {
@@ -111,6 +130,10 @@ func (d *decoder) search(n *node, s *Spec) {
 	}
 	if cn, ok := m["crossover"]; ok {
 		d.crossover(cn, s)
+		return
+	}
+	if an, ok := m["asha"]; ok {
+		d.asha(an, s)
 		return
 	}
 	dn, ok := m["degradation"]
@@ -271,4 +294,40 @@ func (d *decoder) crossover(n *node, s *Spec) {
 		c.MaxValues, _ = d.intAtLeast(v, "search.crossover.max_values", 1)
 	}
 	s.Search = &Search{Crossover: c}
+}
+
+func (d *decoder) asha(n *node, s *Spec) {
+	m, ok := d.mapping(n, "search.asha", "fidelity", "rungs", "eta")
+	if !ok {
+		return
+	}
+	a := &ASHASearch{Fidelity: "tokens", Eta: 3}
+	if v, ok := m["fidelity"]; ok {
+		a.Fidelity, _ = d.str(v, "search.asha.fidelity")
+	}
+	rn, ok := m["rungs"]
+	if !ok {
+		d.errorf(n.line, "search.asha.rungs", "missing; the %s values at which trials are compared, as in rungs: [1e5, 3e5, 9e5]", a.Fidelity)
+		return
+	}
+	items, ok := d.list(rn, "search.asha.rungs", "of increasing positive numbers")
+	for _, it := range items {
+		f, ok := d.number(it, "search.asha.rungs")
+		if !ok {
+			continue
+		}
+		if f <= 0 || (len(a.Rungs) > 0 && f <= a.Rungs[len(a.Rungs)-1]) {
+			d.errorf(it.line, "search.asha.rungs", "rung %v: rungs must be positive and increasing", f)
+		}
+		a.Rungs = append(a.Rungs, f)
+	}
+	if v, ok := m["eta"]; ok {
+		if f, ok := d.number(v, "search.asha.eta"); ok {
+			if f < 2 {
+				d.errorf(v.line, "search.asha.eta", "eta %v must be at least 2", f)
+			}
+			a.Eta = f
+		}
+	}
+	s.Search = &Search{ASHA: a}
 }

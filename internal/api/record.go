@@ -147,6 +147,9 @@ type Trial struct {
 	NotBefore *time.Time   `json:"not_before,omitempty"`
 	Result    *Result      `json:"result,omitempty"`
 	Late      []LateResult `json:"late,omitempty"`
+	// Rungs are the objective values the trial reported as it passed an
+	// early-stopping search's rungs.
+	Rungs []Rung `json:"rungs,omitempty"`
 	// Error explains a failed or cancelled trial.
 	Error   string    `json:"error,omitempty"`
 	Created time.Time `json:"created"`
@@ -256,4 +259,12 @@ type Extension struct {
 	Last   bool      `json:"last"`
 	Reason string    `json:"reason"`
 	Time   time.Time `json:"time"`
+}
+
+// Rung is a trial's objective when it first reported a fidelity at or past
+// an early-stopping rung.
+type Rung struct {
+	Rung     float64 `json:"rung"`
+	Fidelity float64 `json:"fidelity"`
+	Value    float64 `json:"value"`
 }
