@@ -31,8 +31,12 @@ func TestStrategiesOverSeeds(t *testing.T) {
 		t.Skip("set ASYMPTOTE_STRATEGY_SEEDS=N to run the strategy study over N seeds")
 	}
 	var crossHit, asymHit, asymDone int
-	var asymFrac, shaMargin, shaFrac, shaWorst float64
+	var asymFrac, shaMargin, shaFrac, shaWorst, ashaMargin, ashaFrac, ashaWorst float64
 	for seed := range n {
+		am, af := ashaRun(t, seed)
+		ashaMargin += am
+		ashaFrac += af
+		ashaWorst = max(ashaWorst, am)
 		crossHit += b2i(crossoverRun(t, seed))
 		hit, done, frac := asymptoteRun(t, seed)
 		asymHit += b2i(hit)
@@ -46,6 +50,59 @@ func TestStrategiesOverSeeds(t *testing.T) {
 	t.Logf("crossover refinement: true crossing inside the final 95%% interval in %d of %d seeds (%.0f%%)", crossHit, n, 100*float64(crossHit)/float64(n))
 	t.Logf("asymptote search: reached the target in %d of %d; true E inside the final interval in %d (%.0f%%); mean compute %.0f%% of the full grid", asymDone, n, asymHit, 100*float64(asymHit)/float64(n), 100*asymFrac/float64(n))
 	t.Logf("successive halving: mean margin to the grid's best %.2f%% (worst %.2f%%), mean compute %.0f%% of the grid", 100*shaMargin/float64(n), 100*shaWorst, 100*shaFrac/float64(n))
+	t.Logf("ASHA: mean margin to the grid's best %.2f%% (worst %.2f%%), mean compute %.0f%% of the grid", 100*ashaMargin/float64(n), 100*ashaWorst, 100*ashaFrac/float64(n))
+}
+
+// ashaRun tunes 9 weight decays with ASHA early stopping and returns the
+// noiseless margin of the best completed configuration to the grid's best,
+// and the tokens trained as a fraction of the grid's.
+func ashaRun(t *testing.T, seed int) (margin, frac float64) {
+	spec := fmt.Sprintf(`name: asha
+method: synthetic
+space:
+  weight_decay: {range: [0.01, 1], count: 9, scale: log}
+fixed:
+  params: 1e8
+  tokens: 1e9
+  unique_tokens: 1e9
+  noise: 0.01
+  steps: 9
+  sleep: 0.9
+seeds: [%d]
+resources: {cpu: 0.5, memory: 16MiB}
+search:
+  asha: {fidelity: tokens, rungs: [1.1e8, 3.3e8], eta: 3}
+`, seed)
+	cl, name := runStudy(t, spec)
+	client := cl.Client()
+	cl.WaitDone(client, name, 120*time.Second)
+	parsed, _ := sweep.Parse("asha.yaml", []byte(spec))
+	noiseless := func(params map[string]any, seed int64) float64 {
+		v, _ := parsed.Variant(params, map[string]any{"noise": 0.0, "steps": 0.0, "sleep": 0.0}, seed)
+		res, err := synthetic.New().Run(context.Background(), &sdk.TrialRequest{TrialID: v.ID, Params: v.Params, Seed: v.Seed, Threads: 1}, func(sdk.Metrics) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Metrics["val_loss"]
+	}
+	grid, used, gridTokens := math.Inf(1), 0.0, 0.0
+	found, foundObj := math.Inf(1), math.Inf(1)
+	for _, tr := range results(t, client, name) {
+		gridTokens += 1e9
+		grid = min(grid, noiseless(tr.Params, tr.Seed))
+		switch tr.State {
+		case sweep.Succeeded:
+			used += 1e9
+			if *tr.Result.Objective < foundObj {
+				foundObj, found = *tr.Result.Objective, noiseless(tr.Params, tr.Seed)
+			}
+		default:
+			if len(tr.Rungs) > 0 {
+				used += tr.Rungs[len(tr.Rungs)-1].Fidelity
+			}
+		}
+	}
+	return found/grid - 1, used / gridTokens
 }
 
 func b2i(b bool) int {
