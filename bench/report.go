@@ -183,7 +183,20 @@ func (r *Report) Plot(path string) error {
 		p.Add(ln, sc)
 		p.Legend.Add(s.name, ln, sc)
 	}
+	// Room above the highest point for the legend.
+	top := 0.0
+	for _, s := range series {
+		for _, n := range r.agentCounts() {
+			top = max(top, s.get(n))
+		}
+	}
 	target := r.targetLine()
+	for _, xy := range target {
+		top = max(top, xy.Y)
+	}
+	if top > 0 {
+		p.Y.Min, p.Y.Max = 10, top*6
+	}
 	if len(target) > 0 {
 		ln, err := plotter.NewLine(target)
 		if err == nil {

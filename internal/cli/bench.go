@@ -24,6 +24,7 @@ func runBench(ctx context.Context, env Env, args []string) error {
 	python := fs.String("python", "/usr/bin/python3", "Python with python3-optuna and python3-psycopg2 (Debian's)")
 	plotPath := fs.String("plot", "", "write the throughput plot to this PNG `file`")
 	jsonPath := fs.String("json", "", "write the raw figures to this JSON `file`")
+	from := fs.String("from", "", "print the table (and plot) of a `report.json` written by -json instead of running the suite")
 	heapPath := fs.String("heap-profile", "", "write a heap profile taken when the large study has finished to this `file`")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -32,13 +33,24 @@ func runBench(ctx context.Context, env Env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected arguments %q", pos)
 	}
-	log := newLogger(env.Stderr, slog.LevelInfo)
-	rep, err := bench.Run(ctx, bench.Options{
-		TempDir: *tmp, Python: *python, Quick: *quick, Repeats: *repeats, NoOptuna: *noOptuna,
-		HeapProfile: *heapPath, RunTimeout: 5 * time.Minute, Logger: log,
-	})
-	if err != nil {
-		return err
+	var rep *bench.Report
+	if *from != "" {
+		b, err := os.ReadFile(*from)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("read %s: %w", *from, err)
+		}
+	} else {
+		log := newLogger(env.Stderr, slog.LevelInfo)
+		rep, err = bench.Run(ctx, bench.Options{
+			TempDir: *tmp, Python: *python, Quick: *quick, Repeats: *repeats, NoOptuna: *noOptuna,
+			HeapProfile: *heapPath, RunTimeout: 5 * time.Minute, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if err := rep.WriteTable(env.Stdout); err != nil {
 		return err
@@ -49,7 +61,7 @@ func runBench(ctx context.Context, env Env, args []string) error {
 		}
 		fmt.Fprintf(env.Stderr, "plot written to %s\n", *plotPath)
 	}
-	if *jsonPath != "" {
+	if *jsonPath != "" && *from == "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			return err
