@@ -83,7 +83,13 @@ var faults = []fault{
 		}
 		start := time.Now()
 		p.kill()
-		took, ok := c.waitNewLeader(id, 30*time.Second)
+		took, ok, etcdFaulted := c.waitNewLeader(id, 30*time.Second)
+		if etcdFaulted {
+			// No leader can be elected without etcd: that time says
+			// nothing about failover.
+			p.start()
+			return fmt.Sprintf("SIGKILL leader %s while etcd was faulted; new leader after %s", id, took.Round(time.Millisecond))
+		}
 		c.recordFailover(took)
 		p.start()
 		if !ok {
@@ -153,6 +159,9 @@ var faults = []fault{
 	{name: "replay-events", class: "bus", apply: func(c *chaos) string {
 		return c.replay()
 	}},
+	{name: "replay-dispatches", class: "bus", apply: func(c *chaos) string {
+		return c.replayDispatches()
+	}},
 }
 
 // chaos drives faults into a deployment from a seeded random source.
@@ -165,8 +174,12 @@ type chaos struct {
 	// the shared records.
 	parent *chaos
 
-	mu        sync.Mutex
-	captured  [][]byte // event payloads seen on the bus, for replays
+	mu       sync.Mutex
+	captured [][]byte // event payloads seen on the bus, for replays
+	// dispatches are dispatch requests seen on the bus, for replays.
+	dispatches []*nats.Msg
+	// busy holds the classes of the faults in flight.
+	busy      map[string]bool
 	injected  map[string]int
 	log       []string
 	failovers []time.Duration
@@ -187,7 +200,46 @@ func newChaos(t testing.TB, d *deployment, seed uint64) *chaos {
 		t.Fatalf("capture events: %v", err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	dsub, err := d.nc.Subscribe(bus.SubjectNode+".*.dispatch", func(m *nats.Msg) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.dispatches) < 5000 {
+			c.dispatches = append(c.dispatches, &nats.Msg{Subject: m.Subject, Data: slices.Clone(m.Data)})
+		}
+	})
+	if err != nil {
+		t.Fatalf("capture dispatches: %v", err)
+	}
+	t.Cleanup(func() { _ = dsub.Unsubscribe() })
 	return c
+}
+
+// replayDispatches sends captured dispatches to their agents again, as a
+// confused or deposed leader might: an agent may run a superseded attempt
+// once more, but nothing it reports may change a recorded trial.
+func (c *chaos) replayDispatches() string {
+	p := c
+	if c.parent != nil {
+		p = c.parent
+	}
+	p.mu.Lock()
+	var pick []*nats.Msg
+	for range min(10, len(p.dispatches)) {
+		pick = append(pick, p.dispatches[c.rng.IntN(len(p.dispatches))])
+	}
+	p.mu.Unlock()
+	accepted := 0
+	for _, m := range pick {
+		reply, err := c.d.nc.Request(m.Subject, m.Data, 2*time.Second)
+		if err != nil {
+			continue
+		}
+		var r bus.DispatchReply
+		if bus.Decode(reply.Data, &r) == nil && r.Accepted {
+			accepted++
+		}
+	}
+	return fmt.Sprintf("replayed %d captured dispatches, %d accepted", len(pick), accepted)
 }
 
 // dur draws a duration in [lo, hi).
@@ -196,16 +248,28 @@ func (c *chaos) dur(lo, hi time.Duration) time.Duration {
 }
 
 // waitNewLeader waits until a coordinator other than old holds the
-// election, and returns how long that took.
-func (c *chaos) waitNewLeader(old string, timeout time.Duration) (time.Duration, bool) {
+// election, and returns how long that took and whether an etcd fault
+// struck meanwhile.
+func (c *chaos) waitNewLeader(old string, timeout time.Duration) (took time.Duration, ok, etcdFaulted bool) {
 	start := time.Now()
 	for time.Since(start) < timeout {
+		etcdFaulted = etcdFaulted || c.faulting("etcd")
 		if l := c.d.leader(); l != "" && l != old {
-			return time.Since(start), true
+			return time.Since(start), true, etcdFaulted
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return time.Since(start), false
+	return time.Since(start), false, etcdFaulted
+}
+
+// faulting reports whether a fault of class is in flight.
+func (c *chaos) faulting(class string) bool {
+	if c.parent != nil {
+		c = c.parent
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.busy[class]
 }
 
 func (c *chaos) recordFailover(d time.Duration) {
@@ -262,6 +326,9 @@ func (c *chaos) replay() string {
 func (c *chaos) run(study string, window time.Duration, kinds []fault) {
 	start := time.Now()
 	busy := map[string]bool{}
+	c.mu.Lock()
+	c.busy = busy
+	c.mu.Unlock()
 	var wg sync.WaitGroup
 	order := c.rng.Perm(len(kinds))
 	for n := 0; time.Since(start) < window && !c.d.done(study); n++ {
