@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"time"
 )
 
@@ -21,6 +22,49 @@ type DispatchResult struct {
 	// Stale counts attempts lost and run again (a refused dispatch, for
 	// one): each costs a retry held back by a second.
 	Stale int
+	// Stages breaks each trial's path down by its attempt timestamps.
+	Stages []Stage
+}
+
+// Stage is the distribution of one leg of a trial's path over a run.
+type Stage struct {
+	Name          string
+	P50, P90, P99 time.Duration
+}
+
+// stages reads every trial's attempt timestamps: dispatched (the leader's
+// turn), started and ended (the agent's clock, the same host here) and
+// recorded (the leader's turn that committed the result).
+func (c *cluster) stages(ctx context.Context, study string) ([]Stage, error) {
+	r, err := c.client.Results(ctx, study)
+	if err != nil {
+		return nil, fmt.Errorf("bench: results: %w", err)
+	}
+	var d2s, s2e, e2r []time.Duration
+	for _, t := range r.Trials {
+		if len(t.Attempts) == 0 || t.Result == nil {
+			continue
+		}
+		a := t.Attempts[len(t.Attempts)-1]
+		if a.Started == nil || a.Ended == nil {
+			continue
+		}
+		d2s = append(d2s, a.Started.Sub(a.Dispatched))
+		s2e = append(s2e, a.Ended.Sub(*a.Started))
+		e2r = append(e2r, t.Result.Recorded.Sub(*a.Ended))
+	}
+	q := func(name string, xs []time.Duration) Stage {
+		if len(xs) == 0 {
+			return Stage{Name: name}
+		}
+		slices.Sort(xs)
+		return Stage{Name: name, P50: xs[len(xs)/2], P90: xs[len(xs)*9/10], P99: xs[len(xs)*99/100]}
+	}
+	return []Stage{
+		q("dispatched → started (fenced etcd commit of the turn, NATS request, admission)", d2s),
+		q("started → ended (sync `started` publish to JetStream, plugin RPC)", s2e),
+		q("ended → recorded (sync `finished` publish, consume, fenced etcd commit)", e2r),
+	}, nil
 }
 
 // Dispatch measures no-op synthetic trials per second from submission to
@@ -65,7 +109,11 @@ func Dispatch(ctx context.Context, opts Options, agents, trials int) (DispatchRe
 		return DispatchResult{}, fmt.Errorf("bench: dispatch: %d of %d trials succeeded: %v", n, trials, st.Counts)
 	}
 	secs := st.Finished.Sub(start).Seconds()
-	return DispatchResult{Agents: agents, Trials: trials, Seconds: secs, TrialsPerSec: float64(trials) / secs, Stale: st.StaleAttempts}, nil
+	stages, err := c.stages(ctx, "dispatch")
+	if err != nil {
+		return DispatchResult{}, err
+	}
+	return DispatchResult{Agents: agents, Trials: trials, Seconds: secs, TrialsPerSec: float64(trials) / secs, Stale: st.StaleAttempts, Stages: stages}, nil
 }
 
 // warm runs a study of n short trials that occupy every slot at once, so

@@ -62,6 +62,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	p("\nStale attempts (refused or lost dispatches, each retried a second later) over all asymptote runs: %d.\n", stale)
+	if ns := r.agentCounts(); len(ns) > 0 && len(r.Dispatch[ns[0]]) > 0 {
+		d := r.Dispatch[ns[0]][len(r.Dispatch[ns[0]])-1]
+		p("\nWhere a trial's time goes (last run with %d agent(s), %.0f trials/s):\n\n| stage | p50 | p90 | p99 |\n|---|---|---|---|\n", d.Agents, d.TrialsPerSec)
+		for _, s := range d.Stages {
+			p("| %s | %s | %s | %s |\n", s.Name, s.P50.Round(10*time.Microsecond), s.P90.Round(10*time.Microsecond), s.P99.Round(10*time.Microsecond))
+		}
+	}
 	if r.OptunaErr != "" {
 		p("\nOptuna: %s\n", r.OptunaErr)
 	}
