@@ -580,53 +580,8 @@ func TestUnreachableAgentDoesNotBurnAttempts(t *testing.T) {
 	}
 }
 
-// An attempt that leaves its agent's heartbeats has finished, and its
-// outcome is in JetStream; a leader may receive it only after the events
-// consumer's ack wait (a dead predecessor held it unacknowledged). The
-// leader must wait for that outcome, not call the attempt stale and run a
-// finished trial again.
-func TestFinishedAttemptAwaitsItsDelayedOutcome(t *testing.T) {
-	cl := clustertest.New(t)
-	cl.StartCoordinator("c1", func(c *coordinator.Config) { c.HeartbeatGrace = 30 * time.Second })
-	// A hand-driven agent: it accepts dispatches, heartbeats what it runs,
-	// and publishes the outcome when the test says.
-	nc := cl.Conn("fake-agent")
-	var (
-		mu         sync.Mutex
-		running    []bus.AttemptRef
-		dispatched []bus.AttemptRef
-	)
-	_, err := nc.Subscribe(bus.DispatchSubject("fake"), func(m *nats.Msg) {
-		var d bus.Dispatch
-		if err := bus.Decode(m.Data, &d); err != nil {
-			return
-		}
-		mu.Lock()
-		running = append(running, d.AttemptRef)
-		dispatched = append(dispatched, d.AttemptRef)
-		mu.Unlock()
-		_ = m.Respond(bus.Encode(&bus.DispatchReply{Accepted: true}))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			mu.Lock()
-			hb := bus.Heartbeat{Node: "fake", Boot: "b1", Resources: cpuNode(1), Running: append([]bus.AttemptRef(nil), running...), Sent: time.Now()}
-			mu.Unlock()
-			_, _ = nc.Request(bus.HeartbeatSubject("fake"), bus.Encode(&hb), time.Second)
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
-	client := cl.Client()
-	submit(t, client, `
+// oneTrialSpec is a study of one trial that takes a whole CPU.
+const oneTrialSpec = `
 name: one
 method: quadratic
 objective: {metric: val_loss, direction: minimize}
@@ -636,23 +591,92 @@ seeds: [0]
 resources: {cpu: 1, memory: 64MiB}
 retries: 1
 timeout: 30s
-`)
+`
+
+// fakeAgent is a hand-driven agent: it accepts every dispatch, and
+// heartbeats the attempts the test says it runs.
+type fakeAgent struct {
+	mu         sync.Mutex
+	running    []bus.AttemptRef
+	dispatched []bus.AttemptRef
+}
+
+// startFakeAgent starts a fake agent named node offering res, until the
+// test ends.
+func startFakeAgent(t *testing.T, nc *nats.Conn, node string, res bus.Resources) *fakeAgent {
+	t.Helper()
+	f := &fakeAgent{}
+	_, err := nc.Subscribe(bus.DispatchSubject(node), func(m *nats.Msg) {
+		var d bus.Dispatch
+		if err := bus.Decode(m.Data, &d); err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.running = append(f.running, d.AttemptRef)
+		f.dispatched = append(f.dispatched, d.AttemptRef)
+		f.mu.Unlock()
+		_ = m.Respond(bus.Encode(&bus.DispatchReply{Accepted: true}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for {
+			f.mu.Lock()
+			hb := bus.Heartbeat{Node: node, Boot: "b1", Resources: res, Running: append([]bus.AttemptRef(nil), f.running...), Sent: time.Now()}
+			f.mu.Unlock()
+			_, _ = nc.Request(bus.HeartbeatSubject(node), bus.Encode(&hb), time.Second)
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return f
+}
+
+// setRunning replaces what the agent reports it runs.
+func (f *fakeAgent) setRunning(refs ...bus.AttemptRef) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running = refs
+}
+
+// sent returns the dispatches received so far.
+func (f *fakeAgent) sent() []bus.AttemptRef {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]bus.AttemptRef(nil), f.dispatched...)
+}
+
+// An attempt that leaves its agent's heartbeats has finished, and its
+// outcome is in JetStream; a leader may receive it only after the events
+// consumer's ack wait (a dead predecessor held it unacknowledged). The
+// leader must wait for that outcome, not call the attempt stale and run a
+// finished trial again.
+func TestFinishedAttemptAwaitsItsDelayedOutcome(t *testing.T) {
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", func(c *coordinator.Config) { c.HeartbeatGrace = 30 * time.Second })
+	nc := cl.Conn("fake-agent")
+	fake := startFakeAgent(t, nc, "fake", cpuNode(1))
+	client := cl.Client()
+	submit(t, client, oneTrialSpec)
 	var ref bus.AttemptRef
 	clustertest.WaitFor(t, 10*time.Second, func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(dispatched) == 0 {
+		sent := fake.sent()
+		if len(sent) == 0 {
 			return errors.New("nothing dispatched yet")
 		}
-		ref = dispatched[0]
+		ref = sent[0]
 		return nil
 	})
 	// The attempt finishes: it leaves the heartbeats at once, but its
 	// outcome reaches the leader only seven seconds later, past the
 	// slack the leader gives a fresh dispatch.
-	mu.Lock()
-	running = nil
-	mu.Unlock()
+	fake.setRunning()
 	time.Sleep(7 * time.Second)
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -667,9 +691,49 @@ timeout: 30s
 	if st.StaleAttempts != 0 || tr.Attempt != 1 || tr.Result == nil || tr.Result.Attempt != 1 || len(tr.Late) != 0 {
 		t.Fatalf("stale %d, attempt %d, result %+v, late %+v; want attempt 1 recorded, nothing stale or late", st.StaleAttempts, tr.Attempt, tr.Result, tr.Late)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(dispatched) != 1 {
-		t.Errorf("dispatched %v; a finished trial ran again", dispatched)
+	if sent := fake.sent(); len(sent) != 1 {
+		t.Errorf("dispatched %v; a finished trial ran again", sent)
 	}
+}
+
+// An agent back from a partition still runs attempts that ran elsewhere
+// meanwhile, until the heartbeat reply has them cancelled; they occupy its
+// resources, so the leader must count them, or the agent refuses what it
+// sends.
+func TestSupersededAttemptsOccupyTheAgent(t *testing.T) {
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	client := cl.Client()
+	// No agent yet: the trials wait, and their IDs can be read.
+	submit(t, client, oneTrialSpec)
+	var id string
+	for tid := range results(t, client, "one") {
+		id = tid
+	}
+	// The agent reports an attempt the leader never made current.
+	nc := cl.Conn("fake-agent")
+	fake := startFakeAgent(t, nc, "fake", cpuNode(1))
+	fake.setRunning(bus.AttemptRef{Study: "one", Trial: id, Attempt: 5})
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		r, err := client.Status(t.Context(), "")
+		if err != nil {
+			return err
+		}
+		if len(r.Nodes) != 1 || r.Nodes[0].Superseded != 1 || r.Nodes[0].FreeCPU != 0 {
+			return fmt.Errorf("nodes %+v, want the fake agent with one superseded attempt and no free CPU", r.Nodes)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	if sent := fake.sent(); len(sent) != 0 {
+		t.Fatalf("dispatched %v to an agent whose CPU a superseded attempt holds", sent)
+	}
+	// Once it stops, the agent has room again.
+	fake.setRunning()
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		if len(fake.sent()) == 0 {
+			return errors.New("nothing dispatched")
+		}
+		return nil
+	})
 }
