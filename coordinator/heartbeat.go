@@ -13,11 +13,14 @@ const dispatchSlack = 5 * time.Second
 
 // outcomeWait is how long an attempt may be missing from its agent's
 // heartbeats before the leader calls it stale. An agent drops an attempt
-// from its heartbeats only once JetStream holds the attempt's outcome, so
-// the outcome is on its way; but it reaches a new leader only after the
-// events consumer's ack wait when a dead leader had received it. Calling
-// the attempt stale sooner would run a finished trial again.
-const outcomeWait = bus.EventsAckWait + dispatchSlack
+// from its heartbeats only once JetStream has acknowledged the attempt's
+// outcome, so the outcome is on its way; but it reaches a new leader only
+// after the events consumer's ack wait when a dead leader had received it,
+// and not at all while the events consumer has no leader (a NATS cluster
+// recovering from losing two members in a row took 20s in the chaos
+// suite). Calling the attempt stale sooner would run a finished trial
+// again; waiting costs only when JetStream lost the outcome.
+const outcomeWait = 2 * time.Minute
 
 // onHeartbeat registers or refreshes a node and reconciles what it runs
 // with what the leader believes it runs. An attempt the leader placed there
