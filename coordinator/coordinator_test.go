@@ -457,8 +457,7 @@ func TestDeadAgentAttemptsGoStaleAndRunElsewhere(t *testing.T) {
 func TestLeaderFailover(t *testing.T) {
 	cl := clustertest.New(t)
 	q := newQuadratic()
-	var firstLeader, standby *clustertest.Process
-	firstLeader = cl.StartCoordinator("c1", nil)
+	firstLeader := cl.StartCoordinator("c1", nil)
 	client := cl.Client()
 	// c1 leads before c2 starts.
 	clustertest.WaitFor(t, 10*time.Second, func() error {
@@ -471,8 +470,7 @@ func TestLeaderFailover(t *testing.T) {
 		}
 		return nil
 	})
-	standby = cl.StartCoordinator("c2", nil)
-	_ = standby
+	cl.StartCoordinator("c2", nil)
 	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"quadratic": q})
 	spec := replace(gridSpec, "seeds: [0, 1]", "seeds: [0, 1, 2, 3, 4]")
 	spec = replace(spec, "resources: {cpu: 0.5, memory: 64MiB}", "resources: {cpu: 0.5, memory: 64MiB}\nfixed:\n  sleep: 0.2")
@@ -541,8 +539,6 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 		t.Fatal("a fenced write landed")
 	}
 }
-
-var _ = coordinator.Config{}
 
 // An agent that vanished, but whose heartbeat grace has not yet passed, must
 // not soak up dispatches: each one finds no listener, and a trial sent there

@@ -78,5 +78,10 @@ search:
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = r
+	// Three promotions, each recorded with its rung and the trials it
+	// stopped.
+	d := r.Studies[0].Decisions
+	if len(d) != 3 || !contains(d[0].Reason, "rung tokens=1e+09 finished; promoted the best 3 of 9") || len(d[0].Stopped) != 6 {
+		t.Errorf("decisions = %+v; want three promotions, the first keeping 3 of 9 and stopping 6", d)
+	}
 }
