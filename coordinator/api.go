@@ -82,7 +82,9 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 	if err := l.expand(ctx, s, now); err != nil {
 		return nil, err
 	}
-	l.noteEarlyStopping(s)
+	if err := l.noteEarlyStopping(ctx, s); err != nil {
+		return nil, err
+	}
 	added := len(s.trials) - before
 	return &api.SubmitReply{Study: s.rec.Name, Added: added, Existing: len(s.trials) - added, Total: len(s.trials), Unchanged: unchanged}, nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,39 +17,35 @@ import (
 // metricsInput is a streamed metrics report of a study with early stopping.
 type metricsInput struct{ r bus.MetricsReport }
 
-// subscribeMetrics feeds the loop the streamed metrics of studies that stop
-// trials early; every other study's metrics are dropped in the callback,
-// before they cost the loop anything.
-func (l *leader) subscribeMetrics(ctx context.Context) (*nats.Subscription, error) {
-	return l.c.cfg.NATS.Subscribe(bus.SubjectMetrics+".>", func(m *nats.Msg) {
-		parts := strings.Split(m.Subject, ".")
-		if len(parts) != 4 {
-			return
-		}
-		if _, ok := l.early.Load(parts[2]); !ok {
-			return
-		}
-		var r bus.MetricsReport
-		if err := bus.Decode(m.Data, &r); err != nil {
-			return
-		}
-		l.send(ctx, metricsInput{r: r})
-	})
-}
-
-// noteEarlyStopping registers a study whose trials may be stopped early and
-// rebuilds its rung tables from the trial records.
-func (l *leader) noteEarlyStopping(s *study) {
+// noteEarlyStopping registers a study whose trials may be stopped early:
+// it rebuilds the study's rung tables from the trial records and subscribes
+// the loop to that study's streamed metrics, once per term. Other studies'
+// metrics never reach the leader, however much they stream.
+func (l *leader) noteEarlyStopping(ctx context.Context, s *study) error {
 	if s.spec.Search == nil || s.spec.Search.ASHA == nil {
-		return
+		return nil
 	}
-	l.early.Store(s.rec.Name, true)
 	s.rungs = map[float64][]float64{}
 	for _, t := range s.trials {
 		for _, r := range t.rec.Rungs {
 			s.rungs[r.Rung] = append(s.rungs[r.Rung], r.Value)
 		}
 	}
+	if _, ok := l.metricSubs[s.rec.Name]; ok {
+		return nil
+	}
+	sub, err := l.c.cfg.NATS.Subscribe(bus.SubjectMetrics+"."+s.rec.Name+".*", func(m *nats.Msg) {
+		var r bus.MetricsReport
+		if err := bus.Decode(m.Data, &r); err != nil {
+			return
+		}
+		l.send(ctx, metricsInput{r: r})
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe to the metrics of %s: %w", s.rec.Name, err)
+	}
+	l.metricSubs[s.rec.Name] = sub
+	return nil
 }
 
 // onMetrics records the rungs a running trial has passed and stops it when

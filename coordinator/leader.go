@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,9 +34,9 @@ type leader struct {
 	studies map[string]*study
 	order   []*study
 	nodes   map[string]*node
-	// early names the studies whose streamed metrics the loop wants (they
-	// stop trials early); the metrics callback reads it.
-	early sync.Map
+	// metricSubs are the term's subscriptions to the streamed metrics of
+	// studies that stop trials early.
+	metricSubs map[string]*nats.Subscription
 	// served counts dispatches, for round-robin between equal studies.
 	served uint64
 
@@ -65,6 +64,7 @@ func newLeader(c *Coordinator, st *store.Store) *leader {
 		dirtyTrials:  map[*trial]bool{},
 		dirtyStudies: map[*study]bool{},
 		dirtyNodes:   map[*node]bool{},
+		metricSubs:   map[string]*nats.Subscription{},
 	}
 }
 
@@ -90,6 +90,11 @@ type (
 )
 
 func (l *leader) run(ctx context.Context) error {
+	defer func() {
+		for _, s := range l.metricSubs {
+			_ = s.Unsubscribe()
+		}
+	}()
 	if err := l.load(ctx); err != nil {
 		return err
 	}
@@ -109,11 +114,6 @@ func (l *leader) run(ctx context.Context) error {
 		}
 		subs = append(subs, s)
 	}
-	ms, err := l.subscribeMetrics(ctx)
-	if err != nil {
-		return fmt.Errorf("subscribe metrics: %w", err)
-	}
-	subs = append(subs, ms)
 	s, err := nc.Subscribe(bus.SubjectHeartbeat+".*", func(m *nats.Msg) {
 		var hb bus.Heartbeat
 		if err := bus.Decode(m.Data, &hb); err != nil {
@@ -281,7 +281,9 @@ func (l *leader) load(ctx context.Context) error {
 	}
 	for _, s := range l.order {
 		sortTrials(s)
-		l.noteEarlyStopping(s)
+		if err := l.noteEarlyStopping(ctx, s); err != nil {
+			return err
+		}
 		// A new leader refits every active study with a plan once, so a
 		// study that waited on a refit (to extend its grid) finishes.
 		if s.rec.State == api.StudyActive && s.spec.Analysis != nil && s.spec.Analysis.Fit != nil {
