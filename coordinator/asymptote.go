@@ -23,13 +23,7 @@ const asymptoteResamples = 100
 func (l *leader) asymptoteStep(ctx context.Context, s *study, now time.Time) (bool, error) {
 	g := s.spec.Search.Asymptote
 	plan := s.spec.Analysis.Fit
-	var trials []api.Trial
-	for _, t := range s.trials {
-		if t.rec.State == sweep.Succeeded {
-			trials = append(trials, t.rec)
-		}
-	}
-	groups, err := analysis.Points(plan, trials, s.rec.Direction)
+	groups, err := analysis.Points(plan, s.succeeded(), s.rec.Direction)
 	if err != nil {
 		return false, err
 	}
@@ -41,30 +35,16 @@ func (l *leader) asymptoteStep(ctx context.Context, s *study, now time.Time) (bo
 	if err != nil {
 		return false, err
 	}
-	decide := func(reason string, added int) {
-		s.rec.Decisions = append(s.rec.Decisions, api.Decision{Time: now, Reason: reason, Added: added})
-		l.log.Info("asymptote search", "study", s.rec.Name, "decision", reason)
-	}
+	decide := func(reason string, added int) { l.decide(s, now, reason, added, nil) }
 	if cur <= g.TargetWidth {
 		decide(fmt.Sprintf("asymptote search: E's 95%% interval is %.4g wide, within the target %.4g; done", cur, g.TargetWidth), 0)
 		return false, nil
 	}
-	added := 0
-	for _, x := range s.rec.Extensions {
-		if x.Axis == g.Axis {
-			added++
-		}
-	}
-	if added >= g.MaxValues {
+	if s.extended(g.Axis) >= g.MaxValues {
 		decide(fmt.Sprintf("asymptote search: E's interval is %.4g wide (target %.4g) but the %d added values are spent", cur, g.TargetWidth, g.MaxValues), 0)
 		return false, nil
 	}
-	var axis sweep.Axis
-	for _, a := range s.spec.Axes {
-		if a.Name == g.Axis {
-			axis = a
-		}
-	}
+	axis := s.axis(g.Axis)
 	type cand struct {
 		x, width, score float64
 		last            bool

@@ -11,7 +11,6 @@ import (
 	"asymptote.dev/asymptote/internal/analysis"
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/scaling"
-	"asymptote.dev/asymptote/sweep"
 )
 
 // crossoverResamples is the bootstrap size of each group's fit in the
@@ -25,13 +24,7 @@ const crossoverResamples = 200
 func (l *leader) crossoverStep(ctx context.Context, s *study, now time.Time) (bool, error) {
 	g := s.spec.Search.Crossover
 	plan := s.spec.Analysis.Fit
-	var trials []api.Trial
-	for _, t := range s.trials {
-		if t.rec.State == sweep.Succeeded {
-			trials = append(trials, t.rec)
-		}
-	}
-	groups, err := analysis.Points(plan, trials, s.rec.Direction)
+	groups, err := analysis.Points(plan, s.succeeded(), s.rec.Direction)
 	if err != nil {
 		return false, err
 	}
@@ -40,10 +33,7 @@ func (l *leader) crossoverStep(ctx context.Context, s *study, now time.Time) (bo
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	decide := func(reason string, added int) {
-		s.rec.Decisions = append(s.rec.Decisions, api.Decision{Time: now, Reason: "crossover search: " + reason, Added: added})
-		l.log.Info("crossover search", "study", s.rec.Name, "decision", reason)
-	}
+	decide := func(reason string, added int) { l.decide(s, now, "crossover search: "+reason, added, nil) }
 	if len(names) != 2 {
 		decide(fmt.Sprintf("needs exactly two groups of %s with results, has %d", plan.Group, len(names)), 0)
 		return false, nil
@@ -68,12 +58,7 @@ func (l *leader) crossoverStep(ctx context.Context, s *study, now time.Time) (bo
 		}
 		fits[i] = f
 	}
-	var axis sweep.Axis
-	for _, a := range s.spec.Axes {
-		if a.Name == g.Axis {
-			axis = a
-		}
-	}
+	axis := s.axis(g.Axis)
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, v := range axis.Values {
 		lo, hi = min(lo, v.(float64)), max(hi, v.(float64))
@@ -92,13 +77,7 @@ func (l *leader) crossoverStep(ctx context.Context, s *study, now time.Time) (bo
 		decide(fmt.Sprintf("the curves cross at %s=%.4g, 95%% interval (%.4g, %.4g), within the target ratio %.3g; done", g.Axis, root.X, root.Interval.Lo, root.Interval.Hi, g.Ratio), 0)
 		return false, nil
 	}
-	added := 0
-	for _, x := range s.rec.Extensions {
-		if x.Axis == g.Axis {
-			added++
-		}
-	}
-	if added >= g.MaxValues {
+	if s.extended(g.Axis) >= g.MaxValues {
 		decide(fmt.Sprintf("the crossing's interval (%.4g, %.4g) is still %.3g× wide but the %d added values are spent", root.Interval.Lo, root.Interval.Hi, ratio, g.MaxValues), 0)
 		return false, nil
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -101,8 +100,7 @@ func (l *leader) halvingStep(ctx context.Context, s *study, now time.Time) (bool
 	}
 	reason := fmt.Sprintf("successive halving: rung %s=%g finished; promoted the best %d of %d configurations (mean %s over seeds, cut at %.5g) to %s=%g; the other %d stop here",
 		h.Fidelity, rung, keep, len(configs), s.rec.Objective, cut, h.Fidelity, next, len(configs)-keep)
-	s.rec.Decisions = append(s.rec.Decisions, api.Decision{Time: now, Reason: reason, Added: len(add), Stopped: stopped})
-	l.log.Info("successive halving promotes", "study", s.rec.Name, "rung", rung, "next", next, "kept", keep, "of", len(configs))
+	l.decide(s, now, reason, len(add), stopped)
 	return true, l.addTrials(ctx, s, add, now)
 }
 

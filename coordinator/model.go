@@ -279,3 +279,36 @@ func (n *node) release(t *trial) {
 	}
 	t.node = nil
 }
+
+// succeeded returns the records of the study's succeeded trials, a
+// snapshot an analysis or a search step can read off the loop.
+func (s *study) succeeded() []api.Trial {
+	var out []api.Trial
+	for _, t := range s.trials {
+		if t.rec.State == sweep.Succeeded {
+			out = append(out, t.rec)
+		}
+	}
+	return out
+}
+
+// axis returns the study's grid axis name (with any values added to it).
+func (s *study) axis(name string) sweep.Axis {
+	for _, a := range s.spec.Axes {
+		if a.Name == name {
+			return a
+		}
+	}
+	return sweep.Axis{Name: name}
+}
+
+// extended counts the values the coordinator added to the axis name.
+func (s *study) extended(name string) int {
+	n := 0
+	for _, x := range s.rec.Extensions {
+		if x.Axis == name {
+			n++
+		}
+	}
+	return n
+}

@@ -36,12 +36,7 @@ func (l *leader) maybeRefit(ctx context.Context, now time.Time) {
 			continue
 		}
 		s.refitDue, s.refitting, s.lastRefit = false, true, now
-		var trials []api.Trial
-		for _, t := range s.trials {
-			if t.rec.State == sweep.Succeeded {
-				trials = append(trials, t.rec)
-			}
-		}
+		trials := s.succeeded()
 		spec, name, dir := s.spec, s.rec.Name, s.rec.Direction
 		go func() {
 			sum, err := analysis.Run(ctx, spec, trials, dir, analysis.Options{Resamples: liveResamples, Workers: 1})
@@ -111,13 +106,7 @@ func (l *leader) extendEdges(ctx context.Context, s *study, now time.Time) {
 		if done >= plan.Extend {
 			continue
 		}
-		var axis sweep.Axis
-		for _, a := range s.spec.Axes {
-			if a.Name == e.Axis {
-				axis = a
-			}
-		}
-		v, ok := sweep.BeyondEdge(axis, e.Last)
+		v, ok := sweep.BeyondEdge(s.axis(e.Axis), e.Last)
 		if !ok {
 			continue
 		}

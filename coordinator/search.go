@@ -84,12 +84,7 @@ func (l *leader) degradationStep(ctx context.Context, s *study, now time.Time) (
 	if err != nil {
 		return false, err
 	}
-	added := 0
-	for _, e := range s.rec.Extensions {
-		if e.Axis == g.Axis {
-			added++
-		}
-	}
+	added := s.extended(g.Axis)
 	var next []float64
 	var reasons []string
 	for _, ser := range rep.Series {
@@ -148,4 +143,10 @@ func roundSig(x float64, n int) float64 {
 	}
 	p := math.Pow(10, float64(n)-math.Ceil(math.Log10(math.Abs(x))))
 	return math.Round(x*p) / p
+}
+
+// decide records one step of a study's adaptive search with its reason.
+func (l *leader) decide(s *study, now time.Time, reason string, added int, stopped []string) {
+	s.rec.Decisions = append(s.rec.Decisions, api.Decision{Time: now, Reason: reason, Added: added, Stopped: stopped})
+	l.log.Info("adaptive search decided", "study", s.rec.Name, "reason", reason, "added", added)
 }
