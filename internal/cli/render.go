@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -170,36 +171,30 @@ func varyingParams(trials []api.Trial) []string {
 	return out
 }
 
+// allParams returns every parameter name of the trials, sorted.
 func allParams(trials []api.Trial) []string {
+	return unionKeys(trials, func(t api.Trial) []string { return slices.Collect(maps.Keys(t.Params)) })
+}
+
+// allMetrics returns every result metric name of the trials, sorted.
+func allMetrics(trials []api.Trial) []string {
+	return unionKeys(trials, func(t api.Trial) []string {
+		if t.Result == nil {
+			return nil
+		}
+		return slices.Collect(maps.Keys(t.Result.Metrics))
+	})
+}
+
+// unionKeys returns the sorted union of keys(t) over the trials.
+func unionKeys(trials []api.Trial, keys func(api.Trial) []string) []string {
 	set := map[string]bool{}
 	for _, t := range trials {
-		for k := range t.Params {
+		for _, k := range keys(t) {
 			set[k] = true
 		}
 	}
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func allMetrics(trials []api.Trial) []string {
-	set := map[string]bool{}
-	for _, t := range trials {
-		if t.Result != nil {
-			for k := range t.Result.Metrics {
-				set[k] = true
-			}
-		}
-	}
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(set))
 }
 
 // sortByObjective orders trials best first; trials without a result go
