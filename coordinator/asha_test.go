@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"asymptote.dev/asymptote/internal/clustertest"
-	"asymptote.dev/asymptote/plugins/methods/synthetic"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -15,10 +13,7 @@ import (
 // best third at a rung are stopped there with the reason, and the best
 // configuration runs to the end.
 func TestASHAStopsTrialsEarly(t *testing.T) {
-	cl := clustertest.New(t)
-	cl.StartCoordinator("c1", nil)
-	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
-	client := cl.Client()
+	cl, client := syntheticCluster(t)
 	submit(t, client, `name: asha
 method: synthetic
 space:

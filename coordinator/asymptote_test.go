@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"asymptote.dev/asymptote/internal/clustertest"
-	"asymptote.dev/asymptote/plugins/methods/synthetic"
 )
 
 // TestAsymptoteSearch starts a scaling study with four small model sizes,
@@ -16,10 +15,7 @@ import (
 // must then hold the synthetic law's true asymptote, and the compute must
 // be a fraction of the grid that runs every size up to 1e10 outright.
 func TestAsymptoteSearch(t *testing.T) {
-	cl := clustertest.New(t)
-	cl.StartCoordinator("c1", nil)
-	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
-	client := cl.Client()
+	cl, client := syntheticCluster(t)
 	submit(t, client, `name: asym
 method: synthetic
 space:

@@ -4,9 +4,6 @@ import (
 	"math"
 	"testing"
 	"time"
-
-	"asymptote.dev/asymptote/internal/clustertest"
-	"asymptote.dev/asymptote/plugins/methods/synthetic"
 )
 
 // TestCrossoverRefinement runs two recipes of the synthetic law whose
@@ -14,10 +11,7 @@ import (
 // measure near the estimated crossing until its interval is narrow: the
 // interval must then hold the true crossing.
 func TestCrossoverRefinement(t *testing.T) {
-	cl := clustertest.New(t)
-	cl.StartCoordinator("c1", nil)
-	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
-	client := cl.Client()
+	cl, client := syntheticCluster(t)
 	// Recipe alpha=0.3: 1.8 + 400 N^-0.3; recipe alpha=0.4: 1.6 + 2000 N^-0.4.
 	submit(t, client, `name: cross
 method: synthetic

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"asymptote.dev/asymptote/internal/clustertest"
 	"asymptote.dev/asymptote/plugins/methods/synthetic"
 	"asymptote.dev/asymptote/plugins/sdk"
 	"asymptote.dev/asymptote/sweep"
@@ -17,10 +16,7 @@ import (
 // the highest fidelity: it must find a configuration within 1% of the
 // grid's best for at most a quarter of the grid's compute.
 func TestSuccessiveHalving(t *testing.T) {
-	cl := clustertest.New(t)
-	cl.StartCoordinator("c1", nil)
-	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
-	client := cl.Client()
+	cl, client := syntheticCluster(t)
 	spec := `name: sha
 method: synthetic
 space:

@@ -7,16 +7,12 @@ import (
 	"time"
 
 	"asymptote.dev/asymptote/internal/clustertest"
-	"asymptote.dev/asymptote/plugins/methods/synthetic"
 )
 
 // TestLiveRefit checks that the leader refits a study's analysis plan as
 // results arrive and keeps the fit, with intervals, in the study's status.
 func TestLiveRefit(t *testing.T) {
-	cl := clustertest.New(t)
-	cl.StartCoordinator("c1", nil)
-	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
-	client := cl.Client()
+	cl, client := syntheticCluster(t)
 	submit(t, client, `name: live
 method: synthetic
 space:
@@ -56,10 +52,7 @@ analysis:
 // the grid's largest value: with extend, the leader adds larger values
 // until a best run is certified by a neighbour on both sides.
 func TestGridExtendsPastAnEdge(t *testing.T) {
-	cl := clustertest.New(t)
-	cl.StartCoordinator("c1", nil)
-	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
-	client := cl.Client()
+	_, client := syntheticCluster(t)
 	// The synthetic law's best weight decay is wd_opt = 1 here; the grid
 	// stops at 0.1.
 	submit(t, client, `name: edge

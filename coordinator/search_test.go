@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"asymptote.dev/asymptote/internal/clustertest"
-	"asymptote.dev/asymptote/plugins/methods/synthetic"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -16,10 +14,7 @@ import (
 // decay is too weak for the repetition: the search adds epoch counts until
 // the first degrading count is bracketed within the resolution.
 func TestDegradationSearchBisectsEpochs(t *testing.T) {
-	cl := clustertest.New(t)
-	cl.StartCoordinator("c1", nil)
-	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
-	client := cl.Client()
+	cl, client := syntheticCluster(t)
 	submit(t, client, `name: degrade
 method: synthetic
 space:

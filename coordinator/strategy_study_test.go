@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/clustertest"
 	"asymptote.dev/asymptote/plugins/methods/synthetic"
 	"asymptote.dev/asymptote/plugins/sdk"
@@ -114,11 +115,9 @@ func b2i(b bool) int {
 
 func runStudy(t *testing.T, spec string) (*clustertest.Cluster, string) {
 	t.Helper()
-	cl := clustertest.New(t)
-	cl.StartCoordinator("c1", nil)
-	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
+	cl, client := syntheticCluster(t)
 	name := strings.Fields(strings.SplitN(spec, "\n", 2)[0])[1]
-	submit(t, cl.Client(), spec)
+	submit(t, client, spec)
 	return cl, name
 }
 
@@ -256,4 +255,14 @@ search:
 		}
 	}
 	return shaTrue/gridBest - 1, shaCompute / gridCompute
+}
+
+// syntheticCluster starts embedded servers, a coordinator and one agent
+// with two CPUs that runs the synthetic method in process.
+func syntheticCluster(t *testing.T) (*clustertest.Cluster, *api.Client) {
+	t.Helper()
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
+	return cl, cl.Client()
 }
