@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +39,7 @@ search:
 		t.Fatalf("the search added no size; decisions: %+v", st.Decisions)
 	}
 	last := st.Decisions[len(st.Decisions)-1].Reason
-	if !contains(last, "within the target") {
+	if !strings.Contains(last, "within the target") {
 		t.Fatalf("the search stopped without reaching the target: %s", last)
 	}
 	used, grid := 0.0, 0.0

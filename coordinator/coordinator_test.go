@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,13 +181,12 @@ func TestStudyRunsToCompletionExactlyOnce(t *testing.T) {
 	}
 }
 
+// replace replaces the first old in s, which a test's spec edit must find.
 func replace(s, old, new string) string {
-	for i := 0; i+len(old) <= len(s); i++ {
-		if s[i:i+len(old)] == old {
-			return s[:i] + new + s[i+len(old):]
-		}
+	if !strings.Contains(s, old) {
+		panic("replace: not found: " + old)
 	}
-	panic("replace: not found: " + old)
+	return strings.Replace(s, old, new, 1)
 }
 
 func TestDuplicateAndLateEventsChangeNothing(t *testing.T) {
@@ -283,18 +283,9 @@ func TestRetriesWithBackoffThenSuccessOrFailure(t *testing.T) {
 	if st.Counts["failed"] != 1 || len(st.Failures) != 1 {
 		t.Fatalf("with 1 retry: counts = %v, want failed", st.Counts)
 	}
-	if msg := st.Failures[0].Error; !contains(msg, "injected failure on attempt 2") || !contains(msg, "failed 2 times") {
+	if msg := st.Failures[0].Error; !strings.Contains(msg, "injected failure on attempt 2") || !strings.Contains(msg, "failed 2 times") {
 		t.Errorf("failure reason = %q, want the last error and the count", msg)
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 func TestInvalidParamsFailWithoutRetry(t *testing.T) {
@@ -309,7 +300,7 @@ func TestInvalidParamsFailWithoutRetry(t *testing.T) {
 		t.Fatalf("counts = %v, want failed", st.Counts)
 	}
 	f := st.Failures[0]
-	if f.Attempt != 1 || !contains(f.Error, `parameter "x": want x >= 0`) {
+	if f.Attempt != 1 || !strings.Contains(f.Error, `parameter "x": want x >= 0`) {
 		t.Errorf("trial failed after %d attempts with %q; want 1 attempt naming the parameter", f.Attempt, f.Error)
 	}
 }
@@ -367,7 +358,7 @@ func TestCancelStopsRunningAttempts(t *testing.T) {
 			t.Errorf("trial %s keeps the confirmation of its cancellation as a late result: %+v", id, tr.Late)
 		}
 	}
-	if _, err := client.Submit(t.Context(), api.SubmitRequest{SpecFile: "g.yaml", Spec: gridSpec}); err == nil || !contains(err.Error(), "was cancelled") {
+	if _, err := client.Submit(t.Context(), api.SubmitRequest{SpecFile: "g.yaml", Spec: gridSpec}); err == nil || !strings.Contains(err.Error(), "was cancelled") {
 		t.Errorf("resubmitting a cancelled study: err = %v, want a clear refusal", err)
 	}
 }

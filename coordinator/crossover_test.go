@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,7 +40,7 @@ search:
 		t.Fatal("the search measured nowhere new")
 	}
 	last := st.Decisions[len(st.Decisions)-1].Reason
-	if !contains(last, "within the target ratio") {
+	if !strings.Contains(last, "within the target ratio") {
 		t.Fatalf("the search did not pin the crossing down: %s", last)
 	}
 	var lo, hi float64

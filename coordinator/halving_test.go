@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,7 +78,7 @@ search:
 	// Three promotions, each recorded with its rung and the trials it
 	// stopped.
 	d := r.Studies[0].Decisions
-	if len(d) != 3 || !contains(d[0].Reason, "rung tokens=1e+09 finished; promoted the best 3 of 9") || len(d[0].Stopped) != 6 {
+	if len(d) != 3 || !strings.Contains(d[0].Reason, "rung tokens=1e+09 finished; promoted the best 3 of 9") || len(d[0].Stopped) != 6 {
 		t.Errorf("decisions = %+v; want three promotions, the first keeping 3 of 9 and stopping 6", d)
 	}
 }

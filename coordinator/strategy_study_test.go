@@ -178,7 +178,7 @@ search:
 	cl, name := runStudy(t, spec)
 	client := cl.Client()
 	st := cl.WaitDone(client, name, 120*time.Second)
-	done = contains(st.Decisions[len(st.Decisions)-1].Reason, "within the target")
+	done = strings.Contains(st.Decisions[len(st.Decisions)-1].Reason, "within the target")
 	used, sizes := 0.0, map[float64]bool{}
 	for _, tr := range results(t, client, name) {
 		n := tr.Params["params"].(float64)
