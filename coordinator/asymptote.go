@@ -102,7 +102,7 @@ func (l *leader) asymptoteStep(ctx context.Context, s *study, now time.Time) (bo
 		side = "above the largest"
 	}
 	reason := fmt.Sprintf("asymptote search: E's 95%% interval is %.4g wide (target %.4g); adding %s=%g (%s value) is expected to narrow it to %.4g, the most per unit of cost", cur, g.TargetWidth, g.Axis, c.x, side, c.width)
-	s.rec.Extensions = append(s.rec.Extensions, api.Extension{Axis: g.Axis, Value: c.x, Last: c.last, Reason: reason, Time: now})
+	s.rec.Extensions = append(s.rec.Extensions, api.Extension{By: "asymptote", Axis: g.Axis, Value: c.x, Last: c.last, Reason: reason, Time: now})
 	before := len(s.trials)
 	s.setSpec(spec)
 	if err := l.expand(ctx, s, now); err != nil {

@@ -92,7 +92,7 @@ func (l *leader) crossoverStep(ctx context.Context, s *study, now time.Time) (bo
 		return false, nil
 	}
 	reason := fmt.Sprintf("the curves cross at %s=%.4g, 95%% interval (%.4g, %.4g) is %.3g× wide (target %.3g); measuring both groups at %g", g.Axis, root.X, root.Interval.Lo, root.Interval.Hi, ratio, g.Ratio, x)
-	s.rec.Extensions = append(s.rec.Extensions, api.Extension{Axis: g.Axis, Value: x, Reason: reason, Time: now})
+	s.rec.Extensions = append(s.rec.Extensions, api.Extension{By: "crossover", Axis: g.Axis, Value: x, Reason: reason, Time: now})
 	before := len(s.trials)
 	s.setSpec(spec)
 	if err := l.expand(ctx, s, now); err != nil {

@@ -99,7 +99,7 @@ func (l *leader) extendEdges(ctx context.Context, s *study, now time.Time) {
 		}
 		done := 0
 		for _, x := range s.rec.Extensions {
-			if x.Axis == e.Axis && x.Last == e.Last {
+			if x.By == "edge" && x.Axis == e.Axis && x.Last == e.Last {
 				done++
 			}
 		}
@@ -116,7 +116,7 @@ func (l *leader) extendEdges(ctx context.Context, s *study, now time.Time) {
 			continue
 		}
 		reason := fmt.Sprintf("a best run sat on %s's %s value", e.Axis, side)
-		s.rec.Extensions = append(s.rec.Extensions, api.Extension{Axis: e.Axis, Value: v, Last: e.Last, Reason: reason, Time: now})
+		s.rec.Extensions = append(s.rec.Extensions, api.Extension{By: "edge", Axis: e.Axis, Value: v, Last: e.Last, Reason: reason, Time: now})
 		s.setSpec(spec)
 		changed = true
 		l.log.Info("extending the grid", "study", s.rec.Name, "axis", e.Axis, "value", v, "reason", reason)

@@ -123,7 +123,7 @@ func (l *leader) degradationStep(ctx context.Context, s *study, now time.Time) (
 		if err != nil {
 			continue // already present: a bracket shared by two series
 		}
-		s.rec.Extensions = append(s.rec.Extensions, api.Extension{Axis: g.Axis, Value: v, Last: false, Reason: "degradation search: " + reasons[i], Time: now})
+		s.rec.Extensions = append(s.rec.Extensions, api.Extension{By: "degradation", Axis: g.Axis, Value: v, Reason: "degradation search: " + reasons[i], Time: now})
 		s.setSpec(spec)
 		added++
 		changed = true

@@ -252,6 +252,9 @@ type Edge struct {
 // Extension records a value the coordinator added to a tuned axis because
 // a best run sat on the grid's edge.
 type Extension struct {
+	// By names what added the value: "edge" (an analysis plan's extend),
+	// or the search that did ("degradation", "asymptote", "crossover").
+	By    string  `json:"by"`
 	Axis  string  `json:"axis"`
 	Value float64 `json:"value"`
 	// Last is true for a value past the axis's largest, false for one
