@@ -3,6 +3,8 @@ package scaling
 import (
 	"context"
 	"math"
+	"math/rand/v2"
+	"os"
 	"testing"
 )
 
@@ -99,6 +101,54 @@ func TestDeterministic(t *testing.T) {
 	for i := 1; i < len(objs); i++ {
 		if objs[i] != objs[0] || ivs[i] != ivs[0] {
 			t.Errorf("workers differ: objectives %v, alpha intervals %v", objs, ivs)
+		}
+	}
+}
+
+// TestScreeningKeepsOptimum fits Chinchilla data sets drawn from varied
+// parameters, sizes and noise with the default screening and with every
+// start converged fully, and checks both land on the same optimum: the
+// screening pass may only save work, never change the answer. Three data
+// sets by default, twelve with SCALING_LONG=1.
+func TestScreeningKeepsOptimum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("4,500 starts per fit")
+	}
+	sets := 3
+	if os.Getenv("SCALING_LONG") != "" {
+		sets = 12
+	}
+	ctx := context.Background()
+	for seed := range sets {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		n := []int{40, 80, 160, 240}[seed%4]
+		noise := []float64{0.002, 0.005, 0.02, 0.05}[(seed/4)%4]
+		e := 1.5 + rng.Float64()
+		a, b := 100+900*rng.Float64(), 300+3000*rng.Float64()
+		alpha, beta := 0.25+0.2*rng.Float64(), 0.25+0.2*rng.Float64()
+		obs := make([]Obs, n)
+		for i := range obs {
+			params := math.Exp(math.Log(4e7) + rng.Float64()*math.Log(1.6e10/4e7))
+			compute := math.Exp(math.Log(6e18) + rng.Float64()*math.Log(3e21/6e18))
+			tokens := compute / (6 * params)
+			loss := e + a/math.Pow(params, alpha) + b/math.Pow(tokens, beta)
+			obs[i] = Obs{N: params, D: tokens, Loss: loss * math.Exp(noise*rng.NormFloat64())}
+		}
+		screened, err := FitLaw(ctx, Chinchilla, obs, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, err := FitLaw(ctx, Chinchilla, obs, Options{Screen: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("set %d (%d points, noise %g): objective %.12g; %d starts agree screened, %d fully converged",
+			seed, n, noise, full.Objective, screened.Agree, full.Agree)
+		if d := screened.Objective/full.Objective - 1; math.Abs(d) > 1e-10 {
+			t.Errorf("set %d: screened objective %.14g, fully converged %.14g", seed, screened.Objective, full.Objective)
+		}
+		if screened.Agree < 50 {
+			t.Errorf("set %d: only %d screened starts reached the optimum", seed, screened.Agree)
 		}
 	}
 }

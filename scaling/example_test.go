@@ -28,7 +28,7 @@ func ExampleFitLaw() {
 	// E = 3.2000
 	// A = 0.8000
 	// alpha = 0.5000
-	// 102 of 150 starts reached the optimum
+	// 94 of 150 starts reached the optimum
 }
 
 // The compute-optimal split of Chinchilla's budget under Besiroglu et al.'s

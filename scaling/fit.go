@@ -41,7 +41,7 @@ type Options struct {
 	// Settings control each local minimisation.
 	Settings Settings
 	// Screen is the relative tolerance of the screening pass over all
-	// starts (default 1e-6; negative: no screening, every start runs to
+	// starts (default 1e-5; negative: no screening, every start runs to
 	// Settings' tolerances). PolishWithin is the relative distance to the
 	// best screened objective within which a start is then converged fully
 	// (default 1: every start within twice the best objective).
@@ -74,7 +74,8 @@ type Fit struct {
 	// (log σ included).
 	N, Free int
 	// Starts is the number of starts run, Agree how many reached the best
-	// objective within Options.AgreeTol, and Statuses how each stopped.
+	// objective within Options.AgreeTol, and Statuses how each stopped
+	// ("screened": stopped by the screening pass, not converged further).
 	Starts, Agree int
 	Statuses      map[string]int
 	// Optima are the distinct local optima the starts reached, best first
@@ -468,6 +469,10 @@ func rawStarts(law Law, lay *layout, o Options) [][]float64 {
 type startResult struct {
 	z   []float64
 	res optResult
+	mem *memory // curvature at the end of screening, to resume from
+	// screened marks a start stopped by the screening pass and not
+	// converged further: its end point need not be a local optimum.
+	screened bool
 }
 
 // forEach runs body(w, i) for i in [0, n) on workers goroutines; w is the
@@ -516,7 +521,7 @@ func runStarts(ctx context.Context, law Law, lay *layout, o Options, obs []Obs, 
 	set := o.Settings.withDefaults()
 	screen, band := o.Screen, o.PolishWithin
 	if screen == 0 {
-		screen = 1e-6
+		screen = 1e-5
 	}
 	if band <= 0 {
 		band = 1
@@ -561,9 +566,11 @@ func runStarts(ctx context.Context, law Law, lay *layout, o Options, obs []Obs, 
 		z := append([]float64(nil), zs[i]...)
 		evs[w].initSigma(z)
 		r := opts[w].minimize(evs[w].fg, z, first)
-		out[i] = startResult{z: z, res: r}
+		out[i] = startResult{z: z, res: r, screened: !final}
 		if final {
 			keep(w, i, r.f)
+		} else {
+			out[i].mem = opts[w].snapshot()
 		}
 	})
 	pick := func() *memory {
@@ -593,12 +600,19 @@ func runStarts(ctx context.Context, law Law, lay *layout, o Options, obs []Obs, 
 	}
 	err = forEach(ctx, workers, len(polish), func(w, k int) {
 		i := polish[k]
-		r := opts[w].minimize(evs[w].fg, out[i].z, set)
+		// Resume with the curvature learnt while screening: a fresh
+		// memory's first step near an optimum is badly scaled and costs
+		// a dozen evaluations per start.
+		r := opts[w].minimizeWith(evs[w].fg, out[i].z, set, out[i].mem)
 		r.iters += out[i].res.iters
 		r.evals += out[i].res.evals
 		out[i].res = r
+		out[i].screened = false
 		keep(w, i, r.f)
 	})
+	for i := range out {
+		out[i].mem = nil
+	}
 	return out, pick(), err
 }
 
@@ -624,7 +638,11 @@ func FitLaw(ctx context.Context, law Law, obs []Obs, o Options) (*Fit, error) {
 	best := -1
 	statuses := map[string]int{}
 	for i, r := range results {
-		statuses[r.res.status.String()]++
+		if r.screened {
+			statuses["screened"]++
+		} else {
+			statuses[r.res.status.String()]++
+		}
 		if finite(r.res.f) && (best < 0 || r.res.f < results[best].res.f) {
 			best = i
 		}
@@ -673,11 +691,13 @@ func newFit(law Law, lay layout, o Options, obs []Obs, z []float64, obj float64)
 	return f
 }
 
-// optima groups the starts' end points by objective value.
+// optima groups the converged starts' end points by objective value;
+// starts the screening pass stopped early are left out, as their end points
+// need not be optima.
 func optima(law Law, lay *layout, results []startResult, tol, slack float64) []Optimum {
 	order := make([]int, 0, len(results))
 	for i, r := range results {
-		if finite(r.res.f) {
+		if finite(r.res.f) && !r.screened {
 			order = append(order, i)
 		}
 	}

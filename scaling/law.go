@@ -304,16 +304,16 @@ func (m *chinchillaModel) huberFused(t, ly []float64, delta float64, g []float64
 		ky -= shifter
 		rx := (x - kx*(ln2Hi/expTabN)) - kx*(ln2Lo/expTabN)
 		ry := (y - ky*(ln2Hi/expTabN)) - ky*(ln2Lo/expTabN)
-		px := rx * (1 + rx*(0.5+rx*(1.0/6+rx*(1.0/24+rx*(1.0/120+rx*(1.0/720))))))
-		py := ry * (1 + ry*(0.5+ry*(1.0/6+ry*(1.0/24+ry*(1.0/120+ry*(1.0/720))))))
+		px := rx * (1 + rx*(0.5+rx*(1.0/6+rx*(1.0/24))))
+		py := ry * (1 + ry*(0.5+ry*(1.0/6+ry*(1.0/24))))
 		tx, ty := expTab[ix&(expTabN-1)], expTab[iy&(expTabN-1)]
-		t1 := (tx + tx*px) * math.Float64frombits(uint64((ix>>6)+1023)<<52)
-		t2 := (ty + ty*py) * math.Float64frombits(uint64((iy>>6)+1023)<<52)
+		t1 := (tx + tx*px) * math.Float64frombits(uint64((ix>>expBits)+1023)<<52)
+		t2 := (ty + ty*py) * math.Float64frombits(uint64((iy>>expBits)+1023)<<52)
 		s := ee + t1 + t2
 		bits := math.Float64bits(s)
-		j := ((bits>>45)&127 + (bits>>44)&1) & 255
-		u := math.FMA(math.Float64frombits(bits&(1<<52-1)|1023<<52), logInv[j], -1)
-		pu := u - u*u*(0.5-u*(1.0/3-u*(0.25-u*(0.2-u*(1.0/6-u*(1.0/7))))))
+		j := ((bits>>(52-logBits))&(logTabN-1) + (bits>>(51-logBits))&1) & (2*logTabN - 1)
+		u := math.Float64frombits(bits&(1<<52-1)|1023<<52)*logInv[j] - 1
+		pu := u - u*u*(0.5-u*(1.0/3-u*(0.25-u*0.2)))
 		ex := float64(int64(bits>>52) - 1023)
 		r := ex*ln2Hi + (logC[j] + (pu + ex*ln2Lo)) - ly[i]
 		var d float64

@@ -159,14 +159,18 @@ type memory struct {
 	rho  []float64
 }
 
-// snapshot returns the current correction pairs.
+// snapshot returns the current correction pairs. The pairs share one
+// backing array, so a snapshot costs four allocations whatever its size.
 func (w *lbfgs) snapshot() *memory {
-	m := &memory{}
-	for k := w.cnt - 1; k >= 0; k-- {
-		j := (w.head - 1 - k + w.m) % w.m
-		m.s = append(m.s, append([]float64(nil), w.s[j]...))
-		m.y = append(m.y, append([]float64(nil), w.y[j]...))
-		m.rho = append(m.rho, w.rho[j])
+	flat := make([]float64, 2*w.cnt*w.n)
+	m := &memory{s: make([][]float64, w.cnt), y: make([][]float64, w.cnt), rho: make([]float64, w.cnt)}
+	for k := range w.cnt {
+		j := (w.head - w.cnt + k + w.m) % w.m
+		m.s[k] = flat[2*k*w.n : (2*k+1)*w.n : (2*k+1)*w.n]
+		m.y[k] = flat[(2*k+1)*w.n : (2*k+2)*w.n : (2*k+2)*w.n]
+		copy(m.s[k], w.s[j])
+		copy(m.y[k], w.y[j])
+		m.rho[k] = w.rho[j]
 	}
 	return m
 }

@@ -175,7 +175,7 @@ func (f *fitFlags) register(fs *flag.FlagSet, lawDefault string) {
 	fs.Uint64Var(&f.seed, "seed", 1, "seed for random starts and resamples")
 	fs.IntVar(&f.workers, "workers", 0, "parallel starts and refits (default: all cores)")
 	fs.BoolVar(&f.tie, "tie", false, "fit alpha = beta as one parameter")
-	fs.Float64Var(&f.screen, "screen", 1e-6, "relative `TOLERANCE` of the screening pass over all starts; starts within twice the best objective are then converged to 1e-12 (negative: converge every start fully)")
+	fs.Float64Var(&f.screen, "screen", 1e-5, "relative `TOLERANCE` of the screening pass over all starts; starts within twice the best objective are then converged to 1e-12 (negative: converge every start fully)")
 }
 
 func (f *fitFlags) options() (scaling.Law, scaling.Options, error) {
