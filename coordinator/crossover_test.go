@@ -30,7 +30,7 @@ resources: {cpu: 0.5, memory: 16MiB}
 analysis:
   fit: {law: power, x: params, group: alpha, bootstrap: 0}
 search:
-  crossover: {ratio: 1.6, max_values: 6}
+  crossover: {ratio: 1.6, max_values: 10}
 `)
 	st := cl.WaitDone(client, "cross", 90*time.Second)
 	for _, d := range st.Decisions {
