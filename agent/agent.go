@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,12 @@ type Config struct {
 	// ShutdownGrace bounds how long a stopping agent waits for running
 	// attempts to stop and their outcomes to be published (default 10s).
 	ShutdownGrace time.Duration
+	// Queue is how far beyond its resources the agent accepts attempts,
+	// as a multiple of its CPU and memory: an attempt that does not fit
+	// what is free waits on the agent and starts the moment a running one
+	// ends, without a round trip to the coordinator. 0 queues nothing;
+	// the leader fills the queue only for studies of short trials.
+	Queue float64
 	// Logger receives lifecycle and error logs.
 	Logger *slog.Logger
 }
@@ -67,19 +74,29 @@ type Agent struct {
 	boot string
 	js   jetstream.JetStream
 
-	mu       sync.Mutex
-	running  map[bus.AttemptRef]*attempt
-	usedCPU  float64
-	usedMem  int64
+	mu sync.Mutex
+	// running holds every accepted attempt, queued ones included, so
+	// heartbeats report them all.
+	running map[bus.AttemptRef]*attempt
+	// queue holds accepted attempts waiting for resources, in arrival
+	// order; queuedCPU and queuedMem are what they will need.
+	queue     []*attempt
+	queuedCPU float64
+	queuedMem int64
+	usedCPU   float64
+	usedMem   int64
+	// usedGPU marks GPUs of running and queued attempts: the leader
+	// assigns GPU indices at dispatch, so a queued attempt holds its own.
 	usedGPU  map[int]bool
 	stopping bool
 	wg       sync.WaitGroup
 }
 
-// attempt is one attempt running on this agent.
+// attempt is one attempt accepted by this agent.
 type attempt struct {
 	d      bus.Dispatch
-	cancel context.CancelCauseFunc
+	cancel context.CancelCauseFunc // nil while queued
+	queued bool
 }
 
 // Causes of an attempt's cancellation, which decide the outcome reported.
@@ -101,6 +118,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 10 * time.Second
+	}
+	if cfg.Queue < 0 {
+		return nil, fmt.Errorf("agent: queue %g: must be zero or positive", cfg.Queue)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -159,10 +179,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	_ = csub.Unsubscribe()
 	a.mu.Lock()
 	a.stopping = true
-	for _, at := range a.running {
-		at.cancel(errStopping)
+	var refs []bus.AttemptRef
+	for r := range a.running {
+		refs = append(refs, r)
 	}
 	a.mu.Unlock()
+	for _, r := range refs {
+		a.stop(r, errStopping)
+	}
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
 	select {
@@ -179,7 +203,7 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) heartbeat(ctx context.Context) {
 	a.mu.Lock()
 	hb := bus.Heartbeat{
-		Node: a.cfg.NodeID, Boot: a.boot, Resources: a.cfg.Resources,
+		Node: a.cfg.NodeID, Boot: a.boot, Resources: a.cfg.Resources, Queue: a.cfg.Queue,
 		Methods: a.cfg.MethodNames, Sent: time.Now(), Draining: a.stopping,
 	}
 	for r := range a.running {
@@ -206,14 +230,42 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	}
 }
 
+// stop stops an accepted attempt: a running one through its context, a
+// queued one by taking it off the queue and reporting its outcome.
 func (a *Agent) stop(r bus.AttemptRef, cause error) {
 	a.mu.Lock()
 	at := a.running[r]
-	a.mu.Unlock()
-	if at != nil {
+	if at == nil {
+		a.mu.Unlock()
+		return
+	}
+	if !at.queued {
+		a.mu.Unlock()
 		a.log.Info("stopping attempt", "study", r.Study, "trial_id", r.Trial, "attempt", r.Attempt, "reason", cause)
 		at.cancel(cause)
+		return
 	}
+	a.queue = slices.DeleteFunc(a.queue, func(q *attempt) bool { return q == at })
+	a.queuedCPU -= at.d.Resources.CPU
+	if a.queuedCPU < 1e-9 {
+		a.queuedCPU = 0
+	}
+	a.queuedMem -= at.d.Resources.Memory
+	for _, g := range at.d.GPUs {
+		delete(a.usedGPU, g)
+	}
+	a.wg.Add(1)
+	a.mu.Unlock()
+	a.log.Info("dropping queued attempt", "study", r.Study, "trial_id", r.Trial, "attempt", r.Attempt, "reason", cause)
+	go func() {
+		defer a.wg.Done()
+		ev := &bus.Event{AttemptRef: r, Kind: bus.EventFinished, Node: a.cfg.NodeID, Time: time.Now()}
+		ev.Outcome, ev.Error = classify(nil, cause, cause)
+		a.publish(ev)
+		a.mu.Lock()
+		delete(a.running, r)
+		a.mu.Unlock()
+	}()
 }
 
 func (a *Agent) onDispatch(m *nats.Msg) {
@@ -227,8 +279,9 @@ func (a *Agent) onDispatch(m *nats.Msg) {
 	_ = m.Respond(bus.Encode(&bus.DispatchReply{Accepted: accepted, Reason: reason}))
 }
 
-// admit reserves resources for d and starts it; a repeated dispatch of an
-// attempt that already runs is accepted without starting it twice.
+// admit accepts d if it fits what is free, starting it, or fits the queue,
+// where it waits for a running attempt to end. A repeated dispatch of an
+// accepted attempt is accepted without starting it twice.
 func (a *Agent) admit(d bus.Dispatch) (bool, string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -239,14 +292,44 @@ func (a *Agent) admit(d bus.Dispatch) (bool, string) {
 		return true, ""
 	}
 	res := a.cfg.Resources
-	if a.usedCPU+d.Resources.CPU > res.CPU+1e-9 || a.usedMem+d.Resources.Memory > res.Memory {
-		return false, fmt.Sprintf("not enough free resources (cpu %.2f of %.2f used, memory %d of %d used)", a.usedCPU, res.CPU, a.usedMem, res.Memory)
+	const eps = 1e-9
+	if d.Resources.CPU > res.CPU+eps || d.Resources.Memory > res.Memory {
+		return false, fmt.Sprintf("the trial needs more than the agent has (cpu %.2f of %.2f, memory %d of %d)", d.Resources.CPU, res.CPU, d.Resources.Memory, res.Memory)
 	}
 	for _, g := range d.GPUs {
 		if a.usedGPU[g] || !hasGPU(res.GPUs, g) {
 			return false, fmt.Sprintf("GPU %d is busy or absent", g)
 		}
 	}
+	at := &attempt{d: d}
+	switch {
+	case a.fitsNow(d.Resources):
+		a.start(at)
+	case a.usedCPU+a.queuedCPU+d.Resources.CPU <= res.CPU*(1+a.cfg.Queue)+eps &&
+		float64(a.usedMem+a.queuedMem+d.Resources.Memory) <= float64(res.Memory)*(1+a.cfg.Queue):
+		at.queued = true
+		a.queue = append(a.queue, at)
+		a.queuedCPU += d.Resources.CPU
+		a.queuedMem += d.Resources.Memory
+	default:
+		return false, fmt.Sprintf("not enough free resources (cpu %.2f of %.2f used, %.2f queued; memory %d of %d used, %d queued; queue %g)",
+			a.usedCPU, res.CPU, a.queuedCPU, a.usedMem, res.Memory, a.queuedMem, a.cfg.Queue)
+	}
+	a.running[d.AttemptRef] = at
+	for _, g := range d.GPUs {
+		a.usedGPU[g] = true
+	}
+	return true, ""
+}
+
+func (a *Agent) fitsNow(r bus.Resources) bool {
+	return a.usedCPU+r.CPU <= a.cfg.Resources.CPU+1e-9 && a.usedMem+r.Memory <= a.cfg.Resources.Memory
+}
+
+// start runs an accepted attempt; the caller holds a.mu. The timeout
+// counts from here, not from the dispatch.
+func (a *Agent) start(at *attempt) {
+	d := at.d
 	ctx, cancel := context.WithCancelCause(context.Background())
 	if d.Timeout > 0 {
 		var c2 context.CancelFunc
@@ -254,15 +337,34 @@ func (a *Agent) admit(d bus.Dispatch) (bool, string) {
 		inner := cancel
 		cancel = func(err error) { inner(err); c2() }
 	}
-	a.running[d.AttemptRef] = &attempt{d: d, cancel: cancel}
+	at.cancel, at.queued = cancel, false
 	a.usedCPU += d.Resources.CPU
 	a.usedMem += d.Resources.Memory
-	for _, g := range d.GPUs {
-		a.usedGPU[g] = true
-	}
 	a.wg.Add(1)
 	go a.run(ctx, d, cancel)
-	return true, ""
+}
+
+// startQueued starts the queued attempts that now fit, oldest first; the
+// caller holds a.mu.
+func (a *Agent) startQueued() {
+	if a.stopping {
+		return
+	}
+	kept := a.queue[:0]
+	for _, at := range a.queue {
+		if !a.fitsNow(at.d.Resources) {
+			kept = append(kept, at)
+			continue
+		}
+		a.queuedCPU -= at.d.Resources.CPU
+		if a.queuedCPU < 1e-9 {
+			a.queuedCPU = 0
+		}
+		a.queuedMem -= at.d.Resources.Memory
+		a.start(at)
+	}
+	clear(a.queue[len(kept):])
+	a.queue = kept
 }
 
 var errTimeout = errors.New("the trial's timeout passed")
@@ -281,7 +383,14 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	defer a.wg.Done()
 	log := a.log.With("study", d.Study, "trial_id", d.Trial, "attempt", d.Attempt, "method", d.Method)
 	start := time.Now()
-	a.publish(&bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventStarted, Node: a.cfg.NodeID, Time: start})
+	// The started event goes out beside the method, not before it: the
+	// leader applies a finished event that overtakes it, and ignores the
+	// started event after it.
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.publish(&bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventStarted, Node: a.cfg.NodeID, Time: start})
+	}()
 	gpus := make([]string, len(d.GPUs))
 	for i, g := range d.GPUs {
 		gpus[i] = strconv.Itoa(g)
@@ -311,8 +420,9 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	// The method has returned, so its resources are free before the event
 	// goes out: the leader reuses the slot as soon as it records the
 	// event, and a dispatch arriving before the release would be refused
-	// (a stale attempt and a held-back retry). The attempt stays in
-	// running until the event is durable, so heartbeats keep reporting it.
+	// (a stale attempt and a held-back retry). Queued attempts start now,
+	// before the event goes out. The attempt stays in running until the
+	// event is durable, so heartbeats keep reporting it.
 	a.mu.Lock()
 	a.usedCPU -= d.Resources.CPU
 	if a.usedCPU < 1e-9 {
@@ -322,6 +432,7 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	for _, g := range d.GPUs {
 		delete(a.usedGPU, g)
 	}
+	a.startQueued()
 	a.mu.Unlock()
 	a.publish(ev)
 	a.mu.Lock()

@@ -162,6 +162,7 @@ func (c *cluster) startAgent(node string, cpu float64) (*process, error) {
 		NodeID: node, NATS: nc, Methods: mgr, MethodNames: methods.Names(),
 		Resources:         bus.Resources{CPU: cpu, Memory: 64 << 30},
 		HeartbeatInterval: time.Second, ShutdownGrace: 2 * time.Second,
+		Queue:  max(c.opts.Queue, 0),
 		Logger: c.opts.components.With("node", node),
 	})
 	if err != nil {

@@ -47,6 +47,9 @@ type Options struct {
 	HeapProfile string
 	// RunTimeout bounds each cluster run (default 5m).
 	RunTimeout time.Duration
+	// Queue is the agents' queue (agent -queue; default 1, as the
+	// command's default; negative: no queue).
+	Queue float64
 	// Logger receives progress at Info and the components' (servers',
 	// coordinators', agents', plugins') warnings and errors.
 	Logger *slog.Logger
@@ -56,6 +59,9 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
+	if o.Queue == 0 {
+		o.Queue = 1
+	}
 	if o.Executable == "" {
 		o.Executable, _ = os.Executable()
 	}

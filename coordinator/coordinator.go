@@ -48,6 +48,13 @@ type Config struct {
 	StreamReplicas int
 	// Tick is the period of liveness and retry checks (default 500ms).
 	Tick time.Duration
+	// QueueBelow: for a study whose trials have so far taken less than
+	// this on average, the leader also fills the queues agents offer
+	// (agent.Config.Queue), so each slot starts its next trial without
+	// waiting for the leader. Longer trials are not queued: the wait is
+	// negligible beside them, and a queued attempt would hold its slot
+	// against a study of higher priority. Default 1m; negative: never.
+	QueueBelow time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -69,6 +76,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Tick <= 0 {
 		c.Tick = 500 * time.Millisecond
+	}
+	if c.QueueBelow == 0 {
+		c.QueueBelow = time.Minute
 	}
 }
 

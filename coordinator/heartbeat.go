@@ -41,6 +41,7 @@ func (l *leader) onHeartbeat(in heartbeatInput, now time.Time) {
 	revived := n.rec.State != api.NodeAlive
 	n.seen = now
 	n.draining = hb.Draining
+	n.queue = hb.Queue
 	n.held = false
 	gpus := make([]api.GPU, len(hb.Resources.GPUs))
 	for i, g := range hb.Resources.GPUs {

@@ -60,6 +60,10 @@ type study struct {
 	retries  int
 	// needs are the resources one trial reserves.
 	needs bus.Resources
+	// slotTime is a moving average of how long the study's attempts held
+	// their slot, over timed of them; it decides whether to queue ahead.
+	slotTime time.Duration
+	timed    int
 	// refitDue is set when a result arrives for a study with an analysis
 	// plan; refitting while a refit runs; lastRefit when the last began.
 	refitDue  bool
@@ -196,6 +200,9 @@ type node struct {
 	usedMem  int64
 	usedGPU  map[int]bool
 	draining bool
+	// queue is how far beyond its resources the agent accepts attempts
+	// (its heartbeat's Queue).
+	queue float64
 	// held is set when a dispatch to the node went unanswered or was
 	// refused; no trial is placed there until the node heartbeats again.
 	// Without it a vanished agent, not yet past its grace period, looks
@@ -221,15 +228,24 @@ func newNode(rec api.Node, rev int64) *node {
 }
 
 // fits reports whether the node can take a trial with needs.
-func (n *node) fits(needs bus.Resources) bool {
+// fits reports whether an attempt with needs can go to the node now: into
+// its free resources or, with ahead, into the queue the agent offers.
+func (n *node) fits(needs bus.Resources, ahead bool) bool {
 	if n.rec.State != api.NodeAlive || n.draining || n.held {
 		return false
 	}
 	const eps = 1e-9
-	if n.usedCPU+n.leftover.cpu+needs.CPU > n.rec.CPU+eps {
+	if needs.CPU > n.rec.CPU+eps || needs.Memory > n.rec.Memory {
 		return false
 	}
-	if n.usedMem+n.leftover.mem+needs.Memory > n.rec.Memory {
+	scale := 1.0
+	if ahead {
+		scale += n.queue
+	}
+	if n.usedCPU+n.leftover.cpu+needs.CPU > n.rec.CPU*scale+eps {
+		return false
+	}
+	if float64(n.usedMem+n.leftover.mem+needs.Memory) > float64(n.rec.Memory)*scale {
 		return false
 	}
 	free := 0

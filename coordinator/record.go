@@ -69,6 +69,9 @@ func (l *leader) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Time) {
 	}
 	s.running--
 	l.dirtyTrials[t] = true
+	if ev.Outcome != bus.OutcomeCancelled && ev.Outcome != bus.OutcomeLost {
+		s.noteSlotTime(time_(ev.Duration))
+	}
 	switch ev.Outcome {
 	case bus.OutcomeSucceeded:
 		obj, ok := ev.Metrics[s.rec.Objective]

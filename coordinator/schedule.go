@@ -68,7 +68,7 @@ func (l *leader) scheduleClass(class []*study, nodes []*node, now time.Time) {
 		if pick == nil {
 			return
 		}
-		n := bestFit(nodes, pick.needs)
+		n := bestFit(nodes, pick.needs, l.queueAhead(pick))
 		if n == nil {
 			// Every trial of a study needs the same resources: if one
 			// does not fit, none does this turn.
@@ -83,10 +83,29 @@ func (l *leader) scheduleClass(class []*study, nodes []*node, now time.Time) {
 	}
 }
 
-func bestFit(nodes []*node, needs bus.Resources) *node {
+// queueAhead reports whether s's trials may wait in agents' queues: its
+// attempts so far held their slots for less than QueueBelow on average.
+func (l *leader) queueAhead(s *study) bool {
+	return s.timed > 0 && s.slotTime < l.c.cfg.QueueBelow
+}
+
+// noteSlotTime adds an attempt's time on its slot to the study's average.
+func (s *study) noteSlotTime(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	s.timed++
+	if s.timed == 1 {
+		s.slotTime = d
+		return
+	}
+	s.slotTime += (d - s.slotTime) / 8
+}
+
+func bestFit(nodes []*node, needs bus.Resources, ahead bool) *node {
 	var best *node
 	for _, n := range nodes {
-		if !n.fits(needs) {
+		if !n.fits(needs, ahead) {
 			continue
 		}
 		if best == nil || n.rec.CPU-n.usedCPU > best.rec.CPU-best.usedCPU {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -116,6 +117,10 @@ type Heartbeat struct {
 	Sent      time.Time    `json:"sent"`
 	// Draining agents accept no new work.
 	Draining bool `json:"draining,omitempty"`
+	// Queue is how far beyond Resources the agent accepts attempts that
+	// wait on it for a running one to end, as a multiple of its CPU and
+	// memory (0: none).
+	Queue float64 `json:"queue,omitempty"`
 }
 
 func (h *Heartbeat) validate() error {
@@ -125,6 +130,9 @@ func (h *Heartbeat) validate() error {
 	}
 	if h.Resources.CPU < 0 || h.Resources.Memory < 0 {
 		errs = append(errs, errors.New("resources: negative"))
+	}
+	if h.Queue < 0 || math.IsNaN(h.Queue) || math.IsInf(h.Queue, 0) {
+		errs = append(errs, fmt.Errorf("queue: %g, want a finite number of at least 0", h.Queue))
 	}
 	for i, r := range h.Running {
 		if err := r.validate(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -63,12 +64,14 @@ type coordinatorOptions struct {
 	id             string
 	leaseTTL       time.Duration
 	heartbeatGrace time.Duration
+	queueBelow     time.Duration
 	replicas       int
 }
 
 func (o *coordinatorOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.id, "id", "", "coordinator `name` in the election (default: host name and pid)")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 5*time.Second, "leader lease; a standby takes over within about this long after the leader dies")
+	fs.DurationVar(&o.queueBelow, "queue-below", time.Minute, "fill agents' queues (agent -queue) for studies whose trials take less than this on average; negative: never")
 	fs.DurationVar(&o.heartbeatGrace, "heartbeat-grace", 10*time.Second, "how long an agent may be silent before its attempts are marked stale")
 	fs.IntVar(&o.replicas, "stream-replicas", 1, "replicas of the JetStream events stream (3 on a three-node NATS cluster)")
 }
@@ -77,6 +80,7 @@ func (o *coordinatorOptions) config(etcd *clientv3.Client, nc *nats.Conn, log *s
 	return coordinator.Config{
 		ID: o.id, Etcd: etcd, NATS: nc, Logger: log,
 		LeaseTTL: o.leaseTTL, HeartbeatGrace: o.heartbeatGrace, StreamReplicas: o.replicas,
+		QueueBelow: o.queueBelow,
 	}
 }
 
@@ -88,6 +92,7 @@ type agentOptions struct {
 	allow     listFlag
 	cpus      float64
 	memory    string
+	queue     float64
 	heartbeat time.Duration
 }
 
@@ -96,6 +101,7 @@ func (o *agentOptions) register(fs *flag.FlagSet) {
 	fs.Var(&o.allow, "allow", "allow an external method: `NAME=SHA256` of its binary (repeatable)")
 	fs.Float64Var(&o.cpus, "cpus", 0, "CPU cores to offer (default: all the host has)")
 	fs.StringVar(&o.memory, "memory", "", "memory to offer, such as 16GiB (default: all the host has)")
+	fs.Float64Var(&o.queue, "queue", 1, "accept attempts beyond the offered resources, up to this `multiple` of them, to start the moment a running one ends (0: none)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", time.Second, "heartbeat interval")
 }
 
@@ -122,6 +128,9 @@ func (o *agentOptions) newAgent(ctx context.Context, nc *nats.Conn, log *slog.Lo
 	if o.dataDir == "" {
 		return nil, nil, usagef("-data-dir is required")
 	}
+	if o.queue < 0 || math.IsNaN(o.queue) || math.IsInf(o.queue, 0) {
+		return nil, nil, usagef("-queue %g: want a multiple of at least 0, such as 1 (0 queues nothing)", o.queue)
+	}
 	workDir := methodWorkDir(o.dataDir)
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		return nil, nil, err
@@ -142,7 +151,7 @@ func (o *agentOptions) newAgent(ctx context.Context, nc *nats.Conn, log *slog.Lo
 	}
 	a, err := agent.New(agent.Config{
 		NodeID: o.nodeID, NATS: nc, Resources: res, Methods: mgr, MethodNames: names,
-		HeartbeatInterval: o.heartbeat, Logger: log,
+		HeartbeatInterval: o.heartbeat, Queue: o.queue, Logger: log,
 	})
 	if err != nil {
 		mgr.Close()

@@ -31,6 +31,9 @@ type Cluster struct {
 	Servers *devcluster.Cluster
 	Etcd    *clientv3.Client
 	DataDir string
+	// AgentQueue is the queue (agent.Config.Queue) of agents started
+	// after it is set; 0 by default.
+	AgentQueue float64
 }
 
 // New starts embedded NATS and etcd in a temporary directory.
@@ -154,6 +157,7 @@ func (c *Cluster) StartAgent(node string, res bus.Resources, runner agent.Method
 	a, err := agent.New(agent.Config{
 		NodeID: node, NATS: nc, Resources: res, Methods: runner,
 		HeartbeatInterval: 200 * time.Millisecond, ShutdownGrace: 3 * time.Second,
+		Queue:  c.AgentQueue,
 		Logger: Logger(c.t).With("node", node),
 	})
 	if err != nil {
