@@ -14,7 +14,7 @@ import (
 // Failover measures the time from killing the leader (its connections cut
 // without resigning, as SIGKILL would) to the first dispatch sent by the
 // standby while a study of short trials is running. leaseTTL 0 keeps the
-// coordinator's default lease (5 s).
+// coordinator's default lease (4 s).
 func Failover(ctx context.Context, opts Options, leaseTTL time.Duration) (time.Duration, error) {
 	opts.setDefaults()
 	c, err := startCluster(ctx, opts)

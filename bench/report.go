@@ -99,7 +99,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, d := range r.Failover {
 		fo = append(fo, d.Seconds())
 	}
-	p("| failover: leader killed → first dispatch by the standby (default 5 s lease) | **%.2f s** (median of %d) | target < 5 s | %s |\n", median(fo), len(fo), verdict(median(fo) < 5, ""))
+	p("| failover: leader killed → first dispatch by the standby (default 4 s lease) | **%.2f s** (median of %d) | target < 5 s | %s |\n", median(fo), len(fo), verdict(median(fo) < 5, ""))
 	if len(r.Failover3s) > 0 {
 		var f3 []float64
 		for _, d := range r.Failover3s {

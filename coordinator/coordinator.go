@@ -36,7 +36,7 @@ type Config struct {
 	// Logger receives lifecycle and error logs.
 	Logger *slog.Logger
 	// LeaseTTL is the leader lease's time to live; a standby takes over at
-	// most this long after the leader dies (default 5s).
+	// most this long after the leader dies (default 4s).
 	LeaseTTL time.Duration
 	// HeartbeatGrace is how long an agent may stay silent before it is
 	// declared dead and its attempts stale (default 10s).
@@ -66,7 +66,7 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = 5 * time.Second
+		c.LeaseTTL = 4 * time.Second
 	}
 	if c.HeartbeatGrace <= 0 {
 		c.HeartbeatGrace = 10 * time.Second

@@ -70,7 +70,7 @@ type coordinatorOptions struct {
 
 func (o *coordinatorOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.id, "id", "", "coordinator `name` in the election (default: host name and pid)")
-	fs.DurationVar(&o.leaseTTL, "lease-ttl", 5*time.Second, "leader lease; a standby takes over within about this long after the leader dies")
+	fs.DurationVar(&o.leaseTTL, "lease-ttl", 4*time.Second, "leader lease; a standby takes over within about this long after the leader dies")
 	fs.DurationVar(&o.queueBelow, "queue-below", time.Minute, "fill agents' queues (agent -queue) for studies whose trials take less than this on average; negative: never")
 	fs.DurationVar(&o.heartbeatGrace, "heartbeat-grace", 10*time.Second, "how long an agent may be silent before its attempts are marked stale")
 	fs.IntVar(&o.replicas, "stream-replicas", 1, "replicas of the JetStream events stream (3 on a three-node NATS cluster)")
