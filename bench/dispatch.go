@@ -101,7 +101,9 @@ func Dispatch(ctx context.Context, opts Options, agents, trials int) (DispatchRe
 	if _, err := c.submit(ctx, "dispatch", trials, 0, noopCPU); err != nil {
 		return DispatchResult{}, err
 	}
-	st, err := c.waitDone(ctx, "dispatch", 20*time.Millisecond)
+	// The figure uses the study's finished timestamp, so the poll only
+	// needs to be light on the leader, not frequent.
+	st, err := c.waitDone(ctx, "dispatch", 100*time.Millisecond)
 	if err != nil {
 		return DispatchResult{}, err
 	}
@@ -178,7 +180,7 @@ func Overhead(ctx context.Context, opts Options, trials, agents, slots int, slee
 		return OverheadResult{}, err
 	}
 	expand := time.Since(start)
-	st, err := c.waitDone(ctx, "overhead", 20*time.Millisecond)
+	st, err := c.waitDone(ctx, "overhead", 100*time.Millisecond)
 	if err != nil {
 		return OverheadResult{}, err
 	}
