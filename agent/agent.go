@@ -269,14 +269,19 @@ func (a *Agent) stop(r bus.AttemptRef, cause error) {
 }
 
 func (a *Agent) onDispatch(m *nats.Msg) {
-	var d bus.Dispatch
-	if err := bus.Decode(m.Data, &d); err != nil {
+	var b bus.DispatchBatch
+	if err := bus.Decode(m.Data, &b); err != nil {
 		a.log.Warn("refusing malformed dispatch", "error", err)
-		_ = m.Respond(bus.Encode(&bus.DispatchReply{Reason: err.Error()}))
+		// Answer with no replies: the leader treats every attempt it
+		// sent as refused.
+		_ = m.Respond(bus.Encode(&bus.DispatchBatchReply{}))
 		return
 	}
-	accepted, reason := a.admit(d)
-	_ = m.Respond(bus.Encode(&bus.DispatchReply{Accepted: accepted, Reason: reason}))
+	reply := bus.DispatchBatchReply{Replies: make([]bus.DispatchReply, len(b.Dispatches))}
+	for i, d := range b.Dispatches {
+		reply.Replies[i].Accepted, reply.Replies[i].Reason = a.admit(d)
+	}
+	_ = m.Respond(bus.Encode(&reply))
 }
 
 // admit accepts d if it fits what is free, starting it, or fits the queue,
@@ -383,14 +388,13 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	defer a.wg.Done()
 	log := a.log.With("study", d.Study, "trial_id", d.Trial, "attempt", d.Attempt, "method", d.Method)
 	start := time.Now()
-	// The started event goes out beside the method, not before it: the
-	// leader applies a finished event that overtakes it, and ignores the
-	// started event after it.
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		a.publish(&bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventStarted, Node: a.cfg.NodeID, Time: start})
-	}()
+	// The started event is a plain NATS message, sent without waiting:
+	// it only moves the attempt to running in status, and the leader
+	// applies a finished event that overtakes it and ignores it after.
+	started := &bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventStarted, Node: a.cfg.NodeID, Time: start}
+	if err := a.cfg.NATS.Publish(bus.StartedSubject(d.Study, d.Trial), bus.Encode(started)); err != nil {
+		log.Debug("started event not sent", "error", err)
+	}
 	gpus := make([]string, len(d.GPUs))
 	for i, g := range d.GPUs {
 		gpus[i] = strconv.Itoa(g)
@@ -488,12 +492,6 @@ func (a *Agent) publish(ev *bus.Event) {
 			return
 		}
 		a.log.Warn("publish event failed; retrying", "study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt, "kind", ev.Kind, "error", err)
-		a.mu.Lock()
-		stopping := a.stopping
-		a.mu.Unlock()
-		if stopping && ev.Kind == bus.EventStarted {
-			return // a started event is not worth delaying shutdown for
-		}
 		time.Sleep(backoff)
 		backoff = min(2*backoff, 5*time.Second)
 	}

@@ -65,7 +65,9 @@ type wire struct {
 	t    *testing.T
 	nc   *nats.Conn
 	cons jetstream.Consumer
-	node string
+	// started receives the started events, which are core NATS messages.
+	started *nats.Subscription
+	node    string
 	// events seen so far, by trial: "started", "finished:<outcome>".
 	events map[string][]string
 	dur    map[string]time.Duration
@@ -78,20 +80,31 @@ func (w *wire) dispatch(trial string, cpu float64, timeout time.Duration) bus.Di
 		Method:     "gate", Threads: 1, Params: map[string]any{},
 		Resources: bus.Resources{CPU: cpu, Memory: 1 << 20}, Timeout: bus.Duration(timeout),
 	}
-	msg, err := w.nc.Request(bus.DispatchSubject(w.node), bus.Encode(&d), 5*time.Second)
+	msg, err := w.nc.Request(bus.DispatchSubject(w.node), bus.Encode(&bus.DispatchBatch{Dispatches: []bus.Dispatch{d}}), 5*time.Second)
 	if err != nil {
 		w.t.Fatalf("dispatch %s: %v", trial, err)
 	}
-	var r bus.DispatchReply
-	if err := bus.Decode(msg.Data, &r); err != nil {
-		w.t.Fatalf("dispatch %s: reply: %v", trial, err)
+	var r bus.DispatchBatchReply
+	if err := bus.Decode(msg.Data, &r); err != nil || len(r.Replies) != 1 {
+		w.t.Fatalf("dispatch %s: reply %s: %v", trial, msg.Data, err)
 	}
-	return r
+	return r.Replies[0]
 }
 
 // drain reads every event published so far.
 func (w *wire) drain() {
 	w.t.Helper()
+	for {
+		m, err := w.started.NextMsg(10 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		var ev bus.Event
+		if err := bus.Decode(m.Data, &ev); err != nil {
+			w.t.Fatal(err)
+		}
+		w.events[ev.Trial] = append(w.events[ev.Trial], string(ev.Kind))
+	}
 	for {
 		batch, err := w.cons.FetchNoWait(100)
 		if err != nil {
@@ -190,7 +203,11 @@ func TestQueue(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() { _ = a.Run(ctx); close(stopped) }()
 	t.Cleanup(func() { cancel(); <-stopped })
-	w := &wire{t: t, nc: nc, cons: cons, node: "n1", events: map[string][]string{}, dur: map[string]time.Duration{}}
+	started, err := nc.SubscribeSync(bus.SubjectStarted + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &wire{t: t, nc: nc, cons: cons, started: started, node: "n1", events: map[string][]string{}, dur: map[string]time.Duration{}}
 	const (
 		tA = "aaaaaaaaaaaaaaaaaaaa"
 		tB = "bbbbbbbbbbbbbbbbbbbb"

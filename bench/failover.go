@@ -47,8 +47,8 @@ func Failover(ctx context.Context, opts Options, leaseTTL time.Duration) (time.D
 	}
 	byStandby := make(chan time.Time, 1)
 	sub, err := nc.Subscribe(bus.DispatchSubject("*"), func(m *nats.Msg) {
-		var d bus.Dispatch
-		if bus.Decode(m.Data, &d) == nil && d.Leader == "second" {
+		var b bus.DispatchBatch
+		if bus.Decode(m.Data, &b) == nil && b.Dispatches[0].Leader == "second" {
 			select {
 			case byStandby <- time.Now():
 			default:

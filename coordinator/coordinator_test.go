@@ -594,15 +594,19 @@ func startFakeAgent(t *testing.T, nc *nats.Conn, node string, res bus.Resources)
 	t.Helper()
 	f := &fakeAgent{}
 	_, err := nc.Subscribe(bus.DispatchSubject(node), func(m *nats.Msg) {
-		var d bus.Dispatch
-		if err := bus.Decode(m.Data, &d); err != nil {
+		var b bus.DispatchBatch
+		if err := bus.Decode(m.Data, &b); err != nil {
 			return
 		}
+		var reply bus.DispatchBatchReply
 		f.mu.Lock()
-		f.running = append(f.running, d.AttemptRef)
-		f.dispatched = append(f.dispatched, d.AttemptRef)
+		for _, d := range b.Dispatches {
+			f.running = append(f.running, d.AttemptRef)
+			f.dispatched = append(f.dispatched, d.AttemptRef)
+			reply.Replies = append(reply.Replies, bus.DispatchReply{Accepted: true})
+		}
 		f.mu.Unlock()
-		_ = m.Respond(bus.Encode(&bus.DispatchReply{Accepted: true}))
+		_ = m.Respond(bus.Encode(&reply))
 	})
 	if err != nil {
 		t.Fatal(err)

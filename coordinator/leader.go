@@ -47,6 +47,9 @@ type leader struct {
 	dirtyStudies map[*study]bool
 	dirtyNodes   map[*node]bool
 	effects      []func()
+	// outbox holds the turn's dispatches by node, sent after the commit
+	// as one batch per node.
+	outbox map[*node][]*bus.Dispatch
 	// fatal ends the term after this turn: a storage failure left the
 	// cache unsure of what etcd holds, and the next term rebuilds it.
 	fatal error
@@ -64,6 +67,7 @@ func newLeader(c *Coordinator, st *store.Store) *leader {
 		dirtyTrials:  map[*trial]bool{},
 		dirtyStudies: map[*study]bool{},
 		dirtyNodes:   map[*node]bool{},
+		outbox:       map[*node][]*bus.Dispatch{},
 		metricSubs:   map[string]*nats.Subscription{},
 	}
 }
@@ -72,7 +76,7 @@ func newLeader(c *Coordinator, st *store.Store) *leader {
 type (
 	eventInput struct {
 		ev  bus.Event
-		msg jetstream.Msg
+		msg jetstream.Msg // nil for a started event, which is not durable
 	}
 	heartbeatInput struct {
 		hb  bus.Heartbeat
@@ -124,6 +128,18 @@ func (l *leader) run(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe heartbeats: %w", err)
+	}
+	subs = append(subs, s)
+	s, err = nc.Subscribe(bus.SubjectStarted+".>", func(m *nats.Msg) {
+		var ev bus.Event
+		if err := bus.Decode(m.Data, &ev); err != nil || ev.Kind != bus.EventStarted {
+			l.log.Warn("dropping malformed started event", "subject", m.Subject, "error", err)
+			return
+		}
+		l.send(ctx, eventInput{ev: ev})
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe started events: %w", err)
 	}
 	subs = append(subs, s)
 
@@ -184,6 +200,7 @@ func (l *leader) run(ctx context.Context) error {
 		l.account()
 		l.spendOut(now)
 		l.schedule(now)
+		l.sendDispatches()
 		if err := l.commit(ctx); err != nil {
 			return err
 		}
@@ -227,8 +244,10 @@ func (l *leader) apply(ctx context.Context, in any, now time.Time) {
 		l.onHeartbeat(in, now)
 	case apiInput:
 		l.onAPI(ctx, in, now)
-	case dispatchInput:
-		l.onDispatchReply(in, now)
+	case []dispatchInput:
+		for _, d := range in {
+			l.onDispatchReply(d, now)
+		}
 	case tickInput:
 		l.onTick(now)
 	case refitInput:

@@ -26,7 +26,11 @@ const maxMetrics = 256
 // without touching the current one.
 func (l *leader) onEvent(in eventInput, now time.Time) {
 	ev := in.ev
-	ack := func() { l.effect(func() { _ = in.msg.Ack() }) }
+	ack := func() {
+		if in.msg != nil { // started events come without a JetStream message
+			l.effect(func() { _ = in.msg.Ack() })
+		}
+	}
 	s := l.studies[ev.Study]
 	var t *trial
 	if s != nil {

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -143,35 +144,77 @@ func (l *leader) dispatch(t *trial, n *node, now time.Time) {
 		Timeout:       bus.Duration(s.spec.Timeout),
 		Leader:        l.c.cfg.ID,
 	}
-	data := bus.Encode(d)
-	node, ref := n.rec.ID, d.AttemptRef
+	l.outbox[n] = append(l.outbox[n], d)
+}
+
+// sendDispatches sends the turn's dispatches once the turn's records are
+// durable: one request per node (in batches of at most
+// bus.MaxDispatchBatch), whose replies come back to the loop as inputs for
+// the attempts refused or unanswered.
+func (l *leader) sendDispatches() {
 	nc, timeout := l.c.cfg.NATS, l.c.cfg.DispatchTimeout
-	l.effect(func() {
-		go func() {
-			in := dispatchInput{ref: ref, node: node}
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
-			msg, err := nc.RequestWithContext(ctx, bus.DispatchSubject(node), data)
-			switch {
-			case errors.Is(err, nats.ErrNoResponders):
-				in.reason = "agent " + node + " is not listening"
-			case err != nil:
-				in.reason = "agent " + node + " did not answer: " + err.Error()
-			default:
-				var r bus.DispatchReply
-				if err := bus.Decode(msg.Data, &r); err != nil {
-					in.reason = "agent " + node + " answered garbage: " + err.Error()
-				} else if !r.Accepted {
-					in.reason = "agent " + node + " refused: " + r.Reason
-				}
+	for n, ds := range l.outbox {
+		node := n.rec.ID
+		for len(ds) > 0 {
+			k := min(len(ds), bus.MaxDispatchBatch)
+			batch := bus.DispatchBatch{Dispatches: make([]bus.Dispatch, k)}
+			for i, d := range ds[:k] {
+				batch.Dispatches[i] = *d
 			}
-			// The term may have ended; then the next leader reconciles.
-			select {
-			case l.inbox <- in:
-			case <-time.After(time.Second):
-			}
-		}()
-	})
+			ds = ds[k:]
+			data := bus.Encode(&batch)
+			l.effect(func() {
+				go func() {
+					failed := dispatchBatch(nc, timeout, node, batch.Dispatches, data)
+					if len(failed) == 0 {
+						return
+					}
+					// The term may have ended; then the next leader
+					// reconciles.
+					select {
+					case l.inbox <- failed:
+					case <-time.After(time.Second):
+					}
+				}()
+			})
+		}
+	}
+	clear(l.outbox)
+}
+
+// dispatchBatch sends one batch to node and returns the attempts it did
+// not accept, with the reason.
+func dispatchBatch(nc *nats.Conn, timeout time.Duration, node string, ds []bus.Dispatch, data []byte) []dispatchInput {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	all := func(reason string) []dispatchInput {
+		out := make([]dispatchInput, len(ds))
+		for i, d := range ds {
+			out[i] = dispatchInput{ref: d.AttemptRef, node: node, reason: reason}
+		}
+		return out
+	}
+	msg, err := nc.RequestWithContext(ctx, bus.DispatchSubject(node), data)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return all("agent " + node + " is not listening")
+	case err != nil:
+		return all("agent " + node + " did not answer: " + err.Error())
+	}
+	var r bus.DispatchBatchReply
+	if err := bus.Decode(msg.Data, &r); err != nil {
+		return all("agent " + node + " answered garbage: " + err.Error())
+	}
+	if len(r.Replies) != len(ds) {
+		return all(fmt.Sprintf("agent %s answered %d of %d dispatches", node, len(r.Replies), len(ds)))
+	}
+	var failed []dispatchInput
+	for i, rep := range r.Replies {
+		if !rep.Accepted {
+			failed = append(failed, dispatchInput{ref: ds[i].AttemptRef, node: node, reason: "agent " + node + " refused: " + rep.Reason})
+		}
+	}
+	return failed
 }
 
 // onDispatchReply handles an agent's answer to a dispatch. A refused or

@@ -103,6 +103,38 @@ type DispatchReply struct {
 
 func (*DispatchReply) validate() error { return nil }
 
+// DispatchBatch carries the attempts a leader sends one node in one turn
+// of its loop, as a request on the node's DispatchSubject: one message
+// for a hundred trials ending together, not a hundred.
+type DispatchBatch struct {
+	Dispatches []Dispatch `json:"dispatches"`
+}
+
+// MaxDispatchBatch bounds a batch, keeping its message far below NATS's
+// default 1 MB payload limit.
+const MaxDispatchBatch = 256
+
+func (b *DispatchBatch) validate() error {
+	if len(b.Dispatches) == 0 || len(b.Dispatches) > MaxDispatchBatch {
+		return fmt.Errorf("dispatches: %d, want 1 to %d", len(b.Dispatches), MaxDispatchBatch)
+	}
+	var errs []error
+	for i := range b.Dispatches {
+		if err := b.Dispatches[i].validate(); err != nil {
+			errs = append(errs, fmt.Errorf("dispatches[%d]: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DispatchBatchReply answers a DispatchBatch, one reply per dispatch in
+// the batch's order.
+type DispatchBatchReply struct {
+	Replies []DispatchReply `json:"replies"`
+}
+
+func (*DispatchBatchReply) validate() error { return nil }
+
 // Heartbeat is an agent's periodic liveness report, sent as a request to
 // the leader. It carries the node's resources, so a heartbeat also
 // registers a new node.
@@ -167,14 +199,16 @@ func (c *Cancel) validate() error {
 	return errors.Join(errs...)
 }
 
-// EventKind distinguishes the durable trial events.
+// EventKind distinguishes the trial events.
 type EventKind string
 
-// The durable event kinds.
+// The event kinds.
 const (
-	// EventStarted reports that the method began running the attempt.
+	// EventStarted reports that the method began running the attempt. It
+	// goes out on core NATS (StartedSubject), not JetStream: it changes
+	// only what status shows, and a finished event may overtake it.
 	EventStarted EventKind = "started"
-	// EventFinished reports the attempt's outcome.
+	// EventFinished reports the attempt's outcome, durably (EventSubject).
 	EventFinished EventKind = "finished"
 )
 

@@ -20,6 +20,10 @@ const (
 	// SubjectEvents is the prefix of durable trial events:
 	// asymptote.events.<study>.<trial>.
 	SubjectEvents = "asymptote.events"
+	// SubjectStarted is the prefix of started events, which are not
+	// durable: asymptote.started.<study>.<trial>. Losing one only leaves
+	// the attempt shown as dispatched until its outcome arrives.
+	SubjectStarted = "asymptote.started"
 	// SubjectMetrics is the prefix of live metrics:
 	// asymptote.metrics.<study>.<trial>.
 	SubjectMetrics = "asymptote.metrics"
@@ -38,7 +42,8 @@ const ConsumerCoordinator = "coordinator"
 // HeartbeatSubject returns the subject node heartbeats on.
 func HeartbeatSubject(node string) string { return SubjectHeartbeat + "." + node }
 
-// DispatchSubject returns the subject a node receives dispatches on.
+// DispatchSubject returns the subject a node receives dispatches on, as
+// DispatchBatch requests.
 func DispatchSubject(node string) string { return SubjectNode + "." + node + ".dispatch" }
 
 // CancelSubject returns the subject a node receives cancellations on.
@@ -46,6 +51,11 @@ func CancelSubject(node string) string { return SubjectNode + "." + node + ".can
 
 // EventSubject returns the subject of a trial's durable events.
 func EventSubject(study, trial string) string { return SubjectEvents + "." + study + "." + trial }
+
+// StartedSubject returns the subject a trial's started events go to.
+func StartedSubject(study, trial string) string {
+	return SubjectStarted + "." + study + "." + trial
+}
 
 // MetricsSubject returns the subject of a trial's live metrics.
 func MetricsSubject(study, trial string) string { return SubjectMetrics + "." + study + "." + trial }
