@@ -61,8 +61,8 @@ func (c *cluster) stages(ctx context.Context, study string) ([]Stage, error) {
 		return Stage{Name: name, P50: xs[len(xs)/2], P90: xs[len(xs)*9/10], P99: xs[len(xs)*99/100]}
 	}
 	return []Stage{
-		q("dispatched → started (fenced etcd commit of the turn, NATS request, admission)", d2s),
-		q("started → ended (sync `started` publish to JetStream, plugin RPC)", s2e),
+		q("dispatched → started (fenced etcd commit of the turn, the node's batched NATS request, admission, time in the agent's queue)", d2s),
+		q("started → ended (plugin RPC)", s2e),
 		q("ended → recorded (sync `finished` publish, consume, fenced etcd commit)", e2r),
 	}, nil
 }

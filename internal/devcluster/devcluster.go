@@ -111,6 +111,13 @@ func startEtcd(ctx context.Context, cfg Config) (*embed.Etcd, string, error) {
 	ec.AutoCompactionMode = "periodic"
 	ec.AutoCompactionRetention = "1h"
 	ec.QuotaBackendBytes = 4 << 30
+	// etcd keeps its raft log in memory until a snapshot, 10,000 entries
+	// by default, and 5,000 after one for followers to catch up. The
+	// leader's entries are transactions of up to 100 trial records (about
+	// 50 KB), so a large study held hundreds of MB there; a single member
+	// has no follower to catch up.
+	ec.SnapshotCount = 1000
+	ec.SnapshotCatchUpEntries = 100
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
 		return nil, "", fmt.Errorf("devcluster: start etcd in %s: %w", ec.Dir, err)
