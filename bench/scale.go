@@ -224,6 +224,9 @@ func Heartbeats(ctx context.Context, opts Options, agents int, d time.Duration) 
 		mu   sync.Mutex
 		lats []time.Duration
 		sent atomic.Int64
+		// from is when the measured window began (Unix ns; 0: not yet);
+		// a heartbeat counts, sent and answered, only if sent after it.
+		from atomic.Int64
 	)
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -243,11 +246,14 @@ func Heartbeats(ctx context.Context, opts Options, agents int, d time.Duration) 
 				}
 				t.Reset(time.Second)
 				hb.Sent = time.Now()
-				sent.Add(1)
+				counted := from.Load() != 0 && hb.Sent.UnixNano() >= from.Load()
+				if counted {
+					sent.Add(1)
+				}
 				rctx, cancel := context.WithTimeout(runCtx, 5*time.Second)
 				_, err := nc.RequestWithContext(rctx, bus.HeartbeatSubject(node), bus.Encode(&hb))
 				cancel()
-				if err == nil {
+				if err == nil && counted {
 					l := time.Since(hb.Sent)
 					mu.Lock()
 					lats = append(lats, l)
@@ -262,10 +268,7 @@ func Heartbeats(ctx context.Context, opts Options, agents int, d time.Duration) 
 		wg.Wait()
 		return res, err
 	}
-	mu.Lock()
-	lats = lats[:0]
-	mu.Unlock()
-	sent.Store(0)
+	from.Store(time.Now().UnixNano())
 	peak := sampleHeap()
 	cpu0, t0 := cpuTime(), time.Now()
 	dead := map[string]bool{}
