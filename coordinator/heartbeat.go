@@ -107,14 +107,24 @@ func (l *leader) addLeftover(n *node, r bus.AttemptRef) {
 	if s == nil {
 		return
 	}
+	var a *api.Attempt
+	if t := s.byID[r.Trial]; t != nil && r.Attempt >= 1 && r.Attempt <= len(t.rec.Attempts) {
+		a = &t.rec.Attempts[r.Attempt-1]
+	}
+	// An attempt whose outcome this agent reported holds nothing: the
+	// agent frees its resources before it publishes the outcome, and
+	// lists the attempt only until the outcome is acknowledged. Counting
+	// it would keep a slot idle until the next heartbeat.
+	if a != nil && a.Node == n.rec.ID && outcomeReported(a.State) {
+		return
+	}
 	n.leftover.attempts++
 	n.leftover.cpu += s.needs.CPU
 	n.leftover.mem += s.needs.Memory
-	t := s.byID[r.Trial]
-	if t == nil || r.Attempt < 1 || r.Attempt > len(t.rec.Attempts) {
+	if a == nil {
 		return
 	}
-	for _, g := range t.rec.Attempts[r.Attempt-1].GPUs {
+	for _, g := range a.GPUs {
 		if n.leftover.gpus == nil {
 			n.leftover.gpus = map[int]bool{}
 		}
@@ -122,8 +132,17 @@ func (l *leader) addLeftover(n *node, r bus.AttemptRef) {
 	}
 }
 
-// isCurrent reports whether r is the current, unfinished attempt of its
-// trial and runs on node.
+// outcomeReported reports whether an attempt in state st ended by its
+// agent's finished event, rather than by the leader's decision (stale,
+// cancelled), after which the agent may still be running it.
+func outcomeReported(st api.AttemptState) bool {
+	switch st {
+	case api.AttemptSucceeded, api.AttemptFailed, api.AttemptInvalid, api.AttemptTimedOut:
+		return true
+	}
+	return false
+}
+
 func (l *leader) isCurrent(r bus.AttemptRef, node string) bool {
 	s := l.studies[r.Study]
 	if s == nil {

@@ -1,10 +1,15 @@
 package coordinator_test
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"asymptote.dev/asymptote/coordinator"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/clustertest"
 )
 
@@ -83,4 +88,46 @@ func TestQueueAhead(t *testing.T) {
 			t.Logf("peak attempts out %d, peak running %d", peakOut, q.peak.Load())
 		})
 	}
+}
+
+// An agent frees an attempt's resources before it publishes the outcome,
+// and keeps listing the attempt in heartbeats until JetStream acknowledges
+// the outcome. Once the leader has that outcome, the listed attempt must
+// not count as occupying the agent, or the slot idles until a heartbeat
+// without it; here, where the agent never drops it, forever.
+func TestReportedOutcomeFreesItsSlot(t *testing.T) {
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	nc := cl.Conn("fake-agent")
+	fake := startFakeAgent(t, nc, "fake", cpuNode(1))
+	client := cl.Client()
+	submit(t, client, oneTrialSpec)
+	var first bus.AttemptRef
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		sent := fake.sent()
+		if len(sent) == 0 {
+			return errors.New("nothing dispatched yet")
+		}
+		first = sent[0]
+		return nil
+	})
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := bus.Event{AttemptRef: first, Kind: bus.EventFinished, Node: "fake", Time: time.Now(), Outcome: bus.OutcomeSucceeded, Metrics: map[string]float64{"val_loss": 0.5}}
+	if _, err := js.Publish(t.Context(), bus.EventSubject(first.Study, first.Trial), bus.Encode(&ev), jetstream.WithMsgID(ev.MsgID())); err != nil {
+		t.Fatal(err)
+	}
+	cl.WaitDone(client, "one", 10*time.Second)
+	// The fake agent still lists the finished attempt in every heartbeat
+	// (one each 200 ms); a study submitted now must get the slot.
+	time.Sleep(time.Second)
+	submit(t, client, replace(oneTrialSpec, "name: one", "name: two"))
+	clustertest.WaitFor(t, 5*time.Second, func() error {
+		if sent := fake.sent(); len(sent) < 2 {
+			return fmt.Errorf("dispatched %v; the second trial waits behind a finished attempt", sent)
+		}
+		return nil
+	})
 }
