@@ -637,6 +637,34 @@ func (f *fakeAgent) setRunning(refs ...bus.AttemptRef) {
 }
 
 // sent returns the dispatches received so far.
+// first waits for the fake agent's first dispatch and returns it.
+func (f *fakeAgent) first(t *testing.T) bus.AttemptRef {
+	t.Helper()
+	var ref bus.AttemptRef
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		sent := f.sent()
+		if len(sent) == 0 {
+			return errors.New("nothing dispatched yet")
+		}
+		ref = sent[0]
+		return nil
+	})
+	return ref
+}
+
+// reportSuccess publishes ref's outcome as the fake agent would.
+func reportSuccess(t *testing.T, nc *nats.Conn, ref bus.AttemptRef) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := bus.Event{AttemptRef: ref, Kind: bus.EventFinished, Node: "fake", Time: time.Now(), Outcome: bus.OutcomeSucceeded, Metrics: map[string]float64{"val_loss": 0.5}}
+	if _, err := js.Publish(t.Context(), bus.EventSubject(ref.Study, ref.Trial), bus.Encode(&ev), jetstream.WithMsgID(ev.MsgID())); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (f *fakeAgent) sent() []bus.AttemptRef {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -655,28 +683,13 @@ func TestFinishedAttemptAwaitsItsDelayedOutcome(t *testing.T) {
 	fake := startFakeAgent(t, nc, "fake", cpuNode(1))
 	client := cl.Client()
 	submit(t, client, oneTrialSpec)
-	var ref bus.AttemptRef
-	clustertest.WaitFor(t, 10*time.Second, func() error {
-		sent := fake.sent()
-		if len(sent) == 0 {
-			return errors.New("nothing dispatched yet")
-		}
-		ref = sent[0]
-		return nil
-	})
+	ref := fake.first(t)
 	// The attempt finishes: it leaves the heartbeats at once, but its
 	// outcome reaches the leader only seven seconds later, past the
 	// slack the leader gives a fresh dispatch.
 	fake.setRunning()
 	time.Sleep(7 * time.Second)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := bus.Event{AttemptRef: ref, Kind: bus.EventFinished, Node: "fake", Time: time.Now(), Outcome: bus.OutcomeSucceeded, Metrics: map[string]float64{"val_loss": 0.5}}
-	if _, err := js.Publish(t.Context(), bus.EventSubject(ref.Study, ref.Trial), bus.Encode(&ev), jetstream.WithMsgID(ev.MsgID())); err != nil {
-		t.Fatal(err)
-	}
+	reportSuccess(t, nc, ref)
 	st := cl.WaitDone(client, "one", 10*time.Second)
 	tr := results(t, client, "one")[ref.Trial]
 	if st.StaleAttempts != 0 || tr.Attempt != 1 || tr.Result == nil || tr.Result.Attempt != 1 || len(tr.Late) != 0 {

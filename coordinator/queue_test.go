@@ -1,15 +1,11 @@
 package coordinator_test
 
 import (
-	"errors"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"asymptote.dev/asymptote/coordinator"
-	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/clustertest"
 )
 
@@ -102,23 +98,7 @@ func TestReportedOutcomeFreesItsSlot(t *testing.T) {
 	fake := startFakeAgent(t, nc, "fake", cpuNode(1))
 	client := cl.Client()
 	submit(t, client, oneTrialSpec)
-	var first bus.AttemptRef
-	clustertest.WaitFor(t, 10*time.Second, func() error {
-		sent := fake.sent()
-		if len(sent) == 0 {
-			return errors.New("nothing dispatched yet")
-		}
-		first = sent[0]
-		return nil
-	})
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := bus.Event{AttemptRef: first, Kind: bus.EventFinished, Node: "fake", Time: time.Now(), Outcome: bus.OutcomeSucceeded, Metrics: map[string]float64{"val_loss": 0.5}}
-	if _, err := js.Publish(t.Context(), bus.EventSubject(first.Study, first.Trial), bus.Encode(&ev), jetstream.WithMsgID(ev.MsgID())); err != nil {
-		t.Fatal(err)
-	}
+	reportSuccess(t, nc, fake.first(t))
 	cl.WaitDone(client, "one", 10*time.Second)
 	// The fake agent still lists the finished attempt in every heartbeat
 	// (one each 200 ms); a study submitted now must get the slot.
