@@ -115,6 +115,9 @@ func TestUnknownCommandAndFlags(t *testing.T) {
 	if code, _, errOut := runCLI(t, "results", "x", "-format", "xml"); code != 2 || !strings.Contains(errOut, "want table, csv or json") {
 		t.Errorf("bad -format: exit %d, %q", code, errOut)
 	}
+	if code, _, errOut := runCLI(t, "agent", "-queue", "-1", "-data-dir", t.TempDir()); code != 2 || !strings.Contains(errOut, "-queue -1") || !strings.Contains(errOut, "at least 0") {
+		t.Errorf("negative -queue: exit %d, %q", code, errOut)
+	}
 	t.Setenv("ASYMPTOTE_AGENTS", "zero")
 	if code, _, errOut := runCLI(t, "dev", "-data-dir", t.TempDir()); code != 2 || !strings.Contains(errOut, "ASYMPTOTE_AGENTS") {
 		t.Errorf("bad environment variable: exit %d, %q", code, errOut)
