@@ -148,6 +148,20 @@ func BenchmarkOverhead(b *testing.B) {
 	}
 }
 
+// BenchmarkOverheadRaySetup is the overhead on Ray Tune's published setup,
+// as many slots as its 16 CPUs (about 2 minutes).
+func BenchmarkOverheadRaySetup(b *testing.B) {
+	opts := testOptions(b)
+	opts.RunTimeout = 5 * time.Minute
+	for b.Loop() {
+		r, err := Overhead(context.Background(), opts, 2000, 4, RayTuneSlots, time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(r.Percent, "overhead-%")
+	}
+}
+
 func BenchmarkPluginWarm(b *testing.B) {
 	for b.Loop() {
 		r, err := Plugins(context.Background(), testOptions(b), 3, 500, 10000)

@@ -22,6 +22,9 @@ const (
 	// 10,000 one-second trials on 16 CPUs took 715 s against a 625 s
 	// floor.
 	rayTuneOverheadPct = 14.0
+	// RayTuneSlots is the concurrency of that figure: 10,000 one-second
+	// trials on 16 CPUs, one trial per CPU.
+	RayTuneSlots = 16
 	// rayTuneResultsPerSec is Ray Tune's published controller limit
 	// with logging off.
 	rayTuneResultsPerSec = 500.0
@@ -76,8 +79,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 	o := r.Overhead
 	p("\n### Everything else\n\n")
 	p("| measurement | asymptote | peer or target | ratio / verdict |\n|---|---|---|---|\n")
-	p("| overhead, %d trials of %s on %d slots (ideal %s) | **%.2f %%** (wall %s, of which submit %s; %d stale attempts) | Ray Tune 14 %% published; target < 1 %% | %s |\n",
-		o.Trials, o.Sleep, o.Slots, o.Ideal, o.Percent, o.Wall.Round(10*time.Millisecond), o.Expand.Round(time.Millisecond), o.Stale, verdict(o.Percent < 1, fmt.Sprintf("%.0f× less than Ray Tune", rayTuneOverheadPct/max(o.Percent, 0.01))))
+	overheadRow := func(o OverheadResult, setup string) {
+		if o.Trials == 0 {
+			return
+		}
+		p("| overhead, %d trials of %s on %d slots%s (ideal %s) | **%.2f %%** (wall %s, of which submit %s; %d stale attempts) | Ray Tune 14 %% published; target < 1 %% | %s |\n",
+			o.Trials, o.Sleep, o.Slots, setup, o.Ideal, o.Percent, o.Wall.Round(10*time.Millisecond), o.Expand.Round(time.Millisecond), o.Stale, verdict(o.Percent < 1, fmt.Sprintf("%.0f× less than Ray Tune", rayTuneOverheadPct/max(o.Percent, 0.01))))
+	}
+	overheadRow(r.OverheadRay, ", as Ray Tune's 16 CPUs")
+	overheadRow(o, "")
 	s := r.Scale
 	p("| %d-trial study: expand + submit | **%s** | – | – |\n", s.Trials, s.Submit.Round(time.Millisecond))
 	p("| %d-trial study: run to the last result (2 agents) | **%s** (%.0f trials/s) | – | – |\n", s.Trials, s.Run.Round(100*time.Millisecond), float64(s.Trials)/max(s.Run.Seconds(), 1e-9))

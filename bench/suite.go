@@ -101,6 +101,7 @@ type sizes struct {
 	optunaTrials, journalN  int
 	overheadTrials, slots   int
 	overheadAgents          int
+	raySlots                int
 	overheadSleep           time.Duration
 	scaleTrials             int
 	simAgents               int
@@ -113,14 +114,14 @@ func (o *Options) sizes() sizes {
 	if o.Quick {
 		return sizes{
 			agents: []int{1, 2}, dispatchTrials: 100, optunaTrials: 20, journalN: 50,
-			overheadTrials: 40, slots: 20, overheadAgents: 2, overheadSleep: 200 * time.Millisecond,
+			overheadTrials: 40, slots: 20, overheadAgents: 2, overheadSleep: 200 * time.Millisecond, raySlots: 4,
 			scaleTrials: 500, simAgents: 50, simFor: 3 * time.Second,
 			colds: 2, warms: 50, steps: 1000, failovers: 1, optunaRepeat: 1,
 		}
 	}
 	return sizes{
 		agents: []int{1, 2, 4, 8}, dispatchTrials: 2000, optunaTrials: 100, journalN: 500,
-		overheadTrials: 2000, slots: 100, overheadAgents: 4, overheadSleep: time.Second,
+		overheadTrials: 2000, slots: 100, overheadAgents: 4, overheadSleep: time.Second, raySlots: RayTuneSlots,
 		scaleTrials: 100_000, simAgents: 1000, simFor: 30 * time.Second,
 		colds: 10, warms: 500, steps: 100_000, failovers: o.Repeats, optunaRepeat: o.Repeats,
 	}
@@ -137,10 +138,13 @@ type Report struct {
 	// OptunaErr says why there are no Optuna figures, if there are none.
 	OptunaErr string
 	Overhead  OverheadResult
-	Scale     ScaleResult
-	Swarm     HeartbeatResult
-	Plugins   PluginResult
-	Failover  []time.Duration
+	// OverheadRay is the overhead on Ray Tune's published setup: as many
+	// slots as its 16 CPUs.
+	OverheadRay OverheadResult
+	Scale       ScaleResult
+	Swarm       HeartbeatResult
+	Plugins     PluginResult
+	Failover    []time.Duration
 	// Failover3s is failover with a 3 s lease (-lease-ttl 3s).
 	Failover3s []time.Duration
 }
@@ -189,6 +193,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	done = step("overhead")
 	if rep.Overhead, err = Overhead(ctx, opts, sz.overheadTrials, sz.overheadAgents, sz.slots, sz.overheadSleep); err != nil {
 		return rep, fmt.Errorf("overhead: %w", err)
+	}
+	done()
+	done = step("overhead on Ray Tune's setup")
+	if rep.OverheadRay, err = Overhead(ctx, opts, sz.overheadTrials, sz.overheadAgents, sz.raySlots, sz.overheadSleep); err != nil {
+		return rep, fmt.Errorf("overhead on %d slots: %w", sz.raySlots, err)
 	}
 	done()
 	done = step("plugins")
