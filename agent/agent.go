@@ -95,7 +95,9 @@ type Agent struct {
 // attempt is one attempt accepted by this agent.
 type attempt struct {
 	d      bus.Dispatch
-	cancel context.CancelCauseFunc // nil while queued
+	cancel context.CancelCauseFunc // nil until started
+	// queued is set while the attempt waits in Agent.queue; an attempt
+	// dropped from the queue has neither queued nor cancel.
 	queued bool
 }
 
@@ -240,11 +242,15 @@ func (a *Agent) stop(r bus.AttemptRef, cause error) {
 		return
 	}
 	if !at.queued {
+		cancel := at.cancel
 		a.mu.Unlock()
-		a.log.Info("stopping attempt", "study", r.Study, "trial_id", r.Trial, "attempt", r.Attempt, "reason", cause)
-		at.cancel(cause)
+		if cancel != nil { // nil: dropped from the queue, outcome on its way
+			a.log.Info("stopping attempt", "study", r.Study, "trial_id", r.Trial, "attempt", r.Attempt, "reason", cause)
+			cancel(cause)
+		}
 		return
 	}
+	at.queued = false
 	a.queue = slices.DeleteFunc(a.queue, func(q *attempt) bool { return q == at })
 	a.queuedCPU -= at.d.Resources.CPU
 	if a.queuedCPU < 1e-9 {

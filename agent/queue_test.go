@@ -253,10 +253,14 @@ func TestQueue(t *testing.T) {
 	if r := w.dispatch(tC, 1, 0); !r.Accepted {
 		t.Fatalf("C refused: %s", r.Reason)
 	}
-	if err := nc.Publish(bus.CancelSubject("n1"), bus.Encode(&bus.Cancel{
-		Attempts: []bus.AttemptRef{{Study: "q", Trial: tC, Attempt: 1}}, Reason: "test",
-	})); err != nil {
-		t.Fatal(err)
+	// Twice, as a cancel and a heartbeat reply can both ask: the second
+	// must change nothing.
+	for range 2 {
+		if err := nc.Publish(bus.CancelSubject("n1"), bus.Encode(&bus.Cancel{
+			Attempts: []bus.AttemptRef{{Study: "q", Trial: tC, Attempt: 1}}, Reason: "test",
+		})); err != nil {
+			t.Fatal(err)
+		}
 	}
 	w.waitEvent(tC, "finished:cancelled")
 	if strings.Contains(g.startedList(), tC) || strings.Contains(strings.Join(w.events[tC], ","), "started") {
@@ -267,6 +271,9 @@ func TestQueue(t *testing.T) {
 	// must still start, and time out 300 ms after its start.
 	if r := w.dispatch(tD, 1, 300*time.Millisecond); !r.Accepted {
 		t.Fatalf("D refused: %s", r.Reason)
+	}
+	if r := w.dispatch(tE, 1, 0); r.Accepted {
+		t.Fatal("E accepted beyond a full queue")
 	}
 	time.Sleep(500 * time.Millisecond)
 	g.done(tB)
