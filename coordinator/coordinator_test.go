@@ -396,7 +396,10 @@ func TestResourceFitAndGPUAssignment(t *testing.T) {
 			continue
 		}
 		seen[a.GPUs[0]] = true
-		if got := q.gpus[tr.ID]; len(got) != 1 || got[0] != a.GPUs[0] {
+		q.mu.Lock()
+		got := q.gpus[tr.ID]
+		q.mu.Unlock()
+		if len(got) != 1 || got[0] != a.GPUs[0] {
 			t.Errorf("method saw GPUs %v, want %v", got, a.GPUs)
 		}
 	}
