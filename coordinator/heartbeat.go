@@ -143,6 +143,8 @@ func outcomeReported(st api.AttemptState) bool {
 	return false
 }
 
+// isCurrent reports whether r is the current, unfinished attempt of its
+// trial and runs on node.
 func (l *leader) isCurrent(r bus.AttemptRef, node string) bool {
 	s := l.studies[r.Study]
 	if s == nil {

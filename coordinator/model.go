@@ -227,7 +227,6 @@ func newNode(rec api.Node, rev int64) *node {
 	return &node{rec: rec, rev: rev, attempts: map[string]*trial{}, usedGPU: map[int]bool{}}
 }
 
-// fits reports whether the node can take a trial with needs.
 // fits reports whether an attempt with needs can go to the node now: into
 // its free resources or, with ahead, into the queue the agent offers.
 func (n *node) fits(needs bus.Resources, ahead bool) bool {
