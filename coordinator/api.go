@@ -196,8 +196,14 @@ func (l *leader) status(req api.StatusRequest, now time.Time) (*api.StatusReply,
 		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
 	}
 	for _, n := range l.nodes {
+		waiting := 0
+		for _, t := range n.attempts {
+			if a := t.rec.Current(); a != nil && a.State == api.AttemptDispatched {
+				waiting++
+			}
+		}
 		r.Nodes = append(r.Nodes, api.NodeStatus{
-			Node: n.rec, Running: len(n.attempts),
+			Node: n.rec, Running: len(n.attempts) - waiting, Waiting: waiting,
 			FreeCPU:    max(0, n.rec.CPU-n.usedCPU-n.leftover.cpu),
 			FreeMemory: max(0, n.rec.Memory-n.usedMem-n.leftover.mem),
 			Held:       n.held, Superseded: n.leftover.attempts,

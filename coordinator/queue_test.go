@@ -46,7 +46,7 @@ func TestQueueAhead(t *testing.T) {
 			submit(t, client, queueSpec)
 			// Sample how many attempts the leader has out while the
 			// study runs.
-			peakOut := 0
+			peakOut, peakRunning := 0, 0
 			deadline := time.Now().Add(60 * time.Second)
 			for {
 				st, err := client.Status(t.Context(), "queued")
@@ -58,6 +58,9 @@ func TestQueueAhead(t *testing.T) {
 				}
 				c := st.Studies[0].Counts
 				peakOut = max(peakOut, c["dispatched"]+c["running"])
+				for _, n := range st.Nodes {
+					peakRunning = max(peakRunning, n.Running)
+				}
 				if c["succeeded"] == 32 {
 					break
 				}
@@ -69,6 +72,9 @@ func TestQueueAhead(t *testing.T) {
 			// One CPU at 0.5 per trial: two slots, and as many queued.
 			if p := q.peak.Load(); p > 2 {
 				t.Errorf("%d trials ran at once, want at most 2 (the slots)", p)
+			}
+			if peakRunning > 2 {
+				t.Errorf("status showed %d attempts running on the agent, want at most its 2 slots (queued ones wait)", peakRunning)
 			}
 			if tc.wantAhead && (peakOut <= 2 || peakOut > 4) {
 				t.Errorf("at most %d attempts out at once, want 3 or 4 (2 slots and a queue of 2)", peakOut)

@@ -109,7 +109,11 @@ func (s *StudyStatus) Done() bool {
 // NodeStatus summarises one agent host.
 type NodeStatus struct {
 	Node
+	// Running counts the attempts the agent reported started; Waiting
+	// those dispatched to it that have not started, queued on the agent
+	// (docs/operations.md) or on their way.
 	Running int `json:"running"`
+	Waiting int `json:"waiting,omitempty"`
 	// FreeCPU and FreeMemory are the coordinator's view of what is left.
 	FreeCPU    float64 `json:"free_cpu"`
 	FreeMemory int64   `json:"free_memory"`

@@ -90,7 +90,11 @@ func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 		if n.Superseded > 0 {
 			state += fmt.Sprintf(", cancelling %d", n.Superseded)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2g/%.2g\t%s/%s\t%d\t%s\n", n.ID, state, n.Running, n.FreeCPU, n.CPU,
+		running := strconv.Itoa(n.Running)
+		if n.Waiting > 0 {
+			running += fmt.Sprintf(" (+%d waiting)", n.Waiting)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2g/%.2g\t%s/%s\t%d\t%s\n", n.ID, state, running, n.FreeCPU, n.CPU,
 			humanBytes(n.FreeMemory), humanBytes(n.Memory), len(n.GPUs), seen)
 	}
 	tw.Flush()

@@ -83,7 +83,7 @@ func TestStatusOutputGolden(t *testing.T) {
 			Best: &best, Failures: []api.Trial{fixture().Trials[2]},
 		}},
 		Nodes: []api.NodeStatus{
-			{Node: api.Node{ID: "gpu-01", State: api.NodeAlive, CPU: 8, Memory: 64 << 30, GPUs: make([]api.GPU, 8), LastSeen: t0}, Running: 1, FreeCPU: 7, FreeMemory: 60 << 30},
+			{Node: api.Node{ID: "gpu-01", State: api.NodeAlive, CPU: 8, Memory: 64 << 30, GPUs: make([]api.GPU, 8), LastSeen: t0}, Running: 1, Waiting: 2, FreeCPU: 7, FreeMemory: 60 << 30},
 			{Node: api.Node{ID: "gpu-02", State: api.NodeDead, CPU: 8, Memory: 64 << 30, LastSeen: dead, DeadSince: &dead}, FreeCPU: 8, FreeMemory: 64 << 30},
 			// Back from a partition: its dispatch went unanswered, and it
 			// still runs two attempts that ran elsewhere meanwhile.
