@@ -89,10 +89,20 @@ func (l *leader) onHeartbeat(in heartbeatInput, now time.Time) {
 	reply.Leader = l.c.cfg.ID
 	n.leftover = usage{}
 	for _, r := range hb.Running {
-		if !l.isCurrent(r, hb.Node) {
-			reply.Cancel = append(reply.Cancel, r)
-			l.addLeftover(n, r)
+		if l.isCurrent(r, hb.Node) {
+			continue
 		}
+		s, a := l.attemptOf(r)
+		// An attempt whose outcome this agent reported is over: the agent
+		// frees its resources before it publishes the outcome, and lists
+		// the attempt only until the outcome is acknowledged. Cancelling
+		// it would do nothing, and counting it would keep its slot idle
+		// until the next heartbeat.
+		if a != nil && a.Node == hb.Node && outcomeReported(a.State) {
+			continue
+		}
+		reply.Cancel = append(reply.Cancel, r)
+		n.addLeftover(s, a)
 	}
 	if in.msg.Reply != "" {
 		data := bus.Encode(&reply)
@@ -100,22 +110,23 @@ func (l *leader) onHeartbeat(in heartbeatInput, now time.Time) {
 	}
 }
 
-// addLeftover counts what a superseded attempt still running on n
-// occupies, as far as the leader knows it.
-func (l *leader) addLeftover(n *node, r bus.AttemptRef) {
+// attemptOf returns r's study and attempt record, either nil when the
+// leader does not know them.
+func (l *leader) attemptOf(r bus.AttemptRef) (*study, *api.Attempt) {
 	s := l.studies[r.Study]
 	if s == nil {
-		return
+		return nil, nil
 	}
-	var a *api.Attempt
 	if t := s.byID[r.Trial]; t != nil && r.Attempt >= 1 && r.Attempt <= len(t.rec.Attempts) {
-		a = &t.rec.Attempts[r.Attempt-1]
+		return s, &t.rec.Attempts[r.Attempt-1]
 	}
-	// An attempt whose outcome this agent reported holds nothing: the
-	// agent frees its resources before it publishes the outcome, and
-	// lists the attempt only until the outcome is acknowledged. Counting
-	// it would keep a slot idle until the next heartbeat.
-	if a != nil && a.Node == n.rec.ID && outcomeReported(a.State) {
+	return s, nil
+}
+
+// addLeftover counts what a superseded attempt of study s still running on
+// n occupies, as far as the leader knows it (a may be nil).
+func (n *node) addLeftover(s *study, a *api.Attempt) {
+	if s == nil {
 		return
 	}
 	n.leftover.attempts++
