@@ -118,6 +118,20 @@ func (c *cluster) run(name string, f func(ctx context.Context) error, sever func
 	return p
 }
 
+// startLedCluster starts the servers and one coordinator, "bench", with
+// default settings.
+func startLedCluster(ctx context.Context, opts Options) (*cluster, error) {
+	c, err := startCluster(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.startCoordinator("bench", nil); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // startCoordinator starts a coordinator with the production defaults
 // (lease, tick, grace), unless tweak changes them. Its etcd traffic goes
 // through a proxy that kill cuts.

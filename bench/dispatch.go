@@ -73,14 +73,11 @@ func (c *cluster) stages(ctx context.Context, study string) ([]Stage, error) {
 // subprocesses.
 func Dispatch(ctx context.Context, opts Options, agents, trials int) (DispatchResult, error) {
 	opts.setDefaults()
-	c, err := startCluster(ctx, opts)
+	c, err := startLedCluster(ctx, opts)
 	if err != nil {
 		return DispatchResult{}, err
 	}
 	defer c.close()
-	if _, err := c.startCoordinator("bench", nil); err != nil {
-		return DispatchResult{}, err
-	}
 	share := float64(runtime.NumCPU()) / float64(agents)
 	for i := range agents {
 		if _, err := c.startAgent(fmt.Sprintf("agent-%d", i+1), share); err != nil {
@@ -147,14 +144,11 @@ type OverheadResult struct {
 // submission to the last result with the ideal ceil(trials/slots)*sleep.
 func Overhead(ctx context.Context, opts Options, trials, agents, slots int, sleep time.Duration) (OverheadResult, error) {
 	opts.setDefaults()
-	c, err := startCluster(ctx, opts)
+	c, err := startLedCluster(ctx, opts)
 	if err != nil {
 		return OverheadResult{}, err
 	}
 	defer c.close()
-	if _, err := c.startCoordinator("bench", nil); err != nil {
-		return OverheadResult{}, err
-	}
 	perAgent := slots / agents
 	cpu := float64(runtime.NumCPU()) / float64(agents)
 	trialCPU := cpu / float64(perAgent)

@@ -48,14 +48,11 @@ func Scale(ctx context.Context, opts Options, trials, agents int) (ScaleResult, 
 	opts.setDefaults()
 	var res ScaleResult
 	res.Trials = trials
-	c, err := startCluster(ctx, opts)
+	c, err := startLedCluster(ctx, opts)
 	if err != nil {
 		return res, err
 	}
 	defer c.close()
-	if _, err := c.startCoordinator("bench", nil); err != nil {
-		return res, err
-	}
 	share := float64(runtime.NumCPU()) / float64(agents)
 	for i := range agents {
 		if _, err := c.startAgent(fmt.Sprintf("agent-%d", i+1), share); err != nil {
@@ -201,14 +198,11 @@ type HeartbeatResult struct {
 func Heartbeats(ctx context.Context, opts Options, agents int, d time.Duration) (HeartbeatResult, error) {
 	opts.setDefaults()
 	res := HeartbeatResult{Agents: agents, Duration: d}
-	c, err := startCluster(ctx, opts)
+	c, err := startLedCluster(ctx, opts)
 	if err != nil {
 		return res, err
 	}
 	defer c.close()
-	if _, err := c.startCoordinator("bench", nil); err != nil {
-		return res, err
-	}
 	// Simulators share a few connections, as agents on one NATS server
 	// would share its CPU anyway.
 	const conns = 16
