@@ -411,7 +411,13 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	}
 	metricsSubj := bus.MetricsSubject(d.Study, d.Trial)
 	report := func(m sdk.Metrics) error {
-		return a.cfg.NATS.Publish(metricsSubj, bus.Encode(&bus.MetricsReport{AttemptRef: d.AttemptRef, Step: m.Step, Values: m.Values}))
+		// A report the bus would refuse fails the attempt with the
+		// reason; a NaN or an infinity travels as a word (bus.NonFinite).
+		if err := bus.CheckMetrics(m.Values); err != nil {
+			return fmt.Errorf("step %d: %w", m.Step, err)
+		}
+		finite, nonFinite := bus.SplitFinite(m.Values)
+		return a.cfg.NATS.Publish(metricsSubj, bus.Encode(&bus.MetricsReport{AttemptRef: d.AttemptRef, Step: m.Step, Values: finite, NonFinite: nonFinite}))
 	}
 	res, err := a.cfg.Methods.Run(ctx, methodmgr.Run{
 		Method: d.Method, Request: req,
@@ -424,8 +430,13 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	ev := &bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventFinished, Node: a.cfg.NodeID, Time: time.Now(), Duration: bus.Duration(time.Since(start))}
 	ev.Outcome, ev.Error = classify(res, err, cause)
 	if res != nil && ev.Outcome == bus.OutcomeSucceeded {
-		ev.Metrics = res.Metrics
+		if err := bus.CheckMetrics(res.Metrics); err != nil {
+			ev.Outcome, ev.Error = bus.OutcomeFailed, "the method's result: "+err.Error()
+		} else {
+			ev.Metrics, ev.NonFinite = bus.SplitFinite(res.Metrics)
+		}
 	}
+	ev.Error = bus.Clip(ev.Error, bus.MaxErrorBytes)
 	log.Debug("attempt finished", "outcome", ev.Outcome, "error", ev.Error, "duration", time.Since(start))
 	// The method has returned, so its resources are free before the event
 	// goes out: the leader reuses the slot as soon as it records the

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -41,6 +43,11 @@ func (l *leader) onAPI(ctx context.Context, in apiInput, now time.Time) {
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
 			reply, err = l.cancel(req, now)
 		}
+	case api.VerbQuarantine, api.VerbResume, api.VerbDelete:
+		var req api.StudyRequest
+		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
+			reply, err = l.operate(ctx, in.verb, req, now)
+		}
 	default:
 		err = fmt.Errorf("unknown request %q", in.verb)
 	}
@@ -49,7 +56,13 @@ func (l *leader) onAPI(ctx context.Context, in apiInput, now time.Time) {
 
 // submit accepts a new study, or a resubmission: every trial of the
 // expanded spec that the study lacks is created, and nothing else changes.
+// Input over a limit is refused with the field and the limit, and a
+// refused submission leaves the study as it was.
 func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Time) (*api.SubmitReply, error) {
+	lim := l.c.cfg.Limits
+	if n := len(req.Spec); n > lim.SpecBytes {
+		return nil, fmt.Errorf("%s: the spec is %d bytes, over the limit of %d (the coordinator's -max-spec-bytes); pass large values as files your method reads, by path", req.SpecFile, n, lim.SpecBytes)
+	}
 	spec, err := sweep.Parse(req.SpecFile, []byte(req.Spec))
 	if err != nil {
 		return nil, err
@@ -57,7 +70,13 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 	if err := bus.ValidToken(spec.Name); err != nil {
 		return nil, fmt.Errorf("%s: name: %w", req.SpecFile, err)
 	}
+	if err := checkParamSizes(req.SpecFile, spec, lim.ParamBytes); err != nil {
+		return nil, err
+	}
 	s := l.studies[spec.Name]
+	if s != nil && s.quarantined() {
+		return nil, fmt.Errorf("study %q is quarantined: %s; run 'asymptote study resume %s' once the cause is fixed, or 'asymptote study delete %s'", spec.Name, s.q.rec.Reason, spec.Name, spec.Name)
+	}
 	if s != nil && s.rec.State == api.StudyCancelled {
 		return nil, fmt.Errorf("study %q was cancelled; submit the spec under a new name to run it again", spec.Name)
 	}
@@ -66,6 +85,7 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 		// Values the coordinator added past a grid's edge stay added.
 		spec = withExtensions(spec, s.rec.Extensions)
 	}
+	var undo func()
 	if s == nil {
 		s = newStudy(api.Study{
 			Name: spec.Name, Created: now,
@@ -73,6 +93,14 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 		}, 0, spec)
 		l.studies[s.rec.Name] = s
 		l.order = append(l.order, s)
+		undo = func() {
+			delete(l.studies, s.rec.Name)
+			l.order = l.order[:len(l.order)-1]
+		}
+	} else {
+		rec, old := s.rec, s.spec
+		rec.Submissions = slices.Clone(rec.Submissions)
+		undo = func() { s.rec = rec; s.setSpec(old) }
 	}
 	before := len(s.trials)
 	s.rec.SpecFile, s.rec.Spec, s.rec.SpecHash = req.SpecFile, req.Spec, spec.Hash()
@@ -80,6 +108,10 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 	s.rec.Objective, s.rec.Direction = spec.Objective.Metric, string(spec.Objective.Direction)
 	s.setSpec(spec)
 	if err := l.expand(ctx, s, now); err != nil {
+		var refused *refusedError
+		if errors.As(err, &refused) {
+			undo()
+		}
 		return nil, err
 	}
 	if err := l.noteEarlyStopping(ctx, s); err != nil {
@@ -89,6 +121,42 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 	return &api.SubmitReply{Study: s.rec.Name, Added: added, Existing: len(s.trials) - added, Total: len(s.trials), Unchanged: unchanged}, nil
 }
 
+// refusedError is a submission or extension refused before anything was
+// written: the study is as it was.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// checkParamSizes refuses a fixed value or an axis value whose JSON
+// encoding is over limit bytes, naming the field.
+func checkParamSizes(file string, spec *sweep.Spec, limit int) error {
+	var errs []error
+	check := func(field string, v any) bool {
+		b, err := json.Marshal(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: the value cannot be encoded: %w", file, field, err))
+			return false
+		}
+		if len(b) > limit {
+			errs = append(errs, fmt.Errorf("%s: %s: the value is %d bytes, over the limit of %d per parameter value (the coordinator's -max-param-bytes); pass large values as files your method reads, by path", file, field, len(b), limit))
+			return false
+		}
+		return true
+	}
+	for _, name := range slices.Sorted(maps.Keys(spec.Fixed)) {
+		check("fixed."+name, spec.Fixed[name])
+	}
+	for _, a := range spec.Axes {
+		for i, v := range a.Values {
+			if !check(fmt.Sprintf("space.%s[%d]", a.Name, i), v) {
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // expand writes every trial of the study's spec that does not exist yet.
 // The study record goes first, marked submitting, so a leader that dies
 // part way leaves a record its successor finishes; it is marked active only
@@ -96,15 +164,20 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 func (l *leader) expand(ctx context.Context, s *study, now time.Time) error {
 	trials, err := s.spec.Expand()
 	if err != nil {
-		return err
+		return &refusedError{err}
 	}
 	return l.addTrials(ctx, s, trials, now)
 }
 
 // addTrials writes the given trials the study does not have yet, with the
 // same care as a submission: the study is marked submitting until every
-// new trial is durable.
+// new trial is durable. Every record is checked before the first write, so
+// input that etcd could never take is refused (a *refusedError) with
+// nothing written.
 func (l *leader) addTrials(ctx context.Context, s *study, trials []sweep.Trial, now time.Time) error {
+	if s.quarantined() {
+		return fmt.Errorf("study %q is quarantined: %s", s.rec.Name, s.q.rec.Reason)
+	}
 	var missing []*trial
 	next := 0
 	for _, t := range s.trials {
@@ -120,11 +193,24 @@ func (l *leader) addTrials(ctx context.Context, s *study, trials []sweep.Trial, 
 		}})
 		next++
 	}
+	if n, lim := len(s.trials)+len(missing), l.c.cfg.Limits.Trials; n > lim {
+		return &refusedError{fmt.Errorf("study %s would have %d trials, over the limit of %d per study (the coordinator's -max-trials); split it into several studies", s.rec.Name, n, lim)}
+	}
+	puts := make([]store.Put, len(missing), len(missing)+1)
+	for i, t := range missing {
+		puts[i] = store.Put{Key: store.TrialKey(t.rec.Study, t.rec.ID), Value: &t.rec}
+	}
+	if rej := l.store.Check(append(puts, store.Put{Key: store.StudyKey(s.rec.Name), Value: &s.rec})); rej != nil {
+		return &refusedError{fmt.Errorf("study %s cannot be stored: %w", s.rec.Name, rej)}
+	}
 	// Commit what is already dirty first, so the direct writes below see
 	// current revisions.
 	if err := l.commit(ctx); err != nil {
 		l.fatal = err
 		return err
+	}
+	if s.quarantined() {
+		return fmt.Errorf("study %q is quarantined: %s", s.rec.Name, s.q.rec.Reason)
 	}
 	if len(missing) > 0 || s.rev == 0 {
 		s.rec.State = api.StudySubmitting
@@ -134,11 +220,22 @@ func (l *leader) addTrials(ctx context.Context, s *study, trials []sweep.Trial, 
 		}
 	}
 	if len(missing) > 0 {
-		puts := make([]store.Put, len(missing))
-		for i, t := range missing {
-			puts[i] = store.Put{Key: store.TrialKey(t.rec.Study, t.rec.ID), Value: &t.rec}
-		}
 		revs, err := l.store.Commit(ctx, puts)
+		var rej *store.RejectedError
+		if errors.As(err, &rej) {
+			// The server refused a record the check passed (its
+			// request limit is below the one the coordinator was
+			// told): what landed stays, and the study is frozen
+			// until an operator resumes or deletes it.
+			for i, t := range missing {
+				if revs[i] != 0 {
+					t.rev = revs[i]
+					l.addTrial(s, t, now)
+				}
+			}
+			l.quarantine(s, "leader", fmt.Sprintf("some trials cannot be stored: %v", rej), now)
+			return fmt.Errorf("study %s is quarantined: %w", s.rec.Name, rej)
+		}
 		if err != nil {
 			// Some chunks may have landed; only a reload from etcd knows
 			// which. The study stays marked submitting, and the next term
@@ -174,6 +271,12 @@ func (l *leader) addTrials(ctx context.Context, s *study, trials []sweep.Trial, 
 
 func (l *leader) writeStudy(ctx context.Context, s *study) error {
 	revs, err := l.store.Commit(ctx, []store.Put{{Key: store.StudyKey(s.rec.Name), Value: &s.rec, Rev: s.rev}})
+	var rej *store.RejectedError
+	if errors.As(err, &rej) {
+		l.quarantine(s, "leader", fmt.Sprintf("the study record cannot be stored: %s", rej.Puts[0].Reason), time.Now())
+		s.q.heldStudy = true
+		return fmt.Errorf("study %s is quarantined: %w", s.rec.Name, rej)
+	}
 	if err != nil {
 		err = fmt.Errorf("write study %s: %w", s.rec.Name, err)
 		l.fatal = err
@@ -214,6 +317,21 @@ func (l *leader) status(req api.StatusRequest, now time.Time) (*api.StatusReply,
 }
 
 func (l *leader) studyStatus(s *study, now time.Time) api.StudyStatus {
+	st := l.fullStatus(s, now)
+	if _, err := json.Marshal(&st); err != nil {
+		// One study's unencodable value must not take status away from
+		// every study: report what is certain, and why the rest is not.
+		st = api.StudyStatus{
+			Name: st.Name, State: st.State, Method: st.Method, Objective: st.Objective, Direction: st.Direction,
+			Priority: st.Priority, Total: st.Total, Counts: st.Counts, Created: st.Created, Finished: st.Finished,
+			StaleAttempts: st.StaleAttempts, LateResults: st.LateResults, Retries: st.Retries, Quarantine: st.Quarantine,
+			Error: fmt.Sprintf("part of this study's status cannot be encoded (%v); it is left out", err),
+		}
+	}
+	return st
+}
+
+func (l *leader) fullStatus(s *study, now time.Time) api.StudyStatus {
 	st := api.StudyStatus{
 		Name: s.rec.Name, State: s.rec.State, Method: s.rec.Method,
 		Objective: s.rec.Objective, Direction: s.rec.Direction, Priority: s.rec.Priority,
@@ -223,6 +341,10 @@ func (l *leader) studyStatus(s *study, now time.Time) api.StudyStatus {
 		Analysis:   s.rec.Analysis,
 		Budget:     budgetStatus(s),
 		Extensions: s.rec.Extensions, Decisions: s.rec.Decisions,
+	}
+	if s.q != nil {
+		q := s.q.rec
+		st.Quarantine = &q
 	}
 	done := 0
 	for state, c := range s.counts {
@@ -277,12 +399,48 @@ func (l *leader) results(req api.ResultsRequest) (*api.ResultsReply, error) {
 	return r, nil
 }
 
+// operate carries out an operator's quarantine, resume or delete.
+func (l *leader) operate(ctx context.Context, verb string, req api.StudyRequest, now time.Time) (*api.StudyReply, error) {
+	s := l.studies[req.Study]
+	if s == nil {
+		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
+	}
+	r := &api.StudyReply{Study: s.rec.Name}
+	switch verb {
+	case api.VerbQuarantine:
+		if s.quarantined() {
+			return nil, fmt.Errorf("study %q is already quarantined: %s", s.rec.Name, s.q.rec.Reason)
+		}
+		reason := req.Reason
+		if reason == "" {
+			reason = "quarantined by an operator"
+		}
+		l.quarantine(s, "operator", reason, now)
+	case api.VerbResume:
+		if err := l.resumeStudy(ctx, s); err != nil {
+			return nil, err
+		}
+	case api.VerbDelete:
+		n, err := l.deleteStudy(ctx, s, now)
+		if err != nil {
+			return nil, err
+		}
+		r.Deleted = n
+		return r, nil
+	}
+	r.State = s.rec.State
+	return r, nil
+}
+
 // cancel stops a study, or some of its trials: queued trials are cancelled
 // at once, and running attempts are told to stop.
 func (l *leader) cancel(req api.CancelRequest, now time.Time) (*api.CancelReply, error) {
 	s := l.studies[req.Study]
 	if s == nil {
 		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
+	}
+	if s.quarantined() {
+		return nil, fmt.Errorf("study %q is quarantined: %s; resume it first ('asymptote study resume %s'), or delete it ('asymptote study delete %s')", s.rec.Name, s.q.rec.Reason, s.rec.Name, s.rec.Name)
 	}
 	targets := s.trials
 	if len(req.Trials) > 0 {

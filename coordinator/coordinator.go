@@ -55,6 +55,46 @@ type Config struct {
 	// negligible beside them, and a queued attempt would hold its slot
 	// against a study of higher priority. Default 1m; negative: never.
 	QueueBelow time.Duration
+	// Limits bound what one study may hold; its zero fields take the
+	// defaults (see Limits).
+	Limits Limits
+	// EtcdMaxRequestBytes is the etcd server's --max-request-bytes
+	// (default store.DefaultMaxRequestBytes, etcd's own default). The
+	// leader sizes its transactions and its largest record by it.
+	EtcdMaxRequestBytes int
+}
+
+// Limits bound the input one study may bring, so one user's mistake is
+// refused at submit with the field and the limit, never written. The
+// defaults leave room under etcd's and NATS's own limits; docs/spec.md
+// lists them.
+type Limits struct {
+	// SpecBytes bounds a spec's YAML source (default 256 KiB).
+	SpecBytes int
+	// ParamBytes bounds one parameter value, JSON-encoded (default 16 KiB).
+	ParamBytes int
+	// Trials bounds a study's trials, every submission and extension
+	// together (default 1,000,000, sweep.MaxTrials).
+	Trials int
+}
+
+// The default limits.
+const (
+	DefaultSpecBytes  = 256 << 10
+	DefaultParamBytes = 16 << 10
+	DefaultTrials     = 1_000_000
+)
+
+func (l *Limits) setDefaults() {
+	if l.SpecBytes <= 0 {
+		l.SpecBytes = DefaultSpecBytes
+	}
+	if l.ParamBytes <= 0 {
+		l.ParamBytes = DefaultParamBytes
+	}
+	if l.Trials <= 0 {
+		l.Trials = DefaultTrials
+	}
 }
 
 func (c *Config) setDefaults() {
@@ -80,6 +120,10 @@ func (c *Config) setDefaults() {
 	if c.QueueBelow == 0 {
 		c.QueueBelow = time.Minute
 	}
+	c.Limits.setDefaults()
+	if c.EtcdMaxRequestBytes <= 0 {
+		c.EtcdMaxRequestBytes = store.DefaultMaxRequestBytes
+	}
 }
 
 // Coordinator campaigns for leadership and leads while elected.
@@ -101,7 +145,7 @@ func New(cfg Config) (*Coordinator, error) {
 	return &Coordinator{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "coordinator", "coordinator", cfg.ID),
-		store:   store.New(cfg.Etcd),
+		store:   store.New(cfg.Etcd).WithMaxRequestBytes(cfg.EtcdMaxRequestBytes),
 		leading: make(chan bool, 16),
 	}, nil
 }

@@ -46,10 +46,13 @@ type leader struct {
 	dirtyTrials  map[*trial]bool
 	dirtyStudies map[*study]bool
 	dirtyNodes   map[*node]bool
-	effects      []func()
+	effects      []effect
 	// outbox holds the turn's dispatches by node, sent after the commit
 	// as one batch per node.
 	outbox map[*node][]*bus.Dispatch
+	// quarantined holds the studies whose quarantine record is still to
+	// be written.
+	quarantined map[*study]bool
 	// fatal ends the term after this turn: a storage failure left the
 	// cache unsure of what etcd holds, and the next term rebuilds it.
 	fatal error
@@ -69,6 +72,7 @@ func newLeader(c *Coordinator, st *store.Store) *leader {
 		dirtyNodes:   map[*node]bool{},
 		outbox:       map[*node][]*bus.Dispatch{},
 		metricSubs:   map[string]*nats.Subscription{},
+		quarantined:  map[*study]bool{},
 	}
 }
 
@@ -109,7 +113,7 @@ func (l *leader) run(ctx context.Context) error {
 			_ = s.Unsubscribe()
 		}
 	}()
-	for _, verb := range []string{api.VerbSubmit, api.VerbStatus, api.VerbResults, api.VerbCancel} {
+	for _, verb := range api.Verbs {
 		s, err := nc.Subscribe(bus.APISubject(verb), func(m *nats.Msg) {
 			l.send(ctx, apiInput{verb: verb, msg: m})
 		})
@@ -200,12 +204,19 @@ func (l *leader) run(ctx context.Context) error {
 		l.account()
 		l.spendOut(now)
 		l.schedule(now)
-		l.sendDispatches()
 		if err := l.commit(ctx); err != nil {
 			return err
 		}
-		for _, f := range l.effects {
-			f()
+		// Dispatches are queued after the commit, so a study quarantined
+		// by it sends none.
+		l.sendDispatches()
+		for _, e := range l.effects {
+			if e.study != nil && e.study.quarantined() {
+				// A frozen study's outcomes stay unacknowledged: the
+				// stream redelivers them once it is resumed.
+				continue
+			}
+			e.f()
 		}
 		clear(l.effects)
 		l.effects = l.effects[:0]
@@ -257,8 +268,32 @@ func (l *leader) apply(ctx context.Context, in any, now time.Time) {
 	}
 }
 
-// load rebuilds the cache from etcd at the start of a term.
+// load rebuilds the cache from etcd at the start of a term. A record that
+// does not decode never stops the leader: its study is quarantined with
+// the reason (a node's record is dropped, and the node re-registers with
+// its next heartbeat).
 func (l *leader) load(ctx context.Context) error {
+	now := time.Now()
+	var corrupt []string // study names with undecodable records, and why
+	why := map[string]string{}
+	undecodable := func(err error) error {
+		var bad *store.Undecodable
+		if !errors.As(err, &bad) {
+			return err
+		}
+		for key, e := range bad.Keys {
+			name := store.StudyOf(key)
+			if name == "" {
+				l.log.Error("dropping a record that does not decode", "key", key, "error", e)
+				continue
+			}
+			if _, seen := why[name]; !seen {
+				corrupt = append(corrupt, name)
+			}
+			why[name] = fmt.Sprintf("the stored record %s does not decode (%v); delete the study, or restore the record from a backup, then resume", key, e)
+		}
+		return nil
+	}
 	err := l.store.Studies(ctx, func(v store.Versioned[api.Study]) error {
 		spec, err := sweep.Parse(v.Value.SpecFile, []byte(v.Value.Spec))
 		if err != nil {
@@ -272,7 +307,7 @@ func (l *leader) load(ctx context.Context) error {
 		l.order = append(l.order, s)
 		return nil
 	})
-	if err != nil {
+	if err := undecodable(err); err != nil {
 		return err
 	}
 	err = l.store.Nodes(ctx, func(v store.Versioned[api.Node]) error {
@@ -282,10 +317,9 @@ func (l *leader) load(ctx context.Context) error {
 		l.nodes[n.rec.ID] = n
 		return nil
 	})
-	if err != nil {
+	if err := undecodable(err); err != nil {
 		return err
 	}
-	now := time.Now()
 	err = l.store.Trials(ctx, func(v store.Versioned[api.Trial]) error {
 		s := l.studies[v.Value.Study]
 		if s == nil {
@@ -295,11 +329,31 @@ func (l *leader) load(ctx context.Context) error {
 		l.addTrial(s, t, now)
 		return nil
 	})
-	if err != nil {
+	if err := undecodable(err); err != nil {
 		return err
+	}
+	err = l.store.Quarantines(ctx, func(v store.Versioned[api.Quarantine]) error {
+		s := l.studies[v.Value.Study]
+		if s == nil {
+			return nil // the study record itself is gone or corrupt
+		}
+		l.quarantine(s, v.Value.By, v.Value.Reason, v.Value.Time)
+		s.q.rec, s.q.rev, s.q.written = v.Value, v.Rev, true
+		return nil
+	})
+	if err := undecodable(err); err != nil {
+		return err
+	}
+	for _, name := range corrupt {
+		if s := l.studies[name]; s != nil {
+			l.quarantine(s, "leader", why[name], now)
+		}
 	}
 	for _, s := range l.order {
 		sortTrials(s)
+		if s.quarantined() {
+			continue
+		}
 		if err := l.noteEarlyStopping(ctx, s); err != nil {
 			return err
 		}
@@ -315,7 +369,7 @@ func (l *leader) load(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
+	return l.writeQuarantines(ctx)
 }
 
 // addTrial puts a loaded or new trial into the cache.
@@ -414,58 +468,67 @@ func (l *leader) maybeFinish(s *study, now time.Time) {
 }
 
 // commit writes every changed record, fenced, in batched transactions.
+// The records of quarantined studies are held back. A record that etcd
+// can never take quarantines its study alone: the rest of the batch lands.
 func (l *leader) commit(ctx context.Context) error {
+	l.hold()
 	if len(l.dirtyTrials)+len(l.dirtyStudies)+len(l.dirtyNodes) == 0 {
-		return nil
+		return l.writeQuarantines(ctx)
 	}
-	puts := make([]store.Put, 0, len(l.dirtyTrials)+len(l.dirtyStudies)+len(l.dirtyNodes))
-	trials := make([]*trial, 0, len(l.dirtyTrials))
+	n := len(l.dirtyTrials) + len(l.dirtyStudies) + len(l.dirtyNodes)
+	puts := make([]store.Put, 0, n)
+	owners := make([]any, 0, n)
 	for t := range l.dirtyTrials {
-		trials = append(trials, t)
+		owners = append(owners, t)
 		puts = append(puts, store.Put{Key: store.TrialKey(t.rec.Study, t.rec.ID), Value: &t.rec, Rev: t.rev})
 	}
-	studies := make([]*study, 0, len(l.dirtyStudies))
 	for s := range l.dirtyStudies {
-		studies = append(studies, s)
+		owners = append(owners, s)
 		puts = append(puts, store.Put{Key: store.StudyKey(s.rec.Name), Value: &s.rec, Rev: s.rev})
 	}
-	nodes := make([]*node, 0, len(l.dirtyNodes))
 	for n := range l.dirtyNodes {
-		nodes = append(nodes, n)
+		owners = append(owners, n)
 		puts = append(puts, store.Put{Key: store.NodeKey(n.rec.ID), Value: &n.rec, Rev: n.rev})
 	}
 	revs, err := l.commitWithRetry(ctx, puts)
-	if err != nil {
+	var rej *store.RejectedError
+	if err != nil && !errors.As(err, &rej) {
 		return err
 	}
-	i := 0
-	for _, t := range trials {
-		t.rev = revs[i]
-		i++
+	now := time.Now()
+	if rej != nil {
+		l.reject(rej, owners, now)
 	}
-	for _, s := range studies {
-		s.rev = revs[i]
-		i++
-	}
-	for _, n := range nodes {
-		n.rev = revs[i]
-		i++
+	for i, o := range owners {
+		if revs[i] == 0 {
+			continue // rejected, and held with its quarantined study
+		}
+		switch o := o.(type) {
+		case *trial:
+			o.rev = revs[i]
+		case *study:
+			o.rev = revs[i]
+		case *node:
+			o.rev = revs[i]
+		}
 	}
 	clear(l.dirtyTrials)
 	clear(l.dirtyStudies)
 	clear(l.dirtyNodes)
-	return nil
+	return l.writeQuarantines(ctx)
 }
 
 // commitWithRetry retries transient etcd errors (an election among etcd
 // members, a reconnect) until the term ends. A lost fence or a conflict
-// ends the term: the next leader rebuilds from etcd.
+// ends the term: the next leader rebuilds from etcd. A rejected write
+// (store.ErrRejected) is permanent for its input and never retried; the
+// other puts of the call have landed.
 func (l *leader) commitWithRetry(ctx context.Context, puts []store.Put) ([]int64, error) {
 	backoff := 50 * time.Millisecond
 	for {
 		revs, err := l.store.Commit(ctx, puts)
-		if err == nil {
-			return revs, nil
+		if err == nil || errors.Is(err, store.ErrRejected) {
+			return revs, err
 		}
 		if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrConflict) || ctx.Err() != nil {
 			return nil, fmt.Errorf("commit: %w", err)
@@ -487,8 +550,21 @@ func (l *leader) commitWithRetry(ctx context.Context, puts []store.Put) ([]int64
 	}
 }
 
+// effect is an action taken once the turn's writes are durable. One that
+// belongs to a study (acknowledging its outcome) is skipped if the study
+// was quarantined by the turn's commit.
+type effect struct {
+	study *study
+	f     func()
+}
+
 // effect queues f to run after this turn's writes are durable.
-func (l *leader) effect(f func()) { l.effects = append(l.effects, f) }
+func (l *leader) effect(f func()) { l.effects = append(l.effects, effect{f: f}) }
+
+// studyEffect queues f as an effect of study s.
+func (l *leader) studyEffect(s *study, f func()) {
+	l.effects = append(l.effects, effect{study: s, f: f})
+}
 
 // respond queues a reply to a request.
 func (l *leader) respond(m *nats.Msg, v any, err error) {

@@ -77,6 +77,8 @@ type study struct {
 	// rungs holds the objective values recorded at each early-stopping
 	// rung.
 	rungs map[float64][]float64
+	// q is set while the study is quarantined (quarantine.go).
+	q *quarantineState
 }
 
 func newStudy(rec api.Study, rev int64, spec *sweep.Spec) *study {

@@ -16,6 +16,10 @@ import (
 // forever.
 const maxStale = 10
 
+// quarantineRedelivery is how long the stream waits before offering again
+// an outcome of a quarantined study.
+const quarantineRedelivery = 5 * time.Second
+
 // maxMetrics bounds the metrics kept in one result, so one trial record
 // stays far below etcd's request limit.
 const maxMetrics = 256
@@ -26,12 +30,20 @@ const maxMetrics = 256
 // without touching the current one.
 func (l *leader) onEvent(in eventInput, now time.Time) {
 	ev := in.ev
+	s := l.studies[ev.Study]
 	ack := func() {
 		if in.msg != nil { // started events come without a JetStream message
-			l.effect(func() { _ = in.msg.Ack() })
+			l.studyEffect(s, func() { _ = in.msg.Ack() })
 		}
 	}
-	s := l.studies[ev.Study]
+	if s != nil && s.quarantined() {
+		// Nothing of a frozen study is recorded: its outcomes wait in
+		// the stream until it is resumed or deleted.
+		if in.msg != nil {
+			_ = in.msg.NakWithDelay(quarantineRedelivery)
+		}
+		return
+	}
 	var t *trial
 	if s != nil {
 		t = s.byID[ev.Trial]
@@ -67,6 +79,9 @@ func (l *leader) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Time) {
 	s := t.study
 	end := ev.Time
 	a.Ended = &end
+	// An agent clips its errors; a message from elsewhere is clipped
+	// here, so an attempt's record stays small.
+	ev.Error = bus.Clip(ev.Error, bus.MaxErrorBytes)
 	a.Error = ev.Error
 	if t.node != nil {
 		t.node.release(t)
@@ -79,6 +94,12 @@ func (l *leader) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Time) {
 	switch ev.Outcome {
 	case bus.OutcomeSucceeded:
 		obj, ok := ev.Metrics[s.rec.Objective]
+		if word, bad := ev.NonFinite[s.rec.Objective]; bad {
+			a.State = api.AttemptFailed
+			a.Error = fmt.Sprintf("the method reported %s = %s; the objective must be a finite number (did training diverge?)", s.rec.Objective, word)
+			l.retryOrFail(t, a.Error, now)
+			return
+		}
 		if !ok || math.IsNaN(obj) {
 			a.State = api.AttemptFailed
 			a.Error = fmt.Sprintf("the method reported no %q metric (the study's objective); it reported %s", s.rec.Objective, metricNames(ev.Metrics))
@@ -91,6 +112,7 @@ func (l *leader) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Time) {
 			Node:      ev.Node,
 			Objective: &obj,
 			Metrics:   trimMetrics(ev.Metrics),
+			NonFinite: ev.NonFinite,
 			Recorded:  now,
 			Duration:  time_(ev.Duration).Seconds(),
 		}

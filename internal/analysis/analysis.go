@@ -125,7 +125,17 @@ func Fit(ctx context.Context, plan *sweep.FitPlan, group string, points []Point,
 		return sum
 	}
 	sum.Agree, sum.Starts = fit.Agree, fit.Starts
-	sum.R2 = fit.Goodness.R2
+	if r2 := fit.Goodness.R2; finite(r2) {
+		sum.R2 = &r2
+	}
+	for j, name := range fit.Names {
+		if !finite(fit.Params[j]) {
+			// JSON has no NaN or infinity, and a fit that reports one has
+			// not found a law: say so instead of storing it.
+			sum.Error = fmt.Sprintf("the fit did not converge: %s = %g; the points may not follow the law (is the objective constant?)", name, fit.Params[j])
+			return sum
+		}
+	}
 	sum.Notes = fit.Warnings
 	resamples := plan.Bootstrap
 	if o.Resamples > 0 && resamples > o.Resamples {
@@ -143,7 +153,7 @@ func Fit(ctx context.Context, plan *sweep.FitPlan, group string, points []Point,
 	}
 	for j, name := range fit.Names {
 		p := api.FitParam{Name: name, Value: fit.Params[j]}
-		if boot != nil && !math.IsNaN(boot.Intervals[j].Lo) {
+		if boot != nil && finite(boot.Intervals[j].Lo) && finite(boot.Intervals[j].Hi) {
 			lo, hi := boot.Intervals[j].Lo, boot.Intervals[j].Hi
 			p.Lo, p.Hi = &lo, &hi
 		}
@@ -321,3 +331,5 @@ func Run(ctx context.Context, spec *sweep.Spec, trials []api.Trial, direction st
 	}
 	return out, nil
 }
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

@@ -17,7 +17,29 @@ const (
 	VerbStatus  = "status"
 	VerbResults = "results"
 	VerbCancel  = "cancel"
+	// The operator's verbs for a study that misbehaves (docs/operations.md).
+	VerbQuarantine = "quarantine"
+	VerbResume     = "resume"
+	VerbDelete     = "delete"
 )
+
+// Verbs lists every verb the leader answers.
+var Verbs = []string{VerbSubmit, VerbStatus, VerbResults, VerbCancel, VerbQuarantine, VerbResume, VerbDelete}
+
+// StudyRequest names a study for quarantine, resume or delete.
+type StudyRequest struct {
+	Study string `json:"study"`
+	// Reason is kept with an operator's quarantine.
+	Reason string `json:"reason,omitempty"`
+}
+
+// StudyReply reports what quarantine, resume or delete did.
+type StudyReply struct {
+	Study string     `json:"study"`
+	State StudyState `json:"state,omitempty"`
+	// Deleted counts the trials a delete removed.
+	Deleted int `json:"deleted,omitempty"`
+}
 
 // SubmitRequest submits (or resubmits, or extends) a study.
 type SubmitRequest struct {
@@ -78,6 +100,11 @@ type StudyStatus struct {
 	// Extensions and Decisions are what adaptive steps added, and why.
 	Extensions []Extension `json:"extensions,omitempty"`
 	Decisions  []Decision  `json:"decisions,omitempty"`
+	// Quarantine says why a quarantined study is stopped.
+	Quarantine *Quarantine `json:"quarantine,omitempty"`
+	// Error is set when part of this status could not be reported (a
+	// value that cannot be encoded); the fields that could be are kept.
+	Error string `json:"error,omitempty"`
 }
 
 // BudgetStatus is a study's compute budget: its unit, size, what was used,
@@ -232,7 +259,10 @@ func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
 	defer cancel()
 	b, err := json.Marshal(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: encode the request: %w", verb, err)
+	}
+	if max := c.nc.MaxPayload(); max > 0 && int64(len(b)) > max {
+		return fmt.Errorf("%s: the request is %d bytes, over the NATS server's max_payload of %d bytes; send less (a smaller spec) or raise max_payload", verb, len(b), max)
 	}
 	// A leader may be between elections: retry until the deadline.
 	for {
@@ -293,6 +323,16 @@ func (c *Client) Results(ctx context.Context, study string) (*ResultsReply, erro
 			return all, nil
 		}
 	}
+}
+
+// Study sends one of the operator's verbs (VerbQuarantine, VerbResume,
+// VerbDelete) for a study.
+func (c *Client) Study(ctx context.Context, verb string, req StudyRequest) (*StudyReply, error) {
+	var r StudyReply
+	if err := c.call(ctx, verb, req, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
 }
 
 // Cancel cancels a study or some of its trials.

@@ -24,7 +24,23 @@ const (
 	StudyDone StudyState = "done"
 	// StudyCancelled means a user cancelled the study.
 	StudyCancelled StudyState = "cancelled"
+	// StudyQuarantined means the leader stopped the study because one of
+	// its records can never be written (too large, not encodable, or
+	// corrupt in etcd), or an operator did; its reason is in status.
+	// Nothing of it is scheduled or written until `asymptote study
+	// resume` or `delete` (docs/operations.md). It is never stored in the
+	// study's own record, only shown: the quarantine has its own record.
+	StudyQuarantined StudyState = "quarantined"
 )
+
+// Quarantine is the stored record of a quarantined study, under its own
+// key so that it lands even when the study's record cannot be written.
+type Quarantine struct {
+	Study  string    `json:"study"`
+	Reason string    `json:"reason"`
+	By     string    `json:"by"` // "leader" or "operator"
+	Time   time.Time `json:"time"`
+}
 
 // Study is the stored record of a study.
 type Study struct {
@@ -108,8 +124,11 @@ type Result struct {
 	Node      string             `json:"node"`
 	Objective *float64           `json:"objective,omitempty"`
 	Metrics   map[string]float64 `json:"metrics"`
-	Recorded  time.Time          `json:"recorded"`
-	Duration  float64            `json:"duration_s"`
+	// NonFinite holds the metrics that were NaN or infinite, as "NaN",
+	// "+Inf" or "-Inf": JSON has no such numbers.
+	NonFinite map[string]string `json:"non_finite,omitempty"`
+	Recorded  time.Time         `json:"recorded"`
+	Duration  float64           `json:"duration_s"`
 }
 
 // LateResult is an outcome that arrived for an attempt that was no longer
@@ -209,19 +228,22 @@ type FitSummary struct {
 	X     string `json:"x"`
 	// Points is the number of points fitted (best runs), Trials the
 	// succeeded trials they were chosen from.
-	Points int           `json:"points"`
-	Trials int           `json:"trials"`
-	Params []FitParam    `json:"params,omitempty"`
-	Agree  int           `json:"agree"`
-	Starts int           `json:"starts"`
-	R2     float64       `json:"r2"`
+	Points int        `json:"points"`
+	Trials int        `json:"trials"`
+	Params []FitParam `json:"params,omitempty"`
+	Agree  int        `json:"agree"`
+	Starts int        `json:"starts"`
+	// R2 is nil where it is not a number: over points whose objective
+	// does not vary, R² divides by zero.
+	R2     *float64      `json:"r2,omitempty"`
 	Error  string        `json:"error,omitempty"`
 	Notes  []string      `json:"warnings,omitempty"`
 	Uncert []Uncertified `json:"uncertified,omitempty"`
 	Time   time.Time     `json:"time"`
 }
 
-// FitParam is one fitted parameter with its bootstrap interval.
+// FitParam is one fitted parameter with its bootstrap interval. A bound
+// that is not a finite number is left out (nil).
 type FitParam struct {
 	Name  string   `json:"name"`
 	Value float64  `json:"value"`

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -166,6 +167,17 @@ func (h *Heartbeat) validate() error {
 	if h.Queue < 0 || math.IsNaN(h.Queue) || math.IsInf(h.Queue, 0) {
 		errs = append(errs, fmt.Errorf("queue: %g, want a finite number of at least 0", h.Queue))
 	}
+	if math.IsNaN(h.Resources.CPU) || math.IsInf(h.Resources.CPU, 0) {
+		errs = append(errs, errors.New("resources.cpu: not a finite number"))
+	}
+	// A node's record holds its GPUs and methods: bounded, so a hostile
+	// heartbeat cannot make a record etcd refuses.
+	if n := len(h.Resources.GPUs); n > MaxGPUs {
+		errs = append(errs, fmt.Errorf("resources.gpus: %d, over the limit of %d", n, MaxGPUs))
+	}
+	if n := len(h.Methods); n > MaxMethods {
+		errs = append(errs, fmt.Errorf("methods: %d, over the limit of %d", n, MaxMethods))
+	}
 	for i, r := range h.Running {
 		if err := r.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("running[%d]: %w", i, err))
@@ -173,6 +185,12 @@ func (h *Heartbeat) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Bounds on what a heartbeat may list.
+const (
+	MaxGPUs    = 256
+	MaxMethods = 1024
+)
 
 // HeartbeatReply tells an agent which of its attempts to stop.
 type HeartbeatReply struct {
@@ -233,6 +251,112 @@ const (
 	OutcomeLost Outcome = "lost"
 )
 
+// Limits on what a method may report, checked by the agent (which fails
+// the attempt with a clear error) and again on decode (so a hostile
+// message is refused). docs/spec.md lists them.
+const (
+	// MaxMetrics bounds the metrics in one result or one report.
+	MaxMetrics = 256
+	// MaxMetricName bounds a metric's name, in bytes.
+	MaxMetricName = 128
+	// MaxErrorBytes bounds an attempt's error text; a longer one keeps its
+	// head and its tail.
+	MaxErrorBytes = 4096
+)
+
+// NonFinite values: JSON has no NaN or infinity, so a metric that is not a
+// finite number travels, and is stored, as one of these strings in a
+// message's non_finite map, beside the finite metrics.
+const (
+	NaN    = "NaN"
+	PosInf = "+Inf"
+	NegInf = "-Inf"
+)
+
+// SplitFinite splits metrics into the finite values and the names of the
+// others with NaN, PosInf or NegInf. Either result is nil when empty.
+func SplitFinite(m map[string]float64) (finite map[string]float64, nonFinite map[string]string) {
+	for k, v := range m {
+		var word string
+		switch {
+		case math.IsNaN(v):
+			word = NaN
+		case math.IsInf(v, 1):
+			word = PosInf
+		case math.IsInf(v, -1):
+			word = NegInf
+		default:
+			if finite == nil {
+				finite = make(map[string]float64, len(m))
+			}
+			finite[k] = v
+			continue
+		}
+		if nonFinite == nil {
+			nonFinite = map[string]string{}
+		}
+		nonFinite[k] = word
+	}
+	return finite, nonFinite
+}
+
+// CheckMetrics checks a method's metrics against MaxMetrics and
+// MaxMetricName; the error says which limit and how far over.
+func CheckMetrics(m map[string]float64) error {
+	if len(m) > MaxMetrics {
+		return fmt.Errorf("%d metrics, over the limit of %d per result or report; report fewer (log the rest to a file)", len(m), MaxMetrics)
+	}
+	for k := range m {
+		if err := checkMetricName(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkMetricName(k string) error {
+	if k == "" {
+		return errors.New("a metric with an empty name")
+	}
+	if len(k) > MaxMetricName {
+		return fmt.Errorf("metric %.32q... has a %d-byte name, over the limit of %d", k, len(k), MaxMetricName)
+	}
+	return nil
+}
+
+func checkReported(finite map[string]float64, nonFinite map[string]string) error {
+	if n := len(finite) + len(nonFinite); n > MaxMetrics {
+		return fmt.Errorf("metrics: %d, over the limit of %d", n, MaxMetrics)
+	}
+	for k := range finite {
+		if err := checkMetricName(k); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	for k, v := range nonFinite {
+		if err := checkMetricName(k); err != nil {
+			return fmt.Errorf("non_finite: %w", err)
+		}
+		if v != NaN && v != PosInf && v != NegInf {
+			return fmt.Errorf("non_finite: %q: %q is not %s, %s or %s", k, v, NaN, PosInf, NegInf)
+		}
+	}
+	return nil
+}
+
+// Clip shortens s to at most n bytes, keeping its head and its tail (where
+// a stack trace ends) around a marker.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "\n[... %d bytes cut ...]\n"
+	head := n / 4
+	tail := n - head - len(mark) - 8
+	cut := len(s) - head - tail
+	return strings.ToValidUTF8(s[:head]+fmt.Sprintf(mark, cut)+s[len(s)-tail:], "")
+}
+
 // Event is a durable trial event, published to JetStream by the agent and
 // consumed by the leader. Its message ID makes republishing idempotent.
 type Event struct {
@@ -242,7 +366,10 @@ type Event struct {
 	Time    time.Time          `json:"time"`
 	Outcome Outcome            `json:"outcome,omitempty"`
 	Metrics map[string]float64 `json:"metrics,omitempty"`
-	Error   string             `json:"error,omitempty"`
+	// NonFinite holds the metrics that are NaN or infinite (NaN, PosInf,
+	// NegInf), which JSON cannot carry as numbers.
+	NonFinite map[string]string `json:"non_finite,omitempty"`
+	Error     string            `json:"error,omitempty"`
 	// Duration is the attempt's run time on the agent.
 	Duration Duration `json:"duration,omitempty"`
 }
@@ -268,6 +395,7 @@ func (e *Event) validate() error {
 	if e.Node == "" {
 		errs = append(errs, errors.New("node: empty"))
 	}
+	errs = append(errs, checkReported(e.Metrics, e.NonFinite))
 	return errors.Join(errs...)
 }
 
@@ -277,9 +405,13 @@ type MetricsReport struct {
 	AttemptRef
 	Step   int64              `json:"step"`
 	Values map[string]float64 `json:"values"`
+	// NonFinite holds the values that are NaN or infinite, as in Event.
+	NonFinite map[string]string `json:"non_finite,omitempty"`
 }
 
-func (m *MetricsReport) validate() error { return m.AttemptRef.validate() }
+func (m *MetricsReport) validate() error {
+	return errors.Join(m.AttemptRef.validate(), checkReported(m.Values, m.NonFinite))
+}
 
 // Duration is a time.Duration that encodes as a Go duration string.
 type Duration time.Duration

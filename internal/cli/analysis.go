@@ -157,7 +157,11 @@ func printAnalysis(w io.Writer, sums []api.FitSummary) {
 			}
 			fmt.Fprintf(w, "  %-8s %.5g%s\n", p.Name, p.Value, ci)
 		}
-		fmt.Fprintf(w, "  R² %.4f; %d of %d starts agree\n", s.R2, s.Agree, s.Starts)
+		r2 := "undefined (the objective does not vary)"
+		if s.R2 != nil {
+			r2 = fmt.Sprintf("%.4f", *s.R2)
+		}
+		fmt.Fprintf(w, "  R² %s; %d of %d starts agree\n", r2, s.Agree, s.Starts)
 		for _, n := range s.Notes {
 			fmt.Fprintf(w, "  warning: %s\n", n)
 		}

@@ -186,6 +186,13 @@ func watch(ctx context.Context, env Env, c *api.Client, study string, o watchOpt
 				}
 				return nil
 			}
+			if q := st.Quarantine; q != nil {
+				if tty {
+					fmt.Fprintln(env.Stderr)
+				}
+				printProblems(env.Stderr, &st)
+				return fmt.Errorf("study %s is quarantined: %s", study, q.Reason)
+			}
 		}
 		select {
 		case <-ctx.Done():

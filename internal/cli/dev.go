@@ -39,6 +39,9 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if *agents < 1 {
 		return usagef("-agents %d: want at least 1", *agents)
 	}
+	if err := copts.validate(); err != nil {
+		return err
+	}
 	var req *api.SubmitRequest
 	if len(pos) == 1 {
 		r, err := readSpec(pos[0])

@@ -19,7 +19,9 @@ import (
 	"asymptote.dev/asymptote/agent/methodmgr"
 	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/store"
 	"asymptote.dev/asymptote/plugins/methods"
+	"asymptote.dev/asymptote/sweep"
 )
 
 const defaultNATSURL = "nats://127.0.0.1:4222"
@@ -66,6 +68,8 @@ type coordinatorOptions struct {
 	heartbeatGrace time.Duration
 	queueBelow     time.Duration
 	replicas       int
+	limits         coordinator.Limits
+	etcdMaxRequest int
 }
 
 func (o *coordinatorOptions) register(fs *flag.FlagSet) {
@@ -74,13 +78,36 @@ func (o *coordinatorOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.queueBelow, "queue-below", time.Minute, "fill agents' queues (agent -queue) for studies whose trials take less than this on average; negative: never")
 	fs.DurationVar(&o.heartbeatGrace, "heartbeat-grace", 10*time.Second, "how long an agent may be silent before its attempts are marked stale")
 	fs.IntVar(&o.replicas, "stream-replicas", 1, "replicas of the JetStream events stream (3 on a three-node NATS cluster)")
+	fs.IntVar(&o.limits.SpecBytes, "max-spec-bytes", coordinator.DefaultSpecBytes, "largest study spec accepted, in `bytes`")
+	fs.IntVar(&o.limits.ParamBytes, "max-param-bytes", coordinator.DefaultParamBytes, "largest parameter value accepted (JSON-encoded), in `bytes`")
+	fs.IntVar(&o.limits.Trials, "max-trials", coordinator.DefaultTrials, "most trials one study may hold")
+	fs.IntVar(&o.etcdMaxRequest, "etcd-max-request-bytes", store.DefaultMaxRequestBytes, "the etcd server's --max-request-bytes; the leader sizes its writes by it")
+}
+
+// validate checks the limits, naming the flag.
+func (o *coordinatorOptions) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max-spec-bytes", o.limits.SpecBytes}, {"max-param-bytes", o.limits.ParamBytes}, {"max-trials", o.limits.Trials}, {"etcd-max-request-bytes", o.etcdMaxRequest}} {
+		if f.v <= 0 {
+			return usagef("-%s: %d, want a positive number", f.name, f.v)
+		}
+	}
+	if o.limits.Trials > sweep.MaxTrials {
+		return usagef("-max-trials: %d, over the most a spec expands to (%d)", o.limits.Trials, sweep.MaxTrials)
+	}
+	if o.etcdMaxRequest < 128<<10 {
+		return usagef("-etcd-max-request-bytes: %d, want at least 131072 (etcd's default is %d)", o.etcdMaxRequest, store.DefaultMaxRequestBytes)
+	}
+	return nil
 }
 
 func (o *coordinatorOptions) config(etcd *clientv3.Client, nc *nats.Conn, log *slog.Logger) coordinator.Config {
 	return coordinator.Config{
 		ID: o.id, Etcd: etcd, NATS: nc, Logger: log,
 		LeaseTTL: o.leaseTTL, HeartbeatGrace: o.heartbeatGrace, StreamReplicas: o.replicas,
-		QueueBelow: o.queueBelow,
+		QueueBelow: o.queueBelow, Limits: o.limits, EtcdMaxRequestBytes: o.etcdMaxRequest,
 	}
 }
 

@@ -60,6 +60,19 @@ func progressLine(s *api.StudyStatus) string {
 	return strings.Join(parts, " · ")
 }
 
+// printProblems says why a study is quarantined, and what to do, or what
+// part of its status could not be reported.
+func printProblems(w io.Writer, s *api.StudyStatus) {
+	if q := s.Quarantine; q != nil {
+		fmt.Fprintf(w, "\n%s is quarantined (by the %s, %s): %s\n", s.Name, q.By, q.Time.Format(time.RFC3339), q.Reason)
+		fmt.Fprintf(w, "  nothing of it runs or is written; every other study carries on.\n")
+		fmt.Fprintf(w, "  fix the cause, then 'asymptote study resume %s'; or remove it with 'asymptote study delete %s'\n", s.Name, s.Name)
+	}
+	if s.Error != "" {
+		fmt.Fprintf(w, "\n%s: %s\n", s.Name, s.Error)
+	}
+}
+
 func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 	fmt.Fprintf(w, "leader: %s (since %s)\n\n", r.Leader, r.Since.Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -75,6 +88,9 @@ func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 			s.StaleAttempts, s.LateResults, s.Rate, eta)
 	}
 	tw.Flush()
+	for _, s := range r.Studies {
+		printProblems(w, &s)
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tSTATE\tRUNNING\tCPU FREE\tMEMORY FREE\tGPUS\tLAST SEEN")
@@ -186,7 +202,7 @@ func allMetrics(trials []api.Trial) []string {
 		if t.Result == nil {
 			return nil
 		}
-		return slices.Collect(maps.Keys(t.Result.Metrics))
+		return append(slices.Collect(maps.Keys(t.Result.Metrics)), slices.Collect(maps.Keys(t.Result.NonFinite))...)
 	})
 }
 
@@ -274,6 +290,8 @@ func writeResults(w io.Writer, r *api.ResultsReply, format string, limit int) er
 				if t.Result != nil {
 					if x, ok := t.Result.Metrics[m]; ok {
 						v = strconv.FormatFloat(x, 'g', -1, 64)
+					} else if word, ok := t.Result.NonFinite[m]; ok {
+						v = word // NaN, +Inf or -Inf, as strconv.ParseFloat reads them
 					}
 				}
 				row = append(row, v)

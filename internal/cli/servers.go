@@ -34,6 +34,9 @@ func runCoordinator(ctx context.Context, env Env, args []string) error {
 	if _, err := parseAll(fs, args); err != nil {
 		return err
 	}
+	if err := opts.validate(); err != nil {
+		return err
+	}
 	log := newLogger(env.Stderr, slog.LevelInfo)
 	if (*natsURL == "") != (*etcdEndpoints == "") {
 		return usagef("give both -nats-url and -etcd-endpoints for external clusters, or neither for embedded servers")

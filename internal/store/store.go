@@ -21,21 +21,48 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"asymptote.dev/asymptote/internal/api"
 )
 
 // Key prefixes.
 const (
-	Prefix         = "/asymptote/"
-	StudyPrefix    = Prefix + "studies/"
-	TrialPrefix    = Prefix + "trials/"
-	NodePrefix     = Prefix + "nodes/"
-	ElectionPrefix = Prefix + "leader"
+	Prefix      = "/asymptote/"
+	StudyPrefix = Prefix + "studies/"
+	TrialPrefix = Prefix + "trials/"
+	NodePrefix  = Prefix + "nodes/"
+	// QuarantinePrefix holds one small record per quarantined study,
+	// apart from the study's own record, so that quarantining a study
+	// whose record cannot be written still lands.
+	QuarantinePrefix = Prefix + "quarantine/"
+	ElectionPrefix   = Prefix + "leader"
 )
+
+// QuarantineKey returns the key of a study's quarantine record.
+func QuarantineKey(study string) string { return QuarantinePrefix + study }
+
+// StudyOf returns the study a study, trial or quarantine key belongs to,
+// or "" for any other key.
+func StudyOf(key string) string {
+	for _, p := range []string{StudyPrefix, QuarantinePrefix} {
+		if name, ok := strings.CutPrefix(key, p); ok {
+			return name
+		}
+	}
+	if rest, ok := strings.CutPrefix(key, TrialPrefix); ok {
+		name, _, _ := strings.Cut(rest, "/")
+		return name
+	}
+	return ""
+}
 
 // StudyKey returns the key of a study.
 func StudyKey(name string) string { return StudyPrefix + name }
@@ -58,20 +85,78 @@ var (
 // limit of 128 operations.
 const MaxOpsPerTxn = 100
 
+// DefaultMaxRequestBytes is etcd's default limit on one request
+// (--max-request-bytes, 1.5 MiB). A transaction is filled to at most
+// RequestBytes less txnOverhead, and one record may take all of that.
+const DefaultMaxRequestBytes = 1536 << 10
+
+// txnOverhead is the room kept in each request for the fence, the
+// comparisons and the protobuf framing.
+const txnOverhead = 64 << 10
+
+// ErrRejected marks a write that can never succeed as it is: a value that
+// cannot be encoded, or one too large for etcd. Retrying it is useless;
+// the caller refuses the input it came from or quarantines its study.
+var ErrRejected = errors.New("store: write rejected")
+
+// Rejected is one write that can never succeed as it is.
+type Rejected struct {
+	// Index is the put's position in the Commit call.
+	Index int
+	Key   string
+	// Reason says why, with the limit where a limit was passed.
+	Reason string
+}
+
+// RejectedError lists the puts of a Commit that can never be written as
+// they are. Every put it does not list has landed.
+type RejectedError struct{ Puts []Rejected }
+
+func (e *RejectedError) Error() string {
+	parts := make([]string, 0, min(len(e.Puts), 3))
+	for _, r := range e.Puts[:min(len(e.Puts), 3)] {
+		parts = append(parts, r.Key+": "+r.Reason)
+	}
+	more := ""
+	if len(e.Puts) > 3 {
+		more = fmt.Sprintf(" (and %d more)", len(e.Puts)-3)
+	}
+	return fmt.Sprintf("store: %d write(s) rejected: %s%s", len(e.Puts), strings.Join(parts, "; "), more)
+}
+
+// Unwrap makes errors.Is(err, ErrRejected) true.
+func (e *RejectedError) Unwrap() error { return ErrRejected }
+
 // Store reads and writes the coordinator's documents.
 type Store struct {
 	cli   *clientv3.Client
 	fence []clientv3.Cmp
+	// maxRequest is the etcd server's request limit.
+	maxRequest int
 }
 
 // New returns a store on cli. Its writes are unfenced until Fenced is used;
 // only tests and tools write unfenced.
-func New(cli *clientv3.Client) *Store { return &Store{cli: cli} }
+func New(cli *clientv3.Client) *Store { return &Store{cli: cli, maxRequest: DefaultMaxRequestBytes} }
 
 // Fenced returns a store whose writes all require cmp (the leader fence).
 func (s *Store) Fenced(cmp clientv3.Cmp) *Store {
-	return &Store{cli: s.cli, fence: []clientv3.Cmp{cmp}}
+	return &Store{cli: s.cli, fence: []clientv3.Cmp{cmp}, maxRequest: s.maxRequest}
 }
+
+// WithMaxRequestBytes returns a store for an etcd server whose request
+// limit (--max-request-bytes) is n bytes; n <= 0 keeps the default.
+func (s *Store) WithMaxRequestBytes(n int) *Store {
+	c := *s
+	if n > 0 {
+		c.maxRequest = n
+	}
+	return &c
+}
+
+// MaxRecordBytes is the largest encoded record (key and value) this store
+// writes: one transaction's room.
+func (s *Store) MaxRecordBytes() int { return max(s.maxRequest-txnOverhead, s.maxRequest/2) }
 
 // Client returns the etcd client.
 func (s *Store) Client() *clientv3.Client { return s.cli }
@@ -86,42 +171,98 @@ type Put struct {
 	Delete bool
 }
 
-// Commit applies puts in transactions of at most MaxOpsPerTxn, several in
-// flight at once, and returns each key's new revision in order. Writes in
-// one transaction land together or not at all; a failed Commit may have
-// applied earlier transactions, which the caller sees as the revisions it
-// must re-read.
+// encoded is a put ready to send: its value's bytes and its size.
+type encoded struct {
+	Put
+	index int
+	value string
+}
+
+func (e encoded) size() int { return len(e.Key) + len(e.value) }
+
+// Check encodes puts and reports, without writing anything, the ones that
+// can never be written: a value that cannot be encoded as JSON (a NaN or
+// an infinity, say) or a record larger than MaxRecordBytes. It returns nil
+// when every put can be written.
+func (s *Store) Check(puts []Put) *RejectedError {
+	_, rej := s.encode(puts)
+	return rej
+}
+
+func (s *Store) encode(puts []Put) ([]encoded, *RejectedError) {
+	out := make([]encoded, 0, len(puts))
+	var rej []Rejected
+	limit := s.MaxRecordBytes()
+	for i, p := range puts {
+		e := encoded{Put: p, index: i}
+		if !p.Delete {
+			b, err := json.Marshal(p.Value)
+			if err != nil {
+				rej = append(rej, Rejected{Index: i, Key: p.Key, Reason: fmt.Sprintf("cannot be encoded: %v", err)})
+				continue
+			}
+			e.value = string(b)
+		}
+		if n := e.size(); n > limit {
+			rej = append(rej, Rejected{Index: i, Key: p.Key, Reason: fmt.Sprintf("the record is %d bytes, over the limit of %d (etcd's request limit, %d bytes, less room for the transaction)", n, limit, s.maxRequest)})
+			continue
+		}
+		out = append(out, e)
+	}
+	if len(rej) > 0 {
+		return out, &RejectedError{Puts: rej}
+	}
+	return out, nil
+}
+
+// Commit applies puts in transactions of at most MaxOpsPerTxn writes and
+// the server's request limit in bytes, several in flight at once, and
+// returns each key's new revision in order. Writes in one transaction land
+// together or not at all; a failed Commit may have applied earlier
+// transactions, which the caller sees as the revisions it must re-read.
+//
+// A put that can never be written as it is (see Check) is left out, and
+// the others are written: Commit then returns a *RejectedError (which
+// matches ErrRejected) that names it, and every other put has landed. So
+// one bad record never blocks a batch that holds other records.
 func (s *Store) Commit(ctx context.Context, puts []Put) ([]int64, error) {
 	revs := make([]int64, len(puts))
 	if len(puts) == 0 {
 		return revs, nil
 	}
-	type chunk struct{ lo, hi int }
-	var chunks []chunk
-	for lo := 0; lo < len(puts); lo += MaxOpsPerTxn {
-		chunks = append(chunks, chunk{lo, min(lo+MaxOpsPerTxn, len(puts))})
+	good, rej := s.encode(puts)
+	var chunks [][]encoded
+	for lo := 0; lo < len(good); {
+		hi, bytes := lo, 0
+		for hi < len(good) && hi-lo < MaxOpsPerTxn && (hi == lo || bytes+good[hi].size() <= s.MaxRecordBytes()) {
+			bytes += good[hi].size()
+			hi++
+		}
+		chunks = append(chunks, good[lo:hi])
+		lo = hi
 	}
 	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 8)
+		mu       sync.Mutex
+		errs     []error
+		rejected []Rejected
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, 8)
 	)
+	if rej != nil {
+		rejected = rej.Puts
+	}
 	for _, c := range chunks {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			rev, err := s.commitChunk(ctx, puts[c.lo:c.hi])
+			r, err := s.commitSplitting(ctx, c, revs)
+			mu.Lock()
+			defer mu.Unlock()
+			rejected = append(rejected, r...)
 			if err != nil {
-				mu.Lock()
 				errs = append(errs, err)
-				mu.Unlock()
-				return
-			}
-			for i := c.lo; i < c.hi; i++ {
-				revs[i] = rev
 			}
 		}()
 	}
@@ -134,10 +275,52 @@ func (s *Store) Commit(ctx context.Context, puts []Put) ([]int64, error) {
 		}
 		return revs, errors.Join(errs...)
 	}
+	if len(rejected) > 0 {
+		slices.SortFunc(rejected, func(a, b Rejected) int { return a.Index - b.Index })
+		return revs, &RejectedError{Puts: rejected}
+	}
 	return revs, nil
 }
 
-func (s *Store) commitChunk(ctx context.Context, puts []Put) (int64, error) {
+// commitSplitting commits one chunk; if the server finds it too large
+// (its limit is below the one this store was told), it halves the chunk
+// until a single record is left, which is then rejected.
+func (s *Store) commitSplitting(ctx context.Context, c []encoded, revs []int64) ([]Rejected, error) {
+	rev, err := s.commitChunk(ctx, c)
+	if err == nil {
+		for _, e := range c {
+			revs[e.index] = rev
+		}
+		return nil, nil
+	}
+	if !TooLarge(err) {
+		return nil, err
+	}
+	if len(c) == 1 {
+		return []Rejected{{Index: c[0].index, Key: c[0].Key, Reason: fmt.Sprintf("the record is %d bytes, too large for the etcd server (%v); raise its --max-request-bytes or make the record smaller", c[0].size(), err)}}, nil
+	}
+	mid := len(c) / 2
+	r1, err := s.commitSplitting(ctx, c[:mid], revs)
+	if err != nil {
+		return r1, err
+	}
+	r2, err := s.commitSplitting(ctx, c[mid:], revs)
+	return append(r1, r2...), err
+}
+
+// TooLarge reports whether err is etcd's or the client's refusal of a
+// request for its size: the same request will fail again.
+func TooLarge(err error) bool {
+	if errors.Is(err, rpctypes.ErrRequestTooLarge) || errors.Is(err, rpctypes.ErrGRPCRequestTooLarge) {
+		return true
+	}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max") {
+		return true
+	}
+	return strings.Contains(err.Error(), "request is too large") || strings.Contains(err.Error(), "message larger than max")
+}
+
+func (s *Store) commitChunk(ctx context.Context, puts []encoded) (int64, error) {
 	cmps := make([]clientv3.Cmp, 0, len(puts))
 	ops := make([]clientv3.Op, 0, len(puts))
 	for _, p := range puts {
@@ -150,11 +333,7 @@ func (s *Store) commitChunk(ctx context.Context, puts []Put) (int64, error) {
 			ops = append(ops, clientv3.OpDelete(p.Key))
 			continue
 		}
-		b, err := json.Marshal(p.Value)
-		if err != nil {
-			return 0, fmt.Errorf("store: encode %s: %w", p.Key, err)
-		}
-		ops = append(ops, clientv3.OpPut(p.Key, string(b)))
+		ops = append(ops, clientv3.OpPut(p.Key, p.value))
 	}
 	inner := clientv3.OpTxn(cmps, ops, nil)
 	resp, err := s.cli.Txn(ctx).If(s.fence...).Then(inner).Commit()
@@ -179,10 +358,29 @@ type Versioned[T any] struct {
 // listPage is how many keys one range read returns.
 const listPage = 2000
 
-// list decodes every document under prefix, paging through the range.
+// Undecodable lists the records a read could not decode; the read visited
+// every other record.
+type Undecodable struct{ Keys map[string]error }
+
+func (e *Undecodable) Error() string {
+	for k, err := range e.Keys {
+		more := ""
+		if len(e.Keys) > 1 {
+			more = fmt.Sprintf(" (and %d more)", len(e.Keys)-1)
+		}
+		return fmt.Sprintf("store: cannot decode %s: %v%s", k, err, more)
+	}
+	return "store: cannot decode records"
+}
+
+// list decodes every document under prefix, paging through the range. A
+// record that does not decode is skipped and named in the *Undecodable
+// error returned after every other record was visited, so one corrupt
+// record cannot hide the rest.
 func list[T any](ctx context.Context, cli *clientv3.Client, prefix string, fn func(Versioned[T]) error) error {
 	key := prefix
 	end := clientv3.GetPrefixRangeEnd(prefix)
+	var bad *Undecodable
 	for {
 		resp, err := cli.Get(ctx, key, clientv3.WithRange(end), clientv3.WithLimit(listPage))
 		if err != nil {
@@ -191,13 +389,20 @@ func list[T any](ctx context.Context, cli *clientv3.Client, prefix string, fn fu
 		for _, kv := range resp.Kvs {
 			var v T
 			if err := json.Unmarshal(kv.Value, &v); err != nil {
-				return fmt.Errorf("store: decode %s: %w", kv.Key, err)
+				if bad == nil {
+					bad = &Undecodable{Keys: map[string]error{}}
+				}
+				bad.Keys[string(kv.Key)] = err
+				continue
 			}
 			if err := fn(Versioned[T]{Value: v, Rev: kv.ModRevision}); err != nil {
 				return err
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
+			if bad != nil {
+				return bad
+			}
 			return nil
 		}
 		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
@@ -222,4 +427,26 @@ func (s *Store) StudyTrials(ctx context.Context, study string, fn func(Versioned
 // Nodes calls fn for every node.
 func (s *Store) Nodes(ctx context.Context, fn func(Versioned[api.Node]) error) error {
 	return list(ctx, s.cli, NodePrefix, fn)
+}
+
+// Quarantines calls fn for every quarantine record.
+func (s *Store) Quarantines(ctx context.Context, fn func(Versioned[api.Quarantine]) error) error {
+	return list(ctx, s.cli, QuarantinePrefix, fn)
+}
+
+// DeleteStudy removes a study's record, its quarantine record and every
+// one of its trials in one fenced transaction.
+func (s *Store) DeleteStudy(ctx context.Context, study string) error {
+	resp, err := s.cli.Txn(ctx).If(s.fence...).Then(
+		clientv3.OpDelete(StudyKey(study)),
+		clientv3.OpDelete(QuarantineKey(study)),
+		clientv3.OpDelete(TrialPrefix+study+"/", clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return fmt.Errorf("store: delete study %s: %w", study, err)
+	}
+	if !resp.Succeeded {
+		return ErrNotLeader
+	}
+	return nil
 }
