@@ -288,7 +288,10 @@ func (l *leader) writeStudy(ctx context.Context, s *study) error {
 }
 
 func (l *leader) status(req api.StatusRequest, now time.Time) (*api.StatusReply, error) {
-	r := &api.StatusReply{Leader: l.c.cfg.ID, Since: l.since}
+	r := &api.StatusReply{Leader: l.c.cfg.ID, Since: l.since, Orphans: len(l.orph.keys) + l.orph.dropped}
+	if req.Study == "" {
+		r.RecentOrphans = l.orph.recent
+	}
 	for _, s := range l.order {
 		if req.Study != "" && s.rec.Name != req.Study {
 			continue

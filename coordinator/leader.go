@@ -53,6 +53,8 @@ type leader struct {
 	// quarantined holds the studies whose quarantine record is still to
 	// be written.
 	quarantined map[*study]bool
+	// orph holds the kept events that could not be applied (orphan.go).
+	orph orphans
 	// fatal ends the term after this turn: a storage failure left the
 	// cache unsure of what etcd holds, and the next term rebuilds it.
 	fatal error
@@ -298,8 +300,16 @@ func (l *leader) load(ctx context.Context) error {
 		spec, err := sweep.Parse(v.Value.SpecFile, []byte(v.Value.Spec))
 		if err != nil {
 			// A stored spec always parsed when it was accepted; a newer
-			// parser that rejects it must not stop the leader.
-			l.log.Error("stored spec no longer parses; study left as is", "study", v.Value.Name, "error", err)
+			// parser that rejects it must not stop the leader, nor lose
+			// the study's outcomes: it is loaded quarantined, with an
+			// empty spec, so its trials and events are kept.
+			s := newStudy(v.Value, v.Rev, &sweep.Spec{Name: v.Value.Name})
+			l.studies[s.rec.Name] = s
+			l.order = append(l.order, s)
+			if _, seen := why[s.rec.Name]; !seen {
+				corrupt = append(corrupt, s.rec.Name)
+			}
+			why[s.rec.Name] = fmt.Sprintf("the stored spec no longer parses (%v); run a coordinator version that reads it, or delete the study", err)
 			return nil
 		}
 		s := newStudy(v.Value, v.Rev, withExtensions(spec, v.Value.Extensions))
@@ -330,6 +340,9 @@ func (l *leader) load(ctx context.Context) error {
 		return nil
 	})
 	if err := undecodable(err); err != nil {
+		return err
+	}
+	if err := undecodable(l.loadOrphans(ctx)); err != nil {
 		return err
 	}
 	err = l.store.Quarantines(ctx, func(v store.Versioned[api.Quarantine]) error {
@@ -368,6 +381,9 @@ func (l *leader) load(ctx context.Context) error {
 				l.log.Error("finish interrupted submission", "study", s.rec.Name, "error", err)
 			}
 		}
+		// The last leader may have died between committing a study's
+		// last trials and its done record: finish it now.
+		l.maybeFinish(s, now)
 	}
 	return l.writeQuarantines(ctx)
 }
@@ -472,12 +488,17 @@ func (l *leader) maybeFinish(s *study, now time.Time) {
 // can never take quarantines its study alone: the rest of the batch lands.
 func (l *leader) commit(ctx context.Context) error {
 	l.hold()
-	if len(l.dirtyTrials)+len(l.dirtyStudies)+len(l.dirtyNodes) == 0 {
+	if len(l.dirtyTrials)+len(l.dirtyStudies)+len(l.dirtyNodes)+len(l.orph.pending) == 0 {
 		return l.writeQuarantines(ctx)
 	}
-	n := len(l.dirtyTrials) + len(l.dirtyStudies) + len(l.dirtyNodes)
+	n := len(l.dirtyTrials) + len(l.dirtyStudies) + len(l.dirtyNodes) + len(l.orph.pending)
 	puts := make([]store.Put, 0, n)
 	owners := make([]any, 0, n)
+	for _, p := range l.orph.pending {
+		owners = append(owners, nil)
+		puts = append(puts, p)
+	}
+	l.orph.pending = l.orph.pending[:0]
 	for t := range l.dirtyTrials {
 		owners = append(owners, t)
 		puts = append(puts, store.Put{Key: store.TrialKey(t.rec.Study, t.rec.ID), Value: &t.rec, Rev: t.rev})

@@ -28,6 +28,16 @@ type trial struct {
 	missing time.Time
 }
 
+// attempt returns attempt n of the trial, or nil if it has none.
+func (t *trial) attempt(n int) *api.Attempt {
+	for i := range t.rec.Attempts {
+		if t.rec.Attempts[i].N == n {
+			return &t.rec.Attempts[i]
+		}
+	}
+	return nil
+}
+
 func (t *trial) key() string { return t.rec.Study + "/" + t.rec.ID }
 
 func (t *trial) ref() bus.AttemptRef {

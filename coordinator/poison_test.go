@@ -2,15 +2,18 @@ package coordinator_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/clustertest"
 	"asymptote.dev/asymptote/internal/store"
 	"asymptote.dev/asymptote/plugins/sdk"
@@ -330,4 +333,158 @@ func TestOperatorQuarantineFreezesAndResumeFinishesExactlyOnce(t *testing.T) {
 			t.Errorf("trial %s: attempt %d, ran %d times; want once", id, tr.Attempt, q.attempts(id))
 		}
 	}
+}
+
+// TestEventsThatCannotBeAppliedAreKept: an outcome for an unknown study or
+// trial, or from a node other than its attempt's, was acknowledged and
+// forgotten; now it is kept with its reason and counted in status, and it
+// changes no trial.
+func TestEventsThatCannotBeAppliedAreKept(t *testing.T) {
+	cl := clustertest.New(t)
+	c1 := cl.StartCoordinator("c1", nil)
+	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"quadratic": newQuadratic()})
+	client := cl.Client()
+	submit(t, client, gridSpec)
+	cl.WaitDone(client, "grid", 30*time.Second)
+	before := results(t, client, "grid")
+	var id string
+	for tid := range before {
+		id = tid
+		break
+	}
+	js, err := jetstream.New(cl.Conn("stranger"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := []bus.Event{
+		{AttemptRef: bus.AttemptRef{Study: "never", Trial: "t1", Attempt: 1}, Kind: bus.EventFinished, Node: "a1", Outcome: bus.OutcomeSucceeded, Metrics: map[string]float64{"val_loss": 0.1}},
+		{AttemptRef: bus.AttemptRef{Study: "grid", Trial: "no-such-trial", Attempt: 1}, Kind: bus.EventFinished, Node: "a1", Outcome: bus.OutcomeSucceeded},
+		{AttemptRef: bus.AttemptRef{Study: "grid", Trial: id, Attempt: 1}, Kind: bus.EventFinished, Node: "impostor", Outcome: bus.OutcomeSucceeded, Metrics: map[string]float64{"val_loss": -100}},
+	}
+	for _, ev := range events {
+		ev.Time = time.Now()
+		// No message ID: the impostor's would be the real outcome's, which
+		// JetStream's deduplication already refuses.
+		if _, err := js.Publish(t.Context(), bus.EventSubject(ev.Study, ev.Trial), bus.Encode(&ev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"no study named never", "has no trial no-such-trial", "dispatched to node a1, not impostor"}
+	check := func(when string) {
+		t.Helper()
+		clustertest.WaitFor(t, 20*time.Second, func() error {
+			r, err := client.Status(t.Context(), "")
+			if err != nil {
+				return err
+			}
+			if r.Orphans != len(events) {
+				return fmt.Errorf("%s: %d kept events, want %d", when, r.Orphans, len(events))
+			}
+			var reasons []string
+			for _, o := range r.RecentOrphans {
+				reasons = append(reasons, o.Reason)
+			}
+			for _, w := range want {
+				if !strings.Contains(strings.Join(reasons, "\n"), w) {
+					return fmt.Errorf("%s: reasons %q lack %q", when, reasons, w)
+				}
+			}
+			return nil
+		})
+	}
+	check("after the events")
+	// Nor does an outcome expire from the stream unrecorded.
+	stream, err := js.Stream(t.Context(), bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := stream.Info(t.Context()); err != nil || info.Config.MaxAge != 0 || info.Config.MaxBytes > 0 || info.Config.MaxMsgs > 0 {
+		t.Errorf("events stream limits: %+v (%v), want none: an outcome leaves only once recorded", info.Config, err)
+	}
+	if n := keys(t, cl, store.OrphanPrefix); n != int64(len(events)) {
+		t.Errorf("%d kept events in etcd, want %d", n, len(events))
+	}
+	after := results(t, client, "grid")
+	if *after[id].Result.Objective != *before[id].Result.Objective || len(after[id].Late) != 0 {
+		t.Errorf("the impostor's outcome touched trial %s: %+v", id, after[id].Result)
+	}
+	// A new leader finds them kept, and a redelivery keeps no second copy.
+	c1.Kill()
+	cl.StartCoordinator("c2", nil)
+	check("after failover")
+}
+
+// TestStudyWhoseLastWritesSplitIsFinishedByTheNextLeader: the last trials
+// and the study's done record can land in different transactions; a
+// leader that dies between them left the study active forever.
+func TestStudyWhoseLastWritesSplitIsFinishedByTheNextLeader(t *testing.T) {
+	cl := clustertest.New(t)
+	c1 := cl.StartCoordinator("c1", nil)
+	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"quadratic": newQuadratic()})
+	client := cl.Client()
+	submit(t, client, gridSpec)
+	cl.WaitDone(client, "grid", 30*time.Second)
+	c1.Kill()
+	// Put the study record back to active, as if the done record never
+	// landed.
+	r, err := cl.Etcd.Get(t.Context(), store.StudyKey("grid"))
+	if err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("read the study: %v", err)
+	}
+	var rec api.Study
+	if err := json.Unmarshal(r.Kvs[0].Value, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.State, rec.Finished = api.StudyActive, nil
+	b, _ := json.Marshal(rec)
+	if _, err := cl.Etcd.Put(t.Context(), store.StudyKey("grid"), string(b)); err != nil {
+		t.Fatal(err)
+	}
+	cl.StartCoordinator("c2", nil)
+	st := cl.WaitDone(client, "grid", 20*time.Second)
+	if st.State != api.StudyDone {
+		t.Errorf("state %s, want done", st.State)
+	}
+}
+
+// TestStudyWhoseSpecNoLongerParsesIsKept: after an upgrade whose parser
+// refuses a stored spec, the study was skipped and its outcomes acked as
+// unknown; now it is quarantined with the reason and nothing is lost.
+func TestStudyWhoseSpecNoLongerParsesIsKept(t *testing.T) {
+	cl := clustertest.New(t)
+	c1 := cl.StartCoordinator("c1", nil)
+	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"quadratic": newQuadratic()})
+	client := cl.Client()
+	submit(t, client, gridSpec)
+	cl.WaitDone(client, "grid", 30*time.Second)
+	c1.Kill()
+	r, err := cl.Etcd.Get(t.Context(), store.StudyKey("grid"))
+	if err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("read the study: %v", err)
+	}
+	var rec api.Study
+	if err := json.Unmarshal(r.Kvs[0].Value, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.Spec = "name: grid\nspace: {x: [1\n"
+	b, _ := json.Marshal(rec)
+	if _, err := cl.Etcd.Put(t.Context(), store.StudyKey("grid"), string(b)); err != nil {
+		t.Fatal(err)
+	}
+	cl.StartCoordinator("c2", nil)
+	clustertest.WaitFor(t, 20*time.Second, func() error {
+		r, err := client.Status(t.Context(), "grid")
+		if err != nil {
+			return err
+		}
+		s := r.Studies[0]
+		if s.Quarantine == nil || !strings.Contains(s.Quarantine.Reason, "no longer parses") {
+			return fmt.Errorf("state %s, quarantine %+v; want quarantined because the spec no longer parses", s.State, s.Quarantine)
+		}
+		if s.Total != 12 || s.Counts["succeeded"] != 12 {
+			return fmt.Errorf("%d trials, %v: want its 12 results kept", s.Total, s.Counts)
+		}
+		return nil
+	})
+	healthyAfter(t, cl, client, "healthy")
 }

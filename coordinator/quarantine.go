@@ -87,6 +87,8 @@ func (l *leader) reject(rej *store.RejectedError, owners []any, now time.Time) {
 			o.q.heldStudy = true
 		case *node:
 			l.log.Error("node record cannot be stored; dropped", "node", o.rec.ID, "reason", r.Reason)
+		default:
+			l.log.Error("kept event cannot be stored", "key", r.Key, "reason", r.Reason)
 		}
 	}
 }

@@ -44,13 +44,20 @@ func (l *leader) onEvent(in eventInput, now time.Time) {
 		}
 		return
 	}
-	var t *trial
-	if s != nil {
-		t = s.byID[ev.Trial]
+	if s == nil {
+		l.orphan(in, "no study named "+ev.Study+" (never submitted, or deleted)", now)
+		return
 	}
+	t := s.byID[ev.Trial]
 	if t == nil {
-		l.log.Warn("event for an unknown trial", "study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt)
-		ack()
+		l.orphan(in, "study "+ev.Study+" has no trial "+ev.Trial, now)
+		return
+	}
+	if a := t.attempt(ev.Attempt); a != nil && a.Node != ev.Node {
+		// Only the agent an attempt was dispatched to may report it. (An
+		// attempt the trial never had is kept as a late result below,
+		// for the record, and never touches the trial's state.)
+		l.orphan(in, fmt.Sprintf("attempt %d was dispatched to node %s, not %s", ev.Attempt, a.Node, ev.Node), now)
 		return
 	}
 	cur := t.rec.Current()

@@ -160,6 +160,10 @@ type StatusReply struct {
 	Since   time.Time     `json:"leader_since"`
 	Studies []StudyStatus `json:"studies"`
 	Nodes   []NodeStatus  `json:"nodes"`
+	// Orphans counts the trial events kept because they could not be
+	// applied; Recent are the latest few, with their reasons.
+	Orphans       int      `json:"orphans,omitempty"`
+	RecentOrphans []Orphan `json:"recent_orphans,omitempty"`
 }
 
 // ResultsRequest pages through a study's trials in expansion order.

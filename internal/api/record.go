@@ -33,6 +33,22 @@ const (
 	StudyQuarantined StudyState = "quarantined"
 )
 
+// Orphan is a trial event the leader could not apply: its study or trial
+// is unknown (never submitted, or deleted), or it came from another node
+// than the one its attempt was dispatched to. It is kept, never dropped,
+// and counted in status.
+type Orphan struct {
+	Study    string             `json:"study"`
+	Trial    string             `json:"trial"`
+	Attempt  int                `json:"attempt"`
+	Node     string             `json:"node"`
+	Outcome  string             `json:"outcome,omitempty"`
+	Metrics  map[string]float64 `json:"metrics,omitempty"`
+	Error    string             `json:"error,omitempty"`
+	Reason   string             `json:"reason"`
+	Received time.Time          `json:"received"`
+}
+
 // Quarantine is the stored record of a quarantined study, under its own
 // key so that it lands even when the study's record cannot be written.
 type Quarantine struct {

@@ -99,7 +99,11 @@ func Declare(ctx context.Context, js jetstream.JetStream, replicas int) (jetstre
 		Storage:     jetstream.FileStorage,
 		Duplicates:  EventsDuplicateWindow,
 		Replicas:    replicas,
-		MaxAge:      7 * 24 * time.Hour,
+		// No MaxAge and no size limit: an outcome leaves the stream only
+		// when the leader has recorded it (work-queue retention), however
+		// long that takes (a quarantined study, every coordinator down
+		// for a week). An age limit dropped such outcomes unrecorded.
+		MaxAge: 0,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: declare stream %s: %w", StreamEvents, err)

@@ -91,6 +91,12 @@ func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 	for _, s := range r.Studies {
 		printProblems(w, &s)
 	}
+	if r.Orphans > 0 {
+		fmt.Fprintf(w, "\n%d trial events were kept because they could not be applied (docs/operations.md); the latest:\n", r.Orphans)
+		for _, o := range r.RecentOrphans {
+			fmt.Fprintf(w, "  %s/%s#%d from %s (%s): %s\n", o.Study, o.Trial, o.Attempt, o.Node, o.Outcome, o.Reason)
+		}
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tSTATE\tRUNNING\tCPU FREE\tMEMORY FREE\tGPUS\tLAST SEEN")

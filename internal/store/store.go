@@ -43,8 +43,13 @@ const (
 	// apart from the study's own record, so that quarantining a study
 	// whose record cannot be written still lands.
 	QuarantinePrefix = Prefix + "quarantine/"
-	ElectionPrefix   = Prefix + "leader"
+	// OrphanPrefix holds the trial events the leader could not apply.
+	OrphanPrefix   = Prefix + "orphans/"
+	ElectionPrefix = Prefix + "leader"
 )
+
+// OrphanKey returns the key of a kept event, one per event (its message ID).
+func OrphanKey(msgID string) string { return OrphanPrefix + msgID }
 
 // QuarantineKey returns the key of a study's quarantine record.
 func QuarantineKey(study string) string { return QuarantinePrefix + study }
@@ -378,6 +383,11 @@ func (e *Undecodable) Error() string {
 // error returned after every other record was visited, so one corrupt
 // record cannot hide the rest.
 func list[T any](ctx context.Context, cli *clientv3.Client, prefix string, fn func(Versioned[T]) error) error {
+	return listKeyed(ctx, cli, prefix, func(_ string, v Versioned[T]) error { return fn(v) })
+}
+
+// listKeyed is list with each record's key.
+func listKeyed[T any](ctx context.Context, cli *clientv3.Client, prefix string, fn func(string, Versioned[T]) error) error {
 	key := prefix
 	end := clientv3.GetPrefixRangeEnd(prefix)
 	var bad *Undecodable
@@ -395,7 +405,7 @@ func list[T any](ctx context.Context, cli *clientv3.Client, prefix string, fn fu
 				bad.Keys[string(kv.Key)] = err
 				continue
 			}
-			if err := fn(Versioned[T]{Value: v, Rev: kv.ModRevision}); err != nil {
+			if err := fn(string(kv.Key), Versioned[T]{Value: v, Rev: kv.ModRevision}); err != nil {
 				return err
 			}
 		}
@@ -427,6 +437,11 @@ func (s *Store) StudyTrials(ctx context.Context, study string, fn func(Versioned
 // Nodes calls fn for every node.
 func (s *Store) Nodes(ctx context.Context, fn func(Versioned[api.Node]) error) error {
 	return list(ctx, s.cli, NodePrefix, fn)
+}
+
+// Orphans calls fn for every kept event, with its key.
+func (s *Store) Orphans(ctx context.Context, fn func(key string, v Versioned[api.Orphan]) error) error {
+	return listKeyed(ctx, s.cli, OrphanPrefix, fn)
 }
 
 // Quarantines calls fn for every quarantine record.
