@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
@@ -73,6 +74,10 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 	if err := checkParamSizes(req.SpecFile, spec, lim.ParamBytes); err != nil {
 		return nil, err
 	}
+	needs := bus.Resources{CPU: spec.Resources.CPU, Memory: spec.Resources.Memory, GPUCount: spec.Resources.GPU}
+	if why := l.unplaceable(spec.Method, needs); why != "" && !l.placeableSomeday(spec.Method) && !l.c.cfg.AllowUnofferedMethods {
+		return nil, fmt.Errorf("%s: method: %s; start an agent that has it, or run the coordinator with -allow-unoffered-methods to queue studies for agents not started yet", req.SpecFile, why)
+	}
 	s := l.studies[spec.Name]
 	if s != nil && s.quarantined() {
 		return nil, fmt.Errorf("study %q is quarantined: %s; run 'asymptote study resume %s' once the cause is fixed, or 'asymptote study delete %s'", spec.Name, s.q.rec.Reason, spec.Name, spec.Name)
@@ -118,7 +123,67 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 		return nil, err
 	}
 	added := len(s.trials) - before
-	return &api.SubmitReply{Study: s.rec.Name, Added: added, Existing: len(s.trials) - added, Total: len(s.trials), Unchanged: unchanged}, nil
+	r := &api.SubmitReply{Study: s.rec.Name, Added: added, Existing: len(s.trials) - added, Total: len(s.trials), Unchanged: unchanged}
+	if why := l.unplaceable(spec.Method, needs); why != "" && l.placeableSomeday(spec.Method) {
+		r.Warnings = append(r.Warnings, why+"; its trials wait until such an agent joins")
+	}
+	return r, nil
+}
+
+// placeableSomeday reports whether some live agent offers method (so the
+// study's problem, if any, is only its resources), or none is alive yet.
+func (l *leader) placeableSomeday(method string) bool {
+	alive := 0
+	for _, n := range l.nodes {
+		if n.rec.State == api.NodeAlive {
+			alive++
+			if n.offers(method) {
+				return true
+			}
+		}
+	}
+	return alive == 0
+}
+
+// unplaceable says why no live agent could ever run a trial of method
+// with needs, or "" when one could (or none is alive to ask).
+func (l *leader) unplaceable(method string, needs bus.Resources) string {
+	var offered []*node
+	methods := map[string]bool{}
+	alive := 0
+	for _, n := range l.nodes {
+		if n.rec.State != api.NodeAlive {
+			continue
+		}
+		alive++
+		for _, m := range n.rec.Methods {
+			methods[m] = true
+		}
+		if n.offers(method) {
+			if n.couldFit(needs) {
+				return ""
+			}
+			offered = append(offered, n)
+		}
+	}
+	switch {
+	case alive == 0:
+		return ""
+	case len(offered) == 0:
+		return fmt.Sprintf("no live agent offers method %q (they offer %s)", method, strings.Join(slices.Sorted(maps.Keys(methods)), ", "))
+	}
+	big := offered[0]
+	for _, n := range offered[1:] {
+		if n.rec.CPU > big.rec.CPU || (n.rec.CPU == big.rec.CPU && n.rec.Memory > big.rec.Memory) {
+			big = n
+		}
+	}
+	return fmt.Sprintf("no live agent can fit one trial (it needs %s); the largest offers %s",
+		describeResources(needs.CPU, needs.Memory, needs.GPUCount), describeResources(big.rec.CPU, big.rec.Memory, len(big.rec.GPUs)))
+}
+
+func describeResources(cpu float64, mem int64, gpus int) string {
+	return fmt.Sprintf("cpu %g, memory %.4g GiB, %d GPUs", cpu, float64(mem)/(1<<30), gpus)
 }
 
 // refusedError is a submission or extension refused before anything was
@@ -349,6 +414,11 @@ func (l *leader) fullStatus(s *study, now time.Time) api.StudyStatus {
 		q := s.q.rec
 		st.Quarantine = &q
 	}
+	if n := s.counts[sweep.Pending]; n > 0 && s.running == 0 {
+		if why := l.unplaceable(s.rec.Method, s.needs); why != "" {
+			st.Waiting = fmt.Sprintf("%d trials wait: %s", n, why)
+		}
+	}
 	done := 0
 	for state, c := range s.counts {
 		if c > 0 {
@@ -444,6 +514,11 @@ func (l *leader) cancel(req api.CancelRequest, now time.Time) (*api.CancelReply,
 	}
 	if s.quarantined() {
 		return nil, fmt.Errorf("study %q is quarantined: %s; resume it first ('asymptote study resume %s'), or delete it ('asymptote study delete %s')", s.rec.Name, s.q.rec.Reason, s.rec.Name, s.rec.Name)
+	}
+	if s.rec.State == api.StudyDone && len(req.Trials) == 0 {
+		// Every trial has ended: cancelling would change no trial and
+		// only refuse every later extension of the study.
+		return &api.CancelReply{Note: fmt.Sprintf("study %s has finished: all %d trials have ended, so nothing was cancelled", s.rec.Name, len(s.trials))}, nil
 	}
 	targets := s.trials
 	if len(req.Trials) > 0 {

@@ -55,6 +55,9 @@ type Config struct {
 	// negligible beside them, and a queued attempt would hold its slot
 	// against a study of higher priority. Default 1m; negative: never.
 	QueueBelow time.Duration
+	// AllowUnofferedMethods accepts a study whose method no live agent
+	// offers (it waits for one), instead of refusing it at submit.
+	AllowUnofferedMethods bool
 	// Limits bound what one study may hold; its zero fields take the
 	// defaults (see Limits).
 	Limits Limits

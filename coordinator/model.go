@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"container/heap"
+	"slices"
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
@@ -237,6 +238,19 @@ type usage struct {
 
 func newNode(rec api.Node, rev int64) *node {
 	return &node{rec: rec, rev: rev, attempts: map[string]*trial{}, usedGPU: map[int]bool{}}
+}
+
+// offers reports whether the node's agent runs method. An agent that lists
+// no methods (one whose catalog is not known) may run any.
+func (n *node) offers(method string) bool {
+	return len(n.rec.Methods) == 0 || slices.Contains(n.rec.Methods, method)
+}
+
+// couldFit reports whether the node could ever hold an attempt with needs,
+// were it idle.
+func (n *node) couldFit(needs bus.Resources) bool {
+	const eps = 1e-9
+	return needs.CPU <= n.rec.CPU+eps && needs.Memory <= n.rec.Memory && needs.GPUCount <= len(n.rec.GPUs)
 }
 
 // fits reports whether an attempt with needs can go to the node now: into

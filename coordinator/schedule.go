@@ -69,7 +69,7 @@ func (l *leader) scheduleClass(class []*study, nodes []*node, now time.Time) {
 		if pick == nil {
 			return
 		}
-		n := bestFit(nodes, pick.needs, l.queueAhead(pick))
+		n := bestFit(nodes, pick.rec.Method, pick.needs, l.queueAhead(pick))
 		if n == nil {
 			// Every trial of a study needs the same resources: if one
 			// does not fit, none does this turn.
@@ -103,10 +103,10 @@ func (s *study) noteSlotTime(d time.Duration) {
 	s.slotTime += (d - s.slotTime) / 8
 }
 
-func bestFit(nodes []*node, needs bus.Resources, ahead bool) *node {
+func bestFit(nodes []*node, method string, needs bus.Resources, ahead bool) *node {
 	var best *node
 	for _, n := range nodes {
-		if !n.fits(needs, ahead) {
+		if !n.offers(method) || !n.fits(needs, ahead) {
 			continue
 		}
 		if best == nil || n.rec.CPU-n.usedCPU > best.rec.CPU-best.usedCPU {

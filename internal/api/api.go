@@ -58,6 +58,9 @@ type SubmitReply struct {
 	Total    int `json:"total"`
 	// Unchanged is true when the same spec was submitted before.
 	Unchanged bool `json:"unchanged"`
+	// Warnings say what will keep the study from running (no live agent
+	// can fit its trials).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // StatusRequest asks for the state of one study, or of all when Study is
@@ -100,6 +103,9 @@ type StudyStatus struct {
 	// Extensions and Decisions are what adaptive steps added, and why.
 	Extensions []Extension `json:"extensions,omitempty"`
 	Decisions  []Decision  `json:"decisions,omitempty"`
+	// Waiting says why pending trials cannot start: no live agent offers
+	// the method or could fit one.
+	Waiting string `json:"waiting,omitempty"`
 	// Quarantine says why a quarantined study is stopped.
 	Quarantine *Quarantine `json:"quarantine,omitempty"`
 	// Error is set when part of this status could not be reported (a
@@ -192,6 +198,8 @@ type CancelRequest struct {
 // CancelReply reports how many trials were cancelled.
 type CancelReply struct {
 	Cancelled int `json:"cancelled"`
+	// Note says why nothing was cancelled, when nothing was.
+	Note string `json:"note,omitempty"`
 }
 
 // Duration is a time.Duration that encodes as a Go duration string.

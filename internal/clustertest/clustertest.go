@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"os"
 	"sync"
 	"testing"
@@ -154,8 +156,14 @@ func (c *Cluster) StartCoordinator(id string, tweak func(*coordinator.Config)) *
 func (c *Cluster) StartAgent(node string, res bus.Resources, runner agent.MethodRunner) *Process {
 	c.t.Helper()
 	nc := c.Conn("agent-" + node)
+	var names []string
+	if m, ok := runner.(InProcess); ok {
+		// The agent declares its methods, as a real one does from its
+		// catalog, so the leader places trials only where they can run.
+		names = slices.Sorted(maps.Keys(m))
+	}
 	a, err := agent.New(agent.Config{
-		NodeID: node, NATS: nc, Resources: res, Methods: runner,
+		NodeID: node, NATS: nc, Resources: res, Methods: runner, MethodNames: names,
 		HeartbeatInterval: 200 * time.Millisecond, ShutdownGrace: 3 * time.Second,
 		Queue:  c.AgentQueue,
 		Logger: Logger(c.t).With("node", node),

@@ -37,6 +37,13 @@ type Config struct {
 	Logger *slog.Logger
 	// StartTimeout bounds how long Start waits for each server (default 30s).
 	StartTimeout time.Duration
+	// NATSSyncInterval is how often the embedded JetStream flushes its
+	// files to disk. Zero (the default) syncs every write before it is
+	// acknowledged: a single server has no replica to recover from, so a
+	// power cut would otherwise lose the outcomes acknowledged since the
+	// last flush. A positive interval trades that window for throughput
+	// (docs/operations.md, "What survives what").
+	NATSSyncInterval time.Duration
 }
 
 // Cluster is a running pair of embedded servers.
@@ -148,6 +155,11 @@ func startNATS(cfg Config) (*natsserver.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		MaxPayload: 8 << 20,
+	}
+	if cfg.NATSSyncInterval > 0 {
+		opts.SyncInterval = cfg.NATSSyncInterval
+	} else {
+		opts.SyncAlways = true
 	}
 	ns, err := natsserver.NewServer(opts)
 	if err != nil {
