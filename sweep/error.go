@@ -3,7 +3,10 @@ package sweep
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // SpecError is one problem in a study spec. Parse returns every problem it
@@ -16,7 +19,9 @@ type SpecError struct {
 	// problem has no single place (a missing required key).
 	Line int
 	// Field is the dotted path of the offending key, such as
-	// "space.lr.scale"; empty for syntax errors.
+	// "space.lr.scale"; empty for syntax errors. Characters of a key that
+	// do not print are escaped (fixed.lr\u200f), and a path longer than
+	// a few hundred bytes keeps only its ends.
 	Field string
 	// Msg says what is wrong, what is allowed and how to fix it.
 	Msg string
@@ -48,8 +53,16 @@ func (e *SpecError) Error() string {
 // names it prefers one of got's length, then the first.
 func suggest(got string, allowed []string) string {
 	best, bestD := "", 3
+	lower := strings.ToLower(got)
 	for _, a := range allowed {
-		d := editDistance(strings.ToLower(got), strings.ToLower(a))
+		la := strings.ToLower(a)
+		// Names whose lengths differ by more than two are more than two
+		// edits apart; skipping them keeps a 1 MiB key from costing a
+		// 1 MiB-by-n table per allowed name.
+		if len(lower)-len(la) > 2 || len(la)-len(lower) > 2 {
+			continue
+		}
+		d := editDistance(lower, la)
 		if d >= len(got) {
 			continue
 		}
@@ -95,4 +108,50 @@ func allowedList(names []string) string {
 	s := append([]string(nil), names...)
 	sort.Strings(s)
 	return strings.Join(s, ", ")
+}
+
+// Bounds on what one error repeats of the spec: a message that quoted a
+// 1 MiB value in full would be as large as the spec, and would be stored,
+// logged and sent back whole.
+const (
+	maxMsgBytes   = 1024
+	maxFieldBytes = 256
+)
+
+// shorten returns s if it has at most max bytes, and otherwise its start
+// and end joined by a note of how much was left out. The end is kept
+// because messages end with the fix.
+func shorten(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	head, tail := max*3/5, max/3
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	cut := len(s) - tail
+	for cut < len(s) && !utf8.RuneStart(s[cut]) {
+		cut++
+	}
+	return fmt.Sprintf("%s…(%d bytes left out)…%s", s[:head], cut-head, s[cut:])
+}
+
+// visible escapes the characters of s that do not print (a NUL, a
+// right-to-left mark, a byte order mark) as Go does in quoted strings, so
+// that a field path shows a key's invisible characters instead of hiding
+// them or garbling the terminal.
+func visible(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsPrint(r) {
+			b.WriteRune(r)
+		} else {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
 }

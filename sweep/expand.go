@@ -16,7 +16,8 @@ import (
 // within a grid point, the random draws in order. Trials whose parameters
 // and seed coincide (a choice-only random space can repeat itself) appear
 // once, at their first position. Expand fails when a derived parameter is
-// not a finite number or the spec has more than MaxTrials trials.
+// not a finite number or the spec has more than MaxTrials trials, and, for
+// a Spec not made by Parse, when a value or draw is not a finite number.
 func (s *Spec) Expand() ([]Trial, error) {
 	n, _ := s.size()
 	trials := make([]Trial, 0, min(n, MaxTrials))
@@ -34,18 +35,31 @@ func (s *Spec) Expand() ([]Trial, error) {
 // memory. After an error it yields nothing more.
 func (s *Spec) Trials() iter.Seq2[Trial, error] {
 	return func(yield func(Trial, error) bool) {
-		if n, parts := s.size(); n > MaxTrials {
+		n, parts := s.size()
+		if n > MaxTrials {
 			yield(Trial{}, fmt.Errorf("expand %s: %s, over the limit of %d", s.Name, parts, MaxTrials))
 			return
 		}
+		if n == 0 {
+			// Only a hand-built Spec has an empty axis, no seeds or no
+			// draws; its product is empty.
+			return
+		}
 		derived, err := s.derivedASTs()
+		if err == nil {
+			err = s.checkValues()
+		}
 		if err != nil {
 			yield(Trial{}, fmt.Errorf("expand %s: %w", s.Name, err))
 			return
 		}
 		axes := append([]Axis(nil), s.Axes...)
 		sort.SliceStable(axes, func(i, j int) bool { return axes[i].Name < axes[j].Name })
-		draws := s.draws()
+		draws, err := s.draws()
+		if err != nil {
+			yield(Trial{}, fmt.Errorf("expand %s: %w", s.Name, err))
+			return
+		}
 		// Every trial has the same parameter names, so they are sorted
 		// once for all the IDs.
 		var names []string
@@ -118,19 +132,74 @@ func advance(idx []int, axes []Axis) bool {
 }
 
 // draws returns the random draws, or one empty draw when the spec has no
-// random section.
-func (s *Spec) draws() []map[string]any {
+// random section. Parse only accepts distributions whose draws are finite;
+// a hand-built one that yields NaN or an infinity is an error, since no
+// trial may carry one.
+func (s *Spec) draws() ([]map[string]any, error) {
 	if s.Random == nil {
-		return []map[string]any{nil}
+		return []map[string]any{nil}, nil
+	}
+	for _, d := range s.Random.Dists {
+		if d.Kind == Choice && len(d.Choices) == 0 {
+			return nil, fmt.Errorf("random.space.%s: a choice needs at least one value", d.Name)
+		}
 	}
 	out := make([]map[string]any, s.Random.Count)
 	for i := range out {
 		out[i] = make(map[string]any, len(s.Random.Dists))
 		for _, d := range s.Random.Dists {
-			out[i][d.Name] = d.sample(s.Random.Seed, i)
+			v := d.sample(s.Random.Seed, i)
+			if !finiteValue(v) {
+				return nil, fmt.Errorf("random.space.%s: draw %d is %v, not a finite number; check the distribution's bounds", d.Name, i, v)
+			}
+			out[i][d.Name] = v
 		}
 	}
-	return out
+	return out, nil
+}
+
+// checkValues refuses grid and fixed values that are not finite numbers.
+// Parse never makes one, but a hand-built Spec (or an Extend of one) may
+// hold NaN, and a trial carrying it could not be encoded as JSON.
+func (s *Spec) checkValues() error {
+	for _, a := range s.Axes {
+		for _, v := range a.Values {
+			if !finiteValue(v) {
+				return fmt.Errorf("space.%s: value %v is not a finite number", a.Name, v)
+			}
+		}
+	}
+	names := make([]string, 0, len(s.Fixed))
+	for name := range s.Fixed {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if v := s.Fixed[name]; !finiteValue(v) {
+			return fmt.Errorf("fixed.%s: value %v is not a finite number", name, v)
+		}
+	}
+	if s.Random != nil {
+		for _, d := range s.Random.Dists {
+			for _, v := range d.Choices {
+				if !finiteValue(v) {
+					return fmt.Errorf("random.space.%s: choice %v is not a finite number", d.Name, v)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// finiteValue reports whether v is not a NaN or infinite float.
+func finiteValue(v any) bool {
+	switch f := v.(type) {
+	case float64:
+		return !math.IsNaN(f) && !math.IsInf(f, 0)
+	case float32:
+		return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0)
+	}
+	return true
 }
 
 // derivedASTs returns the parsed expressions of s.Derived, parsing those a
@@ -186,5 +255,6 @@ func describeParams(params map[string]any) string {
 	for i, n := range names {
 		parts[i] = fmt.Sprintf("%s=%v", n, params[n])
 	}
-	return "{" + strings.Join(parts, ", ") + "}"
+	// A trial may hold a 64 KiB string; the error needs only a glimpse.
+	return shorten("{"+strings.Join(parts, ", ")+"}", maxMsgBytes)
 }

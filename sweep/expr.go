@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // expr is a parsed derived-parameter expression: a number, a parameter
@@ -57,6 +58,9 @@ func funcNames() []string {
 // "max(1, floor(tokens / 2^20))". Precedence, lowest first: + -, * /,
 // unary -, ^ (right-associative), so -x^2 is -(x^2).
 func parseExpr(src string) (*expr, error) {
+	if len(src) > maxExprBytes {
+		return nil, fmt.Errorf("the expression is %d bytes, over the limit of %d; split it into several derived parameters", len(src), maxExprBytes)
+	}
 	p := &exprParser{src: src}
 	p.next()
 	e, err := p.sum()
@@ -68,6 +72,12 @@ func parseExpr(src string) (*expr, error) {
 	}
 	return e, nil
 }
+
+// maxExprBytes bounds a derived expression. Real ones fit on a line; the
+// bound keeps the recursive parser, evaluator and printer shallow and
+// cheap, where 100,000 nested parentheses would grow the stack by
+// megabytes and a chain of 100,000 additions made String quadratic.
+const maxExprBytes = 1000
 
 type exprParser struct {
 	src string
@@ -112,6 +122,10 @@ func (p *exprParser) next() {
 		for end < len(p.src) && (isLetter(p.src[end]) || isDigit(p.src[end])) {
 			end++
 		}
+	case c >= utf8.RuneSelf:
+		// A whole character, so the error shows "π" rather than "\xcf".
+		_, size := utf8.DecodeRuneInString(p.src[p.pos:])
+		end = p.pos + size
 	}
 	p.tok = p.src[p.pos:end]
 	p.pos = end

@@ -16,6 +16,9 @@ func (s *Spec) Extend(name string, value any) (*Spec, error) {
 	if i < 0 {
 		return nil, fmt.Errorf("extend %s: %q is not a grid axis", s.Name, name)
 	}
+	if !finiteValue(value) {
+		return nil, fmt.Errorf("extend %s: axis %s cannot take %v: parameters must be finite numbers", s.Name, name, value)
+	}
 	if slices.Contains(s.Axes[i].Values, value) {
 		return nil, fmt.Errorf("extend %s: axis %s already has %v", s.Name, name, value)
 	}
@@ -80,6 +83,9 @@ func (s *Spec) Variant(base map[string]any, set map[string]any, seed int64) (Tri
 		}
 		if slices.ContainsFunc(derived, func(d Derived) bool { return d.Name == k }) {
 			return Trial{}, fmt.Errorf("variant of %s: %q is derived; set what it is derived from", s.Name, k)
+		}
+		if !finiteValue(v) {
+			return Trial{}, fmt.Errorf("variant of %s: %s = %v: parameters must be finite numbers", s.Name, k, v)
 		}
 		params[k] = v
 	}

@@ -115,7 +115,7 @@ func (d *decoder) space(m map[string]*node, s *Spec) {
 			s.Fixed = map[string]any{}
 			for _, p := range n.pairs {
 				field := join("fixed", p.key)
-				v, ok := d.scalar(p.val, field)
+				v, ok := d.param(p.val, field)
 				if ok && define(p.key, field, p.line, isNumber(v)) {
 					s.Fixed[p.key] = v
 				}
@@ -133,6 +133,9 @@ func (d *decoder) axes(n *node, s *Spec, define func(string, string, int, bool) 
 	}
 	points := 1 // grid points so far, to stop a huge range before it is generated
 	for _, p := range n.pairs {
+		if d.full() {
+			break
+		}
 		field := join("space", p.key)
 		vals, ok := d.axisValues(p.val, field, MaxTrials/points)
 		if !ok {
@@ -203,7 +206,19 @@ func (d *decoder) axisValues(n *node, field string, budget int) ([]any, bool) {
 		d.errorf(rangeNode.line, join(field, "range"), "a log scale needs a positive range, got low %s; use scale: linear or raise low", fmtNum(lo))
 		return nil, false
 	}
-	return spaced(lo, hi, count, scale == "log"), true
+	vals := spaced(lo, hi, count, scale == "log")
+	// Rounding to 12 digits merges the points of a range narrower than
+	// its count can resolve ([1, 1.0000000000001] in 10 points); the
+	// trials would silently collapse into fewer.
+	seen := make(map[float64]bool, len(vals))
+	for _, v := range vals {
+		if seen[v.(float64)] {
+			d.errorf(countNode.line, join(field, "count"), "count %d is too many points for the range [%s, %s]: values 12 significant digits apart would coincide (%s twice); lower count or widen the range", count, fmtNum(lo), fmtNum(hi), fmtNum(v.(float64)))
+			return nil, false
+		}
+		seen[v.(float64)] = true
+	}
+	return vals, true
 }
 
 // spaced returns count points from lo to hi, both included, evenly spaced
@@ -223,11 +238,22 @@ func spaced(lo, hi float64, count int, log bool) []any {
 		case log:
 			v = math.Exp(math.Log(lo) + t*(math.Log(hi)-math.Log(lo)))
 		default:
-			v = lo + t*(hi-lo)
+			v = lerp(lo, hi, t)
 		}
 		out[i] = round12(v)
 	}
 	return out
+}
+
+// lerp returns lo + t*(hi-lo) for t in [0, 1]. When hi-lo overflows
+// ([-1e308, 1e308]) it weighs the ends instead, which cannot overflow; the
+// usual form is kept otherwise, so the values, and the trial IDs, of every
+// range that fits stay what they were.
+func lerp(lo, hi, t float64) float64 {
+	if span := hi - lo; !math.IsInf(span, 0) {
+		return lo + t*span
+	}
+	return lo*(1-t) + hi*t
 }
 
 // values reads a non-empty list of distinct scalars.
@@ -239,7 +265,10 @@ func (d *decoder) values(n *node, field string) ([]any, bool) {
 	seen := map[string]int{}
 	var out []any
 	for _, it := range items {
-		v, ok := d.scalar(it, field)
+		if d.full() {
+			return nil, false
+		}
+		v, ok := d.param(it, field)
 		if !ok {
 			continue
 		}
@@ -285,6 +314,9 @@ func (d *decoder) random(n *node, s *Spec, define func(string, string, int, bool
 		return
 	}
 	for _, p := range sp.pairs {
+		if d.full() {
+			break
+		}
 		field := join("random.space", p.key)
 		dist, ok := d.dist(p.val, field)
 		if !ok {
@@ -323,8 +355,12 @@ func (d *decoder) dist(n *node, field string) (Dist, bool) {
 	}
 	dist.Low, dist.High = lo, hi
 	switch {
-	case dist.Kind == IntUniform && (lo != math.Trunc(lo) || hi != math.Trunc(hi) || math.Abs(lo) > 1<<53 || math.Abs(hi) > 1<<53):
+	case dist.Kind == IntUniform && (lo != math.Trunc(lo) || hi != math.Trunc(hi)):
 		d.errorf(p.val.line, field, "want whole-number bounds, got [%s, %s]", fmtNum(lo), fmtNum(hi))
+	case dist.Kind == IntUniform && (math.Abs(lo) > 1<<53 || math.Abs(hi) > 1<<53):
+		// Past 2^53 a float64 skips whole numbers, so the draws would not
+		// be uniform over the integers.
+		d.errorf(p.val.line, field, "bounds [%s, %s] are too large; int bounds must be at most 2^53 (%d) in magnitude", fmtNum(lo), fmtNum(hi), int64(1)<<53)
 	case dist.Kind == IntUniform && lo > hi:
 		d.errorf(p.val.line, field, "want low <= high, got [%s, %s]", fmtNum(lo), fmtNum(hi))
 	case dist.Kind != IntUniform && lo >= hi:
@@ -353,7 +389,7 @@ func (dist Dist) sample(seed int64, i int) any {
 	case LogUniform:
 		return round12(math.Exp(math.Log(dist.Low) + u*(math.Log(dist.High)-math.Log(dist.Low))))
 	}
-	return round12(dist.Low + u*(dist.High-dist.Low))
+	return round12(lerp(dist.Low, dist.High, u))
 }
 
 func (d *decoder) derived(n *node, s *Spec, defs map[string]definition, define func(string, string, int, bool) bool) {
@@ -364,6 +400,9 @@ func (d *decoder) derived(n *node, s *Spec, defs map[string]definition, define f
 	lines := map[string]int{}
 	var names []string
 	for _, p := range n.pairs {
+		if d.full() {
+			return
+		}
 		field := join("derived", p.key)
 		v, ok := d.scalar(p.val, field)
 		if !ok {
@@ -392,6 +431,9 @@ func (d *decoder) derived(n *node, s *Spec, defs map[string]definition, define f
 	sort.Strings(known)
 	ok := true
 	for _, name := range names {
+		if d.full() {
+			return
+		}
 		for _, ref := range byName[name].ast.names() {
 			def, found := defs[ref]
 			switch {

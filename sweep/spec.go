@@ -102,6 +102,11 @@ const (
 	MaxTrials = 1_000_000
 	// MaxParams bounds the parameters of one trial.
 	MaxParams = 1000
+	// MaxSpecBytes bounds the source of one spec, so that no input makes
+	// Parse's time and memory (a few hundred bytes a list item) grow
+	// without bound. Real specs are a few KiB; it is a backstop for any
+	// caller, above the coordinator's own, configurable, limit.
+	MaxSpecBytes = 4 << 20
 )
 
 var (
@@ -125,14 +130,19 @@ func ParseFile(path string) (*Spec, error) {
 
 // Parse parses and validates the spec in src; filename is used in error
 // messages only. It returns either a fully valid Spec or every problem
-// found, each a *SpecError, joined with errors.Join.
+// found (the first 100, for a spec with more), each a *SpecError, joined
+// with errors.Join. A spec may be at most MaxSpecBytes long, and its
+// numbers must be finite.
 func Parse(filename string, src []byte) (*Spec, error) {
+	if len(src) > MaxSpecBytes {
+		return nil, &SpecError{File: filename, Msg: fmt.Sprintf("the spec is %d bytes, over the limit of %d (4 MiB) for any spec; put large configuration in a file and pass its path as a parameter", len(src), MaxSpecBytes)}
+	}
 	d := &decoder{file: filename}
 	root, err := parseYAML(src)
 	if err != nil {
 		var ye *yamlError
 		if errors.As(err, &ye) {
-			return nil, &SpecError{File: filename, Line: ye.line, Msg: ye.msg}
+			return nil, &SpecError{File: filename, Line: ye.line, Msg: shorten(ye.msg, maxMsgBytes)}
 		}
 		return nil, err
 	}
@@ -143,6 +153,9 @@ func Parse(filename string, src []byte) (*Spec, error) {
 		slices.SortStableFunc(d.errs, func(a, b error) int {
 			return cmp.Compare(a.(*SpecError).Line, b.(*SpecError).Line)
 		})
+		if d.stopped {
+			d.errs = append(d.errs, &SpecError{File: filename, Msg: fmt.Sprintf("stopped after %d problems; fix these and parse again to see the rest", maxErrors)})
+		}
 		return nil, errors.Join(d.errs...)
 	}
 	return s, nil
@@ -190,6 +203,14 @@ func (d *decoder) spec(root *node, s *Spec) {
 			}
 			s.Priority = int(p)
 		}
+	}
+	if count := paramCount(m); count > MaxParams {
+		// Checked on the YAML, before any parameter is decoded, so that a
+		// spec with 100,000 parameters costs no more than reading it.
+		// The analysis plan and search name parameters, so they are
+		// skipped too rather than reported against a space left empty.
+		d.errorf(root.line, "", "the spec defines %d parameters, over the limit of %d; pass large configuration as one parameter naming a file", count, MaxParams)
+		return
 	}
 	d.space(m, s)
 	if n, ok := m["analysis"]; ok {
@@ -269,8 +290,8 @@ func (d *decoder) resources(n *node, r *Resources) {
 	}
 	if v, ok := m["cpu"]; ok {
 		if c, ok := d.number(v, "resources.cpu"); ok {
-			if c <= 0 || c > 1<<20 {
-				d.errorf(v.line, "resources.cpu", "want a positive number of cores such as 0.5 or 4, got %s", v.value)
+			if c <= 0 || c > maxCPU {
+				d.errorf(v.line, "resources.cpu", "want a positive number of cores, at most %d, such as 0.5 or 4, got %s", maxCPU, v.value)
 			}
 			r.CPU = c
 		}
@@ -283,6 +304,10 @@ func (d *decoder) resources(n *node, r *Resources) {
 	}
 }
 
+// maxCPU bounds resources.cpu: no agent has more cores, and a bound keeps
+// sums of requests finite.
+const maxCPU = 1 << 20
+
 // memoryUnits are the accepted memory suffixes and their sizes in bytes.
 var memoryUnits = map[string]float64{
 	"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
@@ -291,6 +316,9 @@ var memoryUnits = map[string]float64{
 
 // memory parses "512MiB", "2GiB", "1.5GB" or a plain number of MiB.
 func (d *decoder) memory(n *node, field string) (int64, bool) {
+	if !d.finite(n, field, false) {
+		return 0, false
+	}
 	v, ok := d.scalar(n, field)
 	if !ok {
 		return 0, false
@@ -300,10 +328,16 @@ func (d *decoder) memory(n *node, field string) (int64, bool) {
 	case float64:
 		bytes = v * (1 << 20)
 	case string:
-		i := strings.IndexFunc(v, func(r rune) bool { return r != '.' && r != '_' && (r < '0' || r > '9') })
-		num, unit := v, ""
-		if i >= 0 {
-			num, unit = v[:i], strings.TrimSpace(v[i:])
+		// The unit is the trailing letters, so that the number may have an
+		// exponent, as in 1e3GiB.
+		i := len(v)
+		for i > 0 && (v[i-1]|0x20 >= 'a' && v[i-1]|0x20 <= 'z') {
+			i--
+		}
+		num, unit := strings.TrimSpace(v[:i]), v[i:]
+		if msg := outOfRange(num); msg != "" {
+			d.errorf(n.line, field, "%s", msg)
+			return 0, false
 		}
 		f, okNum := parseNumber(num)
 		size, okUnit := memoryUnits[unit]
@@ -347,7 +381,7 @@ func (d *decoder) duration(n *node, field string) (time.Duration, bool) {
 	}
 	t, err := time.ParseDuration(s)
 	if err != nil || t <= 0 {
-		d.errorf(n.line, field, "invalid duration %q; want a positive duration with a unit such as 90s, 10m or 1h30m", s)
+		d.errorf(n.line, field, "invalid duration %q; want a positive duration with a unit such as 90s, 10m or 1h30m, of at most %dh (about 292 years)", s, int64(math.MaxInt64/time.Hour))
 		return 0, false
 	}
 	return t, true
@@ -377,6 +411,9 @@ func (d *decoder) seeds(m map[string]*node, s *Spec) {
 		}
 		seen := map[int64]bool{}
 		for _, it := range items {
+			if d.full() {
+				break
+			}
 			v, ok := d.integer(it, "seeds")
 			if !ok {
 				continue
@@ -399,13 +436,6 @@ func (d *decoder) checkSize(root *node, m map[string]*node, s *Spec) {
 	if len(d.errs) > 0 {
 		return
 	}
-	params := len(s.Axes) + len(s.Fixed) + len(s.Derived)
-	if s.Random != nil {
-		params += len(s.Random.Dists)
-	}
-	if params > MaxParams {
-		d.errorf(root.line, "", "the spec defines %d parameters, over the limit of %d; pass large configuration as one parameter naming a file", params, MaxParams)
-	}
 	n, parts := s.size()
 	if n <= MaxTrials {
 		return
@@ -417,15 +447,40 @@ func (d *decoder) checkSize(root *node, m map[string]*node, s *Spec) {
 	d.errorf(line, field, "the spec expands to %s, over the limit of %d; shrink the grid or split the study", parts, MaxTrials)
 }
 
+// paramCount counts the parameters the spec's YAML defines, whether or not
+// each definition is valid.
+func paramCount(m map[string]*node) int {
+	count := 0
+	for _, key := range []string{"space", "fixed", "derived"} {
+		if n, ok := m[key]; ok {
+			count += len(n.pairs)
+		}
+	}
+	if n, ok := m["random"]; ok {
+		for _, p := range n.pairs {
+			if p.key == "space" {
+				count += len(p.val.pairs)
+			}
+		}
+	}
+	return count
+}
+
+// maxFactors bounds the factors size describes: past a dozen the list
+// says nothing more, and a spec may have a thousand axes.
+const maxFactors = 12
+
 // size returns the number of trials before deduplication, capped just
 // above MaxTrials, and the factors that make it up, such as
-// "4 lr × 3 seeds".
+// "4 lr × 3 seeds". The product is taken in float64, which cannot wrap
+// around as an int would (64 axes of 2 values are 2^64 trials); it is 0
+// when any factor is 0 or less, as in a hand-built Spec with an empty axis.
 func (s *Spec) size() (int, string) {
 	total := 1.0
 	var parts []string
 	mul := func(k int, what string) {
 		parts = append(parts, fmt.Sprintf("%d %s", k, what))
-		total *= float64(k)
+		total *= float64(max(k, 0))
 	}
 	for _, a := range s.Axes {
 		mul(len(a.Values), a.Name)
@@ -434,7 +489,18 @@ func (s *Spec) size() (int, string) {
 		mul(s.Random.Count, "random draws")
 	}
 	mul(len(s.Seeds), "seeds")
-	desc := fmt.Sprintf("%.0f trials (%s)", total, strings.Join(parts, " × "))
+	if len(parts) > maxFactors {
+		more := len(parts) - maxFactors + 1
+		parts = append(parts[:maxFactors-2], fmt.Sprintf("%d more factors", more), parts[len(parts)-1])
+	}
+	count := fmt.Sprintf("%.0f", total)
+	switch {
+	case math.IsInf(total, 0):
+		count = fmt.Sprintf("more than %g", math.MaxFloat64)
+	case total >= 1e15:
+		count = fmt.Sprintf("%.3g", total)
+	}
+	desc := fmt.Sprintf("%s trials (%s)", count, strings.Join(parts, " × "))
 	if total > MaxTrials {
 		return MaxTrials + 1, desc
 	}

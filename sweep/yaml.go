@@ -1,6 +1,7 @@
 package sweep
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -102,14 +103,22 @@ func parseYAML(src []byte) (*node, error) {
 // splitLines drops blank lines and comments and checks indentation.
 func splitLines(src []byte) ([]line, error) {
 	if !utf8.Valid(src) {
-		return nil, &yamlError{1, "the file is not valid UTF-8"}
+		i := 0
+		for i < len(src) {
+			r, size := utf8.DecodeRune(src[i:])
+			if r == utf8.RuneError && size == 1 {
+				break
+			}
+			i += size
+		}
+		return nil, &yamlError{1 + bytes.Count(src[:i], []byte("\n")), fmt.Sprintf("the file is not valid UTF-8 (byte %#x); save it as UTF-8", src[i])}
 	}
 	text := strings.TrimPrefix(string(src), "\uFEFF")
 	if i := strings.IndexFunc(text, notPrintable); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(text[i:])
 		return nil, &yamlError{1 + strings.Count(text[:i], "\n"), fmt.Sprintf("control character %U; YAML allows only printable characters", r)}
 	}
-	var out []line
+	out := make([]line, 0, strings.Count(text, "\n")+1)
 	for i, raw := range strings.Split(text, "\n") {
 		num := i + 1
 		raw = strings.TrimSuffix(raw, "\r")
@@ -304,7 +313,9 @@ func (p *parser) sequence(indent int) (*node, error) {
 // looksLikeKey reports whether text is a "key: value" line rather than a
 // scalar.
 func looksLikeKey(text string) bool {
-	if text[0] == '[' || text[0] == '{' {
+	// Most list items have no ':' at all; answering them without
+	// splitKey spares an error value per item of a long list.
+	if text[0] == '[' || text[0] == '{' || !strings.Contains(text, ":") {
 		return false
 	}
 	_, _, err := splitKey(text, 0)

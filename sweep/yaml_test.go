@@ -2,8 +2,6 @@ package sweep
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -149,36 +147,4 @@ func TestScalarValue(t *testing.T) {
 			t.Errorf("scalarValue(%q, quoted %t) = %#v, want %#v", tt.text, tt.quoted, got, tt.want)
 		}
 	}
-}
-
-// FuzzParse checks that no input makes Parse panic, and that whatever it
-// accepts expands (up to a size) and hashes without panicking.
-func FuzzParse(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, file := range files {
-		src, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(src)
-	}
-	for _, s := range []string{"a: [1, {b: c}]\n", "- - x\n", "a:\n- 1\n", "derived: {a: 'max(1,2)'}\n"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, src []byte) {
-		s, err := Parse("fuzz.yaml", src)
-		if err != nil {
-			if s != nil {
-				t.Fatalf("Parse returned a spec and an error %v", err)
-			}
-			return
-		}
-		_ = s.Hash()
-		if n, _ := s.size(); n <= 10_000 {
-			_, _ = s.Expand()
-		}
-	})
 }
