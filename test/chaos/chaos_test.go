@@ -331,7 +331,10 @@ func (c *chaos) run(study string, window time.Duration, kinds []fault) {
 	c.mu.Unlock()
 	var wg sync.WaitGroup
 	order := c.rng.Perm(len(kinds))
-	for n := 0; time.Since(start) < window && !c.d.done(study); n++ {
+	// Every kind strikes once whatever the window, so a run where some
+	// kind never fired cannot pass; after that, until the window ends or
+	// the study is done.
+	for n := 0; n < len(order) || (time.Since(start) < window && !c.d.done(study)); n++ {
 		time.Sleep(c.dur(300*time.Millisecond, 2*time.Second))
 		var f fault
 		if n < len(order) {
@@ -445,6 +448,11 @@ func runChaos(t testing.TB, seed uint64, topo topology, window time.Duration) ch
 	}
 	for _, o := range orphanPlugins(binPath, agentPIDs) {
 		v = append(v, "orphaned "+o)
+	}
+	for _, f := range kinds {
+		if c.injected[f.name] == 0 {
+			v = append(v, "fault "+f.name+" never struck")
+		}
 	}
 	reportViolations(t, v)
 	st := stats(trials)
