@@ -38,7 +38,8 @@ type BootstrapResult struct {
 	// reached no finite objective (left out of the intervals).
 	Resamples, Failed int
 	Level             float64
-	// Samples[i] are resample i's natural parameters (nil if it failed).
+	// Samples[i] are resample i's natural parameters (nil if it failed or
+	// was not run).
 	Samples [][]float64
 	// Intervals, Median and StdErr are per natural parameter; a fixed
 	// parameter's interval is its value.
@@ -47,6 +48,10 @@ type BootstrapResult struct {
 	StdErr    []float64
 	// ByGroup is true when whole runs (Obs.Group) were resampled.
 	ByGroup bool
+	// NotIdentified is set when the fit has no residual degrees of
+	// freedom (see Fit.Identified): no refit is run, and every free
+	// parameter's interval, median and standard error is NaN.
+	NotIdentified bool
 }
 
 // Interval returns the named parameter's interval.
@@ -117,6 +122,12 @@ func groupsOf(obs []Obs) [][]int {
 // carry groups), each from f's optimum, and sets f.Bootstrap with
 // percentile intervals. It adds a warning for every parameter whose
 // interval spans more than two orders of magnitude or crosses zero.
+//
+// A fit with no residual degrees of freedom is not bootstrapped: its curve
+// passes through every point, so it also passes through every resample's
+// and each refit would return the fit itself, an interval of zero width
+// that claims certainty the data cannot give. The result is then marked
+// NotIdentified and its free parameters' intervals are NaN.
 func Bootstrap(ctx context.Context, f *Fit, o BootstrapOptions) (*BootstrapResult, error) {
 	if o.Resamples <= 0 {
 		o.Resamples = 1000
@@ -132,6 +143,21 @@ func Bootstrap(ctx context.Context, f *Fit, o BootstrapOptions) (*BootstrapResul
 	groups := groupsOf(f.obs)
 	b := &BootstrapResult{Resamples: o.Resamples, Level: o.Level, ByGroup: groups != nil,
 		Samples: make([][]float64, o.Resamples)}
+	if !f.Identified() {
+		b.NotIdentified = true
+		p := len(f.Names)
+		b.Intervals, b.Median, b.StdErr = make([]Interval, p), make([]float64, p), make([]float64, p)
+		nan := math.NaN()
+		for j, v := range f.Params {
+			if f.Fixed[j] {
+				b.Intervals[j], b.Median[j] = Interval{v, v}, v
+				continue
+			}
+			b.Intervals[j], b.Median[j], b.StdErr[j] = Interval{nan, nan}, nan, nan
+		}
+		f.Bootstrap = b
+		return b, nil
+	}
 	set := f.opts.Settings.withDefaults()
 	var next int
 	var mu sync.Mutex
@@ -306,12 +332,17 @@ type Prediction struct {
 
 // PredictInterval predicts o with intervals at the bootstrap's level. It
 // needs a bootstrap (see Bootstrap); without one both intervals equal
-// Value.
+// Value, and for a fit that is not identified both are NaN.
 func (f *Fit) PredictInterval(o Obs) Prediction {
 	v := f.Predict(o)
 	pr := Prediction{Value: v, Mean: Interval{v, v}, Range: Interval{v, v}}
 	b := f.Bootstrap
 	if b == nil {
+		return pr
+	}
+	if b.NotIdentified {
+		nan := math.NaN()
+		pr.Mean, pr.Range = Interval{nan, nan}, Interval{nan, nan}
 		return pr
 	}
 	curve := make([]float64, 0, len(b.Samples))

@@ -112,7 +112,8 @@ type Root struct {
 	// X is the crossing of the fitted curves.
 	X float64
 	// Interval is the percentile interval of the same-numbered root among
-	// bootstrap replicates with as many roots as the point estimate.
+	// bootstrap replicates with as many roots as the point estimate; NaN
+	// when either fit is not identified (see Fit.Identified).
 	Interval Interval
 	// Extrapolated is true when X lies outside the observed range.
 	Extrapolated bool
@@ -165,6 +166,13 @@ func Crossovers(f1, f2 *Fit, o CrossoverOptions) (*CrossoverResult, error) {
 		return r, nil
 	}
 	b1, b2 := f1.Bootstrap, f2.Bootstrap
+	if b1.NotIdentified || b2.NotIdentified {
+		// No replicate exists to pair: the crossing has no interval.
+		for j := range r.Roots {
+			r.Roots[j].Interval = Interval{math.NaN(), math.NaN()}
+		}
+		return r, nil
+	}
 	n := min(len(b1.Samples), len(b2.Samples))
 	same := make([][]float64, len(xs))
 	below := 0

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 )
 
 // Nested is the nested asymptote of Kim et al. 2025: for each model size N
@@ -19,7 +20,8 @@ type Nested struct {
 	// Outer is the power law fitted to (N, E_N).
 	Outer *Fit
 	// Asymptote is lim_N lim_K L, Outer's E; Interval is its percentile
-	// interval from the nested bootstrap (equal to Asymptote without one).
+	// interval from the nested bootstrap (equal to Asymptote without one,
+	// NaN when an inner fit is not identified).
 	Asymptote float64
 	Interval  Interval
 }
@@ -63,12 +65,25 @@ func NestedAsymptote(ctx context.Context, obs []Obs, o Options, b BootstrapOptio
 	if b.Resamples <= 0 {
 		return nest, nil
 	}
+	var unidentified []string
 	for k, f := range nest.PerN {
 		bk := b
 		bk.Seed = b.Seed + uint64(k)*0x9e3779b97f4a7c15
 		if _, err := Bootstrap(ctx, f, bk); err != nil {
 			return nil, err
 		}
+		if f.Bootstrap.NotIdentified {
+			unidentified = append(unidentified, fmt.Sprintf("%g", nest.Sizes[k]))
+		}
+	}
+	if len(unidentified) > 0 {
+		// A size whose E_N has no sampling distribution cannot enter the
+		// replicates, and dropping it would narrow the interval: give none.
+		nest.Interval = Interval{math.NaN(), math.NaN()}
+		of.Warnings = append(of.Warnings, fmt.Sprintf(
+			"the asymptote E_N of size(s) %s is not identified (no residual degrees of freedom): the nested asymptote has no interval",
+			strings.Join(unidentified, ", ")))
+		return nest, nil
 	}
 	res := BootstrapResult{Resamples: b.Resamples, Level: nest.PerN[0].Bootstrap.Level,
 		Samples: make([][]float64, b.Resamples)}

@@ -59,7 +59,7 @@ func TestNestedAsymptote(t *testing.T) {
 	if !(nest.Interval.Lo <= nest.Asymptote && nest.Asymptote <= nest.Interval.Hi) {
 		t.Errorf("interval (%g, %g) does not hold the estimate %g", nest.Interval.Lo, nest.Interval.Hi, nest.Asymptote)
 	}
-	if !hasWarning(nest.Outer, "degrees of freedom") {
+	if !hasWarning(nest.Outer, "1 residual degree of freedom") {
 		t.Errorf("4 sizes for 3 parameters should warn: %q", nest.Outer.Warnings)
 	}
 }

@@ -66,7 +66,8 @@ type AllocationInterval struct {
 }
 
 // FrontierAt returns fit's compute-optimal allocation at c, with intervals
-// when fit has a bootstrap. Fit must be Chinchilla or DataConstrained.
+// when fit has a bootstrap (NaN when the fit is not identified, as no
+// refit was run). Fit must be Chinchilla or DataConstrained.
 func FrontierAt(fit *Fit, c float64) (AllocationInterval, error) {
 	if fit.Law != Chinchilla && fit.Law != DataConstrained {
 		return AllocationInterval{}, fmt.Errorf("the compute frontier needs a chinchilla or datablations fit, not %s", fit.Law.Name())

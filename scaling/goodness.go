@@ -29,7 +29,12 @@ type Goodness struct {
 	// likelihood itself; AIC = 2k − 2·LogLik and BIC = k·log n − 2·LogLik
 	// with k free parameters (a variance counts as one).
 	LogLik, AIC, BIC float64
-	// DoF is the residual degrees of freedom, n − k.
+	// DoF is the residual degrees of freedom, n − p, with p the free
+	// parameters of the curve (tied exponents count once; neither the
+	// Gaussian variance nor the Huber likelihood's log σ counts, as they
+	// describe the noise, not the curve). At zero the curve can pass
+	// through every point and the parameters are not identified: Bootstrap
+	// then gives no interval.
 	DoF int
 }
 
@@ -84,17 +89,37 @@ func goodness(f *Fit) ([]Residual, Goodness) {
 	}
 	g.AIC = 2*float64(k) - 2*g.LogLik
 	g.BIC = float64(k)*math.Log(fn) - 2*g.LogLik
-	g.DoF = n - k
+	g.DoF = n - f.curveParams()
 	return res, g
 }
 
+// curveParams is the number of free parameters of the curve: Free less
+// the Huber likelihood's log σ.
+func (f *Fit) curveParams() int { return f.Free - f.lay.extra }
+
+// Identified reports whether the data leave at least one residual degree
+// of freedom (Goodness.DoF > 0). Without one the curve passes through
+// every point whatever the noise, the data say nothing about how far the
+// parameters could move, and Bootstrap gives no interval.
+func (f *Fit) Identified() bool { return f.Goodness.DoF > 0 }
+
 // diagnose adds warnings about identification that need no bootstrap.
 func (f *Fit) diagnose() {
-	dof := f.N - f.Free
-	if dof <= 1 {
+	params := fmt.Sprintf("%d free parameters", f.curveParams())
+	if f.lay.extra > 0 {
+		params += " and log σ"
+	}
+	switch f.Goodness.DoF {
+	case 0:
+		// Every bootstrap refit of an exact fit lands back on it, so a
+		// percentile interval would have zero width: none is given.
 		f.Warnings = append(f.Warnings, fmt.Sprintf(
-			"%d points for %d free parameters (%d residual degrees of freedom): the parameters are not identified by the data; report intervals, not point values",
-			f.N, f.Free, dof))
+			"%d points for %s: no residual degrees of freedom, so the parameters are not identified by the data and no interval can be given",
+			f.N, params))
+	case 1:
+		f.Warnings = append(f.Warnings, fmt.Sprintf(
+			"%d points for %s leave 1 residual degree of freedom: the parameters are barely identified; report intervals, not point values, and read them as rough",
+			f.N, params))
 	}
 	minLoss := math.Inf(1)
 	for _, o := range f.obs {
@@ -236,6 +261,9 @@ func ChiSquare(f *Fit, given map[string]float64) (ChiSquareTest, error) {
 	b := f.Bootstrap
 	if b == nil {
 		return ChiSquareTest{}, fmt.Errorf("the χ² test needs a bootstrap")
+	}
+	if b.NotIdentified {
+		return ChiSquareTest{}, fmt.Errorf("no χ² test: with %d points for %d free parameters the parameters are not identified and have no bootstrap covariance", f.N, f.curveParams())
 	}
 	pos := f.Law.positive()
 	var idx []int
