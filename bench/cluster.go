@@ -30,6 +30,9 @@ type cluster struct {
 	dir     string
 	servers *devcluster.Cluster
 	client  *api.Client
+	// watcher is an etcd client on the server itself (no proxy), for
+	// commitWatch.
+	watcher *clientv3.Client
 	closers []func()
 }
 
@@ -63,7 +66,7 @@ func startCluster(ctx context.Context, opts Options) (*cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	srv, err := devcluster.Start(ctx, devcluster.Config{DataDir: dir, NATSPort: -1, Logger: opts.components})
+	srv, err := devcluster.Start(ctx, devcluster.Config{DataDir: dir, NATSPort: -1, Logger: opts.components, NATSSyncInterval: opts.natsSync})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: start servers: %w", err)

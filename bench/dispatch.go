@@ -6,19 +6,68 @@ import (
 	"runtime"
 	"slices"
 	"time"
+
+	"asymptote.dev/asymptote/internal/api"
 )
 
-// noopCPU is what one no-op trial reserves: agents share the host's cores,
-// so each agent offers NumCPU/agents cores and runs that many times
-// 1/noopCPU trials at once.
+// noopCPU is what one no-op trial reserves. An agent with s slots offers
+// s × noopCPU cores, so it runs s trials at once (and, with the default
+// queue of 1× its resources, holds s more queued).
 const noopCPU = 0.05
+
+// DefaultSlots is the concurrency of asymptote's own configuration in the
+// suite: 20 no-op trials per core (40 on 2 cores), shared by the agents,
+// as the dispatch figure has always been measured.
+func DefaultSlots() int { return 20 * numCPU() }
+
+// DispatchConfig is one asymptote configuration of the dispatch run.
+type DispatchConfig struct {
+	// Agents is how many agents run; Slots how many trials they run at
+	// once in all, spread evenly (each agent offers its share of Slots ×
+	// noopCPU cores).
+	Agents, Slots int
+	// NATSSyncInterval is devcluster.Config.NATSSyncInterval: 0 (the
+	// default) syncs every JetStream write before acknowledging it.
+	NATSSyncInterval time.Duration
+}
+
+func (c DispatchConfig) String() string {
+	s := fmt.Sprintf("%d agent(s) × %d slot(s) in all", c.Agents, c.Slots)
+	if c.NATSSyncInterval > 0 {
+		s += fmt.Sprintf(", JetStream flushed every %s", c.NATSSyncInterval)
+	}
+	return s
+}
+
+// perAgent spreads the slots over the agents, the first ones taking one
+// more where they do not divide evenly.
+func (c DispatchConfig) perAgent() []int {
+	out := make([]int, c.Agents)
+	for i := range out {
+		out[i] = c.Slots / c.Agents
+		if i < c.Slots%c.Agents {
+			out[i]++
+		}
+	}
+	return out
+}
 
 // DispatchResult is one end-to-end throughput run.
 type DispatchResult struct {
-	Agents       int
-	Trials       int
+	DispatchConfig
+	// Rep is the repetition of the suite the run belongs to.
+	Rep    int
+	Trials int
+	// Seconds is the measured window: from just before the submit request
+	// to when etcd had committed the last result and the study's done
+	// state (seen by a watch, see commitWatch).
 	Seconds      float64
 	TrialsPerSec float64
+	// LeaderFinished is how much earlier the study's `finished`
+	// timestamp is than the window's end: the leader stamps it in the
+	// turn that commits it, before the commit returns (the window used it
+	// before, and ended that much early).
+	LeaderFinished time.Duration
 	// Stale counts attempts lost and run again (a refused dispatch, for
 	// one): each costs a retry held back by a second.
 	Stale int
@@ -33,25 +82,34 @@ type Stage struct {
 }
 
 // stages reads every trial's attempt timestamps: dispatched (the leader's
-// turn), started and ended (the agent's clock, the same host here) and
-// recorded (the leader's turn that committed the result).
-func (c *cluster) stages(ctx context.Context, study string) ([]Stage, error) {
+// turn), started and ended (the agent's clock, the same host here),
+// recorded (the leader's turn that applied the result) and committed
+// (when the watch saw the result's write land in etcd).
+func (c *cluster) stages(ctx context.Context, study string, cm commits) ([]Stage, error) {
 	r, err := c.client.Results(ctx, study)
 	if err != nil {
 		return nil, fmt.Errorf("bench: results: %w", err)
 	}
-	var d2s, s2e, e2r []time.Duration
-	for _, t := range r.Trials {
+	return stagesOf(r.Trials, cm), nil
+}
+
+// stagesOf is the distribution of each leg over trials, their commits as
+// cm saw them.
+func stagesOf(trials []api.Trial, cm commits) []Stage {
+	var d2s, s2e, e2c, r2c []time.Duration
+	for _, t := range trials {
 		if len(t.Attempts) == 0 || t.Result == nil {
 			continue
 		}
 		a := t.Attempts[len(t.Attempts)-1]
-		if a.Started == nil || a.Ended == nil {
+		committed, ok := cm.Result[t.ID]
+		if a.Started == nil || a.Ended == nil || !ok {
 			continue
 		}
 		d2s = append(d2s, a.Started.Sub(a.Dispatched))
 		s2e = append(s2e, a.Ended.Sub(*a.Started))
-		e2r = append(e2r, t.Result.Recorded.Sub(*a.Ended))
+		e2c = append(e2c, committed.Sub(*a.Ended))
+		r2c = append(r2c, committed.Sub(cm.Recorded[t.ID]))
 	}
 	q := func(name string, xs []time.Duration) Stage {
 		if len(xs) == 0 {
@@ -61,45 +119,65 @@ func (c *cluster) stages(ctx context.Context, study string) ([]Stage, error) {
 		return Stage{Name: name, P50: xs[len(xs)/2], P90: xs[len(xs)*9/10], P99: xs[len(xs)*99/100]}
 	}
 	return []Stage{
-		q("dispatched → started (fenced etcd commit of the turn, the node's batched NATS request, admission, time in the agent's queue)", d2s),
-		q("started → ended (plugin RPC)", s2e),
-		q("ended → recorded (sync `finished` publish, consume, fenced etcd commit)", e2r),
-	}, nil
+		q(stageDispatched, d2s),
+		q(stageRPC, s2e),
+		q(stageRecorded, e2c),
+		q(stageCommit, r2c),
+	}
 }
 
+// The stages' names, as the report prints them.
+const (
+	stageDispatched = "dispatched → started (fenced etcd commit of the turn, the node's batched NATS request, admission, time in the agent's queue)"
+	stageRPC        = "started → ended (plugin RPC)"
+	stageRecorded   = "ended → recorded (sync `finished` publish, consume, the leader's turn, its fenced etcd commit returned)"
+	stageCommit     = "of which the leader's result timestamp → its etcd commit returned"
+)
+
 // Dispatch measures no-op synthetic trials per second from submission to
-// the last recorded result, through embedded NATS and etcd, a coordinator
-// with default settings and agents running the method as reused plugin
-// subprocesses.
-func Dispatch(ctx context.Context, opts Options, agents, trials int) (DispatchResult, error) {
+// the last result committed to etcd, through embedded NATS and etcd, a
+// coordinator with default settings and agents running the method as
+// reused plugin subprocesses.
+func Dispatch(ctx context.Context, opts Options, cfg DispatchConfig, trials int) (DispatchResult, error) {
 	opts.setDefaults()
+	if cfg.Agents <= 0 || cfg.Slots < cfg.Agents {
+		return DispatchResult{}, fmt.Errorf("bench: dispatch: %d slot(s) on %d agent(s): every agent needs one", cfg.Slots, cfg.Agents)
+	}
+	opts.natsSync = cfg.NATSSyncInterval
 	c, err := startLedCluster(ctx, opts)
 	if err != nil {
 		return DispatchResult{}, err
 	}
 	defer c.close()
-	share := float64(runtime.NumCPU()) / float64(agents)
-	for i := range agents {
-		if _, err := c.startAgent(fmt.Sprintf("agent-%d", i+1), share); err != nil {
+	for i, s := range cfg.perAgent() {
+		if _, err := c.startAgent(fmt.Sprintf("agent-%d", i+1), float64(s)*noopCPU); err != nil {
 			return DispatchResult{}, err
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.RunTimeout)
 	defer cancel()
-	if err := c.waitNodes(ctx, agents); err != nil {
+	if err := c.waitNodes(ctx, cfg.Agents); err != nil {
 		return DispatchResult{}, err
 	}
 	// Warm the plugin pools so the figure is the steady state, as it is
 	// for Optuna, whose workers import it before the clock starts.
-	if err := c.warm(ctx, "warm", agents*int(share/noopCPU)); err != nil {
+	if err := c.warm(ctx, "warm", cfg.Slots); err != nil {
+		return DispatchResult{}, err
+	}
+	w, err := c.watchCommits(ctx, "dispatch", trials)
+	if err != nil {
 		return DispatchResult{}, err
 	}
 	start := time.Now()
 	if _, err := c.submit(ctx, "dispatch", trials, 0, noopCPU); err != nil {
+		w.close()
 		return DispatchResult{}, err
 	}
-	// The figure uses the study's finished timestamp, so the poll only
-	// needs to be light on the leader, not frequent.
+	cm, err := w.wait(ctx)
+	if err != nil {
+		return DispatchResult{}, err
+	}
+	// Committed, so the leader has it: one status call for the counts.
 	st, err := c.waitDone(ctx, "dispatch", 100*time.Millisecond)
 	if err != nil {
 		return DispatchResult{}, err
@@ -107,12 +185,29 @@ func Dispatch(ctx context.Context, opts Options, agents, trials int) (DispatchRe
 	if n := st.Counts["succeeded"]; n != trials {
 		return DispatchResult{}, fmt.Errorf("bench: dispatch: %d of %d trials succeeded: %v", n, trials, st.Counts)
 	}
-	secs := st.Finished.Sub(start).Seconds()
-	stages, err := c.stages(ctx, "dispatch")
+	secs := cm.End.Sub(start).Seconds()
+	stages, err := c.stages(ctx, "dispatch", cm)
 	if err != nil {
 		return DispatchResult{}, err
 	}
-	return DispatchResult{Agents: agents, Trials: trials, Seconds: secs, TrialsPerSec: float64(trials) / secs, Stale: st.StaleAttempts, Stages: stages}, nil
+	res := DispatchResult{DispatchConfig: cfg, Trials: trials, Seconds: secs, TrialsPerSec: float64(trials) / secs, Stale: st.StaleAttempts, Stages: stages}
+	if st.Finished != nil {
+		res.LeaderFinished = cm.End.Sub(*st.Finished)
+	}
+	return res, nil
+}
+
+// watchCommits watches the etcd server directly, not through the
+// coordinator's proxy, so killing a coordinator does not cut it.
+func (c *cluster) watchCommits(ctx context.Context, study string, trials int) (*commitWatch, error) {
+	if c.watcher == nil {
+		cli, err := c.etcd(c.servers.EtcdEndpoints)
+		if err != nil {
+			return nil, err
+		}
+		c.watcher = cli
+	}
+	return watchCommits(ctx, c.watcher, study, trials)
 }
 
 // warm runs a study of n short trials that occupy every slot at once, so
@@ -141,7 +236,8 @@ type OverheadResult struct {
 
 // Overhead runs trials that each sleep for sleep on agents with slots
 // concurrent trial slots in all, and compares the wall time from
-// submission to the last result with the ideal ceil(trials/slots)*sleep.
+// submission to the last result's etcd commit with the ideal
+// ceil(trials/slots)*sleep.
 func Overhead(ctx context.Context, opts Options, trials, agents, slots int, sleep time.Duration) (OverheadResult, error) {
 	opts.setDefaults()
 	c, err := startLedCluster(ctx, opts)
@@ -169,11 +265,20 @@ func Overhead(ctx context.Context, opts Options, trials, agents, slots int, slee
 	if _, err := c.waitDone(ctx, "warm", 50*time.Millisecond); err != nil {
 		return OverheadResult{}, err
 	}
+	w, err := c.watchCommits(ctx, "overhead", trials)
+	if err != nil {
+		return OverheadResult{}, err
+	}
 	start := time.Now()
 	if _, err := c.submit(ctx, "overhead", trials, sleep, trialCPU); err != nil {
+		w.close()
 		return OverheadResult{}, err
 	}
 	expand := time.Since(start)
+	cm, err := w.wait(ctx)
+	if err != nil {
+		return OverheadResult{}, err
+	}
 	st, err := c.waitDone(ctx, "overhead", 100*time.Millisecond)
 	if err != nil {
 		return OverheadResult{}, err
@@ -183,7 +288,9 @@ func Overhead(ctx context.Context, opts Options, trials, agents, slots int, slee
 	}
 	rounds := (trials + slots - 1) / slots
 	ideal := time.Duration(rounds) * sleep
-	wall := st.Finished.Sub(start)
+	// The wall time ends, as the dispatch window does, when etcd has
+	// committed the last result.
+	wall := cm.End.Sub(start)
 	return OverheadResult{
 		Trials: trials, Slots: slots, Sleep: sleep, Ideal: ideal, Wall: wall,
 		Percent: 100 * (wall.Seconds() - ideal.Seconds()) / ideal.Seconds(),

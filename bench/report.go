@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,42 +37,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
 	p("Machine: %s. Suite took %s%s.\n\n", r.Machine, r.Took.Round(time.Second), map[bool]string{true: " (quick mode: smoke sizes, not comparable)"}[r.Quick])
 
-	p("### Dispatch throughput with durable state (no-op trials/s, median of %d)\n\n", len(r.Dispatch[firstKey(r.agentCounts())]))
-	p("| agents / workers | asymptote | Optuna SQLite | Optuna PostgreSQL | Optuna JournalFile | × PostgreSQL (target ≥ 40) | × JournalFile (target ≥ 5) | × Ray Tune's 500 results/s |\n")
-	p("|---|---|---|---|---|---|---|---|\n")
-	for _, n := range r.agentCounts() {
-		ours := r.medianDispatch(n)
-		cell := func(storage string) (string, float64) {
-			v, clean, all := r.medianOptuna(storage, n)
-			switch {
-			case all == 0:
-				return "–", 0
-			case clean == 0:
-				return fmt.Sprintf("crashed (%d/%d)", all-clean, all), 0
-			case clean < all:
-				return fmt.Sprintf("%.0f (%d of %d runs crashed)", v, all-clean, all), v
-			}
-			return fmt.Sprintf("%.0f", v), v
-		}
-		sq, _ := cell("sqlite")
-		pg, pgv := cell("postgresql")
-		jf, jfv := cell("journal")
-		p("| %d | **%.0f** | %s | %s | %s | %s | %s | %.1f× |\n", n, ours, sq, pg, jf, ratio(ours, pgv), ratio(ours, jfv), ours/rayTuneResultsPerSec)
-	}
-	stale := 0
-	for _, ds := range r.Dispatch {
-		for _, d := range ds {
-			stale += d.Stale
-		}
-	}
-	p("\nStale attempts (refused or lost dispatches, each retried a second later) over all asymptote runs: %d.\n", stale)
-	if ns := r.agentCounts(); len(ns) > 0 && len(r.Dispatch[ns[0]]) > 0 {
-		d := r.Dispatch[ns[0]][len(r.Dispatch[ns[0]])-1]
-		p("\nWhere a trial's time goes (last run with %d agent(s), %.0f trials/s):\n\n| stage | p50 | p90 | p99 |\n|---|---|---|---|\n", d.Agents, d.TrialsPerSec)
-		for _, s := range d.Stages {
-			p("| %s | %s | %s | %s |\n", s.Name, s.P50.Round(10*time.Microsecond), s.P90.Round(10*time.Microsecond), s.P99.Round(10*time.Microsecond))
-		}
-	}
+	r.writeDispatch(p)
 	if r.OptunaErr != "" {
 		p("\nOptuna: %s\n", r.OptunaErr)
 	}
@@ -120,18 +86,156 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return bw.Flush()
 }
 
-func firstKey(ns []int) int {
-	if len(ns) == 0 {
-		return 0
+// writeDispatch prints the throughput tables: the two comparisons with
+// Optuna, every asymptote configuration, the cost of synchronous JetStream
+// writes and where a trial's time goes.
+func (r *Report) writeDispatch(p func(string, ...any)) {
+	same, best, syncs := r.sameConcurrency(), r.best(), r.syncCost()
+	reps := 0
+	for _, d := range r.Dispatch {
+		reps = max(reps, d.Rep+1)
 	}
-	return ns[0]
+	p("### Dispatch throughput with durable state (no-op trials/s, medians of %d interleaved repetition(s))\n\n", reps)
+	trials := map[string]int{}
+	for _, d := range r.Dispatch {
+		trials["asymptote"] = d.Trials
+	}
+	for _, o := range r.Optuna {
+		trials[o.Storage] = o.Trials
+	}
+	counts := fmt.Sprintf("asymptote %d trials a run", trials["asymptote"])
+	if len(r.Optuna) > 0 {
+		counts += fmt.Sprintf(", Optuna %d on SQLite and PostgreSQL and %d on JournalFile", max(trials["sqlite"], trials["postgresql"]), trials["journal"])
+	}
+	p("Each repetition runs every configuration of both systems, asymptote's run at each concurrency right before Optuna's at the same worker count; ratios are of the medians, with the range of the per-repetition ratios in brackets. Windows (in brackets after each figure) run from the submission, or the release of Optuna's workers from their barrier, to the return of the last result's commit (for asymptote, seen by an etcd watch). The trial counts are not the same on both sides (%s): each is sized for windows of about a second or more in a full run, and the windows and ratio ranges show whether that was long enough.\n\n", counts)
+
+	p("**(a) The same concurrency:** asymptote running as many trials at once as Optuna has worker processes (k agents of one slot each, with the default queue of one more trial per slot).\n\n")
+	p("| concurrency (asymptote slots = Optuna workers) | asymptote | Optuna SQLite | Optuna PostgreSQL | Optuna JournalFile | × PostgreSQL (target ≥ 40) | × JournalFile (target ≥ 5) | verdict |\n")
+	p("|---|---|---|---|---|---|---|---|\n")
+	for _, row := range same {
+		p("| %d | %s | %s | %s | %s | %s | %s | %s |\n", row.Concurrency, oursCell(row.Asymptote),
+			peerCell(row.Optuna["sqlite"]), peerCell(row.Optuna["postgresql"]), peerCell(row.Optuna["journal"]),
+			ratioCell(row.Ratios["postgresql"]), ratioCell(row.Ratios["journal"]), row.Verdict)
+	}
+
+	p("\n**(b) Each system at its best configuration on this machine:** asymptote's fastest configuration of those below (JetStream synced, the default), Optuna's fastest worker count on each storage.\n\n")
+	p("| peer | peer at its best | asymptote at its best | ratio | target | verdict |\n|---|---|---|---|---|---|\n")
+	for _, b := range best {
+		target, v := "–", "–"
+		if b.Target > 0 {
+			target = fmt.Sprintf("≥ %g×", b.Target)
+			v = verdict(b.Met, "")
+			if b.Ratio.Ratio <= 0 {
+				v = "no figure"
+			}
+		}
+		peer := "–"
+		if b.Optuna.TrialsPerSec > 0 {
+			peer = fmt.Sprintf("%s, %d worker(s)", peerCell(b.Optuna), b.Workers)
+		}
+		p("| Optuna %s | %s | %s, %s | %s | %s | %s |\n", storageNames[b.Storage], peer, oursCell(b.Asymptote), b.Config, ratioCell(b.Ratio), target, v)
+	}
+	if cfg, ours, _ := r.bestOurs(); ours.TrialsPerSec > 0 {
+		p("| Ray Tune (published controller limit, logging off) | %.0f results/s | %s, %s | %.1f× | – | – |\n", rayTuneResultsPerSec, oursCell(ours), cfg, ours.TrialsPerSec/rayTuneResultsPerSec)
+	}
+
+	p("\nEvery asymptote configuration run (%d slots in all is its own configuration on this machine: 20 no-op trials per core):\n\n", DefaultSlots())
+	p("| asymptote configuration | trials/s (median, range) | window (median) | runs | stale attempts | leader's `finished` before the commit returned (median) |\n|---|---|---|---|---|---|\n")
+	for _, c := range r.configs() {
+		var tps []float64
+		var lf []time.Duration
+		stale := 0
+		for _, d := range r.Dispatch {
+			if d.DispatchConfig == c {
+				tps = append(tps, d.TrialsPerSec)
+				lf = append(lf, d.LeaderFinished)
+				stale += d.Stale
+			}
+		}
+		f, _ := r.oursByRep(c)
+		p("| %s | **%.0f** (%.0f–%.0f) | %s | %d | %d | %s |\n", c, f.TrialsPerSec, slices.Min(tps), slices.Max(tps), secondsStr(f.Seconds), len(tps), stale, median(lf).Round(10*time.Microsecond))
+	}
+
+	if len(syncs) > 0 {
+		p("\nWhat synchronous JetStream writes cost (the default syncs every write before acknowledging it; the other runs flush every %s, nats-server's default; pairs run back to back, alternating which goes first):\n\n", syncs[0].Interval)
+		p("| configuration | synced (default) | flushed on an interval | synced / flushed (range over pairs) | cost of syncing |\n|---|---|---|---|---|\n")
+		for _, sc := range syncs {
+			cost := "–"
+			if sc.Ratio.Ratio > 0 {
+				cost = fmt.Sprintf("%.1f %%", sc.Cost)
+			}
+			p("| %s | %s | %s | %s | %s |\n", sc.Config, oursCell(sc.Synced), oursCell(sc.Flushed), ratioCellPrec(sc.Ratio, 2), cost)
+		}
+	}
+
+	stale := 0
+	for _, d := range r.Dispatch {
+		stale += d.Stale
+	}
+	p("\nStale attempts (refused or lost dispatches, each retried a second later) over all asymptote runs: %d.\n", stale)
+	var shown []DispatchConfig
+	if len(same) > 0 {
+		shown = append(shown, same[0].Config)
+	}
+	if cfg, ours, _ := r.bestOurs(); ours.TrialsPerSec > 0 && !slices.Contains(shown, cfg) {
+		shown = append(shown, cfg)
+	}
+	for _, cfg := range shown {
+		var last *DispatchResult
+		for i := range r.Dispatch {
+			if r.Dispatch[i].DispatchConfig == cfg {
+				last = &r.Dispatch[i]
+			}
+		}
+		if last == nil || len(last.Stages) == 0 {
+			continue
+		}
+		p("\nWhere a trial's time goes (last run with %s, %.0f trials/s):\n\n| stage | p50 | p90 | p99 |\n|---|---|---|---|\n", cfg, last.TrialsPerSec)
+		for _, s := range last.Stages {
+			p("| %s | %s | %s | %s |\n", s.Name, s.P50.Round(10*time.Microsecond), s.P90.Round(10*time.Microsecond), s.P99.Round(10*time.Microsecond))
+		}
+	}
 }
 
-func ratio(ours, peer float64) string {
-	if peer <= 0 {
+// oursCell is an asymptote figure and its window.
+func oursCell(f Figure) string {
+	if f.Clean == 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.1f×", ours/peer)
+	return fmt.Sprintf("**%.0f** (%s)", f.TrialsPerSec, secondsStr(f.Seconds))
+}
+
+// peerCell is an Optuna figure, its window and its crashed runs.
+func peerCell(f Figure) string {
+	switch {
+	case f.All == 0:
+		return "–"
+	case f.Clean == 0:
+		return fmt.Sprintf("crashed (%d/%d)", f.All, f.All)
+	case f.Clean < f.All:
+		return fmt.Sprintf("%.0f (%s; %d of %d runs crashed)", f.TrialsPerSec, secondsStr(f.Seconds), f.All-f.Clean, f.All)
+	}
+	return fmt.Sprintf("%.0f (%s)", f.TrialsPerSec, secondsStr(f.Seconds))
+}
+
+// ratioCell is a ratio of medians and its range over repetitions.
+func ratioCell(q Ratio) string { return ratioCellPrec(q, 1) }
+
+func ratioCellPrec(q Ratio, prec int) string {
+	switch {
+	case q.Ratio <= 0:
+		return "–"
+	case q.Pairs > 1:
+		return fmt.Sprintf("%.*f× (%.*f–%.*f)", prec, q.Ratio, prec, q.Min, prec, q.Max)
+	}
+	return fmt.Sprintf("%.*f×", prec, q.Ratio)
+}
+
+func secondsStr(s float64) string {
+	if s < 10 {
+		return fmt.Sprintf("%.2f s", s)
+	}
+	return fmt.Sprintf("%.1f s", s)
 }
 
 func verdict(ok bool, note string) string {
@@ -155,33 +259,40 @@ func bytesStr(b int64) string {
 	return fmt.Sprintf("%d KiB", b>>10)
 }
 
-// Plot writes a PNG of dispatch throughput against the number of agents
-// (or Optuna workers), on a log scale.
+// Plot writes a PNG of dispatch throughput against concurrency (asymptote's
+// slots, Optuna's worker processes) on a log scale, with asymptote's best
+// configuration as a horizontal line.
 func (r *Report) Plot(path string) error {
 	p := plot.New()
 	p.Title.Text = "No-op trials per second with durable state"
-	p.X.Label.Text = "agents (asymptote) / worker processes (Optuna)"
+	p.X.Label.Text = "trials at once (asymptote slots = Optuna worker processes)"
 	p.Y.Label.Text = "trials/s (log scale)"
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true
 	p.Legend.Left = true
+	same := r.sameConcurrency()
+	peer := func(st string) func(SameConcurrencyRow) float64 {
+		return func(row SameConcurrencyRow) float64 { return row.Optuna[st].TrialsPerSec }
+	}
 	series := []struct {
 		name string
 		c    color.RGBA
-		get  func(n int) float64
+		get  func(SameConcurrencyRow) float64
 	}{
-		{"asymptote (etcd + NATS + plugins)", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, r.medianDispatch},
-		{"Optuna JournalFile", color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, func(n int) float64 { v, _, _ := r.medianOptuna("journal", n); return v }},
-		{"Optuna PostgreSQL", color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, func(n int) float64 { v, _, _ := r.medianOptuna("postgresql", n); return v }},
-		{"Optuna SQLite", color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, func(n int) float64 { v, _, _ := r.medianOptuna("sqlite", n); return v }},
+		{"asymptote at the same concurrency (etcd + NATS + plugins)", color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, func(row SameConcurrencyRow) float64 { return row.Asymptote.TrialsPerSec }},
+		{"Optuna JournalFile", color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, peer("journal")},
+		{"Optuna PostgreSQL", color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, peer("postgresql")},
+		{"Optuna SQLite", color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, peer("sqlite")},
 	}
+	top := 0.0
 	for i, s := range series {
 		var xys plotter.XYs
-		for _, n := range r.agentCounts() {
-			if v := s.get(n); v > 0 {
-				xys = append(xys, plotter.XY{X: float64(n), Y: v})
+		for _, row := range same {
+			if v := s.get(row); v > 0 {
+				xys = append(xys, plotter.XY{X: float64(row.Concurrency), Y: v})
+				top = max(top, v)
 			}
 		}
 		if len(xys) == 0 {
@@ -200,14 +311,18 @@ func (r *Report) Plot(path string) error {
 		p.Add(ln, sc)
 		p.Legend.Add(s.name, ln, sc)
 	}
-	// Room above the highest point for the legend.
-	top := 0.0
-	for _, s := range series {
-		for _, n := range r.agentCounts() {
-			top = max(top, s.get(n))
+	if cfg, best, _ := r.bestOurs(); best.TrialsPerSec > 0 && len(same) > 0 {
+		top = max(top, best.TrialsPerSec)
+		lo, hi := float64(same[0].Concurrency), float64(same[len(same)-1].Concurrency)
+		ln, err := plotter.NewLine(plotter.XYs{{X: lo, Y: best.TrialsPerSec}, {X: hi, Y: best.TrialsPerSec}})
+		if err == nil {
+			ln.Color = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
+			ln.Dashes = []vg.Length{vg.Points(8), vg.Points(4)}
+			p.Add(ln)
+			p.Legend.Add(fmt.Sprintf("asymptote at its best (%d agent(s) × %d slots)", cfg.Agents, cfg.Slots), ln)
 		}
 	}
-	target := r.targetLine()
+	target := r.targetLine(same)
 	for _, xy := range target {
 		top = max(top, xy.Y)
 	}
@@ -220,12 +335,12 @@ func (r *Report) Plot(path string) error {
 			ln.Color = color.Gray{Y: 0x80}
 			ln.Dashes = []vg.Length{vg.Points(1), vg.Points(3)}
 			p.Add(ln)
-			p.Legend.Add("target: 40× PostgreSQL, 5× JournalFile", ln)
+			p.Legend.Add("target at the same concurrency: 40× PostgreSQL, 5× JournalFile", ln)
 		}
 	}
 	var ticks []plot.Tick
-	for _, n := range r.agentCounts() {
-		ticks = append(ticks, plot.Tick{Value: float64(n), Label: fmt.Sprint(n)})
+	for _, row := range same {
+		ticks = append(ticks, plot.Tick{Value: float64(row.Concurrency), Label: fmt.Sprint(row.Concurrency)})
 	}
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.X.Scale = plot.LogScale{}
@@ -235,14 +350,16 @@ func (r *Report) Plot(path string) error {
 	return nil
 }
 
-// targetLine is max(40 × PostgreSQL, 5 × JournalFile) per worker count.
-func (r *Report) targetLine() plotter.XYs {
+// targetLine is max(40 × PostgreSQL, 5 × JournalFile) per concurrency.
+func (r *Report) targetLine(same []SameConcurrencyRow) plotter.XYs {
 	var xys plotter.XYs
-	for _, n := range r.agentCounts() {
-		pg, _, _ := r.medianOptuna("postgresql", n)
-		jf, _, _ := r.medianOptuna("journal", n)
-		if t := max(40*pg, 5*jf); t > 0 {
-			xys = append(xys, plotter.XY{X: float64(n), Y: t})
+	for _, row := range same {
+		t := 0.0
+		for _, tg := range dispatchTargets {
+			t = max(t, tg.Times*row.Optuna[tg.Storage].TrialsPerSec)
+		}
+		if t > 0 {
+			xys = append(xys, plotter.XY{X: float64(row.Concurrency), Y: t})
 		}
 	}
 	return xys

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"time"
 )
 
@@ -36,8 +35,10 @@ type Options struct {
 	OptunaScript string
 	// Quick shrinks every measurement to a smoke run of seconds.
 	Quick bool
-	// Repeats is how many times the throughput and failover runs repeat;
-	// the report gives medians (default 3).
+	// Repeats is how many times the throughput schedule (asymptote's and
+	// Optuna's runs interleaved, dispatchPlan) and the failover runs
+	// repeat; the report gives medians (default 3; Quick runs the
+	// schedule once).
 	Repeats int
 	// NoOptuna skips the peer runs.
 	NoOptuna bool
@@ -56,6 +57,9 @@ type Options struct {
 
 	// components is Logger at Warn and above.
 	components *slog.Logger
+	// natsSync is the servers' devcluster.Config.NATSSyncInterval (0,
+	// the default: sync every JetStream write); Dispatch sets it per run.
+	natsSync time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -96,48 +100,159 @@ func (h warnOnly) WithGroup(n string) slog.Handler      { return warnOnly{h.Hand
 
 // sizes are the suite's workload sizes.
 type sizes struct {
-	agents                  []int
-	dispatchTrials          int
-	optunaTrials, journalN  int
-	overheadTrials, slots   int
-	overheadAgents          int
-	raySlots                int
-	overheadSleep           time.Duration
-	scaleTrials             int
-	simAgents               int
-	simFor                  time.Duration
-	colds, warms, steps     int
-	failovers, optunaRepeat int
+	// repeats is how many times the dispatch schedule repeats.
+	repeats int
+	// concurrency are the Optuna worker counts, and the asymptote slot
+	// counts it is compared with at the same concurrency.
+	concurrency []int
+	// agents are the agent counts of asymptote's own configuration, with
+	// defaultSlots slots in all.
+	agents                 []int
+	defaultSlots           int
+	dispatchTrials         int
+	optunaTrials, journalN int
+	syncInterval           time.Duration
+	overheadTrials, slots  int
+	overheadAgents         int
+	raySlots               int
+	overheadSleep          time.Duration
+	scaleTrials            int
+	simAgents              int
+	simFor                 time.Duration
+	colds, warms, steps    int
+	failovers              int
 }
+
+// SyncInterval is the JetStream flush interval the synchronous writes are
+// compared with: nats-server's own default (2 minutes), which no window
+// of the suite reaches, so those runs do no fsync in NATS at all.
+const SyncInterval = 2 * time.Minute
+
+// Trial counts of the dispatch runs. They are not the same on both sides:
+// the same count would give asymptote's 2,000 trials/s a window of tens of
+// milliseconds next to Optuna's seconds, or Optuna's 50 trials/s on
+// PostgreSQL windows of 40 s per run. Each count is sized instead for a
+// window of about a second or more on the 2-core machine, and the report
+// prints every window and each ratio's range over the repetitions.
+const (
+	dispatchTrials      = 2000
+	optunaRDBTrials     = 100
+	optunaJournalTrials = 500
+)
 
 func (o *Options) sizes() sizes {
 	if o.Quick {
 		return sizes{
-			agents: []int{1, 2}, dispatchTrials: 100, optunaTrials: 20, journalN: 50,
+			repeats: 1, concurrency: []int{1, 2}, agents: []int{1, 2}, defaultSlots: DefaultSlots(),
+			dispatchTrials: 100, optunaTrials: 20, journalN: 50, syncInterval: SyncInterval,
 			overheadTrials: 40, slots: 20, overheadAgents: 2, overheadSleep: 200 * time.Millisecond, raySlots: 4,
 			scaleTrials: 500, simAgents: 50, simFor: 3 * time.Second,
-			colds: 2, warms: 50, steps: 1000, failovers: 1, optunaRepeat: 1,
+			colds: 2, warms: 50, steps: 1000, failovers: 1,
 		}
 	}
 	return sizes{
-		agents: []int{1, 2, 4, 8}, dispatchTrials: 2000, optunaTrials: 100, journalN: 500,
+		repeats: o.Repeats, concurrency: []int{1, 2, 4, 8}, agents: []int{1, 2, 4, 8}, defaultSlots: DefaultSlots(),
+		dispatchTrials: dispatchTrials, optunaTrials: optunaRDBTrials, journalN: optunaJournalTrials, syncInterval: SyncInterval,
 		overheadTrials: 2000, slots: 100, overheadAgents: 4, overheadSleep: time.Second, raySlots: RayTuneSlots,
 		scaleTrials: 100_000, simAgents: 1000, simFor: 30 * time.Second,
-		colds: 10, warms: 500, steps: 100_000, failovers: o.Repeats, optunaRepeat: o.Repeats,
+		colds: 10, warms: 500, steps: 100_000, failovers: o.Repeats,
 	}
 }
 
+// optunaStorages are the Optuna storages the suite measures.
+var optunaStorages = []string{"sqlite", "postgresql", "journal"}
+
+// dispatchJob is one run of the dispatch schedule: asymptote with Config
+// when Storage is "", else Optuna on Storage with Workers processes.
+type dispatchJob struct {
+	Rep     int
+	Storage string
+	Config  DispatchConfig
+	Workers int
+	Trials  int
+}
+
+// dispatchPlan is the throughput schedule. Repetition is the outer loop
+// over both systems, so a burst of foreign load hits one repetition of
+// every configuration of each rather than every repetition of one, and
+// each ratio pairs runs minutes apart at most. Within a repetition:
+//
+//   - for each concurrency k, asymptote with k agents of one slot each,
+//     then Optuna with k workers on each storage (the same-concurrency
+//     comparison, each pair run back to back);
+//   - then asymptote's own configuration, defaultSlots slots on each
+//     agent count (with the best of all, the best-configuration
+//     comparison).
+//
+// The first configuration of each group also runs with JetStream flushed
+// every syncInterval right beside its synced run, after it in even
+// repetitions and before it in odd ones, so that a drift in load cancels
+// over the pairs (the cost of synchronous writes).
+func dispatchPlan(sz sizes, storages []string) []dispatchJob {
+	var jobs []dispatchJob
+	for rep := range sz.repeats {
+		ours := func(cfg DispatchConfig) {
+			jobs = append(jobs, dispatchJob{Rep: rep, Config: cfg, Trials: sz.dispatchTrials})
+		}
+		paired := func(cfg DispatchConfig) {
+			flushed := cfg
+			flushed.NATSSyncInterval = sz.syncInterval
+			if rep%2 == 0 {
+				ours(cfg)
+				ours(flushed)
+			} else {
+				ours(flushed)
+				ours(cfg)
+			}
+		}
+		for i, k := range sz.concurrency {
+			if cfg := sameConcurrency(k); i == 0 && sz.syncInterval > 0 {
+				paired(cfg)
+			} else {
+				ours(cfg)
+			}
+			for _, st := range storages {
+				n := sz.optunaTrials
+				if st == "journal" {
+					n = sz.journalN
+				}
+				jobs = append(jobs, dispatchJob{Rep: rep, Storage: st, Workers: k, Trials: n})
+			}
+		}
+		for i, a := range sz.agents {
+			if cfg := (DispatchConfig{Agents: a, Slots: sz.defaultSlots}); i == 0 && sz.syncInterval > 0 {
+				paired(cfg)
+			} else {
+				ours(cfg)
+			}
+		}
+	}
+	return jobs
+}
+
+// sameConcurrency is the asymptote configuration compared with k Optuna
+// workers: k trials at once, on k agents of one slot each, as Optuna's k
+// processes each run one trial at a time.
+func sameConcurrency(k int) DispatchConfig { return DispatchConfig{Agents: k, Slots: k} }
+
 // Report is the suite's outcome.
 type Report struct {
-	Started  time.Time
-	Took     time.Duration
-	Machine  string
-	Quick    bool
-	Dispatch map[int][]DispatchResult
+	Started time.Time
+	Took    time.Duration
+	Machine string
+	Quick   bool
+	// Dispatch is every asymptote throughput run and Optuna every Optuna
+	// run, in the order run (dispatchPlan).
+	Dispatch []DispatchResult
 	Optuna   []OptunaRun
 	// OptunaErr says why there are no Optuna figures, if there are none.
 	OptunaErr string
-	Overhead  OverheadResult
+	// SameConcurrency, Best and SyncCost are the comparisons the report
+	// prints, computed from Dispatch and Optuna (Summarize).
+	SameConcurrency []SameConcurrencyRow
+	Best            []BestRow
+	SyncCost        []SyncCostRow
+	Overhead        OverheadResult
 	// OverheadRay is the overhead on Ray Tune's published setup: as many
 	// slots as its 16 CPUs.
 	OverheadRay OverheadResult
@@ -153,7 +268,7 @@ type Report struct {
 func Run(ctx context.Context, opts Options) (*Report, error) {
 	opts.setDefaults()
 	sz := opts.sizes()
-	rep := &Report{Started: time.Now(), Machine: machine(), Quick: opts.Quick, Dispatch: map[int][]DispatchResult{}}
+	rep := &Report{Started: time.Now(), Machine: machine(), Quick: opts.Quick}
 	log := opts.Logger
 	step := func(name string) func() {
 		log.Info("bench: start", "step", name)
@@ -161,33 +276,56 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return func() { log.Info("bench: done", "step", name, "took", time.Since(t).Round(time.Millisecond)) }
 	}
 
-	// Throughput: repetitions form the outer loop, so a burst of
-	// foreign load hits one repetition of every agent count rather than
-	// every repetition of one.
+	// Throughput, both systems interleaved (dispatchPlan).
 	done := step("dispatch")
-	for range opts.Repeats {
-		for _, n := range sz.agents {
-			r, err := Dispatch(ctx, opts, n, sz.dispatchTrials)
-			if err != nil {
-				return rep, fmt.Errorf("dispatch with %d agents: %w", n, err)
-			}
-			log.Info("bench: dispatch", "agents", n, "trials_per_s", r.TrialsPerSec)
-			rep.Dispatch[n] = append(rep.Dispatch[n], r)
+	storages := optunaStorages
+	var peer *OptunaPeer
+	if opts.NoOptuna {
+		rep.OptunaErr = "skipped (-no-optuna)"
+		storages = nil
+	} else {
+		var err error
+		if peer, err = StartOptuna(ctx, opts, storages); err != nil {
+			rep.OptunaErr = err.Error()
+			log.Warn("bench: optuna", "error", err)
+			storages = nil
 		}
 	}
-	done()
-	if !opts.NoOptuna {
-		done = step("optuna")
-		runs, err := Optuna(ctx, opts, []string{"sqlite", "postgresql", "journal"}, sz.agents, sz.optunaTrials, sz.journalN, sz.optunaRepeat)
-		rep.Optuna = runs
+	for _, j := range dispatchPlan(sz, storages) {
+		if j.Storage == "" {
+			r, err := Dispatch(ctx, opts, j.Config, j.Trials)
+			if err != nil {
+				if peer != nil {
+					peer.Close()
+				}
+				return rep, fmt.Errorf("dispatch with %s: %w", j.Config, err)
+			}
+			r.Rep = j.Rep
+			log.Info("bench: dispatch", "config", j.Config.String(), "trials_per_s", r.TrialsPerSec)
+			rep.Dispatch = append(rep.Dispatch, r)
+			continue
+		}
+		if peer == nil {
+			continue // the peer failed earlier in the schedule
+		}
+		r, err := peer.Run(ctx, j.Storage, j.Workers, j.Trials, j.Rep)
 		if err != nil {
 			rep.OptunaErr = err.Error()
 			log.Warn("bench: optuna", "error", err)
+			peer.Close()
+			peer = nil
+			continue
 		}
-		done()
-	} else {
-		rep.OptunaErr = "skipped (-no-optuna)"
+		r.Rep = j.Rep
+		rep.Optuna = append(rep.Optuna, r)
 	}
+	if peer != nil {
+		if err := peer.Close(); err != nil {
+			log.Warn("bench: optuna", "error", err)
+		}
+	}
+	rep.Summarize()
+	done()
 
 	var err error
 	done = step("overhead")
@@ -230,40 +368,6 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	done()
 	rep.Took = time.Since(rep.Started)
 	return rep, nil
-}
-
-// medianDispatch is the median trials/s over repetitions with n agents.
-func (r *Report) medianDispatch(n int) float64 {
-	var xs []float64
-	for _, d := range r.Dispatch[n] {
-		xs = append(xs, d.TrialsPerSec)
-	}
-	return median(xs)
-}
-
-// medianOptuna is the median trials/s of clean Optuna runs for storage
-// and workers, and how many runs were clean out of how many.
-func (r *Report) medianOptuna(storage string, workers int) (tps float64, clean, all int) {
-	var xs []float64
-	for _, o := range r.Optuna {
-		if o.Storage != storage || o.Workers != workers {
-			continue
-		}
-		all++
-		if o.Error == "" && o.FailedWorkers == 0 {
-			xs = append(xs, o.TrialsPerSec)
-		}
-	}
-	return median(xs), len(xs), all
-}
-
-func (r *Report) agentCounts() []int {
-	var ns []int
-	for n := range r.Dispatch {
-		ns = append(ns, n)
-	}
-	slices.Sort(ns)
-	return ns
 }
 
 // machine describes the host in one line.

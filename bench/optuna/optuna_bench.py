@@ -13,6 +13,13 @@ removes it at exit. It prints one JSON object per run on stdout.
 
     optuna_bench.py --storages sqlite,postgresql,journal --workers 1,2,4,8 \
         --trials 100 --journal-trials 500 --repeats 3
+
+With --serve it runs what it is asked instead, so that `asymptote bench`
+can interleave Optuna's runs with its own (one Python process and one
+PostgreSQL cluster for the whole suite): it prints {"ready": true} once the
+storages in --storages are set up, then reads one JSON request a line on
+stdin, {"storage": "postgresql", "workers": 2, "trials": 100, "repeat": 0},
+and answers each with the run's JSON line. It exits at the end of stdin.
 """
 
 import argparse
@@ -149,6 +156,54 @@ class Postgres:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class Runner:
+    """Runs one measurement on a fresh study in a fresh database or file."""
+
+    def __init__(self, tmp, storages):
+        self.tmp = tempfile.mkdtemp(prefix="optuna-bench-", dir=tmp)
+        self.seq = 0
+        try:
+            self.pg = Postgres(tmp) if "postgresql" in storages else None
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
+
+    def run(self, kind, workers, trials, rep):
+        self.seq += 1
+        seq = self.seq
+        try:
+            if kind == "sqlite":
+                url = "sqlite:///" + os.path.join(self.tmp, "s%d.db" % seq)
+            elif kind == "journal":
+                url = os.path.join(self.tmp, "j%d.log" % seq)
+            elif kind == "postgresql" and self.pg:
+                url = self.pg.fresh(seq)
+            else:
+                raise ValueError("storage %r not set up" % kind)
+            r = run_once(kind, url, workers, trials, seq)
+        except Exception as e:  # a crashed run is reported, not fatal
+            r = {"storage": kind, "workers": workers, "trials": trials, "error": repr(e)}
+        r["repeat"] = rep
+        return r
+
+    def close(self):
+        try:
+            if self.pg:
+                self.pg.close()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def serve(runner):
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        q = json.loads(line)
+        r = runner.run(q["storage"], int(q["workers"]), int(q["trials"]), int(q.get("repeat", 0)))
+        print(json.dumps(r), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--storages", default="sqlite,postgresql,journal")
@@ -157,35 +212,21 @@ def main():
     ap.add_argument("--journal-trials", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tmp", default=None)
+    ap.add_argument("--serve", action="store_true", help="run the requests read on stdin (see above)")
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="optuna-bench-", dir=a.tmp)
-    pg = None
-    seq = 0
+    storages = a.storages.split(",")
+    runner = Runner(a.tmp, storages)
     try:
-        storages = a.storages.split(",")
-        if "postgresql" in storages:
-            pg = Postgres(a.tmp)
+        if a.serve:
+            serve(runner)
+            return
         for rep in range(a.repeats):
             for kind in storages:
                 for w in [int(x) for x in a.workers.split(",")]:
-                    seq += 1
-                    if kind == "sqlite":
-                        url = "sqlite:///" + os.path.join(tmp, "s%d.db" % seq)
-                    elif kind == "journal":
-                        url = os.path.join(tmp, "j%d.log" % seq)
-                    else:
-                        url = pg.fresh(seq)
                     n = a.journal_trials if kind == "journal" else a.trials
-                    try:
-                        r = run_once(kind, url, w, n, seq)
-                    except Exception as e:  # a crashed run is reported, not fatal
-                        r = {"storage": kind, "workers": w, "trials": n, "error": repr(e)}
-                    r["repeat"] = rep
-                    print(json.dumps(r), flush=True)
+                    print(json.dumps(runner.run(kind, w, n, rep)), flush=True)
     finally:
-        if pg:
-            pg.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        runner.close()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ func init() {
 func runBench(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "bench", "[flags]")
 	quick := fs.Bool("quick", false, "smoke sizes: every measurement in seconds, figures not comparable")
-	repeats := fs.Int("repeats", 3, "repetitions of the throughput and failover runs (the table shows medians)")
+	repeats := fs.Int("repeats", 3, "repetitions of the throughput schedule, asymptote's and Optuna's runs interleaved, and of the failover runs (the tables show medians; -quick runs the schedule once)")
 	noOptuna := fs.Bool("no-optuna", false, "skip the Optuna runs")
 	tmp := fs.String("tmp", "", "`directory` for the benchmarks' state (default: the system temp directory)")
 	python := fs.String("python", "/usr/bin/python3", "Python with python3-optuna and python3-psycopg2 (Debian's)")
