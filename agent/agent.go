@@ -73,6 +73,11 @@ type Agent struct {
 	log  *slog.Logger
 	boot string
 	js   jetstream.JetStream
+	// publishing bounds every publish of an event: it outlives Run's
+	// context by the shutdown grace, so the outcomes of attempts stopped
+	// at shutdown still go out, and ends then, so no retry loop outlives
+	// the agent. Set by Run before anything can publish.
+	publishing context.Context
 
 	mu sync.Mutex
 	// running holds every accepted attempt, queued ones included, so
@@ -144,8 +149,13 @@ func New(cfg Config) (*Agent, error) {
 }
 
 // Run serves dispatches and heartbeats until ctx ends, then stops running
-// attempts (reporting them lost, so they run again elsewhere) and returns.
+// attempts (reporting them lost, so they run again elsewhere) and returns
+// within the shutdown grace: outcomes not published by then are given up,
+// and the coordinator marks their attempts stale. Call it once.
 func (a *Agent) Run(ctx context.Context) error {
+	publishing, stopPublishing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPublishing()
+	a.publishing = publishing
 	nc := a.cfg.NATS
 	dsub, err := nc.Subscribe(bus.DispatchSubject(a.cfg.NodeID), a.onDispatch)
 	if err != nil {
@@ -176,7 +186,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.heartbeat(ctx)
 		}
 	}
-	// Stop intake, stop what runs, publish what finished.
+	// Stop intake, stop what runs, publish what finished, all within the
+	// grace.
+	grace, endGrace := context.WithTimeout(context.Background(), a.cfg.ShutdownGrace)
+	defer endGrace()
 	_ = dsub.Unsubscribe()
 	_ = csub.Unsubscribe()
 	a.mu.Lock()
@@ -193,11 +206,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { a.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(a.cfg.ShutdownGrace):
-		a.log.Warn("attempts still running at shutdown; the coordinator will mark them stale")
+	case <-grace.Done():
+		a.mu.Lock()
+		left := len(a.running)
+		a.mu.Unlock()
+		a.log.Warn("shutdown grace over with attempts still running or their outcomes unpublished; the coordinator will mark them stale",
+			"attempts", left, "grace", a.cfg.ShutdownGrace)
+		// Publishes still retrying give up now.
+		stopPublishing()
 	}
-	// A last heartbeat tells the coordinator at once what no longer runs.
-	a.heartbeat(context.Background())
+	// A last heartbeat, if the grace leaves time for it, tells the
+	// coordinator at once what no longer runs.
+	a.heartbeat(grace)
 	a.log.Info("agent stopped")
 	return nil
 }
@@ -341,6 +361,9 @@ func (a *Agent) fitsNow(r bus.Resources) bool {
 // counts from here, not from the dispatch.
 func (a *Agent) start(at *attempt) {
 	d := at.d
+	// Taken before the timeout starts counting, so an attempt that timed
+	// out reports a duration of at least its timeout.
+	start := time.Now()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	if d.Timeout > 0 {
 		var c2 context.CancelFunc
@@ -352,7 +375,7 @@ func (a *Agent) start(at *attempt) {
 	a.usedCPU += d.Resources.CPU
 	a.usedMem += d.Resources.Memory
 	a.wg.Add(1)
-	go a.run(ctx, d, cancel)
+	go a.run(ctx, d, cancel, start)
 }
 
 // startQueued starts the queued attempts that now fit, oldest first; the
@@ -389,11 +412,11 @@ func hasGPU(gpus []bus.GPU, idx int) bool {
 	return false
 }
 
-// run runs one attempt and publishes its events.
-func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCauseFunc) {
+// run runs one attempt, whose timeout began counting at start, and
+// publishes its events.
+func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCauseFunc, start time.Time) {
 	defer a.wg.Done()
 	log := a.log.With("study", d.Study, "trial_id", d.Trial, "attempt", d.Attempt, "method", d.Method)
-	start := time.Now()
 	// The started event is a plain NATS message, sent without waiting:
 	// it only moves the attempt to running in status, and the leader
 	// applies a finished event that overtakes it and ignores it after.
@@ -421,9 +444,9 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	}
 	res, err := a.cfg.Methods.Run(ctx, methodmgr.Run{
 		Method: d.Method, Request: req,
-		// Trials see only the GPUs assigned to them; none when they asked
-		// for none.
-		Env: []string{"CUDA_VISIBLE_DEVICES=" + strings.Join(gpus, ",")},
+		// Trials see only the GPUs assigned to them, none when they asked
+		// for none, and use only the threads they were given.
+		Env: append([]string{"CUDA_VISIBLE_DEVICES=" + strings.Join(gpus, ",")}, threadEnv(d.Threads)...),
 	}, report)
 	cause := context.Cause(ctx)
 	cancel(nil)
@@ -491,35 +514,53 @@ func classify(res *sdk.Result, err, cause error) (bus.Outcome, string) {
 }
 
 // publish sends ev to JetStream, retrying until the server acknowledges
-// it. The message ID makes retries and restarts idempotent.
+// it or a.publishing ends (the shutdown grace is over). The message ID
+// makes retries and restarts idempotent. An event given up leaves its
+// attempt to the coordinator, which marks it stale and runs it again.
 func (a *Agent) publish(ev *bus.Event) {
+	ctx := a.publishing
 	data := bus.Encode(ev)
 	subj := bus.EventSubject(ev.Study, ev.Trial)
+	log := a.log.With("study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt, "kind", ev.Kind, "outcome", ev.Outcome)
 	backoff := 100 * time.Millisecond
-	deadline := time.Now().Add(24 * time.Hour)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := a.js.Publish(ctx, subj, data, jetstream.WithMsgID(ev.MsgID()))
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := a.js.Publish(pctx, subj, data, jetstream.WithMsgID(ev.MsgID()))
 		cancel()
 		if err == nil {
 			return
 		}
 		if a.cfg.NATS.IsClosed() {
-			a.log.Error("cannot publish event: the NATS connection is closed", "study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt, "kind", ev.Kind)
+			log.Error("event not published: the NATS connection is closed", "error", err)
 			return
 		}
-		a.log.Warn("publish event failed; retrying", "study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt, "kind", ev.Kind, "error", err)
-		time.Sleep(backoff)
+		if ctx.Err() != nil {
+			log.Error("event not published within the shutdown grace; the coordinator will mark the attempt stale", "error", err)
+			return
+		}
+		log.Warn("publish event failed; retrying", "error", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
-// ShareHost divides the offered CPU and memory by n, for n agents that run
-// on one host (as `asymptote dev -agents n` does). Call it before Run.
-func (a *Agent) ShareHost(n int) {
-	if n <= 1 {
-		return
+// threadEnv returns the environment that holds a method's numeric
+// libraries to the trial's thread budget: OpenMP, OpenBLAS, MKL, Apple's
+// vecLib and numexpr otherwise start a thread per core of the host, however
+// few cores the trial was given. Nothing when the budget is unknown.
+func threadEnv(threads int) []string {
+	if threads < 1 {
+		return nil
 	}
-	a.cfg.Resources.CPU /= float64(n)
-	a.cfg.Resources.Memory /= int64(n)
+	n := strconv.Itoa(threads)
+	return []string{
+		"OMP_NUM_THREADS=" + n,
+		"OPENBLAS_NUM_THREADS=" + n,
+		"MKL_NUM_THREADS=" + n,
+		"VECLIB_MAXIMUM_THREADS=" + n,
+		"NUMEXPR_NUM_THREADS=" + n,
+	}
 }

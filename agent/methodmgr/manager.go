@@ -68,7 +68,8 @@ type Config struct {
 	// WorkDir is a private directory (created 0700) for the plugins' unix
 	// sockets and the pid registry. Required, and stable across agent
 	// restarts. When its path is too long for unix socket paths, the
-	// sockets go to a private directory under os.TempDir() instead.
+	// sockets go to a private directory under os.TempDir() instead,
+	// asymptote-sock-<uid>-<hash of WorkDir>, which Close removes.
 	WorkDir string
 	// IdleTimeout stops plugin processes idle this long; default 1m.
 	IdleTimeout time.Duration
@@ -329,6 +330,15 @@ func (m *Manager) Close() error {
 	}
 	wg.Wait()
 	m.wg.Wait()
+	// A stand-in socket directory under the system's temporary directory
+	// is not the agent's to keep: remove it rather than leave it behind.
+	// (An agent that dies without Close leaves it; its successor on the
+	// same WorkDir reuses it.)
+	if m.sockDir != filepath.Join(m.cfg.WorkDir, "sock") {
+		if err := os.RemoveAll(m.sockDir); err != nil {
+			m.log.Warn("removing the plugins' socket directory", "dir", m.sockDir, logging.KeyError, err)
+		}
+	}
 	return nil
 }
 
@@ -640,6 +650,13 @@ func (m *Manager) runOn(ctx context.Context, p *proc, r Run, report func(sdk.Met
 		}
 	}
 
+	// The plugin holds its own copy of the trial's deadline, so a method
+	// that stopped at it can answer before this process's timer has
+	// marked runCtx done; the deadline has passed, so that is imminent:
+	// wait for it, so the attempt is classified as hung, not failed.
+	if d, ok := runCtx.Deadline(); ok && o.err != nil && !time.Now().Before(d) {
+		<-runCtx.Done()
+	}
 	log := m.log.With(logging.KeyMethod, r.Method, logging.KeyTrialID, r.Request.TrialID,
 		logging.KeyAttempt, r.Request.Attempt, logging.KeyPluginPID, p.runner.ID())
 	if o.err == nil && killed == nil {
@@ -666,6 +683,15 @@ func (m *Manager) classify(ctx context.Context, p *proc, method string, mark int
 		m.discard(p)
 		merr.Kind, merr.Err = Cancelled, ErrClosed
 	case errors.Is(err, sdk.ErrMethodPanicked):
+		// The plugin logs the panic to stderr and returns the error over
+		// gRPC; the error can overtake the log. The process is done for:
+		// kill it and let its output drain, so the stderr tail holds the
+		// panic.
+		_ = p.runner.Kill(context.Background())
+		select {
+		case <-p.runner.waited:
+		case <-time.After(exitWait):
+		}
 		m.discard(p)
 		merr.Kind, merr.Err = Crashed, err
 	case errors.Is(err, sdk.ErrUnavailable) || p.runner.dead():

@@ -3,6 +3,7 @@ package methodmgr
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -216,10 +217,10 @@ func TestConcurrentTrials(t *testing.T) {
 	const n = 4
 	pids := make(chan int, 3*n)
 	errs := make(chan error, 3*n)
-	for round := range 3 {
-		for i := range n {
+	for range 3 {
+		for range n {
 			go func() {
-				res, err := m.Run(t.Context(), faultyRun("c", map[string]any{"mode": "slow", "seconds": 0.05, "i": float64(round*n + i)}), nil)
+				res, err := m.Run(t.Context(), faultyRun("c", map[string]any{"mode": "slow", "seconds": 0.05}), nil)
 				if err != nil {
 					errs <- err
 					return
@@ -253,6 +254,13 @@ func TestLongWorkDir(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(m.sockDir) })
 	pidOf(t, m, faultyRun("l", map[string]any{"mode": "ok"}))
+	// The stand-in lives outside WorkDir, so nothing else would remove it.
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(m.sockDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket dir %s left behind after Close (stat: %v)", m.sockDir, err)
+	}
 }
 
 // BenchmarkRunWarm measures one trial of the synthetic method on a warm,

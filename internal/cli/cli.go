@@ -137,8 +137,11 @@ func newFlagSet(env Env, name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, turning flag errors into usage errors. Flags may
-// come before or after positional arguments.
+// parseFlags parses args, turning flag errors into usage errors, then fills
+// the flags the command line did not set from the environment (see
+// applyEnv). Flags may come before or after positional arguments. Every
+// command parses through here, so every flag of every command can be set
+// in the environment.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
@@ -150,12 +153,27 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return positional, nil
+			break
 		}
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+	if err := applyEnv(fs); err != nil {
+		return nil, err
+	}
+	if inspectFlags != nil {
+		if err := inspectFlags(fs); err != nil {
+			return nil, err
+		}
+	}
+	return positional, nil
 }
+
+// inspectFlags, when set (by tests), sees every command's flags once they
+// are parsed; an error it returns stops the command before it does
+// anything. Tests use it to list each command's flags and check their
+// values without running the command.
+var inspectFlags func(fs *flag.FlagSet) error
 
 // newLogger returns the process logger at the level named by
 // ASYMPTOTE_LOG_LEVEL (debug, info, warn, error; default warn for client

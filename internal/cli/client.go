@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -47,7 +48,7 @@ func runSubmit(ctx context.Context, env Env, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	wait := fs.Bool("wait", false, "follow the study until it finishes, like watch")
-	pos, err := parseAll(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
@@ -96,6 +97,9 @@ func printSubmit(env Env, r *api.SubmitReply) {
 	default:
 		fmt.Fprintf(env.Stderr, "study %s: added %d new trials to the %d already known (%d in all)\n", r.Study, r.Added, r.Existing, r.Total)
 	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(env.Stderr, "warning: study %s: %s\n", r.Study, w)
+	}
 }
 
 func runStatus(ctx context.Context, env Env, args []string) error {
@@ -103,7 +107,7 @@ func runStatus(ctx context.Context, env Env, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseAll(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
@@ -138,7 +142,7 @@ func runWatch(ctx context.Context, env Env, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	interval := fs.Duration("interval", time.Second, "refresh interval")
-	pos, err := parseAll(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
@@ -164,18 +168,30 @@ type watchOptions struct {
 func watch(ctx context.Context, env Env, c *api.Client, study string, o watchOptions) error {
 	tty := isTerminal(env.Stderr)
 	var lastPrint time.Time
+	drawn := false // a progress line is drawn in place, without its newline
 	for {
 		r, err := c.Status(ctx, study)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		var remote *api.RemoteError
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.As(err, &remote):
+			// A leader answered, typically that no study has this name:
+			// waiting will not change its answer.
+			if drawn {
+				fmt.Fprintln(env.Stderr)
 			}
+			return remote
+		default:
 			fmt.Fprintf(env.Stderr, "waiting for a leader: %v\n", err)
-		} else if len(r.Studies) == 1 {
+		}
+		if err == nil && len(r.Studies) == 1 {
 			st := r.Studies[0]
 			line := progressLine(&st)
 			if tty {
 				fmt.Fprintf(env.Stderr, "\r\033[K%s", line)
+				drawn = true
 			} else if time.Since(lastPrint) >= 5*time.Second || st.Done() {
 				fmt.Fprintln(env.Stderr, line)
 				lastPrint = time.Now()
@@ -219,7 +235,7 @@ func runCancel(ctx context.Context, env Env, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	reason := fs.String("reason", "", "why, recorded on each cancelled trial")
-	pos, err := parseAll(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
@@ -235,6 +251,10 @@ func runCancel(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if r.Note != "" {
+		fmt.Fprintln(env.Stdout, r.Note)
+		return nil
+	}
 	fmt.Fprintf(env.Stdout, "cancelled %d trials of %s\n", r.Cancelled, pos[0])
 	return nil
 }
@@ -244,7 +264,7 @@ func runResults(ctx context.Context, env Env, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	format := fs.String("format", "table", "output format: table, csv or json")
-	pos, err := parseAll(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}

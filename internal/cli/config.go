@@ -1,21 +1,15 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 )
-
-// parseAll parses the command line, then fills unset flags from the
-// environment (see applyEnv), and returns the positional arguments.
-func parseAll(fs *flag.FlagSet, args []string) ([]string, error) {
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return nil, err
-	}
-	return pos, applyEnv(fs)
-}
 
 // applyEnv fills every flag the command line did not set from its
 // environment variable, ASYMPTOTE_ followed by the flag name in upper case
@@ -58,36 +52,44 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-// parseAllow parses name=sha256 pairs into an allowlist.
+// parseAllow parses -allow's NAME=SHA256 pairs into an allowlist.
 func parseAllow(items []string) (map[string]string, error) {
+	const want = "want NAME=SHA256 (64 hex digits), for example -allow mymethod=$(sha256sum mymethod | cut -d' ' -f1)"
 	out := map[string]string{}
 	for _, it := range items {
 		name, sum, ok := strings.Cut(it, "=")
-		if !ok || name == "" || len(sum) != 64 {
-			return nil, usagef("-allow %q: want NAME=SHA256 (64 hex digits), for example -allow mymethod=$(sha256sum mymethod | cut -d' ' -f1)", it)
+		if !ok || name == "" {
+			return nil, usagef("-allow %q: %s", it, want)
 		}
-		out[name] = strings.ToLower(sum)
+		if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+			return nil, usagef("-allow %q: the hash is not 64 hex digits; %s", it, want)
+		}
+		sum = strings.ToLower(sum)
+		if prev, dup := out[name]; dup && prev != sum {
+			return nil, usagef("-allow: method %q is given twice with different hashes", name)
+		}
+		out[name] = sum
 	}
 	return out, nil
 }
 
 // parseBytes parses sizes such as 512MiB, 2GiB, 1.5GB or a plain number of
-// bytes.
+// bytes. The whole string must parse: "16 gigs" is an error, not 16 bytes.
 func parseBytes(s string) (int64, error) {
 	units := []struct {
 		suffix string
 		mult   float64
 	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
-	s = strings.TrimSpace(s)
+	num := strings.TrimSpace(s)
 	mult := 1.0
 	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
 			break
 		}
 	}
-	var v float64
-	if _, err := fmt.Sscanf(s, "%g", &v); err != nil || v < 0 {
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) || v*mult >= math.MaxInt64 {
 		return 0, fmt.Errorf("size %q: want a number with an optional unit such as 512MiB or 2GiB", s)
 	}
 	return int64(v * mult), nil

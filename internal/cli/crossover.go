@@ -18,6 +18,7 @@ func runCrossover(ctx context.Context, env Env, args []string) error {
 	var df dataFlags
 	var ff fitFlags
 	df.register(fs, "params")
+	ctx = withStudySource(ctx, fs) // -nats-url and -timeout for --study
 	ff.register(fs, "power")
 	versus := fs.String("versus", "", "CSV `FILE` of the second recipe (same columns as --data)")
 	rng := fs.String("range", "", "search range `LO:HI` of the scale variable (compute for chinchilla laws)")

@@ -23,13 +23,13 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "dev", "[STUDY.yaml] [flags]")
 	dataDir := fs.String("data-dir", ".asymptote", "`directory` for all state; running again on it resumes")
 	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server (-1 picks a free one)")
-	agents := fs.Int("agents", 1, "number of local agents; they share the host's CPUs unless -cpus is given")
+	agents := fs.Int("agents", 1, "number of local agents; they split the host's CPUs, memory and GPUs between them (-cpus and -memory, when given, are what each offers)")
 	show := fs.Int("show", 20, "rows of the results table to print (best first)")
 	var copts coordinatorOptions
 	copts.register(fs)
 	var aopts agentOptions
 	aopts.register(fs)
-	pos, err := parseAll(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
@@ -40,6 +40,9 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return usagef("-agents %d: want at least 1", *agents)
 	}
 	if err := copts.validate(); err != nil {
+		return err
+	}
+	if err := aopts.validate(); err != nil {
 		return err
 	}
 	var req *api.SubmitRequest
@@ -92,16 +95,11 @@ func runDev(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		defer anc.Close()
-		a, mgr, err := o.newAgent(gctx, anc, log)
+		a, stop, err := o.newAgent(gctx, anc, log, hostShare{index: i - 1, of: *agents})
 		if err != nil {
 			return err
 		}
-		if o.cpus == 0 && *agents > 1 {
-			// Agents on one host split it rather than each claim all of
-			// it.
-			a.ShareHost(*agents)
-		}
-		defer mgr.Close()
+		defer stop()
 		g.Go("agent "+o.nodeID, func() error { return a.Run(gctx) })
 	}
 

@@ -29,6 +29,7 @@ func runEpochs(ctx context.Context, env Env, args []string) error {
 	var df dataFlags
 	var ff fitFlags
 	df.register(fs, "params")
+	ctx = withStudySource(ctx, fs) // -nats-url and -timeout for --study
 	ff.register(fs, "datablations")
 	z := fs.Float64("z", 2, "degradation threshold in seed standard deviations")
 	floor := fs.Float64("noise-floor", 0, "seed-noise `LEVEL` when the data hold no replicate seeds (default 0.004); with replicates, a lower bound")

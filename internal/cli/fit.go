@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -22,6 +23,7 @@ func runFit(ctx context.Context, env Env, args []string) error {
 	var df dataFlags
 	var ff fitFlags
 	df.register(fs, "")
+	ctx = withStudySource(ctx, fs) // -nats-url and -timeout for --study
 	ff.register(fs, "power")
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
 	plot := fs.String("plot", "", "write a plot to `FILE`.png or FILE.svg")
@@ -76,13 +78,13 @@ func runFit(ctx context.Context, env Env, args []string) error {
 	for _, h := range held {
 		pr := fit.PredictInterval(h)
 		rep.Holdout = append(rep.Holdout, holdoutJSON{Scale: jnum(scaling.Scale(law, h)), Observed: jnum(h.Loss),
-			Predicted: jnum(pr.Value), RelErrPct: jnum(100 * (pr.Value - h.Loss) / h.Loss), PI: jivl(pr.Range),
+			Predicted: jnum(pr.Value), RelErrPct: jnum(100 * (pr.Value - h.Loss) / h.Loss), PI: intervalOrNil(fit, pr.Range),
 			InPI: fit.Bootstrap != nil && pr.Range.Contains(h.Loss)})
 	}
 	for _, p := range points {
 		pr := fit.PredictInterval(p)
 		rep.Predictions = append(rep.Predictions, predictionJSON{At: pointLabel(law, p), Value: jnum(pr.Value),
-			CI: jivl(pr.Mean), PI: jivl(pr.Range)})
+			CI: intervalOrNil(fit, pr.Mean), PI: intervalOrNil(fit, pr.Range)})
 	}
 	if len(given) > 0 {
 		t, err := scaling.LikelihoodRatio(fit, given)
@@ -90,7 +92,7 @@ func runFit(ctx context.Context, env Env, args []string) error {
 			return fmt.Errorf("likelihood-ratio test: %w", err)
 		}
 		rep.LRTest = &lrJSON{LogLikFree: jnum(t.LogLikFree), LogLikGiven: jnum(t.LogLikGiven), Stat: jnum(t.Stat), DF: t.DF, P: jnum(t.P)}
-		if fit.Bootstrap != nil {
+		if fit.Bootstrap != nil && !fit.Bootstrap.NotIdentified {
 			c, err := scaling.ChiSquare(fit, given)
 			if err != nil {
 				return fmt.Errorf("χ² test: %w", err)
@@ -118,12 +120,13 @@ func runNested(ctx context.Context, env Env, obs []scaling.Obs, o scaling.Option
 	}
 	rep := nestedJSON{Asymptote: jnum(nest.Asymptote), Outer: newFitReport(nest.Outer, 0)}
 	rep.Outer.Residuals = nil
-	if ff.bootstrap > 0 {
+	// NaN ends mean an inner fit is not identified: no interval.
+	if ff.bootstrap > 0 && !math.IsNaN(nest.Interval.Lo) && !math.IsNaN(nest.Interval.Hi) {
 		rep.CI = jivl(nest.Interval)
 	}
 	for k, f := range nest.PerN {
 		row := nestedRow{Params: jnum(nest.Sizes[k]), Members: f.N, E: jnum(f.Params[0]), Warnings: f.Warnings}
-		if f.Bootstrap != nil {
+		if f.Bootstrap != nil && !f.Bootstrap.NotIdentified {
 			row.CI = jivl(f.Bootstrap.Intervals[0])
 		}
 		rep.PerN = append(rep.PerN, row)
@@ -251,6 +254,9 @@ type bootJSON struct {
 	Level     jnum `json:"level"`
 	Failed    int  `json:"failed"`
 	ByRun     bool `json:"by_run"`
+	// NotIdentified: the fit has no residual degrees of freedom, so no
+	// refit was run and no interval is given.
+	NotIdentified bool `json:"not_identified,omitempty"`
 }
 
 type goodJSON struct {
@@ -276,7 +282,7 @@ type optimumJSON struct {
 type predictionJSON struct {
 	At    string `json:"at"`
 	Value jnum   `json:"value"`
-	CI    []jnum `json:"ci"`
+	CI    []jnum `json:"ci"` // null when the fit is not identified
 	PI    []jnum `json:"pi"`
 }
 
@@ -320,7 +326,7 @@ func newFitReport(f *scaling.Fit, dropped int) *fitReport {
 	}
 	for j, name := range f.Names {
 		p := paramJSON{Value: jnum(f.Params[j]), Fixed: f.Fixed[j]}
-		if b := f.Bootstrap; b != nil && !f.Fixed[j] {
+		if b := f.Bootstrap; b != nil && !b.NotIdentified && !f.Fixed[j] {
 			p.CI = jivl(b.Intervals[j])
 			m, se := jnum(b.Median[j]), jnum(b.StdErr[j])
 			p.Median, p.SE = &m, &se
@@ -332,7 +338,8 @@ func newFitReport(f *scaling.Fit, dropped int) *fitReport {
 		r.LogSigma = &ls
 	}
 	if b := f.Bootstrap; b != nil {
-		r.Bootstrap = &bootJSON{Resamples: b.Resamples, Level: jnum(b.Level), Failed: b.Failed, ByRun: b.ByGroup}
+		r.Bootstrap = &bootJSON{Resamples: b.Resamples, Level: jnum(b.Level), Failed: b.Failed, ByRun: b.ByGroup,
+			NotIdentified: b.NotIdentified}
 	}
 	g := f.Goodness
 	r.Goodness = goodJSON{R2: jnum(g.R2), R2Log: jnum(g.R2Log), RMSE: jnum(g.RMSE), RMSELog: jnum(g.RMSELog),
@@ -370,7 +377,8 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := "PARAM\tVALUE"
-	if r.Bootstrap != nil {
+	intervals := r.Bootstrap != nil && !r.Bootstrap.NotIdentified
+	if intervals {
 		head += fmt.Sprintf("\t%d%% CI\tMEDIAN\tSE", int(float64(r.Bootstrap.Level)*100+0.5))
 	}
 	fmt.Fprintln(tw, head)
@@ -380,7 +388,7 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 		if p.Fixed {
 			line += " (fixed)"
 		}
-		if r.Bootstrap != nil && p.CI != nil {
+		if intervals && p.CI != nil {
 			line += fmt.Sprintf("\t(%s, %s)\t%s\t%s", num(float64(p.CI[0])), num(float64(p.CI[1])), num(float64(*p.Median)), num(float64(*p.SE)))
 		}
 		fmt.Fprintln(tw, line)
@@ -393,12 +401,15 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	fmt.Fprintf(w, "\nR² %s (log %s)  RMSE %s (log %s)  MRE %s%% (log %s%%)  AIC %s  BIC %s  dof %d\n",
 		num(float64(g.R2)), num(float64(g.R2Log)), num(float64(g.RMSE)), num(float64(g.RMSELog)),
 		num(float64(g.MRE)), num(float64(g.MRELog)), num(float64(g.AIC)), num(float64(g.BIC)), g.DoF)
-	if r.Bootstrap != nil {
+	switch {
+	case intervals:
 		by := "rows"
 		if r.Bootstrap.ByRun {
 			by = "runs"
 		}
 		fmt.Fprintf(w, "bootstrap: %d resamples of %s, %d failed\n", r.Bootstrap.Resamples, by, r.Bootstrap.Failed)
+	case r.Bootstrap != nil:
+		fmt.Fprintln(w, "bootstrap: not run: with no residual degrees of freedom every refit would return the fit itself; no interval is given")
 	}
 	if len(r.Optima) > 1 {
 		fmt.Fprintln(w, "\nother local optima reached:")
@@ -415,7 +426,7 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "AT\tPREDICTED\tCURVE CI\tPREDICTION INTERVAL")
 		for _, p := range r.Predictions {
-			fmt.Fprintf(tw, "%s\t%s\t(%s, %s)\t(%s, %s)\n", p.At, num(float64(p.Value)), num(float64(p.CI[0])), num(float64(p.CI[1])), num(float64(p.PI[0])), num(float64(p.PI[1])))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.At, num(float64(p.Value)), ivl(p.CI), ivl(p.PI))
 		}
 		tw.Flush()
 	}
@@ -425,8 +436,8 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 		fmt.Fprintln(tw, "SCALE\tOBSERVED\tPREDICTED\tERROR\tPREDICTION INTERVAL")
 		for _, h := range r.Holdout {
 			pi := "-"
-			if r.Bootstrap != nil {
-				pi = fmt.Sprintf("(%s, %s)", num(float64(h.PI[0])), num(float64(h.PI[1])))
+			if intervals {
+				pi = ivl(h.PI)
 				if !h.InPI {
 					pi += " missed"
 				}
@@ -457,4 +468,21 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 		}
 		tw.Flush()
 	}
+}
+
+// intervalOrNil is iv for JSON, or nil when fit's bootstrap found the fit
+// not identified (iv is then NaN).
+func intervalOrNil(fit *scaling.Fit, iv scaling.Interval) []jnum {
+	if fit.Bootstrap != nil && fit.Bootstrap.NotIdentified {
+		return nil
+	}
+	return jivl(iv)
+}
+
+// ivl formats an interval for tables, "-" for none.
+func ivl(v []jnum) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("(%s, %s)", num(float64(v[0])), num(float64(v[1])))
 }

@@ -3,10 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -69,6 +71,7 @@ func TestScalingGolden(t *testing.T) {
 		{"fit_power.json", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "100", "--at", "1e4", "--format", "json"}},
 		{"fit_power.txt", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "100", "--at", "1e4,1e6", "--residuals"}},
 		{"fit_holdout.txt", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "100", "--holdout", "3"}},
+		{"fit_no_dof.txt", "fit", []string{"--law", "power", "--data", scalingTestdata + "three_points.csv", "--loss", "ls", "--bootstrap", "100", "--at", "1e4"}},
 		{"fit_nested.txt", "fit", []string{"--law", "ensemble", "--nested", "--data", scalingTestdata + "ensembles.csv", "--loss", "ls", "--bootstrap", "50"}},
 		{"fit_chinchilla.txt", "fit", []string{"--law", "chinchilla", "--data", synthCSV, "--starts", "24", "--drop-highest", "5", "--lr-test", "E=1.69,A=406.4,B=410.7,alpha=0.34,beta=0.28"}},
 		{"fit_datablations.txt", "fit", []string{"--law", "datablations", "--data", datablationsCSV, "--y", "val_loss",
@@ -172,3 +175,98 @@ func TestScalingPlot(t *testing.T) {
 		t.Errorf("plot %s: %v", path, err)
 	}
 }
+
+// TestScalingFitNoResidualDOF fits the power law's 3 parameters to 3
+// points: the curve passes through all of them, so the output must report 0
+// residual degrees of freedom wherever it prints them, say the parameters
+// are not identified, and give no interval (every bootstrap refit would
+// return the fit itself, an interval of zero width).
+func TestScalingFitNoResidualDOF(t *testing.T) {
+	data := scalingTestdata + "three_points.csv"
+	base := []string{"--law", "power", "--data", data, "--loss", "ls", "--bootstrap", "100", "--at", "1e4"}
+	const warning = "3 points for 3 free parameters: no residual degrees of freedom, so the parameters are not identified by the data and no interval can be given"
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"table", base},
+		{"json", append(append([]string(nil), base...), "--format", "json")},
+		{"holdout", []string{"--law", "power", "--data", scalingTestdata + "recipe_a.csv", "--loss", "ls", "--bootstrap", "100", "--holdout", "13", "--format", "json"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runCommand(t, "fit", tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "table" {
+				for _, want := range []string{"dof 0\n", "warning: " + warning, "bootstrap: not run"} {
+					if !strings.Contains(out, want) {
+						t.Errorf("output lacks %q:\n%s", want, out)
+					}
+				}
+				for _, bad := range []string{"dof -1", "% CI", "report intervals"} {
+					if strings.Contains(out, bad) {
+						t.Errorf("output has %q:\n%s", bad, out)
+					}
+				}
+				return
+			}
+			var rep struct {
+				N         int `json:"n"`
+				Bootstrap struct {
+					NotIdentified bool `json:"not_identified"`
+				} `json:"bootstrap"`
+				Params map[string]struct {
+					CI json.RawMessage `json:"ci"`
+					SE json.RawMessage `json:"se"`
+				} `json:"params"`
+				Goodness struct {
+					DoF *int `json:"dof"`
+				} `json:"goodness"`
+				Warnings    []string `json:"warnings"`
+				Predictions []struct {
+					CI json.RawMessage `json:"ci"`
+					PI json.RawMessage `json:"pi"`
+				} `json:"predictions"`
+				Holdout []struct {
+					PI   json.RawMessage `json:"pi"`
+					InPI bool            `json:"in_pi"`
+				} `json:"holdout"`
+			}
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("%v:\n%s", err, out)
+			}
+			if rep.N != 3 {
+				t.Fatalf("fitted %d points, want 3", rep.N)
+			}
+			if d := rep.Goodness.DoF; d == nil || *d != 0 {
+				t.Errorf("goodness.dof missing or not 0:\n%s", out)
+			}
+			if !rep.Bootstrap.NotIdentified {
+				t.Error("bootstrap.not_identified is not set")
+			}
+			if !slices.Contains(rep.Warnings, warning) {
+				t.Errorf("warnings %q lack %q", rep.Warnings, warning)
+			}
+			for name, p := range rep.Params {
+				if given(p.CI) || given(p.SE) {
+					t.Errorf("%s: interval %s, se %s given for a parameter that is not identified", name, p.CI, p.SE)
+				}
+			}
+			for _, p := range rep.Predictions {
+				if given(p.CI) || given(p.PI) {
+					t.Errorf("prediction intervals %s, %s from a fit that is not identified", p.CI, p.PI)
+				}
+			}
+			for _, h := range rep.Holdout {
+				if given(h.PI) || h.InPI {
+					t.Errorf("held-out prediction interval %s (in: %v) from a fit that is not identified", h.PI, h.InPI)
+				}
+			}
+		})
+	}
+}
+
+// given reports whether a JSON field is present and not null.
+func given(v json.RawMessage) bool { return len(v) > 0 && string(v) != "null" }

@@ -17,6 +17,7 @@ func runFrontier(ctx context.Context, env Env, args []string) error {
 	var df dataFlags
 	var ff fitFlags
 	df.register(fs, "params")
+	ctx = withStudySource(ctx, fs) // -nats-url and -timeout for --study
 	ff.register(fs, "chinchilla")
 	budget := fs.String("budget", "", "compute budgets in FLOP, `C,...`")
 	given := fs.String("given", "", "use these parameters instead of fitting: `NAME=VALUE,...` (E, A, B, alpha, beta; RD_star, RN_star for datablations)")

@@ -2,14 +2,16 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -70,6 +72,7 @@ type coordinatorOptions struct {
 	replicas       int
 	limits         coordinator.Limits
 	etcdMaxRequest int
+	allowUnoffered bool
 }
 
 func (o *coordinatorOptions) register(fs *flag.FlagSet) {
@@ -81,6 +84,7 @@ func (o *coordinatorOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.limits.SpecBytes, "max-spec-bytes", coordinator.DefaultSpecBytes, "largest study spec accepted, in `bytes`")
 	fs.IntVar(&o.limits.ParamBytes, "max-param-bytes", coordinator.DefaultParamBytes, "largest parameter value accepted (JSON-encoded), in `bytes`")
 	fs.IntVar(&o.limits.Trials, "max-trials", coordinator.DefaultTrials, "most trials one study may hold")
+	fs.BoolVar(&o.allowUnoffered, "allow-unoffered-methods", false, "accept studies whose method no live agent offers (they wait for one) instead of refusing them at submit")
 	fs.IntVar(&o.etcdMaxRequest, "etcd-max-request-bytes", store.DefaultMaxRequestBytes, "the etcd server's --max-request-bytes; the leader sizes its writes by it")
 }
 
@@ -108,6 +112,7 @@ func (o *coordinatorOptions) config(etcd *clientv3.Client, nc *nats.Conn, log *s
 		ID: o.id, Etcd: etcd, NATS: nc, Logger: log,
 		LeaseTTL: o.leaseTTL, HeartbeatGrace: o.heartbeatGrace, StreamReplicas: o.replicas,
 		QueueBelow: o.queueBelow, Limits: o.limits, EtcdMaxRequestBytes: o.etcdMaxRequest,
+		AllowUnofferedMethods: o.allowUnoffered,
 	}
 }
 
@@ -117,55 +122,111 @@ type agentOptions struct {
 	dataDir   string
 	pluginDir string
 	allow     listFlag
-	cpus      float64
+	cpus      optionalFloat
 	memory    string
 	queue     float64
 	heartbeat time.Duration
+
+	// Set by validate.
+	memBytes  int64
+	allowlist map[string]string
 }
 
 func (o *agentOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.pluginDir, "plugin-dir", "", "`directory` of external method binaries")
 	fs.Var(&o.allow, "allow", "allow an external method: `NAME=SHA256` of its binary (repeatable)")
-	fs.Float64Var(&o.cpus, "cpus", 0, "CPU cores to offer (default: all the host has)")
+	fs.Var(&o.cpus, "cpus", "CPU `cores` to offer (default: all the host has)")
 	fs.StringVar(&o.memory, "memory", "", "memory to offer, such as 16GiB (default: all the host has)")
 	fs.Float64Var(&o.queue, "queue", 1, "accept attempts beyond the offered resources, up to this `multiple` of them, to start the moment a running one ends (0: none)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", time.Second, "heartbeat interval")
 }
 
-// newAgent builds an agent and its method manager.
-func (o *agentOptions) newAgent(ctx context.Context, nc *nats.Conn, log *slog.Logger) (*agent.Agent, *methodmgr.Manager, error) {
-	res, err := fingerprintHost(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("fingerprint host: %w", err)
+// validate checks the flags, naming the flag and what it wants, before
+// anything starts: a bad value must not quietly become "all the host
+// has" or a default.
+func (o *agentOptions) validate() error {
+	if o.cpus.set && !(o.cpus.v > 0 && !math.IsInf(o.cpus.v, 0)) {
+		return usagef("-cpus %g: want a positive number of cores, such as 4 or 0.5 (leave -cpus out to offer all the host has)", o.cpus.v)
 	}
-	if o.cpus > 0 {
-		res.CPU = o.cpus
-	}
+	o.memBytes = 0
 	if o.memory != "" {
 		m, err := parseBytes(o.memory)
 		if err != nil {
-			return nil, nil, usagef("-memory: %v", err)
+			return usagef("-memory: %v (leave -memory out to offer all the host has)", err)
 		}
-		res.Memory = m
+		if m <= 0 {
+			return usagef("-memory %q: want a positive size, such as 16GiB (leave -memory out to offer all the host has)", o.memory)
+		}
+		o.memBytes = m
+	}
+	if o.queue < 0 || math.IsNaN(o.queue) || math.IsInf(o.queue, 0) {
+		return usagef("-queue %g: want a multiple of at least 0, such as 1 (0 queues nothing)", o.queue)
+	}
+	if o.heartbeat <= 0 {
+		return usagef("-heartbeat %s: want a positive interval, such as 1s", o.heartbeat)
 	}
 	allow, err := parseAllow(o.allow)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
+	o.allowlist = allow
+	return nil
+}
+
+// hostShare is one agent's part of a host that n agents share (`asymptote
+// dev -agents n`): agent index of n. The zero value is the whole host.
+type hostShare struct{ index, of int }
+
+// offer returns what the agent offers of host: -cpus and -memory when
+// given, else its share of the host's CPUs and memory; and its share of
+// the GPUs, dealt out in turn, so no two agents on one host hand the same
+// GPU to trials. Call validate first.
+func (o *agentOptions) offer(host bus.Resources, share hostShare) bus.Resources {
+	n := max(share.of, 1)
+	res := bus.Resources{CPU: host.CPU / float64(n), Memory: host.Memory / int64(n)}
+	if o.cpus.set {
+		res.CPU = o.cpus.v
+	}
+	if o.memBytes > 0 {
+		res.Memory = o.memBytes
+	}
+	for i, g := range host.GPUs {
+		if i%n == share.index {
+			res.GPUs = append(res.GPUs, g)
+		}
+	}
+	return res
+}
+
+// newAgent builds an agent for its share of this host, with its method
+// manager, holding the lock on its data directory; stop closes the
+// manager and releases the lock once the agent has returned. Call
+// validate first.
+func (o *agentOptions) newAgent(ctx context.Context, nc *nats.Conn, log *slog.Logger, share hostShare) (a *agent.Agent, stop func(), err error) {
 	if o.dataDir == "" {
 		return nil, nil, usagef("-data-dir is required")
 	}
-	if o.queue < 0 || math.IsNaN(o.queue) || math.IsInf(o.queue, 0) {
-		return nil, nil, usagef("-queue %g: want a multiple of at least 0, such as 1 (0 queues nothing)", o.queue)
+	unlock, err := lockDataDir(o.dataDir, o.nodeID)
+	if err != nil {
+		return nil, nil, err
 	}
-	workDir := methodWorkDir(o.dataDir)
+	defer func() {
+		if err != nil {
+			unlock()
+		}
+	}()
+	host, err := fingerprintHost(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fingerprint host: %w", err)
+	}
+	workDir := filepath.Join(o.dataDir, "methods")
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		return nil, nil, err
 	}
 	mgr, err := methodmgr.New(methodmgr.Config{
 		Builtins:  methods.Names(),
 		PluginDir: o.pluginDir,
-		Allowlist: allow,
+		Allowlist: o.allowlist,
 		WorkDir:   workDir,
 		Logger:    log,
 	})
@@ -173,18 +234,18 @@ func (o *agentOptions) newAgent(ctx context.Context, nc *nats.Conn, log *slog.Lo
 		return nil, nil, err
 	}
 	names := methods.Names()
-	for n := range allow {
+	for n := range o.allowlist {
 		names = append(names, n)
 	}
-	a, err := agent.New(agent.Config{
-		NodeID: o.nodeID, NATS: nc, Resources: res, Methods: mgr, MethodNames: names,
+	a, err = agent.New(agent.Config{
+		NodeID: o.nodeID, NATS: nc, Resources: o.offer(host, share), Methods: mgr, MethodNames: names,
 		HeartbeatInterval: o.heartbeat, Queue: o.queue, Logger: log,
 	})
 	if err != nil {
 		mgr.Close()
 		return nil, nil, err
 	}
-	return a, mgr, nil
+	return a, func() { mgr.Close(); unlock() }, nil
 }
 
 func defaultNodeID() string {
@@ -195,20 +256,59 @@ func defaultNodeID() string {
 	return h
 }
 
-// methodWorkDir returns the directory for method plugins' sockets and pid
-// registry. Unix socket paths are limited to about 100 bytes, so a deep
-// data directory gets a short stand-in under the system temp directory,
-// named after a hash of the data directory so a restarted agent finds it
-// again (and cleans up what its predecessor left).
-func methodWorkDir(dataDir string) string {
-	dir := filepath.Join(dataDir, "methods")
-	if len(dir) <= 40 {
-		return dir
-	}
-	abs, err := filepath.Abs(dataDir)
-	if err != nil {
-		abs = dataDir
-	}
-	sum := sha256.Sum256([]byte(abs))
-	return filepath.Join(os.TempDir(), "asymptote-"+hex.EncodeToString(sum[:6]))
+// defaultAgentDataDir is the agent's data directory when -data-dir is not
+// given: one per node ID, so agents on one host that are given their own
+// -node-id get their own directories too.
+func defaultAgentDataDir(nodeID string) string {
+	return filepath.Join(os.TempDir(), "asymptote-agent-"+nodeID)
 }
+
+// lockDataDir takes an exclusive lock on the agent data directory dir
+// (creating it), so that two agents on one host never share one: they
+// would kill each other's method processes as orphans. The lock dies with
+// the process; release drops it sooner.
+func lockDataDir(dir, nodeID string) (release func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("-data-dir %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "agent.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		// Typically another user's agent's directory (it is private).
+		return nil, fmt.Errorf("-data-dir %s: %w; give each agent on one host its own -node-id (the default -data-dir follows it) or -data-dir", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, usagef("-data-dir %s is in use by another agent on this host (node ID %q?): give each agent on one host its own -node-id (the default -data-dir follows it) or -data-dir", dir, nodeID)
+		}
+		return nil, fmt.Errorf("-data-dir %s: lock %s: %w", dir, path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// optionalFloat is a float flag that remembers whether it was given, so
+// that a given 0 is told apart from the default.
+type optionalFloat struct {
+	v   float64
+	set bool
+}
+
+func (f *optionalFloat) String() string {
+	if f == nil || !f.set {
+		return ""
+	}
+	return strconv.FormatFloat(f.v, 'g', -1, 64)
+}
+
+func (f *optionalFloat) Set(s string) error {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		return errors.New("not a number")
+	}
+	f.v, f.set = v, true
+	return nil
+}
+
+// Get implements flag.Getter.
+func (f *optionalFloat) Get() any { return f.v }

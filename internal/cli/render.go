@@ -68,6 +68,9 @@ func printProblems(w io.Writer, s *api.StudyStatus) {
 		fmt.Fprintf(w, "  nothing of it runs or is written; every other study carries on.\n")
 		fmt.Fprintf(w, "  fix the cause, then 'asymptote study resume %s'; or remove it with 'asymptote study delete %s'\n", s.Name, s.Name)
 	}
+	if s.Waiting != "" {
+		fmt.Fprintf(w, "\n%s: %s\n", s.Name, s.Waiting)
+	}
 	if s.Error != "" {
 		fmt.Fprintf(w, "\n%s: %s\n", s.Name, s.Error)
 	}
@@ -124,7 +127,7 @@ func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 		return
 	}
 	for _, s := range r.Studies {
-		fmt.Fprintf(w, "\n%s: method %s, objective %s (%s), priority %d, %d retries\n", s.Name, s.Method, s.Objective, s.Direction, s.Priority, s.Retries)
+		fmt.Fprintf(w, "\n%s: method %s, objective %s (%s), priority %d, %d retries used\n", s.Name, s.Method, s.Objective, s.Direction, s.Priority, s.Retries)
 		if s.Best != nil && s.Best.Result != nil && s.Best.Result.Objective != nil {
 			fmt.Fprintf(w, "best: trial %s %s = %.6g with %s (seed %d)\n", s.Best.ID, s.Objective, *s.Best.Result.Objective, formatParams(s.Best.Params), s.Best.Seed)
 		}

@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
 	"go.uber.org/zap"
 
 	"asymptote.dev/asymptote/coordinator"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/devcluster"
 )
 
@@ -31,7 +30,7 @@ func runCoordinator(ctx context.Context, env Env, args []string) error {
 	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server")
 	var opts coordinatorOptions
 	opts.register(fs)
-	if _, err := parseAll(fs, args); err != nil {
+	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := opts.validate(); err != nil {
@@ -71,10 +70,19 @@ func runAgent(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "agent", "[flags]")
 	natsURL := fs.String("nats-url", defaultNATSURL, "NATS `URL`")
 	var opts agentOptions
-	fs.StringVar(&opts.nodeID, "node-id", defaultNodeID(), "stable, unique `name` of this host")
-	fs.StringVar(&opts.dataDir, "data-dir", filepath.Join(os.TempDir(), "asymptote-agent"), "`directory` for the agent's local state")
+	fs.StringVar(&opts.nodeID, "node-id", defaultNodeID(), "stable, unique `name` of this agent (give each agent on one host its own)")
+	fs.StringVar(&opts.dataDir, "data-dir", "", "`directory` for the agent's local state: its lock, and its method processes' registry and sockets (default "+defaultAgentDataDir("NODE_ID")+", one per -node-id)")
 	opts.register(fs)
-	if _, err := parseAll(fs, args); err != nil {
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := bus.ValidToken(opts.nodeID); err != nil {
+		return usagef("-node-id %q: %v (it names NATS subjects); give a name such as gpu-01", opts.nodeID, err)
+	}
+	if opts.dataDir == "" {
+		opts.dataDir = defaultAgentDataDir(opts.nodeID)
+	}
+	if err := opts.validate(); err != nil {
 		return err
 	}
 	log := newLogger(env.Stderr, slog.LevelInfo)
@@ -83,11 +91,11 @@ func runAgent(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer nc.Drain()
-	a, mgr, err := opts.newAgent(ctx, nc, log)
+	a, stop, err := opts.newAgent(ctx, nc, log, hostShare{})
 	if err != nil {
 		return err
 	}
-	defer mgr.Close()
+	defer stop()
 	return a.Run(ctx)
 }
 

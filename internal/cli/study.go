@@ -24,7 +24,7 @@ func runStudy(ctx context.Context, env Env, args []string) error {
 	var cf clientFlags
 	cf.register(fs)
 	reason := fs.String("reason", "", "why, kept with a quarantine and shown in status")
-	pos, err := parseAll(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}

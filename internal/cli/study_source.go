@@ -3,8 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
@@ -13,14 +13,30 @@ import (
 
 func init() { loadStudyCSV = fetchStudyCSV }
 
+// studySourceKey is the context key under which a scaling command passes
+// its coordinator flags to fetchStudyCSV: loadStudyCSV takes only a
+// context and a study name.
+type studySourceKey struct{}
+
+// withStudySource registers -nats-url and -timeout on fs, the cluster
+// --study reads from, and returns ctx carrying them for fetchStudyCSV. The
+// flags are read when the study is fetched, after parsing.
+func withStudySource(ctx context.Context, fs *flag.FlagSet) context.Context {
+	cf := &clientFlags{}
+	cf.register(fs)
+	return context.WithValue(ctx, studySourceKey{}, cf)
+}
+
 // fetchStudyCSV returns a study's succeeded trials as CSV for the scaling
-// commands, from the coordinator at ASYMPTOTE_NATS_URL (default
-// nats://127.0.0.1:4222). The study's objective is also written as "loss"
-// unless a metric already has that name.
+// commands, from the coordinator at the command's -nats-url (or
+// ASYMPTOTE_NATS_URL; default nats://127.0.0.1:4222). The study's
+// objective is also written as "loss" unless a metric already has that
+// name.
 func fetchStudyCSV(ctx context.Context, name string) ([]byte, error) {
-	cf := clientFlags{natsURL: defaultNATSURL, timeout: 15 * time.Second}
-	if u := os.Getenv("ASYMPTOTE_NATS_URL"); u != "" {
-		cf.natsURL = u
+	cf, ok := ctx.Value(studySourceKey{}).(*clientFlags)
+	if !ok {
+		// A command that did not register the flags.
+		cf = &clientFlags{natsURL: defaultNATSURL, timeout: 15 * time.Second}
 	}
 	c, nc, err := cf.connect(Env{})
 	if err != nil {

@@ -116,6 +116,11 @@ func parse(req *sdk.TrialRequest, text *corpus.Text) (*config, error) {
 // members' mean training loss since the last report) and val_loss (the
 // ensemble's) every report_every steps and at the end.
 func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Metrics) error) (*sdk.Result, error) {
+	// Names first: a misspelt parameter is reported even without the
+	// data, and before the time it takes to load.
+	if err := params.Unknown(req, paramInfo); err != nil {
+		return nil, err
+	}
 	text, err := corpus.LoadKJV(m.DataDirs)
 	if err != nil {
 		return nil, fmt.Errorf("charlm: %w", err)

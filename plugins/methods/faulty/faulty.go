@@ -36,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"asymptote.dev/asymptote/plugins/methods/internal/params"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
 
@@ -56,19 +57,21 @@ var (
 // New returns the faulty method.
 func New() Method { return Method{} }
 
+var paramInfo = []sdk.ParamInfo{
+	{Name: "mode", Type: "string", Default: "ok", Description: "ok, crash, panic, hang, garbage, slow, fail, bad_param, flood or fork"},
+	{Name: "fail_attempts", Type: "int", Default: 0.0, Description: "fail attempts up to this number, then behave as mode says"},
+	{Name: "seconds", Type: "float", Default: 1.0, Description: "how long mode slow sleeps"},
+	{Name: "exit_code", Type: "int", Default: 3.0, Description: "exit status for mode crash"},
+	{Name: "bytes", Type: "int", Default: float64(32 << 20), Description: "how much mode flood writes"},
+}
+
 // Info describes the method.
 func (Method) Info(context.Context) (*sdk.Info, error) {
 	return &sdk.Info{
 		Name:        "faulty",
 		Version:     "1",
 		Description: "misbehaves on request (crash, hang, panic, flood, ...) to test the agent",
-		Params: []sdk.ParamInfo{
-			{Name: "mode", Type: "string", Default: "ok", Description: "ok, crash, panic, hang, garbage, slow, fail, bad_param, flood or fork"},
-			{Name: "fail_attempts", Type: "int", Default: 0.0, Description: "fail attempts up to this number, then behave as mode says"},
-			{Name: "seconds", Type: "float", Default: 1.0, Description: "how long mode slow sleeps"},
-			{Name: "exit_code", Type: "int", Default: 3.0, Description: "exit status for mode crash"},
-			{Name: "bytes", Type: "int", Default: float64(32 << 20), Description: "how much mode flood writes"},
-		},
+		Params:      paramInfo,
 	}, nil
 }
 
@@ -91,6 +94,10 @@ func (Method) Start() error {
 
 // Run misbehaves as the parameters say.
 func (Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Metrics) error) (*sdk.Result, error) {
+	// A misspelt parameter must not quietly become mode ok.
+	if err := params.Unknown(req, paramInfo); err != nil {
+		return nil, err
+	}
 	mode, err := req.String("mode", "ok")
 	if err != nil {
 		return nil, err

@@ -119,6 +119,11 @@ var pixelValue = func() (v [256]float64) {
 // the noisy labels), val_loss and val_accuracy (the ensemble's, on clean
 // test labels).
 func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Metrics) error) (*sdk.Result, error) {
+	// Names first: a misspelt parameter is reported even without the
+	// data, and before the time it takes to load.
+	if err := params.Unknown(req, paramInfo); err != nil {
+		return nil, err
+	}
 	train, test, err := corpus.LoadFashionMNIST(m.DataDirs)
 	if err != nil {
 		return nil, fmt.Errorf("imgmlp: %w", err)

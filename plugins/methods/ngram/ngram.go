@@ -88,6 +88,11 @@ func parse(req *sdk.TrialRequest, text *corpus.Text) (*config, error) {
 // train_loss (on the first eval_tokens training characters, which the model
 // has seen) and val_loss. The seed is unused: counting is deterministic.
 func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Metrics) error) (*sdk.Result, error) {
+	// Names first: a misspelt parameter is reported even without the
+	// data, and before the time it takes to load.
+	if err := params.Unknown(req, paramInfo); err != nil {
+		return nil, err
+	}
 	text, err := corpus.LoadKJV(m.DataDirs)
 	if err != nil {
 		return nil, fmt.Errorf("ngram: %w", err)

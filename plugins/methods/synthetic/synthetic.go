@@ -25,6 +25,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"asymptote.dev/asymptote/plugins/methods/internal/params"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
 
@@ -40,7 +41,7 @@ func New() Method { return Method{} }
 // is part of every trial's identity.
 const Version = "1"
 
-var params = []sdk.ParamInfo{
+var paramInfo = []sdk.ParamInfo{
 	{Name: "params", Type: "float", Default: 1e8, Description: "model parameters N"},
 	{Name: "tokens", Type: "float", Default: nil, Description: "training tokens D (default unique_tokens × epochs, else 20·N)", Optional: true},
 	{Name: "unique_tokens", Type: "float", Default: nil, Description: "distinct tokens U in the data pool (default D / epochs)", Optional: true},
@@ -67,7 +68,7 @@ func (Method) Info(context.Context) (*sdk.Info, error) {
 		Name:        "synthetic",
 		Version:     Version,
 		Description: "simulated training: a loss drawn from a data-constrained Chinchilla law with noise",
-		Params:      params,
+		Params:      paramInfo,
 	}, nil
 }
 
@@ -82,8 +83,13 @@ type Law struct {
 	Sleep                        time.Duration
 }
 
-// Parse reads and checks the trial's parameters.
+// Parse reads and checks the trial's parameters; a parameter the method
+// does not take is an error, so a misspelt one does not silently run with
+// its default.
 func Parse(req *sdk.TrialRequest) (*Law, error) {
+	if err := params.Unknown(req, paramInfo); err != nil {
+		return nil, err
+	}
 	var l Law
 	var errs []error
 	f := func(name string, def float64) float64 {

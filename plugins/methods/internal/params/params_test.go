@@ -23,6 +23,7 @@ func TestReader(t *testing.T) {
 		{"not an int", map[string]any{"width": 1.5}, "width", "integer"},
 		{"float too small", map[string]any{"lr": 0.0}, "lr", "[1e-06, 1]"},
 		{"unknown", map[string]any{"widht": 3.0}, "widht", "width, lr"},
+		{"unknown suggests the nearest", map[string]any{"widht": 3.0}, "widht", `did you mean "width"?`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,5 +58,36 @@ func TestFailKeepsFirstError(t *testing.T) {
 	}
 	if !r.Has("width") || r.Has("lr") {
 		t.Error("Has is wrong")
+	}
+}
+
+func TestNearest(t *testing.T) {
+	names := []string{"weight_decay", "width", "lr", "E", "unique_tokens", "tokens"}
+	tests := []struct {
+		name, want string // want "" for no suggestion
+	}{
+		{"weight_decy", "weight_decay"},
+		{"Weight_Decay", "weight_decay"},
+		{"widht", "width"},
+		{"lrr", "lr"},
+		{"uniqe_tokens", "unique_tokens"},
+		{"token", "tokens"},
+		{"x", ""},
+		{"momentum", ""},
+		{"dropout", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := Nearest(tc.name, names)
+			if tc.want == "" {
+				if ok {
+					t.Errorf("Nearest(%q) = %q, want no suggestion", tc.name, got)
+				}
+				return
+			}
+			if !ok || got != tc.want {
+				t.Errorf("Nearest(%q) = %q, %v; want %q", tc.name, got, ok, tc.want)
+			}
+		})
 	}
 }
