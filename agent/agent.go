@@ -79,6 +79,9 @@ type Agent struct {
 	// the agent. Set by Run before anything can publish.
 	publishing context.Context
 
+	// versions caches the version each method reports of itself.
+	versions versionCache
+
 	mu sync.Mutex
 	// running holds every accepted attempt, queued ones included, so
 	// heartbeats report them all.
@@ -335,7 +338,7 @@ func (a *Agent) admit(d bus.Dispatch) (bool, string) {
 	at := &attempt{d: d}
 	switch {
 	case a.fitsNow(d.Resources):
-		a.start(at)
+		a.start(at, nil)
 	case a.usedCPU+a.queuedCPU+d.Resources.CPU <= res.CPU*(1+a.cfg.Queue)+eps &&
 		float64(a.usedMem+a.queuedMem+d.Resources.Memory) <= float64(res.Memory)*(1+a.cfg.Queue):
 		at.queued = true
@@ -359,7 +362,9 @@ func (a *Agent) fitsNow(r bus.Resources) bool {
 
 // start runs an accepted attempt; the caller holds a.mu. The timeout
 // counts from here, not from the dispatch.
-func (a *Agent) start(at *attempt) {
+// start runs a (queued or new) attempt; after names the attempt that
+// ended and freed its resources, if one did.
+func (a *Agent) start(at *attempt, after *bus.AttemptRef) {
 	d := at.d
 	// Taken before the timeout starts counting, so an attempt that timed
 	// out reports a duration of at least its timeout.
@@ -375,12 +380,12 @@ func (a *Agent) start(at *attempt) {
 	a.usedCPU += d.Resources.CPU
 	a.usedMem += d.Resources.Memory
 	a.wg.Add(1)
-	go a.run(ctx, d, cancel, start)
+	go a.run(ctx, d, cancel, start, after)
 }
 
 // startQueued starts the queued attempts that now fit, oldest first; the
-// caller holds a.mu.
-func (a *Agent) startQueued() {
+// caller holds a.mu. after is the attempt whose end made room.
+func (a *Agent) startQueued(after *bus.AttemptRef) {
 	if a.stopping {
 		return
 	}
@@ -395,7 +400,7 @@ func (a *Agent) startQueued() {
 			a.queuedCPU = 0
 		}
 		a.queuedMem -= at.d.Resources.Memory
-		a.start(at)
+		a.start(at, after)
 	}
 	clear(a.queue[len(kept):])
 	a.queue = kept
@@ -414,13 +419,19 @@ func hasGPU(gpus []bus.GPU, idx int) bool {
 
 // run runs one attempt, whose timeout began counting at start, and
 // publishes its events.
-func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCauseFunc, start time.Time) {
+func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCauseFunc, start time.Time, after *bus.AttemptRef) {
 	defer a.wg.Done()
 	log := a.log.With("study", d.Study, "trial_id", d.Trial, "attempt", d.Attempt, "method", d.Method)
 	// The started event is a plain NATS message, sent without waiting:
 	// it only moves the attempt to running in status, and the leader
 	// applies a finished event that overtakes it and ignores it after.
 	started := &bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventStarted, Node: a.cfg.NodeID, Time: start}
+	if after != nil {
+		// This attempt took the place of one whose outcome is still on
+		// its way through JetStream and may reach the leader after this
+		// event: say so, so status does not count both as running.
+		started.After = []bus.AttemptRef{*after}
+	}
 	if err := a.cfg.NATS.Publish(bus.StartedSubject(d.Study, d.Trial), bus.Encode(started)); err != nil {
 		log.Debug("started event not sent", "error", err)
 	}
@@ -453,6 +464,7 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	ev := &bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventFinished, Node: a.cfg.NodeID, Time: time.Now(), Duration: bus.Duration(time.Since(start))}
 	ev.Outcome, ev.Error = classify(res, err, cause)
 	if res != nil && ev.Outcome == bus.OutcomeSucceeded {
+		ev.MethodVersion = a.versions.get(a.publishing, a.cfg.Methods, d.Method)
 		if err := bus.CheckMetrics(res.Metrics); err != nil {
 			ev.Outcome, ev.Error = bus.OutcomeFailed, "the method's result: "+err.Error()
 		} else {
@@ -476,7 +488,8 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	for _, g := range d.GPUs {
 		delete(a.usedGPU, g)
 	}
-	a.startQueued()
+	ref := d.AttemptRef
+	a.startQueued(&ref)
 	a.mu.Unlock()
 	a.publish(ev)
 	a.mu.Lock()
@@ -563,4 +576,53 @@ func threadEnv(threads int) []string {
 		"VECLIB_MAXIMUM_THREADS=" + n,
 		"NUMEXPR_NUM_THREADS=" + n,
 	}
+}
+
+// informer is a MethodRunner that can describe a method (methodmgr.Manager
+// does, from a pooled plugin process).
+type informer interface {
+	Info(ctx context.Context, method string) (*sdk.Info, error)
+}
+
+// versionCache remembers what each method says its version is, for
+// versionTTL, so a result names the version that produced it without an
+// extra call per attempt; a plugin binary replaced on disk is seen within
+// the TTL.
+type versionCache struct {
+	mu sync.Mutex
+	m  map[string]versionEntry
+}
+
+type versionEntry struct {
+	version string
+	at      time.Time
+}
+
+const versionTTL = 30 * time.Second
+
+// get returns method's version, or "" when the runner cannot tell.
+func (c *versionCache) get(ctx context.Context, r MethodRunner, method string) string {
+	in, ok := r.(informer)
+	if !ok {
+		return ""
+	}
+	c.mu.Lock()
+	e, hit := c.m[method]
+	c.mu.Unlock()
+	if hit && time.Since(e.at) < versionTTL {
+		return e.version
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := in.Info(ctx, method)
+	if err != nil || info == nil {
+		return e.version // the last known, or ""
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]versionEntry{}
+	}
+	c.m[method] = versionEntry{version: info.Version, at: time.Now()}
+	c.mu.Unlock()
+	return info.Version
 }

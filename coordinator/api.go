@@ -367,14 +367,16 @@ func (l *leader) status(req api.StatusRequest, now time.Time) (*api.StatusReply,
 		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
 	}
 	for _, n := range l.nodes {
-		waiting := 0
+		waiting, ending := 0, 0
 		for _, t := range n.attempts {
 			if a := t.rec.Current(); a != nil && a.State == api.AttemptDispatched {
 				waiting++
+			} else if t.ending {
+				ending++ // ended on the agent; its outcome is on the way
 			}
 		}
 		r.Nodes = append(r.Nodes, api.NodeStatus{
-			Node: n.rec, Running: len(n.attempts) - waiting, Waiting: waiting,
+			Node: n.rec, Running: len(n.attempts) - waiting - ending, Waiting: waiting,
 			FreeCPU:    max(0, n.rec.CPU-n.usedCPU-n.leftover.cpu),
 			FreeMemory: max(0, n.rec.Memory-n.usedMem-n.leftover.mem),
 			Held:       n.held, Superseded: n.leftover.attempts,
@@ -434,9 +436,13 @@ func (l *leader) fullStatus(s *study, now time.Time) api.StudyStatus {
 	}
 	maximize := s.rec.Direction == string(sweep.Maximize)
 	bestVal := math.Inf(1)
+	versions := map[string]bool{}
 	for _, t := range s.trials {
 		switch t.rec.State {
 		case sweep.Succeeded:
+			if r := t.rec.Result; r != nil {
+				versions[r.MethodVersion] = true
+			}
 			if r := t.rec.Result; r != nil && r.Objective != nil {
 				v := *r.Objective
 				if maximize {
@@ -451,6 +457,14 @@ func (l *leader) fullStatus(s *study, now time.Time) api.StudyStatus {
 		case sweep.Failed:
 			if len(st.Failures) < 5 {
 				st.Failures = append(st.Failures, t.rec)
+			}
+		}
+	}
+	if len(versions) > 1 {
+		st.MethodVersions = slices.Sorted(maps.Keys(versions))
+		for i, v := range st.MethodVersions {
+			if v == "" {
+				st.MethodVersions[i] = "unknown"
 			}
 		}
 	}

@@ -27,6 +27,10 @@ type trial struct {
 	// missing is when the current attempt was first missing from its
 	// agent's heartbeats (zero while the agent reports it).
 	missing time.Time
+	// ending is set when the agent said the current attempt ended (a
+	// started event of the attempt that took its place) before its
+	// outcome arrived; status counts it as finishing, not running.
+	ending bool
 }
 
 // attempt returns attempt n of the trial, or nil if it has none.
@@ -307,6 +311,7 @@ func (n *node) release(t *trial) {
 		return
 	}
 	delete(n.attempts, t.key())
+	t.ending = false
 	needs := t.study.needs
 	n.usedCPU -= needs.CPU
 	if n.usedCPU < 1e-9 {

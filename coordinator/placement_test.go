@@ -1,6 +1,7 @@
 package coordinator_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/clustertest"
+	"asymptote.dev/asymptote/plugins/sdk"
 )
 
 // waitAgents waits until n agents are alive, so the leader knows what they
@@ -105,4 +107,43 @@ func TestCancelOfAFinishedStudyChangesNothing(t *testing.T) {
 		t.Errorf("extension after cancel: %+v, want 2 added", r)
 	}
 	cl.WaitDone(client, "grid", 30*time.Second)
+}
+
+// versioned is quadratic reporting another version of itself.
+type versioned struct {
+	*quadratic
+	v string
+}
+
+func (m versioned) Info(context.Context) (*sdk.Info, error) {
+	return &sdk.Info{Name: "quadratic", Version: m.v}, nil
+}
+
+// TestResultsNameTheMethodVersion: a result records the version of the
+// method that produced it, and status says when a study's results come
+// from more than one version.
+func TestResultsNameTheMethodVersion(t *testing.T) {
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	q := newQuadratic()
+	cl.StartAgent("a1", cpuNode(1), clustertest.InProcess{"quadratic": versioned{q, "1.0.0"}})
+	cl.StartAgent("a2", cpuNode(1), clustertest.InProcess{"quadratic": versioned{q, "1.1.0"}})
+	client := cl.Client()
+	waitAgents(t, client, 2)
+	submit(t, client, gridSpec)
+	st := cl.WaitDone(client, "grid", 30*time.Second)
+	seen := map[string]int{}
+	for id, tr := range results(t, client, "grid") {
+		if tr.Result == nil {
+			t.Fatalf("trial %s has no result", id)
+		}
+		want := map[string]string{"a1": "1.0.0", "a2": "1.1.0"}[tr.Result.Node]
+		if tr.Result.MethodVersion != want {
+			t.Errorf("trial %s ran on %s: version %q, want %q", id, tr.Result.Node, tr.Result.MethodVersion, want)
+		}
+		seen[tr.Result.MethodVersion]++
+	}
+	if len(seen) == 2 && strings.Join(st.MethodVersions, ",") != "1.0.0,1.1.0" {
+		t.Errorf("status method versions = %v, want both", st.MethodVersions)
+	}
 }

@@ -64,6 +64,13 @@ func (l *leader) onEvent(in eventInput, now time.Time) {
 	current := cur != nil && cur.N == ev.Attempt && !cur.State.Terminal()
 	switch ev.Kind {
 	case bus.EventStarted:
+		for _, r := range ev.After {
+			if o := l.studies[r.Study]; o != nil {
+				if e := o.byID[r.Trial]; e != nil && e.node != nil && e.node.rec.ID == ev.Node && e.rec.Attempt == r.Attempt {
+					e.ending = true
+				}
+			}
+		}
 		if current && cur.State == api.AttemptDispatched {
 			cur.State = api.AttemptRunning
 			at := ev.Time
@@ -115,13 +122,14 @@ func (l *leader) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Time) {
 		}
 		a.State = api.AttemptSucceeded
 		t.rec.Result = &api.Result{
-			Attempt:   a.N,
-			Node:      ev.Node,
-			Objective: &obj,
-			Metrics:   trimMetrics(ev.Metrics),
-			NonFinite: ev.NonFinite,
-			Recorded:  now,
-			Duration:  time_(ev.Duration).Seconds(),
+			Attempt:       a.N,
+			Node:          ev.Node,
+			Objective:     &obj,
+			Metrics:       trimMetrics(ev.Metrics),
+			NonFinite:     ev.NonFinite,
+			MethodVersion: ev.MethodVersion,
+			Recorded:      now,
+			Duration:      time_(ev.Duration).Seconds(),
 		}
 		t.rec.Error = ""
 		l.setState(t, sweep.Succeeded, now)

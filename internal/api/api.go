@@ -103,6 +103,9 @@ type StudyStatus struct {
 	// Extensions and Decisions are what adaptive steps added, and why.
 	Extensions []Extension `json:"extensions,omitempty"`
 	Decisions  []Decision  `json:"decisions,omitempty"`
+	// MethodVersions lists the method versions the study's results came
+	// from, when there is more than one: they may not be comparable.
+	MethodVersions []string `json:"method_versions,omitempty"`
 	// Waiting says why pending trials cannot start: no live agent offers
 	// the method or could fit one.
 	Waiting string `json:"waiting,omitempty"`

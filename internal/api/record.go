@@ -143,8 +143,11 @@ type Result struct {
 	// NonFinite holds the metrics that were NaN or infinite, as "NaN",
 	// "+Inf" or "-Inf": JSON has no such numbers.
 	NonFinite map[string]string `json:"non_finite,omitempty"`
-	Recorded  time.Time         `json:"recorded"`
-	Duration  float64           `json:"duration_s"`
+	// MethodVersion is the version of the method that produced the
+	// result, as it reported itself (empty if its agent could not tell).
+	MethodVersion string    `json:"method_version,omitempty"`
+	Recorded      time.Time `json:"recorded"`
+	Duration      float64   `json:"duration_s"`
 }
 
 // LateResult is an outcome that arrived for an attempt that was no longer

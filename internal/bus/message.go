@@ -186,6 +186,9 @@ func (h *Heartbeat) validate() error {
 	return errors.Join(errs...)
 }
 
+// MaxAfter bounds an event's After list.
+const MaxAfter = 16
+
 // Bounds on what a heartbeat may list.
 const (
 	MaxGPUs    = 256
@@ -370,6 +373,14 @@ type Event struct {
 	// NegInf), which JSON cannot carry as numbers.
 	NonFinite map[string]string `json:"non_finite,omitempty"`
 	Error     string            `json:"error,omitempty"`
+	// After, on a started event, names the attempts that ended on the
+	// agent and freed the resources this one took: their outcomes are on
+	// their way (JetStream), and may arrive after this event (core NATS).
+	// The leader counts them as finishing, not running, meanwhile.
+	After []AttemptRef `json:"after,omitempty"`
+	// MethodVersion is the version the method reported of itself (its
+	// Info) when it ran the attempt; empty when the agent could not tell.
+	MethodVersion string `json:"method_version,omitempty"`
 	// Duration is the attempt's run time on the agent.
 	Duration Duration `json:"duration,omitempty"`
 }
@@ -396,6 +407,14 @@ func (e *Event) validate() error {
 		errs = append(errs, errors.New("node: empty"))
 	}
 	errs = append(errs, checkReported(e.Metrics, e.NonFinite))
+	if len(e.After) > MaxAfter {
+		errs = append(errs, fmt.Errorf("after: %d attempts, over the limit of %d", len(e.After), MaxAfter))
+	}
+	for i, r := range e.After {
+		if err := r.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("after[%d]: %w", i, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -68,6 +68,9 @@ func printProblems(w io.Writer, s *api.StudyStatus) {
 		fmt.Fprintf(w, "  nothing of it runs or is written; every other study carries on.\n")
 		fmt.Fprintf(w, "  fix the cause, then 'asymptote study resume %s'; or remove it with 'asymptote study delete %s'\n", s.Name, s.Name)
 	}
+	if len(s.MethodVersions) > 1 {
+		fmt.Fprintf(w, "\n%s: results come from method versions %s; they may not be comparable\n", s.Name, strings.Join(s.MethodVersions, ", "))
+	}
 	if s.Waiting != "" {
 		fmt.Fprintf(w, "\n%s: %s\n", s.Name, s.Waiting)
 	}

@@ -187,6 +187,15 @@ func (m InProcess) Run(ctx context.Context, r methodmgr.Run, report func(sdk.Met
 	return meth.Run(ctx, r.Request, report)
 }
 
+// Info implements the agent's method description, as methodmgr does.
+func (m InProcess) Info(ctx context.Context, method string) (*sdk.Info, error) {
+	meth, ok := m[method]
+	if !ok {
+		return nil, fmt.Errorf("unknown method %q", method)
+	}
+	return meth.Info(ctx)
+}
+
 // WaitFor polls cond until it returns nil or timeout passes.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
