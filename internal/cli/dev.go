@@ -23,6 +23,8 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "dev", "[STUDY.yaml] [flags]")
 	dataDir := fs.String("data-dir", ".asymptote", "`directory` for all state; running again on it resumes")
 	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server (-1 picks a free one)")
+	var jsSync natsSync
+	jsSync.register(fs)
 	agents := fs.Int("agents", 1, "number of local agents; they split the host's CPUs, memory and GPUs between them (-cpus and -memory, when given, are what each offers)")
 	show := fs.Int("show", 20, "rows of the results table to print (best first)")
 	var copts coordinatorOptions
@@ -54,7 +56,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		req = &r
 	}
 	log := newLogger(env.Stderr, slog.LevelWarn)
-	cl, err := devcluster.Start(ctx, devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log})
+	cl, err := devcluster.Start(ctx, devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval})
 	if err != nil {
 		return err
 	}

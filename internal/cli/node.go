@@ -98,6 +98,15 @@ func (o *coordinatorOptions) validate() error {
 			return usagef("-%s: %d, want a positive number", f.name, f.v)
 		}
 	}
+	if o.limits.SpecBytes > sweep.MaxSpecBytes {
+		return usagef("-max-spec-bytes: %d, over the most the spec parser reads (%d)", o.limits.SpecBytes, sweep.MaxSpecBytes)
+	}
+	if o.leaseTTL < time.Second {
+		return usagef("-lease-ttl: %s, want at least 1s (etcd leases count whole seconds)", o.leaseTTL)
+	}
+	if o.heartbeatGrace <= 0 {
+		return usagef("-heartbeat-grace: %s, want a positive duration such as 10s", o.heartbeatGrace)
+	}
 	if o.limits.Trials > sweep.MaxTrials {
 		return usagef("-max-trials: %d, over the most a spec expands to (%d)", o.limits.Trials, sweep.MaxTrials)
 	}

@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -28,6 +30,8 @@ func runCoordinator(ctx context.Context, env Env, args []string) error {
 	etcdEndpoints := fs.String("etcd-endpoints", "", "comma-separated etcd client `URLs` (default: start an embedded etcd server)")
 	dataDir := fs.String("data-dir", "asymptote-data", "`directory` for the embedded servers' state")
 	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server")
+	var jsSync natsSync
+	jsSync.register(fs)
 	var opts coordinatorOptions
 	opts.register(fs)
 	if _, err := parseFlags(fs, args); err != nil {
@@ -41,7 +45,7 @@ func runCoordinator(ctx context.Context, env Env, args []string) error {
 		return usagef("give both -nats-url and -etcd-endpoints for external clusters, or neither for embedded servers")
 	}
 	if *natsURL == "" {
-		cl, err := devcluster.Start(ctx, devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log})
+		cl, err := devcluster.Start(ctx, devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval})
 		if err != nil {
 			return err
 		}
@@ -129,4 +133,36 @@ func (g *group) Go(name string, f func() error) {
 func (g *group) Wait() error {
 	g.wg.Wait()
 	return errors.Join(g.errs...)
+}
+
+// natsSync is the -nats-sync flag of the embedded NATS server: "always"
+// (fsync every JetStream write before acknowledging it) or a flush
+// interval such as 2m (nats-server's own default).
+type natsSync struct{ interval time.Duration }
+
+func (s *natsSync) String() string {
+	if s == nil || s.interval == 0 {
+		return "always"
+	}
+	return s.interval.String()
+}
+
+// Get returns the flush interval, 0 for always (flag.Getter).
+func (s *natsSync) Get() any { return s.interval }
+
+func (s *natsSync) Set(v string) error {
+	if v == "always" {
+		s.interval = 0
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want always or a positive duration such as 2m, got %q", v)
+	}
+	s.interval = d
+	return nil
+}
+
+func (s *natsSync) register(fs *flag.FlagSet) {
+	fs.Var(s, "nats-sync", "when the embedded JetStream writes to disk: `always` (every write, before it is acknowledged: a power cut loses nothing acknowledged) or an interval such as 2m (faster; a power cut loses up to that much; docs/operations.md)")
 }
