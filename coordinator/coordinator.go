@@ -215,5 +215,12 @@ func (c *Coordinator) signal(v bool) {
 	}
 }
 
+// commitAttempt bounds one etcd transaction of a turn's commit. A commit
+// normally takes milliseconds; one caught in an etcd leader change waits
+// for etcd's request timeout (about 7 s) unless cut short, and is then
+// retried, with what landed found by its keys' revisions. Too short a bound
+// would retry writes still in flight, which then conflict and end the term.
+const commitAttempt = 3 * time.Second
+
 // errLeaseLost ends a term when the election session expires.
 var errLeaseLost = errors.New("leader lease lost")

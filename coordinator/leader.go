@@ -546,22 +546,62 @@ func (l *leader) commit(ctx context.Context) error {
 // other puts of the call have landed.
 func (l *leader) commitWithRetry(ctx context.Context, puts []store.Put) ([]int64, error) {
 	backoff := 50 * time.Millisecond
+	out := make([]int64, len(puts))
+	todo := make([]int, len(puts)) // indices of the puts not yet landed
+	for i := range todo {
+		todo[i] = i
+	}
+	var rejected *store.RejectedError
 	for {
-		revs, err := l.store.Commit(ctx, puts)
-		if err == nil || errors.Is(err, store.ErrRejected) {
-			return revs, err
+		batch := make([]store.Put, len(todo))
+		for j, i := range todo {
+			batch[j] = puts[i]
+		}
+		revs, err := l.store.WithAttemptTimeout(commitAttempt).Commit(ctx, batch)
+		var rej *store.RejectedError
+		if err == nil || errors.As(err, &rej) {
+			for j, i := range todo {
+				out[i] = revs[j]
+			}
+			if rej != nil {
+				for k := range rej.Puts {
+					rej.Puts[k].Index = todo[rej.Puts[k].Index]
+				}
+				rejected = rej
+			}
+			if rejected != nil {
+				return out, rejected
+			}
+			return out, nil
 		}
 		if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrConflict) || ctx.Err() != nil {
 			return nil, fmt.Errorf("commit: %w", err)
 		}
-		// A partial commit leaves revisions we no longer know; start the
-		// term over from etcd rather than guess.
-		for i, r := range revs {
-			if r != 0 {
-				return nil, fmt.Errorf("commit partly applied (%d of %d keys): %w", i, len(puts), err)
+		// Some transactions may have landed though their answers were
+		// lost (a timeout, a broken connection). As the only writer, the
+		// leader finds which in the keys' revisions and retries only the
+		// rest, rather than end the term on a conflict with itself.
+		landed, rerr := l.store.ModRevisions(ctx, keysOf(batch))
+		if rerr != nil {
+			l.log.Warn("etcd write failed and its outcome cannot be read yet; retrying", "error", err, "read_error", rerr, "backoff", backoff)
+		} else {
+			left := todo[:0:0]
+			for j, i := range todo {
+				switch {
+				case revs[j] != 0:
+					out[i] = revs[j]
+				case wrote(puts[i], landed[j]):
+					out[i] = landed[j]
+				default:
+					left = append(left, i)
+				}
 			}
+			todo = left
+			if len(todo) == 0 {
+				return out, nil
+			}
+			l.log.Warn("etcd write failed; retrying", "error", err, "retrying", len(todo), "of", len(puts), "backoff", backoff)
 		}
-		l.log.Warn("etcd write failed; retrying", "error", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
@@ -569,6 +609,24 @@ func (l *leader) commitWithRetry(ctx context.Context, puts []store.Put) ([]int64
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+// wrote reports whether put p landed, given its key's revision now: the
+// key changed from the revision the leader last saw (or was created, or
+// deleted), and only the leader writes.
+func wrote(p store.Put, now int64) bool {
+	if p.Delete {
+		return now == 0
+	}
+	return now != p.Rev
+}
+
+func keysOf(puts []store.Put) []string {
+	keys := make([]string, len(puts))
+	for i, p := range puts {
+		keys[i] = p.Key
+	}
+	return keys
 }
 
 // effect is an action taken once the turn's writes are durable. One that

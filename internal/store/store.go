@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -138,6 +139,19 @@ type Store struct {
 	fence []clientv3.Cmp
 	// maxRequest is the etcd server's request limit.
 	maxRequest int
+	// attempt bounds each transaction (0: only the caller's context).
+	attempt time.Duration
+}
+
+// WithAttemptTimeout returns a store whose every transaction gives up
+// after d: etcd drops the proposals in flight when its leader changes,
+// and the client then waits for the server's request timeout (about 7 s)
+// before it learns so. Whether a transaction that timed out landed is not
+// known; ModRevisions tells.
+func (s *Store) WithAttemptTimeout(d time.Duration) *Store {
+	c := *s
+	c.attempt = d
+	return &c
 }
 
 // New returns a store on cli. Its writes are unfenced until Fenced is used;
@@ -146,7 +160,7 @@ func New(cli *clientv3.Client) *Store { return &Store{cli: cli, maxRequest: Defa
 
 // Fenced returns a store whose writes all require cmp (the leader fence).
 func (s *Store) Fenced(cmp clientv3.Cmp) *Store {
-	return &Store{cli: s.cli, fence: []clientv3.Cmp{cmp}, maxRequest: s.maxRequest}
+	return &Store{cli: s.cli, fence: []clientv3.Cmp{cmp}, maxRequest: s.maxRequest, attempt: s.attempt}
 }
 
 // WithMaxRequestBytes returns a store for an etcd server whose request
@@ -313,6 +327,31 @@ func (s *Store) commitSplitting(ctx context.Context, c []encoded, revs []int64) 
 	return append(r1, r2...), err
 }
 
+// ModRevisions returns each key's modification revision, 0 for a key that
+// does not exist. The leader reads them after a commit whose outcome it
+// does not know (a timeout, a lost connection): as the only writer, it
+// finds in them which of its writes landed.
+func (s *Store) ModRevisions(ctx context.Context, keys []string) ([]int64, error) {
+	revs := make([]int64, len(keys))
+	for lo := 0; lo < len(keys); lo += MaxOpsPerTxn {
+		hi := min(lo+MaxOpsPerTxn, len(keys))
+		ops := make([]clientv3.Op, 0, hi-lo)
+		for _, k := range keys[lo:hi] {
+			ops = append(ops, clientv3.OpGet(k, clientv3.WithKeysOnly()))
+		}
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("store: read %d revisions: %w", hi-lo, err)
+		}
+		for i, r := range resp.Responses {
+			if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
+				revs[lo+i] = kvs[0].ModRevision
+			}
+		}
+	}
+	return revs, nil
+}
+
 // TooLarge reports whether err is etcd's or the client's refusal of a
 // request for its size: the same request will fail again.
 func TooLarge(err error) bool {
@@ -341,6 +380,11 @@ func (s *Store) commitChunk(ctx context.Context, puts []encoded) (int64, error) 
 		ops = append(ops, clientv3.OpPut(p.Key, p.value))
 	}
 	inner := clientv3.OpTxn(cmps, ops, nil)
+	if s.attempt > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.attempt)
+		defer cancel()
+	}
 	resp, err := s.cli.Txn(ctx).If(s.fence...).Then(inner).Commit()
 	if err != nil {
 		return 0, fmt.Errorf("store: commit %d keys: %w", len(puts), err)

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -12,8 +13,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/store"
 )
 
 // chaosSpec is a study of 300 synthetic trials that each take half a
@@ -183,6 +187,14 @@ type chaos struct {
 	injected  map[string]int
 	log       []string
 	failovers []time.Duration
+	// spans are when each fault was in force, for the recording gaps.
+	spans []faultSpan
+}
+
+// faultSpan is one fault's time in force.
+type faultSpan struct {
+	name       string
+	start, end time.Time
 }
 
 func newChaos(t testing.TB, d *deployment, seed uint64) *chaos {
@@ -357,8 +369,10 @@ func (c *chaos) run(study string, window time.Duration, kinds []fault) {
 		go func() {
 			defer wg.Done()
 			at := time.Since(start)
+			began := time.Now()
 			what := f.apply(sub)
 			c.mu.Lock()
+			c.spans = append(c.spans, faultSpan{name: f.name, start: began, end: time.Now()})
 			delete(busy, f.class)
 			c.injected[f.name]++
 			c.log = append(c.log, fmt.Sprintf("%6.1fs %-22s %s", at.Seconds(), f.name, what))
@@ -455,6 +469,9 @@ func runChaos(t testing.TB, seed uint64, topo topology, window time.Duration) ch
 		}
 	}
 	reportViolations(t, v)
+	if gaps := recordingGaps(trials, c.spans); len(gaps) > 0 {
+		t.Logf("longest recording gap per fault kind (no result recorded for this long while it alone was in force, or just after):\n%s", formatGaps(gaps))
+	}
 	st := stats(trials)
 	t.Logf("faults injected (%d):\n%s", c.total(), strings.Join(c.log, "\n"))
 	t.Logf("stale attempts by reason: %v", st.staleWhy)
@@ -512,4 +529,100 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("SOAK: %d rounds, %d trials, %d faults injected, %d stale attempts, %d late results, %d invariant violations; failovers %v",
 		rounds, total.trials, total.faults, total.stats.stale, total.stats.late, total.violations, total.failovers)
+}
+
+// recordingGaps returns, for each fault kind, the longest time during
+// which no result was recorded, among the gaps between consecutive
+// recordings that overlap one of its spans (or the 2 s after it, while
+// the repair shows) and no span of another kind: what a user watching
+// results sees of that fault alone. Faults overlap (up to two at once),
+// so a kind may have no gap of its own.
+func recordingGaps(trials []api.Trial, spans []faultSpan) map[string]time.Duration {
+	var at []time.Time
+	for _, t := range trials {
+		if t.Result != nil {
+			at = append(at, t.Result.Recorded)
+		}
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	gaps := map[string]time.Duration{}
+	for i := 1; i < len(at); i++ {
+		lo, hi := at[i-1], at[i]
+		kinds := map[string]bool{}
+		for _, s := range spans {
+			if lo.Before(s.end.Add(2*time.Second)) && hi.After(s.start) {
+				kinds[s.name] = true
+			}
+		}
+		if len(kinds) == 1 {
+			for k := range kinds {
+				gaps[k] = max(gaps[k], hi.Sub(lo))
+			}
+		}
+	}
+	return gaps
+}
+
+func formatGaps(gaps map[string]time.Duration) string {
+	names := slices.Sorted(maps.Keys(gaps))
+	lines := make([]string, len(names))
+	for i, n := range names {
+		lines[i] = fmt.Sprintf("  %-22s %s", n, gaps[n].Round(10*time.Millisecond))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestEtcdLeaderElectionKeepsTheTerm kills the etcd leader three times
+// while a study runs under one coordinator. The client then stops keeping
+// the coordinator's lease alive, although the server still holds it; the
+// term used to end, and 7-10 s passed without a result recorded. The term
+// must survive (the election key keeps its create revision), and the test
+// reports the longest time without a recorded result.
+func TestEtcdLeaderElectionKeepsTheTerm(t *testing.T) {
+	requireServers(t)
+	checkNoLeftovers(t, binPath)
+	d := newDeployment(t, workDir(t), topology{natsServers: 1, etcdMembers: 3, coordinators: 1, agents: 2, agentCPUs: 2})
+	const study = "elect"
+	d.submit(study, chaosSpec(study))
+	term := func() int64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := d.cli.Get(ctx, store.ElectionPrefix+"/", append(clientv3.WithFirstCreate(), clientv3.WithPrefix())...)
+		if err != nil || len(resp.Kvs) == 0 {
+			t.Fatalf("read the leader key: %v", err)
+		}
+		return resp.Kvs[0].CreateRevision
+	}
+	clustertestWait(t, 20*time.Second, func() bool { return d.leader() != "" })
+	before := term()
+	var spans []faultSpan
+	for range 3 {
+		time.Sleep(2 * time.Second)
+		i := d.etcd.leader(d.cli)
+		if i < 0 {
+			t.Fatal("no etcd leader")
+		}
+		s := faultSpan{name: "kill-etcd-leader", start: time.Now()}
+		d.etcd.restart(t, i, 1500*time.Millisecond)
+		s.end = time.Now()
+		spans = append(spans, s)
+	}
+	d.waitDone(study, 4*time.Minute)
+	if after := term(); after != before {
+		t.Errorf("the leader's term ended over an etcd leader election: its key's create revision went from %d to %d", before, after)
+	}
+	trials := d.trials(study)
+	t.Logf("longest gap without a recorded result around an etcd leader kill: %s", recordingGaps(trials, spans)["kill-etcd-leader"].Round(10*time.Millisecond))
+}
+
+// clustertestWait polls cond every 100 ms until it holds or timeout passes.
+func clustertestWait(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
