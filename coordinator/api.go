@@ -480,6 +480,9 @@ func (l *leader) results(req api.ResultsRequest) (*api.ResultsReply, error) {
 		req.Limit = 2000
 	}
 	r := &api.ResultsReply{Study: s.rec.Name, Objective: s.rec.Objective, Direction: s.rec.Direction, Total: len(s.trials)}
+	if req.Offset == 0 {
+		r.SpecFile, r.Spec, r.Extensions = s.rec.SpecFile, s.rec.Spec, s.rec.Extensions
+	}
 	for i := req.Offset; i < len(s.trials) && i < req.Offset+req.Limit; i++ {
 		r.Trials = append(r.Trials, s.trials[i].rec)
 	}

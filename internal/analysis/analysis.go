@@ -79,6 +79,17 @@ func Points(plan *sweep.FitPlan, trials []api.Trial, direction string) (map[stri
 	return out, nil
 }
 
+// GroupNames returns the groups of Points' result in the order Run fits
+// them: sorted.
+func GroupNames(groups map[string][]Point) []string {
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // Lookup reads a numeric value of a trial by name: a metric the method
 // reported wins over a parameter of the same name, since it is measured.
 func Lookup(t api.Trial, name string) (float64, bool) {
@@ -101,6 +112,34 @@ type Options struct {
 	Workers int
 }
 
+// Observations returns the points' observations, in their order.
+func Observations(points []Point) []scaling.Obs {
+	obs := make([]scaling.Obs, len(points))
+	for i, p := range points {
+		obs[i] = p.Obs
+	}
+	return obs
+}
+
+// FitOptions are the options a plan's law is fitted with. They are
+// exported, with BootstrapOptions, so that `asymptote fit --study` fits a
+// study exactly as the leader's refit does, seeds included, rather than
+// repeat them.
+func FitOptions(plan *sweep.FitPlan, o Options) scaling.Options {
+	return scaling.Options{Seed: uint64(plan.Seed) + 1, Workers: o.Workers}
+}
+
+// BootstrapOptions are the options of a plan's bootstrap: the plan's count
+// of resamples, capped at o.Resamples when that is set; Resamples 0 means
+// no bootstrap.
+func BootstrapOptions(plan *sweep.FitPlan, o Options) scaling.BootstrapOptions {
+	resamples := plan.Bootstrap
+	if o.Resamples > 0 && resamples > o.Resamples {
+		resamples = o.Resamples
+	}
+	return scaling.BootstrapOptions{Resamples: resamples, Seed: uint64(plan.Seed) + 2, Workers: o.Workers}
+}
+
 // Fit fits the plan's law to one group's points and summarises it. A fit
 // that cannot run yet (too few points) is a summary with Error set, not an
 // error: a running study simply has not got there.
@@ -111,15 +150,12 @@ func Fit(ctx context.Context, plan *sweep.FitPlan, group string, points []Point,
 		sum.Error = err.Error()
 		return sum
 	}
-	obs := make([]scaling.Obs, len(points))
-	for i, p := range points {
-		obs[i] = p.Obs
-	}
+	obs := Observations(points)
 	if err := scaling.Validate(law, obs); err != nil {
 		sum.Error = err.Error()
 		return sum
 	}
-	fit, err := scaling.FitLaw(ctx, law, obs, scaling.Options{Seed: uint64(plan.Seed) + 1, Workers: o.Workers})
+	fit, err := scaling.FitLaw(ctx, law, obs, FitOptions(plan, o))
 	if err != nil {
 		sum.Error = err.Error()
 		return sum
@@ -137,13 +173,9 @@ func Fit(ctx context.Context, plan *sweep.FitPlan, group string, points []Point,
 		}
 	}
 	sum.Notes = fit.Warnings
-	resamples := plan.Bootstrap
-	if o.Resamples > 0 && resamples > o.Resamples {
-		resamples = o.Resamples
-	}
 	var boot *scaling.BootstrapResult
-	if resamples > 0 {
-		boot, err = scaling.Bootstrap(ctx, fit, scaling.BootstrapOptions{Resamples: resamples, Seed: uint64(plan.Seed) + 2, Workers: o.Workers})
+	if bo := BootstrapOptions(plan, o); bo.Resamples > 0 {
+		boot, err = scaling.Bootstrap(ctx, fit, bo)
 		if err != nil {
 			sum.Notes = append(sum.Notes, "bootstrap: "+err.Error())
 			boot = nil
@@ -318,11 +350,7 @@ func Run(ctx context.Context, spec *sweep.Spec, trials []api.Trial, direction st
 			succeeded++
 		}
 	}
-	names := make([]string, 0, len(groups))
-	for g := range groups {
-		names = append(names, g)
-	}
-	sort.Strings(names)
+	names := GroupNames(groups)
 	out := make([]api.FitSummary, 0, len(names))
 	for _, g := range names {
 		s := Fit(ctx, plan, g, groups[g], succeeded, o)

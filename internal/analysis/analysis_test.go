@@ -173,3 +173,21 @@ func TestZeroIsANaturalBoundNotAnEdge(t *testing.T) {
 		t.Errorf("best at wd=0 with its neighbour run: uncertified %+v; zero is as low as weight decay goes", u)
 	}
 }
+
+// TestBootstrapOptions pins the options the leader's refit and `asymptote
+// fit --study` share: the plan's count, capped by Options.Resamples, and
+// the seed after the fit's.
+func TestBootstrapOptions(t *testing.T) {
+	for _, tc := range []struct {
+		plan, cap, want int
+	}{{200, 0, 200}, {200, 100, 100}, {50, 100, 50}, {0, 100, 0}} {
+		plan := &sweep.FitPlan{Bootstrap: tc.plan, Seed: 5}
+		bo := BootstrapOptions(plan, Options{Resamples: tc.cap, Workers: 1})
+		if bo.Resamples != tc.want || bo.Seed != 7 || bo.Workers != 1 {
+			t.Errorf("plan %d, cap %d: %+v; want %d resamples, seed 7", tc.plan, tc.cap, bo, tc.want)
+		}
+		if o := FitOptions(plan, Options{Workers: 1}); o.Seed != 6 || o.Workers != 1 {
+			t.Errorf("fit options %+v; want seed 6", o)
+		}
+	}
+}

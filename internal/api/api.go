@@ -189,6 +189,12 @@ type ResultsReply struct {
 	Direction string  `json:"direction"`
 	Total     int     `json:"total"`
 	Trials    []Trial `json:"trials"`
+	// SpecFile, Spec and Extensions are the study's spec as the leader
+	// runs it: its latest submission and the values adaptive steps added.
+	// Only the first page (offset 0) carries them.
+	SpecFile   string      `json:"spec_file,omitempty"`
+	Spec       string      `json:"spec,omitempty"`
+	Extensions []Extension `json:"extensions,omitempty"`
 }
 
 // CancelRequest cancels a whole study, or only the named trials.

@@ -1,15 +1,10 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
+	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 
 	"asymptote.dev/asymptote/internal/analysis"
@@ -19,82 +14,34 @@ import (
 
 // analyze runs a finished study's analysis plan and prints what it found:
 // the fitted law of each group with its bootstrap intervals, and the points
-// whose best run is not certified by its neighbours.
+// whose best run is not certified by its neighbours. It fits as `asymptote
+// fit --study` does with the study's spec, which is as the leader's refit
+// does.
 func analyze(ctx context.Context, env Env, spec *sweep.Spec, res *api.ResultsReply) error {
 	if spec.Analysis == nil || spec.Analysis.Fit == nil {
 		return nil
 	}
-	plan := spec.Analysis.Fit
-	groups, err := analysis.Points(plan, res.Trials, res.Direction)
+	// The flags' defaults, none of them set: the plan decides.
+	fs := flag.NewFlagSet("analysis", flag.ContinueOnError)
+	var df dataFlags
+	var ff fitFlags
+	df.register(fs, "")
+	ff.register(fs, spec.Analysis.Fit.Law)
+	curves, err := planCurves(&studyData{Name: spec.Name, Results: res, Spec: spec}, &ff, &df, nil)
 	if err != nil {
 		return err
 	}
-	if len(groups) == 0 {
-		return fmt.Errorf("no succeeded trials to fit")
-	}
-	dir, err := os.MkdirTemp("", "asymptote-analysis-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	names := make([]string, 0, len(groups))
-	for g := range groups {
-		names = append(names, g)
-	}
-	sort.Strings(names)
-	for _, g := range names {
-		title := fmt.Sprintf("%s law over %s", plan.Law, plan.X)
-		if plan.Group != "" {
-			title += fmt.Sprintf(" for %s=%s", plan.Group, g)
+	for _, c := range curves {
+		fmt.Fprintln(env.Stdout)
+		_, rep, err := fitCurve(ctx, c, nil, nil, 0)
+		if err != nil {
+			fmt.Fprintf(env.Stdout, "%s\nno fit: %v\n", c.plan.line(), err)
+		} else {
+			rep.printTable(env.Stdout, false)
 		}
-		if len(plan.BestOver) > 0 {
-			title += fmt.Sprintf(", best run over %s at each point", strings.Join(plan.BestOver, ", "))
-		}
-		fmt.Fprintf(env.Stdout, "\n%s:\n", title)
-		path := filepath.Join(dir, "points.csv")
-		if err := os.WriteFile(path, pointsCSV(plan, groups[g]), 0o600); err != nil {
-			return err
-		}
-		args := []string{"--law", plan.Law, "--data", path, "--x", plan.X, "--y", "loss", "--seed", strconv.FormatInt(plan.Seed+1, 10)}
-		if plan.Bootstrap > 0 {
-			args = append(args, "--bootstrap", strconv.Itoa(plan.Bootstrap))
-		}
-		if err := runFit(ctx, env, args); err != nil {
-			fmt.Fprintf(env.Stdout, "no fit: %v\n", err)
-		}
-		printUncertified(env.Stdout, plan, analysis.Certify(spec, plan, res.Trials, groups[g]))
+		printUncertified(env.Stdout, spec.Analysis.Fit, analysis.Certify(spec, spec.Analysis.Fit, res.Trials, c.points))
 	}
 	return nil
-}
-
-// pointsCSV writes points with the columns the fit command reads.
-func pointsCSV(plan *sweep.FitPlan, points []analysis.Point) []byte {
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	cols := []string{plan.X}
-	for _, c := range []string{"params", "tokens", "unique_tokens"} {
-		if c != plan.X {
-			cols = append(cols, c)
-		}
-	}
-	_ = w.Write(append(cols, "loss"))
-	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	for _, p := range points {
-		row := []string{f(p.X)}
-		for _, c := range cols[1:] {
-			switch c {
-			case "params":
-				row = append(row, f(p.Obs.N))
-			case "tokens":
-				row = append(row, f(p.Obs.D))
-			case "unique_tokens":
-				row = append(row, f(p.Obs.U))
-			}
-		}
-		_ = w.Write(append(row, f(p.Obs.Loss)))
-	}
-	w.Flush()
-	return buf.Bytes()
 }
 
 func printUncertified(w io.Writer, plan *sweep.FitPlan, u []api.Uncertified) {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"asymptote.dev/asymptote/internal/scalingplot"
 	"asymptote.dev/asymptote/scaling"
@@ -19,14 +21,15 @@ func init() {
 }
 
 func runFit(ctx context.Context, env Env, args []string) error {
-	fs := newFlagSet(env, "fit", "--law LAW --data FILE.csv [flags]")
+	fs := newFlagSet(env, "fit", "--law LAW (--data FILE.csv | --study NAME [--spec NAME.yaml]) [flags]")
 	var df dataFlags
 	var ff fitFlags
 	df.register(fs, "")
+	df.registerPlan(fs)
 	ctx = withStudySource(ctx, fs) // -nats-url and -timeout for --study
 	ff.register(fs, "power")
 	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	plot := fs.String("plot", "", "write a plot to `FILE`.png or FILE.svg")
+	plot := fs.String("plot", "", "write a plot to `FILE`.png or FILE.svg (FILE-GROUP.png for each group of a study's plan)")
 	at := fs.String("at", "", "predict at `POINTS`: x values for power/ensemble, N:D (chinchilla) or N:D:U (datablations), comma-separated")
 	lr := fs.String("lr-test", "", "likelihood-ratio test of given parameters `NAME=VALUE,...` against the fit")
 	residuals := fs.Bool("residuals", false, "print the residual table (always in json)")
@@ -38,50 +41,97 @@ func runFit(ctx context.Context, env Env, args []string) error {
 	if err := checkFormat(*format); err != nil {
 		return err
 	}
-	law, o, err := ff.options()
+	study, err := df.oneStudy()
 	if err != nil {
 		return err
 	}
 	if df.x == "" {
 		df.x = "params"
-		if law == scaling.Ensemble {
+		if law, err := scaling.LawByName(ff.law); err == nil && law == scaling.Ensemble {
 			df.x = "members"
 		}
-	}
-	points, err := parsePoints(law, *at)
-	if err != nil {
-		return usagef("--at: %v", err)
 	}
 	given, err := parseAssignments(*lr)
 	if err != nil {
 		return usagef("--lr-test: %v", err)
 	}
-	if *nested {
-		if law != scaling.Ensemble {
+	df.withParams = *nested
+	curves, err := df.curves(ctx, &ff, df.data, study)
+	if err != nil {
+		return err
+	}
+	// A plan with a group has one fit per group: its JSON is a list of
+	// them, whatever number of groups have results yet.
+	grouped := curves[0].plan != nil && curves[0].plan.Group != ""
+	var reports []any
+	var tables []func(io.Writer)
+	for _, c := range curves {
+		if *nested && c.law != scaling.Ensemble {
 			return usagef("--nested needs --law ensemble")
 		}
-		df.withParams = true
+		points, err := parsePoints(c.law, *at)
+		if err != nil {
+			return usagef("--at: %v", err)
+		}
+		if *nested {
+			rep, err := nestedReport(ctx, c)
+			if err != nil {
+				return c.wrap(err)
+			}
+			reports, tables = append(reports, rep), append(tables, rep.printTable)
+			continue
+		}
+		fit, rep, err := fitCurve(ctx, c, points, given, *holdout)
+		if err != nil {
+			return c.wrap(err)
+		}
+		if *plot != "" {
+			file := *plot
+			if grouped {
+				file = groupFile(file, c.label)
+			}
+			if err := scalingplot.Fit(file, fit, scalingplot.Options{XLabel: c.x}); err != nil {
+				return fmt.Errorf("plot: %w", err)
+			}
+		}
+		reports = append(reports, rep)
+		tables = append(tables, func(w io.Writer) { rep.printTable(w, *residuals) })
 	}
-	obs, dropped, err := df.read(ctx, law, df.data)
+	if *format == "json" {
+		if grouped {
+			return writeJSON(env.Stdout, reports)
+		}
+		return writeJSON(env.Stdout, reports[0])
+	}
+	for i, print := range tables {
+		if i > 0 {
+			fmt.Fprintln(env.Stdout)
+		}
+		print(env.Stdout)
+	}
+	return nil
+}
+
+// fitCurve fits c, holding out its holdout largest-scale runs, and reports
+// the fit with its predictions at the points at and the likelihood-ratio
+// test of the parameters given.
+func fitCurve(ctx context.Context, c curve, at []scaling.Obs, given map[string]float64, holdout int) (*scaling.Fit, *fitReport, error) {
+	law := c.law
+	obs, held := scaling.SplitLargest(law, c.obs, holdout)
+	c.obs = obs
+	fit, err := c.fit(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if *nested {
-		return runNested(ctx, env, obs, o, ff, *format)
-	}
-	obs, held := scaling.SplitLargest(law, obs, *holdout)
-	fit, err := ff.fitAndBootstrap(ctx, law, o, obs, ff.seed)
-	if err != nil {
-		return err
-	}
-	rep := newFitReport(fit, dropped)
+	rep := newFitReport(fit, c.dropped)
+	rep.Plan = c.plan
 	for _, h := range held {
 		pr := fit.PredictInterval(h)
 		rep.Holdout = append(rep.Holdout, holdoutJSON{Scale: jnum(scaling.Scale(law, h)), Observed: jnum(h.Loss),
 			Predicted: jnum(pr.Value), RelErrPct: jnum(100 * (pr.Value - h.Loss) / h.Loss), PI: intervalOrNil(fit, pr.Range),
 			InPI: fit.Bootstrap != nil && pr.Range.Contains(h.Loss)})
 	}
-	for _, p := range points {
+	for _, p := range at {
 		pr := fit.PredictInterval(p)
 		rep.Predictions = append(rep.Predictions, predictionJSON{At: pointLabel(law, p), Value: jnum(pr.Value),
 			CI: intervalOrNil(fit, pr.Mean), PI: intervalOrNil(fit, pr.Range)})
@@ -89,39 +139,56 @@ func runFit(ctx context.Context, env Env, args []string) error {
 	if len(given) > 0 {
 		t, err := scaling.LikelihoodRatio(fit, given)
 		if err != nil {
-			return fmt.Errorf("likelihood-ratio test: %w", err)
+			return nil, nil, fmt.Errorf("likelihood-ratio test: %w", err)
 		}
 		rep.LRTest = &lrJSON{LogLikFree: jnum(t.LogLikFree), LogLikGiven: jnum(t.LogLikGiven), Stat: jnum(t.Stat), DF: t.DF, P: jnum(t.P)}
 		if fit.Bootstrap != nil && !fit.Bootstrap.NotIdentified {
 			c, err := scaling.ChiSquare(fit, given)
 			if err != nil {
-				return fmt.Errorf("χ² test: %w", err)
+				return nil, nil, fmt.Errorf("χ² test: %w", err)
 			}
 			rep.ChiSquare = &chiJSON{Stat: jnum(c.Stat), DF: c.DF, P: jnum(c.P)}
 		}
 	}
-	if *plot != "" {
-		if err := scalingplot.Fit(*plot, fit, scalingplot.Options{XLabel: df.x}); err != nil {
-			return fmt.Errorf("plot: %w", err)
-		}
-	}
-	if *format == "json" {
-		return writeJSON(env.Stdout, rep)
-	}
-	rep.printTable(env.Stdout, *residuals)
-	return nil
+	return fit, rep, nil
 }
 
-// runNested fits and prints the nested ensemble asymptote.
-func runNested(ctx context.Context, env Env, obs []scaling.Obs, o scaling.Options, ff fitFlags, format string) error {
-	nest, err := scaling.NestedAsymptote(ctx, obs, o, ff.bootstrapOptions(ff.seed))
-	if err != nil {
-		return err
+// wrap names the curve in an error where a command fits several.
+func (c *curve) wrap(err error) error {
+	if c.plan != nil && c.plan.Group != "" {
+		return fmt.Errorf("%s=%s: %w", c.plan.Group, c.plan.GroupValue, err)
 	}
-	rep := nestedJSON{Asymptote: jnum(nest.Asymptote), Outer: newFitReport(nest.Outer, 0)}
+	return err
+}
+
+// groupFile is file with the group's value before its extension, so each
+// group of a plan gets its own plot.
+func groupFile(file, group string) string {
+	ext := filepath.Ext(file)
+	safe := strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r == '.' || unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return r
+		}
+		return '_'
+	}, group)
+	return strings.TrimSuffix(file, ext) + "-" + safe + ext
+}
+
+// nestedReport fits the nested ensemble asymptote of c.
+func nestedReport(ctx context.Context, c curve) (*nestedJSON, error) {
+	nest, err := scaling.NestedAsymptote(ctx, c.obs, c.opts, c.boot)
+	if err != nil {
+		return nil, err
+	}
+	level := c.boot.Level
+	if level == 0 {
+		level = 0.95 // scaling.Bootstrap's default
+	}
+	rep := &nestedJSON{Asymptote: jnum(nest.Asymptote), Outer: newFitReport(nest.Outer, 0), level: level}
 	rep.Outer.Residuals = nil
+	rep.Outer.Plan = c.plan
 	// NaN ends mean an inner fit is not identified: no interval.
-	if ff.bootstrap > 0 && !math.IsNaN(nest.Interval.Lo) && !math.IsNaN(nest.Interval.Hi) {
+	if c.boot.Resamples > 0 && !math.IsNaN(nest.Interval.Lo) && !math.IsNaN(nest.Interval.Hi) {
 		rep.CI = jivl(nest.Interval)
 	}
 	for k, f := range nest.PerN {
@@ -131,10 +198,14 @@ func runNested(ctx context.Context, env Env, obs []scaling.Obs, o scaling.Option
 		}
 		rep.PerN = append(rep.PerN, row)
 	}
-	if format == "json" {
-		return writeJSON(env.Stdout, rep)
+	return rep, nil
+}
+
+// printTable prints the nested asymptote.
+func (rep *nestedJSON) printTable(w io.Writer) {
+	if p := rep.Outer.Plan; p != nil {
+		fmt.Fprintln(w, p.line())
 	}
-	w := env.Stdout
 	fmt.Fprintln(w, "K → ∞ asymptote of L(K) = E_N + A·K^−alpha for each model size:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARAMS\tPOINTS\tE_N\tCI")
@@ -147,13 +218,14 @@ func runNested(ctx context.Context, env Env, obs []scaling.Obs, o scaling.Option
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nN → ∞: power law E_N = E + A·N^−alpha over the sizes:")
-	rep.Outer.printTable(w, false)
-	fmt.Fprintf(w, "\nnested asymptote lim_N lim_K L = %s", num(nest.Asymptote))
+	outer := *rep.Outer
+	outer.Plan = nil // said above
+	outer.printTable(w, false)
+	fmt.Fprintf(w, "\nnested asymptote lim_N lim_K L = %s", num(float64(rep.Asymptote)))
 	if rep.CI != nil {
-		fmt.Fprintf(w, ", %d%% CI (%s, %s) from the nested bootstrap", int(ff.level*100+0.5), num(float64(rep.CI[0])), num(float64(rep.CI[1])))
+		fmt.Fprintf(w, ", %d%% CI (%s, %s) from the nested bootstrap", int(rep.level*100+0.5), num(float64(rep.CI[0])), num(float64(rep.CI[1])))
 	}
 	fmt.Fprintln(w)
-	return nil
 }
 
 type nestedJSON struct {
@@ -161,6 +233,7 @@ type nestedJSON struct {
 	Outer     *fitReport  `json:"outer"`
 	Asymptote jnum        `json:"asymptote"`
 	CI        []jnum      `json:"ci,omitempty"`
+	level     float64     // of CI, for the table
 }
 
 type nestedRow struct {
@@ -218,6 +291,9 @@ func pointLabel(law scaling.Law, o scaling.Obs) string {
 
 // fitReport is the JSON form of a fit.
 type fitReport struct {
+	// Plan is set when a study's analysis plan chose the points and the
+	// fit's settings.
+	Plan        *planJSON            `json:"plan,omitempty"`
 	Law         string               `json:"law"`
 	Loss        string               `json:"loss"`
 	N           int                  `json:"n"`
@@ -359,6 +435,9 @@ func newFitReport(f *scaling.Fit, dropped int) *fitReport {
 }
 
 func (r *fitReport) printTable(w io.Writer, residuals bool) {
+	if r.Plan != nil {
+		fmt.Fprintln(w, r.Plan.line())
+	}
 	fmt.Fprintf(w, "law %s, loss %s, %d points", r.Law, r.Loss, r.N)
 	if r.Dropped > 0 {
 		fmt.Fprintf(w, " (%d highest dropped)", r.Dropped)

@@ -136,17 +136,14 @@ func TestScalingInputErrors(t *testing.T) {
 }
 
 func TestScalingStudyHook(t *testing.T) {
-	data, err := os.ReadFile(scalingTestdata + "recipe_a.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := loadStudyCSV
-	t.Cleanup(func() { loadStudyCSV = old })
-	loadStudyCSV = func(_ context.Context, name string) ([]byte, error) {
+	r := csvStudy(t, "sweep-7", scalingTestdata+"recipe_a.csv")
+	old := loadStudy
+	t.Cleanup(func() { loadStudy = old })
+	loadStudy = func(_ context.Context, name string) (*studyData, error) {
 		if name != "sweep-7" {
 			return nil, errors.New("no such study")
 		}
-		return data, nil
+		return &studyData{Results: r}, nil
 	}
 	out, err := runCommand(t, "fit", "--study", "sweep-7", "--loss", "ls")
 	if err != nil {
