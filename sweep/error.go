@@ -62,7 +62,7 @@ func suggest(got string, allowed []string) string {
 		if len(lower)-len(la) > 2 || len(la)-len(lower) > 2 {
 			continue
 		}
-		d := editDistance(lower, la)
+		d := EditDistance(lower, la)
 		if d >= len(got) {
 			continue
 		}
@@ -76,10 +76,12 @@ func suggest(got string, allowed []string) string {
 	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
-// editDistance is the optimal string alignment distance between a and b,
+// EditDistance is the optimal string alignment distance between a and b,
 // in bytes: insertions, deletions, substitutions and swaps of adjacent
-// bytes each cost one, so the typo "spcae" is one edit from "space".
-func editDistance(a, b string) int {
+// bytes each cost one, so the typo "spcae" is one edit from "space". The
+// spec's errors and the built-in methods' parameter errors use it to
+// suggest the name meant.
+func EditDistance(a, b string) int {
 	d := make([][]int, len(a)+1)
 	for i := range d {
 		d[i] = make([]int, len(b)+1)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"asymptote.dev/asymptote/plugins/sdk"
+	"asymptote.dev/asymptote/sweep"
 )
 
 // Reader reads parameters from a request and keeps the first error.
@@ -58,7 +59,7 @@ func Unknown(req *sdk.TrialRequest, known []sdk.ParamInfo) error {
 func Nearest(name string, names []string) (string, bool) {
 	best, bestD := "", -1
 	for _, n := range names {
-		d := editDistance(strings.ToLower(name), strings.ToLower(n))
+		d := sweep.EditDistance(strings.ToLower(name), strings.ToLower(n))
 		if bestD < 0 || d < bestD {
 			best, bestD = n, d
 		}
@@ -71,34 +72,6 @@ func Nearest(name string, names []string) (string, bool) {
 		return "", false
 	}
 	return best, true
-}
-
-// editDistance is the optimal string alignment distance between a and b:
-// insertions, deletions, substitutions and transpositions of adjacent
-// bytes each cost one.
-func editDistance(a, b string) int {
-	// d[i][j] is the distance between a[:i] and b[:j].
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }
 
 // Has reports whether the request sets name.
