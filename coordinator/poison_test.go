@@ -427,19 +427,7 @@ func TestStudyWhoseLastWritesSplitIsFinishedByTheNextLeader(t *testing.T) {
 	c1.Kill()
 	// Put the study record back to active, as if the done record never
 	// landed.
-	r, err := cl.Etcd.Get(t.Context(), store.StudyKey("grid"))
-	if err != nil || len(r.Kvs) != 1 {
-		t.Fatalf("read the study: %v", err)
-	}
-	var rec api.Study
-	if err := json.Unmarshal(r.Kvs[0].Value, &rec); err != nil {
-		t.Fatal(err)
-	}
-	rec.State, rec.Finished = api.StudyActive, nil
-	b, _ := json.Marshal(rec)
-	if _, err := cl.Etcd.Put(t.Context(), store.StudyKey("grid"), string(b)); err != nil {
-		t.Fatal(err)
-	}
+	editStudy(t, cl, "grid", func(rec *api.Study) { rec.State, rec.Finished = api.StudyActive, nil })
 	cl.StartCoordinator("c2", nil)
 	st := cl.WaitDone(client, "grid", 20*time.Second)
 	if st.State != api.StudyDone {
@@ -458,19 +446,7 @@ func TestStudyWhoseSpecNoLongerParsesIsKept(t *testing.T) {
 	submit(t, client, gridSpec)
 	cl.WaitDone(client, "grid", 30*time.Second)
 	c1.Kill()
-	r, err := cl.Etcd.Get(t.Context(), store.StudyKey("grid"))
-	if err != nil || len(r.Kvs) != 1 {
-		t.Fatalf("read the study: %v", err)
-	}
-	var rec api.Study
-	if err := json.Unmarshal(r.Kvs[0].Value, &rec); err != nil {
-		t.Fatal(err)
-	}
-	rec.Spec = "name: grid\nspace: {x: [1\n"
-	b, _ := json.Marshal(rec)
-	if _, err := cl.Etcd.Put(t.Context(), store.StudyKey("grid"), string(b)); err != nil {
-		t.Fatal(err)
-	}
+	editStudy(t, cl, "grid", func(rec *api.Study) { rec.Spec = "name: grid\nspace: {x: [1\n" })
 	cl.StartCoordinator("c2", nil)
 	clustertest.WaitFor(t, 20*time.Second, func() error {
 		r, err := client.Status(t.Context(), "grid")
@@ -487,4 +463,26 @@ func TestStudyWhoseSpecNoLongerParsesIsKept(t *testing.T) {
 		return nil
 	})
 	healthyAfter(t, cl, client, "healthy")
+}
+
+// editStudy changes a study's stored record behind the leader's back, as
+// a crash between two writes, an upgrade or a hand edit would leave it.
+func editStudy(t *testing.T, cl *clustertest.Cluster, name string, edit func(*api.Study)) {
+	t.Helper()
+	r, err := cl.Etcd.Get(t.Context(), store.StudyKey(name))
+	if err != nil || len(r.Kvs) != 1 {
+		t.Fatalf("read study %s: %v", name, err)
+	}
+	var rec api.Study
+	if err := json.Unmarshal(r.Kvs[0].Value, &rec); err != nil {
+		t.Fatal(err)
+	}
+	edit(&rec)
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Etcd.Put(t.Context(), store.StudyKey(name), string(b)); err != nil {
+		t.Fatal(err)
+	}
 }
