@@ -263,7 +263,7 @@ func runResults(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "results", "STUDY [flags]")
 	var cf clientFlags
 	cf.register(fs)
-	format := fs.String("format", "table", "output format: table, csv or json")
+	format := fs.String("format", "table", "output format: table, csv, json, or jsonl (one trial record a line, for pandas.read_json(lines=True), Polars and DuckDB)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -271,8 +271,8 @@ func runResults(ctx context.Context, env Env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want one study name")
 	}
-	if *format != "table" && *format != "csv" && *format != "json" {
-		return usagef("-format %q: want table, csv or json", *format)
+	if *format != "table" && *format != "csv" && *format != "json" && *format != "jsonl" {
+		return usagef("-format %q: want table, csv or json, or jsonl for one trial record a line", *format)
 	}
 	c, nc, err := cf.connect(env)
 	if err != nil {

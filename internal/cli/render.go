@@ -263,6 +263,17 @@ func writeResults(w io.Writer, r *api.ResultsReply, format string, limit int) er
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
+	case "jsonl":
+		// One trial record a line, as stored: a reader streams a study of
+		// any size without holding one document, and keeps every field
+		// (attempts, late results, non-finite metrics) the CSV flattens.
+		enc := json.NewEncoder(w)
+		for i := range r.Trials {
+			if err := enc.Encode(&r.Trials[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "csv":
 		params, metrics := allParams(r.Trials), allMetrics(r.Trials)
 		cw := csv.NewWriter(w)

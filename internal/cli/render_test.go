@@ -2,8 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +61,7 @@ func TestResultsOutputGolden(t *testing.T) {
 		{"table", 2, "results_limited.txt"},
 		{"csv", 0, "results.csv"},
 		{"json", 0, "results.json"},
+		{"jsonl", 0, "results.jsonl"},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -67,6 +70,35 @@ func TestResultsOutputGolden(t *testing.T) {
 			}
 			goldenFile(t, tc.golden, buf.Bytes())
 		})
+	}
+}
+
+// TestResultsJSONLinesAreTheRecords: each line of --format jsonl decodes
+// to one trial record, all of them, in order, with nothing left out.
+func TestResultsJSONLinesAreTheRecords(t *testing.T) {
+	r := fixture()
+	r.Trials[0].Result = &api.Result{Attempt: 1, Metrics: map[string]float64{"val_loss": 1.5}, NonFinite: map[string]string{"grad_norm": "NaN"}}
+	var buf bytes.Buffer
+	if err := writeResults(&buf, r, "jsonl", 0); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != len(r.Trials) {
+		t.Fatalf("%d lines for %d trials", len(lines), len(r.Trials))
+	}
+	for i, line := range lines {
+		var got api.Trial
+		if err := json.Unmarshal([]byte(line), &got); err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		if got.ID != r.Trials[i].ID || got.State != r.Trials[i].State {
+			t.Errorf("line %d is trial %s (%s), want %s (%s)", i+1, got.ID, got.State, r.Trials[i].ID, r.Trials[i].State)
+		}
+	}
+	var first api.Trial
+	_ = json.Unmarshal([]byte(lines[0]), &first)
+	if first.Result == nil || first.Result.NonFinite["grad_norm"] != "NaN" {
+		t.Errorf("the first record lost its non-finite metric: %+v", first.Result)
 	}
 }
 
