@@ -196,11 +196,7 @@ func addFit(p *plot.Plot, f *scaling.Fit, c color.RGBA, name string, lo, hi floa
 	asym.LineStyle.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
 	asym.LineStyle.Width = vg.Points(1)
 	p.Add(asym)
-	label := fmt.Sprintf("%sasymptote E = %.4g", name, e)
-	if b := f.Bootstrap; b != nil && !f.Fixed[0] {
-		iv := b.Intervals[0]
-		label += fmt.Sprintf(" (%.0f%% CI %.4g–%.4g)", b.Level*100, iv.Lo, iv.Hi)
-	}
+	label := asymptoteLabel(f, name)
 	// Label the fit in the top right corner, which a falling curve leaves
 	// empty, and the asymptote at its left end: no legend to hunt for.
 	top := curve[0].Y
@@ -223,6 +219,23 @@ func addFit(p *plot.Plot, f *scaling.Fit, c color.RGBA, name string, lo, hi floa
 	labels.Offset = vg.Point{X: -vg.Points(4), Y: 0}
 	p.Add(labels)
 	return nil
+}
+
+// asymptoteLabel names the fitted asymptote with its interval, or says why
+// there is none: a fit with no residual degrees of freedom is not
+// identified, and its bootstrap gives NaN bounds, not an interval.
+func asymptoteLabel(f *scaling.Fit, name string) string {
+	label := fmt.Sprintf("%sasymptote E = %.4g", name, f.Params[0])
+	b := f.Bootstrap
+	switch {
+	case b == nil || f.Fixed[0]:
+	case b.NotIdentified || math.IsNaN(b.Intervals[0].Lo) || math.IsNaN(b.Intervals[0].Hi):
+		label += " (not identified: no interval)"
+	default:
+		iv := b.Intervals[0]
+		label += fmt.Sprintf(" (%.0f%% CI %.4g–%.4g)", b.Level*100, iv.Lo, iv.Hi)
+	}
+	return label
 }
 
 func fitSummary(f *scaling.Fit) string {

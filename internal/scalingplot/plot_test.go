@@ -2,10 +2,12 @@ package scalingplot
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"asymptote.dev/asymptote/scaling"
@@ -54,5 +56,25 @@ func TestPlots(t *testing.T) {
 				t.Errorf("%s: %v", path, err)
 			}
 		})
+	}
+}
+
+// TestAsymptoteLabel: a fit with as many points as parameters is not
+// identified; its label said "95% CI NaN–NaN".
+func TestAsymptoteLabel(t *testing.T) {
+	f := powerFit(t, []float64{1.7, 400, 0.3}, 1)
+	if got := asymptoteLabel(f, ""); !strings.Contains(got, "% CI ") || strings.Contains(got, "NaN") {
+		t.Errorf("identified fit: %q, want an interval", got)
+	}
+	obs := scaling.PowerData(rand.New(rand.NewPCG(2, 1)), []float64{1.7, 400, 0.3}, []float64{1e3, 1e5, 1e7}, 0.005)
+	g, err := scaling.FitLaw(context.Background(), scaling.Power, obs, scaling.Options{Loss: scaling.Loss{Kind: scaling.LeastSquares}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := scaling.Bootstrap(context.Background(), g, scaling.BootstrapOptions{Resamples: 50, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := asymptoteLabel(g, "A: "); got != fmt.Sprintf("A: asymptote E = %.4g (not identified: no interval)", g.Params[0]) {
+		t.Errorf("three points, three parameters: %q", got)
 	}
 }
