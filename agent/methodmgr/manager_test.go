@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"asymptote.dev/asymptote/internal/procgroup"
 	"asymptote.dev/asymptote/plugins/methods"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
@@ -161,7 +162,7 @@ func waitGone(t *testing.T, pid int) {
 
 // alive reports whether pid runs and is not a zombie.
 func alive(pid int) bool {
-	_, ok := processGroup(pid)
+	_, ok := procgroup.Of(pid)
 	return ok
 }
 

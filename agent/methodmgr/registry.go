@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"asymptote.dev/asymptote/internal/procgroup"
 )
 
 // markerEnv names the environment variable that tags every plugin process
@@ -98,7 +100,7 @@ func (r *registry) cleanOrphans() ([]int, error) {
 			continue
 		}
 		if groups == nil {
-			groups = processGroups()
+			groups = procgroup.All()
 		}
 		if groupMarked(groups[e.PID], e.marker()) {
 			if err := syscall.Kill(-e.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -129,45 +131,4 @@ func groupMarked(pids []int, marker string) bool {
 		}
 	}
 	return false
-}
-
-// processGroups maps each process group id to its live members, from /proc.
-func processGroups() map[int][]int {
-	groups := map[int][]int{}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return groups
-	}
-	for _, d := range ents {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		pgid, ok := processGroup(pid)
-		if ok {
-			groups[pgid] = append(groups[pgid], pid)
-		}
-	}
-	return groups
-}
-
-// processGroup returns pid's process group id from /proc/<pid>/stat. The
-// command name (field 2) may hold spaces and parentheses, so fields are
-// counted from the last ')'.
-func processGroup(pid int) (int, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	// fields: state ppid pgrp ...; a zombie cannot be killed any further.
-	if len(fields) < 3 || fields[0] == "Z" {
-		return 0, false
-	}
-	pgid, err := strconv.Atoi(fields[2])
-	return pgid, err == nil
 }
