@@ -101,7 +101,7 @@ func (s *Spec) Trials() iter.Seq2[Trial, error] {
 						yield(Trial{}, fmt.Errorf("expand %s: %w", s.Name, err))
 						return
 					}
-					id := trialID(s.Method, s.MethodVersion, names, params, seed)
+					id := trialID(s.Method, s.MethodVersion, s.Command.identity(), names, params, seed)
 					if seen[id] {
 						continue
 					}

@@ -97,5 +97,5 @@ func (s *Spec) Variant(base map[string]any, set map[string]any, seed int64) (Tri
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	return Trial{ID: trialID(s.Method, s.MethodVersion, names, params, seed), Method: s.Method, MethodVersion: s.MethodVersion, Params: params, Seed: seed}, nil
+	return Trial{ID: trialID(s.Method, s.MethodVersion, s.Command.identity(), names, params, seed), Method: s.Method, MethodVersion: s.MethodVersion, Params: params, Seed: seed}, nil
 }

@@ -61,6 +61,9 @@ type Spec struct {
 	Search *Search
 	// Budget bounds the study's compute; nil for none.
 	Budget *Budget
+	// Command is the program the built-in command method runs; set
+	// exactly when Method is CommandMethod.
+	Command *Command
 }
 
 // Direction says whether the objective is minimised or maximised.
@@ -117,7 +120,7 @@ var (
 	versionRE = regexp.MustCompile(`^(>=|<=|!=|==|=|>|<|~|\^)?\s*v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.-]+)?$`)
 )
 
-var topKeys = []string{"name", "method", "objective", "space", "random", "fixed", "derived", "seeds", "replicates", "resources", "retries", "timeout", "priority", "analysis", "search", "budget"}
+var topKeys = []string{"name", "method", "objective", "space", "random", "fixed", "derived", "seeds", "replicates", "resources", "retries", "timeout", "priority", "analysis", "search", "budget", "command"}
 
 // ParseFile reads the spec at path and parses it with Parse.
 func ParseFile(path string) (*Spec, error) {
@@ -213,6 +216,14 @@ func (d *decoder) spec(root *node, s *Spec) {
 		return
 	}
 	d.space(m, s)
+	if n, ok := m["command"]; ok {
+		d.command(n, s)
+		if s.Method != "" && s.Method != CommandMethod {
+			d.errorf(n.line, "command", "only method: command reads a command section, and this study runs method %q; set method: command, or remove the section", s.Method)
+		}
+	} else if s.Method == CommandMethod {
+		d.errorf(0, "command", "missing; method: command runs the program the command section names, as in command: {program: train.py, interpreter: python3, args: [\"--lr={lr}\"]}")
+	}
 	if n, ok := m["analysis"]; ok {
 		d.analysis(n, s)
 	}
@@ -533,10 +544,11 @@ func (s *Spec) Hash() string {
 		Random        *Random        `json:"random"`
 		Fixed         map[string]any `json:"fixed"`
 		Derived       []derived      `json:"derived"`
+		Command       *Command       `json:"command,omitempty"`
 	}{
 		Name: s.Name, Method: s.Method, MethodVersion: s.MethodVersion, Objective: s.Objective,
 		Seeds: s.Seeds, Resources: s.Resources, Retries: s.Retries, Timeout: int64(s.Timeout),
-		Priority: s.Priority, Random: s.Random, Fixed: s.Fixed,
+		Priority: s.Priority, Random: s.Random, Fixed: s.Fixed, Command: s.Command,
 	}
 	for _, a := range s.Axes {
 		c.Axes = append(c.Axes, axis{a.Name, a.Values})

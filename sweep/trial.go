@@ -37,12 +37,14 @@ func TrialID(method, version string, params map[string]any, seed int64) string {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return trialID(method, version, names, params, seed)
+	return trialID(method, version, "", names, params, seed)
 }
 
-// trialID is TrialID with the parameter names already sorted.
-func trialID(method, version string, names []string, params map[string]any, seed int64) string {
-	sum := sha256.Sum256(appendCanonical(nil, method, version, names, params, seed))
+// trialID is TrialID with the parameter names already sorted, and the
+// method's configuration (a command section's canonical text; "" for
+// none, which leaves every other trial's ID as it was).
+func trialID(method, version, config string, names []string, params map[string]any, seed int64) string {
+	sum := sha256.Sum256(appendCanonical(nil, method, version, config, names, params, seed))
 	return hex.EncodeToString(sum[:10])
 }
 
@@ -51,16 +53,22 @@ func trialID(method, version string, names []string, params map[string]any, seed
 //	asymptote/trial/v1
 //	method "charlm"
 //	version ">=1.0"
+//	config "{\"program\":\"train.py\"}"   (only for a configured method)
 //	param "lr" f:0.0003
 //	seed 7
 //
 // Changing it changes every ID, so it is versioned and pinned by tests.
-func appendCanonical(b []byte, method, version string, names []string, params map[string]any, seed int64) []byte {
+func appendCanonical(b []byte, method, version, config string, names []string, params map[string]any, seed int64) []byte {
 	b = append(b, "asymptote/trial/v1\nmethod "...)
 	b = strconv.AppendQuote(b, method)
 	b = append(b, "\nversion "...)
 	b = strconv.AppendQuote(b, version)
 	b = append(b, '\n')
+	if config != "" {
+		b = append(b, "config "...)
+		b = strconv.AppendQuote(b, config)
+		b = append(b, '\n')
+	}
 	for _, n := range names {
 		b = append(b, "param "...)
 		b = strconv.AppendQuote(b, n)
