@@ -61,6 +61,7 @@ func requestToProto(in *TrialRequest, deadline time.Time) (*asymptotev1.RunTrial
 		ParamsJson: string(b),
 		Seed:       in.Seed,
 		Threads:    int32(in.Threads),
+		ConfigJson: string(in.Config),
 	}
 	for _, g := range in.GPUs {
 		out.Gpus = append(out.Gpus, int32(g))
@@ -79,6 +80,9 @@ func requestFromProto(in *asymptotev1.RunTrialRequest) (*TrialRequest, error) {
 		Seed:    in.GetSeed(),
 		Threads: max(int(in.GetThreads()), 1),
 		Params:  map[string]any{},
+	}
+	if c := in.GetConfigJson(); c != "" {
+		out.Config = json.RawMessage(c)
 	}
 	if s := in.GetParamsJson(); s != "" {
 		dec := json.NewDecoder(bytes.NewReader([]byte(s)))

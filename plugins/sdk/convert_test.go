@@ -10,6 +10,7 @@ func TestRequestRoundTrip(t *testing.T) {
 	in := &TrialRequest{
 		Study: "s", TrialID: "t", Attempt: 2, Seed: -5, Threads: 4, GPUs: []int{0, 3},
 		Params: map[string]any{"lr": 0.001, "name": "x", "wd": 0.0, "on": true, "steps": 100.0},
+		Config: []byte(`{"command":{"program":"train.py"}}`),
 	}
 	deadline := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	p, err := requestToProto(in, deadline)
@@ -40,8 +41,8 @@ func TestRequestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Threads != 1 || out.Params == nil {
-		t.Errorf("defaults: Threads = %d, Params = %v; want 1 and an empty map", out.Threads, out.Params)
+	if out.Threads != 1 || out.Params == nil || out.Config != nil {
+		t.Errorf("defaults: Threads = %d, Params = %v, Config = %s; want 1, an empty map and no config", out.Threads, out.Params, out.Config)
 	}
 }
 

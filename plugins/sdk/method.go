@@ -9,6 +9,7 @@ package sdk
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 )
 
@@ -78,6 +79,10 @@ type TrialRequest struct {
 	// host numbers them; CUDA_VISIBLE_DEVICES in the process environment
 	// already restricts visibility to them. Empty means CPU only.
 	GPUs []int
+	// Config is the study's configuration of the method as a JSON object
+	// (the command method's command section); nil when the spec gives
+	// none. Most methods read only Params.
+	Config json.RawMessage
 }
 
 // Metrics is one report while a trial runs: the step and named values such

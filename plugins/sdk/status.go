@@ -31,13 +31,23 @@ var (
 	// ErrProtocol reports a plugin that broke the method protocol (for
 	// example a stream that ended without a result).
 	ErrProtocol = errors.New("method protocol violation")
+
+	// ErrPreempted is what a method returns, wrapped, when its attempt was
+	// interrupted through no fault of its own (the program was preempted
+	// and asks to be resumed): the agent reports the attempt lost, and the
+	// coordinator runs it again without counting a failure.
+	ErrPreempted = errors.New("preempted")
 )
 
 // errorDomain qualifies the reasons in google.rpc.ErrorInfo details.
 const errorDomain = "asymptote.dev"
 
-// reasonPanic marks an INTERNAL status caused by a recovered panic.
-const reasonPanic = "PANIC"
+// reasonPanic marks an INTERNAL status caused by a recovered panic;
+// reasonPreempted an ABORTED status for ErrPreempted.
+const (
+	reasonPanic     = "PANIC"
+	reasonPreempted = "PREEMPTED"
+)
 
 // panicError carries a recovered panic from Run to toStatus.
 type panicError struct{ value any }
@@ -74,6 +84,13 @@ func toStatus(err error) error {
 	if errors.As(err, &pan) {
 		st := status.New(codes.Internal, err.Error())
 		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reasonPanic, Domain: errorDomain}); derr == nil {
+			st = d
+		}
+		return st.Err()
+	}
+	if errors.Is(err, ErrPreempted) {
+		st := status.New(codes.Aborted, err.Error())
+		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reasonPreempted, Domain: errorDomain}); derr == nil {
 			st = d
 		}
 		return st.Err()
@@ -119,6 +136,13 @@ func fromStatus(err error) error {
 		for _, d := range st.Details() {
 			if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetReason() == reasonPanic && ei.GetDomain() == errorDomain {
 				return &remoteError{msg: msg, kind: ErrMethodPanicked}
+			}
+		}
+		return &remoteError{msg: msg}
+	case codes.Aborted:
+		for _, d := range st.Details() {
+			if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetReason() == reasonPreempted && ei.GetDomain() == errorDomain {
+				return &remoteError{msg: msg, kind: ErrPreempted}
 			}
 		}
 		return &remoteError{msg: msg}

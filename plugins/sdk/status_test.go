@@ -28,6 +28,8 @@ func TestStatusRoundTrip(t *testing.T) {
 		{name: "panic", err: &panicError{value: "boom"}, code: codes.Internal, is: ErrMethodPanicked, msg: "method panicked: boom"},
 		{name: "plain failure", err: errors.New("loss is NaN"), code: codes.Unknown, msg: "loss is NaN"},
 		{name: "transport", err: status.Error(codes.Unavailable, "connection reset"), code: codes.Unavailable, is: ErrUnavailable},
+		{name: "preempted", err: fmt.Errorf("%w: the program exited with status 75", ErrPreempted), code: codes.Aborted, is: ErrPreempted, msg: "preempted: the program exited with status 75"},
+		{name: "aborted without detail", err: status.Error(codes.Aborted, "aborted"), code: codes.Aborted, msg: "aborted"},
 		{name: "busy", err: status.Error(codes.FailedPrecondition, "busy"), code: codes.FailedPrecondition, is: ErrBusy},
 	}
 	for _, tt := range tests {

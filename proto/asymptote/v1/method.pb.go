@@ -238,7 +238,11 @@ type RunTrialRequest struct {
 	// Indices of the GPUs assigned to the trial, as the host numbers them.
 	Gpus []int32 `protobuf:"varint,7,rep,packed,name=gpus,proto3" json:"gpus,omitempty"`
 	// When set, the method's context expires at this time.
-	Deadline      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	Deadline *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	// The study's configuration of the method, as a JSON object; empty when
+	// the spec gives none. The built-in command method reads the spec's
+	// command section from it.
+	ConfigJson    string `protobuf:"bytes,9,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -327,6 +331,13 @@ func (x *RunTrialRequest) GetDeadline() *timestamppb.Timestamp {
 		return x.Deadline
 	}
 	return nil
+}
+
+func (x *RunTrialRequest) GetConfigJson() string {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return ""
 }
 
 // RunTrialResponse is one event of a running attempt.
@@ -636,7 +647,7 @@ const file_asymptote_v1_method_proto_rawDesc = "" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12!\n" +
 	"\fdefault_json\x18\x03 \x01(\tR\vdefaultJson\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x19\n" +
-	"\bmay_omit\x18\x05 \x01(\bR\amayOmit\"\xf7\x01\n" +
+	"\bmay_omit\x18\x05 \x01(\bR\amayOmit\"\x98\x02\n" +
 	"\x0fRunTrialRequest\x12\x14\n" +
 	"\x05study\x18\x01 \x01(\tR\x05study\x12\x19\n" +
 	"\btrial_id\x18\x02 \x01(\tR\atrialId\x12\x18\n" +
@@ -646,7 +657,9 @@ const file_asymptote_v1_method_proto_rawDesc = "" +
 	"\x04seed\x18\x05 \x01(\x03R\x04seed\x12\x18\n" +
 	"\athreads\x18\x06 \x01(\x05R\athreads\x12\x12\n" +
 	"\x04gpus\x18\a \x03(\x05R\x04gpus\x126\n" +
-	"\bdeadline\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\"~\n" +
+	"\bdeadline\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x1f\n" +
+	"\vconfig_json\x18\t \x01(\tR\n" +
+	"configJson\"~\n" +
 	"\x10RunTrialResponse\x121\n" +
 	"\ametrics\x18\x01 \x01(\v2\x15.asymptote.v1.MetricsH\x00R\ametrics\x12.\n" +
 	"\x06result\x18\x02 \x01(\v2\x14.asymptote.v1.ResultH\x00R\x06resultB\a\n" +
