@@ -52,6 +52,9 @@ type Config struct {
 	// MethodNames lists the methods this agent can run (reported to the
 	// coordinator for operators).
 	MethodNames []string
+	// MethodEnv is extra environment for the plugins of some methods, by
+	// method name (the command method's program allowlist).
+	MethodEnv map[string][]string
 	// HeartbeatInterval is the period of heartbeats (default 1s).
 	HeartbeatInterval time.Duration
 	// ShutdownGrace bounds how long a stopping agent waits for running
@@ -441,7 +444,7 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	}
 	req := &sdk.TrialRequest{
 		Study: d.Study, TrialID: d.Trial, Attempt: d.Attempt, Params: d.Params,
-		Seed: d.Seed, Threads: d.Threads, GPUs: d.GPUs,
+		Seed: d.Seed, Threads: d.Threads, GPUs: d.GPUs, Config: d.Config,
 	}
 	metricsSubj := bus.MetricsSubject(d.Study, d.Trial)
 	report := func(m sdk.Metrics) error {
@@ -457,7 +460,7 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 		Method: d.Method, Request: req,
 		// Trials see only the GPUs assigned to them, none when they asked
 		// for none, and use only the threads they were given.
-		Env: append([]string{"CUDA_VISIBLE_DEVICES=" + strings.Join(gpus, ",")}, threadEnv(d.Threads)...),
+		Env: append(append([]string{"CUDA_VISIBLE_DEVICES=" + strings.Join(gpus, ",")}, threadEnv(d.Threads)...), a.cfg.MethodEnv[d.Method]...),
 	}, report)
 	cause := context.Cause(ctx)
 	cancel(nil)
@@ -510,6 +513,10 @@ func classify(res *sdk.Result, err, cause error) (bus.Outcome, string) {
 		return bus.OutcomeLost, errStopping.Error()
 	case errors.Is(cause, errCancelled):
 		return bus.OutcomeCancelled, cause.Error()
+	case errors.Is(err, sdk.ErrPreempted):
+		// The method was interrupted through no fault of its own and
+		// asks to run again: lost, not failed.
+		return bus.OutcomeLost, err.Error()
 	case err == nil && res == nil:
 		return bus.OutcomeFailed, "the method returned no result"
 	case err == nil:

@@ -169,6 +169,8 @@ func (l *leader) unplaceable(method string, needs bus.Resources) string {
 	switch {
 	case alive == 0:
 		return ""
+	case len(offered) == 0 && method == sweep.CommandMethod:
+		return "no live agent offers method \"command\": an agent offers it once it allows a program (-allow-program PATH for the program and its interpreter)"
 	case len(offered) == 0:
 		return fmt.Sprintf("no live agent offers method %q (they offer %s)", method, strings.Join(slices.Sorted(maps.Keys(methods)), ", "))
 	}

@@ -75,6 +75,9 @@ type study struct {
 	retries  int
 	// needs are the resources one trial reserves.
 	needs bus.Resources
+	// methodConfig is the spec's method configuration, sent with every
+	// dispatch; encoded once per spec.
+	methodConfig []byte
 	// slotTime is a moving average of how long the study's attempts held
 	// their slot, over timed of them; it decides whether to queue ahead.
 	slotTime time.Duration
@@ -105,6 +108,7 @@ func newStudy(rec api.Study, rev int64, spec *sweep.Spec) *study {
 func (s *study) setSpec(spec *sweep.Spec) {
 	s.spec = spec
 	s.needs = bus.Resources{CPU: spec.Resources.CPU, Memory: spec.Resources.Memory, GPUCount: spec.Resources.GPU}
+	s.methodConfig = spec.MethodConfig()
 }
 
 // terminal reports whether every trial has finished.

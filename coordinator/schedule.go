@@ -143,6 +143,7 @@ func (l *leader) dispatch(t *trial, n *node, now time.Time) {
 		Resources:     s.needs,
 		Timeout:       bus.Duration(s.spec.Timeout),
 		Leader:        l.c.cfg.ID,
+		Config:        s.methodConfig,
 	}
 	l.outbox[n] = append(l.outbox[n], d)
 }

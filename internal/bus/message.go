@@ -78,6 +78,10 @@ type Dispatch struct {
 	Timeout Duration `json:"timeout"`
 	// Leader names the coordinator that sent it (for logs).
 	Leader string `json:"leader,omitempty"`
+	// Config is the study's configuration of the method, a JSON object
+	// (sweep.MethodConfig: the command method's command section); empty
+	// for none.
+	Config json.RawMessage `json:"config,omitempty"`
 }
 
 func (d *Dispatch) validate() error {
@@ -90,6 +94,9 @@ func (d *Dispatch) validate() error {
 	}
 	if d.Timeout < 0 {
 		errs = append(errs, errors.New("timeout: negative"))
+	}
+	if len(d.Config) > maxConfigBytes {
+		errs = append(errs, fmt.Errorf("config: %d bytes, over the limit of %d", len(d.Config), maxConfigBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -266,6 +273,11 @@ const (
 	// head and its tail.
 	MaxErrorBytes = 4096
 )
+
+// maxConfigBytes bounds a dispatch's method configuration: a batch of
+// MaxDispatchBatch of them must stay far below a message's 1 MB limit.
+// sweep.MaxCommandBytes keeps a spec's command section below it.
+const maxConfigBytes = 4 << 10
 
 // NonFinite values: JSON has no NaN or infinity, so a metric that is not a
 // finite number travels, and is stored, as one of these strings in a

@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+
+	"asymptote.dev/asymptote/plugins/methods/command"
 )
 
 // applyEnv fills every flag the command line did not set from its
@@ -69,6 +73,53 @@ func parseAllow(items []string) (map[string]string, error) {
 			return nil, usagef("-allow: method %q is given twice with different hashes", name)
 		}
 		out[name] = sum
+	}
+	return out, nil
+}
+
+// parsePrograms parses -allow-program's PATH or PATH=SHA256 entries into
+// the command method's allowlist: real absolute path to hex SHA-256. A
+// path without a hash is pinned as the file is now; a bare name (python3)
+// is looked up on PATH.
+func parsePrograms(items []string) (map[string]string, error) {
+	const want = "want the PATH of a program or interpreter (pinned as it is now) or PATH=SHA256, for example -allow-program /usr/bin/python3 -allow-program ./train.py"
+	out := map[string]string{}
+	for _, it := range items {
+		path, sum, hasSum := strings.Cut(it, "=")
+		if path == "" {
+			return nil, usagef("-allow-program %q: %s", it, want)
+		}
+		if !strings.Contains(path, "/") {
+			if _, err := os.Stat(path); err != nil {
+				found, lerr := exec.LookPath(path)
+				if lerr != nil {
+					return nil, usagef("-allow-program %q: no such file here and no %s on PATH; %s", it, path, want)
+				}
+				path = found
+			}
+		}
+		real, err := filepath.EvalSymlinks(path)
+		if err == nil {
+			real, err = filepath.Abs(real)
+		}
+		if err != nil {
+			return nil, usagef("-allow-program %q: %v; %s", it, err, want)
+		}
+		if st, err := os.Stat(real); err != nil || !st.Mode().IsRegular() {
+			return nil, usagef("-allow-program %q: %s is not a regular file; %s", it, real, want)
+		}
+		if hasSum {
+			if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+				return nil, usagef("-allow-program %q: the hash is not 64 hex digits; %s", it, want)
+			}
+			sum = strings.ToLower(sum)
+		} else if sum, err = command.Hash(real); err != nil {
+			return nil, usagef("-allow-program %q: %v", it, err)
+		}
+		if prev, dup := out[real]; dup && prev != sum {
+			return nil, usagef("-allow-program: %s is given twice with different hashes", real)
+		}
+		out[real] = sum
 	}
 	return out, nil
 }

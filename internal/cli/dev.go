@@ -54,6 +54,11 @@ func runDev(ctx context.Context, env Env, args []string) error {
 			return err
 		}
 		req = &r
+		// dev's agents are all there is: a study of programs none of
+		// them may run would wait forever.
+		if spec, err := sweep.Parse(r.SpecFile, []byte(r.Spec)); err == nil && spec.Command != nil && len(aopts.programs) == 0 {
+			return usagef("%s runs method: command, and this agent allows no program; add -allow-program %s and the same for its interpreter (docs/scripts.md)", r.SpecFile, spec.Command.Program)
+		}
 	}
 	log := newLogger(env.Stderr, slog.LevelWarn)
 	cl, err := devcluster.Start(ctx, devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval})

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +25,7 @@ import (
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/store"
 	"asymptote.dev/asymptote/plugins/methods"
+	"asymptote.dev/asymptote/plugins/methods/command"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -127,23 +130,27 @@ func (o *coordinatorOptions) config(etcd *clientv3.Client, nc *nats.Conn, log *s
 
 // agentOptions are the agent's tunables shared by `dev` and `agent`.
 type agentOptions struct {
-	nodeID    string
-	dataDir   string
-	pluginDir string
-	allow     listFlag
-	cpus      optionalFloat
-	memory    string
-	queue     float64
-	heartbeat time.Duration
+	nodeID       string
+	dataDir      string
+	pluginDir    string
+	allow        listFlag
+	programFlags listFlag
+	cpus         optionalFloat
+	memory       string
+	queue        float64
+	heartbeat    time.Duration
 
 	// Set by validate.
 	memBytes  int64
 	allowlist map[string]string
+	// programs is the command method's allowlist: path to SHA-256.
+	programs map[string]string
 }
 
 func (o *agentOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.pluginDir, "plugin-dir", "", "`directory` of external method binaries")
 	fs.Var(&o.allow, "allow", "allow an external method: `NAME=SHA256` of its binary (repeatable)")
+	fs.Var(&o.programFlags, "allow-program", "let the command method run a program or interpreter: `PATH` (pinned as the file is now) or PATH=SHA256 (repeatable; without any, the agent does not offer the command method)")
 	fs.Var(&o.cpus, "cpus", "CPU `cores` to offer (default: all the host has)")
 	fs.StringVar(&o.memory, "memory", "", "memory to offer, such as 16GiB (default: all the host has)")
 	fs.Float64Var(&o.queue, "queue", 1, "accept attempts beyond the offered resources, up to this `multiple` of them, to start the moment a running one ends (0: none)")
@@ -179,6 +186,9 @@ func (o *agentOptions) validate() error {
 		return err
 	}
 	o.allowlist = allow
+	if o.programs, err = parsePrograms(o.programFlags); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -243,11 +253,20 @@ func (o *agentOptions) newAgent(ctx context.Context, nc *nats.Conn, log *slog.Lo
 		return nil, nil, err
 	}
 	names := methods.Names()
+	var methodEnv map[string][]string
+	if len(o.programs) == 0 {
+		// Nothing to run: studies of the command method wait for an
+		// agent that allows programs.
+		names = slices.DeleteFunc(names, func(n string) bool { return n == sweep.CommandMethod })
+	} else {
+		b, _ := json.Marshal(o.programs)
+		methodEnv = map[string][]string{sweep.CommandMethod: {command.AllowEnv + "=" + string(b)}}
+	}
 	for n := range o.allowlist {
 		names = append(names, n)
 	}
 	a, err = agent.New(agent.Config{
-		NodeID: o.nodeID, NATS: nc, Resources: o.offer(host, share), Methods: mgr, MethodNames: names,
+		NodeID: o.nodeID, NATS: nc, Resources: o.offer(host, share), Methods: mgr, MethodNames: names, MethodEnv: methodEnv,
 		HeartbeatInterval: o.heartbeat, Queue: o.queue, Logger: log,
 	})
 	if err != nil {

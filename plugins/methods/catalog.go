@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"asymptote.dev/asymptote/plugins/methods/charlm"
+	"asymptote.dev/asymptote/plugins/methods/command"
 	"asymptote.dev/asymptote/plugins/methods/faulty"
 	"asymptote.dev/asymptote/plugins/methods/imgmlp"
 	"asymptote.dev/asymptote/plugins/methods/ngram"
@@ -19,6 +20,7 @@ import (
 // per method.
 var catalog = map[string]func() sdk.Method{
 	"charlm":    func() sdk.Method { return charlm.New() },
+	"command":   func() sdk.Method { return command.New() },
 	"faulty":    func() sdk.Method { return faulty.New() },
 	"imgmlp":    func() sdk.Method { return imgmlp.New() },
 	"ngram":     func() sdk.Method { return ngram.New() },
