@@ -446,7 +446,7 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 		Study: d.Study, TrialID: d.Trial, Attempt: d.Attempt, Params: d.Params,
 		Seed: d.Seed, Threads: d.Threads, GPUs: d.GPUs, Config: d.Config,
 	}
-	metricsSubj := bus.MetricsSubject(d.Study, d.Trial)
+	history := &historyWriter{js: a.js, log: log}
 	report := func(m sdk.Metrics) error {
 		// A report the bus would refuse fails the attempt with the
 		// reason; a NaN or an infinity travels as a word (bus.NonFinite).
@@ -454,7 +454,8 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 			return fmt.Errorf("step %d: %w", m.Step, err)
 		}
 		finite, nonFinite := bus.SplitFinite(m.Values)
-		return a.cfg.NATS.Publish(metricsSubj, bus.Encode(&bus.MetricsReport{AttemptRef: d.AttemptRef, Step: m.Step, Values: finite, NonFinite: nonFinite}))
+		history.add(&bus.MetricsReport{AttemptRef: d.AttemptRef, Time: time.Now(), Step: m.Step, Values: finite, NonFinite: nonFinite})
+		return nil
 	}
 	res, err := a.cfg.Methods.Run(ctx, methodmgr.Run{
 		Method: d.Method, Request: req,
@@ -475,6 +476,11 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 		}
 	}
 	ev.Error = bus.Clip(ev.Error, bus.MaxErrorBytes)
+	// Its history is stored before its outcome goes out, so a recorded
+	// result's curve is complete.
+	if lost := history.flush(a.publishing); lost > 0 {
+		log.Error("metrics reports not stored within the shutdown grace; the attempt's history misses them", "reports", lost)
+	}
 	log.Debug("attempt finished", "outcome", ev.Outcome, "error", ev.Error, "duration", time.Since(start))
 	// The method has returned, so its resources are free before the event
 	// goes out: the leader reuses the slot as soon as it records the

@@ -46,6 +46,9 @@ type Config struct {
 	// StreamReplicas is the replication factor of the events stream
 	// (1 on a single NATS server, 3 on a three-node cluster).
 	StreamReplicas int
+	// HistoryRetention is how long the metric history stream keeps a
+	// report; 0 keeps it until its study is deleted.
+	HistoryRetention time.Duration
 	// Tick is the period of liveness and retry checks (default 500ms).
 	Tick time.Duration
 	// QueueBelow: for a study whose trials have so far taken less than

@@ -157,6 +157,9 @@ func (l *leader) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := bus.DeclareHistory(ctx, js, l.c.cfg.StreamReplicas, l.c.cfg.HistoryRetention); err != nil {
+		return err
+	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		var ev bus.Event
 		if err := bus.Decode(m.Data(), &ev); err != nil {

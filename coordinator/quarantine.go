@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/store"
@@ -181,6 +183,22 @@ func (l *leader) deleteStudy(ctx context.Context, s *study, now time.Time) (int,
 			running++
 		}
 	}
+	// Its metric history goes with it (a failure leaves the reports to
+	// the retention age, and is logged).
+	name := s.rec.Name
+	l.effect(func() {
+		go func() {
+			js, err := jetstream.New(l.c.cfg.NATS)
+			if err == nil {
+				pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err = bus.PurgeHistory(pctx, js, name)
+				cancel()
+			}
+			if err != nil {
+				l.log.Warn("metric history of a deleted study not purged; it ages out", "study", name, "error", err)
+			}
+		}()
+	})
 	for node, refs := range byNode {
 		data := bus.Encode(&bus.Cancel{Attempts: refs, Reason: "the study was deleted"})
 		subj := bus.CancelSubject(node)

@@ -434,6 +434,10 @@ func (e *Event) validate() error {
 // core NATS for live viewers; it is not durable.
 type MetricsReport struct {
 	AttemptRef
+	// Seq numbers an attempt's reports from 1 (0 from an older agent).
+	Seq int64 `json:"seq,omitempty"`
+	// Time is when the agent received the report.
+	Time   time.Time          `json:"time,omitzero"`
 	Step   int64              `json:"step"`
 	Values map[string]float64 `json:"values"`
 	// NonFinite holds the values that are NaN or infinite, as in Event.

@@ -1,0 +1,97 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"asymptote.dev/asymptote/internal/bus"
+)
+
+// historyWriter publishes one attempt's metrics reports to the history
+// stream without waiting on each acknowledgement, and makes sure, before
+// the attempt's outcome goes out, that every one was stored: a report
+// whose publish failed is sent again with the same message ID, which the
+// server deduplicates.
+type historyWriter struct {
+	js      jetstream.JetStream
+	log     *slog.Logger
+	pending []pendingReport
+	seq     int64
+}
+
+type pendingReport struct {
+	subject string
+	data    []byte
+	id      string
+	ack     jetstream.PubAckFuture // nil: publish again
+}
+
+// add publishes r and forgets the reports acknowledged so far, so an
+// attempt that reports for days holds only what is in flight.
+func (h *historyWriter) add(r *bus.MetricsReport) {
+	h.seq++
+	r.Seq = h.seq
+	p := pendingReport{subject: bus.MetricsSubject(r.Study, r.Trial), data: bus.Encode(r), id: r.MsgID()}
+	p.ack, _ = h.js.PublishAsync(p.subject, p.data, jetstream.WithMsgID(p.id))
+	h.pending = append(h.pending, p)
+	h.prune()
+}
+
+// prune drops the acknowledged reports at the front.
+func (h *historyWriter) prune() {
+	i := 0
+	for ; i < len(h.pending); i++ {
+		f := h.pending[i].ack
+		if f == nil {
+			break
+		}
+		select {
+		case <-f.Ok():
+			continue
+		default:
+		}
+		break
+	}
+	h.pending = h.pending[i:]
+}
+
+// flush waits for every report's acknowledgement, publishing again what
+// failed, until ctx ends. It returns how many reports were not stored.
+func (h *historyWriter) flush(ctx context.Context) int {
+	for i := range h.pending {
+		p := &h.pending[i]
+		if p.ack != nil {
+			select {
+			case <-p.ack.Ok():
+				continue
+			case <-p.ack.Err():
+			case <-ctx.Done():
+			}
+		}
+		backoff := 50 * time.Millisecond
+		for ctx.Err() == nil {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := h.js.Publish(pctx, p.subject, p.data, jetstream.WithMsgID(p.id))
+			cancel()
+			if err == nil {
+				break
+			}
+			h.log.Warn("store metrics report failed; retrying", "subject", p.subject, "error", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff = min(2*backoff, 2*time.Second)
+		}
+		if ctx.Err() != nil {
+			lost := len(h.pending) - i
+			h.pending = nil
+			return lost
+		}
+	}
+	h.pending = nil
+	return 0
+}
