@@ -1,18 +1,25 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/export"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -263,7 +270,11 @@ func runResults(ctx context.Context, env Env, args []string) error {
 	fs := newFlagSet(env, "results", "STUDY [flags]")
 	var cf clientFlags
 	cf.register(fs)
-	format := fs.String("format", "table", "output format: table, csv, json, or jsonl (one trial record a line, for pandas.read_json(lines=True), Polars and DuckDB)")
+	format := fs.String("format", "table", "output format: table, csv, json, jsonl (one record a line, for pandas.read_json(lines=True), Polars and DuckDB) or parquet")
+	history := fs.Bool("history", false, "print the metric history (every report of every attempt, one row a metric value in csv and parquet) instead of the trials")
+	var trials listFlag
+	fs.Var(&trials, "trial", "with -history, only this trial `ID` (repeatable)")
+	out := fs.String("o", "", "write to this `file` (whole or not at all) instead of standard output; parquet needs it unless standard output is redirected")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -271,17 +282,100 @@ func runResults(ctx context.Context, env Env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want one study name")
 	}
-	if *format != "table" && *format != "csv" && *format != "json" && *format != "jsonl" {
-		return usagef("-format %q: want table, csv or json, or jsonl for one trial record a line", *format)
+	formats := []string{"table", "csv", "json", "jsonl", "parquet"}
+	if !slices.Contains(formats, *format) {
+		return usagef("-format %q: want table, csv or json, or jsonl for one record a line, or parquet", *format)
+	}
+	if *history && *format == "table" {
+		*format = "csv"
+	}
+	if len(trials) > 0 && !*history {
+		return usagef("-trial selects trials of the metric history; add -history")
+	}
+	if *format == "parquet" && *out == "" && isTerminal(env.Stdout) {
+		return usagef("-format parquet writes binary; give -o FILE.parquet or redirect standard output")
 	}
 	c, nc, err := cf.connect(env)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	r, err := c.Results(ctx, pos[0])
+	return writeOutput(env.Stdout, *out, func(w io.Writer) error {
+		if *history {
+			rows, err := readHistory(ctx, nc, pos[0], trials)
+			if err != nil {
+				return err
+			}
+			return writeHistory(w, rows, *format)
+		}
+		r, err := c.Results(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if *format == "parquet" {
+			return export.TrialsParquet(w, r.Trials)
+		}
+		return writeResults(w, r, *format, 0)
+	})
+}
+
+// writeOutput runs write on standard output, or on a temporary file that
+// replaces path only once it is complete.
+func writeOutput(stdout io.Writer, path string, write func(io.Writer) error) error {
+	if path == "" {
+		return write(stdout)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := write(bw); err != nil {
+		f.Close()
 		return err
 	}
-	return writeResults(env.Stdout, r, *format, 0)
+	if err := errors.Join(bw.Flush(), f.Close()); err != nil {
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// readHistory reads a study's metric history from the bus (no
+// coordinator needed), keeping only the given trials when any are.
+func readHistory(ctx context.Context, nc *nats.Conn, study string, trials []string) ([]export.Report, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	one := ""
+	if len(trials) == 1 {
+		one = trials[0]
+	}
+	var rows []export.Report
+	err = bus.History(ctx, js, study, one, func(m *bus.MetricsReport) error {
+		if len(trials) > 1 && !slices.Contains(trials, m.Trial) {
+			return nil
+		}
+		rows = append(rows, export.Report{Trial: m.Trial, Attempt: m.Attempt, Step: m.Step, Time: m.Time, Values: m.Values, NonFinite: m.NonFinite})
+		return nil
+	})
+	return rows, err
+}
+
+// writeHistory writes history rows: csv and parquet in long form (trial,
+// attempt, step, time, metric, value), json as one document, jsonl as one
+// report a line.
+func writeHistory(w io.Writer, rows []export.Report, format string) error {
+	switch format {
+	case "parquet":
+		return export.HistoryParquet(w, rows)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"history": rows})
+	case "jsonl":
+		return export.HistoryJSONL(w, rows)
+	}
+	return export.HistoryCSV(w, rows)
 }

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/export"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -167,18 +166,7 @@ func formatParams(p map[string]any) string {
 	return strings.Join(parts, " ")
 }
 
-func formatValue(v any) string {
-	switch v := v.(type) {
-	case float64:
-		return strconv.FormatFloat(v, 'g', 6, 64)
-	case string:
-		return v
-	case nil:
-		return ""
-	default:
-		return fmt.Sprint(v)
-	}
-}
+func formatValue(v any) string { return export.Format(v, 6) }
 
 // varyingParams returns the parameter names whose values differ between
 // trials, so a table shows what the study varies.
@@ -204,30 +192,7 @@ func varyingParams(trials []api.Trial) []string {
 }
 
 // allParams returns every parameter name of the trials, sorted.
-func allParams(trials []api.Trial) []string {
-	return unionKeys(trials, func(t api.Trial) []string { return slices.Collect(maps.Keys(t.Params)) })
-}
-
-// allMetrics returns every result metric name of the trials, sorted.
-func allMetrics(trials []api.Trial) []string {
-	return unionKeys(trials, func(t api.Trial) []string {
-		if t.Result == nil {
-			return nil
-		}
-		return append(slices.Collect(maps.Keys(t.Result.Metrics)), slices.Collect(maps.Keys(t.Result.NonFinite))...)
-	})
-}
-
-// unionKeys returns the sorted union of keys(t) over the trials.
-func unionKeys(trials []api.Trial, keys func(api.Trial) []string) []string {
-	set := map[string]bool{}
-	for _, t := range trials {
-		for _, k := range keys(t) {
-			set[k] = true
-		}
-	}
-	return slices.Sorted(maps.Keys(set))
-}
+func allParams(trials []api.Trial) []string { return export.Params(trials) }
 
 // sortByObjective orders trials best first; trials without a result go
 // last in expansion order.
@@ -275,57 +240,7 @@ func writeResults(w io.Writer, r *api.ResultsReply, format string, limit int) er
 		}
 		return nil
 	case "csv":
-		params, metrics := allParams(r.Trials), allMetrics(r.Trials)
-		cw := csv.NewWriter(w)
-		head := []string{"trial", "index", "state", "seed", "attempts"}
-		// A metric and a parameter may share a name (a method reports the
-		// exact "params" it built from a "params" it was asked for). The
-		// metric, being measured, keeps the plain name, so analysis reads
-		// it by default; the parameter's column becomes param.<name>.
-		isMetric := map[string]bool{}
-		for _, m := range metrics {
-			isMetric[m] = true
-		}
-		for _, p := range params {
-			if isMetric[p] {
-				p = "param." + p
-			}
-			head = append(head, p)
-		}
-		head = append(head, "objective")
-		head = append(head, metrics...)
-		head = append(head, "error")
-		if err := cw.Write(head); err != nil {
-			return err
-		}
-		for _, t := range r.Trials {
-			row := []string{t.ID, strconv.Itoa(t.Index), string(t.State), strconv.FormatInt(t.Seed, 10), strconv.Itoa(t.Attempt)}
-			for _, p := range params {
-				row = append(row, formatCSV(t.Params[p]))
-			}
-			if t.Result != nil && t.Result.Objective != nil {
-				row = append(row, strconv.FormatFloat(*t.Result.Objective, 'g', -1, 64))
-			} else {
-				row = append(row, "")
-			}
-			for _, m := range metrics {
-				v := ""
-				if t.Result != nil {
-					if x, ok := t.Result.Metrics[m]; ok {
-						v = strconv.FormatFloat(x, 'g', -1, 64)
-					} else if word, ok := t.Result.NonFinite[m]; ok {
-						v = word // NaN, +Inf or -Inf, as strconv.ParseFloat reads them
-					}
-				}
-				row = append(row, v)
-			}
-			row = append(row, t.Error)
-			if err := cw.Write(row); err != nil {
-				return err
-			}
-		}
-		cw.Flush()
-		return cw.Error()
+		return export.TrialsCSV(w, r.Trials)
 	}
 	trials := sortByObjective(r.Trials, r.Direction)
 	vary := varyingParams(r.Trials)
@@ -362,13 +277,6 @@ func writeResults(w io.Writer, r *api.ResultsReply, format string, limit int) er
 		fmt.Fprintf(w, "... %d more trials; 'asymptote results %s --format csv' prints them all\n", len(trials)-limit, r.Study)
 	}
 	return nil
-}
-
-func formatCSV(v any) string {
-	if f, ok := v.(float64); ok {
-		return strconv.FormatFloat(f, 'g', -1, 64)
-	}
-	return formatValue(v)
 }
 
 func truncate(s string, n int) string {

@@ -1,0 +1,105 @@
+package export
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// Report is one metrics report of the history: what a method reported at
+// one step of one attempt.
+type Report struct {
+	Trial     string             `json:"trial"`
+	Attempt   int                `json:"attempt"`
+	Step      int64              `json:"step"`
+	Time      time.Time          `json:"time,omitzero"`
+	Values    map[string]float64 `json:"values"`
+	NonFinite map[string]string  `json:"non_finite,omitempty"`
+}
+
+// Record is one metric value of the history in long form: the
+// shape pandas, Polars and DuckDB group and pivot directly.
+type Record struct {
+	Trial   string    `parquet:"trial"`
+	Attempt int64     `parquet:"attempt"`
+	Step    int64     `parquet:"step"`
+	Time    time.Time `parquet:"time,timestamp(microsecond)"`
+	Metric  string    `parquet:"metric"`
+	Value   float64   `parquet:"value"`
+}
+
+// Records flattens reports into one record a metric value, metrics
+// in name order within a report.
+func Records(rows []Report) []Record {
+	var out []Record
+	for _, r := range rows {
+		names := make([]string, 0, len(r.Values)+len(r.NonFinite))
+		for k := range r.Values {
+			names = append(names, k)
+		}
+		for k := range r.NonFinite {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			v, ok := r.Values[k]
+			if !ok {
+				v = nonFiniteValue(r.NonFinite[k])
+			}
+			out = append(out, Record{Trial: r.Trial, Attempt: int64(r.Attempt), Step: r.Step, Time: r.Time, Metric: k, Value: v})
+		}
+	}
+	return out
+}
+
+// HistoryParquet writes the history in long form.
+func HistoryParquet(w io.Writer, rows []Report) error {
+	pw := parquet.NewGenericWriter[Record](w)
+	recs := Records(rows)
+	for len(recs) > 0 {
+		n := min(len(recs), 4096)
+		if _, err := pw.Write(recs[:n]); err != nil {
+			return fmt.Errorf("parquet: %w", err)
+		}
+		recs = recs[n:]
+	}
+	if err := pw.Close(); err != nil {
+		return fmt.Errorf("parquet: %w", err)
+	}
+	return nil
+}
+
+// HistoryJSONL writes one report a line.
+func HistoryJSONL(w io.Writer, rows []Report) error {
+	enc := json.NewEncoder(w)
+	for i := range rows {
+		if err := enc.Encode(&rows[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HistoryCSV writes the history in long form, one row a metric value:
+// trial, attempt, step, time, metric, value.
+func HistoryCSV(w io.Writer, rows []Report) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"trial", "attempt", "step", "time", "metric", "value"})
+	for _, r := range Records(rows) {
+		tm := ""
+		if !r.Time.IsZero() {
+			tm = r.Time.UTC().Format(time.RFC3339Nano)
+		}
+		if err := cw.Write([]string{r.Trial, strconv.FormatInt(r.Attempt, 10), strconv.FormatInt(r.Step, 10), tm, r.Metric, strconv.FormatFloat(r.Value, 'g', -1, 64)}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
