@@ -40,6 +40,18 @@ var rules = []rule{
 		why:     "method authors link the SDK; it must not drag in the control plane",
 	},
 	{
+		pattern:  module + "/internal/httpapi",
+		required: true,
+		deny:     []string{module + "/coordinator", module + "/agent", "github.com/hashicorp/go-plugin"},
+		why:      "the HTTP API reads etcd and the bus and relays writes to the leader; it runs beside any coordinator, never inside its state",
+	},
+	{
+		pattern:  module + "/internal/export",
+		required: true,
+		deny:     []string{"go.etcd.io/etcd/", module + "/coordinator", module + "/agent"},
+		why:      "export formats records; the CLI and the HTTP API share it",
+	},
+	{
 		pattern: module + "/agent/...",
 		deny:    []string{"go.etcd.io/etcd/client/"},
 		why:     "agents talk to the coordinator over NATS only; etcd is the coordinator's",

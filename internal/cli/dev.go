@@ -93,6 +93,13 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	g.Go("coordinator", func() error { return c.Run(gctx) })
+	apiURL, err := copts.http.serve(gctx, g, env.Stderr, etcd, cnc, log)
+	if err != nil {
+		return err
+	}
+	if apiURL != "" {
+		fmt.Fprintf(env.Stderr, "asymptote dev: HTTP API at %s/api/v1/studies\n", apiURL)
+	}
 	for i := 1; i <= *agents; i++ {
 		o := aopts
 		o.nodeID = fmt.Sprintf("dev-%d", i)

@@ -76,6 +76,8 @@ type coordinatorOptions struct {
 	limits         coordinator.Limits
 	etcdMaxRequest int
 	allowUnoffered bool
+	history        time.Duration
+	http           httpOptions
 }
 
 func (o *coordinatorOptions) register(fs *flag.FlagSet) {
@@ -88,6 +90,8 @@ func (o *coordinatorOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.limits.ParamBytes, "max-param-bytes", coordinator.DefaultParamBytes, "largest parameter value accepted (JSON-encoded), in `bytes`")
 	fs.IntVar(&o.limits.Trials, "max-trials", coordinator.DefaultTrials, "most trials one study may hold")
 	fs.BoolVar(&o.allowUnoffered, "allow-unoffered-methods", false, "accept studies whose method no live agent offers (they wait for one) instead of refusing them at submit")
+	fs.Var(&o.http, "http", "`address` of the HTTP API (studies, trials, metric history, fits; docs/python.md), or off (default "+defaultHTTPAddr+", loopback only)")
+	fs.DurationVar(&o.history, "history-retention", bus.DefaultHistoryRetention, "how long the metric history keeps a report (0: until its study is deleted)")
 	fs.IntVar(&o.etcdMaxRequest, "etcd-max-request-bytes", store.DefaultMaxRequestBytes, "the etcd server's --max-request-bytes; the leader sizes its writes by it")
 }
 
@@ -113,6 +117,9 @@ func (o *coordinatorOptions) validate() error {
 	if o.limits.Trials > sweep.MaxTrials {
 		return usagef("-max-trials: %d, over the most a spec expands to (%d)", o.limits.Trials, sweep.MaxTrials)
 	}
+	if o.history < 0 {
+		return usagef("-history-retention: %s, want 0 (keep until the study is deleted) or a positive duration such as 2160h", o.history)
+	}
 	if o.etcdMaxRequest < 128<<10 {
 		return usagef("-etcd-max-request-bytes: %d, want at least 131072 (etcd's default is %d)", o.etcdMaxRequest, store.DefaultMaxRequestBytes)
 	}
@@ -122,7 +129,7 @@ func (o *coordinatorOptions) validate() error {
 func (o *coordinatorOptions) config(etcd *clientv3.Client, nc *nats.Conn, log *slog.Logger) coordinator.Config {
 	return coordinator.Config{
 		ID: o.id, Etcd: etcd, NATS: nc, Logger: log,
-		LeaseTTL: o.leaseTTL, HeartbeatGrace: o.heartbeatGrace, StreamReplicas: o.replicas,
+		LeaseTTL: o.leaseTTL, HeartbeatGrace: o.heartbeatGrace, StreamReplicas: o.replicas, HistoryRetention: o.history,
 		QueueBelow: o.queueBelow, Limits: o.limits, EtcdMaxRequestBytes: o.etcdMaxRequest,
 		AllowUnofferedMethods: o.allowUnoffered,
 	}

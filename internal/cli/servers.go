@@ -67,7 +67,17 @@ func runCoordinator(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return c.Run(ctx)
+	g, gctx := newGroup(ctx)
+	g.Go("coordinator", func() error { return c.Run(gctx) })
+	apiURL, err := opts.http.serve(gctx, g, env.Stderr, etcd, nc, log)
+	if err != nil {
+		g.cancel()
+		return errors.Join(err, g.Wait())
+	}
+	if apiURL != "" {
+		log.Info("serving the HTTP API", "url", apiURL)
+	}
+	return g.Wait()
 }
 
 func runAgent(ctx context.Context, env Env, args []string) error {

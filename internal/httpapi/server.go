@@ -1,0 +1,666 @@
+// Package httpapi is the HTTP API over a deployment's studies, served by
+// every coordinator, leader or standby: reads come from etcd and the
+// metric history stream, so they need no leader; a submission is relayed
+// to the leader over the bus. JSON throughout, JSON lines for bulk reads,
+// server-sent events for live updates; openapi.json documents it and a
+// test checks the document against the routes.
+package httpapi
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"asymptote.dev/asymptote/internal/analysis"
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/export"
+	"asymptote.dev/asymptote/internal/store"
+	"asymptote.dev/asymptote/sweep"
+)
+
+//go:embed openapi.json
+var openapi []byte
+
+// Config configures a Server.
+type Config struct {
+	// Etcd is read for studies and trials.
+	Etcd *clientv3.Client
+	// NATS carries submissions to the leader and reads the history.
+	NATS *nats.Conn
+	// Logger receives request errors; default: discard.
+	Logger *slog.Logger
+	// RequestTimeout bounds a submission's wait for the leader (default
+	// 30s).
+	RequestTimeout time.Duration
+}
+
+// Server serves the API.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	js    jetstream.JetStream
+	mux   *http.ServeMux
+}
+
+// route is one endpoint; routes is the table openapi.json must match.
+type route struct {
+	method, path string
+	handle       func(*Server, http.ResponseWriter, *http.Request) error
+}
+
+var routes = []route{
+	{"GET", "/api/v1/openapi.json", (*Server).openAPI},
+	{"GET", "/api/v1/studies", (*Server).studies},
+	{"POST", "/api/v1/studies", (*Server).submit},
+	{"GET", "/api/v1/studies/{study}", (*Server).study},
+	{"GET", "/api/v1/studies/{study}/trials", (*Server).trials},
+	{"GET", "/api/v1/studies/{study}/trials/{trial}", (*Server).trial},
+	{"GET", "/api/v1/studies/{study}/history", (*Server).history},
+	{"GET", "/api/v1/studies/{study}/fit", (*Server).fit},
+	{"GET", "/api/v1/studies/{study}/events", (*Server).events},
+	{"GET", "/api/v1/crossover", (*Server).crossover},
+}
+
+// New returns a server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	js, err := jetstream.New(cfg.NATS)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: store.New(cfg.Etcd), js: js, mux: http.NewServeMux()}
+	for _, r := range routes {
+		s.mux.HandleFunc(r.method+" "+r.path, func(w http.ResponseWriter, req *http.Request) {
+			if err := r.handle(s, w, req); err != nil {
+				s.fail(w, req, err)
+			}
+		})
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		s.fail(w, req, &Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("no endpoint %s %s; the API's endpoints are listed at /api/v1/openapi.json", req.Method, req.URL.Path)})
+	})
+	return s, nil
+}
+
+// Handler returns the server's handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Error is an API error: its status, what is wrong and, for a bad input,
+// the field at fault. It is written as {"error": ..., "field": ...}.
+type Error struct {
+	Status int    `json:"-"`
+	Msg    string `json:"error"`
+	Field  string `json:"field,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func badField(field, format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: http.StatusInternalServerError, Msg: err.Error()}
+		s.log.Warn("http api request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	writeJSON(w, e.Status, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write(openapi)
+	return err
+}
+
+// loadStudy reads one study's record.
+func (s *Server) loadStudy(ctx context.Context, name string) (api.Study, error) {
+	var st api.Study
+	found := false
+	err := s.store.Studies(ctx, func(v store.Versioned[api.Study]) error {
+		if v.Value.Name == name {
+			st, found = v.Value, true
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	if !found {
+		return st, &Error{Status: http.StatusNotFound, Field: "study", Msg: fmt.Sprintf("no study %q", name)}
+	}
+	return st, nil
+}
+
+func (s *Server) loadTrials(ctx context.Context, study string) ([]api.Trial, error) {
+	var out []api.Trial
+	err := s.store.StudyTrials(ctx, study, func(v store.Versioned[api.Trial]) error {
+		out = append(out, v.Value)
+		return nil
+	})
+	slices.SortFunc(out, func(a, b api.Trial) int { return cmp.Compare(a.Index, b.Index) })
+	return out, err
+}
+
+// StudySummary is a study in the list: its record without the spec text,
+// with its trials counted by state.
+type StudySummary struct {
+	api.Study
+	Counts map[sweep.State]int `json:"counts"`
+}
+
+func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
+	var list []StudySummary
+	err := s.store.Studies(r.Context(), func(v store.Versioned[api.Study]) error {
+		st := v.Value
+		st.Spec = ""
+		list = append(list, StudySummary{Study: st, Counts: map[sweep.State]int{}})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	counts := map[string]map[sweep.State]int{}
+	for _, st := range list {
+		counts[st.Name] = st.Counts
+	}
+	err = s.store.Trials(r.Context(), func(v store.Versioned[api.Trial]) error {
+		if c := counts[v.Value.Study]; c != nil {
+			c[v.Value.State]++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(list, func(a, b StudySummary) int { return cmp.Compare(a.Name, b.Name) })
+	writeJSON(w, http.StatusOK, map[string]any{"studies": list})
+	return nil
+}
+
+func (s *Server) study(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.loadStudy(r.Context(), r.PathValue("study"))
+	if err != nil {
+		return err
+	}
+	trials, err := s.loadTrials(r.Context(), st.Name)
+	if err != nil {
+		return err
+	}
+	sum := StudySummary{Study: st, Counts: map[sweep.State]int{}}
+	for _, t := range trials {
+		sum.Counts[t.State]++
+	}
+	writeJSON(w, http.StatusOK, sum)
+	return nil
+}
+
+// submit relays a spec to the leader. The body is the YAML spec itself,
+// or JSON {"spec": "...", "spec_file": "..."}.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, sweep.MaxSpecBytes+1))
+	if err != nil {
+		return badField("body", "read the request: %v", err)
+	}
+	req := api.SubmitRequest{SpecFile: "api", Spec: string(body)}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		var in struct {
+			Spec     string `json:"spec"`
+			SpecFile string `json:"spec_file"`
+		}
+		if err := json.Unmarshal(body, &in); err != nil {
+			return badField("body", "not a JSON object with a spec: %v", err)
+		}
+		req.Spec, req.SpecFile = in.Spec, cmp.Or(in.SpecFile, "api")
+	}
+	// Parse here first, so a bad spec gets its field back without a trip
+	// to the leader.
+	if _, err := sweep.Parse(req.SpecFile, []byte(req.Spec)); err != nil {
+		var se *sweep.SpecError
+		field := "spec"
+		if errors.As(err, &se) && se.Field != "" {
+			field = "spec." + se.Field
+		}
+		return badField(field, "%v", err)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	reply, err := api.NewClient(s.cfg.NATS, s.cfg.RequestTimeout).Submit(ctx, req)
+	if err != nil {
+		return &Error{Status: http.StatusServiceUnavailable, Msg: err.Error()}
+	}
+	writeJSON(w, http.StatusOK, reply)
+	return nil
+}
+
+func (s *Server) trial(w http.ResponseWriter, r *http.Request) error {
+	trials, err := s.loadTrials(r.Context(), r.PathValue("study"))
+	if err != nil {
+		return err
+	}
+	for _, t := range trials {
+		if t.ID == r.PathValue("trial") {
+			writeJSON(w, http.StatusOK, t)
+			return nil
+		}
+	}
+	return &Error{Status: http.StatusNotFound, Field: "trial", Msg: fmt.Sprintf("no trial %q in study %q", r.PathValue("trial"), r.PathValue("study"))}
+}
+
+// trials lists a study's trials, filtered, sorted and paged on the
+// server: state=STATE (repeatable), sort=FIELD or -FIELD (index,
+// objective, seed, updated, or a parameter's name), offset, limit;
+// format=jsonl streams one trial a line instead of one JSON document.
+func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	study := r.PathValue("study")
+	if _, err := s.loadStudy(r.Context(), study); err != nil {
+		return err
+	}
+	trials, err := s.loadTrials(r.Context(), study)
+	if err != nil {
+		return err
+	}
+	if states := q["state"]; len(states) > 0 {
+		for _, st := range states {
+			if !slices.Contains(sweep.States, sweep.State(st)) {
+				return badField("state", "unknown state %q; want one of %v", st, sweep.States)
+			}
+		}
+		trials = slices.DeleteFunc(trials, func(t api.Trial) bool { return !slices.Contains(states, string(t.State)) })
+	}
+	if key := q.Get("sort"); key != "" {
+		desc := strings.HasPrefix(key, "-")
+		key = strings.TrimPrefix(key, "-")
+		less, err := sorter(key)
+		if err != nil {
+			return err
+		}
+		slices.SortStableFunc(trials, func(a, b api.Trial) int {
+			if desc {
+				return less(b, a)
+			}
+			return less(a, b)
+		})
+	}
+	total := len(trials)
+	offset, err := intParam(q, "offset", 0)
+	if err != nil {
+		return err
+	}
+	limit, err := intParam(q, "limit", total)
+	if err != nil {
+		return err
+	}
+	trials = trials[min(offset, len(trials)):]
+	trials = trials[:min(limit, len(trials))]
+	switch f := q.Get("format"); f {
+	case "", "json":
+		writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "trials": trials})
+	default:
+		write, ok := trialWriters[f]
+		if !ok {
+			return badField("format", "unknown format %q; want json, jsonl, csv or parquet", f)
+		}
+		w.Header().Set("Content-Type", contentTypes[f])
+		bw := bufio.NewWriterSize(w, 1<<16)
+		if err := write(bw, trials); err != nil {
+			s.log.Debug("trials response cut short", "error", err)
+			return nil // the client went away, or the response is cut
+		}
+		_ = bw.Flush()
+	}
+	return nil
+}
+
+func intParam(q map[string][]string, name string, def int) (int, error) {
+	v := ""
+	if vs := q[name]; len(vs) > 0 {
+		v = vs[0]
+	}
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, badField(name, "%s=%q: want a whole number of at least 0", name, v)
+	}
+	return n, nil
+}
+
+// sorter orders trials by key; trials without a value sort last.
+func sorter(key string) (func(a, b api.Trial) int, error) {
+	num := func(f func(api.Trial) (float64, bool)) func(a, b api.Trial) int {
+		return func(a, b api.Trial) int {
+			x, xok := f(a)
+			y, yok := f(b)
+			switch {
+			case !xok && !yok:
+				return 0
+			case !xok:
+				return 1
+			case !yok:
+				return -1
+			}
+			return cmp.Compare(x, y)
+		}
+	}
+	switch key {
+	case "index":
+		return func(a, b api.Trial) int { return cmp.Compare(a.Index, b.Index) }, nil
+	case "seed":
+		return func(a, b api.Trial) int { return cmp.Compare(a.Seed, b.Seed) }, nil
+	case "updated":
+		return func(a, b api.Trial) int { return a.Updated.Compare(b.Updated) }, nil
+	case "state":
+		return func(a, b api.Trial) int { return cmp.Compare(a.State, b.State) }, nil
+	case "objective":
+		return num(func(t api.Trial) (float64, bool) {
+			if t.Result == nil || t.Result.Objective == nil {
+				return 0, false
+			}
+			return *t.Result.Objective, true
+		}), nil
+	}
+	if !paramName.MatchString(key) {
+		return nil, badField("sort", "cannot sort by %q; sort by index, objective, seed, state, updated, a parameter or a metric, with - for descending", key)
+	}
+	return num(func(t api.Trial) (float64, bool) { return analysis.Lookup(t, key) }), nil
+}
+
+// The bulk formats, shared with the CLI's results command.
+var (
+	trialWriters = map[string]func(io.Writer, []api.Trial) error{
+		"jsonl": export.TrialsJSONL, "csv": export.TrialsCSV, "parquet": export.TrialsParquet,
+	}
+	historyWriters = map[string]func(io.Writer, []HistoryRow) error{
+		"jsonl": export.HistoryJSONL, "csv": export.HistoryCSV, "parquet": export.HistoryParquet,
+	}
+	contentTypes = map[string]string{
+		"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet",
+	}
+)
+
+var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+// HistoryRow is one metrics report as the API returns it.
+type HistoryRow = export.Report
+
+// history returns the metric history of a study (or of trial=ID, which
+// may repeat), as JSON lines by default. points=N keeps at most N reports
+// per trial and attempt, evenly spread and always the last, so a long
+// curve can be drawn without reading every step; the store keeps all.
+func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	study := r.PathValue("study")
+	if _, err := s.loadStudy(r.Context(), study); err != nil {
+		return err
+	}
+	points, err := intParam(q, "points", 0)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, id := range q["trial"] {
+		want[id] = true
+	}
+	trial := ""
+	if len(want) == 1 {
+		for id := range want {
+			trial = id
+		}
+	}
+	format := cmp.Or(q.Get("format"), "jsonl")
+	write, ok := historyWriters[format]
+	if !ok && format != "json" {
+		return badField("format", "unknown format %q; want jsonl, json, csv or parquet", format)
+	}
+	var rows []HistoryRow
+	err = bus.History(r.Context(), s.js, study, trial, func(m *bus.MetricsReport) error {
+		if len(want) > 0 && !want[m.Trial] {
+			return nil
+		}
+		rows = append(rows, HistoryRow{Trial: m.Trial, Attempt: m.Attempt, Step: m.Step, Time: m.Time, Values: m.Values, NonFinite: m.NonFinite})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if points > 0 {
+		rows = downsample(rows, points)
+	}
+	if format == "json" {
+		writeJSON(w, http.StatusOK, map[string]any{"history": rows})
+		return nil
+	}
+	w.Header().Set("Content-Type", contentTypes[format])
+	bw := bufio.NewWriterSize(w, 1<<16)
+	if err := write(bw, rows); err != nil {
+		s.log.Debug("history response cut short", "error", err)
+		return nil
+	}
+	_ = bw.Flush()
+	return nil
+}
+
+// downsample keeps at most n rows of each (trial, attempt), evenly spaced,
+// the first and the last always among them.
+func downsample(rows []HistoryRow, n int) []HistoryRow {
+	type key struct {
+		trial   string
+		attempt int
+	}
+	groups := map[key][]int{}
+	var order []key
+	for i, r := range rows {
+		k := key{r.Trial, r.Attempt}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	var out []HistoryRow
+	for _, k := range order {
+		idx := groups[k]
+		if len(idx) <= n {
+			for _, i := range idx {
+				out = append(out, rows[i])
+			}
+			continue
+		}
+		last := -1
+		for j := range n {
+			p := 0
+			if n > 1 {
+				p = int(math.Round(float64(j) * float64(len(idx)-1) / float64(n-1)))
+			}
+			if p != last {
+				out = append(out, rows[idx[p]])
+				last = p
+			}
+		}
+	}
+	return out
+}
+
+// fit fits the study's analysis plan to its results now; law=, x= and
+// group= override or stand in for the plan.
+func (s *Server) fit(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.loadStudy(r.Context(), r.PathValue("study"))
+	if err != nil {
+		return err
+	}
+	spec, err := sweep.Parse(st.SpecFile, []byte(st.Spec))
+	if err != nil {
+		return fmt.Errorf("the study's stored spec no longer parses: %w", err)
+	}
+	q := r.URL.Query()
+	if spec.Analysis == nil || spec.Analysis.Fit == nil {
+		if q.Get("law") == "" {
+			return badField("law", "study %q has no analysis plan; pass law= (power, chinchilla, datablations, ensemble) and x=", st.Name)
+		}
+		spec.Analysis = &sweep.Analysis{Fit: &sweep.FitPlan{Law: "power", X: "params", Bootstrap: 200}}
+	}
+	plan := *spec.Analysis.Fit
+	if v := q.Get("law"); v != "" {
+		plan.Law = v
+	}
+	if v := q.Get("x"); v != "" {
+		plan.X = v
+	}
+	if v := q.Get("group"); v != "" {
+		plan.Group = v
+	}
+	if b := q.Get("bootstrap"); b != "" {
+		n, err := intParam(q, "bootstrap", 0)
+		if err != nil {
+			return err
+		}
+		plan.Bootstrap = n
+	}
+	spec.Analysis = &sweep.Analysis{Fit: &plan}
+	trials, err := s.loadTrials(r.Context(), st.Name)
+	if err != nil {
+		return err
+	}
+	fits, err := analysis.Run(r.Context(), spec, trials, st.Direction, analysis.Options{})
+	if err != nil {
+		return badField("law", "%v", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"study": st.Name, "law": plan.Law, "x": plan.X, "group": plan.Group, "fits": fits})
+	return nil
+}
+
+// events streams the study as server-sent events: "study" with the study
+// record and "trial" with each trial record as the leader writes it,
+// starting with every current one, until the client goes away.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
+	study := r.PathValue("study")
+	if _, err := s.loadStudy(r.Context(), study); err != nil {
+		return err
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		return errors.New("streaming unsupported by this connection")
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	send := func(kind string, v any) {
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", kind, b)
+	}
+	ctx := r.Context()
+	rev, err := s.snapshot(ctx, study, send)
+	if err != nil {
+		return nil // headers are out; the client sees the stream end
+	}
+	flusher.Flush()
+	watch := s.cfg.Etcd.Watch(clientv3.WithRequireLeader(ctx), store.TrialPrefix+study+"/", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	studyWatch := s.cfg.Etcd.Watch(clientv3.WithRequireLeader(ctx), store.StudyKey(study), clientv3.WithRev(rev+1))
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-keepalive.C:
+			fmt.Fprint(w, ": keepalive\n\n")
+		case resp, ok := <-watch:
+			if !ok {
+				return nil
+			}
+			for _, ev := range resp.Events {
+				var t api.Trial
+				if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &t) == nil {
+					send("trial", t)
+				}
+			}
+		case resp, ok := <-studyWatch:
+			if !ok {
+				return nil
+			}
+			for _, ev := range resp.Events {
+				var st api.Study
+				if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &st) == nil {
+					st.Spec = ""
+					send("study", st)
+				}
+			}
+		}
+		flusher.Flush()
+	}
+}
+
+// snapshot sends the study and its trials as they are at one etcd
+// revision, and returns it.
+func (s *Server) snapshot(ctx context.Context, study string, send func(string, any)) (int64, error) {
+	resp, err := s.cfg.Etcd.Get(ctx, store.StudyKey(study))
+	if err != nil {
+		return 0, err
+	}
+	rev := resp.Header.Revision
+	if len(resp.Kvs) > 0 {
+		var st api.Study
+		if json.Unmarshal(resp.Kvs[0].Value, &st) == nil {
+			st.Spec = ""
+			send("study", st)
+		}
+	}
+	trials, err := s.cfg.Etcd.Get(ctx, store.TrialPrefix+study+"/", clientv3.WithPrefix(), clientv3.WithRev(rev))
+	if err != nil {
+		return 0, err
+	}
+	for _, kv := range trials.Kvs {
+		var t api.Trial
+		if json.Unmarshal(kv.Value, &t) == nil {
+			send("trial", t)
+		}
+	}
+	return rev, nil
+}
+
+// OpenAPI returns the API's OpenAPI document.
+func OpenAPI() []byte { return slices.Clone(openapi) }
+
+// Routes returns the served (method, path) pairs, for checking the
+// OpenAPI document.
+func Routes() [][2]string {
+	out := make([][2]string, len(routes))
+	for i, r := range routes {
+		out[i] = [2]string{r.method, r.path}
+	}
+	return out
+}

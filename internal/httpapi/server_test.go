@@ -1,0 +1,355 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/clustertest"
+	"asymptote.dev/asymptote/internal/httpapi"
+	"asymptote.dev/asymptote/plugins/methods/synthetic"
+)
+
+const spec = `name: web
+method: synthetic
+space:
+  params: [1e6, 3e6, 1e7, 3e7, 1e8, 3e8]
+fixed:
+  tokens: 2e9
+  steps: 10
+  noise: 0.01
+seeds: [0, 1]
+analysis:
+  fit: {law: power, x: params, bootstrap: 50}
+resources: {cpu: 0.25, memory: 16MiB}
+`
+
+type env struct {
+	t   *testing.T
+	cl  *clustertest.Cluster
+	url string
+}
+
+// wantField expects a JSON error at path naming field.
+func (e *env) wantField(path string, status int, field string) httpapi.Error {
+	e.t.Helper()
+	var bad httpapi.Error
+	e.get(path, status, &bad)
+	if bad.Field != field {
+		e.t.Errorf("%s: error %+v, want field %q", path, bad, field)
+	}
+	return bad
+}
+
+func start(t *testing.T) *env {
+	cl := clustertest.New(t)
+	leader := cl.StartCoordinator("c1", nil)
+	cl.StartAgent("a1", bus.Resources{CPU: 2, Memory: 1 << 30}, clustertest.InProcess{"synthetic": synthetic.New()})
+	srv, err := httpapi.New(httpapi.Config{Etcd: cl.Etcd, NATS: cl.Conn("http")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	e := &env{t: t, cl: cl, url: ts.URL}
+	// Submit over HTTP, as the Python client does, and wait for the end.
+	resp, err := http.Post(ts.URL+"/api/v1/studies", "application/yaml", strings.NewReader(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub api.SubmitReply
+	e.decode(resp, http.StatusOK, &sub)
+	if sub.Study != "web" || sub.Added != 12 {
+		t.Fatalf("submit reply %+v, want 12 trials added to web", sub)
+	}
+	cl.WaitDone(cl.Client(), "web", 30*time.Second)
+	leader.Stop() // every read below is served without a leader
+	return e
+}
+
+func (e *env) get(path string, status int, v any) {
+	e.t.Helper()
+	resp, err := http.Get(e.url + path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.decode(resp, status, v)
+}
+
+func (e *env) decode(resp *http.Response, status int, v any) {
+	e.t.Helper()
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		e.t.Fatalf("%s: status %d, want %d: %s", resp.Request.URL, resp.StatusCode, status, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		e.t.Fatalf("%s: %v: %s", resp.Request.URL, err, b)
+	}
+}
+
+func TestAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: embedded servers")
+	}
+	e := start(t)
+
+	var list struct{ Studies []httpapi.StudySummary }
+	e.get("/api/v1/studies", 200, &list)
+	if len(list.Studies) != 1 || list.Studies[0].Counts["succeeded"] != 12 || list.Studies[0].Spec != "" {
+		t.Errorf("studies %+v, want web with 12 succeeded and no spec text", list.Studies)
+	}
+
+	var page struct {
+		Total  int
+		Offset int
+		Trials []api.Trial
+	}
+	e.get("/api/v1/studies/web/trials?sort=-objective&offset=2&limit=3", 200, &page)
+	if page.Total != 12 || len(page.Trials) != 3 || page.Offset != 2 {
+		t.Fatalf("page: total %d, %d trials, offset %d", page.Total, len(page.Trials), page.Offset)
+	}
+	var all struct{ Trials []api.Trial }
+	e.get("/api/v1/studies/web/trials?sort=-objective", 200, &all)
+	for i := 1; i < len(all.Trials); i++ {
+		if *all.Trials[i].Result.Objective > *all.Trials[i-1].Result.Objective {
+			t.Fatalf("trials not sorted by objective, descending, at %d", i)
+		}
+	}
+	if all.Trials[2].ID != page.Trials[0].ID {
+		t.Errorf("offset 2 starts at %s, want the third trial %s", page.Trials[0].ID, all.Trials[2].ID)
+	}
+	e.get("/api/v1/studies/web/trials?sort=params", 200, &all)
+	if p0, p1 := all.Trials[0].Params["params"].(float64), all.Trials[11].Params["params"].(float64); p0 != 1e6 || p1 != 3e8 {
+		t.Errorf("sorted by params: first %g, last %g", p0, p1)
+	}
+	e.get("/api/v1/studies/web/trials?state=failed", 200, &page)
+	if page.Total != 0 {
+		t.Errorf("%d failed trials", page.Total)
+	}
+	var one api.Trial
+	e.get("/api/v1/studies/web/trials/"+all.Trials[0].ID, 200, &one)
+	if one.ID != all.Trials[0].ID || len(one.Attempts) != 1 {
+		t.Errorf("trial %+v", one)
+	}
+
+	// The whole history: 10 steps of each of 12 trials, in step order.
+	var hist struct{ History []httpapi.HistoryRow }
+	e.get("/api/v1/studies/web/history?format=json", 200, &hist)
+	if len(hist.History) != 120 {
+		t.Fatalf("%d history rows, want 120", len(hist.History))
+	}
+	steps := map[string][]int64{}
+	for _, r := range hist.History {
+		steps[r.Trial] = append(steps[r.Trial], r.Step)
+		if _, ok := r.Values["train_loss"]; !ok {
+			t.Fatalf("report without train_loss: %+v", r)
+		}
+	}
+	for id, s := range steps {
+		if len(s) != 10 || !slices.IsSorted(s) {
+			t.Errorf("trial %s steps %v", id, s)
+		}
+	}
+	// One trial, downsampled to 3 points: the first, middle and last.
+	q := url.Values{"trial": {all.Trials[0].ID}, "points": {"3"}}
+	resp, err := http.Get(e.url + "/api/v1/studies/web/history?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []httpapi.HistoryRow
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var r httpapi.HistoryRow
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, r)
+	}
+	resp.Body.Close()
+	first, last := steps[all.Trials[0].ID][0], steps[all.Trials[0].ID][9]
+	if len(rows) != 3 || rows[0].Step != first || rows[2].Step != last || rows[0].Trial != all.Trials[0].ID {
+		t.Errorf("downsampled rows %+v, want 3 of trial %s from step %d to %d", rows, all.Trials[0].ID, first, last)
+	}
+
+	// The same history as CSV in long form, one row a metric value.
+	resp, err = http.Get(e.url + "/api/v1/studies/web/history?format=csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(resp.Body).ReadAll()
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainLoss := 0
+	for _, r := range recs[1:] {
+		if r[4] == "train_loss" {
+			trainLoss++
+		}
+	}
+	if strings.Join(recs[0], ",") != "trial,attempt,step,time,metric,value" || trainLoss != 120 {
+		t.Errorf("csv header %v and %d train_loss rows, want 120", recs[0], trainLoss)
+	}
+
+	var fit struct {
+		Law  string
+		Fits []api.FitSummary
+	}
+	e.get("/api/v1/studies/web/fit", 200, &fit)
+	if fit.Law != "power" || len(fit.Fits) != 1 || fit.Fits[0].Error != "" || len(fit.Fits[0].Params) == 0 {
+		t.Errorf("fit %+v", fit)
+	}
+
+	e.wantField("/api/v1/studies/web/trials?limit=-1", 400, "limit")
+	e.wantField("/api/v1/studies/web/trials?sort=no-such", 400, "sort")
+	e.wantField("/api/v1/studies/web/history?format=xml", 400, "format")
+	if bad := e.wantField("/api/v1/studies/nope/trials", 404, "study"); !strings.Contains(bad.Msg, `no study "nope"`) {
+		t.Errorf("unknown study: %+v", bad)
+	}
+	e.wantField("/api/v1/nothing", 404, "")
+	var bad httpapi.Error
+	resp, err = http.Post(e.url+"/api/v1/studies", "application/yaml", strings.NewReader("name: x\nmethod: synthetic\nspace:\n  lr: {range: [1, 2], count: 3, scale: logg}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.decode(resp, 400, &bad)
+	if bad.Field != "spec.space.lr.scale" || !strings.Contains(bad.Msg, "logg") {
+		t.Errorf("bad spec: %+v", bad)
+	}
+}
+
+// TestEvents reads the live stream: every trial at connection, then each
+// change as the leader records it.
+func TestEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: embedded servers")
+	}
+	e := start(t)
+	resp, err := http.Get(e.url + "/api/v1/studies/web/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	trials, studies := map[string]bool{}, 0
+	kind := ""
+	for sc.Scan() && len(trials) < 12 {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			kind = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && kind == "trial":
+			var tr api.Trial
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &tr); err != nil {
+				t.Fatal(err)
+			}
+			trials[tr.ID] = true
+		case strings.HasPrefix(line, "data: ") && kind == "study":
+			studies++
+		}
+	}
+	if len(trials) != 12 || studies != 1 {
+		t.Errorf("snapshot: %d trials and %d study events, want 12 and 1", len(trials), studies)
+	}
+}
+
+// The OpenAPI document lists exactly the routes the server serves.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	doc := map[string]map[string]map[string]any{}
+	b := httpapi.OpenAPI()
+	var top struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(b, &top); err != nil {
+		t.Fatal(err)
+	}
+	for path, ops := range top.Paths {
+		doc[path] = map[string]map[string]any{}
+		for m := range ops {
+			doc[path][strings.ToUpper(m)] = nil
+		}
+	}
+	served := httpapi.Routes()
+	for _, r := range served {
+		if _, ok := doc[r[1]][r[0]]; !ok {
+			t.Errorf("%s %s is served but not in openapi.json", r[0], r[1])
+		}
+	}
+	for path, ops := range doc {
+		for m := range ops {
+			if !slices.ContainsFunc(served, func(r [2]string) bool { return r[0] == m && r[1] == path }) {
+				t.Errorf("openapi.json documents %s %s, which is not served", m, path)
+			}
+		}
+	}
+}
+
+// TestCrossover compares two recipes of one study, grouped by alpha, whose
+// curves cross where 100·N^-0.2 = 2000·N^-0.4, at N = 20^5 = 3.2e6.
+func TestCrossover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: embedded servers")
+	}
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	cl.StartAgent("a1", bus.Resources{CPU: 2, Memory: 1 << 30}, clustertest.InProcess{"synthetic": synthetic.New()})
+	srv, err := httpapi.New(httpapi.Config{Etcd: cl.Etcd, NATS: cl.Conn("http")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	e := &env{t: t, cl: cl, url: ts.URL}
+	resp, err := http.Post(ts.URL+"/api/v1/studies", "application/yaml", strings.NewReader(`name: cross
+method: synthetic
+space:
+  params: [3e5, 1e6, 3e6, 1e7, 3e7, 1e8]
+  alpha: [0.2, 0.4]
+fixed:
+  tokens: 1e12
+  E: 1.5
+  noise: 0.002
+derived:
+  A: 100 * 20 ^ ((alpha - 0.2) / 0.2)
+seeds: [0, 1]
+analysis:
+  fit: {law: power, x: params, group: alpha, bootstrap: 100}
+resources: {cpu: 0.25, memory: 16MiB}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub api.SubmitReply
+	e.decode(resp, 200, &sub)
+	cl.WaitDone(cl.Client(), "cross", 30*time.Second)
+	var r httpapi.CrossoverReply
+	e.get("/api/v1/crossover?study=cross&lo=1e5&hi=1e9", 200, &r)
+	if len(r.Roots) != 1 {
+		t.Fatalf("roots %+v, want one", r.Roots)
+	}
+	root := r.Roots[0]
+	if root.X < 2e6 || root.X > 5e6 || root.Lo == nil || *root.Lo > 3.2e6 || *root.Hi < 3.2e6 {
+		t.Errorf("root %g (%v, %v), want about 3.2e6 inside its interval", root.X, root.Lo, root.Hi)
+	}
+	if r.Replicates != 100 || len(r.PCount) != 4 || r.PCount[1] < 0.9 || len(r.Fits) != 2 {
+		t.Errorf("reply %+v", r)
+	}
+	e.wantField("/api/v1/crossover?study=cross&lo=5&hi=1", 400, "lo")
+	e.wantField("/api/v1/crossover?lo=1&hi=5", 400, "study")
+	e.wantField("/api/v1/crossover?study=web&study=cross&lo=1&hi=5", 404, "study")
+}
