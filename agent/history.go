@@ -11,15 +11,17 @@ import (
 )
 
 // historyWriter publishes one attempt's metrics reports to the history
-// stream without waiting on each acknowledgement, and makes sure, before
-// the attempt's outcome goes out, that every one was stored: a report
-// whose publish failed is sent again with the same message ID, which the
-// server deduplicates.
+// stream without waiting on each acknowledgement, and the same reports in
+// curve chunks (bus.Curve) that bulk reads use, and makes sure, before the
+// attempt's outcome goes out, that every one was stored: a message whose
+// publish failed is sent again with the same message ID, which the server
+// deduplicates.
 type historyWriter struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	pending []pendingReport
 	seq     int64
+	curve   *bus.CurveBuilder
 }
 
 type pendingReport struct {
@@ -34,10 +36,21 @@ type pendingReport struct {
 func (h *historyWriter) add(r *bus.MetricsReport) {
 	h.seq++
 	r.Seq = h.seq
-	p := pendingReport{subject: bus.MetricsSubject(r.Study, r.Trial), data: bus.Encode(r), id: r.MsgID()}
+	h.send(bus.MetricsSubject(r.Study, r.Trial), bus.Encode(r), r.MsgID())
+	if h.curve == nil {
+		h.curve = bus.NewCurveBuilder(r.AttemptRef)
+	}
+	if c := h.curve.Add(r); c != nil {
+		h.send(bus.CurveSubject(c.Study, c.Trial), bus.Encode(c), c.MsgID())
+	}
+	h.prune()
+}
+
+// send publishes one message without waiting for its acknowledgement.
+func (h *historyWriter) send(subject string, data []byte, id string) {
+	p := pendingReport{subject: subject, data: data, id: id}
 	p.ack, _ = h.js.PublishAsync(p.subject, p.data, jetstream.WithMsgID(p.id))
 	h.pending = append(h.pending, p)
-	h.prune()
 }
 
 // prune drops the acknowledged reports at the front.
@@ -58,9 +71,15 @@ func (h *historyWriter) prune() {
 	h.pending = h.pending[i:]
 }
 
-// flush waits for every report's acknowledgement, publishing again what
-// failed, until ctx ends. It returns how many reports were not stored.
+// flush publishes the attempt's last curve chunk and waits for every
+// message's acknowledgement, publishing again what failed, until ctx ends.
+// It returns how many messages were not stored.
 func (h *historyWriter) flush(ctx context.Context) int {
+	if h.curve != nil {
+		c := h.curve.Finish()
+		h.send(bus.CurveSubject(c.Study, c.Trial), bus.Encode(c), c.MsgID())
+		h.curve = nil
+	}
 	for i := range h.pending {
 		p := &h.pending[i]
 		if p.ack != nil {
@@ -79,7 +98,7 @@ func (h *historyWriter) flush(ctx context.Context) int {
 			if err == nil {
 				break
 			}
-			h.log.Warn("store metrics report failed; retrying", "subject", p.subject, "error", err)
+			h.log.Warn("store metrics history failed; retrying", "subject", p.subject, "error", err)
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():

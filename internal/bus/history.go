@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,7 +32,7 @@ func DeclareHistory(ctx context.Context, js jetstream.JetStream, replicas int, m
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        StreamHistory,
 		Description: "asymptote metric history: every report of every attempt",
-		Subjects:    []string{SubjectMetrics + ".>"},
+		Subjects:    []string{SubjectMetrics + ".>", SubjectCurves + ".>"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Duplicates:  EventsDuplicateWindow,
@@ -59,19 +62,19 @@ func PurgeHistory(ctx context.Context, js jetstream.JetStream, study string) err
 	if err != nil {
 		return err
 	}
-	return s.Purge(ctx, jetstream.WithPurgeSubject(SubjectMetrics+"."+study+".>"))
+	return errors.Join(
+		s.Purge(ctx, jetstream.WithPurgeSubject(SubjectMetrics+"."+study+".>")),
+		s.Purge(ctx, jetstream.WithPurgeSubject(SubjectCurves+"."+study+".>")))
 }
 
-// History calls fn with every report kept for study, in the order they
-// were stored, once each (a report stored twice, by an agent's retry past
-// the server's duplicate window, is passed once). With trial set, only
-// that trial's. It reads what the stream holds when it starts and needs
-// no coordinator.
+// History calls fn with every report kept for study (with trial set,
+// only that trial's), once each: a report stored twice, by an agent's
+// retry past the server's duplicate window, is passed once. It reads the
+// attempts' curve chunks in bulk first, then, one trial at a time, the
+// reports no chunk holds yet (attempts still running, or lost with their
+// agent). Within an attempt, reports come in the order they were made. It
+// reads what the stream holds when it starts and needs no coordinator.
 func History(ctx context.Context, js jetstream.JetStream, study, trial string, fn func(*MetricsReport) error) error {
-	subject := SubjectMetrics + "." + study + ".>"
-	if trial != "" {
-		subject = MetricsSubject(study, trial)
-	}
 	s, err := js.Stream(ctx, StreamHistory)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil // nothing recorded yet
@@ -79,6 +82,91 @@ func History(ctx context.Context, js jetstream.JetStream, study, trial string, f
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
+	curves, reports := SubjectCurves+"."+study+".>", SubjectMetrics+"."+study+".>"
+	if trial != "" {
+		curves, reports = CurveSubject(study, trial), MetricsSubject(study, trial)
+	}
+	type attempt struct {
+		trial string
+		n     int
+	}
+	type chunkKey struct {
+		attempt
+		chunk int
+	}
+	type reportKey struct {
+		attempt
+		seq int64
+	}
+	upTo := map[attempt]int64{} // the last seq the chunks hold
+	complete := map[attempt]bool{}
+	held := map[string]uint64{} // reports the chunks hold, by trial
+	seenChunk := map[chunkKey]bool{}
+	err = readSubject(ctx, s, curves, func(data []byte) error {
+		var c Curve
+		if Decode(data, &c) != nil {
+			return nil // not ours to judge; skip it
+		}
+		a := attempt{c.Trial, c.Attempt}
+		if seenChunk[chunkKey{a, c.Chunk}] {
+			return nil
+		}
+		seenChunk[chunkKey{a, c.Chunk}] = true
+		rs := c.Reports()
+		for i := range rs {
+			if err := fn(&rs[i]); err != nil {
+				return err
+			}
+		}
+		held[c.Trial] += uint64(len(rs))
+		if last := c.First + int64(len(rs)) - 1; last > upTo[a] {
+			upTo[a] = last
+		}
+		if c.Last {
+			complete[a] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(reports))
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	subjects := slices.Sorted(maps.Keys(info.State.Subjects))
+	for _, subj := range subjects {
+		id := subj[strings.LastIndexByte(subj, '.')+1:]
+		if info.State.Subjects[subj] <= held[id] {
+			continue // every report of the trial is in its chunks
+		}
+		seen := map[reportKey]bool{}
+		err := readSubject(ctx, s, subj, func(data []byte) error {
+			var r MetricsReport
+			if Decode(data, &r) != nil {
+				return nil
+			}
+			a := attempt{r.Trial, r.Attempt}
+			if complete[a] || (r.Seq > 0 && r.Seq <= upTo[a]) {
+				return nil
+			}
+			k := reportKey{a, r.Seq}
+			if r.Seq > 0 && seen[k] {
+				return nil
+			}
+			seen[k] = true
+			return fn(&r)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readSubject passes the data of every message the stream holds on
+// subject (a filter) when it starts, in order.
+func readSubject(ctx context.Context, s jetstream.Stream, subject string, fn func([]byte) error) error {
 	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
@@ -95,12 +183,6 @@ func History(ctx context.Context, js jetstream.JetStream, study, trial string, f
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	type key struct {
-		trial   string
-		attempt int
-		seq     int64
-	}
-	seen := map[key]bool{}
 	var got uint64
 	for got < want {
 		batch, err := c.Fetch(int(min(want-got, 10000)), jetstream.FetchMaxWait(5*time.Second))
@@ -111,18 +193,10 @@ func History(ctx context.Context, js jetstream.JetStream, study, trial string, f
 		for msg := range batch.Messages() {
 			n++
 			got++
-			meta, merr := msg.Metadata()
-			var r MetricsReport
-			if derr := Decode(msg.Data(), &r); derr == nil {
-				k := key{r.Trial, r.Attempt, r.Seq}
-				if r.Seq == 0 || !seen[k] {
-					seen[k] = true
-					if err := fn(&r); err != nil {
-						return err
-					}
-				}
+			if err := fn(msg.Data()); err != nil {
+				return err
 			}
-			if merr == nil && meta.Sequence.Stream >= last {
+			if meta, err := msg.Metadata(); err == nil && meta.Sequence.Stream >= last {
 				return nil
 			}
 		}

@@ -100,3 +100,108 @@ func TestHistory(t *testing.T) {
 		t.Errorf("purging a removed b's history: %v", kept)
 	}
 }
+
+// TestCurveRoundTrip: a chunk gives back exactly the reports it was built
+// from, absent and non-finite values included.
+func TestCurveRoundTrip(t *testing.T) {
+	ref := bus.AttemptRef{Study: "s", Trial: "t", Attempt: 2}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	in := []*bus.MetricsReport{
+		{AttemptRef: ref, Seq: 1, Step: 10, Time: now, Values: map[string]float64{"train": 3}},
+		{AttemptRef: ref, Seq: 2, Step: 10, Time: now, Values: map[string]float64{"val": 2.5}},
+		{AttemptRef: ref, Seq: 3, Step: 20, Values: map[string]float64{"train": 0}, NonFinite: map[string]string{"val": bus.NaN}},
+	}
+	b := bus.NewCurveBuilder(ref)
+	for _, r := range in {
+		if c := b.Add(r); c != nil {
+			t.Fatalf("a chunk after %d reports", r.Seq)
+		}
+	}
+	c := b.Finish()
+	var back bus.Curve
+	if err := bus.Decode(bus.Encode(c), &back); err != nil {
+		t.Fatal(err)
+	}
+	out := back.Reports()
+	if len(out) != 3 || !back.Last || back.MsgID() != "c/s/t/2/0" {
+		t.Fatalf("chunk %+v", back)
+	}
+	for i, r := range out {
+		want := in[i]
+		if r.Seq != want.Seq || r.Step != want.Step || !r.Time.Equal(want.Time) || len(r.Values) != len(want.Values) || len(r.NonFinite) != len(want.NonFinite) {
+			t.Errorf("report %d: %+v, want %+v", i, r, *want)
+		}
+		for k, v := range want.Values {
+			if r.Values[k] != v {
+				t.Errorf("report %d: %s = %v, want %v", i, k, r.Values[k], v)
+			}
+		}
+	}
+	if out[2].NonFinite["val"] != bus.NaN {
+		t.Errorf("non-finite lost: %+v", out[2])
+	}
+	// A hostile chunk is refused on decode.
+	bad := bus.Curve{AttemptRef: ref, Steps: []int64{1, 2}, Times: []int64{0}, Values: map[string][]float64{"x": {1}}}
+	if err := bus.Decode(bus.Encode(&bad), &back); err == nil {
+		t.Error("a chunk with columns of the wrong length was accepted")
+	}
+}
+
+// TestHistoryChunksAndReports reads an attempt whose reports are all in
+// chunks, one still running (its later reports not yet in a chunk), and
+// one lost with its agent (reports only): each report once, in order.
+func TestHistoryChunksAndReports(t *testing.T) {
+	js := historyJS(t)
+	pub := func(subject string, data []byte, id string) {
+		t.Helper()
+		if _, err := js.Publish(t.Context(), subject, data, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(trial string, attempt, reports, chunked int, last bool) {
+		ref := bus.AttemptRef{Study: "s", Trial: trial, Attempt: attempt}
+		b := bus.NewCurveBuilder(ref)
+		var rs []*bus.MetricsReport
+		for i := 1; i <= reports; i++ {
+			r := &bus.MetricsReport{AttemptRef: ref, Seq: int64(i), Step: int64(i), Values: map[string]float64{"loss": float64(i)}}
+			pub(bus.MetricsSubject("s", trial), bus.Encode(r), r.MsgID())
+			rs = append(rs, r)
+		}
+		for _, r := range rs[:chunked] {
+			_ = b.Add(r)
+		}
+		var c *bus.Curve
+		if last {
+			c = b.Finish()
+		} else {
+			c = &bus.Curve{}
+			*c = *b.Finish()
+			c.Last = false
+		}
+		pub(bus.CurveSubject("s", trial), bus.Encode(c), c.MsgID())
+		pub(bus.CurveSubject("s", trial), bus.Encode(c), c.MsgID()+"/again") // a repeat past the window
+	}
+	write("done", 1, 50, 50, true)
+	write("running", 1, 30, 20, false) // 10 reports not yet chunked
+	write("lost", 1, 7, 0, false)      // an empty, unfinished chunk
+	got := map[string][]int64{}
+	if err := bus.History(t.Context(), js, "s", "", func(r *bus.MetricsReport) error {
+		got[r.Trial] = append(got[r.Trial], r.Seq)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for trial, n := range map[string]int{"done": 50, "running": 30, "lost": 7} {
+		seqs := got[trial]
+		if len(seqs) != n {
+			t.Errorf("%s: %d reports, want %d: %v", trial, len(seqs), n, seqs)
+			continue
+		}
+		for i, s := range seqs {
+			if s != int64(i+1) {
+				t.Errorf("%s: reports out of order or repeated: %v", trial, seqs)
+				break
+			}
+		}
+	}
+}
