@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the server binaries the chaos suite (test/chaos) runs as real
 # OS processes: Debian's nats-server and etcd-server (and etcd-client for
-# etcdctl, handy when something goes wrong), and the Python runtime of the
-# Python method plugins (python3-grpcio, python3-protobuf, python3-torch).
+# etcdctl, handy when something goes wrong), the Python runtime of the
+# Python method plugins (python3-grpcio, python3-protobuf, python3-torch),
+# and what the Python client's tests use (python3-pandas, python3-pytest,
+# python3-pip, python3-setuptools).
 # Idempotent: it does nothing when the binaries are already on PATH and
 # Debian's python3 imports the modules.
 #
@@ -22,6 +24,13 @@ py_has() { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $1" >/dev/null
 py_has grpc || missing+=(python3-grpcio)
 py_has google.protobuf || missing+=(python3-protobuf)
 py_has torch || missing+=(python3-torch)
+# The Python client (clients/python) runs its pytest suite against a real
+# asymptote dev on pandas; its packaging test installs it, and the method
+# SDK, with pip and setuptools.
+py_has pandas || missing+=(python3-pandas)
+py_has pytest || missing+=(python3-pytest)
+py_has pip || missing+=(python3-pip)
+py_has setuptools || missing+=(python3-setuptools)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -35,7 +44,7 @@ fi
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "install-test-deps: missing ${missing[*]} and no apt-get on this machine;" >&2
   echo "  install nats-server (2.9 or newer) and etcd (3.4 or newer) so that 'nats-server' and 'etcd' are on PATH," >&2
-  echo "  and grpcio 1.51, protobuf 3.21 and torch 1.13 (or newer) for /usr/bin/python3" >&2
+  echo "  and grpcio 1.51, protobuf 3.21, torch 1.13, pandas 1.5, pytest, pip and setuptools (or newer) for /usr/bin/python3" >&2
   exit 1
 fi
 

@@ -41,6 +41,7 @@ from .api import (
     Method,
     ParamError,
     ParamInfo,
+    Preempted,
     Report,
     TrialRequest,
 )
@@ -50,6 +51,6 @@ from .server import MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, PROTOCOL_VERSION, serv
 __all__ = [
     "METRIC_EPOCHS", "METRIC_FLOPS", "METRIC_MEMBERS", "METRIC_PARAMS", "METRIC_TOKENS",
     "METRIC_TRAIN_LOSS", "METRIC_UNIQUE_TOKENS", "METRIC_VAL_LOSS",
-    "CancelEvent", "Cancelled", "Info", "Method", "ParamError", "ParamInfo", "Report", "TrialRequest",
+    "CancelEvent", "Cancelled", "Info", "Method", "ParamError", "ParamInfo", "Preempted", "Report", "TrialRequest",
     "logger", "serve", "MAGIC_COOKIE_KEY", "MAGIC_COOKIE_VALUE", "PROTOCOL_VERSION",
 ]

@@ -34,6 +34,16 @@ class ParamError(Exception):
         self.reason = reason
 
 
+class Preempted(Exception):
+    """The attempt was interrupted through no fault of the method (its host
+    is being preempted, say) and should run again.
+
+    Raised out of run, the host sees ABORTED with a PREEMPTED detail: the
+    agent reports the attempt lost and it runs again, on any agent, without
+    counting against the study's retries.
+    """
+
+
 class Cancelled(Exception):
     """Raised by the SDK when an attempt was cancelled or passed its deadline.
 
@@ -128,6 +138,9 @@ class TrialRequest:
     threads: int = 1
     gpus: list = field(default_factory=list)
     deadline: Optional[float] = None
+    # The study's configuration of the method (the command section for
+    # the command method), decoded from JSON; empty for most methods.
+    config: dict = field(default_factory=dict)
 
     def has(self, name: str) -> bool:
         """Reports whether the request sets name."""

@@ -28,7 +28,7 @@ from google.protobuf import any_pb2
 from . import log as _log
 from ._pb import goplugin_pb2, goplugin_pb2_grpc, health_pb2, health_pb2_grpc
 from ._pb import method_pb2, method_pb2_grpc, rpc_status_pb2
-from .api import Cancelled, CancelEvent, Info, Method, ParamError, TrialRequest
+from .api import Cancelled, CancelEvent, Info, Method, ParamError, Preempted, TrialRequest
 
 # The handshake shared with the agent (plugins/sdk.Handshake). The cookie is
 # not a secret: it only stops a plugin from being run by hand.
@@ -82,6 +82,10 @@ def status_for(exc: BaseException, cancelled: CancelEvent) -> _Status:
         br = rpc_status_pb2.BadRequest()
         br.field_violations.add(field=exc.param, description=exc.reason)
         return rich_status(grpc.StatusCode.INVALID_ARGUMENT, str(exc), (("BadRequest", br),))
+    if isinstance(exc, Preempted):
+        info = rpc_status_pb2.ErrorInfo(reason="PREEMPTED", domain=ERROR_DOMAIN)
+        text = f"preempted: {exc}" if str(exc) else "preempted"
+        return rich_status(grpc.StatusCode.ABORTED, text, (("ErrorInfo", info),))
     if isinstance(exc, Cancelled) or cancelled.is_set():
         deadline = exc.deadline if isinstance(exc, Cancelled) else cancelled.deadline_exceeded
         reason = exc.reason if isinstance(exc, Cancelled) else (cancelled.reason or "cancelled")
@@ -107,8 +111,17 @@ def request_from_proto(msg: Any) -> TrialRequest:
     deadline = None
     if msg.HasField("deadline"):
         deadline = msg.deadline.seconds + msg.deadline.nanos / 1e9
+    config: Any = {}
+    if msg.config_json:
+        try:
+            config = json.loads(msg.config_json)
+        except ValueError as e:
+            raise ParamError("", f"the method configuration is not a JSON object: {e}") from e
+        if not isinstance(config, dict):
+            raise ParamError("", "the method configuration is not a JSON object")
     return TrialRequest(study=msg.study, trial_id=msg.trial_id, attempt=msg.attempt, params=params,
-                        seed=msg.seed, threads=max(msg.threads, 1), gpus=list(msg.gpus), deadline=deadline)
+                        seed=msg.seed, threads=max(msg.threads, 1), gpus=list(msg.gpus), deadline=deadline,
+                        config=config)
 
 
 def info_to_proto(info: Info) -> Any:

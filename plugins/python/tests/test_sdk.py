@@ -17,7 +17,7 @@ from concurrent import futures
 
 import grpc
 
-from asymptote_method import CancelEvent, Cancelled, Info, Method, ParamError, ParamInfo, TrialRequest
+from asymptote_method import CancelEvent, Cancelled, Info, Method, ParamError, ParamInfo, Preempted, TrialRequest
 from asymptote_method import log as alog
 from asymptote_method._pb import method_pb2, method_pb2_grpc, rpc_status_pb2
 from asymptote_method.server import MethodServicer, request_from_proto, status_for
@@ -82,6 +82,14 @@ class StatusTest(unittest.TestCase):
         self.assertEqual(status_for(RuntimeError("y"), cancelled).code, grpc.StatusCode.CANCELLED)
         st = status_for(RuntimeError("boom"), idle)
         self.assertEqual((st.code, st.details), (grpc.StatusCode.UNKNOWN, "RuntimeError: boom"))
+        # Preempted is ABORTED with the PREEMPTED detail the Go host reads
+        # as sdk.ErrPreempted.
+        st = status_for(Preempted("node draining"), idle)
+        self.assertEqual((st.code, st.details), (grpc.StatusCode.ABORTED, "preempted: node draining"))
+        detail = rpc_status_pb2.Status.FromString(st.trailing_metadata[0][1])
+        self.assertEqual(detail.details[0].type_url, "type.googleapis.com/google.rpc.ErrorInfo")
+        info = rpc_status_pb2.ErrorInfo.FromString(detail.details[0].value)
+        self.assertEqual((info.reason, info.domain), ("PREEMPTED", "asymptote.dev"))
 
     def test_request_from_proto(self) -> None:
         msg = method_pb2.RunTrialRequest(trial_id="t", attempt=2, params_json='{"a": 1, "b": "x"}', seed=-3,
@@ -90,8 +98,13 @@ class StatusTest(unittest.TestCase):
         r = request_from_proto(msg)
         self.assertEqual((r.trial_id, r.attempt, r.params, r.seed, r.threads, r.gpus, r.deadline),
                          ("t", 2, {"a": 1, "b": "x"}, -3, 1, [1], 100.0))
+        self.assertEqual(r.config, {})
         with self.assertRaises(ParamError):
             request_from_proto(method_pb2.RunTrialRequest(params_json="[1]"))
+        r = request_from_proto(method_pb2.RunTrialRequest(config_json='{"command": {"program": "x"}}'))
+        self.assertEqual(r.config, {"command": {"program": "x"}})
+        with self.assertRaises(ParamError):
+            request_from_proto(method_pb2.RunTrialRequest(config_json="[]"))
 
 
 class LogTest(unittest.TestCase):
