@@ -69,12 +69,27 @@ func PurgeHistory(ctx context.Context, js jetstream.JetStream, study string) err
 
 // History calls fn with every report kept for study (with trial set,
 // only that trial's), once each: a report stored twice, by an agent's
-// retry past the server's duplicate window, is passed once. It reads the
-// attempts' curve chunks in bulk first, then, one trial at a time, the
-// reports no chunk holds yet (attempts still running, or lost with their
-// agent). Within an attempt, reports come in the order they were made. It
-// reads what the stream holds when it starts and needs no coordinator.
+// retry past the server's duplicate window, is passed once. Within an
+// attempt, reports come in the order they were made. It reads what the
+// stream holds when it starts and needs no coordinator.
 func History(ctx context.Context, js jetstream.JetStream, study, trial string, fn func(*MetricsReport) error) error {
+	return HistoryChunks(ctx, js, study, trial, func(c *Curve, _ []byte) error {
+		rs := c.Reports()
+		for i := range rs {
+			if err := fn(&rs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// HistoryChunks is History by chunk: it reads the attempts' curve chunks
+// in bulk first, passing each with its stored encoding, then, one trial at
+// a time, the reports no chunk holds yet (attempts still running, or lost
+// with their agent), each as a chunk of one report (raw nil). A bulk
+// export forwards raw instead of encoding the reports again.
+func HistoryChunks(ctx context.Context, js jetstream.JetStream, study, trial string, fn func(c *Curve, raw []byte) error) error {
 	s, err := js.Stream(ctx, StreamHistory)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil // nothing recorded yet
@@ -105,21 +120,20 @@ func History(ctx context.Context, js jetstream.JetStream, study, trial string, f
 	err = readSubject(ctx, s, curves, func(data []byte) error {
 		var c Curve
 		if Decode(data, &c) != nil {
-			return nil // not ours to judge; skip it
+			return nil // not a valid chunk: skip it
 		}
 		a := attempt{c.Trial, c.Attempt}
 		if seenChunk[chunkKey{a, c.Chunk}] {
 			return nil
 		}
 		seenChunk[chunkKey{a, c.Chunk}] = true
-		rs := c.Reports()
-		for i := range rs {
-			if err := fn(&rs[i]); err != nil {
+		if c.Len() > 0 {
+			if err := fn(&c, data); err != nil {
 				return err
 			}
 		}
-		held[c.Trial] += uint64(len(rs))
-		if last := c.First + int64(len(rs)) - 1; last > upTo[a] {
+		held[c.Trial] += uint64(c.Len())
+		if last := c.First + int64(c.Len()) - 1; last > upTo[a] {
 			upTo[a] = last
 		}
 		if c.Last {
@@ -155,7 +169,10 @@ func History(ctx context.Context, js jetstream.JetStream, study, trial string, f
 				return nil
 			}
 			seen[k] = true
-			return fn(&r)
+			b := NewCurveBuilder(r.AttemptRef)
+			_ = b.Add(&r)
+			c := b.flush(false)
+			return fn(c, nil)
 		})
 		if err != nil {
 			return err

@@ -335,6 +335,11 @@ func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
 			return badField("format", "unknown format %q; want json, jsonl, csv or parquet", f)
 		}
 		w.Header().Set("Content-Type", contentTypes[f])
+		// Which columns are parameters and which metrics, for a client
+		// that groups seeds of a configuration.
+		params, metrics := export.Columns(trials)
+		w.Header().Set("X-Asymptote-Params", strings.Join(params, ","))
+		w.Header().Set("X-Asymptote-Metrics", strings.Join(metrics, ","))
 		bw := bufio.NewWriterSize(w, 1<<16)
 		if err := write(bw, trials); err != nil {
 			s.log.Debug("trials response cut short", "error", err)
@@ -444,8 +449,29 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 	}
 	format := cmp.Or(q.Get("format"), "jsonl")
 	write, ok := historyWriters[format]
-	if !ok && format != "json" {
-		return badField("format", "unknown format %q; want jsonl, json, csv or parquet", format)
+	if !ok && format != "json" && format != "columns" {
+		return badField("format", "unknown format %q; want jsonl, json, csv, parquet or columns", format)
+	}
+	if format == "columns" && points == 0 {
+		// The stored chunks as they are, one a line: the bulk path.
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		bw := bufio.NewWriterSize(w, 1<<20)
+		err := bus.HistoryChunks(r.Context(), s.js, study, trial, func(c *bus.Curve, raw []byte) error {
+			if len(want) > 0 && !want[c.Trial] {
+				return nil
+			}
+			if raw == nil {
+				raw = bus.Encode(c)
+			}
+			_, _ = bw.Write(raw)
+			return bw.WriteByte('\n')
+		})
+		if err != nil {
+			s.log.Debug("history response cut short", "error", err)
+			return nil
+		}
+		_ = bw.Flush()
+		return nil
 	}
 	var rows []HistoryRow
 	err = bus.History(r.Context(), s.js, study, trial, func(m *bus.MetricsReport) error {
@@ -463,6 +489,16 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 	}
 	if format == "json" {
 		writeJSON(w, http.StatusOK, map[string]any{"history": rows})
+		return nil
+	}
+	if format == "columns" { // downsampled: one chunk an attempt
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		bw := bufio.NewWriterSize(w, 1<<16)
+		for _, c := range chunks(study, rows) {
+			_, _ = bw.Write(bus.Encode(c))
+			_ = bw.WriteByte('\n')
+		}
+		_ = bw.Flush()
 		return nil
 	}
 	w.Header().Set("Content-Type", contentTypes[format])
@@ -510,6 +546,31 @@ func downsample(rows []HistoryRow, n int) []HistoryRow {
 				out = append(out, rows[idx[p]])
 				last = p
 			}
+		}
+	}
+	return out
+}
+
+// chunks groups rows by (trial, attempt), in order, as curve chunks.
+func chunks(study string, rows []HistoryRow) []*bus.Curve {
+	var out []*bus.Curve
+	var b *bus.CurveBuilder
+	var cur bus.AttemptRef
+	for i, r := range rows {
+		ref := bus.AttemptRef{Study: study, Trial: r.Trial, Attempt: r.Attempt}
+		if b == nil || ref != cur {
+			if b != nil {
+				out = append(out, b.Finish())
+			}
+			b, cur = bus.NewCurveBuilder(ref), ref
+		}
+		if c := b.Add(&bus.MetricsReport{AttemptRef: ref, Seq: int64(i + 1), Step: r.Step, Time: r.Time, Values: r.Values, NonFinite: r.NonFinite}); c != nil {
+			out = append(out, c)
+		}
+	}
+	if b != nil {
+		if c := b.Finish(); c.Len() > 0 {
+			out = append(out, c)
 		}
 	}
 	return out

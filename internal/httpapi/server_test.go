@@ -202,6 +202,29 @@ func TestAPI(t *testing.T) {
 		t.Errorf("csv header %v and %d train_loss rows, want 120", recs[0], trainLoss)
 	}
 
+	// The stored chunks, one an attempt here (10 reports each).
+	resp, err = http.Get(e.url + "/api/v1/studies/web/history?format=columns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc = bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<24)
+	chunks := 0
+	for sc.Scan() {
+		var c bus.Curve
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			t.Fatal(err)
+		}
+		if c.Len() != 10 || len(c.Values["val_loss"]) != 10 || !c.Last {
+			t.Errorf("chunk %+v", c)
+		}
+		chunks++
+	}
+	resp.Body.Close()
+	if chunks != 12 {
+		t.Errorf("%d chunks, want one for each of 12 attempts", chunks)
+	}
+
 	var fit struct {
 		Law  string
 		Fits []api.FitSummary

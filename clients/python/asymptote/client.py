@@ -8,6 +8,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import numpy as np
 import pandas as pd
 
 DEFAULT_URL = "http://127.0.0.1:8470"
@@ -155,31 +156,17 @@ class Client:
         when it did (NaN otherwise), so curves can be drawn against compute;
         they are not repeated as metrics. trials= limits it to some trials;
         points=N keeps at most N steps per attempt, evenly spread (the
-        store keeps every step). One request for the whole study.
+        store keeps every step). One request for the whole study: the
+        server sends its column-wise chunks as they are stored.
         """
-        params = {"format": "csv"}
+        params = {"format": "columns"}
         if trials is not None:
             params["trial"] = [trials] if isinstance(trials, str) else list(trials)
         if points:
             params["points"] = int(points)
-        raw = self._request("GET", f"/api/v1/studies/{_q(study)}/history", params)
-        df = pd.read_csv(
-            io.BytesIO(raw),
-            dtype={"trial": str, "attempt": "int64", "step": "int64", "metric": str, "value": "float64"},
-            keep_default_na=False, na_values=[""],
-        )
-        if df.empty:
-            return pd.DataFrame(columns=["trial", "attempt", "step", "time", "tokens", "flops", "metric", "value"])
-        df["time"] = pd.to_datetime(df["time"], utc=True)
-        keys = ["trial", "attempt", "step"]
-        for acc in ("tokens", "flops"):
-            sel = df["metric"] == acc
-            if sel.any():
-                side = df.loc[sel, keys + ["value"]].drop_duplicates(keys, keep="last").rename(columns={"value": acc})
-                df = df.loc[~sel].merge(side, on=keys, how="left")
-            else:
-                df[acc] = float("nan")
-        return df[["trial", "attempt", "step", "time", "tokens", "flops", "metric", "value"]].reset_index(drop=True)
+        resp = self._request("GET", f"/api/v1/studies/{_q(study)}/history", params, stream=True)
+        with resp:
+            return _tidy(resp)
 
     # -- analysis ------------------------------------------------------------
 
@@ -322,6 +309,78 @@ def _config_key(df):
     if not params:
         return pd.Series(["" for _ in range(len(df))], index=df.index)
     return pd.util.hash_pandas_object(df[params].astype(str), index=False).astype("uint64").astype(str)
+
+
+_WORDS = {"NaN": float("nan"), "+Inf": float("inf"), "-Inf": float("-inf")}
+_COLUMNS = ["trial", "attempt", "step", "time", "tokens", "flops", "metric", "value"]
+
+
+def _tidy(lines):
+    """Builds the long history frame from chunk lines: each chunk's columns
+    become numpy arrays, concatenated once at the end."""
+    codes, attempts, lens = {}, [], []
+    tcodes, steps, times = [], [], []
+    cols, present = {}, {}
+    total = 0
+    for raw in lines:
+        if not raw.strip():
+            continue
+        c = json.loads(raw)
+        n = len(c["steps"])
+        if n == 0:
+            continue
+        tcodes.append(codes.setdefault(c["trial"], len(codes)))
+        attempts.append(c["attempt"])
+        lens.append(n)
+        steps.append(np.asarray(c["steps"], dtype=np.int64))
+        times.append(np.asarray(c["times"], dtype=np.int64))
+        values = c.get("values") or {}
+        for name in values.keys() - cols.keys():
+            cols[name] = [np.full(total, np.nan)] if total else []
+            present[name] = [np.zeros(total, dtype=bool)] if total else []
+        missing = c.get("missing") or {}
+        nonfinite = c.get("non_finite") or {}
+        for name in cols:
+            if name in values:
+                col = np.asarray(values[name], dtype=np.float64)
+                pres = np.ones(n, dtype=bool)
+                if name in missing:
+                    col[missing[name]] = np.nan
+                    pres[missing[name]] = False
+                for at in nonfinite.get(name, ()):
+                    col[at["i"]] = _WORDS.get(at["w"], np.nan)
+            else:
+                col, pres = np.full(n, np.nan), np.zeros(n, dtype=bool)
+            cols[name].append(col)
+            present[name].append(pres)
+        total += n
+    if total == 0:
+        return pd.DataFrame({c: [] for c in _COLUMNS})
+    lens = np.asarray(lens)
+    trial = np.repeat(np.asarray(tcodes), lens)
+    attempt = np.repeat(np.asarray(attempts, dtype=np.int64), lens)
+    step = np.concatenate(steps)
+    us = np.concatenate(times)
+    full = {k: np.concatenate(v) for k, v in cols.items()}
+    mask = {k: np.concatenate(v) for k, v in present.items()}
+    side = {acc: full.pop(acc, np.full(total, np.nan)) for acc in ("tokens", "flops")}
+    for acc in ("tokens", "flops"):
+        mask.pop(acc, None)
+    names = sorted(full)
+    sel = [np.flatnonzero(mask[m]) for m in names]
+    idx = np.concatenate(sel) if sel else np.zeros(0, dtype=np.int64)
+    when = pd.to_datetime(us[idx], unit="us", utc=True)
+    when = when.where(us[idx] != 0)  # reports without a time
+    return pd.DataFrame({
+        "trial": pd.Categorical.from_codes(trial[idx], categories=list(codes)),
+        "attempt": attempt[idx],
+        "step": step[idx],
+        "time": when,
+        "tokens": side["tokens"][idx],
+        "flops": side["flops"][idx],
+        "metric": pd.Categorical.from_codes(np.repeat(np.arange(len(names)), [len(s) for s in sel]), categories=names),
+        "value": np.concatenate([full[m][s] for m, s in zip(names, sel)]) if names else np.zeros(0),
+    })
 
 
 def spec_yaml(spec):
