@@ -35,15 +35,18 @@ fixed:
   unique_tokens: 2e10
   epochs: 1
   noise: 0.02
-  steps: 5
+  steps: %d
 derived:
   tokens: unique_tokens * epochs
 seeds: [0, 1, 2]
 resources: {cpu: 0.5, memory: 64MiB}
 retries: 3
 timeout: 1m
-`, name)
+`, name, chaosSteps)
 }
+
+// chaosSteps is how many steps each chaos trial reports.
+const chaosSteps = 5
 
 // fault is one kind of fault: apply strikes and heals, blocking until the
 // deployment is whole again, and returns what it did.
@@ -453,7 +456,7 @@ func runChaos(t testing.TB, seed uint64, topo topology, window time.Duration) ch
 		t.Fatalf("reference run: %v", wantErr)
 	}
 	trials := d.trials(study)
-	v := checkTrials(trials, want)
+	v := append(checkTrials(trials, want), checkHistory(d.nc, study, trials, chaosSteps)...)
 	// Agents were killed and restarted on the same data directories: no
 	// plugin of a dead agent may still run.
 	var agentPIDs []int

@@ -7,8 +7,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/plugins/methods/synthetic"
 	"asymptote.dev/asymptote/plugins/sdk"
 	"asymptote.dev/asymptote/sweep"
@@ -187,4 +192,50 @@ func stats(trials []api.Trial) studyStats {
 		s.late += len(t.Late)
 	}
 	return s
+}
+
+// checkHistory returns every violation of the metric history of a finished
+// study whose trials report steps steps each: the recorded attempt of every
+// trial has each step once, in order (none lost to a fault, none doubled
+// by a retried publish), and its last val_loss is the recorded objective.
+// Superseded attempts may have stored only part of their curves.
+func checkHistory(nc *nats.Conn, study string, trials []api.Trial, steps int) []string {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return []string{"history: " + err.Error()}
+	}
+	type attempt struct {
+		trial string
+		n     int
+	}
+	got := map[attempt][]bus.MetricsReport{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := bus.History(ctx, js, study, "", func(r *bus.MetricsReport) error {
+		got[attempt{r.Trial, r.Attempt}] = append(got[attempt{r.Trial, r.Attempt}], *r)
+		return nil
+	}); err != nil {
+		return []string{"read history: " + err.Error()}
+	}
+	var v []string
+	for _, t := range trials {
+		if t.Result == nil {
+			continue
+		}
+		rs := got[attempt{t.ID, t.Result.Attempt}]
+		if len(rs) != steps {
+			v = append(v, fmt.Sprintf("trial %s: attempt %d has %d reports in its history, want %d", t.ID, t.Result.Attempt, len(rs), steps))
+			continue
+		}
+		for i, r := range rs {
+			if r.Step != int64(i+1) || r.Seq != int64(i+1) {
+				v = append(v, fmt.Sprintf("trial %s: report %d is step %d (seq %d), want step %d", t.ID, i+1, r.Step, r.Seq, i+1))
+				break
+			}
+		}
+		if last := rs[len(rs)-1].Values["val_loss"]; t.Result.Objective == nil || !same(last, *t.Result.Objective) {
+			v = append(v, fmt.Sprintf("trial %s: the curve ends at %g, the recorded objective is %v", t.ID, last, t.Result.Objective))
+		}
+	}
+	return v
 }

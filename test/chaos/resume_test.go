@@ -109,7 +109,7 @@ func TestResumeWholeDeployment(t *testing.T) {
 	d.waitDone(study, 3*time.Minute)
 	t.Logf("resumed and finished in %s", time.Since(start).Round(time.Millisecond))
 	trials := d.trials(study)
-	reportViolations(t, append(checkTrials(trials, want), checkKept(before, trials)...))
+	reportViolations(t, append(append(checkTrials(trials, want), checkKept(before, trials)...), checkHistory(d.nc, study, trials, chaosSteps)...))
 	st := stats(trials)
 	// Every outcome an agent published was in JetStream when the power
 	// went: the restarted leader must receive it, not give up on it.
