@@ -78,6 +78,7 @@ var routes = []route{
 	{"GET", "/api/v1/studies/{study}/fit", (*Server).fit},
 	{"GET", "/api/v1/studies/{study}/events", (*Server).events},
 	{"GET", "/api/v1/crossover", (*Server).crossover},
+	{"GET", "/api/v1/agents", (*Server).agents},
 }
 
 // New returns a server for cfg.
@@ -549,6 +550,40 @@ func downsample(rows []HistoryRow, n int) []HistoryRow {
 		}
 	}
 	return out
+}
+
+// AgentsReply lists the agents: with Live set, the leader's view (what
+// runs and waits on each, what is free); without, the records in etcd,
+// because no leader answered.
+type AgentsReply struct {
+	Live   bool             `json:"live"`
+	Leader string           `json:"leader,omitempty"`
+	Agents []api.NodeStatus `json:"agents"`
+	Note   string           `json:"note,omitempty"`
+}
+
+// agents returns the agents and their slots.
+func (s *Server) agents(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if st, err := api.NewClient(s.cfg.NATS, 2*time.Second).Status(ctx, ""); err == nil {
+		reply := AgentsReply{Live: true, Leader: st.Leader, Agents: st.Nodes}
+		if reply.Agents == nil {
+			reply.Agents = []api.NodeStatus{}
+		}
+		writeJSON(w, http.StatusOK, reply)
+		return nil
+	}
+	reply := AgentsReply{Agents: []api.NodeStatus{}, Note: "no leader answered; these are the agents' records in etcd, without what runs on them"}
+	err := s.store.Nodes(r.Context(), func(v store.Versioned[api.Node]) error {
+		reply.Agents = append(reply.Agents, api.NodeStatus{Node: v.Value})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, reply)
+	return nil
 }
 
 // chunks groups rows by (trial, attempt), in order, as curve chunks.

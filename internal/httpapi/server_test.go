@@ -234,6 +234,13 @@ func TestAPI(t *testing.T) {
 		t.Errorf("fit %+v", fit)
 	}
 
+	// No leader: the agents as etcd holds them.
+	var agents httpapi.AgentsReply
+	e.get("/api/v1/agents", 200, &agents)
+	if agents.Live || len(agents.Agents) != 1 || agents.Agents[0].ID != "a1" || agents.Agents[0].CPU != 2 {
+		t.Errorf("agents without a leader: %+v", agents)
+	}
+
 	e.wantField("/api/v1/studies/web/trials?limit=-1", 400, "limit")
 	e.wantField("/api/v1/studies/web/trials?sort=no-such", 400, "sort")
 	e.wantField("/api/v1/studies/web/history?format=xml", 400, "format")
@@ -371,6 +378,12 @@ resources: {cpu: 0.25, memory: 16MiB}
 	}
 	if r.Replicates != 100 || len(r.PCount) != 4 || r.PCount[1] < 0.9 || len(r.Fits) != 2 {
 		t.Errorf("reply %+v", r)
+	}
+	// With a leader: what is free on each agent.
+	var agents httpapi.AgentsReply
+	e.get("/api/v1/agents", 200, &agents)
+	if !agents.Live || agents.Leader != "c1" || len(agents.Agents) != 1 || agents.Agents[0].FreeCPU != 2 || agents.Agents[0].Running != 0 {
+		t.Errorf("agents with a leader: %+v", agents)
 	}
 	e.wantField("/api/v1/crossover?study=cross&lo=5&hi=1", 400, "lo")
 	e.wantField("/api/v1/crossover?lo=1&hi=5", 400, "study")

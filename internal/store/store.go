@@ -21,11 +21,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -405,7 +407,7 @@ type Versioned[T any] struct {
 }
 
 // listPage is how many keys one range read returns.
-const listPage = 2000
+const listPage = 5000
 
 // Undecodable lists the records a read could not decode; the read visited
 // every other record.
@@ -430,37 +432,73 @@ func list[T any](ctx context.Context, cli *clientv3.Client, prefix string, fn fu
 	return listKeyed(ctx, cli, prefix, func(_ string, v Versioned[T]) error { return fn(v) })
 }
 
-// listKeyed is list with each record's key.
+// listKeyed is list with each record's key. It reads the next page while
+// it decodes the current one, on every core, then calls fn in key order.
 func listKeyed[T any](ctx context.Context, cli *clientv3.Client, prefix string, fn func(string, Versioned[T]) error) error {
-	key := prefix
-	end := clientv3.GetPrefixRangeEnd(prefix)
-	var bad *Undecodable
-	for {
-		resp, err := cli.Get(ctx, key, clientv3.WithRange(end), clientv3.WithLimit(listPage))
-		if err != nil {
-			return fmt.Errorf("store: list %s: %w", prefix, err)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type page struct {
+		kvs []*mvccpb.KeyValue
+		err error
+	}
+	pages := make(chan page, 1)
+	go func() {
+		defer close(pages)
+		key, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+		for {
+			resp, err := cli.Get(ctx, key, clientv3.WithRange(end), clientv3.WithLimit(listPage))
+			if err != nil {
+				pages <- page{err: fmt.Errorf("store: list %s: %w", prefix, err)}
+				return
+			}
+			select {
+			case pages <- page{kvs: resp.Kvs}:
+			case <-ctx.Done():
+				return
+			}
+			if !resp.More || len(resp.Kvs) == 0 {
+				return
+			}
+			key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 		}
-		for _, kv := range resp.Kvs {
-			var v T
-			if err := json.Unmarshal(kv.Value, &v); err != nil {
+	}()
+	var bad *Undecodable
+	workers := runtime.GOMAXPROCS(0)
+	for p := range pages {
+		if p.err != nil {
+			return p.err
+		}
+		vals := make([]T, len(p.kvs))
+		errs := make([]error, len(p.kvs))
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < len(p.kvs); i += workers {
+					errs[i] = json.Unmarshal(p.kvs[i].Value, &vals[i])
+				}
+			})
+		}
+		wg.Wait()
+		for i, kv := range p.kvs {
+			if errs[i] != nil {
 				if bad == nil {
 					bad = &Undecodable{Keys: map[string]error{}}
 				}
-				bad.Keys[string(kv.Key)] = err
+				bad.Keys[string(kv.Key)] = errs[i]
 				continue
 			}
-			if err := fn(string(kv.Key), Versioned[T]{Value: v, Rev: kv.ModRevision}); err != nil {
+			if err := fn(string(kv.Key), Versioned[T]{Value: vals[i], Rev: kv.ModRevision}); err != nil {
 				return err
 			}
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			if bad != nil {
-				return bad
-			}
-			return nil
-		}
-		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if bad != nil {
+		return bad
+	}
+	return nil
 }
 
 // Studies calls fn for every study.
