@@ -31,6 +31,8 @@ py_has pandas || missing+=(python3-pandas)
 py_has pytest || missing+=(python3-pytest)
 py_has pip || missing+=(python3-pip)
 py_has setuptools || missing+=(python3-setuptools)
+# The dashboard's browser tests drive Debian's headless Chromium.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

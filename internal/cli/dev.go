@@ -98,7 +98,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if apiURL != "" {
-		fmt.Fprintf(env.Stderr, "asymptote dev: HTTP API at %s/api/v1/studies\n", apiURL)
+		fmt.Fprintf(env.Stderr, "asymptote dev: dashboard at %s/, HTTP API at %s/api/v1/studies\n", apiURL, apiURL)
 	}
 	for i := 1; i <= *agents; i++ {
 		o := aopts

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"asymptote.dev/asymptote/internal/dashboard"
 	"asymptote.dev/asymptote/internal/httpapi"
 )
 
@@ -55,7 +56,7 @@ func (o *httpOptions) serve(ctx context.Context, g *group, stderr io.Writer, etc
 	if err != nil {
 		return "", usagef("-http %s: %v; pick a free address, or -http off", addr, err)
 	}
-	api, err := httpapi.New(httpapi.Config{Etcd: etcd, NATS: nc, Logger: log})
+	api, err := httpapi.New(httpapi.Config{Etcd: etcd, NATS: nc, Logger: log, UI: dashboard.Handler()})
 	if err != nil {
 		ln.Close()
 		return "", err

@@ -33,6 +33,7 @@ import (
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/export"
 	"asymptote.dev/asymptote/internal/store"
+	"asymptote.dev/asymptote/scaling"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -50,6 +51,8 @@ type Config struct {
 	// RequestTimeout bounds a submission's wait for the leader (default
 	// 30s).
 	RequestTimeout time.Duration
+	// UI, when set, serves every path outside /api/ (the dashboard).
+	UI http.Handler
 }
 
 // Server serves the API.
@@ -102,6 +105,10 @@ func New(cfg Config) (*Server, error) {
 		})
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		if cfg.UI != nil && !strings.HasPrefix(req.URL.Path, "/api/") {
+			cfg.UI.ServeHTTP(w, req)
+			return
+		}
 		s.fail(w, req, &Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("no endpoint %s %s; the API's endpoints are listed at /api/v1/openapi.json", req.Method, req.URL.Path)})
 	})
 	return s, nil
@@ -655,8 +662,89 @@ func (s *Server) fit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return badField("law", "%v", err)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"study": st.Name, "law": plan.Law, "x": plan.X, "group": plan.Group, "fits": fits})
+	reply := map[string]any{"study": st.Name, "law": plan.Law, "x": plan.X, "group": plan.Group, "fits": fits}
+	if q.Get("curve") == "1" {
+		curves, err := fitCurves(r.Context(), &plan, trials, st.Direction)
+		if err != nil {
+			return badField("curve", "%v", err)
+		}
+		reply["curves"] = curves
+	}
+	writeJSON(w, http.StatusOK, reply)
 	return nil
+}
+
+// FitCurve is what a plot of one group's fit draws: the points fitted,
+// and the fitted curve with its bootstrap band on a grid that extends
+// past the data.
+type FitCurve struct {
+	Group  string    `json:"group"`
+	PointX []float64 `json:"point_x"`
+	PointY []float64 `json:"point_y"`
+	Trials []string  `json:"trials"`
+	X      []float64 `json:"x"`
+	Y      []float64 `json:"y"`
+	Lo     []float64 `json:"lo,omitempty"`
+	Hi     []float64 `json:"hi,omitempty"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// fitCurves fits each group of a one-dimensional law and samples it.
+func fitCurves(ctx context.Context, plan *sweep.FitPlan, trials []api.Trial, direction string) ([]FitCurve, error) {
+	if plan.Law != "power" && plan.Law != "ensemble" {
+		return nil, fmt.Errorf("curves are drawn for one-dimensional laws (power, ensemble), not %s", plan.Law)
+	}
+	law, err := scaling.LawByName(plan.Law)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := analysis.Points(plan, trials, direction)
+	if err != nil {
+		return nil, err
+	}
+	var out []FitCurve
+	for _, g := range analysis.GroupNames(groups) {
+		pts := groups[g]
+		c := FitCurve{Group: g}
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, p := range pts {
+			c.PointX = append(c.PointX, p.Obs.X)
+			c.PointY = append(c.PointY, p.Obs.Loss)
+			c.Trials = append(c.Trials, p.Trial.ID)
+			lo, hi = min(lo, p.Obs.X), max(hi, p.Obs.X)
+		}
+		obs := analysis.Observations(pts)
+		fit, err := scaling.FitLaw(ctx, law, obs, analysis.FitOptions(plan, analysis.Options{}))
+		if err == nil {
+			if bo := analysis.BootstrapOptions(plan, analysis.Options{}); bo.Resamples > 0 {
+				_, err = scaling.Bootstrap(ctx, fit, bo)
+			}
+		}
+		if err != nil || !(lo > 0) {
+			c.Error = fmt.Sprint(cmp.Or(err, errors.New("no positive points to draw")))
+			out = append(out, c)
+			continue
+		}
+		const n = 60
+		a, b := math.Log(lo/2), math.Log(hi*4)
+		for i := range n {
+			x := math.Exp(a + (b-a)*float64(i)/(n-1))
+			pr := fit.PredictInterval(scaling.Obs{X: x})
+			c.X, c.Y = append(c.X, x), append(c.Y, finiteOr(pr.Value))
+			if fit.Bootstrap != nil && !fit.Bootstrap.NotIdentified {
+				c.Lo, c.Hi = append(c.Lo, finiteOr(pr.Mean.Lo)), append(c.Hi, finiteOr(pr.Mean.Hi))
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func finiteOr(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
 }
 
 // events streams the study as server-sent events: "study" with the study

@@ -233,6 +233,18 @@ func TestAPI(t *testing.T) {
 	if fit.Law != "power" || len(fit.Fits) != 1 || fit.Fits[0].Error != "" || len(fit.Fits[0].Params) == 0 {
 		t.Errorf("fit %+v", fit)
 	}
+	var drawn struct{ Curves []httpapi.FitCurve }
+	e.get("/api/v1/studies/web/fit?curve=1", 200, &drawn)
+	if len(drawn.Curves) != 1 || len(drawn.Curves[0].PointX) != 12 || len(drawn.Curves[0].X) != 60 || len(drawn.Curves[0].Lo) != 60 {
+		t.Fatalf("curves %+v", drawn.Curves)
+	}
+	c := drawn.Curves[0]
+	for i := range c.X {
+		if !(c.Lo[i] <= c.Y[i] && c.Y[i] <= c.Hi[i]) {
+			t.Errorf("at x=%g the curve %g is outside its band [%g, %g]", c.X[i], c.Y[i], c.Lo[i], c.Hi[i])
+			break
+		}
+	}
 
 	// No leader: the agents as etcd holds them.
 	var agents httpapi.AgentsReply

@@ -1,0 +1,375 @@
+package dashboard_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/clustertest"
+	"asymptote.dev/asymptote/internal/dashboard"
+	"asymptote.dev/asymptote/internal/httpapi"
+	"asymptote.dev/asymptote/plugins/methods/synthetic"
+)
+
+var update = flag.Bool("update", false, "rewrite the screenshots in docs/img")
+
+// chromium is Debian's browser (scripts/install-test-deps.sh installs it).
+const chromium = "/usr/bin/chromium"
+
+const spec = `name: dash
+method: synthetic
+space:
+  params: [1e6, 3e6, 1e7, 3e7, 1e8, 3e8]
+  weight_decay: [0.03, 0.1, 0.3]
+fixed:
+  tokens: 2e9
+  steps: 8
+  sleep: 0.4
+  noise: 0.01
+seeds: [0, 1]
+analysis:
+  fit: {law: power, x: params, best_over: [weight_decay], bootstrap: 20}
+resources: {cpu: 0.25, memory: 16MiB}
+`
+
+// browser opens a headless Chromium on the dashboard of a real cluster and
+// collects every console error and uncaught exception.
+type browser struct {
+	ctx  context.Context
+	url  string
+	cl   *clustertest.Cluster
+	mu   sync.Mutex
+	errs []string
+}
+
+// cluster starts a real cluster serving the API and the dashboard, and
+// returns its URL and the cluster.
+func cluster(t *testing.T) (string, *clustertest.Cluster) {
+	t.Helper()
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("%s is required (scripts/install-test-deps.sh installs Debian's chromium): %v", chromium, err)
+	}
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	cl.StartAgent("a1", bus.Resources{CPU: 4, Memory: 1 << 30}, clustertest.InProcess{"synthetic": synthetic.New()})
+	srv, err := httpapi.New(httpapi.Config{Etcd: cl.Etcd, NATS: cl.Conn("http"), UI: dashboard.Handler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return ts.URL, cl
+}
+
+// open starts a headless Chromium on url. With webgl, it renders WebGL in
+// software (SwiftShader), for the parallel coordinates; that costs both
+// cores of a small machine, so the latency checks run without it.
+func open(t *testing.T, url string, cl *clustertest.Cluster, webgl bool) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1500, 1300))
+	if webgl {
+		opts = append(opts, chromedp.Flag("use-angle", "swiftshader"), chromedp.Flag("enable-unsafe-swiftshader", true))
+	} else {
+		opts = append(opts, chromedp.Flag("disable-gpu", true))
+	}
+	actx, cancelA := chromedp.NewExecAllocator(t.Context(), opts...)
+	t.Cleanup(cancelA)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	b := &browser{ctx: ctx, url: url, cl: cl}
+	err := chromedp.Listen(ctx, func(ev any) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			b.errs = append(b.errs, fmt.Sprintf("exception: %s at %s:%d", msg, d.URL, d.LineNumber))
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError {
+				var parts []string
+				for _, a := range ev.Args {
+					parts = append(parts, string(a.Value))
+				}
+				b.errs = append(b.errs, "console.error: "+strings.Join(parts, " "))
+			}
+		case *log.EventEntryAdded:
+			if ev.Entry.Level == log.EntryLevelError {
+				b.errs = append(b.errs, "log: "+ev.Entry.Text+" "+ev.Entry.URL)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (b *browser) run(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		html, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerHTML.slice(0, 2000) : "no body"`))
+		b.noErrors(t)
+		t.Fatalf("%v; the page:\n%s", err, html)
+	}
+}
+
+// eval returns the value of js.
+func eval[T any](t *testing.T, b *browser, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+// text returns the text of the first element sel matches.
+func (b *browser) text(t *testing.T, sel string) string {
+	t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// eval evaluates js until it returns true, or fails after timeout.
+func (b *browser) waitJS(t *testing.T, timeout time.Duration, js string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if ok, _ := chromedp.Run(b.ctx, chromedp.Evaluate[bool](js)); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true within %s: %s", timeout, js)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (b *browser) noErrors(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range b.errs {
+		t.Errorf("browser: %s", e)
+	}
+	b.errs = nil
+}
+
+func (b *browser) screenshot(t *testing.T, name string) {
+	t.Helper()
+	if !*update {
+		return
+	}
+	b.run(t, chromedp.Sleep(500*time.Millisecond))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "..", "docs", "img", name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s", path)
+}
+
+// TestDashboard drives every view in a real headless Chromium against a
+// real cluster running a study: each renders without a console error,
+// results reach the page within 2 s of being recorded, brushing an axis
+// filters the table, and the fit plot draws its band and asymptote.
+func TestDashboard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: embedded servers and Chromium")
+	}
+	url, cl := cluster(t)
+	b := open(t, url, cl, false)
+	client := cl.Client()
+	if _, err := client.Submit(t.Context(), api.SubmitRequest{SpecFile: "dash.yaml", Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The studies list.
+	b.run(t, chromedp.Navigate(b.url+"/"), chromedp.WaitVisible(chromedp.CSS(`#study-list a`)))
+	if name := b.text(t, `#study-list a`); name != "dash" {
+		t.Errorf("studies list shows %q", name)
+	}
+	b.screenshot(t, "dashboard-studies.png")
+
+	// The study page, watched while the study runs: the page shows every
+	// result within 2 s of the leader recording it.
+	b.run(t, chromedp.Navigate(b.url+"/#/study/dash"), chromedp.WaitVisible(chromedp.CSS(`#trials .tabulator-tableholder`)))
+	const total = 36
+	b.waitJS(t, 20*time.Second, `Tabulator.findTable("#trials")[0].getDataCount() === 36`)
+	// When each result arrives on the event stream the page reads, for
+	// telling the server's part of the lag from the page's.
+	var streamMu sync.Mutex
+	streamed := map[string]time.Time{}
+	sctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	go func() {
+		req, _ := http.NewRequestWithContext(sctx, "GET", b.url+"/api/v1/studies/dash/events", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.HasPrefix(line, "data: ") || !strings.Contains(line, `"state":"succeeded"`) {
+				continue
+			}
+			var tr api.Trial
+			if json.Unmarshal([]byte(line[6:]), &tr) == nil && tr.Result != nil {
+				streamMu.Lock()
+				if _, ok := streamed[tr.ID]; !ok {
+					streamed[tr.ID] = time.Now()
+				}
+				streamMu.Unlock()
+			}
+		}
+	}()
+	// When each result first shows on the page, polled every 50 ms.
+	shown := map[string]time.Time{}
+	deadline := time.Now().Add(90 * time.Second)
+	for len(shown) < total {
+		ids, _ := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](`Tabulator.findTable("#trials")[0].getData().filter(r => r.state === "succeeded").map(r => r.trial)`))
+		now := time.Now()
+		for _, id := range ids {
+			if _, ok := shown[id]; !ok {
+				shown[id] = now
+			}
+		}
+		if now.After(deadline) {
+			t.Fatalf("the page shows %d of %d results after 90 s", len(shown), total)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r, err := client.Results(t.Context(), "dash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lags []time.Duration
+	for _, tr := range r.Trials {
+		if tr.Result != nil {
+			lags = append(lags, shown[tr.ID].Sub(tr.Result.Recorded))
+		}
+	}
+	var streamLags []time.Duration
+	streamMu.Lock()
+	for _, tr := range r.Trials {
+		if at, ok := streamed[tr.ID]; ok && tr.Result != nil {
+			streamLags = append(streamLags, at.Sub(tr.Result.Recorded))
+		}
+	}
+	streamMu.Unlock()
+	slices.Sort(streamLags)
+	if len(streamLags) > 0 {
+		t.Logf("results reached the event stream %s after they were recorded (median of %d)", streamLags[len(streamLags)/2].Round(time.Millisecond), len(streamLags))
+	}
+	slices.Sort(lags)
+	median, worst := lags[len(lags)/2], lags[len(lags)-1]
+	t.Logf("results reached the page %s after they were recorded (median of %d; the slowest %s)", median.Round(time.Millisecond), len(lags), worst.Round(time.Millisecond))
+	if median > 2*time.Second {
+		t.Errorf("results reach the page a median %s after they are recorded, want under 2 s", median)
+	}
+
+	b.noErrors(t)
+
+	// The views that draw with WebGL, in a browser that has it.
+	b = open(t, url, cl, true)
+	b.run(t, chromedp.Navigate(b.url+"/#/study/dash"), chromedp.WaitVisible(chromedp.CSS(`#trials .tabulator-tableholder`)))
+	b.waitJS(t, 20*time.Second, `Tabulator.findTable("#trials")[0].getDataCount() === 36`)
+	// The fit plot: points, the fitted curve, its band and the asymptote.
+	b.waitJS(t, 20*time.Second, `(() => { const d = document.getElementById("fit").data || [];
+		return d.some(t => t.fill === "tonexty") && d.some(t => /asymptote/.test(t.name)) && d.some(t => t.mode === "markers" && t.x.length === 12); })()`)
+	// Learning curves of the best trials, against tokens on log axes.
+	b.waitJS(t, 20*time.Second, `(document.getElementById("curves").data || []).length > 0`)
+	b.run(t, chromedp.SetValue(chromedp.CSS(`#xaxis`), "tokens"), chromedp.Click(chromedp.CSS(`#logx`)))
+	eval[bool](t, b, `document.getElementById("xaxis").dispatchEvent(new Event("change"))`)
+	b.waitJS(t, 10*time.Second, `(() => { const g = document.getElementById("curves"); return g.layout.xaxis.title.text === "tokens" && g.layout.xaxis.type === "log"; })()`)
+
+	// Brushing the first axis filters the table to the trials inside.
+	b.waitJS(t, 10*time.Second, `(document.getElementById("parcoords").data || []).length === 1`)
+	want := eval[int](t, b, `(() => { const d = document.getElementById("parcoords").data[0].dimensions[0];
+		const lo = Math.min(...d.values), hi = lo + (Math.max(...d.values) - lo) / 3;
+		Plotly.restyle("parcoords", {"dimensions[0].constraintrange": [[lo, hi]]});
+		return d.values.filter(v => v >= lo && v <= hi).length; })()`)
+	b.waitJS(t, 5*time.Second, fmt.Sprintf(`Tabulator.findTable("#trials")[0].getDataCount("active") === %d`, want))
+	got := eval[int](t, b, `Tabulator.findTable("#trials")[0].getDataCount("active")`)
+	if want == 0 || got != want || got == total {
+		t.Errorf("brushing kept %d rows, want %d of %d", got, want, total)
+	}
+	b.screenshot(t, "dashboard-study.png")
+
+	// Selecting a trial in the table highlights its curve.
+	eval[bool](t, b, `Plotly.restyle("parcoords", {"dimensions[0].constraintrange": null}) && true`)
+	b.run(t, chromedp.Click(chromedp.CSS(`#trials .tabulator-row`)))
+	b.waitJS(t, 10*time.Second, `(document.getElementById("curves").data || []).some(t => t.line && t.line.width === 4)`)
+
+	// The agents.
+	b.run(t, chromedp.Navigate(b.url+"/#/agents"), chromedp.WaitVisible(chromedp.CSS(`#agents table`)))
+	if agents := b.text(t, `#agents table`); !strings.Contains(agents, "a1") {
+		t.Errorf("agents page: %q", agents)
+	}
+	b.screenshot(t, "dashboard-agents.png")
+	b.noErrors(t)
+}
+
+// TestVendor checks that the vendored libraries are the files vendor.sh
+// copied at the versions package-lock.json pins.
+func TestVendor(t *testing.T) {
+	out, err := exec.Command("sha256sum", "static/vendor/plotly.min.js", "static/vendor/tabulator.min.js", "static/vendor/tabulator.min.css").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, err := os.ReadFile("static/vendor/VERSIONS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.ReadFile("package-lock.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if want := "file " + f[0] + "  " + filepath.Base(f[1]); !strings.Contains(string(versions), want) {
+			t.Errorf("%s has sha256 %s, which VERSIONS does not record; run vendor.sh", f[1], f[0])
+		}
+	}
+	for _, line := range strings.Split(string(versions), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "package" {
+			if !strings.Contains(string(lock), `"node_modules/`+f[1]+`": {`+"\n"+`      "version": "`+f[2]+`"`) {
+				t.Errorf("VERSIONS has %s %s, which package-lock.json does not pin; run vendor.sh", f[1], f[2])
+			}
+		}
+	}
+}

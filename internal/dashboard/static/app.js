@@ -1,0 +1,333 @@
+// The asymptote dashboard: plain JavaScript over the HTTP API
+// (/api/v1/...), Plotly for the plots and Tabulator for the trial table.
+// Views: #/ (studies), #/study/NAME, #/agents.
+"use strict";
+
+const api = (path) => fetch("/api/v1" + path).then(async (r) => {
+  const body = await r.json();
+  if (!r.ok) throw new Error((body.field ? body.field + ": " : "") + body.error);
+  return body;
+});
+const $ = (sel) => document.querySelector(sel);
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const num = (v) => (typeof v === "number" ? (Math.abs(v) >= 1e5 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : +v.toPrecision(5)) : v);
+
+// Everything a view starts (timers, streams) is stopped when the view
+// changes.
+let stops = [];
+function onLeave(f) { stops.push(f); }
+function leave() { stops.forEach((f) => f()); stops = []; }
+
+window.addEventListener("hashchange", route);
+window.addEventListener("load", route);
+
+function route() {
+  leave();
+  const h = location.hash || "#/";
+  const m = h.match(/^#\/study\/(.+)$/);
+  if (m) return studyView(decodeURIComponent(m[1]));
+  if (h === "#/agents") return agentsView();
+  return studiesView();
+}
+
+function every(ms, f) {
+  f();
+  const id = setInterval(f, ms);
+  onLeave(() => clearInterval(id));
+}
+
+function bar(done, total) {
+  const pct = total ? Math.round((100 * done) / total) : 0;
+  return `<span class="bar"><span style="width:${pct}%"></span></span> ${done}/${total}`;
+}
+
+// -- studies ---------------------------------------------------------------
+
+function studiesView() {
+  $("#main").innerHTML = `<h1>Studies</h1><div id="studies" class="card">loading…</div>`;
+  every(2000, async () => {
+    try {
+      const { studies } = await api("/studies");
+      const rows = (studies || []).map((s) => {
+        const c = s.counts || {};
+        const done = (c.succeeded || 0) + (c.failed || 0) + (c.cancelled || 0);
+        return `<tr><td><a href="#/study/${encodeURIComponent(s.name)}">${esc(s.name)}</a></td><td>${esc(s.state)}</td>
+          <td>${bar(done, s.trials)}</td><td>${esc(s.method)}</td><td>${esc(s.objective)} (${esc(s.direction)})</td>
+          <td class="muted">${esc(new Date(s.updated).toLocaleString())}</td></tr>`;
+      });
+      $("#studies").innerHTML = rows.length
+        ? `<table class="simple" id="study-list"><tr><th>study</th><th>state</th><th>progress</th><th>method</th><th>objective</th><th>updated</th></tr>${rows.join("")}</table>`
+        : `<p class="muted">No studies yet: <code>asymptote submit STUDY.yaml</code>.</p>`;
+    } catch (e) {
+      $("#studies").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+    }
+  });
+}
+
+// -- agents ----------------------------------------------------------------
+
+function agentsView() {
+  $("#main").innerHTML = `<h1>Agents</h1><div id="agents" class="card">loading…</div>`;
+  every(2000, async () => {
+    try {
+      const r = await api("/agents");
+      const rows = r.agents.map((a) => `<tr><td>${esc(a.id)}</td><td>${esc(a.state)}</td>
+        <td>${num(a.cpu)}${r.live ? ` (${num(a.free_cpu)} free)` : ""}</td>
+        <td>${(a.gpus || []).length}</td><td>${r.live ? a.running + (a.waiting ? ` + ${a.waiting} waiting` : "") : "?"}</td>
+        <td>${esc((a.methods || []).join(", "))}</td><td class="muted">${esc(new Date(a.last_seen).toLocaleTimeString())}</td></tr>`);
+      $("#agents").innerHTML = `<p class="muted">${r.live ? "leader " + esc(r.leader) : esc(r.note)}</p>
+        <table class="simple"><tr><th>agent</th><th>state</th><th>CPU</th><th>GPUs</th><th>running</th><th>methods</th><th>last seen</th></tr>${rows.join("")}</table>`;
+    } catch (e) {
+      $("#agents").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+    }
+  });
+}
+
+// -- one study -------------------------------------------------------------
+
+function studyView(name) {
+  $("#main").innerHTML = `
+    <h1>${esc(name)} <span id="state" class="muted"></span></h1>
+    <div class="card counts" id="counts"></div>
+    <div class="cards">
+      <div class="card"><h2>Trials</h2><div id="fixed" class="muted"></div><div id="trials"></div></div>
+      <div class="card"><h2>Parameters and objective <span class="muted">(drag along an axis to filter the table)</span></h2><div id="parcoords" class="plot"></div></div>
+      <div class="card"><h2>Learning curves</h2>
+        <div class="controls">x: <select id="xaxis"><option>step</option><option>tokens</option><option>flops</option></select>
+          <label><input type="checkbox" id="logx"> log x</label><label><input type="checkbox" id="logy"> log y</label></div>
+        <div id="curves" class="plot"></div></div>
+      <div class="card"><h2>Scaling law</h2><div id="fit" class="plot"></div><div id="fitinfo" class="muted"></div></div>
+      <div class="card"><h2>Decisions</h2><div id="decisions" class="muted">none</div></div>
+    </div>`;
+  const state = { name, study: null, trials: new Map(), table: null, selected: null, dirty: true, objective: "objective" };
+
+  state.table = new Tabulator("#trials", {
+    height: "400px", layout: "fitDataFill", index: "trial", placeholder: "no trials yet",
+    columns: [{ title: "trial", field: "trial" }, { title: "state", field: "state" }],
+  });
+  state.table.on("rowClick", (_e, row) => select(state, row.getData().trial));
+  // Tabulator builds itself asynchronously; nothing may touch it before.
+  state.table.on("tableBuilt", () => { state.ready = true; state.dirty = true; });
+
+  const es = new EventSource(`/api/v1/studies/${encodeURIComponent(name)}/events`);
+  onLeave(() => es.close());
+  es.onopen = () => $("#live").classList.add("on");
+  es.onerror = () => $("#live").classList.remove("on");
+  onLeave(() => $("#live").classList.remove("on"));
+  es.addEventListener("study", (ev) => { state.study = JSON.parse(ev.data); state.dirty = true; });
+  es.addEventListener("trial", (ev) => { const t = JSON.parse(ev.data); state.trials.set(t.id, t); state.dirty = true; });
+
+  ["xaxis", "logx", "logy"].forEach((id) => $("#" + id).addEventListener("change", () => curves(state)));
+  // Render what changed at most a few times a second; the plots that
+  // read more than the stream (curves, fit) refresh on their own clocks.
+  every(300, () => { if (state.ready && state.dirty) { state.dirty = false; render(state); } });
+  every(3000, () => state.ready && curves(state));
+  every(5000, () => fit(state));
+}
+
+function row(t) {
+  const r = { trial: t.id, state: t.state, seed: t.seed, attempts: t.attempt };
+  for (const [k, v] of Object.entries(t.params || {})) r["p:" + k] = v;
+  r.objective = t.result && t.result.objective != null ? t.result.objective : null;
+  return r;
+}
+
+function render(state) {
+  const st = state.study;
+  const all = [...state.trials.values()];
+  const counts = {};
+  all.forEach((t) => (counts[t.state] = (counts[t.state] || 0) + 1));
+  const done = (counts.succeeded || 0) + (counts.failed || 0) + (counts.cancelled || 0);
+  $("#state").textContent = st ? st.state : "";
+  $("#counts").innerHTML = `${bar(done, st ? st.trials : all.length)} ` +
+    Object.entries(counts).map(([k, v]) => `<span class="state-${k}">${k} ${v}</span>`).join("");
+  if (st && st.decisions && st.decisions.length) {
+    $("#decisions").innerHTML = `<ul class="decisions">${st.decisions.map((d) =>
+      `<li>${esc(new Date(d.time).toLocaleTimeString())}: ${esc(d.reason)}${d.added ? ` (+${d.added} trials)` : ""}</li>`).join("")}</ul>`;
+  }
+  const rows = all.map(row);
+  const allParams = [...new Set(rows.flatMap((r) => Object.keys(r).filter((k) => k.startsWith("p:"))))].sort();
+  // The table shows what the study varies; what it holds fixed is listed
+  // once above it.
+  const varies = (p) => new Set(rows.map((r) => JSON.stringify(r[p]))).size > 1;
+  const params = allParams.filter(varies);
+  const fixed = allParams.filter((p) => !varies(p));
+  $("#fixed").textContent = fixed.length && rows.length ? "fixed: " + fixed.map((p) => `${p.slice(2)}=${num(rows[0][p])}`).join(", ") : "";
+  const want = ["trial", "state", "seed", "attempts", ...params, "objective"];
+  const have = state.table.getColumns().map((c) => c.getField());
+  if (want.join() !== have.join()) {
+    state.table.setColumns(want.map((f) => ({
+      title: f === "objective" && st ? st.objective : f.replace(/^p:/, ""), field: f, headerFilter: f === "state" ? "input" : undefined,
+      formatter: (cell) => esc(num(cell.getValue())), sorter: f === "trial" || f === "state" ? "string" : "number",
+    })));
+  }
+  state.table.replaceData(rows).then(() => applyFilter(state));
+  // Parallel coordinates redraw on WebGL: at most every 5 s, and only
+  // when the finished trials changed.
+  const finished = rows.filter((r) => r.objective != null).length;
+  const now = Date.now();
+  if (finished !== state.pcFinished && now - (state.pcAt || 0) > 5000) {
+    state.pcFinished = finished;
+    state.pcAt = now;
+    parcoords(state, rows, params);
+  } else if (finished !== state.pcFinished) {
+    state.dirty = true; // come back for it
+  }
+}
+
+function numericParams(rows, params) {
+  return params.filter((p) => rows.some((r) => typeof r[p] === "number") && new Set(rows.map((r) => r[p])).size > 1);
+}
+
+function parcoords(state, rows, params) {
+  const done = rows.filter((r) => r.objective != null);
+  const dims = numericParams(done, params);
+  if (!done.length) return;
+  const logish = (vals) => vals.every((v) => v > 0) && Math.max(...vals) / Math.min(...vals) > 100;
+  const dimensions = dims.map((p) => {
+    const vals = done.map((r) => r[p]);
+    const log = logish(vals);
+    const d = { label: p.slice(2), values: vals.map((v) => (log ? Math.log10(v) : v)) };
+    if (log) d.label += " (log10)";
+    return d;
+  });
+  dimensions.push({ label: state.study ? state.study.objective : "objective", values: done.map((r) => r.objective) });
+  const prev = state.pc;
+  if (prev && prev.ids.length === done.length && prev.dims === dims.join()) {
+    // Keep the user's brushes: only refresh values.
+    Plotly.restyle("parcoords", { dimensions: [dimensions.map((d, i) => ({ ...d, constraintrange: prev.ranges[i] }))] });
+    state.pc.ids = done.map((r) => r.trial);
+    return;
+  }
+  state.pc = { ids: done.map((r) => r.trial), dims: dims.join(), ranges: dimensions.map(() => undefined) };
+  Plotly.react("parcoords", [{
+    type: "parcoords", dimensions,
+    line: { color: done.map((r) => r.objective), colorscale: "Viridis", reversescale: !state.study || state.study.direction !== "maximize", showscale: true },
+  }], { margin: { l: 60, r: 60, t: 40, b: 20 } }, { displayModeBar: false, responsive: true });
+  const el = $("#parcoords");
+  el.removeAllListeners && el.removeAllListeners("plotly_restyle");
+  el.on("plotly_restyle", () => {
+    const dims = el.data[0].dimensions;
+    state.pc.ranges = dims.map((d) => d.constraintrange);
+    applyFilter(state);
+  });
+}
+
+// applyFilter keeps in the table the trials inside every brushed range.
+function applyFilter(state) {
+  const pc = state.pc;
+  if (!pc || !pc.ranges.some((r) => r)) return state.table.clearFilter();
+  const dims = $("#parcoords").data[0].dimensions;
+  const keep = new Set();
+  pc.ids.forEach((id, i) => {
+    const ok = dims.every((d, j) => {
+      const r = pc.ranges[j];
+      if (!r) return true;
+      const v = d.values[i];
+      const spans = Array.isArray(r[0]) ? r : [r];
+      return spans.some(([lo, hi]) => v >= lo && v <= hi);
+    });
+    if (ok) keep.add(id);
+  });
+  state.table.setFilter((data) => keep.has(data.trial));
+}
+
+function select(state, id) {
+  state.selected = state.selected === id ? null : id;
+  state.table.getRows().forEach((r) => r.getElement().classList.toggle("selected-trial", r.getData().trial === state.selected));
+  curves(state);
+  fit(state);
+}
+
+async function curves(state) {
+  // Running trials first, then the best finished: at most 60 curves.
+  const all = [...state.trials.values()];
+  const running = all.filter((t) => t.state === "running");
+  const best = all.filter((t) => t.result && t.result.objective != null)
+    .sort((a, b) => a.result.objective - b.result.objective);
+  if (state.study && state.study.direction === "maximize") best.reverse();
+  const pick = [...running, ...best].slice(0, 60).map((t) => t.id);
+  if (state.selected && !pick.includes(state.selected)) pick.push(state.selected);
+  if (!pick.length) return;
+  const q = new URLSearchParams({ format: "json", points: "200" });
+  pick.forEach((id) => q.append("trial", id));
+  let hist;
+  try {
+    hist = (await api(`/studies/${encodeURIComponent(state.name)}/history?${q}`)).history;
+  } catch (e) {
+    if ($("#curves")) $("#curves").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+    return;
+  }
+  if (!$("#curves")) return; // the view changed while we waited
+  const metric = state.study ? state.study.objective : "val_loss";
+  const xkey = $("#xaxis").value;
+  const by = new Map();
+  for (const r of hist) {
+    const v = r.values[metric];
+    if (v == null) continue;
+    const x = xkey === "step" ? r.step : r.values[xkey];
+    if (x == null) continue;
+    const k = r.trial + "/" + r.attempt;
+    if (!by.has(k)) by.set(k, { trial: r.trial, x: [], y: [] });
+    by.get(k).x.push(x);
+    by.get(k).y.push(v);
+  }
+  const traces = [...by.entries()].map(([k, c]) => ({
+    x: c.x, y: c.y, mode: "lines", name: k, hovertemplate: `${c.trial}<br>%{x}: %{y}<extra></extra>`,
+    line: { width: c.trial === state.selected ? 4 : 1.2, color: c.trial === state.selected ? "#d64545" : undefined },
+  }));
+  Plotly.react("curves", traces, {
+    showlegend: false, margin: { l: 50, r: 10, t: 10, b: 40 },
+    xaxis: { title: xkey, type: $("#logx").checked ? "log" : "linear" },
+    yaxis: { title: metric, type: $("#logy").checked ? "log" : "linear" },
+  }, { displayModeBar: false, responsive: true });
+}
+
+async function fit(state) {
+  const st = state.study;
+  if (!st) return;
+  // A fit bootstraps on the server: ask again only when results changed
+  // (or the selection did, which only restyles).
+  const results = [...state.trials.values()].filter((t) => t.result).length;
+  const key = results + "/" + state.selected;
+  if (key === state.fitKey) return;
+  state.fitKey = key;
+  let r;
+  try {
+    r = await api(`/studies/${encodeURIComponent(state.name)}/fit?curve=1`);
+  } catch (e) {
+    if ($("#fitinfo")) $("#fitinfo").textContent = e.message;
+    return;
+  }
+  if (!$("#fit")) return; // the view changed while we waited
+  const traces = [];
+  const info = [];
+  (r.curves || []).forEach((c, i) => {
+    const f = (r.fits || [])[i] || {};
+    const color = ["#2f6fec", "#e8a33d", "#1f9d55", "#9b51e0"][i % 4];
+    const label = c.group ? `${r.group}=${c.group}` : "fit";
+    if (c.lo && c.lo.length) {
+      traces.push({ x: c.x, y: c.lo, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false, name: label + " band lo" });
+      traces.push({ x: c.x, y: c.hi, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: color + "33", name: label + " 95% band" });
+    }
+    traces.push({ x: c.x, y: c.y, mode: "lines", line: { color }, name: label });
+    traces.push({ x: c.point_x, y: c.point_y, mode: "markers", marker: { color, size: c.trials.map((t) => (t === state.selected ? 14 : 7)) },
+      name: label + " points", text: c.trials, hovertemplate: "%{text}<br>%{x}: %{y}<extra></extra>" });
+    const E = (f.params || []).find((p) => p.name === "E");
+    if (E) {
+      traces.push({ x: [c.x[0], c.x[c.x.length - 1]], y: [E.value, E.value], mode: "lines", line: { color, dash: "dash", width: 1 }, name: label + " asymptote E" });
+      info.push(`${label}: E = ${num(E.value)}${E.lo != null ? ` (${num(E.lo)}, ${num(E.hi)})` : ""}` +
+        (f.params || []).filter((p) => p.name !== "E").map((p) => `, ${p.name} = ${num(p.value)}`).join(""));
+    }
+    if (c.error) info.push(`${label}: ${c.error}`);
+  });
+  if (!traces.length) {
+    $("#fitinfo").textContent = (r.fits || []).map((f) => f.error).filter(Boolean).join("; ") || "no fit yet";
+    return;
+  }
+  Plotly.react("fit", traces, {
+    margin: { l: 50, r: 10, t: 30, b: 40 }, legend: { orientation: "h", y: 1.12 },
+    xaxis: { title: r.x, type: "log" }, yaxis: { title: st.objective, type: "log" },
+  }, { displayModeBar: false, responsive: true });
+  $("#fitinfo").textContent = info.join("; ");
+}
