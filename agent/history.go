@@ -47,13 +47,26 @@ func (h *historyWriter) add(r *bus.MetricsReport) {
 }
 
 // send publishes one message without waiting for its acknowledgement.
+// When too many are in flight (a method reporting faster than JetStream
+// stores), it waits for them instead: the method slows down, and the
+// writer never holds more than the client's in-flight limit.
 func (h *historyWriter) send(subject string, data []byte, id string) {
 	p := pendingReport{subject: subject, data: data, id: id}
-	p.ack, _ = h.js.PublishAsync(p.subject, p.data, jetstream.WithMsgID(p.id))
+	var err error
+	p.ack, err = h.js.PublishAsync(p.subject, p.data, jetstream.WithMsgID(p.id))
+	if err != nil {
+		select {
+		case <-h.js.PublishAsyncComplete():
+		case <-time.After(5 * time.Second):
+		}
+		h.compact()
+		p.ack, _ = h.js.PublishAsync(p.subject, p.data, jetstream.WithMsgID(p.id))
+	}
 	h.pending = append(h.pending, p)
 }
 
-// prune drops the acknowledged reports at the front.
+// prune drops the acknowledged messages at the front: cheap, and enough
+// while acknowledgements come in order.
 func (h *historyWriter) prune() {
 	i := 0
 	for ; i < len(h.pending); i++ {
@@ -69,6 +82,23 @@ func (h *historyWriter) prune() {
 		break
 	}
 	h.pending = h.pending[i:]
+}
+
+// compact drops every acknowledged message, keeping the order of the rest.
+func (h *historyWriter) compact() {
+	kept := h.pending[:0]
+	for _, p := range h.pending {
+		if p.ack != nil {
+			select {
+			case <-p.ack.Ok():
+				continue
+			default:
+			}
+		}
+		kept = append(kept, p)
+	}
+	clear(h.pending[len(kept):])
+	h.pending = kept
 }
 
 // flush publishes the attempt's last curve chunk and waits for every
