@@ -42,6 +42,20 @@ func unionKeys(trials []api.Trial, keys func(api.Trial) []string) []string {
 	return slices.Sorted(maps.Keys(set))
 }
 
+// Columns returns the names of the parameter and metric columns TrialsCSV
+// and TrialsParquet write for these trials: a parameter a metric shares a
+// name with is param.<name>.
+func Columns(trials []api.Trial) (params, metrics []string) {
+	metrics = Metrics(trials)
+	for _, p := range Params(trials) {
+		if slices.Contains(metrics, p) {
+			p = "param." + p
+		}
+		params = append(params, p)
+	}
+	return params, metrics
+}
+
 // TrialsJSONL writes one trial record a line, as stored: every field,
 // attempts and late results included.
 func TrialsJSONL(w io.Writer, trials []api.Trial) error {
