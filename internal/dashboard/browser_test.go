@@ -62,7 +62,9 @@ type browser struct {
 
 // cluster starts a real cluster serving the API and the dashboard, and
 // returns its URL and the cluster.
-func cluster(t *testing.T) (string, *clustertest.Cluster) {
+func cluster(t *testing.T) (string, *clustertest.Cluster) { return clusterB(t) }
+
+func clusterB(t testing.TB) (string, *clustertest.Cluster) {
 	t.Helper()
 	if _, err := os.Stat(chromium); err != nil {
 		t.Fatalf("%s is required (scripts/install-test-deps.sh installs Debian's chromium): %v", chromium, err)
@@ -83,6 +85,12 @@ func cluster(t *testing.T) (string, *clustertest.Cluster) {
 // software (SwiftShader), for the parallel coordinates; that costs both
 // cores of a small machine, so the latency checks run without it.
 func open(t *testing.T, url string, cl *clustertest.Cluster, webgl bool) *browser {
+	b := openB(t, url, webgl)
+	b.cl = cl
+	return b
+}
+
+func openB(t testing.TB, url string, webgl bool) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.WindowSize(1500, 1300))
 	if webgl {
@@ -94,7 +102,7 @@ func open(t *testing.T, url string, cl *clustertest.Cluster, webgl bool) *browse
 	t.Cleanup(cancelA)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(cancel)
-	b := &browser{ctx: ctx, url: url, cl: cl}
+	b := &browser{ctx: ctx, url: url}
 	err := chromedp.Listen(ctx, func(ev any) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -157,8 +165,10 @@ func (b *browser) text(t *testing.T, sel string) string {
 	return v
 }
 
-// eval evaluates js until it returns true, or fails after timeout.
-func (b *browser) waitJS(t *testing.T, timeout time.Duration, js string) {
+// waitJS evaluates js until it returns true, or fails after timeout.
+func (b *browser) waitJS(t *testing.T, timeout time.Duration, js string) { waitB(t, b, timeout, js) }
+
+func waitB(t testing.TB, b *browser, timeout time.Duration, js string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

@@ -749,7 +749,8 @@ func finiteOr(v float64) float64 {
 
 // events streams the study as server-sent events: "study" with the study
 // record and "trial" with each trial record as the leader writes it,
-// starting with every current one, until the client goes away.
+// starting with every current one (snapshot=0 skips those), until the
+// client goes away.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	study := r.PathValue("study")
 	if _, err := s.loadStudy(r.Context(), study); err != nil {
@@ -759,6 +760,20 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return errors.New("streaming unsupported by this connection")
 	}
+	ctx := r.Context()
+	var rev int64
+	noSnapshot := r.URL.Query().Get("snapshot") == "0"
+	if noSnapshot {
+		// The client loads the records in bulk itself (a large study):
+		// only changes from now on. The starting point is fixed before
+		// the response begins, so a client that loads once the stream is
+		// open misses nothing.
+		resp, err := s.cfg.Etcd.Get(ctx, store.StudyKey(study))
+		if err != nil {
+			return err
+		}
+		rev = resp.Header.Revision
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -766,8 +781,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		b, _ := json.Marshal(v)
 		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", kind, b)
 	}
-	ctx := r.Context()
-	rev, err := s.snapshot(ctx, study, send)
+	var err error
+	if noSnapshot {
+		fmt.Fprint(w, ": no snapshot\n\n")
+	} else {
+		rev, err = s.snapshot(ctx, study, send)
+	}
 	if err != nil {
 		return nil // headers are out; the client sees the stream end
 	}

@@ -99,7 +99,7 @@ function studyView(name) {
       <div class="card"><h2>Scaling law</h2><div id="fit" class="plot"></div><div id="fitinfo" class="muted"></div></div>
       <div class="card"><h2>Decisions</h2><div id="decisions" class="muted">none</div></div>
     </div>`;
-  const state = { name, study: null, trials: new Map(), table: null, selected: null, dirty: true, objective: "objective" };
+  const state = { name, study: null, trials: new Map(), changed: new Set(), table: null, selected: null, dirty: true };
 
   state.table = new Tabulator("#trials", {
     height: "400px", layout: "fitDataFill", index: "trial", placeholder: "no trials yet",
@@ -109,18 +109,43 @@ function studyView(name) {
   // Tabulator builds itself asynchronously; nothing may touch it before.
   state.table.on("tableBuilt", () => { state.ready = true; state.dirty = true; });
 
-  const es = new EventSource(`/api/v1/studies/${encodeURIComponent(name)}/events`);
+  // Changes stream in from the moment the page opens; the records
+  // themselves come in one bulk request. An event applies only if it is
+  // not older than what the page holds, so the order of the two does not
+  // matter.
+  const es = new EventSource(`/api/v1/studies/${encodeURIComponent(name)}/events?snapshot=0`);
   onLeave(() => es.close());
-  es.onopen = () => $("#live").classList.add("on");
   es.onerror = () => $("#live").classList.remove("on");
   onLeave(() => $("#live").classList.remove("on"));
+  const put = (t) => {
+    const old = state.trials.get(t.id);
+    if (old && Date.parse(old.updated) > Date.parse(t.updated)) return;
+    state.trials.set(t.id, t);
+    state.changed.add(t.id);
+    state.dirty = true;
+  };
   es.addEventListener("study", (ev) => { state.study = JSON.parse(ev.data); state.dirty = true; });
-  es.addEventListener("trial", (ev) => { const t = JSON.parse(ev.data); state.trials.set(t.id, t); state.dirty = true; });
+  es.addEventListener("trial", (ev) => put(JSON.parse(ev.data)));
+  // The bulk load starts once the stream is open: the server fixes the
+  // stream's starting point before it answers, so nothing falls between.
+  es.onopen = () => {
+    $("#live").classList.add("on");
+    if (state.loading) return; // a reconnect
+    state.loading = true;
+    Promise.all([api(`/studies/${encodeURIComponent(name)}`), api(`/studies/${encodeURIComponent(name)}/trials`)])
+      .then(([st, page]) => {
+        if (!state.study) state.study = st;
+        page.trials.forEach(put);
+        state.loaded = true;
+        state.dirty = true;
+      })
+      .catch((e) => { $("#counts").innerHTML = `<p class="error">${esc(e.message)}</p>`; });
+  };
 
   ["xaxis", "logx", "logy"].forEach((id) => $("#" + id).addEventListener("change", () => curves(state)));
   // Render what changed at most a few times a second; the plots that
   // read more than the stream (curves, fit) refresh on their own clocks.
-  every(300, () => { if (state.ready && state.dirty) { state.dirty = false; render(state); } });
+  every(300, () => { if (state.ready && state.loaded && state.dirty) { state.dirty = false; render(state); } });
   every(3000, () => state.ready && curves(state));
   every(5000, () => fit(state));
 }
@@ -136,7 +161,7 @@ function render(state) {
   const st = state.study;
   const all = [...state.trials.values()];
   const counts = {};
-  all.forEach((t) => (counts[t.state] = (counts[t.state] || 0) + 1));
+  for (const t of all) counts[t.state] = (counts[t.state] || 0) + 1;
   const done = (counts.succeeded || 0) + (counts.failed || 0) + (counts.cancelled || 0);
   $("#state").textContent = st ? st.state : "";
   $("#counts").innerHTML = `${bar(done, st ? st.trials : all.length)} ` +
@@ -145,31 +170,41 @@ function render(state) {
     $("#decisions").innerHTML = `<ul class="decisions">${st.decisions.map((d) =>
       `<li>${esc(new Date(d.time).toLocaleTimeString())}: ${esc(d.reason)}${d.added ? ` (+${d.added} trials)` : ""}</li>`).join("")}</ul>`;
   }
-  const rows = all.map(row);
-  const allParams = [...new Set(rows.flatMap((r) => Object.keys(r).filter((k) => k.startsWith("p:"))))].sort();
-  // The table shows what the study varies; what it holds fixed is listed
-  // once above it.
-  const varies = (p) => new Set(rows.map((r) => JSON.stringify(r[p]))).size > 1;
-  const params = allParams.filter(varies);
-  const fixed = allParams.filter((p) => !varies(p));
-  $("#fixed").textContent = fixed.length && rows.length ? "fixed: " + fixed.map((p) => `${p.slice(2)}=${num(rows[0][p])}`).join(", ") : "";
-  const want = ["trial", "state", "seed", "attempts", ...params, "objective"];
-  const have = state.table.getColumns().map((c) => c.getField());
-  if (want.join() !== have.join()) {
-    state.table.setColumns(want.map((f) => ({
-      title: f === "objective" && st ? st.objective : f.replace(/^p:/, ""), field: f, headerFilter: f === "state" ? "input" : undefined,
-      formatter: (cell) => esc(num(cell.getValue())), sorter: f === "trial" || f === "state" ? "string" : "number",
-    })));
+  // Columns are worked out again only when trials were added; otherwise
+  // only the rows that changed are written to the table.
+  const added = all.length !== state.shown;
+  if (added) {
+    state.shown = all.length;
+    const rows = all.map(row);
+    const allParams = [...new Set(rows.flatMap((r) => Object.keys(r).filter((k) => k.startsWith("p:"))))].sort();
+    // The table shows what the study varies; what it holds fixed is
+    // listed once above it.
+    const varies = (p) => { const first = JSON.stringify(rows[0][p]); return rows.some((r) => JSON.stringify(r[p]) !== first); };
+    state.params = allParams.filter(varies);
+    const fixed = allParams.filter((p) => !state.params.includes(p));
+    $("#fixed").textContent = fixed.length && rows.length ? "fixed: " + fixed.map((p) => `${p.slice(2)}=${num(rows[0][p])}`).join(", ") : "";
+    const want = ["trial", "state", "seed", "attempts", ...state.params, "objective"];
+    const have = state.table.getColumns().map((c) => c.getField());
+    if (want.join() !== have.join()) {
+      state.table.setColumns(want.map((f) => ({
+        title: f === "objective" && st ? st.objective : f.replace(/^p:/, ""), field: f, headerFilter: f === "state" ? "input" : undefined,
+        formatter: (cell) => esc(num(cell.getValue())), sorter: f === "trial" || f === "state" ? "string" : "number",
+      })));
+    }
+    state.table.replaceData(rows).then(() => applyFilter(state));
+  } else if (state.changed.size) {
+    state.table.updateOrAddData([...state.changed].map((id) => row(state.trials.get(id)))).then(() => applyFilter(state));
   }
-  state.table.replaceData(rows).then(() => applyFilter(state));
+  state.changed.clear();
   // Parallel coordinates redraw on WebGL: at most every 5 s, and only
   // when the finished trials changed.
-  const finished = rows.filter((r) => r.objective != null).length;
+  const finished = counts.succeeded || 0;
   const now = Date.now();
   if (finished !== state.pcFinished && now - (state.pcAt || 0) > 5000) {
     state.pcFinished = finished;
     state.pcAt = now;
-    parcoords(state, rows, params);
+    // After the table has painted: it is what people look at first.
+    setTimeout(() => $("#parcoords") && parcoords(state, all.map(row), state.params), 0);
   } else if (finished !== state.pcFinished) {
     state.dirty = true; // come back for it
   }
