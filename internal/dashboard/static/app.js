@@ -91,7 +91,7 @@ function studyView(name) {
     <div class="card counts" id="counts"></div>
     <div class="cards">
       <div class="card"><h2>Trials</h2><div id="fixed" class="muted"></div><div id="trials"></div></div>
-      <div class="card"><h2>Parameters and objective <span class="muted">(drag along an axis to filter the table)</span></h2><div id="parcoords" class="plot"></div></div>
+      <div class="card"><h2>Parameters and objective <span class="muted">(drag along an axis to filter the table) <span id="pcnote"></span></span></h2><div id="parcoords" class="plot"></div></div>
       <div class="card"><h2>Learning curves</h2>
         <div class="controls">x: <select id="xaxis"><option>step</option><option>tokens</option><option>flops</option></select>
           <label><input type="checkbox" id="logx"> log x</label><label><input type="checkbox" id="logy"> log y</label></div>
@@ -214,56 +214,68 @@ function numericParams(rows, params) {
   return params.filter((p) => rows.some((r) => typeof r[p] === "number") && new Set(rows.map((r) => r[p])).size > 1);
 }
 
+// MAX_LINES bounds the lines the parallel coordinates draw; brushing
+// still filters on every trial.
+const MAX_LINES = 5000;
+
 function parcoords(state, rows, params) {
   const done = rows.filter((r) => r.objective != null);
-  const dims = numericParams(done, params);
   if (!done.length) return;
-  const logish = (vals) => vals.every((v) => v > 0) && Math.max(...vals) / Math.min(...vals) > 100;
-  const dimensions = dims.map((p) => {
-    const vals = done.map((r) => r[p]);
-    const log = logish(vals);
-    const d = { label: p.slice(2), values: vals.map((v) => (log ? Math.log10(v) : v)) };
-    if (log) d.label += " (log10)";
-    return d;
+  const dims = numericParams(done, params);
+  const spec = dims.map((p) => {
+    let lo = Infinity, hi = -Infinity, pos = true;
+    for (const r of done) {
+      const v = r[p];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+      if (!(v > 0)) pos = false;
+    }
+    return { p, log: pos && hi / lo > 100 };
   });
-  dimensions.push({ label: state.study ? state.study.objective : "objective", values: done.map((r) => r.objective) });
+  const value = (r, j) => (j < spec.length ? (spec[j].log ? Math.log10(r[spec[j].p]) : r[spec[j].p]) : r.objective);
+  const every = Math.ceil(done.length / MAX_LINES);
+  const drawn = every > 1 ? done.filter((_, i) => i % every === 0) : done;
+  $("#pcnote").textContent = every > 1 ? `(${drawn.length} of ${done.length} lines drawn)` : "";
+  const dimensions = [...Array(spec.length + 1).keys()].map((j) => ({
+    label: j < spec.length ? spec[j].p.slice(2) + (spec[j].log ? " (log10)" : "") : (state.study ? state.study.objective : "objective"),
+    values: drawn.map((r) => value(r, j)),
+  }));
   const prev = state.pc;
-  if (prev && prev.ids.length === done.length && prev.dims === dims.join()) {
+  state.pcAll = { rows: done, value };
+  if (prev && prev.drawn === drawn.length && prev.dims === dims.join()) {
     // Keep the user's brushes: only refresh values.
     Plotly.restyle("parcoords", { dimensions: [dimensions.map((d, i) => ({ ...d, constraintrange: prev.ranges[i] }))] });
-    state.pc.ids = done.map((r) => r.trial);
     return;
   }
-  state.pc = { ids: done.map((r) => r.trial), dims: dims.join(), ranges: dimensions.map(() => undefined) };
+  state.pc = { drawn: drawn.length, dims: dims.join(), ranges: dimensions.map(() => undefined) };
   Plotly.react("parcoords", [{
     type: "parcoords", dimensions,
-    line: { color: done.map((r) => r.objective), colorscale: "Viridis", reversescale: !state.study || state.study.direction !== "maximize", showscale: true },
+    line: { color: drawn.map((r) => r.objective), colorscale: "Viridis", reversescale: !state.study || state.study.direction !== "maximize", showscale: true },
   }], { margin: { l: 60, r: 60, t: 40, b: 20 } }, { displayModeBar: false, responsive: true });
   const el = $("#parcoords");
   el.removeAllListeners && el.removeAllListeners("plotly_restyle");
   el.on("plotly_restyle", () => {
-    const dims = el.data[0].dimensions;
-    state.pc.ranges = dims.map((d) => d.constraintrange);
+    state.pc.ranges = el.data[0].dimensions.map((d) => d.constraintrange);
     applyFilter(state);
   });
 }
 
-// applyFilter keeps in the table the trials inside every brushed range.
+// applyFilter keeps in the table the trials inside every brushed range,
+// over every finished trial, drawn or not.
 function applyFilter(state) {
   const pc = state.pc;
-  if (!pc || !pc.ranges.some((r) => r)) return state.table.clearFilter();
-  const dims = $("#parcoords").data[0].dimensions;
+  if (!pc || !state.pcAll || !pc.ranges.some((r) => r)) return state.table.clearFilter();
+  const { rows, value } = state.pcAll;
   const keep = new Set();
-  pc.ids.forEach((id, i) => {
-    const ok = dims.every((d, j) => {
-      const r = pc.ranges[j];
-      if (!r) return true;
-      const v = d.values[i];
-      const spans = Array.isArray(r[0]) ? r : [r];
+  for (const r of rows) {
+    const ok = pc.ranges.every((rg, j) => {
+      if (!rg) return true;
+      const v = value(r, j);
+      const spans = Array.isArray(rg[0]) ? rg : [rg];
       return spans.some(([lo, hi]) => v >= lo && v <= hi);
     });
-    if (ok) keep.add(id);
-  });
+    if (ok) keep.add(r.trial);
+  }
   state.table.setFilter((data) => keep.has(data.trial));
 }
 
