@@ -31,8 +31,9 @@ type Command struct {
 	// Args are the program's arguments; {name} is replaced by the
 	// trial's value of a parameter (or seed, trial_id, attempt, study),
 	// and {{ and }} stand for literal braces. Nil means --name=value for
-	// every parameter, sorted by name.
-	Args []string `json:"args,omitempty"`
+	// every parameter, sorted by name; empty means no arguments. The two
+	// must survive JSON, so the field is never omitted (null is nil).
+	Args []string `json:"args"`
 	// Workdir is the program's working directory on the agent's host;
 	// empty means the agent's own.
 	Workdir string `json:"workdir,omitempty"`

@@ -177,3 +177,33 @@ func TestMethodConfig(t *testing.T) {
 		t.Errorf("variant ID %s, expanded %s", v.ID, trials[0].ID)
 	}
 }
+
+// args: [] passes no arguments at all, unlike a section without args
+// (--name=value for each parameter): through the dispatch's JSON too, and
+// the two are different trials.
+func TestCommandEmptyArgs(t *testing.T) {
+	none, err := Parse("s.yaml", []byte("name: s\nmethod: command\ncommand: {program: x, args: []}\nfixed: {lr: 0.1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags, _ := Parse("s.yaml", []byte("name: s\nmethod: command\ncommand: {program: x}\nfixed: {lr: 0.1}\n"))
+	var mc MethodConfig
+	if err := json.Unmarshal(none.MethodConfig(), &mc); err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]any{"lr": 0.1}
+	if argv, _ := mc.Command.Argv(params, nil); len(argv) != 0 {
+		t.Errorf("args: [] after the dispatch gives %q, want no arguments", argv)
+	}
+	if err := json.Unmarshal(flags.MethodConfig(), &mc); err != nil {
+		t.Fatal(err)
+	}
+	if argv, _ := mc.Command.Argv(params, nil); !slices.Equal(argv, []string{"--lr=0.1"}) {
+		t.Errorf("no args after the dispatch gives %q, want --lr=0.1", argv)
+	}
+	a, _ := none.Expand()
+	b, _ := flags.Expand()
+	if a[0].ID == b[0].ID {
+		t.Errorf("args: [] and no args share the trial ID %s", a[0].ID)
+	}
+}
