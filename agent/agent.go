@@ -479,7 +479,7 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	// Its history is stored before its outcome goes out, so a recorded
 	// result's curve is complete.
 	if lost := history.flush(a.publishing); lost > 0 {
-		log.Error("metric history not stored within the shutdown grace; the attempt's history misses what it held", "messages", lost)
+		log.Error("metric history not stored in time (or no history stream); the attempt's history misses what it held", "messages", lost)
 	}
 	log.Debug("attempt finished", "outcome", ev.Outcome, "error", ev.Error, "duration", time.Since(start))
 	// The method has returned, so its resources are free before the event

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -9,6 +10,11 @@ import (
 
 	"asymptote.dev/asymptote/internal/bus"
 )
+
+// historyWait bounds how long an attempt's outcome waits for its history
+// to be stored: longer than a NATS cluster's failover (a few seconds), far
+// shorter than what holding a result back would cost.
+const historyWait = 30 * time.Second
 
 // historyWriter publishes one attempt's metrics reports to the history
 // stream without waiting on each acknowledgement, and the same reports in
@@ -104,7 +110,13 @@ func (h *historyWriter) compact() {
 // flush publishes the attempt's last curve chunk and waits for every
 // message's acknowledgement, publishing again what failed, until ctx ends.
 // It returns how many messages were not stored.
+//
+// The wait is bounded by historyWait: the history must never hold back an
+// attempt's outcome (its result) for long, so past that, or when there is
+// no history stream at all, the rest is given up and the outcome goes out.
 func (h *historyWriter) flush(ctx context.Context) int {
+	ctx, cancel := context.WithTimeout(ctx, historyWait)
+	defer cancel()
 	if h.curve != nil {
 		c := h.curve.Finish()
 		h.send(bus.CurveSubject(c.Study, c.Trial), bus.Encode(c), c.MsgID())
@@ -127,6 +139,13 @@ func (h *historyWriter) flush(ctx context.Context) int {
 			cancel()
 			if err == nil {
 				break
+			}
+			if errors.Is(err, jetstream.ErrNoStreamResponse) {
+				// No stream takes the subject: retrying cannot help.
+				h.log.Warn("no metric history stream; the attempt's history is not kept", "subject", p.subject)
+				lost := len(h.pending) - i
+				h.pending = nil
+				return lost
 			}
 			h.log.Warn("store metrics history failed; retrying", "subject", p.subject, "error", err)
 			select {
