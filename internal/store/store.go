@@ -447,13 +447,19 @@ func listKeyed[T any](ctx context.Context, cli *clientv3.Client, prefix string, 
 		key, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
 		for {
 			resp, err := cli.Get(ctx, key, clientv3.WithRange(end), clientv3.WithLimit(listPage))
+			p := page{err: err}
 			if err != nil {
-				pages <- page{err: fmt.Errorf("store: list %s: %w", prefix, err)}
+				p.err = fmt.Errorf("store: list %s: %w", prefix, err)
+			} else {
+				p.kvs = resp.Kvs
+			}
+			// Never block once the reader has gone (it returned early).
+			select {
+			case pages <- p:
+			case <-ctx.Done():
 				return
 			}
-			select {
-			case pages <- page{kvs: resp.Kvs}:
-			case <-ctx.Done():
+			if err != nil {
 				return
 			}
 			if !resp.More || len(resp.Kvs) == 0 {
