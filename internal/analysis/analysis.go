@@ -144,21 +144,28 @@ func BootstrapOptions(plan *sweep.FitPlan, o Options) scaling.BootstrapOptions {
 // that cannot run yet (too few points) is a summary with Error set, not an
 // error: a running study simply has not got there.
 func Fit(ctx context.Context, plan *sweep.FitPlan, group string, points []Point, trials int, o Options) api.FitSummary {
+	sum, _ := fitGroup(ctx, plan, group, points, trials, o)
+	return sum
+}
+
+// fitGroup is Fit that also returns the fitted law, with its bootstrap
+// when one ran; nil when the fit did not run or did not converge.
+func fitGroup(ctx context.Context, plan *sweep.FitPlan, group string, points []Point, trials int, o Options) (api.FitSummary, *scaling.Fit) {
 	sum := api.FitSummary{Group: group, Law: plan.Law, X: plan.X, Points: len(points), Trials: trials, Time: time.Now()}
 	law, err := scaling.LawByName(plan.Law)
 	if err != nil {
 		sum.Error = err.Error()
-		return sum
+		return sum, nil
 	}
 	obs := Observations(points)
 	if err := scaling.Validate(law, obs); err != nil {
 		sum.Error = err.Error()
-		return sum
+		return sum, nil
 	}
 	fit, err := scaling.FitLaw(ctx, law, obs, FitOptions(plan, o))
 	if err != nil {
 		sum.Error = err.Error()
-		return sum
+		return sum, nil
 	}
 	sum.Agree, sum.Starts = fit.Agree, fit.Starts
 	if r2 := fit.Goodness.R2; finite(r2) {
@@ -169,7 +176,7 @@ func Fit(ctx context.Context, plan *sweep.FitPlan, group string, points []Point,
 			// JSON has no NaN or infinity, and a fit that reports one has
 			// not found a law: say so instead of storing it.
 			sum.Error = fmt.Sprintf("the fit did not converge: %s = %g; the points may not follow the law (is the objective constant?)", name, fit.Params[j])
-			return sum
+			return sum, nil
 		}
 	}
 	sum.Notes = fit.Warnings
@@ -191,7 +198,7 @@ func Fit(ctx context.Context, plan *sweep.FitPlan, group string, points []Point,
 		}
 		sum.Params = append(sum.Params, p)
 	}
-	return sum
+	return sum, fit
 }
 
 // Certify checks each point's best run against its one-step neighbours on
@@ -339,6 +346,24 @@ func indexOf(values []any, v any) int {
 
 // Run fits every group of plan and certifies its points.
 func Run(ctx context.Context, spec *sweep.Spec, trials []api.Trial, direction string, o Options) ([]api.FitSummary, error) {
+	groups, err := RunGroups(ctx, spec, trials, direction, o)
+	out := make([]api.FitSummary, len(groups))
+	for i, g := range groups {
+		out[i] = g.Summary
+	}
+	return out, err
+}
+
+// Group is one group's fit: its summary, the points fitted, and the
+// fitted law (nil when the fit did not run), for a caller that draws it.
+type Group struct {
+	Summary api.FitSummary
+	Points  []Point
+	Fit     *scaling.Fit
+}
+
+// RunGroups is Run with each group's points and fitted law.
+func RunGroups(ctx context.Context, spec *sweep.Spec, trials []api.Trial, direction string, o Options) ([]Group, error) {
 	plan := spec.Analysis.Fit
 	groups, err := Points(plan, trials, direction)
 	if err != nil {
@@ -351,11 +376,11 @@ func Run(ctx context.Context, spec *sweep.Spec, trials []api.Trial, direction st
 		}
 	}
 	names := GroupNames(groups)
-	out := make([]api.FitSummary, 0, len(names))
+	out := make([]Group, 0, len(names))
 	for _, g := range names {
-		s := Fit(ctx, plan, g, groups[g], succeeded, o)
+		s, fit := fitGroup(ctx, plan, g, groups[g], succeeded, o)
 		s.Uncert = Certify(spec, plan, trials, groups[g])
-		out = append(out, s)
+		out = append(out, Group{Summary: s, Points: groups[g], Fit: fit})
 	}
 	return out, nil
 }

@@ -357,7 +357,7 @@ func readHistory(ctx context.Context, nc *nats.Conn, study string, trials []stri
 		if len(trials) > 1 && !slices.Contains(trials, m.Trial) {
 			return nil
 		}
-		rows = append(rows, export.Report{Trial: m.Trial, Attempt: m.Attempt, Step: m.Step, Time: m.Time, Values: m.Values, NonFinite: m.NonFinite})
+		rows = append(rows, export.ReportOf(m))
 		return nil
 	})
 	return rows, err

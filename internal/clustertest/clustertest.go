@@ -24,7 +24,9 @@ import (
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/devcluster"
+	"asymptote.dev/asymptote/internal/store"
 	"asymptote.dev/asymptote/plugins/sdk"
+	"asymptote.dev/asymptote/sweep"
 )
 
 // Cluster is a running test cluster.
@@ -226,4 +228,39 @@ func (c *Cluster) WaitDone(client *api.Client, study string, timeout time.Durati
 		return nil
 	})
 	return st
+}
+
+// FinishedStudy writes a finished study of n succeeded synthetic trials
+// straight to etcd, as a leader would have left it: the input of the
+// benchmarks of what reads large studies (the HTTP API, the dashboard).
+// Trial i has params 1e6 + (i mod 1000)·1e5, weight_decay (i mod 7)/10 and
+// objective 2 + 1/(i+1).
+func (c *Cluster) FinishedStudy(name string, n int) {
+	c.t.Helper()
+	ctx := context.Background()
+	st := store.New(c.Etcd)
+	now := time.Now()
+	puts := []store.Put{{Key: store.StudyKey(name), Value: api.Study{Name: name, State: api.StudyDone, Method: "synthetic", Objective: "val_loss", Direction: "minimize",
+		Trials: n, Spec: "name: " + name + "\nmethod: synthetic\n", SpecFile: name + ".yaml", Created: now, Updated: now}}}
+	flush := func() {
+		if _, err := st.Commit(ctx, puts); err != nil {
+			c.t.Fatalf("write study %s: %v", name, err)
+		}
+		puts = puts[:0]
+	}
+	for i := range n {
+		obj := 2 + 1/float64(i+1)
+		size := 1e6 + float64(i%1000)*1e5
+		t := api.Trial{ID: fmt.Sprintf("%020x", i), Study: name, Index: i, Method: "synthetic", State: sweep.Succeeded, Attempt: 1, Seed: int64(i % 10),
+			Params:   map[string]any{"params": size, "weight_decay": float64(i%7) / 10, "tokens": 2e9, "steps": 34.0},
+			Attempts: []api.Attempt{{N: 1, State: api.AttemptSucceeded, Node: "dev-1", Dispatched: now, Ended: &now}},
+			Result: &api.Result{Attempt: 1, Node: "dev-1", Objective: &obj, Recorded: now,
+				Metrics: map[string]float64{"val_loss": obj, "train_loss": obj * 0.9, "params": size, "tokens": 2e9, "flops": 6 * size * 2e9}},
+			Created: now, Updated: now}
+		puts = append(puts, store.Put{Key: store.TrialKey(name, t.ID), Value: t})
+		if len(puts) >= 500 {
+			flush()
+		}
+	}
+	flush()
 }

@@ -10,7 +10,14 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+
+	"asymptote.dev/asymptote/internal/bus"
 )
+
+// ReportOf is the history row of a stored metrics report.
+func ReportOf(m *bus.MetricsReport) Report {
+	return Report{Trial: m.Trial, Attempt: m.Attempt, Step: m.Step, Time: m.Time, Values: m.Values, NonFinite: m.NonFinite}
+}
 
 // Report is one metrics report of the history: what a method reported at
 // one step of one attempt.

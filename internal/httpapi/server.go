@@ -156,20 +156,26 @@ func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) error {
 // loadStudy reads one study's record.
 func (s *Server) loadStudy(ctx context.Context, name string) (api.Study, error) {
 	var st api.Study
-	found := false
-	err := s.store.Studies(ctx, func(v store.Versioned[api.Study]) error {
-		if v.Value.Name == name {
-			st, found = v.Value, true
-		}
-		return nil
-	})
+	found, err := s.getJSON(ctx, store.StudyKey(name), &st)
+	if err == nil && !found {
+		err = &Error{Status: http.StatusNotFound, Field: "study", Msg: fmt.Sprintf("no study %q", name)}
+	}
+	return st, err
+}
+
+// getJSON reads the document at key into v, reporting whether it exists.
+func (s *Server) getJSON(ctx context.Context, key string, v any) (bool, error) {
+	resp, err := s.cfg.Etcd.Get(ctx, key)
 	if err != nil {
-		return st, err
+		return false, err
 	}
-	if !found {
-		return st, &Error{Status: http.StatusNotFound, Field: "study", Msg: fmt.Sprintf("no study %q", name)}
+	if len(resp.Kvs) == 0 {
+		return false, nil
 	}
-	return st, nil
+	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
+		return false, fmt.Errorf("%s: %w", key, err)
+	}
+	return true, nil
 }
 
 func (s *Server) loadTrials(ctx context.Context, study string) ([]api.Trial, error) {
@@ -204,14 +210,29 @@ func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
 	for _, st := range list {
 		counts[st.Name] = st.Counts
 	}
-	err = s.store.Trials(r.Context(), func(v store.Versioned[api.Trial]) error {
-		if c := counts[v.Value.Study]; c != nil {
-			c[v.Value.State]++
+	// The leader keeps the counts; reading every trial of every study is
+	// the fallback when no leader answers (the list is polled).
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	status, serr := api.NewClient(s.cfg.NATS, 2*time.Second).Status(ctx, "")
+	cancel()
+	if serr == nil {
+		for _, st := range status.Studies {
+			if c := counts[st.Name]; c != nil {
+				for state, n := range st.Counts {
+					c[sweep.State(state)] = n
+				}
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+	} else {
+		err = s.store.Trials(r.Context(), func(v store.Versioned[api.Trial]) error {
+			if c := counts[v.Value.Study]; c != nil {
+				c[v.Value.State]++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	slices.SortFunc(list, func(a, b StudySummary) int { return cmp.Compare(a.Name, b.Name) })
 	writeJSON(w, http.StatusOK, map[string]any{"studies": list})
@@ -274,17 +295,16 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) trial(w http.ResponseWriter, r *http.Request) error {
-	trials, err := s.loadTrials(r.Context(), r.PathValue("study"))
+	var t api.Trial
+	found, err := s.getJSON(r.Context(), store.TrialKey(r.PathValue("study"), r.PathValue("trial")), &t)
 	if err != nil {
 		return err
 	}
-	for _, t := range trials {
-		if t.ID == r.PathValue("trial") {
-			writeJSON(w, http.StatusOK, t)
-			return nil
-		}
+	if !found {
+		return &Error{Status: http.StatusNotFound, Field: "trial", Msg: fmt.Sprintf("no trial %q in study %q", r.PathValue("trial"), r.PathValue("study"))}
 	}
-	return &Error{Status: http.StatusNotFound, Field: "trial", Msg: fmt.Sprintf("no trial %q in study %q", r.PathValue("trial"), r.PathValue("study"))}
+	writeJSON(w, http.StatusOK, t)
+	return nil
 }
 
 // trials lists a study's trials, filtered, sorted and paged on the
@@ -486,7 +506,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) error {
 		if len(want) > 0 && !want[m.Trial] {
 			return nil
 		}
-		rows = append(rows, HistoryRow{Trial: m.Trial, Attempt: m.Attempt, Step: m.Step, Time: m.Time, Values: m.Values, NonFinite: m.NonFinite})
+		rows = append(rows, export.ReportOf(m))
 		return nil
 	})
 	if err != nil {
@@ -658,17 +678,21 @@ func (s *Server) fit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	fits, err := analysis.Run(r.Context(), spec, trials, st.Direction, analysis.Options{})
+	curve := q.Get("curve") == "1"
+	if curve && plan.Law != "power" && plan.Law != "ensemble" {
+		return badField("curve", "curves are drawn for one-dimensional laws (power, ensemble), not %s", plan.Law)
+	}
+	groups, err := analysis.RunGroups(r.Context(), spec, trials, st.Direction, analysis.Options{})
 	if err != nil {
 		return badField("law", "%v", err)
 	}
+	fits := make([]api.FitSummary, len(groups))
+	for i, g := range groups {
+		fits[i] = g.Summary
+	}
 	reply := map[string]any{"study": st.Name, "law": plan.Law, "x": plan.X, "group": plan.Group, "fits": fits}
-	if q.Get("curve") == "1" {
-		curves, err := fitCurves(r.Context(), &plan, trials, st.Direction)
-		if err != nil {
-			return badField("curve", "%v", err)
-		}
-		reply["curves"] = curves
+	if curve {
+		reply["curves"] = fitCurves(groups)
 	}
 	writeJSON(w, http.StatusOK, reply)
 	return nil
@@ -689,55 +713,40 @@ type FitCurve struct {
 	Error  string    `json:"error,omitempty"`
 }
 
-// fitCurves fits each group of a one-dimensional law and samples it.
-func fitCurves(ctx context.Context, plan *sweep.FitPlan, trials []api.Trial, direction string) ([]FitCurve, error) {
-	if plan.Law != "power" && plan.Law != "ensemble" {
-		return nil, fmt.Errorf("curves are drawn for one-dimensional laws (power, ensemble), not %s", plan.Law)
-	}
-	law, err := scaling.LawByName(plan.Law)
-	if err != nil {
-		return nil, err
-	}
-	groups, err := analysis.Points(plan, trials, direction)
-	if err != nil {
-		return nil, err
-	}
-	var out []FitCurve
-	for _, g := range analysis.GroupNames(groups) {
-		pts := groups[g]
-		c := FitCurve{Group: g}
+// fitCurves samples each group's fitted law (the fits the summaries came
+// from) on a grid from half the smallest point to four times the largest.
+func fitCurves(groups []analysis.Group) []FitCurve {
+	out := make([]FitCurve, 0, len(groups))
+	for _, g := range groups {
+		c := FitCurve{Group: g.Summary.Group}
 		lo, hi := math.Inf(1), math.Inf(-1)
-		for _, p := range pts {
+		for _, p := range g.Points {
 			c.PointX = append(c.PointX, p.Obs.X)
 			c.PointY = append(c.PointY, p.Obs.Loss)
 			c.Trials = append(c.Trials, p.Trial.ID)
 			lo, hi = min(lo, p.Obs.X), max(hi, p.Obs.X)
 		}
-		obs := analysis.Observations(pts)
-		fit, err := scaling.FitLaw(ctx, law, obs, analysis.FitOptions(plan, analysis.Options{}))
-		if err == nil {
-			if bo := analysis.BootstrapOptions(plan, analysis.Options{}); bo.Resamples > 0 {
-				_, err = scaling.Bootstrap(ctx, fit, bo)
-			}
-		}
-		if err != nil || !(lo > 0) {
-			c.Error = fmt.Sprint(cmp.Or(err, errors.New("no positive points to draw")))
-			out = append(out, c)
-			continue
-		}
-		const n = 60
-		a, b := math.Log(lo/2), math.Log(hi*4)
-		for i := range n {
-			x := math.Exp(a + (b-a)*float64(i)/(n-1))
-			pr := fit.PredictInterval(scaling.Obs{X: x})
-			c.X, c.Y = append(c.X, x), append(c.Y, finiteOr(pr.Value))
-			if fit.Bootstrap != nil && !fit.Bootstrap.NotIdentified {
-				c.Lo, c.Hi = append(c.Lo, finiteOr(pr.Mean.Lo)), append(c.Hi, finiteOr(pr.Mean.Hi))
+		switch {
+		case g.Fit == nil:
+			c.Error = cmp.Or(g.Summary.Error, "no fit")
+		case !(lo > 0):
+			c.Error = "no positive points to draw"
+		default:
+			const n = 60
+			a, b := math.Log(lo/2), math.Log(hi*4)
+			band := g.Fit.Bootstrap != nil && !g.Fit.Bootstrap.NotIdentified
+			for i := range n {
+				x := math.Exp(a + (b-a)*float64(i)/(n-1))
+				pr := g.Fit.PredictInterval(scaling.Obs{X: x})
+				c.X, c.Y = append(c.X, x), append(c.Y, finiteOr(pr.Value))
+				if band {
+					c.Lo, c.Hi = append(c.Lo, finiteOr(pr.Mean.Lo)), append(c.Hi, finiteOr(pr.Mean.Hi))
+				}
 			}
 		}
 		out = append(out, c)
 	}
-	return out, nil
+	return out
 }
 
 func finiteOr(v float64) float64 {

@@ -38,6 +38,7 @@ type env struct {
 	t   *testing.T
 	cl  *clustertest.Cluster
 	url string
+	sub api.SubmitReply
 }
 
 // wantField expects a JSON error at path naming field.
@@ -51,7 +52,11 @@ func (e *env) wantField(path string, status int, field string) httpapi.Error {
 	return bad
 }
 
-func start(t *testing.T) *env {
+// serve starts a cluster (a coordinator, an agent running synthetic in
+// process) and the API over it, submits spec over HTTP as the Python
+// client does, and waits for the study to finish.
+func serve(t *testing.T, spec string) (*env, *clustertest.Process) {
+	t.Helper()
 	cl := clustertest.New(t)
 	leader := cl.StartCoordinator("c1", nil)
 	cl.StartAgent("a1", bus.Resources{CPU: 2, Memory: 1 << 30}, clustertest.InProcess{"synthetic": synthetic.New()})
@@ -62,17 +67,22 @@ func start(t *testing.T) *env {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	e := &env{t: t, cl: cl, url: ts.URL}
-	// Submit over HTTP, as the Python client does, and wait for the end.
 	resp, err := http.Post(ts.URL+"/api/v1/studies", "application/yaml", strings.NewReader(spec))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sub api.SubmitReply
 	e.decode(resp, http.StatusOK, &sub)
-	if sub.Study != "web" || sub.Added != 12 {
-		t.Fatalf("submit reply %+v, want 12 trials added to web", sub)
+	e.sub = sub
+	cl.WaitDone(cl.Client(), sub.Study, 30*time.Second)
+	return e, leader
+}
+
+func start(t *testing.T) *env {
+	e, leader := serve(t, spec)
+	if e.sub.Study != "web" || e.sub.Added != 12 {
+		t.Fatalf("submit reply %+v, want 12 trials added to web", e.sub)
 	}
-	cl.WaitDone(cl.Client(), "web", 30*time.Second)
 	leader.Stop() // every read below is served without a leader
 	return e
 }
@@ -347,17 +357,7 @@ func TestCrossover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: embedded servers")
 	}
-	cl := clustertest.New(t)
-	cl.StartCoordinator("c1", nil)
-	cl.StartAgent("a1", bus.Resources{CPU: 2, Memory: 1 << 30}, clustertest.InProcess{"synthetic": synthetic.New()})
-	srv, err := httpapi.New(httpapi.Config{Etcd: cl.Etcd, NATS: cl.Conn("http")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	e := &env{t: t, cl: cl, url: ts.URL}
-	resp, err := http.Post(ts.URL+"/api/v1/studies", "application/yaml", strings.NewReader(`name: cross
+	e, _ := serve(t, `name: cross
 method: synthetic
 space:
   params: [3e5, 1e6, 3e6, 1e7, 3e7, 1e8]
@@ -372,13 +372,7 @@ seeds: [0, 1]
 analysis:
   fit: {law: power, x: params, group: alpha, bootstrap: 100}
 resources: {cpu: 0.25, memory: 16MiB}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sub api.SubmitReply
-	e.decode(resp, 200, &sub)
-	cl.WaitDone(cl.Client(), "cross", 30*time.Second)
+`)
 	var r httpapi.CrossoverReply
 	e.get("/api/v1/crossover?study=cross&lo=1e5&hi=1e9", 200, &r)
 	if len(r.Roots) != 1 {
@@ -390,6 +384,12 @@ resources: {cpu: 0.25, memory: 16MiB}
 	}
 	if r.Replicates != 100 || len(r.PCount) != 4 || r.PCount[1] < 0.9 || len(r.Fits) != 2 {
 		t.Errorf("reply %+v", r)
+	}
+	// With a leader, the studies' counts are the leader's.
+	var list struct{ Studies []httpapi.StudySummary }
+	e.get("/api/v1/studies", 200, &list)
+	if len(list.Studies) != 1 || list.Studies[0].Counts["succeeded"] != 24 {
+		t.Errorf("studies with a leader: %+v", list.Studies)
 	}
 	// With a leader: what is free on each agent.
 	var agents httpapi.AgentsReply
