@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -89,24 +87,13 @@ func parsePrograms(items []string) (map[string]string, error) {
 		if path == "" {
 			return nil, usagef("-allow-program %q: %s", it, want)
 		}
-		if !strings.Contains(path, "/") {
-			if _, err := os.Stat(path); err != nil {
-				found, lerr := exec.LookPath(path)
-				if lerr != nil {
-					return nil, usagef("-allow-program %q: no such file here and no %s on PATH; %s", it, path, want)
-				}
-				path = found
-			}
-		}
-		real, err := filepath.EvalSymlinks(path)
-		if err == nil {
-			real, err = filepath.Abs(real)
-		}
+		cwd, err := os.Getwd()
 		if err != nil {
-			return nil, usagef("-allow-program %q: %v; %s", it, err, want)
+			return nil, err
 		}
-		if st, err := os.Stat(real); err != nil || !st.Mode().IsRegular() {
-			return nil, usagef("-allow-program %q: %s is not a regular file; %s", it, real, want)
+		real, err := command.Locate(path, cwd, fmt.Sprintf("-allow-program %q", it))
+		if err != nil {
+			return nil, usagef("%v; %s", err, want)
 		}
 		if hasSum {
 			if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {

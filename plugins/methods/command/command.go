@@ -185,13 +185,13 @@ func resolve(c *sweep.Command, allow map[string]string) (argv []string, dir stri
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return nil, "", fmt.Errorf("command.workdir: %s is not a directory on this agent's host (node %s); use a path every agent sees, such as a shared filesystem", dir, hostname())
 	}
-	prog, err := locate(c.Program, dir, "command.program")
+	prog, err := Locate(c.Program, dir, "command.program")
 	if err != nil {
 		return nil, "", err
 	}
 	var interp []string
 	if c.Interpreter != "" {
-		p, err := locate(c.Interpreter, dir, "command.interpreter")
+		p, err := Locate(c.Interpreter, dir, "command.interpreter")
 		if err != nil {
 			return nil, "", err
 		}
@@ -199,7 +199,11 @@ func resolve(c *sweep.Command, allow map[string]string) (argv []string, dir stri
 	} else if interp, err = shebang(prog, dir); err != nil {
 		return nil, "", err
 	}
-	for _, p := range append(slices.Clone(interp[:min(len(interp), 1)]), prog) {
+	checked := []string{prog}
+	if len(interp) > 0 {
+		checked = append(checked, interp[0]) // its argument, if any, is not a file
+	}
+	for _, p := range checked {
 		if err := check(p, allow); err != nil {
 			return nil, "", err
 		}
@@ -212,10 +216,11 @@ func resolve(c *sweep.Command, allow map[string]string) (argv []string, dir stri
 	return append(interp, prog), dir, nil
 }
 
-// locate resolves name as a path (absolute, or relative to dir) when it
+// Locate resolves name as a path (absolute, or relative to dir) when it
 // holds a slash or names a file in dir, and on PATH otherwise; symbolic
-// links are resolved, since the allowlist names real files.
-func locate(name, dir, field string) (string, error) {
+// links are resolved, since the allowlist names real files. Errors start
+// with field. The agent's -allow-program resolves its paths the same way.
+func Locate(name, dir, field string) (string, error) {
 	p := name
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(dir, name)
@@ -275,7 +280,7 @@ func shebang(prog, dir string) ([]string, error) {
 	if filepath.Base(name) == "env" && len(rest) > 0 {
 		name, rest = rest[0], rest[1:]
 	}
-	p, err := locate(name, dir, "command.program's #! interpreter")
+	p, err := Locate(name, dir, "command.program's #! interpreter")
 	if err != nil {
 		return nil, err
 	}
