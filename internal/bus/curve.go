@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -221,11 +220,7 @@ func (c *Curve) Reports() []MetricsReport {
 				}
 				r.NonFinite[name] = nonFinite[name][i]
 			default:
-				v := c.Values[name][i]
-				if math.IsNaN(v) || math.IsInf(v, 0) {
-					continue
-				}
-				r.Values[name] = v
+				r.Values[name] = c.Values[name][i]
 			}
 		}
 	}
