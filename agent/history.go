@@ -90,6 +90,15 @@ func (h *historyWriter) prune() {
 	h.pending = h.pending[i:]
 }
 
+// noStream reports whether the server says the history stream does not
+// exist (not merely that it did not answer).
+func (h *historyWriter) noStream(ctx context.Context) bool {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := h.js.Stream(sctx, bus.StreamHistory)
+	return errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
 // compact drops every acknowledged message, keeping the order of the rest.
 func (h *historyWriter) compact() {
 	kept := h.pending[:0]
@@ -140,8 +149,10 @@ func (h *historyWriter) flush(ctx context.Context) int {
 			if err == nil {
 				break
 			}
-			if errors.Is(err, jetstream.ErrNoStreamResponse) {
-				// No stream takes the subject: retrying cannot help.
+			if errors.Is(err, jetstream.ErrNoStreamResponse) && h.noStream(ctx) {
+				// No stream takes the subject: retrying cannot help. (No
+				// response alone is also what a stream electing a leader
+				// gives, which retrying outlasts.)
 				h.log.Warn("no metric history stream; the attempt's history is not kept", "subject", p.subject)
 				lost := len(h.pending) - i
 				h.pending = nil
