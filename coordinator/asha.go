@@ -3,14 +3,13 @@ package coordinator
 import (
 	"context"
 	"fmt"
-	"math"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/strategy"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -25,12 +24,7 @@ func (l *leader) noteEarlyStopping(ctx context.Context, s *study) error {
 	if s.spec.Search == nil || s.spec.Search.ASHA == nil {
 		return nil
 	}
-	s.rungs = map[float64][]float64{}
-	for _, t := range s.trials {
-		for _, r := range t.rec.Rungs {
-			s.rungs[r.Rung] = append(s.rungs[r.Rung], r.Value)
-		}
-	}
+	s.rungs = strategy.NewRungs(s.snapshot(true).Trials)
 	if _, ok := l.metricSubs[s.rec.Name]; ok {
 		return nil
 	}
@@ -49,7 +43,8 @@ func (l *leader) noteEarlyStopping(ctx context.Context, s *study) error {
 }
 
 // onMetrics records the rungs a running trial has passed and stops it when
-// it ranks outside the best 1/eta of the trials that reached a rung.
+// ASHA's table (strategy.Rungs) says it ranks outside the best 1/eta of the
+// trials that reached a rung.
 func (l *leader) onMetrics(in metricsInput, now time.Time) {
 	r := in.r
 	s := l.studies[r.Study]
@@ -64,42 +59,13 @@ func (l *leader) onMetrics(in metricsInput, now time.Time) {
 	if a == nil || a.N != r.Attempt || a.State.Terminal() {
 		return
 	}
-	g := s.spec.Search.ASHA
-	f, ok1 := r.Values[g.Fidelity]
-	v, ok2 := r.Values[s.rec.Objective]
-	if !ok1 || !ok2 || math.IsNaN(v) {
-		return
-	}
-	maximize := s.rec.Direction == string(sweep.Maximize)
-	for _, rung := range g.Rungs {
-		if f < rung {
-			return
-		}
-		if slices.ContainsFunc(t.rec.Rungs, func(x api.Rung) bool { return x.Rung == rung }) {
-			continue
-		}
-		t.rec.Rungs = append(t.rec.Rungs, api.Rung{Rung: rung, Fidelity: f, Value: v})
+	reached, stop := s.rungs.Judge(s.spec.Search.ASHA, s.rec.Objective, s.rec.Direction == string(sweep.Maximize), t.rec.Rungs, r.Values)
+	if len(reached) > 0 {
+		t.rec.Rungs = append(t.rec.Rungs, reached...)
 		l.dirtyTrials[t] = true
-		s.rungs[rung] = append(s.rungs[rung], v)
-		n := len(s.rungs[rung])
-		if float64(n) < g.Eta {
-			continue // too few to judge yet: ASHA lets early trials through
-		}
-		vals := slices.Clone(s.rungs[rung])
-		slices.Sort(vals)
-		if maximize {
-			slices.Reverse(vals)
-		}
-		k := int(math.Ceil(float64(n) / g.Eta))
-		cut := vals[k-1]
-		if (!maximize && v <= cut) || (maximize && v >= cut) {
-			continue
-		}
-		rank := 1 + slices.IndexFunc(vals, func(x float64) bool { return x == v })
-		reason := fmt.Sprintf("stopped early by ASHA at %s=%g (rung %g): %s %.5g ranks %d of %d trials there; the best %d continue (cut-off %.5g)",
-			g.Fidelity, f, rung, s.rec.Objective, v, rank, n, k, cut)
-		l.stopEarly(t, a, reason, now)
-		return
+	}
+	if stop != "" {
+		l.stopEarly(t, a, stop, now)
 	}
 }
 

@@ -5,33 +5,9 @@ import (
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/strategy"
 	"asymptote.dev/asymptote/sweep"
 )
-
-// budgetUse is what a trial has consumed of its study's budget so far.
-func budgetUse(t *trial) float64 {
-	b := t.study.spec.Budget
-	if b == nil {
-		return 0
-	}
-	if b.FLOPs > 0 {
-		if r := t.rec.Result; r != nil {
-			return r.Metrics["flops"]
-		}
-		return 0
-	}
-	units := float64(t.study.needs.GPUCount)
-	if units == 0 {
-		units = t.study.needs.CPU
-	}
-	h := 0.0
-	for _, a := range t.rec.Attempts {
-		if a.Started != nil && a.Ended != nil {
-			h += a.Ended.Sub(*a.Started).Hours() * units
-		}
-	}
-	return h
-}
 
 // account brings the budgets of the studies of changed trials up to date.
 func (l *leader) account() {
@@ -39,7 +15,7 @@ func (l *leader) account() {
 		if t.study.spec.Budget == nil {
 			continue
 		}
-		u := budgetUse(t)
+		u := strategy.Usage(t.study.spec, &t.rec)
 		t.study.used += u - t.usage
 		t.usage = u
 	}

@@ -13,6 +13,7 @@ import (
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/store"
+	"asymptote.dev/asymptote/strategy"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -415,7 +416,7 @@ func (l *leader) addTrial(s *study, t *trial, now time.Time) {
 		}
 	}
 	s.late += len(t.rec.Late)
-	t.usage = budgetUse(t)
+	t.usage = strategy.Usage(s.spec, &t.rec)
 	s.used += t.usage
 	if t.rec.Attempt > 1 {
 		s.retries += t.rec.Attempt - 1

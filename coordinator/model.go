@@ -7,6 +7,7 @@ import (
 
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/strategy"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -94,7 +95,7 @@ type study struct {
 	used float64
 	// rungs holds the objective values recorded at each early-stopping
 	// rung.
-	rungs map[float64][]float64
+	rungs strategy.Rungs
 	// q is set while the study is quarantined (quarantine.go).
 	q *quarantineState
 }
@@ -340,25 +341,4 @@ func (s *study) succeeded() []api.Trial {
 		}
 	}
 	return out
-}
-
-// axis returns the study's grid axis name (with any values added to it).
-func (s *study) axis(name string) sweep.Axis {
-	for _, a := range s.spec.Axes {
-		if a.Name == name {
-			return a
-		}
-	}
-	return sweep.Axis{Name: name}
-}
-
-// extended counts the values the coordinator added to the axis name.
-func (s *study) extended(name string) int {
-	n := 0
-	for _, x := range s.rec.Extensions {
-		if x.Axis == name {
-			n++
-		}
-	}
-	return n
 }

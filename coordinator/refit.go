@@ -2,12 +2,11 @@ package coordinator
 
 import (
 	"context"
-	"fmt"
-	"sort"
 	"time"
 
 	"asymptote.dev/asymptote/internal/analysis"
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/strategy"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -65,66 +64,16 @@ func (l *leader) onRefit(ctx context.Context, in refitInput, now time.Time) {
 }
 
 // extendEdges adds one value past each grid edge that a certified-looking
-// best run sits on, at most the plan's Extend values per edge, and writes
-// the new trials. Each decision is logged and kept in the study record with
-// its reason, and the same results always lead to the same decisions.
+// best run sits on (strategy.Edges), and writes the new trials. Each value
+// is logged and kept in the study record with its reason, and the same
+// results always lead to the same values.
 func (l *leader) extendEdges(ctx context.Context, s *study, now time.Time) {
-	plan := s.spec.Analysis.Fit
-	if plan.Extend == 0 || s.rec.State == api.StudyCancelled {
+	if s.rec.State == api.StudyCancelled {
 		return
 	}
-	seen := map[api.Edge]bool{}
-	var edges []api.Edge
-	for _, sum := range s.rec.Analysis {
-		for _, u := range sum.Uncert {
-			for _, e := range u.Edges {
-				if !seen[e] {
-					seen[e] = true
-					edges = append(edges, e)
-				}
-			}
-		}
-	}
-	sort.Slice(edges, func(i, j int) bool {
-		if edges[i].Axis != edges[j].Axis {
-			return edges[i].Axis < edges[j].Axis
-		}
-		return !edges[i].Last
-	})
-	changed := false
-	for _, e := range edges {
-		side := "first"
-		if e.Last {
-			side = "last"
-		}
-		done := 0
-		for _, x := range s.rec.Extensions {
-			if x.By == "edge" && x.Axis == e.Axis && x.Last == e.Last {
-				done++
-			}
-		}
-		if done >= plan.Extend {
-			continue
-		}
-		v, ok := sweep.BeyondEdge(s.axis(e.Axis), e.Last)
-		if !ok {
-			continue
-		}
-		spec, err := s.spec.Extend(e.Axis, v)
-		if err != nil {
-			l.log.Warn("cannot extend the grid", "study", s.rec.Name, "axis", e.Axis, "error", err)
-			continue
-		}
-		reason := fmt.Sprintf("a best run sat on %s's %s value", e.Axis, side)
-		s.rec.Extensions = append(s.rec.Extensions, api.Extension{By: "edge", Axis: e.Axis, Value: v, Last: e.Last, Reason: reason, Time: now})
-		s.setSpec(spec)
-		changed = true
-		l.log.Info("extending the grid", "study", s.rec.Name, "axis", e.Axis, "value", v, "reason", reason)
-	}
-	if changed {
-		if err := l.expand(ctx, s, now); err != nil {
-			l.log.Error("write the extended grid's trials", "study", s.rec.Name, "error", err)
-		}
+	st := strategy.Edges(s.snapshot(false))
+	if err := l.applyStep(ctx, s, st, now); err != nil {
+		l.log.Error("write the extended grid's trials", "study", s.rec.Name, "error", err)
 	}
 }
 

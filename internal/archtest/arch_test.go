@@ -35,6 +35,12 @@ var rules = []rule{
 		why:     "scaling-law fitting is pure numerics",
 	},
 	{
+		pattern:  module + "/strategy",
+		required: true,
+		deny:     []string{"go.etcd.io/etcd/", "github.com/hashicorp/go-plugin", module + "/internal/store", module + "/internal/bus", module + "/coordinator", module + "/agent"},
+		why:      "adaptive searches are functions of a study's spec and trial records: the leader applies what they decide, and they are tested without a cluster",
+	},
+	{
 		pattern: module + "/plugins/sdk",
 		deny:    []string{"github.com/nats-io/", "go.etcd.io/etcd/", "go.etcd.io/bbolt"},
 		why:     "method authors link the SDK; it must not drag in the control plane",

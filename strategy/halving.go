@@ -1,60 +1,62 @@
-package coordinator
+package strategy
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
-	"time"
 
 	"asymptote.dev/asymptote/sweep"
 )
 
-// halvingStep promotes the best configurations of the highest finished
-// rung to the next fidelity, or reports false when the last rung is done.
-func (l *leader) halvingStep(ctx context.Context, s *study, now time.Time) (bool, error) {
-	h := s.spec.Search.Halving
+// Halving is one step of synchronous successive halving: it promotes the
+// best 1/Eta of the configurations of the highest rung (by their mean
+// objective over seeds) to Eta times its fidelity, and stops the others
+// there. It adds nothing once the next rung would pass the search's Max,
+// or when no configuration of the rung has a result.
+func Halving(s *Study) (Step, error) {
+	h := s.Spec.Search.Halving
 	derived := map[string]bool{}
-	for _, d := range s.spec.Derived {
+	for _, d := range s.Spec.Derived {
 		derived[d.Name] = true
 	}
 	// The current rung is the highest fidelity any trial has.
 	rung := 0.0
-	for _, t := range s.trials {
-		if f, ok := t.rec.Params[h.Fidelity].(float64); ok && f > rung {
+	for _, t := range s.Trials {
+		if f, ok := t.Params[h.Fidelity].(float64); ok && f > rung {
 			rung = f
 		}
 	}
 	next := rung * h.Eta
 	if next > h.Max*(1+1e-9) {
-		return false, nil
+		return Step{}, nil
 	}
 	type config struct {
 		key    string
-		trials []*trial
+		trials []int // indices into s.Trials
 		score  float64
 	}
 	byKey := map[string]*config{}
-	for _, t := range s.trials {
-		if f, _ := t.rec.Params[h.Fidelity].(float64); f != rung {
+	for i, t := range s.Trials {
+		if f, _ := t.Params[h.Fidelity].(float64); f != rung {
 			continue
 		}
-		k := configKey(t.rec.Params, h.Fidelity, derived)
+		k := configKey(t.Params, h.Fidelity, derived)
 		c := byKey[k]
 		if c == nil {
 			c = &config{key: k}
 			byKey[k] = c
 		}
-		c.trials = append(c.trials, t)
+		c.trials = append(c.trials, i)
 	}
-	maximize := s.rec.Direction == string(sweep.Maximize)
+	maximize := s.maximize()
 	configs := make([]*config, 0, len(byKey))
 	for _, c := range byKey {
 		sum, n := 0.0, 0
-		for _, t := range c.trials {
-			if t.rec.State == sweep.Succeeded && t.rec.Result != nil && t.rec.Result.Objective != nil {
-				sum += *t.rec.Result.Objective
+		for _, i := range c.trials {
+			t := &s.Trials[i]
+			if t.State == sweep.Succeeded && t.Result != nil && t.Result.Objective != nil {
+				sum += *t.Result.Objective
 				n++
 			}
 		}
@@ -74,34 +76,34 @@ func (l *leader) halvingStep(ctx context.Context, s *study, now time.Time) (bool
 		return configs[i].key < configs[j].key
 	})
 	keep := int(math.Ceil(float64(len(configs)) / h.Eta))
-	var add []sweep.Trial
+	var st Step
 	var stopped []string
 	for i, c := range configs {
 		if i >= keep || math.IsInf(c.score, 1) {
-			for _, t := range c.trials {
-				stopped = append(stopped, t.rec.ID)
+			for _, j := range c.trials {
+				stopped = append(stopped, s.Trials[j].ID)
 			}
 			continue
 		}
-		for _, t := range c.trials {
-			v, err := s.spec.Variant(t.rec.Params, map[string]any{h.Fidelity: next}, t.rec.Seed)
+		for _, j := range c.trials {
+			t := &s.Trials[j]
+			v, err := s.Spec.Variant(t.Params, map[string]any{h.Fidelity: next}, t.Seed)
 			if err != nil {
-				return false, err
+				return Step{}, err
 			}
-			add = append(add, v)
+			st.Add = append(st.Add, v)
 		}
 	}
-	if len(add) == 0 {
-		return false, nil
+	if len(st.Add) == 0 {
+		return Step{}, nil
 	}
 	cut := configs[min(keep, len(configs))-1].score
 	if maximize {
 		cut = -cut
 	}
-	reason := fmt.Sprintf("successive halving: rung %s=%g finished; promoted the best %d of %d configurations (mean %s over seeds, cut at %.5g) to %s=%g; the other %d stop here",
-		h.Fidelity, rung, keep, len(configs), s.rec.Objective, cut, h.Fidelity, next, len(configs)-keep)
-	l.decide(s, now, reason, len(add), stopped)
-	return true, l.addTrials(ctx, s, add, now)
+	st.decide(fmt.Sprintf("successive halving: rung %s=%g finished; promoted the best %d of %d configurations (mean %s over seeds, cut at %.5g) to %s=%g; the other %d stop here",
+		h.Fidelity, rung, keep, len(configs), s.Objective, cut, h.Fidelity, next, len(configs)-keep), stopped)
+	return st, nil
 }
 
 // configKey identifies a configuration: its parameters but the fidelity

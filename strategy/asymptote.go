@@ -1,11 +1,10 @@
-package coordinator
+package strategy
 
 import (
 	"context"
 	"fmt"
 	"math"
 	"slices"
-	"time"
 
 	"asymptote.dev/asymptote/internal/analysis"
 	"asymptote.dev/asymptote/internal/api"
@@ -17,15 +16,15 @@ import (
 // estimates; the seed is fixed so the same results give the same choice.
 const asymptoteResamples = 100
 
-// asymptoteStep adds the scale value expected to narrow the asymptote's
-// interval most per unit of cost, or reports false when the interval is
-// narrow enough, the value budget is spent, or no candidate helps.
-func (l *leader) asymptoteStep(ctx context.Context, s *study, now time.Time) (bool, error) {
-	g := s.spec.Search.Asymptote
-	plan := s.spec.Analysis.Fit
-	groups, err := analysis.Points(plan, s.succeeded(), s.rec.Direction)
+// Asymptote is one step of the asymptote search: it adds the scale value
+// expected to narrow the asymptote's interval most per unit of cost, or
+// decides it is done when the interval is narrow enough, the value budget
+// is spent, or no candidate helps.
+func Asymptote(ctx context.Context, s *Study) (Step, error) {
+	g := s.Spec.Search.Asymptote
+	groups, err := analysis.Points(s.Spec.Analysis.Fit, s.succeeded(), s.Direction)
 	if err != nil {
-		return false, err
+		return Step{}, err
 	}
 	var obs []scaling.Obs
 	for _, p := range groups[""] {
@@ -33,16 +32,16 @@ func (l *leader) asymptoteStep(ctx context.Context, s *study, now time.Time) (bo
 	}
 	fit, cur, err := eWidth(ctx, obs)
 	if err != nil {
-		return false, err
+		return Step{}, err
 	}
-	decide := func(reason string, added int) { l.decide(s, now, reason, added, nil) }
+	var st Step
 	if cur <= g.TargetWidth {
-		decide(fmt.Sprintf("asymptote search: E's 95%% interval is %.4g wide, within the target %.4g; done", cur, g.TargetWidth), 0)
-		return false, nil
+		st.decide(fmt.Sprintf("asymptote search: E's 95%% interval is %.4g wide, within the target %.4g; done", cur, g.TargetWidth), nil)
+		return st, nil
 	}
 	if s.extended(g.Axis) >= g.MaxValues {
-		decide(fmt.Sprintf("asymptote search: E's interval is %.4g wide (target %.4g) but the %d added values are spent", cur, g.TargetWidth, g.MaxValues), 0)
-		return false, nil
+		st.decide(fmt.Sprintf("asymptote search: E's interval is %.4g wide (target %.4g) but the %d added values are spent", cur, g.TargetWidth, g.MaxValues), nil)
+		return st, nil
 	}
 	axis := s.axis(g.Axis)
 	type cand struct {
@@ -66,7 +65,7 @@ func (l *leader) asymptoteStep(ctx context.Context, s *study, now time.Time) (bo
 		hyp := slices.Clone(obs)
 		sigma := max(fit.Goodness.RMSELog, 1e-3)
 		pred := fit.Predict(scaling.Obs{X: x, N: x})
-		for i := range max(len(s.spec.Seeds), 2) {
+		for i := range max(len(s.Spec.Seeds), 2) {
 			z := sigma
 			if i%2 == 1 {
 				z = -sigma
@@ -89,27 +88,16 @@ func (l *leader) asymptoteStep(ctx context.Context, s *study, now time.Time) (bo
 		return 0
 	})
 	if len(cands) == 0 || cands[0].score <= 0 {
-		decide(fmt.Sprintf("asymptote search: E's interval is %.4g wide (target %.4g) and no value past the grid is expected to narrow it", cur, g.TargetWidth), 0)
-		return false, nil
+		st.decide(fmt.Sprintf("asymptote search: E's interval is %.4g wide (target %.4g) and no value past the grid is expected to narrow it", cur, g.TargetWidth), nil)
+		return st, nil
 	}
 	c := cands[0]
-	spec, err := s.spec.Extend(g.Axis, c.x)
-	if err != nil {
-		return false, err
+	reason := fmt.Sprintf("asymptote search: E's 95%% interval is %.4g wide (target %.4g); adding %s=%g (%s value) is expected to narrow it to %.4g, the most per unit of cost", cur, g.TargetWidth, g.Axis, c.x, side(c.last), c.width)
+	if err := st.extend(s.Spec, api.Extension{By: "asymptote", Axis: g.Axis, Value: c.x, Last: c.last, Reason: reason}); err != nil {
+		return Step{}, err
 	}
-	side := "below the smallest"
-	if c.last {
-		side = "above the largest"
-	}
-	reason := fmt.Sprintf("asymptote search: E's 95%% interval is %.4g wide (target %.4g); adding %s=%g (%s value) is expected to narrow it to %.4g, the most per unit of cost", cur, g.TargetWidth, g.Axis, c.x, side, c.width)
-	s.rec.Extensions = append(s.rec.Extensions, api.Extension{By: "asymptote", Axis: g.Axis, Value: c.x, Last: c.last, Reason: reason, Time: now})
-	before := len(s.trials)
-	s.setSpec(spec)
-	if err := l.expand(ctx, s, now); err != nil {
-		return false, err
-	}
-	decide(reason, len(s.trials)-before)
-	return true, nil
+	st.decide(reason, nil)
+	return st, nil
 }
 
 // eWidth fits the power law to obs and returns the fit and the width of
