@@ -76,6 +76,7 @@ func newLeader(c *Coordinator, st *store.Store) *leader {
 		outbox:       map[*node][]*bus.Dispatch{},
 		metricSubs:   map[string]*nats.Subscription{},
 		quarantined:  map[*study]bool{},
+		orph:         orphans{keys: map[string]bool{}},
 	}
 }
 

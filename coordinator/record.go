@@ -40,7 +40,7 @@ func (l *leader) onEvent(in eventInput, now time.Time) {
 		// Nothing of a frozen study is recorded: its outcomes wait in
 		// the stream until it is resumed or deleted.
 		if in.msg != nil {
-			_ = in.msg.NakWithDelay(quarantineRedelivery)
+			l.effect(func() { _ = in.msg.NakWithDelay(quarantineRedelivery) })
 		}
 		return
 	}
