@@ -28,7 +28,7 @@ func (l *leader) noteEarlyStopping(ctx context.Context, s *study) error {
 	if _, ok := l.metricSubs[s.rec.Name]; ok {
 		return nil
 	}
-	sub, err := l.c.cfg.NATS.Subscribe(bus.SubjectMetrics+"."+s.rec.Name+".*", func(m *nats.Msg) {
+	sub, err := l.c.cfg.NATS.Subscribe(bus.StudyMetrics(s.rec.Name), func(m *nats.Msg) {
 		var r bus.MetricsReport
 		if err := bus.Decode(m.Data, &r); err != nil {
 			return

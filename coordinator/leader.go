@@ -126,7 +126,7 @@ func (l *leader) run(ctx context.Context) error {
 		}
 		subs = append(subs, s)
 	}
-	s, err := nc.Subscribe(bus.SubjectHeartbeat+".*", func(m *nats.Msg) {
+	s, err := nc.Subscribe(bus.AllHeartbeats, func(m *nats.Msg) {
 		var hb bus.Heartbeat
 		if err := bus.Decode(m.Data, &hb); err != nil {
 			l.log.Warn("dropping malformed heartbeat", "subject", m.Subject, "error", err)
@@ -138,7 +138,7 @@ func (l *leader) run(ctx context.Context) error {
 		return fmt.Errorf("subscribe heartbeats: %w", err)
 	}
 	subs = append(subs, s)
-	s, err = nc.Subscribe(bus.SubjectStarted+".>", func(m *nats.Msg) {
+	s, err = nc.Subscribe(bus.AllStarted, func(m *nats.Msg) {
 		var ev bus.Event
 		if err := bus.Decode(m.Data, &ev); err != nil || ev.Kind != bus.EventStarted {
 			l.log.Warn("dropping malformed started event", "subject", m.Subject, "error", err)

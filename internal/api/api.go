@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"asymptote.dev/asymptote/internal/bus"
 )
 
 // The client API verbs; each is a NATS request on asymptote.api.<verb>,
@@ -287,7 +289,7 @@ func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
 	}
 	// A leader may be between elections: retry until the deadline.
 	for {
-		msg, err := c.nc.RequestWithContext(ctx, "asymptote.api."+verb, b)
+		msg, err := c.nc.RequestWithContext(ctx, bus.APISubject(verb), b)
 		if err == nil {
 			var env envelope
 			if err := json.Unmarshal(msg.Data, &env); err != nil {

@@ -60,6 +60,15 @@ func StartedSubject(study, trial string) string {
 // MetricsSubject returns the subject of a trial's live metrics.
 func MetricsSubject(study, trial string) string { return SubjectMetrics + "." + study + "." + trial }
 
+// AllHeartbeats matches every node's heartbeat subject.
+const AllHeartbeats = SubjectHeartbeat + ".*"
+
+// AllStarted matches the started events of every study.
+const AllStarted = SubjectStarted + ".>"
+
+// StudyMetrics matches the live metrics of every trial of a study.
+func StudyMetrics(study string) string { return SubjectMetrics + "." + study + ".*" }
+
 // APISubject returns the subject of a client API verb.
 func APISubject(verb string) string { return SubjectAPI + "." + verb }
 
