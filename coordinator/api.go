@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +17,7 @@ import (
 	"asymptote.dev/asymptote/sweep"
 )
 
-func (l *leader) onAPI(ctx context.Context, in apiInput, now time.Time) {
+func (l *leader) onAPI(in apiInput, now time.Time) {
 	var (
 		reply any
 		err   error
@@ -27,7 +26,7 @@ func (l *leader) onAPI(ctx context.Context, in apiInput, now time.Time) {
 	case api.VerbSubmit:
 		var req api.SubmitRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			reply, err = l.submit(ctx, req, now)
+			reply, err = l.submit(req, now)
 		}
 	case api.VerbStatus:
 		var req api.StatusRequest
@@ -47,10 +46,24 @@ func (l *leader) onAPI(ctx context.Context, in apiInput, now time.Time) {
 	case api.VerbQuarantine, api.VerbResume, api.VerbDelete:
 		var req api.StudyRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			reply, err = l.operate(ctx, in.verb, req, now)
+			reply, err = l.operate(in.verb, req, now)
 		}
 	default:
 		err = fmt.Errorf("unknown request %q", in.verb)
+	}
+	if r, ok := reply.(*api.SubmitReply); ok && err == nil {
+		// The submission's records are written by this turn's commit: if
+		// etcd refused one that the checks passed, the study is
+		// quarantined by then, and the reply says so instead.
+		if s := l.studies[r.Study]; s != nil {
+			l.respondAfter(in.msg, func() (any, error) {
+				if s.quarantined() {
+					return nil, fmt.Errorf("study %s is quarantined: %s", s.rec.Name, s.q.rec.Reason)
+				}
+				return reply, nil
+			})
+			return
+		}
 	}
 	l.respond(in.msg, reply, err)
 }
@@ -59,7 +72,7 @@ func (l *leader) onAPI(ctx context.Context, in apiInput, now time.Time) {
 // expanded spec that the study lacks is created, and nothing else changes.
 // Input over a limit is refused with the field and the limit, and a
 // refused submission leaves the study as it was.
-func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Time) (*api.SubmitReply, error) {
+func (l *leader) submit(req api.SubmitRequest, now time.Time) (*api.SubmitReply, error) {
 	lim := l.c.cfg.Limits
 	if n := len(req.Spec); n > lim.SpecBytes {
 		return nil, fmt.Errorf("%s: the spec is %d bytes, over the limit of %d (the coordinator's -max-spec-bytes); pass large values as files your method reads, by path", req.SpecFile, n, lim.SpecBytes)
@@ -112,16 +125,14 @@ func (l *leader) submit(ctx context.Context, req api.SubmitRequest, now time.Tim
 	s.rec.Priority = spec.Priority
 	s.rec.Objective, s.rec.Direction = spec.Objective.Metric, string(spec.Objective.Direction)
 	s.setSpec(spec)
-	if err := l.expand(ctx, s, now); err != nil {
+	if err := l.expand(s, now); err != nil {
 		var refused *refusedError
 		if errors.As(err, &refused) {
 			undo()
 		}
 		return nil, err
 	}
-	if err := l.noteEarlyStopping(ctx, s); err != nil {
-		return nil, err
-	}
+	l.noteEarlyStopping(s)
 	added := len(s.trials) - before
 	r := &api.SubmitReply{Study: s.rec.Name, Added: added, Existing: len(s.trials) - added, Total: len(s.trials), Unchanged: unchanged}
 	if why := l.unplaceable(spec.Method, needs); why != "" && l.placeableSomeday(spec.Method) {
@@ -224,24 +235,22 @@ func checkParamSizes(file string, spec *sweep.Spec, limit int) error {
 	return errors.Join(errs...)
 }
 
-// expand writes every trial of the study's spec that does not exist yet.
-// The study record goes first, marked submitting, so a leader that dies
-// part way leaves a record its successor finishes; it is marked active only
-// once every trial is durable.
-func (l *leader) expand(ctx context.Context, s *study, now time.Time) error {
+// expand adds every trial of the study's spec that it does not have yet.
+func (l *leader) expand(s *study, now time.Time) error {
 	trials, err := s.spec.Expand()
 	if err != nil {
 		return &refusedError{err}
 	}
-	return l.addTrials(ctx, s, trials, now)
+	return l.addTrials(s, trials, now)
 }
 
-// addTrials writes the given trials the study does not have yet, with the
-// same care as a submission: the study is marked submitting until every
-// new trial is durable. Every record is checked before the first write, so
-// input that etcd could never take is refused (a *refusedError) with
-// nothing written.
-func (l *leader) addTrials(ctx context.Context, s *study, trials []sweep.Trial, now time.Time) error {
+// addTrials adds the given trials the study does not have yet to the
+// cache, and queues them with the study for the turn's commit, which
+// writes them with the same care as a submission (expanding): the study
+// is marked submitting until every new trial is durable. Every record is
+// checked first, so input that etcd could never take is refused (a
+// *refusedError) with nothing changed.
+func (l *leader) addTrials(s *study, trials []sweep.Trial, now time.Time) error {
 	if s.quarantined() {
 		return fmt.Errorf("study %q is quarantined: %s", s.rec.Name, s.q.rec.Reason)
 	}
@@ -270,56 +279,20 @@ func (l *leader) addTrials(ctx context.Context, s *study, trials []sweep.Trial, 
 	if rej := l.store.Check(append(puts, store.Put{Key: store.StudyKey(s.rec.Name), Value: &s.rec})); rej != nil {
 		return &refusedError{fmt.Errorf("study %s cannot be stored: %w", s.rec.Name, rej)}
 	}
-	// Commit what is already dirty first, so the direct writes below see
-	// current revisions.
-	if err := l.commit(ctx); err != nil {
-		l.fatal = err
-		return err
-	}
-	if s.quarantined() {
-		return fmt.Errorf("study %q is quarantined: %s", s.rec.Name, s.q.rec.Reason)
-	}
+	submitting := len(missing) > 0 || s.rev == 0 || s.rec.State == api.StudySubmitting
 	if len(missing) > 0 || s.rev == 0 {
-		s.rec.State = api.StudySubmitting
-		s.rec.Updated = now
-		if err := l.writeStudy(ctx, s); err != nil {
-			return err
-		}
+		l.expanding[s] = true
+	}
+	for _, t := range missing {
+		l.addTrial(s, t, now)
+		l.dirtyTrials[t] = true
 	}
 	if len(missing) > 0 {
-		revs, err := l.store.Commit(ctx, puts)
-		var rej *store.RejectedError
-		if errors.As(err, &rej) {
-			// The server refused a record the check passed (its
-			// request limit is below the one the coordinator was
-			// told): what landed stays, and the study is frozen
-			// until an operator resumes or deletes it.
-			for i, t := range missing {
-				if revs[i] != 0 {
-					t.rev = revs[i]
-					l.addTrial(s, t, now)
-				}
-			}
-			l.quarantine(s, "leader", fmt.Sprintf("some trials cannot be stored: %v", rej), now)
-			return fmt.Errorf("study %s is quarantined: %w", s.rec.Name, rej)
-		}
-		if err != nil {
-			// Some chunks may have landed; only a reload from etcd knows
-			// which. The study stays marked submitting, and the next term
-			// finishes it.
-			err = fmt.Errorf("write %d trials of %s: %w", len(missing), s.rec.Name, err)
-			l.fatal = err
-			return err
-		}
-		for i, t := range missing {
-			t.rev = revs[i]
-			l.addTrial(s, t, now)
-		}
 		s.searchDone = false
 		l.log.Info("study expanded", "study", s.rec.Name, "added", len(missing), "total", len(s.trials))
 	}
 	s.rec.Trials = len(s.trials)
-	if s.rec.State == api.StudySubmitting || len(missing) > 0 {
+	if submitting {
 		s.rec.Submissions = append(s.rec.Submissions, api.Submission{SpecHash: s.rec.SpecHash, Time: now, Added: len(missing), Total: len(s.trials)})
 	}
 	s.rec.State = api.StudyActive
@@ -333,24 +306,7 @@ func (l *leader) addTrials(ctx context.Context, s *study, trials []sweep.Trial, 
 		s.rec.Finished = nil
 	}
 	s.rec.Updated = now
-	return l.writeStudy(ctx, s)
-}
-
-func (l *leader) writeStudy(ctx context.Context, s *study) error {
-	revs, err := l.store.Commit(ctx, []store.Put{{Key: store.StudyKey(s.rec.Name), Value: &s.rec, Rev: s.rev}})
-	var rej *store.RejectedError
-	if errors.As(err, &rej) {
-		l.quarantine(s, "leader", fmt.Sprintf("the study record cannot be stored: %s", rej.Puts[0].Reason), time.Now())
-		s.q.heldStudy = true
-		return fmt.Errorf("study %s is quarantined: %w", s.rec.Name, rej)
-	}
-	if err != nil {
-		err = fmt.Errorf("write study %s: %w", s.rec.Name, err)
-		l.fatal = err
-		return err
-	}
-	s.rev = revs[0]
-	delete(l.dirtyStudies, s)
+	l.dirtyStudies[s] = true
 	return nil
 }
 
@@ -492,7 +448,7 @@ func (l *leader) results(req api.ResultsRequest) (*api.ResultsReply, error) {
 }
 
 // operate carries out an operator's quarantine, resume or delete.
-func (l *leader) operate(ctx context.Context, verb string, req api.StudyRequest, now time.Time) (*api.StudyReply, error) {
+func (l *leader) operate(verb string, req api.StudyRequest, now time.Time) (*api.StudyReply, error) {
 	s := l.studies[req.Study]
 	if s == nil {
 		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
@@ -509,11 +465,11 @@ func (l *leader) operate(ctx context.Context, verb string, req api.StudyRequest,
 		}
 		l.quarantine(s, "operator", reason, now)
 	case api.VerbResume:
-		if err := l.resumeStudy(ctx, s); err != nil {
+		if err := l.resumeStudy(s); err != nil {
 			return nil, err
 		}
 	case api.VerbDelete:
-		n, err := l.deleteStudy(ctx, s, now)
+		n, err := l.deleteStudy(s, now)
 		if err != nil {
 			return nil, err
 		}

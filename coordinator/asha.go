@@ -1,8 +1,6 @@
 package coordinator
 
 import (
-	"context"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,29 +15,33 @@ import (
 type metricsInput struct{ r bus.MetricsReport }
 
 // noteEarlyStopping registers a study whose trials may be stopped early:
-// it rebuilds the study's rung tables from the trial records and subscribes
-// the loop to that study's streamed metrics, once per term. Other studies'
-// metrics never reach the leader, however much they stream.
-func (l *leader) noteEarlyStopping(ctx context.Context, s *study) error {
+// it rebuilds the study's rung table from the trial records and, as an
+// effect of the turn, subscribes the loop to that study's streamed
+// metrics, once per term. Other studies' metrics never reach the leader,
+// however much they stream.
+func (l *leader) noteEarlyStopping(s *study) {
 	if s.spec.Search == nil || s.spec.Search.ASHA == nil {
-		return nil
+		return
 	}
 	s.rungs = strategy.NewRungs(s.snapshot(true).Trials)
-	if _, ok := l.metricSubs[s.rec.Name]; ok {
-		return nil
-	}
-	sub, err := l.c.cfg.NATS.Subscribe(bus.StudyMetrics(s.rec.Name), func(m *nats.Msg) {
-		var r bus.MetricsReport
-		if err := bus.Decode(m.Data, &r); err != nil {
+	name := s.rec.Name
+	l.effect(func() {
+		if _, ok := l.metricSubs[name]; ok {
 			return
 		}
-		l.send(ctx, metricsInput{r: r})
+		sub, err := l.c.cfg.NATS.Subscribe(bus.StudyMetrics(name), func(m *nats.Msg) {
+			var r bus.MetricsReport
+			if err := bus.Decode(m.Data, &r); err != nil {
+				return
+			}
+			l.send(l.ctx, metricsInput{r: r})
+		})
+		if err != nil {
+			l.log.Error("subscribe to a study's metrics; its trials are not stopped early", "study", name, "error", err)
+			return
+		}
+		l.metricSubs[name] = sub
 	})
-	if err != nil {
-		return fmt.Errorf("subscribe to the metrics of %s: %w", s.rec.Name, err)
-	}
-	l.metricSubs[s.rec.Name] = sub
-	return nil
 }
 
 // onMetrics records the rungs a running trial has passed and stops it when

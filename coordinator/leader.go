@@ -54,11 +54,20 @@ type leader struct {
 	// quarantined holds the studies whose quarantine record is still to
 	// be written.
 	quarantined map[*study]bool
+	// ctx is the term's; callbacks that effects set up send to the loop
+	// with it.
+	ctx context.Context
 	// orph holds the kept events that could not be applied (orphan.go).
 	orph orphans
-	// fatal ends the term after this turn: a storage failure left the
-	// cache unsure of what etcd holds, and the next term rebuilds it.
-	fatal error
+	// expanding holds the studies that gained trials this turn (or are
+	// new): the commit marks each submitting before their trials land,
+	// and active only after (expansion.go).
+	expanding map[*study]bool
+	// deleted names the studies removed this turn, whose keys the commit
+	// deletes first; removals holds other deletions (a lifted
+	// quarantine's record).
+	deleted  []string
+	removals []store.Put
 }
 
 func newLeader(c *Coordinator, st *store.Store) *leader {
@@ -77,6 +86,7 @@ func newLeader(c *Coordinator, st *store.Store) *leader {
 		metricSubs:   map[string]*nats.Subscription{},
 		quarantined:  map[*study]bool{},
 		orph:         orphans{keys: map[string]bool{}},
+		expanding:    map[*study]bool{},
 	}
 }
 
@@ -102,6 +112,7 @@ type (
 )
 
 func (l *leader) run(ctx context.Context) error {
+	l.ctx = ctx
 	defer func() {
 		for _, s := range l.metricSubs {
 			_ = s.Unsubscribe()
@@ -203,10 +214,7 @@ func (l *leader) run(ctx context.Context) error {
 		}
 		now := time.Now()
 		for _, in := range batch {
-			l.apply(ctx, in, now)
-		}
-		if l.fatal != nil {
-			return l.fatal
+			l.apply(in, now)
 		}
 		l.account()
 		l.spendOut(now)
@@ -229,9 +237,6 @@ func (l *leader) run(ctx context.Context) error {
 		l.effects = l.effects[:0]
 		l.maybeRefit(ctx, now)
 		l.searchSteps(ctx, now)
-		if l.fatal != nil {
-			return l.fatal
-		}
 	}
 }
 
@@ -254,14 +259,18 @@ func (l *leader) send(ctx context.Context, in any) {
 	}
 }
 
-func (l *leader) apply(ctx context.Context, in any, now time.Time) {
+// apply applies one input to the term's state. It does no I/O: what the
+// input changes is written by the turn's commit, and what it asks of the
+// outside world (replies, acknowledgements, dispatches, cancellations,
+// subscriptions) is queued as effects performed after the commit.
+func (l *leader) apply(in any, now time.Time) {
 	switch in := in.(type) {
 	case eventInput:
 		l.onEvent(in, now)
 	case heartbeatInput:
 		l.onHeartbeat(in, now)
 	case apiInput:
-		l.onAPI(ctx, in, now)
+		l.onAPI(in, now)
 	case []dispatchInput:
 		for _, d := range in {
 			l.onDispatchReply(d, now)
@@ -269,7 +278,7 @@ func (l *leader) apply(ctx context.Context, in any, now time.Time) {
 	case tickInput:
 		l.onTick(now)
 	case refitInput:
-		l.onRefit(ctx, in, now)
+		l.onRefit(in, now)
 	case metricsInput:
 		l.onMetrics(in, now)
 	}
@@ -372,9 +381,7 @@ func (l *leader) load(ctx context.Context) error {
 		if s.quarantined() {
 			continue
 		}
-		if err := l.noteEarlyStopping(ctx, s); err != nil {
-			return err
-		}
+		l.noteEarlyStopping(s)
 		// A new leader refits every active study with a plan once, so a
 		// study that waited on a refit (to extend its grid) finishes.
 		if s.rec.State == api.StudyActive && s.spec.Analysis != nil && s.spec.Analysis.Fit != nil {
@@ -382,7 +389,7 @@ func (l *leader) load(ctx context.Context) error {
 		}
 		if s.rec.State == api.StudySubmitting {
 			// The last leader died while writing this study's trials.
-			if err := l.expand(ctx, s, now); err != nil {
+			if err := l.expand(s, now); err != nil {
 				l.log.Error("finish interrupted submission", "study", s.rec.Name, "error", err)
 			}
 		}
@@ -390,7 +397,9 @@ func (l *leader) load(ctx context.Context) error {
 		// last trials and its done record: finish it now.
 		l.maybeFinish(s, now)
 	}
-	return l.writeQuarantines(ctx)
+	// What loading changed (an interrupted submission finished, a study
+	// found done) is written before the term serves anything.
+	return l.commit(ctx)
 }
 
 // addTrial puts a loaded or new trial into the cache.
@@ -488,22 +497,96 @@ func (l *leader) maybeFinish(s *study, now time.Time) {
 	l.log.Info("study finished", "study", s.rec.Name, "trials", len(s.trials))
 }
 
-// commit writes every changed record, fenced, in batched transactions.
-// The records of quarantined studies are held back. A record that etcd
-// can never take quarantines its study alone: the rest of the batch lands.
+// commit writes every change of the turn, fenced, in batched
+// transactions, in an order that a leader dying at any point leaves
+// repairable: the keys of deleted studies go first; then every expanding
+// study is marked submitting; then the turn's records (new trials with
+// the others) land, and only then the expanding studies' own records, so a
+// study is active in etcd only once all its trials are. The records of
+// quarantined studies are held back. A record that etcd can never take
+// quarantines its study alone: the rest of the batch lands. Any other
+// failure ends the term (the next one rebuilds its state from etcd).
 func (l *leader) commit(ctx context.Context) error {
-	l.hold()
-	if len(l.dirtyTrials)+len(l.dirtyStudies)+len(l.dirtyNodes)+len(l.orph.pending) == 0 {
-		return l.writeQuarantines(ctx)
+	for _, name := range l.deleted {
+		if err := l.store.DeleteStudy(ctx, name); err != nil {
+			return fmt.Errorf("delete study %s: %w", name, err)
+		}
 	}
-	n := len(l.dirtyTrials) + len(l.dirtyStudies) + len(l.dirtyNodes) + len(l.orph.pending)
+	l.deleted = l.deleted[:0]
+	if err := l.markSubmitting(ctx); err != nil {
+		return err
+	}
+	last := map[*study]bool{}
+	for s := range l.expanding {
+		if l.dirtyStudies[s] {
+			last[s] = true
+			delete(l.dirtyStudies, s)
+		}
+	}
+	clear(l.expanding)
+	if err := l.commitDirty(ctx); err != nil {
+		return err
+	}
+	if len(last) > 0 {
+		for s := range last {
+			l.dirtyStudies[s] = true
+		}
+		if err := l.commitDirty(ctx); err != nil {
+			return err
+		}
+	}
+	return l.writeQuarantines(ctx)
+}
+
+// markSubmitting writes the record of every expanding study marked
+// submitting, so a leader that dies before all of a study's new trials
+// land leaves a record its successor finishes (load).
+func (l *leader) markSubmitting(ctx context.Context) error {
+	var puts []store.Put
+	var owners []any
+	for s := range l.expanding {
+		if s.quarantined() {
+			continue
+		}
+		rec := s.rec
+		rec.State = api.StudySubmitting
+		puts = append(puts, store.Put{Key: store.StudyKey(s.rec.Name), Value: &rec, Rev: s.rev})
+		owners = append(owners, s)
+	}
+	if len(puts) == 0 {
+		return nil
+	}
+	revs, err := l.commitWithRetry(ctx, puts)
+	var rej *store.RejectedError
+	if err != nil && !errors.As(err, &rej) {
+		return err
+	}
+	if rej != nil {
+		l.reject(rej, owners, time.Now())
+	}
+	for i, o := range owners {
+		if revs[i] != 0 {
+			o.(*study).rev = revs[i]
+		}
+	}
+	return nil
+}
+
+// commitDirty writes the changed records of the turn.
+func (l *leader) commitDirty(ctx context.Context) error {
+	l.hold()
+	n := len(l.dirtyTrials) + len(l.dirtyStudies) + len(l.dirtyNodes) + len(l.orph.pending) + len(l.removals)
+	if n == 0 {
+		return nil
+	}
 	puts := make([]store.Put, 0, n)
 	owners := make([]any, 0, n)
-	for _, p := range l.orph.pending {
+	for _, p := range append(l.orph.pending, l.removals...) {
 		owners = append(owners, nil)
 		puts = append(puts, p)
 	}
 	l.orph.pending = l.orph.pending[:0]
+	l.removals = l.removals[:0]
 	for t := range l.dirtyTrials {
 		owners = append(owners, t)
 		puts = append(puts, store.Put{Key: store.TrialKey(t.rec.Study, t.rec.ID), Value: &t.rec, Rev: t.rev})
@@ -541,7 +624,7 @@ func (l *leader) commit(ctx context.Context) error {
 	clear(l.dirtyTrials)
 	clear(l.dirtyStudies)
 	clear(l.dirtyNodes)
-	return l.writeQuarantines(ctx)
+	return nil
 }
 
 // commitWithRetry retries transient etcd errors (an election among etcd
@@ -652,12 +735,20 @@ func (l *leader) studyEffect(s *study, f func()) {
 
 // respond queues a reply to a request.
 func (l *leader) respond(m *nats.Msg, v any, err error) {
+	l.respondAfter(m, func() (any, error) { return v, err })
+}
+
+// respondAfter queues a reply to a request whose content is decided once
+// the turn's writes are durable.
+func (l *leader) respondAfter(m *nats.Msg, reply func() (any, error)) {
 	if m.Reply == "" {
 		return
 	}
-	data := api.EncodeReply(v, err)
-	if max := l.c.cfg.NATS.MaxPayload(); max > 0 && int64(len(data)) > max {
-		data = api.EncodeReply(nil, fmt.Errorf("the reply (%d bytes) exceeds the NATS server's max_payload (%d bytes); ask for less (a smaller results page) or raise max_payload", len(data), max))
-	}
-	l.effect(func() { _ = m.Respond(data) })
+	l.effect(func() {
+		data := api.EncodeReply(reply())
+		if max := l.c.cfg.NATS.MaxPayload(); max > 0 && int64(len(data)) > max {
+			data = api.EncodeReply(nil, fmt.Errorf("the reply (%d bytes) exceeds the NATS server's max_payload (%d bytes); ask for less (a smaller results page) or raise max_payload", len(data), max))
+		}
+		_ = m.Respond(data)
+	})
 }

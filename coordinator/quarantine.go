@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -127,16 +126,13 @@ func (l *leader) writeQuarantines(ctx context.Context) error {
 // records are written in the next commit (a record that still cannot be
 // written quarantines it again, with the new reason), and its waiting
 // outcomes are applied as the stream redelivers them.
-func (l *leader) resumeStudy(ctx context.Context, s *study) error {
+func (l *leader) resumeStudy(s *study) error {
 	q := s.q
 	if q == nil {
 		return fmt.Errorf("study %q is not quarantined", s.rec.Name)
 	}
 	if q.written {
-		if _, err := l.commitWithRetry(ctx, []store.Put{{Key: store.QuarantineKey(s.rec.Name), Rev: q.rev, Delete: true}}); err != nil {
-			l.fatal = err
-			return err
-		}
+		l.removals = append(l.removals, store.Put{Key: store.QuarantineKey(s.rec.Name), Rev: q.rev, Delete: true})
 	}
 	s.q = nil
 	delete(l.quarantined, s)
@@ -155,7 +151,7 @@ func (l *leader) resumeStudy(ctx context.Context, s *study) error {
 // from the cache, and stops its running attempts. Only a study that is
 // quarantined, cancelled or done may be deleted, so a running study is
 // never removed by a slip of the hand.
-func (l *leader) deleteStudy(ctx context.Context, s *study, now time.Time) (int, error) {
+func (l *leader) deleteStudy(s *study, now time.Time) (int, error) {
 	switch s.rec.State {
 	case api.StudyQuarantined, api.StudyCancelled, api.StudyDone:
 	default:
@@ -168,12 +164,10 @@ func (l *leader) deleteStudy(ctx context.Context, s *study, now time.Time) (int,
 		}
 	}
 	delete(l.dirtyStudies, s)
-	if err := l.store.DeleteStudy(ctx, s.rec.Name); err != nil {
-		if errors.Is(err, store.ErrNotLeader) {
-			l.fatal = err
-		}
-		return 0, err
-	}
+	delete(l.expanding, s)
+	// The commit deletes its keys before it writes anything else; if that
+	// fails, the term ends and the next leader finds the study again.
+	l.deleted = append(l.deleted, s.rec.Name)
 	running := 0
 	byNode := map[string][]bus.AttemptRef{}
 	for _, t := range s.trials {
@@ -204,10 +198,12 @@ func (l *leader) deleteStudy(ctx context.Context, s *study, now time.Time) (int,
 		subj := bus.CancelSubject(node)
 		l.effect(func() { _ = l.c.cfg.NATS.Publish(subj, data) })
 	}
-	if sub := l.metricSubs[s.rec.Name]; sub != nil {
-		_ = sub.Unsubscribe()
-		delete(l.metricSubs, s.rec.Name)
-	}
+	l.effect(func() {
+		if sub := l.metricSubs[name]; sub != nil {
+			_ = sub.Unsubscribe()
+			delete(l.metricSubs, name)
+		}
+	})
 	delete(l.studies, s.rec.Name)
 	delete(l.quarantined, s)
 	for i, o := range l.order {

@@ -46,7 +46,7 @@ func (l *leader) maybeRefit(ctx context.Context, now time.Time) {
 
 // onRefit stores a finished refit in the study record, and extends the
 // tuned axes where the plan allows it and a best run sits on an edge.
-func (l *leader) onRefit(ctx context.Context, in refitInput, now time.Time) {
+func (l *leader) onRefit(in refitInput, now time.Time) {
 	s := l.studies[in.study]
 	if s == nil {
 		return
@@ -60,19 +60,19 @@ func (l *leader) onRefit(ctx context.Context, in refitInput, now time.Time) {
 	s.rec.Analysis = in.summary
 	s.rec.Updated = now
 	l.dirtyStudies[s] = true
-	l.extendEdges(ctx, s, now)
+	l.extendEdges(s, now)
 }
 
 // extendEdges adds one value past each grid edge that a certified-looking
 // best run sits on (strategy.Edges), and writes the new trials. Each value
 // is logged and kept in the study record with its reason, and the same
 // results always lead to the same values.
-func (l *leader) extendEdges(ctx context.Context, s *study, now time.Time) {
+func (l *leader) extendEdges(s *study, now time.Time) {
 	if s.rec.State == api.StudyCancelled {
 		return
 	}
 	st := strategy.Edges(s.snapshot(false))
-	if err := l.applyStep(ctx, s, st, now); err != nil {
+	if err := l.applyStep(s, st, now); err != nil {
 		l.log.Error("write the extended grid's trials", "study", s.rec.Name, "error", err)
 	}
 }

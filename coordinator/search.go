@@ -28,7 +28,7 @@ func (l *leader) searchSteps(ctx context.Context, now time.Time) {
 		st, err := strategy.Next(ctx, s.snapshot(true))
 		more := err == nil && st.More()
 		if err == nil {
-			if err = l.applyStep(ctx, s, st, now); err != nil && len(st.Add) == 0 {
+			if err = l.applyStep(s, st, now); err != nil && len(st.Add) == 0 {
 				// New axis values that could not be expanded end the
 				// search; promotions that could not be written are
 				// tried again.
@@ -65,7 +65,7 @@ func (s *study) snapshot(trials bool) *strategy.Study {
 // it added (kept in the study record with their reasons, then expanded
 // into trials), the trials it promoted, and its decision with the number
 // of trials added.
-func (l *leader) applyStep(ctx context.Context, s *study, st strategy.Step, now time.Time) error {
+func (l *leader) applyStep(s *study, st strategy.Step, now time.Time) error {
 	for _, n := range st.Notes {
 		l.log.Info("adaptive search", "study", s.rec.Name, "note", n)
 	}
@@ -82,7 +82,7 @@ func (l *leader) applyStep(ctx context.Context, s *study, st strategy.Step, now 
 	switch {
 	case len(st.Add) > 0:
 		record(len(st.Add))
-		return l.addTrials(ctx, s, st.Add, now)
+		return l.addTrials(s, st.Add, now)
 	case st.Spec != nil:
 		for _, x := range st.Extend {
 			x.Time = now
@@ -91,7 +91,7 @@ func (l *leader) applyStep(ctx context.Context, s *study, st strategy.Step, now 
 		}
 		before := len(s.trials)
 		s.setSpec(st.Spec)
-		if err := l.expand(ctx, s, now); err != nil {
+		if err := l.expand(s, now); err != nil {
 			return err
 		}
 		record(len(s.trials) - before)

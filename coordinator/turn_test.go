@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/store"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -28,7 +30,9 @@ func offline(t *testing.T) *leader {
 	t.Helper()
 	cfg := Config{ID: "leader-test"}
 	cfg.setDefaults()
-	return newLeader(&Coordinator{cfg: cfg, log: cfg.Logger}, nil)
+	// A store without a client: its checks of record sizes are pure, and
+	// any write would panic.
+	return newLeader(&Coordinator{cfg: cfg, log: cfg.Logger}, store.New(nil))
 }
 
 // addStudy puts a study and its expanded trials into the cache.
@@ -263,7 +267,7 @@ func TestRecord(t *testing.T) {
 				if e.Kind == bus.EventStarted {
 					in.msg = nil // started events are not durable
 				}
-				l.apply(t.Context(), in, now)
+				l.apply(in, now)
 			}
 			var got []api.AttemptState
 			for _, a := range tr.rec.Attempts {
@@ -329,4 +333,45 @@ func TestLiveness(t *testing.T) {
 			t.Errorf("dispatches %v, want one to b", p)
 		}
 	})
+}
+
+// TestSubmit applies a submission and a resubmission that extends the
+// grid: the turn adds only the missing trials, marks the study for the
+// commit's submitting protocol, and queues the reply, all without I/O.
+func TestSubmit(t *testing.T) {
+	l := offline(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	l.heartbeat("a", 4, 1<<30, 0, nil, now)
+	submit := func(spec string) {
+		data, _ := json.Marshal(api.SubmitRequest{SpecFile: "spec.yaml", Spec: spec})
+		l.apply(apiInput{verb: api.VerbSubmit, msg: &nats.Msg{Data: data, Reply: "inbox"}}, now)
+	}
+	submit(studySpec("s", 3, "{cpu: 1, memory: 16MiB}"))
+	s := l.studies["s"]
+	if s == nil || len(s.trials) != 3 || !l.expanding[s] || !l.dirtyStudies[s] || len(l.dirtyTrials) != 3 || len(l.effects) != 1 {
+		t.Fatalf("after a submission: study %v, expanding %v, %d dirty trials, %d effects", s != nil, l.expanding, len(l.dirtyTrials), len(l.effects))
+	}
+	if s.rec.State != api.StudyActive || len(s.rec.Submissions) != 1 || s.rec.Submissions[0].Added != 3 {
+		t.Errorf("study record %s with submissions %+v", s.rec.State, s.rec.Submissions)
+	}
+	// The commit would write them; pretend it did.
+	clear(l.expanding)
+	clear(l.dirtyTrials)
+	clear(l.dirtyStudies)
+	for _, tr := range s.trials {
+		tr.rev = 1
+	}
+	s.rev = 1
+	submit(studySpec("s", 5, "{cpu: 1, memory: 16MiB}"))
+	if len(s.trials) != 5 || len(l.dirtyTrials) != 2 || !l.expanding[s] || s.rec.Submissions[1].Added != 2 {
+		t.Errorf("after a resubmission: %d trials, %d new to write, submissions %+v", len(s.trials), len(l.dirtyTrials), s.rec.Submissions)
+	}
+	// A spec over the trial limit is refused with nothing changed.
+	clear(l.expanding)
+	clear(l.dirtyTrials)
+	l.c.cfg.Limits.Trials = 6
+	submit(studySpec("s", 9, "{cpu: 1, memory: 16MiB}"))
+	if len(s.trials) != 5 || len(l.dirtyTrials) != 0 || l.expanding[s] {
+		t.Errorf("a refused resubmission changed the study: %d trials, %d to write", len(s.trials), len(l.dirtyTrials))
+	}
 }
