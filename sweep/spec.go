@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"asymptote.dev/asymptote/internal/resource"
 )
 
 // Spec is a parsed and validated study: what to run, over which parameter
@@ -93,6 +95,12 @@ type Resources struct {
 	GPU int
 	// Memory is in bytes; 256MiB by default.
 	Memory int64
+}
+
+// Needs returns what one trial of the spec reserves on a node, in the
+// form the leader and agents place and admit trials by.
+func (r Resources) Needs() resource.Resources {
+	return resource.Resources{CPU: r.CPU, Memory: r.Memory, GPUCount: r.GPU}
 }
 
 // The defaults Parse fills in for keys a spec leaves out.
