@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"asymptote.dev/asymptote/agent/methodmgr"
+	"asymptote.dev/asymptote/internal/backoff"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/resource"
 	"asymptote.dev/asymptote/plugins/sdk"
@@ -558,7 +559,7 @@ func (a *Agent) publish(ev *bus.Event) {
 	data := bus.Encode(ev)
 	subj := bus.EventSubject(ev.Study, ev.Trial)
 	log := a.log.With("study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt, "kind", ev.Kind, "outcome", ev.Outcome)
-	backoff := 100 * time.Millisecond
+	wait := publishBackoff.Start()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := a.js.Publish(pctx, subj, data, jetstream.WithMsgID(ev.MsgID()))
@@ -575,13 +576,12 @@ func (a *Agent) publish(ev *bus.Event) {
 			return
 		}
 		log.Warn("publish event failed; retrying", "error", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-		}
-		backoff = min(2*backoff, 5*time.Second)
+		_ = wait.Wait(ctx) // an ended ctx is reported on the next turn
 	}
 }
+
+// publishBackoff paces publish: 100ms, doubling to 5s.
+var publishBackoff = backoff.Policy{First: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // threadEnv returns the environment that holds a method's numeric
 // libraries to the trial's thread budget: OpenMP, OpenBLAS, MKL, Apple's

@@ -58,6 +58,12 @@ var rules = []rule{
 		why:      "the resource type and its fit rule are shared by the pure spec model, the bus, the leader and the agent, so they need only the standard library",
 	},
 	{
+		pattern:  module + "/internal/backoff",
+		required: true,
+		allow:    []string{},
+		why:      "the retry pacing is shared by the coordinator and the agent; it needs only the standard library",
+	},
+	{
 		pattern: module + "/agent/...",
 		deny:    []string{"go.etcd.io/etcd/client/"},
 		why:     "agents talk to the coordinator over NATS only; etcd is the coordinator's",
