@@ -26,7 +26,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"asymptote.dev/asymptote/agent/methodmgr"
+	"asymptote.dev/asymptote/internal/backoff"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/resource"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
 
@@ -329,8 +331,7 @@ func (a *Agent) admit(d bus.Dispatch) (bool, string) {
 		return true, ""
 	}
 	res := a.cfg.Resources
-	const eps = 1e-9
-	if d.Resources.CPU > res.CPU+eps || d.Resources.Memory > res.Memory {
+	if !a.fits(d.Resources, 0, 0, 1) {
 		return false, fmt.Sprintf("the trial needs more than the agent has (cpu %.2f of %.2f, memory %d of %d)", d.Resources.CPU, res.CPU, d.Resources.Memory, res.Memory)
 	}
 	for _, g := range d.GPUs {
@@ -342,8 +343,7 @@ func (a *Agent) admit(d bus.Dispatch) (bool, string) {
 	switch {
 	case a.fitsNow(d.Resources):
 		a.start(at, nil)
-	case a.usedCPU+a.queuedCPU+d.Resources.CPU <= res.CPU*(1+a.cfg.Queue)+eps &&
-		float64(a.usedMem+a.queuedMem+d.Resources.Memory) <= float64(res.Memory)*(1+a.cfg.Queue):
+	case a.fits(d.Resources, a.usedCPU+a.queuedCPU, a.usedMem+a.queuedMem, 1+a.cfg.Queue):
 		at.queued = true
 		a.queue = append(a.queue, at)
 		a.queuedCPU += d.Resources.CPU
@@ -359,8 +359,19 @@ func (a *Agent) admit(d bus.Dispatch) (bool, string) {
 	return true, ""
 }
 
+// fitsNow reports whether r fits what running attempts leave free; the
+// caller holds a.mu.
 func (a *Agent) fitsNow(r bus.Resources) bool {
-	return a.usedCPU+r.CPU <= a.cfg.Resources.CPU+1e-9 && a.usedMem+r.Memory <= a.cfg.Resources.Memory
+	return a.fits(r, a.usedCPU, a.usedMem, 1)
+}
+
+// fits applies the leader's placement rule, resource.Fits, to the
+// agent's resources with usedCPU and usedMem taken, scaled by scale.
+// GPUs are left out: the leader assigned them by index, which admit
+// checks, and a queued attempt already holds its own.
+func (a *Agent) fits(r bus.Resources, usedCPU float64, usedMem int64, scale float64) bool {
+	r.GPUCount = 0
+	return resource.Fits(r, a.cfg.Resources, resource.Resources{CPU: usedCPU, Memory: usedMem}, scale)
 }
 
 // start runs an accepted attempt; the caller holds a.mu. The timeout
@@ -548,7 +559,7 @@ func (a *Agent) publish(ev *bus.Event) {
 	data := bus.Encode(ev)
 	subj := bus.EventSubject(ev.Study, ev.Trial)
 	log := a.log.With("study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt, "kind", ev.Kind, "outcome", ev.Outcome)
-	backoff := 100 * time.Millisecond
+	wait := publishBackoff.Start()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := a.js.Publish(pctx, subj, data, jetstream.WithMsgID(ev.MsgID()))
@@ -565,13 +576,12 @@ func (a *Agent) publish(ev *bus.Event) {
 			return
 		}
 		log.Warn("publish event failed; retrying", "error", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-		}
-		backoff = min(2*backoff, 5*time.Second)
+		_ = wait.Wait(ctx) // an ended ctx is reported on the next turn
 	}
 }
+
+// publishBackoff paces publish: 100ms, doubling to 5s.
+var publishBackoff = backoff.Policy{First: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // threadEnv returns the environment that holds a method's numeric
 // libraries to the trial's thread budget: OpenMP, OpenBLAS, MKL, Apple's

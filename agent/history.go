@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"asymptote.dev/asymptote/internal/backoff"
 	"asymptote.dev/asymptote/internal/bus"
 )
 
@@ -15,6 +16,9 @@ import (
 // to be stored: longer than a NATS cluster's failover (a few seconds), far
 // shorter than what holding a result back would cost.
 const historyWait = 30 * time.Second
+
+// historyBackoff paces flush's publishing again: 50ms, doubling to 2s.
+var historyBackoff = backoff.Policy{First: 50 * time.Millisecond, Max: 2 * time.Second}
 
 // historyWriter publishes one attempt's metrics reports to the history
 // stream without waiting on each acknowledgement, and the same reports in
@@ -141,7 +145,7 @@ func (h *historyWriter) flush(ctx context.Context) int {
 			case <-ctx.Done():
 			}
 		}
-		backoff := 50 * time.Millisecond
+		wait := historyBackoff.Start()
 		for ctx.Err() == nil {
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, err := h.js.Publish(pctx, p.subject, p.data, jetstream.WithMsgID(p.id))
@@ -159,11 +163,7 @@ func (h *historyWriter) flush(ctx context.Context) int {
 				return lost
 			}
 			h.log.Warn("store metrics history failed; retrying", "subject", p.subject, "error", err)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-			}
-			backoff = min(2*backoff, 2*time.Second)
+			_ = wait.Wait(ctx) // an ended ctx ends the loop
 		}
 		if ctx.Err() != nil {
 			lost := len(h.pending) - i

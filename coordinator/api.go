@@ -87,7 +87,7 @@ func (l *leader) submit(req api.SubmitRequest, now time.Time) (*api.SubmitReply,
 	if err := checkParamSizes(req.SpecFile, spec, lim.ParamBytes); err != nil {
 		return nil, err
 	}
-	needs := bus.Resources{CPU: spec.Resources.CPU, Memory: spec.Resources.Memory, GPUCount: spec.Resources.GPU}
+	needs := spec.Resources.Needs()
 	if why := l.unplaceable(spec.Method, needs); why != "" && !l.placeableSomeday(spec.Method) && !l.c.cfg.AllowUnofferedMethods {
 		return nil, fmt.Errorf("%s: method: %s; start an agent that has it, or run the coordinator with -allow-unoffered-methods to queue studies for agents not started yet", req.SpecFile, why)
 	}

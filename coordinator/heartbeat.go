@@ -44,9 +44,7 @@ func (l *leader) onHeartbeat(in heartbeatInput, now time.Time) {
 	n.queue = hb.Queue
 	n.held = false
 	gpus := make([]api.GPU, len(hb.Resources.GPUs))
-	for i, g := range hb.Resources.GPUs {
-		gpus[i] = api.GPU(g)
-	}
+	copy(gpus, hb.Resources.GPUs)
 	changed := revived || n.rec.Boot != hb.Boot || n.rec.CPU != hb.Resources.CPU || n.rec.Memory != hb.Resources.Memory || len(n.rec.GPUs) != len(gpus)
 	n.rec.State = api.NodeAlive
 	n.rec.Boot = hb.Boot

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/backoff"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/store"
 	"asymptote.dev/asymptote/strategy"
@@ -633,7 +634,7 @@ func (l *leader) commitDirty(ctx context.Context) error {
 // (store.ErrRejected) is permanent for its input and never retried; the
 // other puts of the call have landed.
 func (l *leader) commitWithRetry(ctx context.Context, puts []store.Put) ([]int64, error) {
-	backoff := 50 * time.Millisecond
+	wait := commitBackoff.Start()
 	out := make([]int64, len(puts))
 	todo := make([]int, len(puts)) // indices of the puts not yet landed
 	for i := range todo {
@@ -671,7 +672,7 @@ func (l *leader) commitWithRetry(ctx context.Context, puts []store.Put) ([]int64
 		// rest, rather than end the term on a conflict with itself.
 		landed, rerr := l.store.ModRevisions(ctx, keysOf(batch))
 		if rerr != nil {
-			l.log.Warn("etcd write failed and its outcome cannot be read yet; retrying", "error", err, "read_error", rerr, "backoff", backoff)
+			l.log.Warn("etcd write failed and its outcome cannot be read yet; retrying", "error", err, "read_error", rerr, "backoff", wait.Next())
 		} else {
 			left := todo[:0:0]
 			for j, i := range todo {
@@ -688,16 +689,16 @@ func (l *leader) commitWithRetry(ctx context.Context, puts []store.Put) ([]int64
 			if len(todo) == 0 {
 				return out, nil
 			}
-			l.log.Warn("etcd write failed; retrying", "error", err, "retrying", len(todo), "of", len(puts), "backoff", backoff)
+			l.log.Warn("etcd write failed; retrying", "error", err, "retrying", len(todo), "of", len(puts), "backoff", wait.Next())
 		}
-		select {
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		case <-time.After(backoff):
+		if err := wait.Wait(ctx); err != nil {
+			return nil, err
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
+
+// commitBackoff paces commitWithRetry: 50ms, doubling to 2s.
+var commitBackoff = backoff.Policy{First: 50 * time.Millisecond, Max: 2 * time.Second}
 
 // wrote reports whether put p landed, given its key's revision now: the
 // key changed from the revision the leader last saw (or was created, or

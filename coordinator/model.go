@@ -7,6 +7,7 @@ import (
 
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/resource"
 	"asymptote.dev/asymptote/strategy"
 	"asymptote.dev/asymptote/sweep"
 )
@@ -108,7 +109,7 @@ func newStudy(rec api.Study, rev int64, spec *sweep.Spec) *study {
 
 func (s *study) setSpec(spec *sweep.Spec) {
 	s.spec = spec
-	s.needs = bus.Resources{CPU: spec.Resources.CPU, Memory: spec.Resources.Memory, GPUCount: spec.Resources.GPU}
+	s.needs = spec.Resources.Needs()
 	s.methodConfig = spec.MethodConfig()
 }
 
@@ -258,8 +259,7 @@ func (n *node) offers(method string) bool {
 // couldFit reports whether the node could ever hold an attempt with needs,
 // were it idle.
 func (n *node) couldFit(needs bus.Resources) bool {
-	const eps = 1e-9
-	return needs.CPU <= n.rec.CPU+eps && needs.Memory <= n.rec.Memory && needs.GPUCount <= len(n.rec.GPUs)
+	return resource.Fits(needs, n.capacity(), resource.Resources{}, 1)
 }
 
 // fits reports whether an attempt with needs can go to the node now: into
@@ -268,27 +268,27 @@ func (n *node) fits(needs bus.Resources, ahead bool) bool {
 	if n.rec.State != api.NodeAlive || n.draining || n.held {
 		return false
 	}
-	const eps = 1e-9
-	if needs.CPU > n.rec.CPU+eps || needs.Memory > n.rec.Memory {
-		return false
-	}
 	scale := 1.0
 	if ahead {
 		scale += n.queue
 	}
-	if n.usedCPU+n.leftover.cpu+needs.CPU > n.rec.CPU*scale+eps {
-		return false
-	}
-	if float64(n.usedMem+n.leftover.mem+needs.Memory) > float64(n.rec.Memory)*scale {
-		return false
-	}
-	free := 0
+	return resource.Fits(needs, n.capacity(), n.used(), scale)
+}
+
+// capacity is what the node's agent offers.
+func (n *node) capacity() resource.Resources {
+	return resource.Resources{CPU: n.rec.CPU, Memory: n.rec.Memory, GPUs: n.rec.GPUs}
+}
+
+// used is what the node's current attempts and its leftovers take.
+func (n *node) used() resource.Resources {
+	busy := 0
 	for _, g := range n.rec.GPUs {
-		if !n.usedGPU[g.Index] && !n.leftover.gpus[g.Index] {
-			free++
+		if n.usedGPU[g.Index] || n.leftover.gpus[g.Index] {
+			busy++
 		}
 	}
-	return free >= needs.GPUCount
+	return resource.Resources{CPU: n.usedCPU + n.leftover.cpu, Memory: n.usedMem + n.leftover.mem, GPUCount: busy}
 }
 
 // reserve books needs for t on the node and returns the GPUs assigned.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/backoff"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/sweep"
 )
@@ -161,17 +162,15 @@ func (l *leader) retryOrFail(t *trial, reason string, now time.Time) {
 		l.setState(t, sweep.Failed, now)
 		return
 	}
-	nb := now.Add(retryBackoff(t.rec.Failures))
+	nb := now.Add(retryBackoff.Delay(t.rec.Failures))
 	t.rec.NotBefore = &nb
 	t.rec.Error = reason
 	l.setState(t, sweep.Pending, now)
 }
 
-// retryBackoff is 1s, 2s, 4s, ... up to 5 minutes.
-func retryBackoff(failures int) time.Duration {
-	d := time.Second << min(failures-1, 9)
-	return min(d, 5*time.Minute)
-}
+// retryBackoff holds a failed trial back before its next attempt: 1s,
+// 2s, 4s, ... up to 5 minutes, by its count of failures.
+var retryBackoff = backoff.Policy{First: time.Second, Max: 5 * time.Minute}
 
 // markStale records that the current attempt was lost through no fault of
 // the method and returns the trial to the queue.

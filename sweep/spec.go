@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"asymptote.dev/asymptote/internal/resource"
 )
 
 // Spec is a parsed and validated study: what to run, over which parameter
@@ -93,6 +95,12 @@ type Resources struct {
 	GPU int
 	// Memory is in bytes; 256MiB by default.
 	Memory int64
+}
+
+// Needs returns what one trial of the spec reserves on a node, in the
+// form the leader and agents place and admit trials by.
+func (r Resources) Needs() resource.Resources {
+	return resource.Resources{CPU: r.CPU, Memory: r.Memory, GPUCount: r.GPU}
 }
 
 // The defaults Parse fills in for keys a spec leaves out.
@@ -319,12 +327,6 @@ func (d *decoder) resources(n *node, r *Resources) {
 // sums of requests finite.
 const maxCPU = 1 << 20
 
-// memoryUnits are the accepted memory suffixes and their sizes in bytes.
-var memoryUnits = map[string]float64{
-	"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
-	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
-}
-
 // memory parses "512MiB", "2GiB", "1.5GB" or a plain number of MiB.
 func (d *decoder) memory(n *node, field string) (int64, bool) {
 	if !d.finite(n, field, false) {
@@ -337,30 +339,21 @@ func (d *decoder) memory(n *node, field string) (int64, bool) {
 	var bytes float64
 	switch v := v.(type) {
 	case float64:
-		bytes = v * (1 << 20)
+		bytes = v * PlainMiB
 	case string:
-		// The unit is the trailing letters, so that the number may have an
-		// exponent, as in 1e3GiB.
-		i := len(v)
-		for i > 0 && (v[i-1]|0x20 >= 'a' && v[i-1]|0x20 <= 'z') {
-			i--
-		}
-		num, unit := strings.TrimSpace(v[:i]), v[i:]
-		if msg := outOfRange(num); msg != "" {
-			d.errorf(n.line, field, "%s", msg)
+		// A string needs its unit: a plain number is a YAML number.
+		var err error
+		bytes, err = ParseSize(v, UnitRequired)
+		var se *SizeError
+		switch {
+		case errors.As(err, &se) && se.Range != "":
+			d.errorf(n.line, field, "%s", se.Range)
+			return 0, false
+		case errors.As(err, &se):
+			units := SizeUnits()
+			d.errorf(n.line, field, "invalid memory size %q%s; write a number and a unit (%s), such as 512MiB or 2GiB, or a plain number of MiB", v, suggestUnit(se.NumberOK, se.Unit, units), allowedList(units))
 			return 0, false
 		}
-		f, okNum := parseNumber(num)
-		size, okUnit := memoryUnits[unit]
-		if !okNum || !okUnit {
-			units := make([]string, 0, len(memoryUnits))
-			for u := range memoryUnits {
-				units = append(units, u)
-			}
-			d.errorf(n.line, field, "invalid memory size %q%s; write a number and a unit (%s), such as 512MiB or 2GiB, or a plain number of MiB", v, suggestUnit(okNum, unit, units), allowedList(units))
-			return 0, false
-		}
-		bytes = f * size
 	default:
 		d.errorf(n.line, field, "want a memory size such as 512MiB, got %s", describe(n))
 		return 0, false

@@ -16,7 +16,7 @@ import (
 )
 
 // GPU is one NVIDIA GPU as nvidia-smi reports it. It has the fields of
-// bus.GPU, so bus.GPU(g) converts it.
+// resource.GPU, so resource.GPU(g) converts it.
 type GPU struct {
 	// Index is nvidia-smi's index, the number CUDA_VISIBLE_DEVICES uses.
 	Index int `json:"index"`
@@ -28,8 +28,8 @@ type GPU struct {
 	MemoryMiB int64 `json:"memory_mib"`
 }
 
-// Resources is what a host offers. Its fields mirror bus.Resources, so
-// the agent converts with a plain struct conversion per GPU.
+// Resources is what a host offers. Its fields mirror resource.Resources,
+// so the agent converts with a plain struct conversion per GPU.
 type Resources struct {
 	// CPU is the number of cores this process may use: the CPU count,
 	// lowered by a cgroup CPU quota if there is one.

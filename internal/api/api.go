@@ -213,22 +213,9 @@ type CancelReply struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Duration is a time.Duration that encodes as a Go duration string.
-type Duration time.Duration
-
-// MarshalJSON encodes d as a string such as "1m30s".
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON decodes a duration string.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := time.ParseDuration(s)
-	*d = Duration(v)
-	return err
-}
+// Duration is a time.Duration that encodes as a Go duration string, the
+// same type the bus carries.
+type Duration = bus.Duration
 
 // envelope wraps every reply so errors travel as data.
 type envelope struct {

@@ -7,6 +7,7 @@ package api
 import (
 	"time"
 
+	"asymptote.dev/asymptote/internal/resource"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -230,13 +231,8 @@ type Node struct {
 	DeadSince *time.Time `json:"dead_since,omitempty"`
 }
 
-// GPU describes one GPU of a node.
-type GPU struct {
-	Index     int    `json:"index"`
-	UUID      string `json:"uuid,omitempty"`
-	Model     string `json:"model,omitempty"`
-	MemoryMiB int64  `json:"memory_mib,omitempty"`
-}
+// GPU describes one GPU of a node, as its agent's heartbeat reported it.
+type GPU = resource.GPU
 
 // FitSummary is the current fit of a study's analysis plan for one group,
 // kept in the study record and refreshed as results arrive.

@@ -58,6 +58,18 @@ var rules = []rule{
 		why:      "export formats records; the CLI and the HTTP API share it",
 	},
 	{
+		pattern:  module + "/internal/resource",
+		required: true,
+		allow:    []string{},
+		why:      "the resource type and its fit rule are shared by the pure spec model, the bus, the leader and the agent, so they need only the standard library",
+	},
+	{
+		pattern:  module + "/internal/backoff",
+		required: true,
+		allow:    []string{},
+		why:      "the retry pacing is shared by the coordinator and the agent; it needs only the standard library",
+	},
+	{
 		pattern: module + "/agent/...",
 		deny:    []string{"go.etcd.io/etcd/client/"},
 		why:     "agents talk to the coordinator over NATS only; etcd is the coordinator's",
@@ -160,7 +172,9 @@ func goList(t *testing.T, goTool, format string, args ...string) []string {
 		t.Fatalf("go list %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	// Trim newlines only: a package without imports ends its line in an
+	// empty field.
+	for _, l := range strings.Split(strings.Trim(string(out), "\n"), "\n") {
 		if l != "" {
 			lines = append(lines, l)
 		}

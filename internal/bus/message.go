@@ -14,28 +14,16 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"asymptote.dev/asymptote/internal/resource"
 )
 
-// Resources are what a host offers or a trial asks for.
-type Resources struct {
-	// CPU is in cores; fractions let many light trials share a core.
-	CPU float64 `json:"cpu"`
-	// Memory is in bytes.
-	Memory int64 `json:"memory"`
-	// GPUs lists the host's GPUs (on a node) or is empty (on a trial,
-	// which asks for GPUCount).
-	GPUs []GPU `json:"gpus,omitempty"`
-	// GPUCount is how many GPUs a trial needs.
-	GPUCount int `json:"gpu_count,omitempty"`
-}
+// Resources are what a host offers or a trial asks for (see
+// resource.Resources).
+type Resources = resource.Resources
 
 // GPU describes one accelerator of a host.
-type GPU struct {
-	Index     int    `json:"index"`
-	UUID      string `json:"uuid,omitempty"`
-	Model     string `json:"model,omitempty"`
-	MemoryMiB int64  `json:"memory_mib,omitempty"`
-}
+type GPU = resource.GPU
 
 // AttemptRef names one attempt of one trial.
 type AttemptRef struct {

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strconv"
 	"strings"
 
 	"asymptote.dev/asymptote/plugins/methods/command"
+	"asymptote.dev/asymptote/sweep"
 )
 
 // applyEnv fills every flag the command line did not set from its
@@ -114,21 +114,9 @@ func parsePrograms(items []string) (map[string]string, error) {
 // parseBytes parses sizes such as 512MiB, 2GiB, 1.5GB or a plain number of
 // bytes. The whole string must parse: "16 gigs" is an error, not 16 bytes.
 func parseBytes(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
-	num := strings.TrimSpace(s)
-	mult := 1.0
-	for _, u := range units {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) || v*mult >= math.MaxInt64 {
+	v, err := sweep.ParseSize(strings.TrimSpace(s), sweep.PlainBytes)
+	if err != nil || v < 0 || v >= math.MaxInt64 {
 		return 0, fmt.Errorf("size %q: want a number with an optional unit such as 512MiB or 2GiB", s)
 	}
-	return int64(v * mult), nil
+	return int64(v), nil
 }
