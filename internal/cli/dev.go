@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/devcluster"
+	"asymptote.dev/asymptote/internal/node"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -61,72 +61,30 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	log := newLogger(env.Stderr, slog.LevelWarn)
-	cl, err := devcluster.Start(ctx, devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval})
+	n, err := node.Start(ctx, node.Config{
+		Servers: &devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval},
+		Logger:  log,
+	})
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	fmt.Fprintf(env.Stderr, "asymptote dev: NATS at %s, etcd at %s, state in %s\n", cl.NATSURL, strings.Join(cl.EtcdEndpoints, ","), *dataDir)
-
-	etcd, err := connectEtcd(cl.EtcdEndpoints)
-	if err != nil {
-		return err
-	}
-	defer etcd.Close()
-	g, gctx := newGroup(ctx)
 	// On any return, stop every component before the connections and
 	// servers they use are closed.
-	defer func() {
-		g.cancel()
-		_ = g.Wait()
-	}()
-	cnc, err := connectNATS(cl.NATSURL, "asymptote-coordinator", log)
-	if err != nil {
+	defer n.Close()
+	fmt.Fprintf(env.Stderr, "asymptote dev: NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), *dataDir)
+	if err := startDevNode(env, n, copts, aopts, *agents, *dataDir, log); err != nil {
 		return err
 	}
-	defer cnc.Close()
-	if copts.id == "" {
-		copts.id = "dev"
-	}
-	c, err := coordinator.New(copts.config(etcd, cnc, log))
-	if err != nil {
-		return err
-	}
-	g.Go("coordinator", func() error { return c.Run(gctx) })
-	apiURL, err := copts.http.serve(gctx, g, env.Stderr, etcd, cnc, log)
-	if err != nil {
-		return err
-	}
-	if apiURL != "" {
-		fmt.Fprintf(env.Stderr, "asymptote dev: dashboard at %s/, HTTP API at %s/api/v1/studies\n", apiURL, apiURL)
-	}
-	for i := 1; i <= *agents; i++ {
-		o := aopts
-		o.nodeID = fmt.Sprintf("dev-%d", i)
-		o.dataDir = filepath.Join(*dataDir, "agents", o.nodeID)
-		anc, err := connectNATS(cl.NATSURL, "asymptote-agent-"+o.nodeID, log)
-		if err != nil {
-			return err
-		}
-		defer anc.Close()
-		a, stop, err := o.newAgent(gctx, anc, log, hostShare{index: i - 1, of: *agents})
-		if err != nil {
-			return err
-		}
-		defer stop()
-		g.Go("agent "+o.nodeID, func() error { return a.Run(gctx) })
-	}
-
-	client, nc, err := (&clientFlags{natsURL: cl.NATSURL, timeout: 30 * time.Second}).connect(env)
+	gctx := n.Context()
+	client, nc, err := (&clientFlags{natsURL: n.NATSURL, timeout: 30 * time.Second}).connect(env)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	if req == nil {
-		fmt.Fprintf(env.Stderr, "serving; submit studies with 'asymptote submit STUDY.yaml -nats-url %s'; Ctrl-C stops\n", cl.NATSURL)
+		fmt.Fprintf(env.Stderr, "serving; submit studies with 'asymptote submit STUDY.yaml -nats-url %s'; Ctrl-C stops\n", n.NATSURL)
 		<-gctx.Done()
-		g.cancel()
-		return g.Wait()
+		return n.Close()
 	}
 	sub, err := client.Submit(gctx, *req)
 	if err != nil {
@@ -137,8 +95,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		if ctx.Err() != nil {
 			fmt.Fprintf(env.Stderr, "interrupted; run the same command again to resume the study where it stopped\n")
 		}
-		g.cancel()
-		return errors.Join(err, g.Wait())
+		return errors.Join(err, n.Close())
 	}
 	res, err := client.Results(gctx, sub.Study)
 	if err != nil {
@@ -152,8 +109,7 @@ func runDev(ctx context.Context, env Env, args []string) error {
 	if err := writeResults(env.Stdout, res, "table", *show); err != nil {
 		return err
 	}
-	g.cancel()
-	if err := g.Wait(); err != nil {
+	if err := n.Close(); err != nil {
 		return err
 	}
 	outcome := studyOutcome(env, &st.Studies[0], res)
@@ -164,6 +120,38 @@ func runDev(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	return outcome
+}
+
+// startDevNode starts dev's coordinator, its HTTP API and its agents,
+// which split the host between them.
+func startDevNode(env Env, n *node.Node, copts coordinatorOptions, aopts agentOptions, agents int, dataDir string, log *slog.Logger) error {
+	if copts.id == "" {
+		copts.id = "dev"
+	}
+	c := copts.coordinator(log)
+	var err error
+	if c.HTTP, err = copts.http.listen(env.Stderr); err != nil {
+		return err
+	}
+	if _, err := n.StartCoordinator(c); err != nil {
+		return err
+	}
+	if u := httpURL(c.HTTP); u != "" {
+		fmt.Fprintf(env.Stderr, "asymptote dev: dashboard at %s/, HTTP API at %s/api/v1/studies\n", u, u)
+	}
+	for i := 1; i <= agents; i++ {
+		o := aopts
+		o.nodeID = fmt.Sprintf("dev-%d", i)
+		o.dataDir = filepath.Join(dataDir, "agents", o.nodeID)
+		a, err := o.agent(n.Context(), log, hostShare{index: i - 1, of: agents})
+		if err != nil {
+			return err
+		}
+		if _, err := n.StartAgent(a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // studyOutcome summarises a finished study and fails when any trial did

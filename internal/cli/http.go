@@ -1,20 +1,9 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
-	"time"
-
-	"github.com/nats-io/nats.go"
-	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"asymptote.dev/asymptote/internal/dashboard"
-	"asymptote.dev/asymptote/internal/httpapi"
 )
 
 // defaultHTTPAddr is where coordinators serve the HTTP API unless told
@@ -33,17 +22,17 @@ func (o *httpOptions) Set(v string) error {
 	return nil
 }
 
-// serveHTTP serves the HTTP API on o's address until ctx ends, and
-// returns its URL ("" when -http is off). When the default port is taken
-// (another dev on the host), it serves on a free one instead and says so;
-// a port asked for by name must be free.
-func (o *httpOptions) serve(ctx context.Context, g *group, stderr io.Writer, etcd *clientv3.Client, nc *nats.Conn, log *slog.Logger) (string, error) {
+// listen opens the listener of the HTTP API on o's address, or returns
+// nil when -http is off. When the default port is taken (another dev on
+// the host), it listens on a free one instead and says so; a port asked
+// for by name must be free.
+func (o *httpOptions) listen(stderr io.Writer) (net.Listener, error) {
 	addr := o.addr
 	if !o.set {
 		addr = defaultHTTPAddr
 	}
 	if addr == "" || addr == "off" {
-		return "", nil
+		return nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil && !o.set {
@@ -54,25 +43,15 @@ func (o *httpOptions) serve(ctx context.Context, g *group, stderr io.Writer, etc
 		}
 	}
 	if err != nil {
-		return "", usagef("-http %s: %v; pick a free address, or -http off", addr, err)
+		return nil, usagef("-http %s: %v; pick a free address, or -http off", addr, err)
 	}
-	api, err := httpapi.New(httpapi.Config{Etcd: etcd, NATS: nc, Logger: log, UI: dashboard.Handler()})
-	if err != nil {
-		ln.Close()
-		return "", err
+	return ln, nil
+}
+
+// httpURL is the URL of the HTTP API served on ln ("" when there is none).
+func httpURL(ln net.Listener) string {
+	if ln == nil {
+		return ""
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	g.Go("http api", func() error {
-		go func() {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	return "http://" + ln.Addr().String(), nil
+	return "http://" + ln.Addr().String()
 }

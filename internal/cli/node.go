@@ -16,13 +16,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"asymptote.dev/asymptote/agent"
-	"asymptote.dev/asymptote/agent/methodmgr"
 	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/node"
 	"asymptote.dev/asymptote/internal/store"
 	"asymptote.dev/asymptote/plugins/methods"
 	"asymptote.dev/asymptote/plugins/methods/command"
@@ -30,40 +26,6 @@ import (
 )
 
 const defaultNATSURL = "nats://127.0.0.1:4222"
-
-// connectNATS dials NATS with reconnects that never give up: agents and
-// coordinators outlive NATS restarts.
-func connectNATS(url, name string, log *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
-		nats.Name(name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
-		nats.RetryOnFailedConnect(true),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("disconnected from NATS", "error", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("reconnected to NATS", "url", c.ConnectedUrl()) }),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
-	}
-	return nc, nil
-}
-
-// connectEtcd returns an etcd client for endpoints.
-func connectEtcd(endpoints []string) (*clientv3.Client, error) {
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: 5 * time.Second,
-		Logger:      nopZap(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("connect to etcd at %v: %w", endpoints, err)
-	}
-	return cli, nil
-}
 
 // coordinatorOptions are the coordinator's tunables shared by `dev` and
 // `coordinator`.
@@ -126,13 +88,15 @@ func (o *coordinatorOptions) validate() error {
 	return nil
 }
 
-func (o *coordinatorOptions) config(etcd *clientv3.Client, nc *nats.Conn, log *slog.Logger) coordinator.Config {
-	return coordinator.Config{
-		ID: o.id, Etcd: etcd, NATS: nc, Logger: log,
+// coordinator returns the coordinator to start; its HTTP API is the
+// caller's.
+func (o *coordinatorOptions) coordinator(log *slog.Logger) node.Coordinator {
+	return node.Coordinator{Config: coordinator.Config{
+		ID: o.id, Logger: log,
 		LeaseTTL: o.leaseTTL, HeartbeatGrace: o.heartbeatGrace, StreamReplicas: o.replicas, HistoryRetention: o.history,
 		QueueBelow: o.queueBelow, Limits: o.limits, EtcdMaxRequestBytes: o.etcdMaxRequest,
 		AllowUnofferedMethods: o.allowUnoffered,
-	}
+	}}
 }
 
 // agentOptions are the agent's tunables shared by `dev` and `agent`.
@@ -224,17 +188,16 @@ func (o *agentOptions) offer(host bus.Resources, share hostShare) bus.Resources 
 	return res
 }
 
-// newAgent builds an agent for its share of this host, with its method
-// manager, holding the lock on its data directory; stop closes the
-// manager and releases the lock once the agent has returned. Call
-// validate first.
-func (o *agentOptions) newAgent(ctx context.Context, nc *nats.Conn, log *slog.Logger, share hostShare) (a *agent.Agent, stop func(), err error) {
+// agent returns the agent to start for its share of this host, holding
+// the lock on its data directory until the agent returned. Call validate
+// first.
+func (o *agentOptions) agent(ctx context.Context, log *slog.Logger, share hostShare) (a node.Agent, err error) {
 	if o.dataDir == "" {
-		return nil, nil, usagef("-data-dir is required")
+		return a, usagef("-data-dir is required")
 	}
 	unlock, err := lockDataDir(o.dataDir, o.nodeID)
 	if err != nil {
-		return nil, nil, err
+		return a, err
 	}
 	defer func() {
 		if err != nil {
@@ -243,21 +206,11 @@ func (o *agentOptions) newAgent(ctx context.Context, nc *nats.Conn, log *slog.Lo
 	}()
 	host, err := fingerprintHost(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("fingerprint host: %w", err)
+		return a, fmt.Errorf("fingerprint host: %w", err)
 	}
 	workDir := filepath.Join(o.dataDir, "methods")
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
-		return nil, nil, err
-	}
-	mgr, err := methodmgr.New(methodmgr.Config{
-		Builtins:  methods.Names(),
-		PluginDir: o.pluginDir,
-		Allowlist: o.allowlist,
-		WorkDir:   workDir,
-		Logger:    log,
-	})
-	if err != nil {
-		return nil, nil, err
+		return a, err
 	}
 	names := methods.Names()
 	var methodEnv map[string][]string
@@ -272,15 +225,20 @@ func (o *agentOptions) newAgent(ctx context.Context, nc *nats.Conn, log *slog.Lo
 	for n := range o.allowlist {
 		names = append(names, n)
 	}
-	a, err = agent.New(agent.Config{
-		NodeID: o.nodeID, NATS: nc, Resources: o.offer(host, share), Methods: mgr, MethodNames: names, MethodEnv: methodEnv,
-		HeartbeatInterval: o.heartbeat, Queue: o.queue, Logger: log,
-	})
-	if err != nil {
-		mgr.Close()
-		return nil, nil, err
-	}
-	return a, func() { mgr.Close(); unlock() }, nil
+	return node.Agent{
+		Config: node.AgentConfig{
+			NodeID: o.nodeID, Resources: o.offer(host, share), MethodNames: names, MethodEnv: methodEnv,
+			HeartbeatInterval: o.heartbeat, Queue: o.queue, Logger: log,
+		},
+		Manager: &node.ManagerConfig{
+			Builtins:  methods.Names(),
+			PluginDir: o.pluginDir,
+			Allowlist: o.allowlist,
+			WorkDir:   workDir,
+			Logger:    log,
+		},
+		Release: unlock,
+	}, nil
 }
 
 func defaultNodeID() string {

@@ -2,22 +2,16 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
-	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/devcluster"
+	"asymptote.dev/asymptote/internal/node"
 )
-
-func nopZap() *zap.Logger { return zap.NewNop() }
 
 func init() {
 	register(&Command{Name: "coordinator", Summary: "run a coordinator (leader or standby)", Run: runCoordinator})
@@ -44,40 +38,31 @@ func runCoordinator(ctx context.Context, env Env, args []string) error {
 	if (*natsURL == "") != (*etcdEndpoints == "") {
 		return usagef("give both -nats-url and -etcd-endpoints for external clusters, or neither for embedded servers")
 	}
+	cfg := node.Config{Logger: log, NATSURL: *natsURL}
 	if *natsURL == "" {
-		cl, err := devcluster.Start(ctx, devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval})
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		*natsURL, *etcdEndpoints = cl.NATSURL, strings.Join(cl.EtcdEndpoints, ",")
-		fmt.Fprintf(env.Stderr, "embedded NATS at %s, etcd at %s, state in %s\n", cl.NATSURL, *etcdEndpoints, *dataDir)
+		cfg.Servers = &devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval}
+	} else {
+		cfg.EtcdEndpoints = strings.Split(*etcdEndpoints, ",")
 	}
-	nc, err := connectNATS(*natsURL, "asymptote-coordinator", log)
+	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer nc.Drain()
-	etcd, err := connectEtcd(strings.Split(*etcdEndpoints, ","))
-	if err != nil {
+	defer n.Close()
+	if n.Servers != nil {
+		fmt.Fprintf(env.Stderr, "embedded NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), *dataDir)
+	}
+	c := opts.coordinator(log)
+	if c.HTTP, err = opts.http.listen(env.Stderr); err != nil {
 		return err
 	}
-	defer etcd.Close()
-	c, err := coordinator.New(opts.config(etcd, nc, log))
-	if err != nil {
+	if _, err := n.StartCoordinator(c); err != nil {
 		return err
 	}
-	g, gctx := newGroup(ctx)
-	g.Go("coordinator", func() error { return c.Run(gctx) })
-	apiURL, err := opts.http.serve(gctx, g, env.Stderr, etcd, nc, log)
-	if err != nil {
-		g.cancel()
-		return errors.Join(err, g.Wait())
+	if c.HTTP != nil {
+		log.Info("serving the HTTP API", "url", httpURL(c.HTTP))
 	}
-	if apiURL != "" {
-		log.Info("serving the HTTP API", "url", apiURL)
-	}
-	return g.Wait()
+	return n.Wait()
 }
 
 func runAgent(ctx context.Context, env Env, args []string) error {
@@ -100,49 +85,16 @@ func runAgent(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	log := newLogger(env.Stderr, slog.LevelInfo)
-	nc, err := connectNATS(*natsURL, "asymptote-agent-"+opts.nodeID, log)
+	a, err := opts.agent(ctx, log, hostShare{})
 	if err != nil {
 		return err
 	}
-	defer nc.Drain()
-	a, stop, err := opts.newAgent(ctx, nc, log, hostShare{})
+	n, err := node.Start(ctx, node.Config{NATSURL: *natsURL, Logger: log, Agents: []node.Agent{a}})
 	if err != nil {
 		return err
 	}
-	defer stop()
-	return a.Run(ctx)
-}
-
-// group runs functions until the first returns, then cancels the rest and
-// waits for them.
-type group struct {
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	errs   []error
-	cancel context.CancelFunc
-}
-
-func newGroup(ctx context.Context) (*group, context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	return &group{cancel: cancel}, ctx
-}
-
-func (g *group) Go(name string, f func() error) {
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
-			g.mu.Lock()
-			g.errs = append(g.errs, fmt.Errorf("%s: %w", name, err))
-			g.mu.Unlock()
-			g.cancel()
-		}
-	}()
-}
-
-func (g *group) Wait() error {
-	g.wg.Wait()
-	return errors.Join(g.errs...)
+	defer n.Close()
+	return n.Wait()
 }
 
 // natsSync is the -nats-sync flag of the embedded NATS server: "always"
