@@ -6,58 +6,29 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
-	"asymptote.dev/asymptote/agent"
-	"asymptote.dev/asymptote/agent/methodmgr"
-	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/devcluster"
+	"asymptote.dev/asymptote/internal/node"
 	"asymptote.dev/asymptote/plugins/methods"
 )
 
 // cluster is one benchmark's embedded NATS and etcd with coordinators and
-// agents in this process, the same code paths `asymptote dev` runs. Agents
+// agents in this process, started as `asymptote dev` starts them. Agents
 // run methods as real plugin subprocesses through methodmgr.
 type cluster struct {
-	opts    Options
-	dir     string
-	servers *devcluster.Cluster
-	client  *api.Client
+	opts   Options
+	dir    string
+	node   *node.Node
+	client *api.Client
 	// watcher is an etcd client on the server itself (no proxy), for
 	// commitWatch.
 	watcher *clientv3.Client
-	closers []func()
-}
-
-// process is a running coordinator or agent.
-type process struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
-	// sever closes its connections without a goodbye, as SIGKILL would.
-	sever func()
-}
-
-// stop ends the process and waits for it.
-func (p *process) stop() {
-	p.once.Do(func() {
-		p.cancel()
-		<-p.done
-	})
-}
-
-// kill cuts the process off from NATS and etcd first, so it can neither
-// resign nor report, then stops it.
-func (p *process) kill() {
-	p.sever()
-	p.stop()
 }
 
 // startCluster starts the servers in a fresh directory under opts.TempDir.
@@ -66,13 +37,20 @@ func startCluster(ctx context.Context, opts Options) (*cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	srv, err := devcluster.Start(ctx, devcluster.Config{DataDir: dir, NATSPort: -1, Logger: opts.components, NATSSyncInterval: opts.natsSync})
+	n, err := node.Start(ctx, node.Config{
+		Servers:       &devcluster.Config{DataDir: dir, NATSPort: -1, Logger: opts.components, NATSSyncInterval: opts.natsSync},
+		Logger:        opts.components,
+		ReconnectWait: 100 * time.Millisecond,
+		KeepGoing:     true,
+		Ended: func(process string, err error) {
+			opts.components.Warn("bench process ended", "process", process, "error", err)
+		},
+	})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: start servers: %w", err)
 	}
-	c := &cluster{opts: opts, dir: dir, servers: srv}
-	c.closers = append(c.closers, func() { srv.Close(); os.RemoveAll(dir) })
+	c := &cluster{opts: opts, dir: dir, node: n}
 	nc, err := c.conn("bench-client")
 	if err != nil {
 		c.close()
@@ -82,43 +60,27 @@ func startCluster(ctx context.Context, opts Options) (*cluster, error) {
 	return c, nil
 }
 
-// close stops everything in reverse order of start.
+// close stops everything in reverse order of start and removes the
+// servers' state.
 func (c *cluster) close() {
-	for i := len(c.closers) - 1; i >= 0; i-- {
-		c.closers[i]()
-	}
-	c.closers = nil
+	c.node.Close()
+	os.RemoveAll(c.dir)
 }
 
 func (c *cluster) conn(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(c.servers.NATSURL, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := c.node.Conn(name)
 	if err != nil {
-		return nil, fmt.Errorf("bench: connect NATS: %w", err)
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	c.closers = append(c.closers, nc.Close)
 	return nc, nil
 }
 
 func (c *cluster) etcd(endpoints []string) (*clientv3.Client, error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := c.node.Etcd(endpoints...)
 	if err != nil {
-		return nil, fmt.Errorf("bench: etcd client: %w", err)
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	c.closers = append(c.closers, func() { cli.Close() })
 	return cli, nil
-}
-
-func (c *cluster) run(name string, f func(ctx context.Context) error, sever func()) *process {
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &process{cancel: cancel, done: make(chan struct{}), sever: sever}
-	go func() {
-		defer close(p.done)
-		if err := f(ctx); err != nil && ctx.Err() == nil {
-			c.opts.components.Warn("bench process ended", "process", name, "error", err)
-		}
-	}()
-	c.closers = append(c.closers, p.stop)
-	return p
 }
 
 // startLedCluster starts the servers and one coordinator, "bench", with
@@ -138,71 +100,44 @@ func startLedCluster(ctx context.Context, opts Options) (*cluster, error) {
 // startCoordinator starts a coordinator with the production defaults
 // (lease, tick, grace), unless tweak changes them. Its etcd traffic goes
 // through a proxy that kill cuts.
-func (c *cluster) startCoordinator(id string, tweak func(*coordinator.Config)) (*process, error) {
-	target, _ := strings.CutPrefix(c.servers.EtcdEndpoints[0], "http://")
+func (c *cluster) startCoordinator(id string, tweak func(*node.CoordinatorConfig)) (*node.Process, error) {
+	target, _ := strings.CutPrefix(c.node.EtcdEndpoints[0], "http://")
 	px, err := newProxy(target)
 	if err != nil {
 		return nil, err
 	}
-	c.closers = append(c.closers, px.sever)
-	etcd, err := c.etcd([]string{"http://" + px.addr()})
-	if err != nil {
-		return nil, err
-	}
-	nc, err := c.conn("coordinator-" + id)
-	if err != nil {
-		return nil, err
-	}
-	cfg := coordinator.Config{ID: id, Etcd: etcd, NATS: nc, Logger: c.opts.components.With("coordinator", id)}
+	c.node.Defer(px.sever)
+	cfg := node.CoordinatorConfig{ID: id}
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	co, err := coordinator.New(cfg)
+	p, err := c.node.StartCoordinator(node.Coordinator{Config: cfg, EtcdEndpoints: []string{"http://" + px.addr()}, Sever: px.sever})
 	if err != nil {
 		return nil, fmt.Errorf("bench: coordinator: %w", err)
 	}
-	return c.run("coordinator "+id, co.Run, func() { px.sever(); nc.Close() }), nil
+	return p, nil
 }
 
 // startAgent starts an agent offering cpu cores that runs built-in methods
 // as plugin subprocesses of opts.Executable.
-func (c *cluster) startAgent(node string, cpu float64) (*process, error) {
-	nc, err := c.conn("agent-" + node)
-	if err != nil {
-		return nil, err
+func (c *cluster) startAgent(name string, cpu float64) (*node.Process, error) {
+	dir := filepath.Join(c.dir, "m", name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	mgr, err := c.manager(node)
-	if err != nil {
-		return nil, err
-	}
-	a, err := agent.New(agent.Config{
-		NodeID: node, NATS: nc, Methods: mgr, MethodNames: methods.Names(),
-		Resources:         bus.Resources{CPU: cpu, Memory: 64 << 30},
-		HeartbeatInterval: time.Second, ShutdownGrace: 2 * time.Second,
-		Queue:  max(c.opts.Queue, 0),
-		Logger: c.opts.components.With("node", node),
+	p, err := c.node.StartAgent(node.Agent{
+		Config: node.AgentConfig{
+			NodeID: name, MethodNames: methods.Names(),
+			Resources:         bus.Resources{CPU: cpu, Memory: 64 << 30},
+			HeartbeatInterval: time.Second, ShutdownGrace: 2 * time.Second,
+			Queue: max(c.opts.Queue, 0),
+		},
+		Manager: &node.ManagerConfig{Executable: c.opts.Executable, Builtins: methods.Names(), WorkDir: dir},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: agent: %w", err)
 	}
-	return c.run("agent "+node, a.Run, nc.Close), nil
-}
-
-// manager returns a plugin manager for node, closed with the cluster.
-func (c *cluster) manager(node string) (*methodmgr.Manager, error) {
-	dir := filepath.Join(c.dir, "m", node)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	mgr, err := methodmgr.New(methodmgr.Config{
-		Executable: c.opts.Executable, Builtins: methods.Names(), WorkDir: dir,
-		Logger: c.opts.components.With("node", node),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bench: method manager: %w", err)
-	}
-	c.closers = append(c.closers, func() { mgr.Close() })
-	return mgr, nil
+	return p, nil
 }
 
 // submit submits a synthetic study of n trials, each sleeping sleep and

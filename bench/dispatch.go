@@ -201,7 +201,7 @@ func Dispatch(ctx context.Context, opts Options, cfg DispatchConfig, trials int)
 // coordinator's proxy, so killing a coordinator does not cut it.
 func (c *cluster) watchCommits(ctx context.Context, study string, trials int) (*commitWatch, error) {
 	if c.watcher == nil {
-		cli, err := c.etcd(c.servers.EtcdEndpoints)
+		cli, err := c.etcd(c.node.EtcdEndpoints)
 		if err != nil {
 			return nil, err
 		}

@@ -65,7 +65,7 @@ func Failover(ctx context.Context, opts Options, leaseTTL time.Duration) (time.D
 	}
 	time.Sleep(time.Second)
 	killed := time.Now()
-	first.kill()
+	first.Kill()
 	select {
 	case t := <-byStandby:
 		return t.Sub(killed), nil

@@ -209,3 +209,86 @@ func TestRuleViolation(t *testing.T) {
 		}
 	}
 }
+
+// importRule forbids the packages matching pattern, except those listed,
+// to import what deny lists directly (a prefix, or the package itself).
+// Unlike a rule it constrains direct imports only: the excepted package
+// exists to be imported in their place.
+type importRule struct {
+	pattern string
+	except  []string
+	deny    []string
+	why     string
+}
+
+var importRules = []importRule{
+	{
+		pattern: module + "/internal/...",
+		except:  []string{module + "/internal/node"},
+		deny:    []string{module + "/coordinator", module + "/agent", module + "/bench"},
+		why:     "internal/node is the one place that starts coordinators and agents; the test harness and the rest of internal/ go through it",
+	},
+}
+
+func TestImportRules(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH")
+	}
+	for _, r := range importRules {
+		t.Run(strings.TrimPrefix(r.pattern, module+"/"), func(t *testing.T) {
+			t.Parallel()
+			lines := goList(t, goTool, "{{.ImportPath}}\t{{join .Imports \" \"}}", r.pattern)
+			if len(lines) == 0 {
+				t.Fatalf("%s matches no package", r.pattern)
+			}
+			for _, line := range lines {
+				path, imports, _ := strings.Cut(line, "\t")
+				for _, imp := range r.denied(path, strings.Fields(imports)) {
+					t.Errorf("%s imports %s; the rule exists because %s", path, imp, r.why)
+				}
+			}
+		})
+	}
+}
+
+// denied returns the imports of the package path that r forbids.
+func (r importRule) denied(path string, imports []string) []string {
+	for _, e := range r.except {
+		if path == e {
+			return nil
+		}
+	}
+	var bad []string
+	for _, imp := range imports {
+		for _, d := range r.deny {
+			if imp == d || strings.HasPrefix(imp, d+"/") {
+				bad = append(bad, imp)
+				break
+			}
+		}
+	}
+	return bad
+}
+
+// TestImportRuleDenied checks the direct-import logic on made-up imports.
+func TestImportRuleDenied(t *testing.T) {
+	t.Parallel()
+	r := importRules[0]
+	tests := []struct {
+		path    string
+		imports []string
+		want    int
+	}{
+		{module + "/internal/clustertest", []string{module + "/internal/node", "testing"}, 0},
+		{module + "/internal/clustertest", []string{module + "/coordinator"}, 1},
+		{module + "/internal/x", []string{module + "/agent/methodmgr", module + "/bench"}, 2},
+		{module + "/internal/x", []string{module + "/agentsdk"}, 0},
+		{module + "/internal/node", []string{module + "/coordinator", module + "/agent"}, 0},
+	}
+	for _, tt := range tests {
+		if got := len(r.denied(tt.path, tt.imports)); got != tt.want {
+			t.Errorf("denied(%s, %v): %d imports, want %d", tt.path, tt.imports, got, tt.want)
+		}
+	}
+}

@@ -10,20 +10,16 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
-	"asymptote.dev/asymptote/agent"
-	"asymptote.dev/asymptote/agent/methodmgr"
-	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/devcluster"
+	"asymptote.dev/asymptote/internal/node"
 	"asymptote.dev/asymptote/internal/store"
 	"asymptote.dev/asymptote/plugins/sdk"
 	"asymptote.dev/asymptote/sweep"
@@ -31,7 +27,9 @@ import (
 
 // Cluster is a running test cluster.
 type Cluster struct {
-	t       testing.TB
+	t testing.TB
+	// Node runs the servers, coordinators and agents.
+	Node    *node.Node
 	Servers *devcluster.Cluster
 	Etcd    *clientv3.Client
 	DataDir string
@@ -44,17 +42,22 @@ type Cluster struct {
 func New(t testing.TB) *Cluster {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := devcluster.Start(t.Context(), devcluster.Config{DataDir: dir, NATSPort: -1, Logger: Logger(t)})
+	n, err := node.Start(context.Background(), node.Config{
+		Servers:       &devcluster.Config{DataDir: dir, NATSPort: -1},
+		Logger:        Logger(t),
+		ReconnectWait: 100 * time.Millisecond,
+		KeepGoing:     true,
+		Ended:         func(process string, err error) { t.Logf("%s ended: %v", process, err) },
+	})
 	if err != nil {
 		t.Fatalf("start servers: %v", err)
 	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := clientv3.New(clientv3.Config{Endpoints: srv.EtcdEndpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	t.Cleanup(func() { n.Close() })
+	cli, err := n.Etcd()
 	if err != nil {
 		t.Fatalf("etcd client: %v", err)
 	}
-	t.Cleanup(func() { cli.Close() })
-	return &Cluster{t: t, Servers: srv, Etcd: cli, DataDir: dir}
+	return &Cluster{t: t, Node: n, Servers: n.Servers, Etcd: cli, DataDir: dir}
 }
 
 // Logger returns a logger that writes through t.Log when
@@ -73,7 +76,7 @@ func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p
 // Conn returns a new NATS connection, closed at cleanup.
 func (c *Cluster) Conn(name string) *nats.Conn {
 	c.t.Helper()
-	nc, err := nats.Connect(c.Servers.NATSURL, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := c.Node.Conn(name)
 	if err != nil {
 		c.t.Fatalf("connect NATS: %v", err)
 	}
@@ -86,94 +89,48 @@ func (c *Cluster) Client() *api.Client {
 	return api.NewClient(c.Conn("client"), 20*time.Second)
 }
 
-// Process is a running coordinator or agent; Stop ends it and waits.
-type Process struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	once   sync.Once
-	// sever cuts the process off from NATS and etcd without letting it say
-	// goodbye, as a crash or a partition would.
-	sever func()
-}
-
-// Kill cuts the process off from every server first, so it cannot resign,
-// report or heartbeat, then stops it: to the rest of the cluster it looks
-// like a process killed with SIGKILL.
-func (p *Process) Kill() {
-	p.sever()
-	p.Stop()
-}
-
-// Partition cuts the process off from every server but leaves it running,
-// as a network partition would.
-func (p *Process) Partition() { p.sever() }
-
-// Stop stops the process and waits for it to return.
-func (p *Process) Stop() {
-	p.once.Do(func() {
-		p.cancel()
-		<-p.done
-	})
-}
-
-func (c *Cluster) start(run func(ctx context.Context) error, sever func()) *Process {
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &Process{cancel: cancel, done: make(chan struct{}), sever: sever}
-	go func() {
-		defer close(p.done)
-		if err := run(ctx); err != nil {
-			c.t.Logf("process ended: %v", err)
-		}
-	}()
-	c.t.Cleanup(p.Stop)
-	return p
-}
+// Process is a running coordinator or agent: Stop ends it and waits, Kill
+// cuts it off from every server first, Partition only cuts it off.
+type Process = node.Process
 
 // StartCoordinator starts a coordinator named id with test-friendly
 // timings; tweak may change its config.
-func (c *Cluster) StartCoordinator(id string, tweak func(*coordinator.Config)) *Process {
+func (c *Cluster) StartCoordinator(id string, tweak func(*node.CoordinatorConfig)) *Process {
 	c.t.Helper()
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: c.Servers.EtcdEndpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		c.t.Fatalf("etcd client: %v", err)
-	}
-	c.t.Cleanup(func() { etcd.Close() })
-	nc := c.Conn("coordinator-" + id)
-	cfg := coordinator.Config{
-		ID: id, Etcd: etcd, NATS: nc, Logger: Logger(c.t).With("coordinator", id),
-		LeaseTTL: 2 * time.Second, HeartbeatGrace: 3 * time.Second, Tick: 100 * time.Millisecond,
+	cfg := node.CoordinatorConfig{
+		ID: id, LeaseTTL: 2 * time.Second, HeartbeatGrace: 3 * time.Second, Tick: 100 * time.Millisecond,
 	}
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	co, err := coordinator.New(cfg)
+	p, err := c.Node.StartCoordinator(node.Coordinator{Config: cfg})
 	if err != nil {
 		c.t.Fatalf("coordinator: %v", err)
 	}
-	return c.start(co.Run, func() { etcd.Close(); nc.Close() })
+	c.t.Cleanup(p.Stop)
+	return p
 }
 
 // StartAgent starts an agent offering res and running methods with
 // runner.
-func (c *Cluster) StartAgent(node string, res bus.Resources, runner agent.MethodRunner) *Process {
+func (c *Cluster) StartAgent(name string, res bus.Resources, runner node.MethodRunner) *Process {
 	c.t.Helper()
-	nc := c.Conn("agent-" + node)
 	var names []string
 	if m, ok := runner.(InProcess); ok {
 		// The agent declares its methods, as a real one does from its
 		// catalog, so the leader places trials only where they can run.
 		names = slices.Sorted(maps.Keys(m))
 	}
-	a, err := agent.New(agent.Config{
-		NodeID: node, NATS: nc, Resources: res, Methods: runner, MethodNames: names,
+	p, err := c.Node.StartAgent(node.Agent{Config: node.AgentConfig{
+		NodeID: name, Resources: res, Methods: runner, MethodNames: names,
 		HeartbeatInterval: 200 * time.Millisecond, ShutdownGrace: 3 * time.Second,
-		Queue:  c.AgentQueue,
-		Logger: Logger(c.t).With("node", node),
-	})
+		Queue: c.AgentQueue,
+	}})
 	if err != nil {
 		c.t.Fatalf("agent: %v", err)
 	}
-	return c.start(a.Run, nc.Close)
+	c.t.Cleanup(p.Stop)
+	return p
 }
 
 // InProcess runs sdk methods inside the test process, for tests of
@@ -181,7 +138,7 @@ func (c *Cluster) StartAgent(node string, res bus.Resources, runner agent.Method
 type InProcess map[string]sdk.Method
 
 // Run implements agent.MethodRunner.
-func (m InProcess) Run(ctx context.Context, r methodmgr.Run, report func(sdk.Metrics) error) (*sdk.Result, error) {
+func (m InProcess) Run(ctx context.Context, r node.MethodRun, report func(sdk.Metrics) error) (*sdk.Result, error) {
 	meth, ok := m[r.Method]
 	if !ok {
 		return nil, fmt.Errorf("unknown method %q", r.Method)

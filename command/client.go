@@ -1,0 +1,398 @@
+package command
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/export"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// clientFlags are the flags every client command takes.
+type clientFlags struct {
+	natsURL string
+	timeout time.Duration
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.natsURL, "nats-url", defaultNATSURL, "NATS `URL` of the cluster")
+	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "how long to wait for the leader to answer")
+}
+
+func (c *clientFlags) connect(env Env) (*api.Client, *nats.Conn, error) {
+	nc, err := nats.Connect(c.natsURL, nats.Name("asymptote-cli"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w (is 'asymptote dev' or a coordinator running? set -nats-url or ASYMPTOTE_NATS_URL)", c.natsURL, err)
+	}
+	return api.NewClient(nc, c.timeout), nc, nil
+}
+
+// submitCommand is `asymptote submit`.
+type submitCommand struct{ invocation }
+
+// Run runs the command.
+func (cmd *submitCommand) Run(ctx context.Context) error {
+	env, args := cmd.env, cmd.args
+	fs := newFlagSet(env, "submit", "STUDY.yaml [flags]")
+	var cf clientFlags
+	cf.register(fs)
+	wait := fs.Bool("wait", false, "follow the study until it finishes, like watch")
+	pos, err := parseFlags(env, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one study spec file, got %d arguments", len(pos))
+	}
+	req, err := readSpec(pos[0])
+	if err != nil {
+		return err
+	}
+	c, nc, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	r, err := c.Submit(ctx, req)
+	if err != nil {
+		return err
+	}
+	printSubmit(env, r)
+	if !*wait {
+		return nil
+	}
+	return watch(ctx, env, c, r.Study, watchOptions{interval: time.Second})
+}
+
+// readSpec reads and validates a spec locally, so a bad spec is reported
+// before anything is sent.
+func readSpec(path string) (api.SubmitRequest, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return api.SubmitRequest{}, err
+	}
+	if _, err := sweep.Parse(path, src); err != nil {
+		return api.SubmitRequest{}, err
+	}
+	return api.SubmitRequest{SpecFile: path, Spec: string(src)}, nil
+}
+
+func printSubmit(env Env, r *api.SubmitReply) {
+	switch {
+	case r.Added == 0:
+		fmt.Fprintf(env.Stderr, "study %s: nothing new to schedule (%d trials already known)\n", r.Study, r.Total)
+	case r.Existing == 0:
+		fmt.Fprintf(env.Stderr, "study %s: submitted %d trials\n", r.Study, r.Added)
+	default:
+		fmt.Fprintf(env.Stderr, "study %s: added %d new trials to the %d already known (%d in all)\n", r.Study, r.Added, r.Existing, r.Total)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(env.Stderr, "warning: study %s: %s\n", r.Study, w)
+	}
+}
+
+// statusCommand is `asymptote status`.
+type statusCommand struct{ invocation }
+
+// Run runs the command.
+func (cmd *statusCommand) Run(ctx context.Context) error {
+	env, args := cmd.env, cmd.args
+	fs := newFlagSet(env, "status", "[STUDY] [flags]")
+	var cf clientFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseFlags(env, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("want at most one study name")
+	}
+	study := ""
+	if len(pos) == 1 {
+		study = pos[0]
+	}
+	c, nc, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	r, err := c.Status(ctx, study)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	printStatus(env.Stdout, r, study != "", time.Now())
+	printBacklog(ctx, env.Stdout, nc)
+	return nil
+}
+
+// watchCommand is `asymptote watch`.
+type watchCommand struct{ invocation }
+
+// Run runs the command.
+func (cmd *watchCommand) Run(ctx context.Context) error {
+	env, args := cmd.env, cmd.args
+	fs := newFlagSet(env, "watch", "STUDY [flags]")
+	var cf clientFlags
+	cf.register(fs)
+	interval := fs.Duration("interval", time.Second, "refresh interval")
+	pos, err := parseFlags(env, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one study name")
+	}
+	c, nc, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return watch(ctx, env, c, pos[0], watchOptions{interval: *interval})
+}
+
+type watchOptions struct {
+	interval time.Duration
+	log      *slog.Logger
+}
+
+// watch prints a study's progress until every trial has finished. On a
+// terminal the line is redrawn in place; otherwise a line is printed every
+// few seconds.
+func watch(ctx context.Context, env Env, c *api.Client, study string, o watchOptions) error {
+	tty := isTerminal(env.Stderr)
+	var lastPrint time.Time
+	drawn := false // a progress line is drawn in place, without its newline
+	for {
+		r, err := c.Status(ctx, study)
+		var remote *api.RemoteError
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.As(err, &remote):
+			// A leader answered, typically that no study has this name:
+			// waiting will not change its answer.
+			if drawn {
+				fmt.Fprintln(env.Stderr)
+			}
+			return remote
+		default:
+			fmt.Fprintf(env.Stderr, "waiting for a leader: %v\n", err)
+		}
+		if err == nil && len(r.Studies) == 1 {
+			st := r.Studies[0]
+			line := progressLine(&st)
+			if tty {
+				fmt.Fprintf(env.Stderr, "\r\033[K%s", line)
+				drawn = true
+			} else if time.Since(lastPrint) >= 5*time.Second || st.Done() {
+				fmt.Fprintln(env.Stderr, line)
+				lastPrint = time.Now()
+			}
+			if st.Done() {
+				if tty {
+					fmt.Fprintln(env.Stderr)
+				}
+				return nil
+			}
+			if q := st.Quarantine; q != nil {
+				if tty {
+					fmt.Fprintln(env.Stderr)
+				}
+				printProblems(env.Stderr, &st)
+				return fmt.Errorf("study %s is quarantined: %s", study, q.Reason)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if tty {
+				fmt.Fprintln(env.Stderr)
+			}
+			return ctx.Err()
+		case <-time.After(o.interval):
+		}
+	}
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// cancelCommand is `asymptote cancel`.
+type cancelCommand struct{ invocation }
+
+// Run runs the command.
+func (cmd *cancelCommand) Run(ctx context.Context) error {
+	env, args := cmd.env, cmd.args
+	fs := newFlagSet(env, "cancel", "STUDY [TRIAL...] [flags]")
+	var cf clientFlags
+	cf.register(fs)
+	reason := fs.String("reason", "", "why, recorded on each cancelled trial")
+	pos, err := parseFlags(env, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 {
+		return usagef("want a study name, and optionally trial IDs")
+	}
+	c, nc, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	r, err := c.Cancel(ctx, api.CancelRequest{Study: pos[0], Trials: pos[1:], Reason: *reason})
+	if err != nil {
+		return err
+	}
+	if r.Note != "" {
+		fmt.Fprintln(env.Stdout, r.Note)
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "cancelled %d trials of %s\n", r.Cancelled, pos[0])
+	return nil
+}
+
+// resultsCommand is `asymptote results`.
+type resultsCommand struct{ invocation }
+
+// Run runs the command.
+func (cmd *resultsCommand) Run(ctx context.Context) error {
+	env, args := cmd.env, cmd.args
+	fs := newFlagSet(env, "results", "STUDY [flags]")
+	var cf clientFlags
+	cf.register(fs)
+	format := fs.String("format", "table", "output format: table, csv, json, jsonl (one record a line, for pandas.read_json(lines=True), Polars and DuckDB) or parquet")
+	history := fs.Bool("history", false, "print the metric history (every report of every attempt, one row a metric value in csv and parquet) instead of the trials")
+	var trials listFlag
+	fs.Var(&trials, "trial", "with -history, only this trial `ID` (repeatable)")
+	out := fs.String("o", "", "write to this `file` (whole or not at all) instead of standard output; parquet needs it unless standard output is redirected")
+	pos, err := parseFlags(env, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one study name")
+	}
+	formats := []string{"table", "csv", "json", "jsonl", "parquet"}
+	if !slices.Contains(formats, *format) {
+		return usagef("-format %q: want table, csv or json, or jsonl for one record a line, or parquet", *format)
+	}
+	if *history && *format == "table" {
+		*format = "csv"
+	}
+	if len(trials) > 0 && !*history {
+		return usagef("-trial selects trials of the metric history; add -history")
+	}
+	if *format == "parquet" && *out == "" && isTerminal(env.Stdout) {
+		return usagef("-format parquet writes binary; give -o FILE.parquet or redirect standard output")
+	}
+	c, nc, err := cf.connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return writeOutput(env.Stdout, *out, func(w io.Writer) error {
+		if *history {
+			rows, err := readHistory(ctx, nc, pos[0], trials)
+			if err != nil {
+				return err
+			}
+			return writeHistory(w, rows, *format)
+		}
+		r, err := c.Results(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if *format == "parquet" {
+			return export.TrialsParquet(w, r.Trials)
+		}
+		return writeResults(w, r, *format, 0)
+	})
+}
+
+// writeOutput runs write on standard output, or on a temporary file that
+// replaces path only once it is complete.
+func writeOutput(stdout io.Writer, path string, write func(io.Writer) error) error {
+	if path == "" {
+		return write(stdout)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := write(bw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := errors.Join(bw.Flush(), f.Close()); err != nil {
+		return fmt.Errorf("-o %s: %w", path, err)
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// readHistory reads a study's metric history from the bus (no
+// coordinator needed), keeping only the given trials when any are.
+func readHistory(ctx context.Context, nc *nats.Conn, study string, trials []string) ([]export.Report, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	one := ""
+	if len(trials) == 1 {
+		one = trials[0]
+	}
+	var rows []export.Report
+	err = bus.History(ctx, js, study, one, func(m *bus.MetricsReport) error {
+		if len(trials) > 1 && !slices.Contains(trials, m.Trial) {
+			return nil
+		}
+		rows = append(rows, export.ReportOf(m))
+		return nil
+	})
+	return rows, err
+}
+
+// writeHistory writes history rows: csv and parquet in long form (trial,
+// attempt, step, time, metric, value), json as one document, jsonl as one
+// report a line.
+func writeHistory(w io.Writer, rows []export.Report, format string) error {
+	switch format {
+	case "parquet":
+		return export.HistoryParquet(w, rows)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"history": rows})
+	case "jsonl":
+		return export.HistoryJSONL(w, rows)
+	}
+	return export.HistoryCSV(w, rows)
+}

@@ -1,0 +1,226 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"asymptote.dev/asymptote/internal/scalingplot"
+	"asymptote.dev/asymptote/scaling"
+)
+
+// crossoverCommand is `asymptote crossover`.
+type crossoverCommand struct{ invocation }
+
+// Run runs the command.
+func (cmd *crossoverCommand) Run(ctx context.Context) error {
+	env, args := cmd.env, cmd.args
+	fs := newFlagSet(env, "crossover", "(--data A.csv --versus B.csv | --study A --study B | --study A --versus B.csv | --study S) --range LO:HI [flags]")
+	var df dataFlags
+	var ff fitFlags
+	df.register(fs, "params")
+	df.registerPlan(fs)
+	ctx = withStudySource(ctx, env, fs) // -nats-url and -timeout for --study
+	ff.register(fs, "power")
+	versus := fs.String("versus", "", "CSV `FILE` of the second recipe (same columns as --data)")
+	rng := fs.String("range", "", "search range `LO:HI` of the scale variable (compute for chinchilla laws)")
+	noise := fs.Float64("noise", scaling.DefaultNoiseFloor, "seed-noise `LEVEL` of the loss for the within-noise flag")
+	target := fs.Float64("target", 0, "report P(first curve lower) at this `SCALE`")
+	names := fs.String("names", "", "labels of the two recipes `A,B` (default: the studies' names or groups' values)")
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	plot := fs.String("plot", "", "write a plot to `FILE`.png or FILE.svg")
+	if _, err := parseFlags(env, fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	lohi, err := parseFloats(strings.ReplaceAll(*rng, ":", ","))
+	if err != nil || len(lohi) != 2 {
+		return usagef("--range: want LO:HI, got %q", *rng)
+	}
+	recipes, err := crossoverRecipes(ctx, &df, &ff, *versus)
+	if err != nil {
+		return err
+	}
+	label := [2]string{"A", "B"}
+	for k, c := range recipes {
+		if c.label != "" {
+			label[k] = c.label
+		}
+	}
+	if *names != "" {
+		n := strings.SplitN(*names, ",", 2)
+		if len(n) != 2 {
+			return usagef("--names: want A,B")
+		}
+		label = [2]string{n[0], n[1]}
+	}
+	if a, b := recipes[0], recipes[1]; a.law != b.law || a.x != b.x {
+		return usagef("the recipes are fitted differently (%s: %s law over %s; %s: %s law over %s); pass --law and --x to fit both alike",
+			label[0], a.law.Name(), a.x, label[1], b.law.Name(), b.x)
+	}
+	var fits [2]*scaling.Fit
+	for k, c := range recipes {
+		f, err := c.fit(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", label[k], err)
+		}
+		fits[k] = f
+	}
+	r, err := scaling.Crossovers(fits[0], fits[1], scaling.CrossoverOptions{Lo: lohi[0], Hi: lohi[1], Noise: *noise, Target: *target})
+	if err != nil {
+		return err
+	}
+	if *plot != "" {
+		if err := scalingplot.Crossover(*plot, fits[0], fits[1], r, scalingplot.Options{XLabel: recipes[0].x, Names: label}); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+	}
+	rep := crossoverJSON{Names: label[:], Range: []jnum{jnum(lohi[0]), jnum(lohi[1])},
+		Fits:       []*fitReport{newFitReport(fits[0], recipes[0].dropped), newFitReport(fits[1], recipes[1].dropped)},
+		Replicates: r.Replicates, MaxGap: jnum(r.MaxGap), WithinNoise: r.WithinNoise}
+	for k, f := range rep.Fits {
+		f.Residuals = nil
+		f.Plan = recipes[k].plan
+	}
+	for _, root := range r.Roots {
+		rj := rootJSON{X: jnum(root.X), Extrapolated: root.Extrapolated}
+		if r.Replicates > 0 {
+			rj.CI = jivl(root.Interval)
+		}
+		rep.Roots = append(rep.Roots, rj)
+	}
+	if r.Replicates > 0 {
+		rep.P = []jnum{jnum(r.PCount[0]), jnum(r.PCount[1]), jnum(r.PCount[2]), jnum(r.PCount[3])}
+		if *target > 0 {
+			p := jnum(r.PFirstBelow)
+			rep.PFirstBelow = &p
+		}
+	}
+	if *format == "json" {
+		return writeJSON(env.Stdout, rep)
+	}
+	w := env.Stdout
+	for k, f := range rep.Fits {
+		fmt.Fprintf(w, "== %s ==\n", label[k])
+		f.printTable(w, false)
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "crossings of %s and %s in [%s, %s]: %d\n", label[0], label[1], num(lohi[0]), num(lohi[1]), len(r.Roots))
+	for i, root := range rep.Roots {
+		line := fmt.Sprintf("  root %d at %s", i+1, num(float64(root.X)))
+		if root.CI != nil {
+			line += fmt.Sprintf(", %d%% CI (%s, %s)", int(ff.level*100+0.5), num(float64(root.CI[0])), num(float64(root.CI[1])))
+		}
+		if root.Extrapolated {
+			line += ", extrapolated (outside the observed range)"
+		}
+		fmt.Fprintln(w, line)
+	}
+	if len(r.Roots) > 0 {
+		fmt.Fprintf(w, "largest gap between the curves across the crossing(s): %s", num(r.MaxGap))
+		if r.WithinNoise {
+			fmt.Fprintf(w, " (within seed noise %s: the crossing is not resolved)", num(*noise))
+		}
+		fmt.Fprintln(w)
+	}
+	if r.Replicates > 0 {
+		fmt.Fprintf(w, "paired bootstrap (%d replicates): P(0 crossings) %.3f, P(1) %.3f, P(2) %.3f, P(3+) %.3f\n",
+			r.Replicates, r.PCount[0], r.PCount[1], r.PCount[2], r.PCount[3])
+		if *target > 0 {
+			fmt.Fprintf(w, "P(%s below %s at %s) = %.3f\n", label[0], label[1], num(*target), r.PFirstBelow)
+		}
+	} else {
+		fmt.Fprintln(w, "no intervals: pass --bootstrap N for crossing probabilities and root intervals")
+	}
+	return nil
+}
+
+// crossoverRecipes reads the two recipes: --data A.csv (or one --study A)
+// and --versus B.csv; two studies, --study A --study B or --study A,B; or
+// one study whose analysis plan has a group of two values, one recipe
+// each. A study with a plan given by --spec is fitted by it, as status
+// shows it.
+func crossoverRecipes(ctx context.Context, df *dataFlags, ff *fitFlags, versus string) ([2]curve, error) {
+	var out [2]curve
+	const want = "want two recipes: --data A.csv --versus B.csv, --study A --versus B.csv, --study A --study B, or one --study whose analysis plan has a group with two values"
+	studies := df.studies
+	switch {
+	case len(studies) > 2:
+		return out, usagef("--study: crossover compares two studies, got %d (%s)", len(studies), strings.Join(studies, ", "))
+	case len(studies) == 2 && (versus != "" || df.data != ""):
+		return out, usagef("--study: two studies are the two recipes; drop --data and --versus")
+	case len(studies) == 0 && versus == "":
+		return out, usagef("%s", want)
+	}
+	var sources [][2]string // file, study
+	switch {
+	case len(studies) == 2:
+		sources = [][2]string{{"", studies[0]}, {"", studies[1]}}
+	case versus != "":
+		first := ""
+		if len(studies) == 1 {
+			first = studies[0]
+		}
+		sources = [][2]string{{df.data, first}, {versus, ""}}
+	default:
+		sources = [][2]string{{df.data, studies[0]}}
+	}
+	var all []curve
+	for k, src := range sources {
+		cs, err := df.curves(ctx, ff, src[0], src[1])
+		if err != nil {
+			return out, err
+		}
+		for _, c := range cs {
+			if c.plan == nil {
+				// Each recipe resamples from its own stream.
+				c.boot.Seed += uint64(k)
+			}
+			all = append(all, c)
+		}
+		if len(sources) > 1 && len(cs) != 1 {
+			return out, usagef("study %s: its analysis plan has %d groups of %s (%s); compare two of them with --study %s alone, when it has two, or compare studies without groups", src[1], len(cs), cs[0].plan.Group, curveLabels(cs), src[1])
+		}
+	}
+	if len(all) != 2 {
+		var why string
+		switch p := all[0].plan; {
+		case p == nil:
+			why = fmt.Sprintf("study %s read without its analysis plan is one recipe (--spec gives the plan)", studies[0])
+		case p.Group == "":
+			why = fmt.Sprintf("study %s's analysis plan has no group, so it is one recipe", studies[0])
+		default:
+			why = fmt.Sprintf("study %s's analysis plan has %d groups of %s with results (%s)", studies[0], len(all), p.Group, curveLabels(all))
+		}
+		return out, usagef("%s; %s", why, want)
+	}
+	return [2]curve{all[0], all[1]}, nil
+}
+
+func curveLabels(cs []curve) string {
+	var ls []string
+	for _, c := range cs {
+		ls = append(ls, c.label)
+	}
+	return strings.Join(ls, ", ")
+}
+
+type crossoverJSON struct {
+	Names       []string     `json:"names"`
+	Range       []jnum       `json:"range"`
+	Fits        []*fitReport `json:"fits"`
+	Roots       []rootJSON   `json:"roots"`
+	Replicates  int          `json:"replicates"`
+	P           []jnum       `json:"p_crossings,omitempty"`
+	PFirstBelow *jnum        `json:"p_first_below,omitempty"`
+	MaxGap      jnum         `json:"max_gap"`
+	WithinNoise bool         `json:"within_noise"`
+}
+
+type rootJSON struct {
+	X            jnum   `json:"x"`
+	CI           []jnum `json:"ci,omitempty"`
+	Extrapolated bool   `json:"extrapolated"`
+}

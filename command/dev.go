@@ -1,0 +1,184 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/devcluster"
+	"asymptote.dev/asymptote/internal/node"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// devCommand is `asymptote dev`.
+type devCommand struct{ invocation }
+
+// Run runs the command.
+func (cmd *devCommand) Run(ctx context.Context) error {
+	env, args := cmd.env, cmd.args
+	fs := newFlagSet(env, "dev", "[STUDY.yaml] [flags]")
+	dataDir := fs.String("data-dir", ".asymptote", "`directory` for all state; running again on it resumes")
+	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server (-1 picks a free one)")
+	var jsSync natsSync
+	jsSync.register(fs)
+	agents := fs.Int("agents", 1, "number of local agents; they split the host's CPUs, memory and GPUs between them (-cpus and -memory, when given, are what each offers)")
+	show := fs.Int("show", 20, "rows of the results table to print (best first)")
+	var copts coordinatorOptions
+	copts.register(fs)
+	var aopts agentOptions
+	aopts.register(fs)
+	pos, err := parseFlags(env, fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usagef("want at most one study spec, got %d", len(pos))
+	}
+	if *agents < 1 {
+		return usagef("-agents %d: want at least 1", *agents)
+	}
+	if err := copts.validate(); err != nil {
+		return err
+	}
+	if err := aopts.validate(); err != nil {
+		return err
+	}
+	var req *api.SubmitRequest
+	if len(pos) == 1 {
+		r, err := readSpec(pos[0])
+		if err != nil {
+			return err
+		}
+		req = &r
+		// dev's agents are all there is: a study of programs none of
+		// them may run would wait forever.
+		if spec, err := sweep.Parse(r.SpecFile, []byte(r.Spec)); err == nil && spec.Command != nil && len(aopts.programs) == 0 {
+			return usagef("%s runs method: command, and this agent allows no program; add -allow-program %s and the same for its interpreter (docs/scripts.md)", r.SpecFile, spec.Command.Program)
+		}
+	}
+	log := newLogger(env.Stderr, slog.LevelWarn)
+	n, err := node.Start(ctx, node.Config{
+		Servers: &devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval},
+		Logger:  log,
+	})
+	if err != nil {
+		return err
+	}
+	// On any return, stop every component before the connections and
+	// servers they use are closed.
+	defer n.Close()
+	fmt.Fprintf(env.Stderr, "asymptote dev: NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), *dataDir)
+	if err := startDevNode(env, n, copts, aopts, *agents, *dataDir, log); err != nil {
+		return err
+	}
+	gctx := n.Context()
+	client, nc, err := (&clientFlags{natsURL: n.NATSURL, timeout: 30 * time.Second}).connect(env)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if req == nil {
+		fmt.Fprintf(env.Stderr, "serving; submit studies with 'asymptote submit STUDY.yaml -nats-url %s'; Ctrl-C stops\n", n.NATSURL)
+		<-gctx.Done()
+		return n.Close()
+	}
+	sub, err := client.Submit(gctx, *req)
+	if err != nil {
+		return err
+	}
+	printSubmit(env, sub)
+	if err := watch(gctx, env, client, sub.Study, watchOptions{interval: 500 * time.Millisecond}); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(env.Stderr, "interrupted; run the same command again to resume the study where it stopped\n")
+		}
+		return errors.Join(err, n.Close())
+	}
+	res, err := client.Results(gctx, sub.Study)
+	if err != nil {
+		return err
+	}
+	st, err := client.Status(gctx, sub.Study)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout)
+	if err := writeResults(env.Stdout, res, "table", *show); err != nil {
+		return err
+	}
+	if err := n.Close(); err != nil {
+		return err
+	}
+	outcome := studyOutcome(env, &st.Studies[0], res)
+	printDecisions(env.Stdout, &st.Studies[0])
+	if spec, err := sweep.Parse(req.SpecFile, []byte(req.Spec)); err == nil {
+		if err := analyze(ctx, env, spec, res); err != nil {
+			fmt.Fprintf(env.Stdout, "analysis: %v\n", err)
+		}
+	}
+	return outcome
+}
+
+// startDevNode starts dev's coordinator, its HTTP API and its agents,
+// which split the host between them.
+func startDevNode(env Env, n *node.Node, copts coordinatorOptions, aopts agentOptions, agents int, dataDir string, log *slog.Logger) error {
+	if copts.id == "" {
+		copts.id = "dev"
+	}
+	c := copts.coordinator(log)
+	var err error
+	if c.HTTP, err = copts.http.listen(env.Stderr); err != nil {
+		return err
+	}
+	if _, err := n.StartCoordinator(c); err != nil {
+		return err
+	}
+	if u := httpURL(c.HTTP); u != "" {
+		fmt.Fprintf(env.Stderr, "asymptote dev: dashboard at %s/, HTTP API at %s/api/v1/studies\n", u, u)
+	}
+	for i := 1; i <= agents; i++ {
+		o := aopts
+		o.nodeID = fmt.Sprintf("dev-%d", i)
+		o.dataDir = filepath.Join(dataDir, "agents", o.nodeID)
+		a, err := o.agent(n.Context(), log, hostShare{index: i - 1, of: agents})
+		if err != nil {
+			return err
+		}
+		if _, err := n.StartAgent(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// studyOutcome summarises a finished study and fails when any trial did
+// not succeed, naming which and why.
+func studyOutcome(env Env, st *api.StudyStatus, res *api.ResultsReply) error {
+	var bad []api.Trial
+	for _, t := range res.Trials {
+		if t.State != sweep.Succeeded {
+			bad = append(bad, t)
+		}
+	}
+	took := ""
+	if st.Finished != nil {
+		took = fmt.Sprintf(" in %s", st.Finished.Sub(st.Created).Round(100*time.Millisecond))
+	}
+	fmt.Fprintf(env.Stdout, "\nstudy %s: %d of %d trials succeeded%s; %d retries, %d stale attempts, %d late results\n",
+		st.Name, len(res.Trials)-len(bad), len(res.Trials), took, st.Retries, st.StaleAttempts, st.LateResults)
+	if len(bad) == 0 {
+		return nil
+	}
+	for i, t := range bad {
+		if i == 10 {
+			fmt.Fprintf(env.Stdout, "... and %d more\n", len(bad)-10)
+			break
+		}
+		fmt.Fprintf(env.Stdout, "%s trial %s (%s): %s\n", t.State, t.ID, formatParams(t.Params), t.Error)
+	}
+	return &ExitError{Code: 1, Err: fmt.Errorf("%d of %d trials did not succeed", len(bad), len(res.Trials))}
+}

@@ -1,0 +1,163 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"text/tabwriter"
+
+	"asymptote.dev/asymptote/internal/scalingplot"
+	"asymptote.dev/asymptote/scaling"
+)
+
+// datablationsBase are Muennighoff et al.'s C4 constants (their log-space
+// a, b, e and alpha = beta), for --base datablations.
+var datablationsBase = map[string]float64{
+	"E":     math.Exp(0.6254804),
+	"A":     math.Exp(6.255414),
+	"B":     math.Exp(7.3049974),
+	"alpha": 0.3526596,
+	"beta":  0.3526596,
+}
+
+// epochsCommand is `asymptote epochs`.
+type epochsCommand struct{ invocation }
+
+// Run runs the command.
+func (cmd *epochsCommand) Run(ctx context.Context) error {
+	env, args := cmd.env, cmd.args
+	fs := newFlagSet(env, "epochs", "--data FILE.csv [flags]")
+	var df dataFlags
+	var ff fitFlags
+	df.register(fs, "params")
+	ctx = withStudySource(ctx, env, fs) // -nats-url and -timeout for --study
+	ff.register(fs, "datablations")
+	z := fs.Float64("z", 2, "degradation threshold in seed standard deviations")
+	floor := fs.Float64("noise-floor", 0, "seed-noise `LEVEL` when the data hold no replicate seeds (default 0.004); with replicates, a lower bound")
+	base := fs.String("base", "", "hold the base law at published constants: `datablations` (Muennighoff et al.'s C4 fit)")
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	plot := fs.String("plot", "", "write loss against epochs for the longest series to `FILE`.png or FILE.svg")
+	if _, err := parseFlags(env, fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	ff.law = "datablations"
+	law, o, err := ff.options()
+	if err != nil {
+		return err
+	}
+	switch *base {
+	case "":
+	case "datablations":
+		for k, v := range datablationsBase {
+			if _, set := o.Fixed[k]; !set {
+				o.Fixed[k] = v
+			}
+		}
+	default:
+		return usagef("--base: want datablations, got %q", *base)
+	}
+	obs, _, err := df.read(ctx, law, df.data)
+	if err != nil {
+		return err
+	}
+	rep, err := scaling.EpochAnalysis(obs, scaling.EpochOptions{Z: *z, NoiseFloor: *floor})
+	if err != nil {
+		return err
+	}
+	fit, err := ff.fitAndBootstrap(ctx, law, o, obs, ff.seed)
+	if err != nil {
+		return err
+	}
+	if *plot != "" {
+		if err := scalingplot.Epochs(*plot, rep, fit, scalingplot.Options{}); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+	}
+	out := epochsJSON{Sigma: jnum(rep.Sigma), SigmaSource: rep.SigmaSource, Z: jnum(rep.Z), Fit: newFitReport(fit, 0)}
+	out.Fit.Residuals = nil
+	for _, s := range rep.Series {
+		sj := seriesJSON{N: jnum(s.N), U: jnum(s.U), Best: jnum(s.Best), Points: len(s.Points)}
+		if s.Degrades > 0 {
+			d := jnum(s.Degrades)
+			sj.Degrades = &d
+		}
+		out.Series = append(out.Series, sj)
+	}
+	rd, _ := fit.Param("RD_star")
+	var rdCI *scaling.Interval
+	if fit.Bootstrap != nil {
+		iv, _ := fit.Bootstrap.Interval(fit, "RD_star")
+		rdCI = &iv
+	}
+	for _, e := range []float64{2, 4, 8, 16, 40} {
+		fr, mv := scaling.RepeatValue(rd, e)
+		v := valueJSON{Epochs: jnum(e), Fraction: jnum(fr), Marginal: jnum(mv)}
+		if rdCI != nil {
+			// Both quantities increase with R_D*, so its interval maps
+			// through them.
+			lf, lm := scaling.RepeatValue(rdCI.Lo, e)
+			hf, hm := scaling.RepeatValue(rdCI.Hi, e)
+			v.FractionCI, v.MarginalCI = []jnum{jnum(lf), jnum(hf)}, []jnum{jnum(lm), jnum(hm)}
+		}
+		out.Value = append(out.Value, v)
+	}
+	if *format == "json" {
+		return writeJSON(env.Stdout, out)
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "seed noise σ %s (%s); degradation = loss above the running minimum by more than %s·σ\n\n",
+		num(rep.Sigma), rep.SigmaSource, num(rep.Z))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARAMS\tUNIQUE TOKENS\tEPOCH COUNTS\tBEST AT\tDEGRADES AT")
+	for _, s := range out.Series {
+		deg := "-"
+		if s.Degrades != nil {
+			deg = num(float64(*s.Degrades))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", num(float64(s.N)), num(float64(s.U)), s.Points, num(float64(s.Best)), deg)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\ndata-constrained fit (Muennighoff et al. 2023):")
+	out.Fit.printTable(w, false)
+	fmt.Fprintf(w, "\nvalue of repeated data at R_D* = %s:\n", num(rd))
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "EPOCHS\tD'/D\tMARGINAL VALUE OF A REPEATED TOKEN")
+	for _, v := range out.Value {
+		f, m := num(float64(v.Fraction)), num(float64(v.Marginal))
+		if v.FractionCI != nil {
+			f += fmt.Sprintf(" (%s–%s)", num(float64(v.FractionCI[0])), num(float64(v.FractionCI[1])))
+			m += fmt.Sprintf(" (%s–%s)", num(float64(v.MarginalCI[0])), num(float64(v.MarginalCI[1])))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", num(float64(v.Epochs)), f, m)
+	}
+	tw.Flush()
+	return nil
+}
+
+type epochsJSON struct {
+	Sigma       jnum         `json:"sigma_seed"`
+	SigmaSource string       `json:"sigma_source"`
+	Z           jnum         `json:"z"`
+	Series      []seriesJSON `json:"series"`
+	Fit         *fitReport   `json:"fit"`
+	Value       []valueJSON  `json:"repeat_value"`
+}
+
+type seriesJSON struct {
+	N        jnum  `json:"params"`
+	U        jnum  `json:"unique_tokens"`
+	Points   int   `json:"epoch_counts"`
+	Best     jnum  `json:"best_epochs"`
+	Degrades *jnum `json:"degrades_at,omitempty"`
+}
+
+type valueJSON struct {
+	Epochs     jnum   `json:"epochs"`
+	Fraction   jnum   `json:"effective_fraction"`
+	FractionCI []jnum `json:"effective_fraction_ci,omitempty"`
+	Marginal   jnum   `json:"marginal_value"`
+	MarginalCI []jnum `json:"marginal_value_ci,omitempty"`
+}

@@ -1,0 +1,162 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"asymptote.dev/asymptote/scaling"
+)
+
+// frontierCommand is `asymptote frontier`.
+type frontierCommand struct{ invocation }
+
+// Run runs the command.
+func (cmd *frontierCommand) Run(ctx context.Context) error {
+	env, args := cmd.env, cmd.args
+	fs := newFlagSet(env, "frontier", "--budget C,... (--data FILE.csv | --given NAME=VALUE,...) [flags]")
+	var df dataFlags
+	var ff fitFlags
+	df.register(fs, "params")
+	ctx = withStudySource(ctx, env, fs) // -nats-url and -timeout for --study
+	ff.register(fs, "chinchilla")
+	budget := fs.String("budget", "", "compute budgets in FLOP, `C,...`")
+	given := fs.String("given", "", "use these parameters instead of fitting: `NAME=VALUE,...` (E, A, B, alpha, beta; RD_star, RN_star for datablations)")
+	unique := fs.Float64("unique", 0, "unique tokens `U`: also give the data-constrained allocation (datablations law)")
+	format := fs.String("format", "table", "output `FORMAT`: table or json")
+	if _, err := parseFlags(env, fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat(*format); err != nil {
+		return err
+	}
+	cs, err := parseFloats(*budget)
+	if err != nil || len(cs) == 0 {
+		return usagef("--budget: want one or more budgets in FLOP")
+	}
+	law, o, err := ff.options()
+	if err != nil {
+		return err
+	}
+	if law != scaling.Chinchilla && law != scaling.DataConstrained {
+		return usagef("--law: the frontier needs chinchilla or datablations, not %s", law.Name())
+	}
+	if *unique > 0 && law != scaling.DataConstrained {
+		return usagef("--unique needs --law datablations")
+	}
+	var fit *scaling.Fit
+	var params []float64
+	switch {
+	case *given != "":
+		g, err := parseAssignments(*given)
+		if err != nil {
+			return usagef("--given: %v", err)
+		}
+		for _, name := range law.Params() {
+			v, ok := g[name]
+			if !ok {
+				return usagef("--given: missing %s (law %s needs %v)", name, law.Name(), law.Params())
+			}
+			params = append(params, v)
+		}
+	default:
+		obs, _, err := df.read(ctx, law, df.data)
+		if err != nil {
+			return err
+		}
+		if fit, err = ff.fitAndBootstrap(ctx, law, o, obs, ff.seed); err != nil {
+			return err
+		}
+		params = fit.Params
+	}
+	rep := frontierJSON{Law: law.Name()}
+	fr := scaling.FrontierOf(params)
+	a, b := fr.Exponents()
+	rep.G, rep.A, rep.B = jnum(fr.G()), jnum(a), jnum(b)
+	for _, c := range cs {
+		var row allocJSON
+		if fit != nil {
+			ai, err := scaling.FrontierAt(fit, c)
+			if err != nil {
+				return err
+			}
+			row = allocJSON{C: jnum(c), N: jnum(ai.Allocation.N), D: jnum(ai.Allocation.D),
+				TokensPerParam: jnum(ai.Allocation.TokensPerParam), Loss: jnum(ai.Allocation.Loss)}
+			if fit.Bootstrap != nil {
+				row.NCI, row.DCI, row.RCI, row.LCI = jivl(ai.N), jivl(ai.D), jivl(ai.TokensPerParam), jivl(ai.Loss)
+				rep.ACI = jivl(ai.A)
+			}
+		} else {
+			al := fr.At(c)
+			row = allocJSON{C: jnum(c), N: jnum(al.N), D: jnum(al.D), TokensPerParam: jnum(al.TokensPerParam), Loss: jnum(al.Loss)}
+		}
+		rep.Optimal = append(rep.Optimal, row)
+		if *unique > 0 {
+			al, err := scaling.DataConstrainedOptimum(params, c, *unique)
+			if err != nil {
+				return err
+			}
+			ep := jnum(al.Epochs)
+			rep.Constrained = append(rep.Constrained, allocJSON{C: jnum(c), N: jnum(al.N), D: jnum(al.D),
+				TokensPerParam: jnum(al.TokensPerParam), Loss: jnum(al.Loss), Epochs: &ep})
+		}
+	}
+	if *format == "json" {
+		return writeJSON(env.Stdout, rep)
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "law %s: G %s, N_opt ∝ C^%s, D_opt ∝ C^%s", law.Name(), num(float64(rep.G)), num(a), num(b))
+	if rep.ACI != nil {
+		fmt.Fprintf(w, " (a %d%% CI %s–%s)", int(ff.level*100+0.5), num(float64(rep.ACI[0])), num(float64(rep.ACI[1])))
+	}
+	fmt.Fprintln(w)
+	printAllocs(w, "compute-optimal", rep.Optimal)
+	if len(rep.Constrained) > 0 {
+		printAllocs(w, fmt.Sprintf("data-constrained, %s unique tokens", num(*unique)), rep.Constrained)
+	}
+	return nil
+}
+
+func printAllocs(w interface{ Write([]byte) (int, error) }, title string, rows []allocJSON) {
+	fmt.Fprintf(w, "\n%s:\n", title)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BUDGET\tPARAMS\tTOKENS\tTOKENS/PARAM\tEPOCHS\tLOSS")
+	ci := func(v jnum, iv []jnum) string {
+		s := num(float64(v))
+		if iv != nil {
+			s += fmt.Sprintf(" (%s–%s)", num(float64(iv[0])), num(float64(iv[1])))
+		}
+		return s
+	}
+	for _, r := range rows {
+		ep := "-"
+		if r.Epochs != nil {
+			ep = num(float64(*r.Epochs))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", num(float64(r.C)), ci(r.N, r.NCI), ci(r.D, r.DCI), ci(r.TokensPerParam, r.RCI), ep, ci(r.Loss, r.LCI))
+	}
+	tw.Flush()
+}
+
+type frontierJSON struct {
+	Law         string      `json:"law"`
+	G           jnum        `json:"G"`
+	A           jnum        `json:"a"`
+	ACI         []jnum      `json:"a_ci,omitempty"`
+	B           jnum        `json:"b"`
+	Optimal     []allocJSON `json:"optimal"`
+	Constrained []allocJSON `json:"data_constrained,omitempty"`
+}
+
+type allocJSON struct {
+	C              jnum   `json:"compute"`
+	N              jnum   `json:"params"`
+	NCI            []jnum `json:"params_ci,omitempty"`
+	D              jnum   `json:"tokens"`
+	DCI            []jnum `json:"tokens_ci,omitempty"`
+	TokensPerParam jnum   `json:"tokens_per_param"`
+	RCI            []jnum `json:"tokens_per_param_ci,omitempty"`
+	Epochs         *jnum  `json:"epochs,omitempty"`
+	Loss           jnum   `json:"loss"`
+	LCI            []jnum `json:"loss_ci,omitempty"`
+}

@@ -1,0 +1,72 @@
+package command
+
+import (
+	"context"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/clustertest"
+	"asymptote.dev/asymptote/internal/export"
+	"asymptote.dev/asymptote/plugins/methods/synthetic"
+)
+
+// TestResultsHistory prints a finished study's metric history from the
+// command line, as CSV on standard output and as a Parquet file.
+func TestResultsHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: embedded servers")
+	}
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	cl.StartAgent("a1", bus.Resources{CPU: 2, Memory: 1 << 30}, clustertest.InProcess{"synthetic": synthetic.New()})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	spec := "name: hist\nmethod: synthetic\nspace:\n  params: [1e6, 1e7, 1e8]\nfixed: {tokens: 1e9, steps: 4}\nresources: {cpu: 0.5, memory: 16MiB}\n"
+	if _, err := cl.Client().Submit(ctx, api.SubmitRequest{SpecFile: "hist.yaml", Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	cl.WaitDone(cl.Client(), "hist", 30*time.Second)
+	url := cl.Servers.NATSURL
+
+	code, out, errOut := runCLI(t, "results", "hist", "-history", "-nats-url", url)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 trials x 4 steps x 3 values (val_loss, train_loss, tokens).
+	if len(rows) != 1+36 || strings.Join(rows[0], ",") != "trial,attempt,step,time,metric,value" {
+		t.Fatalf("%d rows, header %v:\n%s", len(rows), rows[0], out)
+	}
+
+	file := filepath.Join(t.TempDir(), "hist.parquet")
+	if code, _, errOut := runCLI(t, "results", "hist", "-history", "-format", "parquet", "-o", file, "-nats-url", url); code != 0 {
+		t.Fatalf("parquet: exit %d: %s", code, errOut)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	recs, err := parquet.Read[export.Record](f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 36 {
+		t.Errorf("%d parquet records, want 36", len(recs))
+	}
+	if code, _, errOut := runCLI(t, "results", "hist", "-trial", "x", "-nats-url", url); code != 2 || !strings.Contains(errOut, "add -history") {
+		t.Errorf("-trial without -history: exit %d, %s", code, errOut)
+	}
+}

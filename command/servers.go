@@ -1,0 +1,135 @@
+package command
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/devcluster"
+	"asymptote.dev/asymptote/internal/node"
+)
+
+// coordinatorCommand is `asymptote coordinator`.
+type coordinatorCommand struct{ invocation }
+
+// Run runs the command.
+func (cmd *coordinatorCommand) Run(ctx context.Context) error {
+	env, args := cmd.env, cmd.args
+	fs := newFlagSet(env, "coordinator", "[flags]")
+	natsURL := fs.String("nats-url", "", "NATS `URL` (default: start an embedded NATS server)")
+	etcdEndpoints := fs.String("etcd-endpoints", "", "comma-separated etcd client `URLs` (default: start an embedded etcd server)")
+	dataDir := fs.String("data-dir", "asymptote-data", "`directory` for the embedded servers' state")
+	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server")
+	var jsSync natsSync
+	jsSync.register(fs)
+	var opts coordinatorOptions
+	opts.register(fs)
+	if _, err := parseFlags(env, fs, args); err != nil {
+		return err
+	}
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	log := newLogger(env.Stderr, slog.LevelInfo)
+	if (*natsURL == "") != (*etcdEndpoints == "") {
+		return usagef("give both -nats-url and -etcd-endpoints for external clusters, or neither for embedded servers")
+	}
+	cfg := node.Config{Logger: log, NATSURL: *natsURL}
+	if *natsURL == "" {
+		cfg.Servers = &devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval}
+	} else {
+		cfg.EtcdEndpoints = strings.Split(*etcdEndpoints, ",")
+	}
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if n.Servers != nil {
+		fmt.Fprintf(env.Stderr, "embedded NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), *dataDir)
+	}
+	c := opts.coordinator(log)
+	if c.HTTP, err = opts.http.listen(env.Stderr); err != nil {
+		return err
+	}
+	if _, err := n.StartCoordinator(c); err != nil {
+		return err
+	}
+	if c.HTTP != nil {
+		log.Info("serving the HTTP API", "url", httpURL(c.HTTP))
+	}
+	return n.Wait()
+}
+
+// agentCommand is `asymptote agent`.
+type agentCommand struct{ invocation }
+
+// Run runs the command.
+func (cmd *agentCommand) Run(ctx context.Context) error {
+	env, args := cmd.env, cmd.args
+	fs := newFlagSet(env, "agent", "[flags]")
+	natsURL := fs.String("nats-url", defaultNATSURL, "NATS `URL`")
+	var opts agentOptions
+	fs.StringVar(&opts.nodeID, "node-id", defaultNodeID(), "stable, unique `name` of this agent (give each agent on one host its own)")
+	fs.StringVar(&opts.dataDir, "data-dir", "", "`directory` for the agent's local state: its lock, and its method processes' registry and sockets (default "+defaultAgentDataDir("NODE_ID")+", one per -node-id)")
+	opts.register(fs)
+	if _, err := parseFlags(env, fs, args); err != nil {
+		return err
+	}
+	if err := bus.ValidToken(opts.nodeID); err != nil {
+		return usagef("-node-id %q: %v (it names NATS subjects); give a name such as gpu-01", opts.nodeID, err)
+	}
+	if opts.dataDir == "" {
+		opts.dataDir = defaultAgentDataDir(opts.nodeID)
+	}
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	log := newLogger(env.Stderr, slog.LevelInfo)
+	a, err := opts.agent(ctx, log, hostShare{})
+	if err != nil {
+		return err
+	}
+	n, err := node.Start(ctx, node.Config{NATSURL: *natsURL, Logger: log, Agents: []node.Agent{a}})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return n.Wait()
+}
+
+// natsSync is the -nats-sync flag of the embedded NATS server: "always"
+// (fsync every JetStream write before acknowledging it) or a flush
+// interval such as 2m (nats-server's own default).
+type natsSync struct{ interval time.Duration }
+
+func (s *natsSync) String() string {
+	if s == nil || s.interval == 0 {
+		return "always"
+	}
+	return s.interval.String()
+}
+
+// Get returns the flush interval, 0 for always (flag.Getter).
+func (s *natsSync) Get() any { return s.interval }
+
+func (s *natsSync) Set(v string) error {
+	if v == "always" {
+		s.interval = 0
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want always or a positive duration such as 2m, got %q", v)
+	}
+	s.interval = d
+	return nil
+}
+
+func (s *natsSync) register(fs *flag.FlagSet) {
+	fs.Var(s, "nats-sync", "when the embedded JetStream writes to disk: `always` (every write, before it is acknowledged: a power cut loses nothing acknowledged) or an interval such as 2m (faster; a power cut loses up to that much; docs/operations.md)")
+}
