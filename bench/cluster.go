@@ -25,7 +25,7 @@ type cluster struct {
 	opts   Options
 	dir    string
 	node   *node.Node
-	client *api.Client
+	client *bus.Client
 	// watcher is an etcd client on the server itself (no proxy), for
 	// commitWatch.
 	watcher *clientv3.Client
@@ -56,7 +56,7 @@ func startCluster(ctx context.Context, opts Options) (*cluster, error) {
 		c.close()
 		return nil, err
 	}
-	c.client = api.NewClient(nc, 60*time.Second)
+	c.client = bus.NewClient(nc, 60*time.Second)
 	return c, nil
 }
 

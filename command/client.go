@@ -34,12 +34,12 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "how long to wait for the leader to answer")
 }
 
-func (c *clientFlags) connect(env Env) (*api.Client, *nats.Conn, error) {
+func (c *clientFlags) connect(env Env) (*bus.Client, *nats.Conn, error) {
 	nc, err := nats.Connect(c.natsURL, nats.Name("asymptote-cli"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS at %s: %w (is 'asymptote dev' or a coordinator running? set -nats-url or ASYMPTOTE_NATS_URL)", c.natsURL, err)
 	}
-	return api.NewClient(nc, c.timeout), nc, nil
+	return bus.NewClient(nc, c.timeout), nc, nil
 }
 
 // submitCommand is `asymptote submit`.
@@ -179,7 +179,7 @@ type watchOptions struct {
 // watch prints a study's progress until every trial has finished. On a
 // terminal the line is redrawn in place; otherwise a line is printed every
 // few seconds.
-func watch(ctx context.Context, env Env, c *api.Client, study string, o watchOptions) error {
+func watch(ctx context.Context, env Env, c *bus.Client, study string, o watchOptions) error {
 	tty := isTerminal(env.Stderr)
 	var lastPrint time.Time
 	drawn := false // a progress line is drawn in place, without its newline

@@ -97,7 +97,7 @@ func cpuNode(cpu float64) bus.Resources {
 	return bus.Resources{CPU: cpu, Memory: 8 << 30}
 }
 
-func submit(t *testing.T, c *api.Client, spec string) *api.SubmitReply {
+func submit(t *testing.T, c *bus.Client, spec string) *api.SubmitReply {
 	t.Helper()
 	r, err := c.Submit(t.Context(), api.SubmitRequest{SpecFile: "test.yaml", Spec: spec})
 	if err != nil {
@@ -106,7 +106,7 @@ func submit(t *testing.T, c *api.Client, spec string) *api.SubmitReply {
 	return r
 }
 
-func results(t *testing.T, c *api.Client, study string) map[string]api.Trial {
+func results(t *testing.T, c *bus.Client, study string) map[string]api.Trial {
 	t.Helper()
 	r, err := c.Results(t.Context(), study)
 	if err != nil {

@@ -9,13 +9,14 @@ import (
 
 	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/clustertest"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
 
 // waitAgents waits until n agents are alive, so the leader knows what they
 // offer.
-func waitAgents(t *testing.T, client *api.Client, n int) {
+func waitAgents(t *testing.T, client *bus.Client, n int) {
 	t.Helper()
 	clustertest.WaitFor(t, 10*time.Second, func() error {
 		r, err := client.Status(t.Context(), "")

@@ -38,7 +38,7 @@ func (constant) Run(_ context.Context, req *sdk.TrialRequest, _ func(sdk.Metrics
 // healthyAfter submits a small healthy study and asserts that it runs to
 // completion and that status answers: whatever came before did not stop
 // the control plane.
-func healthyAfter(t *testing.T, cl *clustertest.Cluster, client *api.Client, name string) {
+func healthyAfter(t *testing.T, cl *clustertest.Cluster, client *bus.Client, name string) {
 	t.Helper()
 	spec := replace(gridSpec, "name: grid", "name: "+name)
 	submit(t, client, spec)

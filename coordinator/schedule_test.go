@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/clustertest"
 )
 
@@ -27,7 +27,7 @@ type dispatched struct {
 }
 
 // dispatchOrder returns every attempt of the studies in dispatch order.
-func dispatchOrder(t *testing.T, c *api.Client, studies ...string) []dispatched {
+func dispatchOrder(t *testing.T, c *bus.Client, studies ...string) []dispatched {
 	t.Helper()
 	var all []dispatched
 	for _, s := range studies {

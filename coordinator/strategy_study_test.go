@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/clustertest"
 	"asymptote.dev/asymptote/plugins/methods/synthetic"
 	"asymptote.dev/asymptote/plugins/sdk"
@@ -259,7 +259,7 @@ search:
 
 // syntheticCluster starts embedded servers, a coordinator and one agent
 // with two CPUs that runs the synthetic method in process.
-func syntheticCluster(t *testing.T) (*clustertest.Cluster, *api.Client) {
+func syntheticCluster(t *testing.T) (*clustertest.Cluster, *bus.Client) {
 	t.Helper()
 	cl := clustertest.New(t)
 	cl.StartCoordinator("c1", nil)

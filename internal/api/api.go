@@ -1,15 +1,9 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/nats-io/nats.go"
-
-	"asymptote.dev/asymptote/internal/bus"
 )
 
 // The client API verbs; each is a NATS request on asymptote.api.<verb>,
@@ -213,9 +207,38 @@ type CancelReply struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Duration is a time.Duration that encodes as a Go duration string, the
-// same type the bus carries.
-type Duration = bus.Duration
+// Duration is a time.Duration that encodes as a Go duration string; the
+// bus carries the same type.
+type Duration time.Duration
+
+// MarshalJSON encodes d as a string such as "1m30s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON decodes a duration string or a number of nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration: want a string such as \"90s\", got %s", b)
+	}
+	*d = Duration(n)
+	return nil
+}
+
+// RemoteError is an error the coordinator returned.
+type RemoteError struct{ Msg string }
+
+func (e *RemoteError) Error() string { return e.Msg }
 
 // envelope wraps every reply so errors travel as data.
 type envelope struct {
@@ -240,113 +263,15 @@ func EncodeReply(v any, err error) []byte {
 	return b
 }
 
-// ErrNoLeader means no coordinator answered: none runs, or none is the
-// leader yet.
-var ErrNoLeader = errors.New("no coordinator answered (is one running, and can it reach etcd?)")
-
-// Client calls the client API over NATS.
-type Client struct {
-	nc      *nats.Conn
-	timeout time.Duration
-}
-
-// NewClient returns a client on nc; timeout bounds each request (default
-// 10s, long enough for a leader to take over).
-func NewClient(nc *nats.Conn, timeout time.Duration) *Client {
-	if timeout <= 0 {
-		timeout = 10 * time.Second
+// DecodeReply decodes the wire form of a reply into v, or returns the
+// coordinator's error as a *RemoteError.
+func DecodeReply(data []byte, v any) error {
+	var env envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return fmt.Errorf("malformed reply: %w", err)
 	}
-	return &Client{nc: nc, timeout: timeout}
-}
-
-// RemoteError is an error the coordinator returned.
-type RemoteError struct{ Msg string }
-
-func (e *RemoteError) Error() string { return e.Msg }
-
-func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	b, err := json.Marshal(req)
-	if err != nil {
-		return fmt.Errorf("%s: encode the request: %w", verb, err)
+	if env.Error != "" {
+		return &RemoteError{Msg: env.Error}
 	}
-	if max := c.nc.MaxPayload(); max > 0 && int64(len(b)) > max {
-		return fmt.Errorf("%s: the request is %d bytes, over the NATS server's max_payload of %d bytes; send less (a smaller spec) or raise max_payload", verb, len(b), max)
-	}
-	// A leader may be between elections: retry until the deadline.
-	for {
-		msg, err := c.nc.RequestWithContext(ctx, bus.APISubject(verb), b)
-		if err == nil {
-			var env envelope
-			if err := json.Unmarshal(msg.Data, &env); err != nil {
-				return fmt.Errorf("%s: malformed reply: %w", verb, err)
-			}
-			if env.Error != "" {
-				return &RemoteError{Msg: env.Error}
-			}
-			return json.Unmarshal(env.Data, reply)
-		}
-		if !errors.Is(err, nats.ErrNoResponders) {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-				return fmt.Errorf("%s: %w", verb, ErrNoLeader)
-			}
-			return fmt.Errorf("%s: %w", verb, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", verb, ErrNoLeader)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// Submit submits a study spec.
-func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*SubmitReply, error) {
-	var r SubmitReply
-	return &r, c.call(ctx, VerbSubmit, req, &r)
-}
-
-// Status returns the cluster's and the studies' state.
-func (c *Client) Status(ctx context.Context, study string) (*StatusReply, error) {
-	var r StatusReply
-	return &r, c.call(ctx, VerbStatus, StatusRequest{Study: study}, &r)
-}
-
-// Results returns every trial of a study, paging through the API.
-func (c *Client) Results(ctx context.Context, study string) (*ResultsReply, error) {
-	// A page of trial records stays well under NATS's default 1 MB
-	// max_payload.
-	const page = 250
-	var all *ResultsReply
-	for off := 0; ; off += page {
-		var r ResultsReply
-		if err := c.call(ctx, VerbResults, ResultsRequest{Study: study, Offset: off, Limit: page}, &r); err != nil {
-			return nil, err
-		}
-		if all == nil {
-			all = &r
-		} else {
-			all.Trials = append(all.Trials, r.Trials...)
-		}
-		if len(r.Trials) < page || off+len(r.Trials) >= r.Total {
-			return all, nil
-		}
-	}
-}
-
-// Study sends one of the operator's verbs (VerbQuarantine, VerbResume,
-// VerbDelete) for a study.
-func (c *Client) Study(ctx context.Context, verb string, req StudyRequest) (*StudyReply, error) {
-	var r StudyReply
-	if err := c.call(ctx, verb, req, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
-// Cancel cancels a study or some of its trials.
-func (c *Client) Cancel(ctx context.Context, req CancelRequest) (*CancelReply, error) {
-	var r CancelReply
-	return &r, c.call(ctx, VerbCancel, req, &r)
+	return json.Unmarshal(env.Data, v)
 }

@@ -35,9 +35,15 @@ var rules = []rule{
 		why:     "scaling-law fitting is pure numerics",
 	},
 	{
+		pattern:  module + "/internal/api",
+		required: true,
+		deny:     []string{"github.com/nats-io/", "go.etcd.io/etcd/", "github.com/hashicorp/go-plugin", module + "/internal/bus", module + "/internal/store"},
+		why:      "the stored documents and the client API's requests and replies are plain data: the leader, the HTTP API, the analysis and the strategies read them, and the bus carries them",
+	},
+	{
 		pattern:  module + "/strategy",
 		required: true,
-		deny:     []string{"go.etcd.io/etcd/", "github.com/hashicorp/go-plugin", module + "/internal/store", module + "/internal/bus", module + "/coordinator", module + "/agent"},
+		deny:     []string{"github.com/nats-io/", "go.etcd.io/etcd/", "github.com/hashicorp/go-plugin", module + "/internal/store", module + "/internal/bus", module + "/coordinator", module + "/agent"},
 		why:      "adaptive searches are functions of a study's spec and trial records: the leader applies what they decide, and they are tested without a cluster",
 	},
 	{

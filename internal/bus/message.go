@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/resource"
 )
 
@@ -436,32 +437,9 @@ func (m *MetricsReport) validate() error {
 	return errors.Join(m.AttemptRef.validate(), checkReported(m.Values, m.NonFinite))
 }
 
-// Duration is a time.Duration that encodes as a Go duration string.
-type Duration time.Duration
-
-// MarshalJSON encodes d as a string such as "1m30s".
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-// UnmarshalJSON decodes a duration string or a number of nanoseconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var n int64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("duration: want a string such as \"90s\", got %s", b)
-	}
-	*d = Duration(n)
-	return nil
-}
+// Duration is a time.Duration that encodes as a Go duration string: the
+// same type as the client API's (api.Duration).
+type Duration = api.Duration
 
 // validator is implemented by every message type.
 type validator interface{ validate() error }

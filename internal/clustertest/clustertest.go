@@ -85,8 +85,8 @@ func (c *Cluster) Conn(name string) *nats.Conn {
 }
 
 // Client returns a client API connection.
-func (c *Cluster) Client() *api.Client {
-	return api.NewClient(c.Conn("client"), 20*time.Second)
+func (c *Cluster) Client() *bus.Client {
+	return bus.NewClient(c.Conn("client"), 20*time.Second)
 }
 
 // Process is a running coordinator or agent: Stop ends it and waits, Kill
@@ -170,7 +170,7 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 }
 
 // WaitDone waits until study finishes and returns its status.
-func (c *Cluster) WaitDone(client *api.Client, study string, timeout time.Duration) api.StudyStatus {
+func (c *Cluster) WaitDone(client *bus.Client, study string, timeout time.Duration) api.StudyStatus {
 	c.t.Helper()
 	var st api.StudyStatus
 	WaitFor(c.t, timeout, func() error {

@@ -213,7 +213,7 @@ func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
 	// The leader keeps the counts; reading every trial of every study is
 	// the fallback when no leader answers (the list is polled).
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	status, serr := api.NewClient(s.cfg.NATS, 2*time.Second).Status(ctx, "")
+	status, serr := bus.NewClient(s.cfg.NATS, 2*time.Second).Status(ctx, "")
 	cancel()
 	if serr == nil {
 		for _, st := range status.Studies {
@@ -286,7 +286,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	reply, err := api.NewClient(s.cfg.NATS, s.cfg.RequestTimeout).Submit(ctx, req)
+	reply, err := bus.NewClient(s.cfg.NATS, s.cfg.RequestTimeout).Submit(ctx, req)
 	if err != nil {
 		return &Error{Status: http.StatusServiceUnavailable, Msg: err.Error()}
 	}
@@ -593,7 +593,7 @@ type AgentsReply struct {
 func (s *Server) agents(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if st, err := api.NewClient(s.cfg.NATS, 2*time.Second).Status(ctx, ""); err == nil {
+	if st, err := bus.NewClient(s.cfg.NATS, 2*time.Second).Status(ctx, ""); err == nil {
 		reply := AgentsReply{Live: true, Leader: st.Leader, Agents: st.Nodes}
 		if reply.Agents == nil {
 			reply.Agents = []api.NodeStatus{}

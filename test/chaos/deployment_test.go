@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/store"
 )
 
@@ -113,7 +114,7 @@ func (d *deployment) leader() string {
 // submit submits a spec, retrying while no leader answers.
 func (d *deployment) submit(name, spec string) api.SubmitReply {
 	d.t.Helper()
-	c := api.NewClient(d.nc, 10*time.Second)
+	c := bus.NewClient(d.nc, 10*time.Second)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		r, err := c.Submit(context.Background(), api.SubmitRequest{SpecFile: name + ".yaml", Spec: spec})

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -177,7 +178,7 @@ func TestDevResume(t *testing.T) {
 		defer nc.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		r, err := api.NewClient(nc, 5*time.Second).Results(ctx, study)
+		r, err := bus.NewClient(nc, 5*time.Second).Results(ctx, study)
 		if err != nil {
 			return nil
 		}
@@ -239,7 +240,7 @@ func TestDevResume(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		r, err := api.NewClient(nc, 5*time.Second).Results(context.Background(), study)
+		r, err := bus.NewClient(nc, 5*time.Second).Results(context.Background(), study)
 		nc.Close()
 		if err == nil {
 			trials = r.Trials

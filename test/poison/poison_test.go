@@ -64,7 +64,7 @@ func (poison) Run(_ context.Context, req *sdk.TrialRequest, report func(sdk.Metr
 
 type env struct {
 	cl     *clustertest.Cluster
-	client *api.Client
+	client *bus.Client
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	n      int

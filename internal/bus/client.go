@@ -1,0 +1,120 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"asymptote.dev/asymptote/internal/api"
+)
+
+// ErrNoLeader means no coordinator answered: none runs, or none is the
+// leader yet.
+var ErrNoLeader = errors.New("no coordinator answered (is one running, and can it reach etcd?)")
+
+// Client calls the client API over NATS: requests on asymptote.api.<verb>,
+// answered by the leader coordinator (internal/api has the requests and
+// replies).
+type Client struct {
+	nc      *nats.Conn
+	timeout time.Duration
+}
+
+// NewClient returns a client on nc; timeout bounds each request (default
+// 10s, long enough for a leader to take over).
+func NewClient(nc *nats.Conn, timeout time.Duration) *Client {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return &Client{nc: nc, timeout: timeout}
+}
+
+func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	b, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("%s: encode the request: %w", verb, err)
+	}
+	if max := c.nc.MaxPayload(); max > 0 && int64(len(b)) > max {
+		return fmt.Errorf("%s: the request is %d bytes, over the NATS server's max_payload of %d bytes; send less (a smaller spec) or raise max_payload", verb, len(b), max)
+	}
+	// A leader may be between elections: retry until the deadline.
+	for {
+		msg, err := c.nc.RequestWithContext(ctx, APISubject(verb), b)
+		if err == nil {
+			var remote *api.RemoteError
+			if err := api.DecodeReply(msg.Data, reply); err != nil && !errors.As(err, &remote) {
+				return fmt.Errorf("%s: %w", verb, err)
+			} else if err != nil {
+				return err
+			}
+			return nil
+		}
+		if !errors.Is(err, nats.ErrNoResponders) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+				return fmt.Errorf("%s: %w", verb, ErrNoLeader)
+			}
+			return fmt.Errorf("%s: %w", verb, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", verb, ErrNoLeader)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Submit submits a study spec.
+func (c *Client) Submit(ctx context.Context, req api.SubmitRequest) (*api.SubmitReply, error) {
+	var r api.SubmitReply
+	return &r, c.call(ctx, api.VerbSubmit, req, &r)
+}
+
+// Status returns the cluster's and the studies' state.
+func (c *Client) Status(ctx context.Context, study string) (*api.StatusReply, error) {
+	var r api.StatusReply
+	return &r, c.call(ctx, api.VerbStatus, api.StatusRequest{Study: study}, &r)
+}
+
+// Results returns every trial of a study, paging through the API.
+func (c *Client) Results(ctx context.Context, study string) (*api.ResultsReply, error) {
+	// A page of trial records stays well under NATS's default 1 MB
+	// max_payload.
+	const page = 250
+	var all *api.ResultsReply
+	for off := 0; ; off += page {
+		var r api.ResultsReply
+		if err := c.call(ctx, api.VerbResults, api.ResultsRequest{Study: study, Offset: off, Limit: page}, &r); err != nil {
+			return nil, err
+		}
+		if all == nil {
+			all = &r
+		} else {
+			all.Trials = append(all.Trials, r.Trials...)
+		}
+		if len(r.Trials) < page || off+len(r.Trials) >= r.Total {
+			return all, nil
+		}
+	}
+}
+
+// Study sends one of the operator's verbs (VerbQuarantine, VerbResume,
+// VerbDelete) for a study.
+func (c *Client) Study(ctx context.Context, verb string, req api.StudyRequest) (*api.StudyReply, error) {
+	var r api.StudyReply
+	if err := c.call(ctx, verb, req, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Cancel cancels a study or some of its trials.
+func (c *Client) Cancel(ctx context.Context, req api.CancelRequest) (*api.CancelReply, error) {
+	var r api.CancelReply
+	return &r, c.call(ctx, api.VerbCancel, req, &r)
+}
