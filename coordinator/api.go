@@ -17,63 +17,56 @@ import (
 	"asymptote.dev/asymptote/sweep"
 )
 
-func (l *leader) onAPI(in apiInput, now time.Time) {
+func (l *leaderState) onAPI(in apiInput, now time.Time) {
 	var (
-		reply any
-		err   error
+		out any
+		err error
 	)
 	switch in.verb {
 	case api.VerbSubmit:
 		var req api.SubmitRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			reply, err = l.submit(req, now)
+			out, err = l.submit(req, now)
 		}
 	case api.VerbStatus:
 		var req api.StatusRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			reply, err = l.status(req, now)
+			out, err = l.status(req, now)
 		}
 	case api.VerbResults:
 		var req api.ResultsRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			reply, err = l.results(req)
+			out, err = l.results(req)
 		}
 	case api.VerbCancel:
 		var req api.CancelRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			reply, err = l.cancel(req, now)
+			out, err = l.cancel(req, now)
 		}
 	case api.VerbQuarantine, api.VerbResume, api.VerbDelete:
 		var req api.StudyRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			reply, err = l.operate(in.verb, req, now)
+			out, err = l.operate(in.verb, req, now)
 		}
 	default:
 		err = fmt.Errorf("unknown request %q", in.verb)
 	}
-	if r, ok := reply.(*api.SubmitReply); ok && err == nil {
+	if r, ok := out.(*api.SubmitReply); ok && err == nil && in.msg.Reply != "" {
 		// The submission's records are written by this turn's commit: if
 		// etcd refused one that the checks passed, the study is
 		// quarantined by then, and the reply says so instead.
-		if s := l.studies[r.Study]; s != nil {
-			l.respondAfter(in.msg, func() (any, error) {
-				if s.quarantined() {
-					return nil, fmt.Errorf("study %s is quarantined: %s", s.rec.Name, s.q.rec.Reason)
-				}
-				return reply, nil
-			})
-			return
-		}
+		l.do(reply{msg: in.msg, v: out, unless: l.studies[r.Study]})
+		return
 	}
-	l.respond(in.msg, reply, err)
+	l.respond(in.msg, out, err)
 }
 
 // submit accepts a new study, or a resubmission: every trial of the
 // expanded spec that the study lacks is created, and nothing else changes.
 // Input over a limit is refused with the field and the limit, and a
 // refused submission leaves the study as it was.
-func (l *leader) submit(req api.SubmitRequest, now time.Time) (*api.SubmitReply, error) {
-	lim := l.c.cfg.Limits
+func (l *leaderState) submit(req api.SubmitRequest, now time.Time) (*api.SubmitReply, error) {
+	lim := l.cfg.Limits
 	if n := len(req.Spec); n > lim.SpecBytes {
 		return nil, fmt.Errorf("%s: the spec is %d bytes, over the limit of %d (the coordinator's -max-spec-bytes); pass large values as files your method reads, by path", req.SpecFile, n, lim.SpecBytes)
 	}
@@ -88,7 +81,7 @@ func (l *leader) submit(req api.SubmitRequest, now time.Time) (*api.SubmitReply,
 		return nil, err
 	}
 	needs := spec.Resources.Needs()
-	if why := l.unplaceable(spec.Method, needs); why != "" && !l.placeableSomeday(spec.Method) && !l.c.cfg.AllowUnofferedMethods {
+	if why := l.unplaceable(spec.Method, needs); why != "" && !l.placeableSomeday(spec.Method) && !l.cfg.AllowUnofferedMethods {
 		return nil, fmt.Errorf("%s: method: %s; start an agent that has it, or run the coordinator with -allow-unoffered-methods to queue studies for agents not started yet", req.SpecFile, why)
 	}
 	s := l.studies[spec.Name]
@@ -143,7 +136,7 @@ func (l *leader) submit(req api.SubmitRequest, now time.Time) (*api.SubmitReply,
 
 // placeableSomeday reports whether some live agent offers method (so the
 // study's problem, if any, is only its resources), or none is alive yet.
-func (l *leader) placeableSomeday(method string) bool {
+func (l *leaderState) placeableSomeday(method string) bool {
 	alive := 0
 	for _, n := range l.nodes {
 		if n.rec.State == api.NodeAlive {
@@ -158,7 +151,7 @@ func (l *leader) placeableSomeday(method string) bool {
 
 // unplaceable says why no live agent could ever run a trial of method
 // with needs, or "" when one could (or none is alive to ask).
-func (l *leader) unplaceable(method string, needs bus.Resources) string {
+func (l *leaderState) unplaceable(method string, needs bus.Resources) string {
 	var offered []*node
 	methods := map[string]bool{}
 	alive := 0
@@ -236,7 +229,7 @@ func checkParamSizes(file string, spec *sweep.Spec, limit int) error {
 }
 
 // expand adds every trial of the study's spec that it does not have yet.
-func (l *leader) expand(s *study, now time.Time) error {
+func (l *leaderState) expand(s *study, now time.Time) error {
 	trials, err := s.spec.Expand()
 	if err != nil {
 		return &refusedError{err}
@@ -250,7 +243,7 @@ func (l *leader) expand(s *study, now time.Time) error {
 // is marked submitting until every new trial is durable. Every record is
 // checked first, so input that etcd could never take is refused (a
 // *refusedError) with nothing changed.
-func (l *leader) addTrials(s *study, trials []sweep.Trial, now time.Time) error {
+func (l *leaderState) addTrials(s *study, trials []sweep.Trial, now time.Time) error {
 	if s.quarantined() {
 		return fmt.Errorf("study %q is quarantined: %s", s.rec.Name, s.q.rec.Reason)
 	}
@@ -269,14 +262,14 @@ func (l *leader) addTrials(s *study, trials []sweep.Trial, now time.Time) error 
 		}})
 		next++
 	}
-	if n, lim := len(s.trials)+len(missing), l.c.cfg.Limits.Trials; n > lim {
+	if n, lim := len(s.trials)+len(missing), l.cfg.Limits.Trials; n > lim {
 		return &refusedError{fmt.Errorf("study %s would have %d trials, over the limit of %d per study (the coordinator's -max-trials); split it into several studies", s.rec.Name, n, lim)}
 	}
 	puts := make([]store.Put, len(missing), len(missing)+1)
 	for i, t := range missing {
 		puts[i] = store.Put{Key: store.TrialKey(t.rec.Study, t.rec.ID), Value: &t.rec}
 	}
-	if rej := l.store.Check(append(puts, store.Put{Key: store.StudyKey(s.rec.Name), Value: &s.rec})); rej != nil {
+	if rej := l.check(append(puts, store.Put{Key: store.StudyKey(s.rec.Name), Value: &s.rec})); rej != nil {
 		return &refusedError{fmt.Errorf("study %s cannot be stored: %w", s.rec.Name, rej)}
 	}
 	submitting := len(missing) > 0 || s.rev == 0 || s.rec.State == api.StudySubmitting
@@ -310,8 +303,8 @@ func (l *leader) addTrials(s *study, trials []sweep.Trial, now time.Time) error 
 	return nil
 }
 
-func (l *leader) status(req api.StatusRequest, now time.Time) (*api.StatusReply, error) {
-	r := &api.StatusReply{Leader: l.c.cfg.ID, Since: l.since, Orphans: len(l.orph.keys) + l.orph.dropped}
+func (l *leaderState) status(req api.StatusRequest, now time.Time) (*api.StatusReply, error) {
+	r := &api.StatusReply{Leader: l.cfg.ID, Since: l.since, Orphans: len(l.orph.keys) + l.orph.dropped}
 	if req.Study == "" {
 		r.RecentOrphans = l.orph.recent
 	}
@@ -344,7 +337,7 @@ func (l *leader) status(req api.StatusRequest, now time.Time) (*api.StatusReply,
 	return r, nil
 }
 
-func (l *leader) studyStatus(s *study, now time.Time) api.StudyStatus {
+func (l *leaderState) studyStatus(s *study, now time.Time) api.StudyStatus {
 	st := l.fullStatus(s, now)
 	if _, err := json.Marshal(&st); err != nil {
 		// One study's unencodable value must not take status away from
@@ -359,7 +352,7 @@ func (l *leader) studyStatus(s *study, now time.Time) api.StudyStatus {
 	return st
 }
 
-func (l *leader) fullStatus(s *study, now time.Time) api.StudyStatus {
+func (l *leaderState) fullStatus(s *study, now time.Time) api.StudyStatus {
 	st := api.StudyStatus{
 		Name: s.rec.Name, State: s.rec.State, Method: s.rec.Method,
 		Objective: s.rec.Objective, Direction: s.rec.Direction, Priority: s.rec.Priority,
@@ -429,7 +422,7 @@ func (l *leader) fullStatus(s *study, now time.Time) api.StudyStatus {
 	return st
 }
 
-func (l *leader) results(req api.ResultsRequest) (*api.ResultsReply, error) {
+func (l *leaderState) results(req api.ResultsRequest) (*api.ResultsReply, error) {
 	s := l.studies[req.Study]
 	if s == nil {
 		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
@@ -448,7 +441,7 @@ func (l *leader) results(req api.ResultsRequest) (*api.ResultsReply, error) {
 }
 
 // operate carries out an operator's quarantine, resume or delete.
-func (l *leader) operate(verb string, req api.StudyRequest, now time.Time) (*api.StudyReply, error) {
+func (l *leaderState) operate(verb string, req api.StudyRequest, now time.Time) (*api.StudyReply, error) {
 	s := l.studies[req.Study]
 	if s == nil {
 		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
@@ -482,7 +475,7 @@ func (l *leader) operate(verb string, req api.StudyRequest, now time.Time) (*api
 
 // cancel stops a study, or some of its trials: queued trials are cancelled
 // at once, and running attempts are told to stop.
-func (l *leader) cancel(req api.CancelRequest, now time.Time) (*api.CancelReply, error) {
+func (l *leaderState) cancel(req api.CancelRequest, now time.Time) (*api.CancelReply, error) {
 	s := l.studies[req.Study]
 	if s == nil {
 		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
@@ -546,7 +539,7 @@ func (l *leader) cancel(req api.CancelRequest, now time.Time) (*api.CancelReply,
 	for node, refs := range byNode {
 		data := bus.Encode(&bus.Cancel{Attempts: refs, Reason: reason})
 		subj := bus.CancelSubject(node)
-		l.effect(func() { _ = l.c.cfg.NATS.Publish(subj, data) })
+		l.do(publish{subj, data})
 	}
 	l.log.Info("cancelled", "study", s.rec.Name, "trials", n)
 	return &api.CancelReply{Cancelled: n}, nil

@@ -3,8 +3,6 @@ package coordinator
 import (
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/strategy"
@@ -15,39 +13,21 @@ import (
 type metricsInput struct{ r bus.MetricsReport }
 
 // noteEarlyStopping registers a study whose trials may be stopped early:
-// it rebuilds the study's rung table from the trial records and, as an
-// effect of the turn, subscribes the loop to that study's streamed
-// metrics, once per term. Other studies' metrics never reach the leader,
+// it rebuilds the study's rung table from the trial records and has the
+// term subscribe the loop to that study's streamed metrics, once per term. Other studies' metrics never reach the leader,
 // however much they stream.
-func (l *leader) noteEarlyStopping(s *study) {
+func (l *leaderState) noteEarlyStopping(s *study) {
 	if s.spec.Search == nil || s.spec.Search.ASHA == nil {
 		return
 	}
 	s.rungs = strategy.NewRungs(s.snapshot(true).Trials)
-	name := s.rec.Name
-	l.effect(func() {
-		if _, ok := l.metricSubs[name]; ok {
-			return
-		}
-		sub, err := l.c.cfg.NATS.Subscribe(bus.StudyMetrics(name), func(m *nats.Msg) {
-			var r bus.MetricsReport
-			if err := bus.Decode(m.Data, &r); err != nil {
-				return
-			}
-			l.send(l.ctx, metricsInput{r: r})
-		})
-		if err != nil {
-			l.log.Error("subscribe to a study's metrics; its trials are not stopped early", "study", name, "error", err)
-			return
-		}
-		l.metricSubs[name] = sub
-	})
+	l.do(watchMetrics{s.rec.Name})
 }
 
 // onMetrics records the rungs a running trial has passed and stops it when
 // ASHA's table (strategy.Rungs) says it ranks outside the best 1/eta of the
 // trials that reached a rung.
-func (l *leader) onMetrics(in metricsInput, now time.Time) {
+func (l *leaderState) onMetrics(in metricsInput, now time.Time) {
 	r := in.r
 	s := l.studies[r.Study]
 	if s == nil || s.spec.Search == nil || s.spec.Search.ASHA == nil || s.rec.State != api.StudyActive {
@@ -73,7 +53,7 @@ func (l *leader) onMetrics(in metricsInput, now time.Time) {
 
 // stopEarly cancels a running attempt on its agent and ends the trial with
 // the reason.
-func (l *leader) stopEarly(t *trial, a *api.Attempt, reason string, now time.Time) {
+func (l *leaderState) stopEarly(t *trial, a *api.Attempt, reason string, now time.Time) {
 	s := t.study
 	a.State = api.AttemptCancelled
 	end := now
@@ -88,6 +68,6 @@ func (l *leader) stopEarly(t *trial, a *api.Attempt, reason string, now time.Tim
 	l.setState(t, sweep.Cancelled, now)
 	data := bus.Encode(&bus.Cancel{Attempts: []bus.AttemptRef{t.ref()}, Reason: reason})
 	subj := bus.CancelSubject(node)
-	l.effect(func() { _ = l.c.cfg.NATS.Publish(subj, data) })
+	l.do(publish{subj, data})
 	l.log.Info("trial stopped early", "study", s.rec.Name, "trial_id", t.rec.ID, "reason", reason)
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // account brings the budgets of the studies of changed trials up to date.
-func (l *leader) account() {
+func (l *leaderState) account() {
 	for t := range l.dirtyTrials {
 		if t.study.spec.Budget == nil {
 			continue
@@ -23,7 +23,7 @@ func (l *leader) account() {
 
 // spendOut cancels the waiting trials of every study whose budget is
 // spent: attempts already running finish, nothing new starts.
-func (l *leader) spendOut(now time.Time) {
+func (l *leaderState) spendOut(now time.Time) {
 	for _, s := range l.order {
 		b := s.spec.Budget
 		if b == nil || s.used < b.Limit() || s.rec.State != api.StudyActive || s.counts[sweep.Pending] == 0 {

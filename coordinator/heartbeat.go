@@ -29,7 +29,7 @@ const outcomeWait = 30 * time.Second
 // with what the leader believes it runs. An attempt the leader placed there
 // that the agent does not report is stale; an attempt the agent runs that is
 // no longer current is cancelled through the reply.
-func (l *leader) onHeartbeat(in heartbeatInput, now time.Time) {
+func (l *leaderState) onHeartbeat(in heartbeatInput, now time.Time) {
 	hb := in.hb
 	n := l.nodes[hb.Node]
 	if n == nil {
@@ -84,7 +84,7 @@ func (l *leader) onHeartbeat(in heartbeatInput, now time.Time) {
 		}
 	}
 	var reply bus.HeartbeatReply
-	reply.Leader = l.c.cfg.ID
+	reply.Leader = l.cfg.ID
 	n.leftover = usage{}
 	for _, r := range hb.Running {
 		if l.isCurrent(r, hb.Node) {
@@ -104,13 +104,13 @@ func (l *leader) onHeartbeat(in heartbeatInput, now time.Time) {
 	}
 	if in.msg.Reply != "" {
 		data := bus.Encode(&reply)
-		l.effect(func() { _ = in.msg.Respond(data) })
+		l.do(respond{in.msg, data})
 	}
 }
 
 // attemptOf returns r's study and attempt record, either nil when the
 // leader does not know them.
-func (l *leader) attemptOf(r bus.AttemptRef) (*study, *api.Attempt) {
+func (l *leaderState) attemptOf(r bus.AttemptRef) (*study, *api.Attempt) {
 	s := l.studies[r.Study]
 	if s == nil {
 		return nil, nil
@@ -154,7 +154,7 @@ func outcomeReported(st api.AttemptState) bool {
 
 // isCurrent reports whether r is the current, unfinished attempt of its
 // trial and runs on node.
-func (l *leader) isCurrent(r bus.AttemptRef, node string) bool {
+func (l *leaderState) isCurrent(r bus.AttemptRef, node string) bool {
 	s := l.studies[r.Study]
 	if s == nil {
 		return false
@@ -169,8 +169,8 @@ func (l *leader) isCurrent(r bus.AttemptRef, node string) bool {
 
 // onTick declares silent nodes dead, marking their attempts stale, and
 // releases retry backoffs that have passed.
-func (l *leader) onTick(now time.Time) {
-	grace := l.c.cfg.HeartbeatGrace
+func (l *leaderState) onTick(now time.Time) {
+	grace := l.cfg.HeartbeatGrace
 	for _, n := range l.nodes {
 		if n.rec.State != api.NodeAlive || now.Sub(n.seen) <= grace {
 			continue

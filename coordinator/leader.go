@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,80 +13,39 @@ import (
 	"asymptote.dev/asymptote/internal/backoff"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/store"
-	"asymptote.dev/asymptote/strategy"
 	"asymptote.dev/asymptote/sweep"
 )
 
-// leader holds the state of one leadership term. Its loop goroutine owns
-// every field; other goroutines talk to it through inbox.
+// leader is one leadership term: it subscribes to the bus, loads its
+// state from etcd, and runs the loop. Its loop goroutine owns every field;
+// other goroutines talk to it through inbox.
 //
-// Each turn of the loop applies a batch of inputs to the cached state,
-// schedules what fits, commits every changed record to etcd in a few
-// fenced transactions, and only then acts on the outside world: replies,
-// acknowledgements, dispatches and cancellations. Nothing is announced
-// before it is durable, and a crash between commit and action is repaired
-// by the idempotent handling of redelivered messages.
+// Each turn of the loop applies a batch of inputs to the state (which does
+// no I/O), schedules what fits, commits every changed record to etcd in a
+// few fenced transactions, and only then performs the turn's actions:
+// replies, acknowledgements, dispatches and cancellations. Nothing is
+// announced before it is durable, and a crash between commit and action is
+// repaired by the idempotent handling of redelivered messages.
 type leader struct {
+	*leaderState
 	c     *Coordinator
-	log   *slog.Logger
 	store *store.Store
-	since time.Time
-
-	studies map[string]*study
-	order   []*study
-	nodes   map[string]*node
 	// metricSubs are the term's subscriptions to the streamed metrics of
 	// studies that stop trials early.
 	metricSubs map[string]*nats.Subscription
-	// served counts dispatches, for round-robin between equal studies.
-	served uint64
-
-	inbox chan any
-
-	// The current turn's pending writes and effects.
-	dirtyTrials  map[*trial]bool
-	dirtyStudies map[*study]bool
-	dirtyNodes   map[*node]bool
-	effects      []effect
-	// outbox holds the turn's dispatches by node, sent after the commit
-	// as one batch per node.
-	outbox map[*node][]*bus.Dispatch
-	// quarantined holds the studies whose quarantine record is still to
-	// be written.
-	quarantined map[*study]bool
-	// ctx is the term's; callbacks that effects set up send to the loop
+	inbox      chan any
+	// ctx is the term's; callbacks the term sets up send to the loop
 	// with it.
 	ctx context.Context
-	// orph holds the kept events that could not be applied (orphan.go).
-	orph orphans
-	// expanding holds the studies that gained trials this turn (or are
-	// new): the commit marks each submitting before their trials land,
-	// and active only after (expansion.go).
-	expanding map[*study]bool
-	// deleted names the studies removed this turn, whose keys the commit
-	// deletes first; removals holds other deletions (a lifted
-	// quarantine's record).
-	deleted  []string
-	removals []store.Put
 }
 
 func newLeader(c *Coordinator, st *store.Store) *leader {
 	return &leader{
-		c:            c,
-		log:          c.log,
-		store:        st,
-		since:        time.Now(),
-		studies:      map[string]*study{},
-		nodes:        map[string]*node{},
-		inbox:        make(chan any, 4096),
-		dirtyTrials:  map[*trial]bool{},
-		dirtyStudies: map[*study]bool{},
-		dirtyNodes:   map[*node]bool{},
-		outbox:       map[*node][]*bus.Dispatch{},
-		metricSubs:   map[string]*nats.Subscription{},
-		quarantined:  map[*study]bool{},
-		orph:         orphans{keys: map[string]bool{}},
-		expanding:    map[*study]bool{},
+		leaderState: newLeaderState(&c.cfg, c.log, st.Check),
+		c:           c,
+		store:       st,
+		inbox:       make(chan any, 4096),
+		metricSubs:  map[string]*nats.Subscription{},
 	}
 }
 
@@ -122,7 +80,7 @@ func (l *leader) run(ctx context.Context) error {
 	if err := l.load(ctx); err != nil {
 		return err
 	}
-	nc := l.c.cfg.NATS
+	nc := l.cfg.NATS
 	var subs []*nats.Subscription
 	defer func() {
 		for _, s := range subs {
@@ -167,11 +125,11 @@ func (l *leader) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cons, err := bus.Declare(ctx, js, l.c.cfg.StreamReplicas)
+	cons, err := bus.Declare(ctx, js, l.cfg.StreamReplicas)
 	if err != nil {
 		return err
 	}
-	if err := bus.DeclareHistory(ctx, js, l.c.cfg.StreamReplicas, l.c.cfg.HistoryRetention); err != nil {
+	if err := bus.DeclareHistory(ctx, js, l.cfg.StreamReplicas, l.cfg.HistoryRetention); err != nil {
 		return err
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -190,7 +148,7 @@ func (l *leader) run(ctx context.Context) error {
 	}
 	defer cc.Stop()
 
-	tick := time.NewTicker(l.c.cfg.Tick)
+	tick := time.NewTicker(l.cfg.Tick)
 	defer tick.Stop()
 	l.log.Info("leading", "studies", len(l.studies), "nodes", len(l.nodes))
 	batch := make([]any, 0, 1024)
@@ -223,19 +181,12 @@ func (l *leader) run(ctx context.Context) error {
 		if err := l.commit(ctx); err != nil {
 			return err
 		}
-		// Dispatches are queued after the commit, so a study quarantined
-		// by it sends none.
-		l.sendDispatches()
-		for _, e := range l.effects {
-			if e.study != nil && e.study.quarantined() {
-				// A frozen study's outcomes stay unacknowledged: the
-				// stream redelivers them once it is resumed.
-				continue
-			}
-			e.f()
+		for _, a := range l.actions {
+			l.perform(a)
 		}
-		clear(l.effects)
-		l.effects = l.effects[:0]
+		clear(l.actions)
+		l.actions = l.actions[:0]
+		l.sendDispatches()
 		l.maybeRefit(ctx, now)
 		l.searchSteps(ctx, now)
 	}
@@ -257,31 +208,6 @@ func (l *leader) send(ctx context.Context, in any) {
 	select {
 	case l.inbox <- in:
 	case <-ctx.Done():
-	}
-}
-
-// apply applies one input to the term's state. It does no I/O: what the
-// input changes is written by the turn's commit, and what it asks of the
-// outside world (replies, acknowledgements, dispatches, cancellations,
-// subscriptions) is queued as effects performed after the commit.
-func (l *leader) apply(in any, now time.Time) {
-	switch in := in.(type) {
-	case eventInput:
-		l.onEvent(in, now)
-	case heartbeatInput:
-		l.onHeartbeat(in, now)
-	case apiInput:
-		l.onAPI(in, now)
-	case []dispatchInput:
-		for _, d := range in {
-			l.onDispatchReply(d, now)
-		}
-	case tickInput:
-		l.onTick(now)
-	case refitInput:
-		l.onRefit(in, now)
-	case metricsInput:
-		l.onMetrics(in, now)
 	}
 }
 
@@ -401,101 +327,6 @@ func (l *leader) load(ctx context.Context) error {
 	// What loading changed (an interrupted submission finished, a study
 	// found done) is written before the term serves anything.
 	return l.commit(ctx)
-}
-
-// addTrial puts a loaded or new trial into the cache.
-func (l *leader) addTrial(s *study, t *trial, now time.Time) {
-	s.trials = append(s.trials, t)
-	s.byID[t.rec.ID] = t
-	s.counts[t.rec.State]++
-	switch t.rec.State {
-	case sweep.Pending:
-		s.enqueue(t, now)
-	case sweep.Dispatched, sweep.Running:
-		a := t.rec.Current()
-		n := l.nodes[a.Node]
-		if n == nil || n.rec.State != api.NodeAlive {
-			// The attempt's node is gone; the next tick marks it stale.
-			n = l.ghostNode(a.Node)
-		}
-		n.reserve(t, s.needs)
-		s.running++
-	}
-	for _, a := range t.rec.Attempts {
-		if a.State == api.AttemptStale {
-			s.stale++
-		}
-	}
-	s.late += len(t.rec.Late)
-	t.usage = strategy.Usage(s.spec, &t.rec)
-	s.used += t.usage
-	if t.rec.Attempt > 1 {
-		s.retries += t.rec.Attempt - 1
-	}
-}
-
-// ghostNode returns a dead placeholder for a node the leader has no record
-// of, so its attempts are found stale by the liveness check.
-func (l *leader) ghostNode(id string) *node {
-	if n, ok := l.nodes[id]; ok {
-		return n
-	}
-	n := newNode(api.Node{ID: id, State: api.NodeAlive}, 0)
-	n.seen = time.Now()
-	l.nodes[id] = n
-	return n
-}
-
-// setState moves a trial to a new state, keeping the counters in step.
-func (l *leader) setState(t *trial, to sweep.State, now time.Time) {
-	from := t.rec.State
-	if from == to {
-		return
-	}
-	if err := sweep.Transition(from, to); err != nil {
-		// The leader only makes transitions the state machine allows; an
-		// impossible one is logged, never applied.
-		l.log.Error("refusing illegal transition", "study", t.rec.Study, "trial_id", t.rec.ID, "error", err)
-		return
-	}
-	s := t.study
-	s.counts[from]--
-	s.counts[to]++
-	t.rec.State = to
-	t.rec.Updated = now
-	if to.Terminal() {
-		s.finished = append(s.finished, now)
-	}
-	l.dirtyTrials[t] = true
-	if to == sweep.Pending {
-		s.enqueue(t, now)
-	}
-	if to.Terminal() {
-		if to == sweep.Succeeded && s.spec.Analysis != nil && s.spec.Analysis.Fit != nil {
-			s.refitDue = true
-		}
-		l.maybeFinish(s, now)
-	}
-}
-
-// maybeFinish marks a study done once every trial is terminal, unless a
-// refit that may extend its grid is still to come.
-func (l *leader) maybeFinish(s *study, now time.Time) {
-	if s.rec.State != api.StudyActive || !s.terminal() {
-		return
-	}
-	if p := s.spec.Analysis; p != nil && p.Fit != nil && p.Fit.Extend > 0 && (s.refitDue || s.refitting) {
-		return
-	}
-	if s.spec.Search != nil && !s.searchDone {
-		return // the search decides first whether the study goes on
-	}
-	s.rec.State = api.StudyDone
-	fin := now
-	s.rec.Finished = &fin
-	s.rec.Updated = now
-	l.dirtyStudies[s] = true
-	l.log.Info("study finished", "study", s.rec.Name, "trials", len(s.trials))
 }
 
 // commit writes every change of the turn, fenced, in batched
@@ -718,38 +549,75 @@ func keysOf(puts []store.Put) []string {
 	return keys
 }
 
-// effect is an action taken once the turn's writes are durable. One that
-// belongs to a study (acknowledging its outcome) is skipped if the study
-// was quarantined by the turn's commit.
-type effect struct {
-	study *study
-	f     func()
-}
-
-// effect queues f to run after this turn's writes are durable.
-func (l *leader) effect(f func()) { l.effects = append(l.effects, effect{f: f}) }
-
-// studyEffect queues f as an effect of study s.
-func (l *leader) studyEffect(s *study, f func()) {
-	l.effects = append(l.effects, effect{study: s, f: f})
-}
-
-// respond queues a reply to a request.
-func (l *leader) respond(m *nats.Msg, v any, err error) {
-	l.respondAfter(m, func() (any, error) { return v, err })
-}
-
-// respondAfter queues a reply to a request whose content is decided once
-// the turn's writes are durable.
-func (l *leader) respondAfter(m *nats.Msg, reply func() (any, error)) {
-	if m.Reply == "" {
-		return
-	}
-	l.effect(func() {
-		data := api.EncodeReply(reply())
-		if max := l.c.cfg.NATS.MaxPayload(); max > 0 && int64(len(data)) > max {
+// perform carries out one action of a turn whose writes are durable.
+func (l *leader) perform(a action) {
+	nc := l.cfg.NATS
+	switch a := a.(type) {
+	case publish:
+		_ = nc.Publish(a.subject, a.data)
+	case respond:
+		_ = a.msg.Respond(a.data)
+	case reply:
+		v, err := a.v, a.err
+		if s := a.unless; s != nil && s.quarantined() {
+			v, err = nil, fmt.Errorf("study %s is quarantined: %s", s.rec.Name, s.q.rec.Reason)
+		}
+		data := api.EncodeReply(v, err)
+		if max := nc.MaxPayload(); max > 0 && int64(len(data)) > max {
 			data = api.EncodeReply(nil, fmt.Errorf("the reply (%d bytes) exceeds the NATS server's max_payload (%d bytes); ask for less (a smaller results page) or raise max_payload", len(data), max))
 		}
-		_ = m.Respond(data)
+		_ = a.msg.Respond(data)
+	case ack:
+		if a.study != nil && a.study.quarantined() {
+			// A frozen study's outcomes stay unacknowledged: the stream
+			// redelivers them once it is resumed.
+			return
+		}
+		_ = a.msg.Ack()
+	case nak:
+		_ = a.msg.NakWithDelay(a.delay)
+	case watchMetrics:
+		l.watchMetrics(a.study)
+	case unwatchMetrics:
+		if sub := l.metricSubs[a.study]; sub != nil {
+			_ = sub.Unsubscribe()
+			delete(l.metricSubs, a.study)
+		}
+	case purgeHistory:
+		go l.purgeHistory(a.study)
+	}
+}
+
+// watchMetrics subscribes the loop to a study's streamed metrics, once per
+// term.
+func (l *leader) watchMetrics(name string) {
+	if _, ok := l.metricSubs[name]; ok {
+		return
+	}
+	sub, err := l.cfg.NATS.Subscribe(bus.StudyMetrics(name), func(m *nats.Msg) {
+		var r bus.MetricsReport
+		if err := bus.Decode(m.Data, &r); err != nil {
+			return
+		}
+		l.send(l.ctx, metricsInput{r: r})
 	})
+	if err != nil {
+		l.log.Error("subscribe to a study's metrics; its trials are not stopped early", "study", name, "error", err)
+		return
+	}
+	l.metricSubs[name] = sub
+}
+
+// purgeHistory removes a deleted study's metric history; a failure leaves
+// the reports to the retention age, and is logged.
+func (l *leader) purgeHistory(name string) {
+	js, err := jetstream.New(l.cfg.NATS)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = bus.PurgeHistory(ctx, js, name)
+		cancel()
+	}
+	if err != nil {
+		l.log.Warn("metric history of a deleted study not purged; it ages out", "study", name, "error", err)
+	}
 }

@@ -40,7 +40,7 @@ func (l *leader) loadOrphans(ctx context.Context) error {
 	})
 }
 
-func (l *leader) noteOrphan(o api.Orphan) {
+func (l *leaderState) noteOrphan(o api.Orphan) {
 	l.orph.recent = append(l.orph.recent, o)
 	if len(l.orph.recent) > recentOrphans {
 		l.orph.recent = l.orph.recent[len(l.orph.recent)-recentOrphans:]
@@ -48,8 +48,8 @@ func (l *leader) noteOrphan(o api.Orphan) {
 }
 
 // orphan keeps an event that cannot be applied; its acknowledgement is an
-// effect of the turn, after the record is durable.
-func (l *leader) orphan(in eventInput, reason string, now time.Time) {
+// action of the turn, after the record is durable.
+func (l *leaderState) orphan(in eventInput, reason string, now time.Time) {
 	ev := in.ev
 	l.log.Warn("keeping an event that cannot be applied", "study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt, "node", ev.Node, "reason", reason)
 	if in.msg == nil {
@@ -71,5 +71,5 @@ func (l *leader) orphan(in eventInput, reason string, now time.Time) {
 			l.noteOrphan(o)
 		}
 	}
-	l.effect(func() { _ = in.msg.Ack() })
+	l.do(ack{msg: in.msg})
 }

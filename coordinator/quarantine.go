@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/store"
@@ -41,7 +39,7 @@ func (s *study) quarantined() bool { return s.q != nil }
 
 // quarantine freezes s with reason. It is idempotent: a second reason is
 // logged but the first is kept.
-func (l *leader) quarantine(s *study, by, reason string, now time.Time) {
+func (l *leaderState) quarantine(s *study, by, reason string, now time.Time) {
 	if s.q != nil {
 		l.log.Warn("quarantined study: another problem", "study", s.rec.Name, "reason", reason)
 		return
@@ -59,7 +57,7 @@ func (l *leader) quarantine(s *study, by, reason string, now time.Time) {
 
 // hold moves the quarantined studies' pending writes out of the turn's
 // batch, so nothing of a frozen study is written.
-func (l *leader) hold() {
+func (l *leaderState) hold() {
 	for t := range l.dirtyTrials {
 		if q := t.study.q; q != nil {
 			q.held[t] = true
@@ -77,7 +75,7 @@ func (l *leader) hold() {
 // reject handles the puts etcd can never take: each one's study is
 // quarantined with the reason, and the record is held with it. A rejected
 // node record (a hostile heartbeat) is dropped and logged.
-func (l *leader) reject(rej *store.RejectedError, owners []any, now time.Time) {
+func (l *leaderState) reject(rej *store.RejectedError, owners []any, now time.Time) {
 	for _, r := range rej.Puts {
 		switch o := owners[r.Index].(type) {
 		case *trial:
@@ -126,7 +124,7 @@ func (l *leader) writeQuarantines(ctx context.Context) error {
 // records are written in the next commit (a record that still cannot be
 // written quarantines it again, with the new reason), and its waiting
 // outcomes are applied as the stream redelivers them.
-func (l *leader) resumeStudy(s *study) error {
+func (l *leaderState) resumeStudy(s *study) error {
 	q := s.q
 	if q == nil {
 		return fmt.Errorf("study %q is not quarantined", s.rec.Name)
@@ -151,7 +149,7 @@ func (l *leader) resumeStudy(s *study) error {
 // from the cache, and stops its running attempts. Only a study that is
 // quarantined, cancelled or done may be deleted, so a running study is
 // never removed by a slip of the hand.
-func (l *leader) deleteStudy(s *study, now time.Time) (int, error) {
+func (l *leaderState) deleteStudy(s *study, now time.Time) (int, error) {
 	switch s.rec.State {
 	case api.StudyQuarantined, api.StudyCancelled, api.StudyDone:
 	default:
@@ -180,30 +178,13 @@ func (l *leader) deleteStudy(s *study, now time.Time) (int, error) {
 	// Its metric history goes with it (a failure leaves the reports to
 	// the retention age, and is logged).
 	name := s.rec.Name
-	l.effect(func() {
-		go func() {
-			js, err := jetstream.New(l.c.cfg.NATS)
-			if err == nil {
-				pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				err = bus.PurgeHistory(pctx, js, name)
-				cancel()
-			}
-			if err != nil {
-				l.log.Warn("metric history of a deleted study not purged; it ages out", "study", name, "error", err)
-			}
-		}()
-	})
+	l.do(purgeHistory{name})
 	for node, refs := range byNode {
 		data := bus.Encode(&bus.Cancel{Attempts: refs, Reason: "the study was deleted"})
 		subj := bus.CancelSubject(node)
-		l.effect(func() { _ = l.c.cfg.NATS.Publish(subj, data) })
+		l.do(publish{subj, data})
 	}
-	l.effect(func() {
-		if sub := l.metricSubs[name]; sub != nil {
-			_ = sub.Unsubscribe()
-			delete(l.metricSubs, name)
-		}
-	})
+	l.do(unwatchMetrics{name})
 	delete(l.studies, s.rec.Name)
 	delete(l.quarantined, s)
 	for i, o := range l.order {

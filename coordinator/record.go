@@ -29,19 +29,19 @@ const maxMetrics = 256
 // redelivered or replayed event finds its effect already in the record and
 // changes nothing, and an event of a superseded attempt is kept as late
 // without touching the current one.
-func (l *leader) onEvent(in eventInput, now time.Time) {
+func (l *leaderState) onEvent(in eventInput, now time.Time) {
 	ev := in.ev
 	s := l.studies[ev.Study]
 	ack := func() {
 		if in.msg != nil { // started events come without a JetStream message
-			l.studyEffect(s, func() { _ = in.msg.Ack() })
+			l.do(ack{msg: in.msg, study: s})
 		}
 	}
 	if s != nil && s.quarantined() {
 		// Nothing of a frozen study is recorded: its outcomes wait in
 		// the stream until it is resumed or deleted.
 		if in.msg != nil {
-			l.effect(func() { _ = in.msg.NakWithDelay(quarantineRedelivery) })
+			l.do(nak{in.msg, quarantineRedelivery})
 		}
 		return
 	}
@@ -90,7 +90,7 @@ func (l *leader) onEvent(in eventInput, now time.Time) {
 }
 
 // finish applies the outcome of the current attempt.
-func (l *leader) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Time) {
+func (l *leaderState) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Time) {
 	s := t.study
 	end := ev.Time
 	a.Ended = &end
@@ -155,7 +155,7 @@ func (l *leader) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Time) {
 
 // retryOrFail counts a method failure and schedules a retry with backoff,
 // or fails the trial when its retries are spent.
-func (l *leader) retryOrFail(t *trial, reason string, now time.Time) {
+func (l *leaderState) retryOrFail(t *trial, reason string, now time.Time) {
 	t.rec.Failures++
 	if t.rec.Failures > t.study.spec.Retries {
 		t.rec.Error = fmt.Sprintf("failed %d times; last error: %s", t.rec.Failures, reason)
@@ -174,12 +174,12 @@ var retryBackoff = backoff.Policy{First: time.Second, Max: 5 * time.Minute}
 
 // markStale records that the current attempt was lost through no fault of
 // the method and returns the trial to the queue.
-func (l *leader) markStale(t *trial, a *api.Attempt, reason string, now time.Time) {
+func (l *leaderState) markStale(t *trial, a *api.Attempt, reason string, now time.Time) {
 	l.markStaleAfter(t, a, reason, now, 0)
 }
 
 // markStaleAfter is markStale with the next attempt held back for delay.
-func (l *leader) markStaleAfter(t *trial, a *api.Attempt, reason string, now time.Time, delay time.Duration) {
+func (l *leaderState) markStaleAfter(t *trial, a *api.Attempt, reason string, now time.Time, delay time.Duration) {
 	if t.node != nil {
 		t.node.release(t)
 		t.study.running--
@@ -207,7 +207,7 @@ func (l *leader) markStaleAfter(t *trial, a *api.Attempt, reason string, now tim
 }
 
 // recordLate keeps an outcome of a superseded attempt for the record.
-func (l *leader) recordLate(t *trial, ev bus.Event, now time.Time) {
+func (l *leaderState) recordLate(t *trial, ev bus.Event, now time.Time) {
 	if ev.Kind != bus.EventFinished {
 		return
 	}

@@ -46,7 +46,7 @@ func (l *leader) maybeRefit(ctx context.Context, now time.Time) {
 
 // onRefit stores a finished refit in the study record, and extends the
 // tuned axes where the plan allows it and a best run sits on an edge.
-func (l *leader) onRefit(in refitInput, now time.Time) {
+func (l *leaderState) onRefit(in refitInput, now time.Time) {
 	s := l.studies[in.study]
 	if s == nil {
 		return
@@ -67,7 +67,7 @@ func (l *leader) onRefit(in refitInput, now time.Time) {
 // best run sits on (strategy.Edges), and writes the new trials. Each value
 // is logged and kept in the study record with its reason, and the same
 // results always lead to the same values.
-func (l *leader) extendEdges(s *study, now time.Time) {
+func (l *leaderState) extendEdges(s *study, now time.Time) {
 	if s.rec.State == api.StudyCancelled {
 		return
 	}

@@ -21,7 +21,7 @@ import (
 // share the cluster fairly: each placement goes to the study with the
 // fewest running attempts, taking turns when they tie. A trial goes to the node that fits it with the
 // most free CPU, which spreads load across agents.
-func (l *leader) schedule(now time.Time) {
+func (l *leaderState) schedule(now time.Time) {
 	if len(l.nodes) == 0 {
 		return
 	}
@@ -52,7 +52,7 @@ func (l *leader) schedule(now time.Time) {
 }
 
 // scheduleClass shares the nodes among studies of one priority.
-func (l *leader) scheduleClass(class []*study, nodes []*node, now time.Time) {
+func (l *leaderState) scheduleClass(class []*study, nodes []*node, now time.Time) {
 	blocked := make(map[*study]bool)
 	for {
 		var pick *study
@@ -86,8 +86,8 @@ func (l *leader) scheduleClass(class []*study, nodes []*node, now time.Time) {
 
 // queueAhead reports whether s's trials may wait in agents' queues: its
 // attempts so far held their slots for less than QueueBelow on average.
-func (l *leader) queueAhead(s *study) bool {
-	return s.timed > 0 && s.slotTime < l.c.cfg.QueueBelow
+func (l *leaderState) queueAhead(s *study) bool {
+	return s.timed > 0 && s.slotTime < l.cfg.QueueBelow
 }
 
 // noteSlotTime adds an attempt's time on its slot to the study's average.
@@ -118,7 +118,7 @@ func bestFit(nodes []*node, method string, needs bus.Resources, ahead bool) *nod
 
 // dispatch starts a new attempt of t on n: the attempt is recorded, and
 // the dispatch sent once the record is durable.
-func (l *leader) dispatch(t *trial, n *node, now time.Time) {
+func (l *leaderState) dispatch(t *trial, n *node, now time.Time) {
 	s := t.study
 	t.rec.Attempt++
 	t.rec.NotBefore = nil
@@ -142,7 +142,7 @@ func (l *leader) dispatch(t *trial, n *node, now time.Time) {
 		GPUs:          gpus,
 		Resources:     s.needs,
 		Timeout:       bus.Duration(s.spec.Timeout),
-		Leader:        l.c.cfg.ID,
+		Leader:        l.cfg.ID,
 		Config:        s.methodConfig,
 	}
 	l.outbox[n] = append(l.outbox[n], d)
@@ -153,7 +153,7 @@ func (l *leader) dispatch(t *trial, n *node, now time.Time) {
 // bus.MaxDispatchBatch), whose replies come back to the loop as inputs for
 // the attempts refused or unanswered.
 func (l *leader) sendDispatches() {
-	nc, timeout := l.c.cfg.NATS, l.c.cfg.DispatchTimeout
+	nc, timeout := l.cfg.NATS, l.cfg.DispatchTimeout
 	for n, ds := range l.outbox {
 		node := n.rec.ID
 		for len(ds) > 0 {
@@ -164,20 +164,18 @@ func (l *leader) sendDispatches() {
 			}
 			ds = ds[k:]
 			data := bus.Encode(&batch)
-			l.effect(func() {
-				go func() {
-					failed := dispatchBatch(nc, timeout, node, batch.Dispatches, data)
-					if len(failed) == 0 {
-						return
-					}
-					// The term may have ended; then the next leader
-					// reconciles.
-					select {
-					case l.inbox <- failed:
-					case <-time.After(time.Second):
-					}
-				}()
-			})
+			go func() {
+				failed := dispatchBatch(nc, timeout, node, batch.Dispatches, data)
+				if len(failed) == 0 {
+					return
+				}
+				// The term may have ended; then the next leader
+				// reconciles.
+				select {
+				case l.inbox <- failed:
+				case <-time.After(time.Second):
+				}
+			}()
 		}
 	}
 	clear(l.outbox)
@@ -221,7 +219,7 @@ func dispatchBatch(nc *nats.Conn, timeout time.Duration, node string, ds []bus.D
 // onDispatchReply handles an agent's answer to a dispatch. A refused or
 // unanswered dispatch makes the attempt stale, and the trial runs again
 // elsewhere.
-func (l *leader) onDispatchReply(in dispatchInput, now time.Time) {
+func (l *leaderState) onDispatchReply(in dispatchInput, now time.Time) {
 	if in.reason == "" {
 		return
 	}

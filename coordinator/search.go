@@ -14,7 +14,7 @@ import (
 // only when every trial is done makes each decision a function of the spec
 // and the results alone, so a resumed study decides the same. What to add
 // is the strategy package's decision; the leader only applies it.
-func (l *leader) searchSteps(ctx context.Context, now time.Time) {
+func (l *leaderState) searchSteps(ctx context.Context, now time.Time) {
 	for _, s := range l.order {
 		if s.spec.Search == nil || s.rec.State != api.StudyActive || !s.terminal() || s.searchDone {
 			continue
@@ -65,7 +65,7 @@ func (s *study) snapshot(trials bool) *strategy.Study {
 // it added (kept in the study record with their reasons, then expanded
 // into trials), the trials it promoted, and its decision with the number
 // of trials added.
-func (l *leader) applyStep(s *study, st strategy.Step, now time.Time) error {
+func (l *leaderState) applyStep(s *study, st strategy.Step, now time.Time) error {
 	for _, n := range st.Notes {
 		l.log.Info("adaptive search", "study", s.rec.Name, "note", n)
 	}

@@ -25,18 +25,18 @@ import (
 // connection, so these tests also hold scheduling and recording to doing
 // their I/O only through the commit and the effects.
 
-// offline returns a leader with the default configuration and no I/O.
-func offline(t *testing.T) *leader {
+// offline returns a leader's state with the default configuration, and
+// with no store and no connection to reach.
+func offline(t *testing.T) *leaderState {
 	t.Helper()
 	cfg := Config{ID: "leader-test"}
 	cfg.setDefaults()
-	// A store without a client: its checks of record sizes are pure, and
-	// any write would panic.
-	return newLeader(&Coordinator{cfg: cfg, log: cfg.Logger}, store.New(nil))
+	// A store without a client: its checks of record sizes are pure.
+	return newLeaderState(&cfg, cfg.Logger, store.New(nil).Check)
 }
 
 // addStudy puts a study and its expanded trials into the cache.
-func (l *leader) addStudy(t *testing.T, spec string, priority int, now time.Time) *study {
+func (l *leaderState) addStudy(t *testing.T, spec string, priority int, now time.Time) *study {
 	t.Helper()
 	parsed, err := sweep.Parse("spec.yaml", []byte(spec))
 	if err != nil {
@@ -56,7 +56,7 @@ func (l *leader) addStudy(t *testing.T, spec string, priority int, now time.Time
 }
 
 // heartbeat applies a heartbeat of an agent with the resources given.
-func (l *leader) heartbeat(id string, cpu float64, mem int64, gpus int, methods []string, now time.Time, running ...bus.AttemptRef) {
+func (l *leaderState) heartbeat(id string, cpu float64, mem int64, gpus int, methods []string, now time.Time, running ...bus.AttemptRef) {
 	hb := bus.Heartbeat{Node: id, Boot: "boot-" + id, Resources: bus.Resources{CPU: cpu, Memory: mem}, Methods: methods, Running: running, Sent: now}
 	for i := range gpus {
 		hb.Resources.GPUs = append(hb.Resources.GPUs, bus.GPU{Index: i})
@@ -65,7 +65,7 @@ func (l *leader) heartbeat(id string, cpu float64, mem int64, gpus int, methods 
 }
 
 // placed returns how many dispatches the turn queued for each node.
-func (l *leader) placed() map[string]int {
+func (l *leaderState) placed() map[string]int {
 	out := map[string]int{}
 	for n, ds := range l.outbox {
 		out[n.rec.ID] += len(ds)
@@ -282,6 +282,21 @@ func TestRecord(t *testing.T) {
 			if w.result && *tr.rec.Result.Objective != 2.5 {
 				t.Errorf("objective %v, want 2.5", *tr.rec.Result.Objective)
 			}
+			acks := 0
+			for _, a := range l.actions {
+				if _, ok := a.(ack); ok {
+					acks++
+				}
+			}
+			durable := 0
+			for _, e := range tc.events {
+				if e.Kind != bus.EventStarted {
+					durable++
+				}
+			}
+			if acks != durable {
+				t.Errorf("%d acknowledgements queued for %d durable events: every one is acknowledged once recorded or kept", acks, durable)
+			}
 			if s.counts[tr.rec.State] != 1 {
 				t.Errorf("counts %v disagree with the trial's state %s", s.counts, tr.rec.State)
 			}
@@ -308,7 +323,7 @@ func TestLiveness(t *testing.T) {
 		if onA.node.rec.ID != "a" {
 			onA, onB = onB, onA
 		}
-		grace := l.c.cfg.HeartbeatGrace
+		grace := l.cfg.HeartbeatGrace
 		// b keeps heartbeating but stops listing its attempt; a falls
 		// silent.
 		for elapsed := time.Duration(0); elapsed <= grace; elapsed += time.Second {
@@ -348,8 +363,11 @@ func TestSubmit(t *testing.T) {
 	}
 	submit(studySpec("s", 3, "{cpu: 1, memory: 16MiB}"))
 	s := l.studies["s"]
-	if s == nil || len(s.trials) != 3 || !l.expanding[s] || !l.dirtyStudies[s] || len(l.dirtyTrials) != 3 || len(l.effects) != 1 {
-		t.Fatalf("after a submission: study %v, expanding %v, %d dirty trials, %d effects", s != nil, l.expanding, len(l.dirtyTrials), len(l.effects))
+	if s == nil || len(s.trials) != 3 || !l.expanding[s] || !l.dirtyStudies[s] || len(l.dirtyTrials) != 3 || len(l.actions) != 1 {
+		t.Fatalf("after a submission: study %v, expanding %v, %d dirty trials, %d effects", s != nil, l.expanding, len(l.dirtyTrials), len(l.actions))
+	}
+	if r, ok := l.actions[0].(reply); !ok || r.unless != s || r.err != nil {
+		t.Errorf("action %#v: want the reply, held to the commit not quarantining the study", l.actions[0])
 	}
 	if s.rec.State != api.StudyActive || len(s.rec.Submissions) != 1 || s.rec.Submissions[0].Added != 3 {
 		t.Errorf("study record %s with submissions %+v", s.rec.State, s.rec.Submissions)
@@ -369,9 +387,47 @@ func TestSubmit(t *testing.T) {
 	// A spec over the trial limit is refused with nothing changed.
 	clear(l.expanding)
 	clear(l.dirtyTrials)
-	l.c.cfg.Limits.Trials = 6
+	l.cfg.Limits.Trials = 6
 	submit(studySpec("s", 9, "{cpu: 1, memory: 16MiB}"))
 	if len(s.trials) != 5 || len(l.dirtyTrials) != 0 || l.expanding[s] {
 		t.Errorf("a refused resubmission changed the study: %d trials, %d to write", len(s.trials), len(l.dirtyTrials))
+	}
+}
+
+// TestCancel cancels a study with attempts running: its trials end, their
+// resources are freed, and one cancellation per node is queued for after
+// the commit.
+func TestCancel(t *testing.T) {
+	l := offline(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	l.heartbeat("a", 2, 1<<30, 0, nil, now)
+	l.heartbeat("b", 1, 1<<30, 0, nil, now)
+	s := l.addStudy(t, studySpec("s", 5, "{cpu: 1, memory: 16MiB}"), 0, now)
+	l.schedule(now)
+	data, _ := json.Marshal(api.CancelRequest{Study: "s", Reason: "wrong learning rate"})
+	l.apply(apiInput{verb: api.VerbCancel, msg: &nats.Msg{Data: data, Reply: "inbox"}}, now)
+	if s.counts[sweep.Cancelled] != 5 || s.running != 0 || s.rec.State != api.StudyCancelled {
+		t.Errorf("counts %v, %d running, study %s", s.counts, s.running, s.rec.State)
+	}
+	sent := map[string]int{}
+	for _, a := range l.actions {
+		if p, ok := a.(publish); ok {
+			var c bus.Cancel
+			if err := bus.Decode(p.data, &c); err != nil {
+				t.Fatal(err)
+			}
+			sent[p.subject] += len(c.Attempts)
+			if c.Reason != "wrong learning rate" {
+				t.Errorf("cancellation reason %q", c.Reason)
+			}
+		}
+	}
+	if want := map[string]int{bus.CancelSubject("a"): 2, bus.CancelSubject("b"): 1}; fmt.Sprint(sent) != fmt.Sprint(want) {
+		t.Errorf("cancellations %v, want %v", sent, want)
+	}
+	for _, n := range l.nodes {
+		if n.usedCPU != 0 || len(n.attempts) != 0 {
+			t.Errorf("node %s still holds %g CPU and %d attempts", n.rec.ID, n.usedCPU, len(n.attempts))
+		}
 	}
 }
