@@ -266,17 +266,20 @@ func (r *reader) key(k *yaml.Node) (string, error) {
 		return "", err
 	}
 	key := r.text(k)
-	end := off + len(key)
 	if k.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
-		_, e, err := quotedScalar(line, off, k.Line)
+		_, end, err := quotedScalar(line, off, k.Line)
 		if err != nil {
 			return "", err
 		}
-		end = e
-	} else if err := checkPlain(key, k.Line); err != nil {
+		if after := line[end:]; after != ":" && !strings.HasPrefix(after, ": ") {
+			return "", &yamlError{k.Line, fmt.Sprintf("want ':' after the key %q", key)}
+		}
+		return key, nil
+	}
+	if err := checkPlain(key, k.Line); err != nil {
 		return "", err
 	}
-	after := strings.TrimLeft(line[min(end, len(line)):], " ")
+	after := strings.TrimLeft(line[min(off+len(key), len(line)):], " ")
 	if after != ":" && !strings.HasPrefix(after, ": ") {
 		return "", r.notKey(k.Line)
 	}

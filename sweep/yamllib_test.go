@@ -33,6 +33,7 @@ func TestParseYAMLLibrary(t *testing.T) {
 		{name: "flow list closed on the next line", src: "a: [1, 2\n]\n", err: true, want: `line 1: unclosed "]"`},
 		{name: "text after a flow list", src: "a: []#0\n", err: true, want: `line 1: unexpected "#0" after the closing bracket`},
 		{name: "pair in a flow list", src: "a: [b: 1]\n", err: true, want: `line 1: unexpected ':' in "b: 1]"`},
+		{name: "space before a quoted key's colon", src: "\"a\" : 1\n", err: true, want: `line 1: want ':' after the key "a"`},
 		{name: "explicit key", src: "? a\n: b\n", err: true, want: "line 1: complex keys"},
 		{name: "anchored document", src: "&a\n", err: true, want: "line 1: anchors"},
 		{name: "tag on a list", src: "a: !!seq [1]\n", err: true, want: "line 1: tags"},
