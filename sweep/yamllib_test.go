@@ -34,6 +34,7 @@ func TestParseYAMLLibrary(t *testing.T) {
 		{name: "text after a flow list", src: "a: []#0\n", err: true, want: `line 1: unexpected "#0" after the closing bracket`},
 		{name: "pair in a flow list", src: "a: [b: 1]\n", err: true, want: `line 1: unexpected ':' in "b: 1]"`},
 		{name: "space before a quoted key's colon", src: "\"a\" : 1\n", err: true, want: `line 1: want ':' after the key "a"`},
+		{name: "question mark inside brackets", src: "a: [?x]\n", err: true, want: `line 1: a value inside brackets cannot start with "?"; quote it, as in ["?x"]`},
 		{name: "explicit key", src: "? a\n: b\n", err: true, want: "line 1: complex keys"},
 		{name: "anchored document", src: "&a\n", err: true, want: "line 1: anchors"},
 		{name: "tag on a list", src: "a: !!seq [1]\n", err: true, want: "line 1: tags"},

@@ -352,6 +352,10 @@ func (f *flow) plain(key bool) (string, error) {
 			return "", err
 		}
 	}
+	if strings.HasPrefix(text, "?") {
+		// Inside brackets YAML readers take "?x" for the key x.
+		return "", f.errorf("a value inside brackets cannot start with \"?\"; quote it, as in [%q]", text)
+	}
 	return text, nil
 }
 
