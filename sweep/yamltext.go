@@ -596,13 +596,15 @@ func (r *reader) shortenKeys(num int, line string) string {
 		return line
 	}
 	var b strings.Builder
-	prev := 0
+	prev, col := 0, 1 // col is the column of line[prev]
 	for _, s := range spans {
 		b.WriteString(line[prev:s.start])
+		col += utf8.RuneCountInString(line[prev:s.start])
+		r.keys[[2]int{num, col}] = s.key
+		width := utf8.RuneCountInString(line[s.start:s.colon])
 		b.WriteString("k:")
-		b.WriteString(strings.Repeat(" ", utf8.RuneCountInString(line[s.start:s.colon])-2))
-		r.keys[[2]int{num, utf8.RuneCountInString(line[:s.start]) + 1}] = s.key
-		prev = s.colon
+		b.WriteString(strings.Repeat(" ", width-2))
+		prev, col = s.colon, col+width
 	}
 	b.WriteString(line[prev:])
 	return b.String()
