@@ -9,9 +9,9 @@
 // extending its grid, never reruns a finished trial. Transition holds the
 // trial state machine the coordinator enforces.
 //
-// The package uses only the standard library; it carries its own reader
-// for the subset of YAML that specs use. docs/spec.md is the reference for
-// the spec format.
+// Besides the standard library the package uses only the go-yaml v3
+// library, which reads specs; the package holds them to the subset of YAML
+// that specs use. docs/spec.md is the reference for the spec format.
 //
 //	spec, err := sweep.ParseFile("study.yaml")
 //	if err != nil {

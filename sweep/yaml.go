@@ -1,19 +1,23 @@
 package sweep
 
 import (
-	"bytes"
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
 )
 
-// This file holds a parser for the small subset of YAML that study specs use:
-// block mappings and sequences nested by indentation, single-line flow
-// collections, plain and quoted scalars and comments. Everything else
-// (anchors, aliases, tags, block scalars, several documents) is rejected
-// with an error that names the line, so a spec never means something other
-// than what it appears to say.
+// Specs are read by the YAML library into yaml.Node trees, which carry the
+// line and column of every value, and then held to the small subset of
+// YAML that study specs use: block mappings and sequences nested by
+// indentation, flow collections and quoted scalars that end on the line
+// they start, plain scalars and comments. Everything else the library
+// reads (anchors, aliases, tags, block scalars, explicit keys, several
+// documents, values continued on later lines) is rejected with an error
+// that names the line, so a spec never means something other than what it
+// appears to say. The rules of the subset that are about the text rather
+// than the tree live in yamltext.go.
 
 // kind is the shape of a YAML node.
 type kind int
@@ -67,538 +71,344 @@ type yamlError struct {
 
 func (e *yamlError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
 
-// line is one significant source line: comment stripped, indentation
-// measured.
-type line struct {
-	num    int
-	indent int
-	text   string
-}
-
-// parseYAML parses src into a node tree. An empty document is an empty
-// mapping.
-func parseYAML(src []byte) (*node, error) {
-	lines, err := splitLines(src)
-	if err != nil {
-		return nil, err
-	}
-	if len(lines) == 0 {
-		return &node{kind: mapNode, line: 1}, nil
-	}
-	p := &parser{lines: lines}
-	if lines[0].indent != 0 {
-		return nil, &yamlError{lines[0].num, "the document must start at column 1"}
-	}
-	root, err := p.block(0)
-	if err != nil {
-		return nil, err
-	}
-	if p.pos < len(p.lines) {
-		l := p.lines[p.pos]
-		return nil, &yamlError{l.num, "unexpected indentation; the document has ended at a shallower level"}
-	}
-	return root, nil
-}
-
-// splitLines drops blank lines and comments and checks indentation.
-func splitLines(src []byte) ([]line, error) {
-	if !utf8.Valid(src) {
-		i := 0
-		for i < len(src) {
-			r, size := utf8.DecodeRune(src[i:])
-			if r == utf8.RuneError && size == 1 {
-				break
-			}
-			i += size
-		}
-		return nil, &yamlError{1 + bytes.Count(src[:i], []byte("\n")), fmt.Sprintf("the file is not valid UTF-8 (byte %#x); save it as UTF-8", src[i])}
-	}
-	text := strings.TrimPrefix(string(src), "\uFEFF")
-	if i := strings.IndexFunc(text, notPrintable); i >= 0 {
-		r, _ := utf8.DecodeRuneInString(text[i:])
-		return nil, &yamlError{1 + strings.Count(text[:i], "\n"), fmt.Sprintf("control character %U; YAML allows only printable characters", r)}
-	}
-	out := make([]line, 0, strings.Count(text, "\n")+1)
-	for i, raw := range strings.Split(text, "\n") {
-		num := i + 1
-		raw = strings.TrimSuffix(raw, "\r")
-		indent := 0
-		for indent < len(raw) && raw[indent] == ' ' {
-			indent++
-		}
-		rest := raw[indent:]
-		if strings.HasPrefix(rest, "\t") {
-			return nil, &yamlError{num, "tab in indentation; YAML indents with spaces only"}
-		}
-		body, err := stripComment(rest, num)
-		if err != nil {
-			return nil, err
-		}
-		body = strings.TrimRight(body, " \t")
-		if body == "" {
-			continue
-		}
-		switch {
-		case body == "---" || strings.HasPrefix(body, "--- "):
-			if indent == 0 {
-				if len(out) == 0 && body == "---" {
-					continue // an explicit start of the only document
-				}
-				return nil, &yamlError{num, "several documents in one file are not supported; put each study in its own file"}
-			}
-		case body == "..." && indent == 0:
-			return nil, &yamlError{num, `document end marker "..." is not supported`}
-		case strings.HasPrefix(body, "%") && indent == 0:
-			return nil, &yamlError{num, "YAML directives are not supported"}
-		}
-		out = append(out, line{num: num, indent: indent, text: body})
-	}
-	return out, nil
-}
-
-// notPrintable reports characters YAML forbids in a document.
-func notPrintable(r rune) bool {
-	switch {
-	case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
-		return false
-	case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-		return true
-	case r >= 0xd800 && r < 0xe000, r == 0xfffe, r == 0xffff:
-		return true
-	}
-	return false
-}
-
-// stripComment removes a trailing comment: a '#' at the start or after
-// whitespace, outside quotes.
-func stripComment(s string, num int) (string, error) {
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote == '"' && c == '\\':
-			i++
-		case quote != 0:
-			if c == quote {
-				if quote == '\'' && i+1 < len(s) && s[i+1] == '\'' {
-					i++ // '' is an escaped quote
-					continue
-				}
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			// A quote opens a quoted scalar only where one may start.
-			if i == 0 || strings.ContainsRune(" [{,:-", rune(s[i-1])) {
-				quote = c
-			}
-		case c == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t'):
-			return s[:i], nil
-		}
-	}
-	return s, nil
-}
-
-type parser struct {
-	lines []line
-	pos   int
-	depth int
-}
-
 // maxDepth bounds nesting, so a hostile spec cannot exhaust the stack.
 // Real specs nest four levels at most.
 const maxDepth = 64
 
-// block parses the block node whose first line is at p.pos with the given
-// indentation.
-func (p *parser) block(indent int) (*node, error) {
-	l := p.lines[p.pos]
-	if p.depth++; p.depth > maxDepth {
-		return nil, &yamlError{l.num, fmt.Sprintf("nesting deeper than %d levels", maxDepth)}
+// parseYAML parses src into a node tree. An empty document is an empty
+// mapping.
+func parseYAML(src []byte) (*node, error) {
+	lines, err := checkText(src)
+	if err != nil {
+		return nil, err
 	}
-	defer func() { p.depth-- }()
-	if isSeqItem(l.text) {
-		return p.sequence(indent)
+	r, text := newReader(lines)
+	var doc yaml.Node
+	if err := yaml.Unmarshal(text, &doc); err != nil {
+		return nil, r.explain(err)
 	}
-	return p.mapping(indent)
+	if len(doc.Content) == 0 {
+		return &node{kind: mapNode, line: 1}, nil
+	}
+	root := doc.Content[0]
+	if err := r.checkNode(root); err != nil {
+		return nil, err
+	}
+	if root.Kind == yaml.ScalarNode && root.Style == 0 && root.Value == "" {
+		return &node{kind: mapNode, line: 1}, nil // "---" alone
+	}
+	if root.Kind == yaml.ScalarNode || root.Style&yaml.FlowStyle != 0 {
+		return nil, r.notKey(root.Line)
+	}
+	return r.build(root, 0, 0)
 }
 
-func isSeqItem(text string) bool { return text == "-" || strings.HasPrefix(text, "- ") }
+// reader turns the library's tree into nodes, checking it against the
+// source text where the tree cannot tell what was written.
+type reader struct {
+	lines []string // the source, split at '\n'
+	shown []string // the lines as the library reads them
+	// keys holds the keys that were too long for the library, by line
+	// and column: it was shown "k" in their place.
+	keys map[[2]int]string
+	// leadBOM says line 1 starts with a second byte order mark, which the
+	// library was shown as leadMark so that it does not drop it.
+	leadBOM bool
+	// slashes holds the lines where the library was shown \P for the
+	// escape \/, which it does not know.
+	slashes map[int]bool
+}
 
-func (p *parser) mapping(indent int) (*node, error) {
-	n := &node{kind: mapNode, line: p.lines[p.pos].num}
-	seen := map[string]int{}
-	for p.pos < len(p.lines) {
-		l := p.lines[p.pos]
-		if l.indent < indent {
-			break
+// text returns the value of scalar n as the source wrote it, undoing what
+// newReader changed.
+func (r *reader) text(n *yaml.Node) string {
+	v := n.Value
+	if r.slashes[n.Line] {
+		if n.Style&yaml.DoubleQuotedStyle != 0 {
+			// \P cannot be in the source: quotedScalar rejects it.
+			v = strings.ReplaceAll(v, "\u2029", "/")
+		} else {
+			v = strings.ReplaceAll(v, `\P`, `\/`)
 		}
-		if l.indent > indent {
-			return nil, &yamlError{l.num, "unexpected indentation"}
+	}
+	if r.leadBOM && n.Line == 1 && n.Column == 1 {
+		v = "\uFEFF" + strings.TrimPrefix(v, leadMark)
+	}
+	return v
+}
+
+// leadMark stands in for a byte order mark at the very start of the text:
+// one character of three bytes, like the mark, that the library keeps.
+const leadMark = "\uFFFC"
+
+// build converts n and checks it. depth counts the block collections
+// around it.
+func (r *reader) build(n *yaml.Node, depth int, parentCol int) (*node, error) {
+	if err := r.checkNode(n); err != nil {
+		return nil, err
+	}
+	if n.Kind == yaml.ScalarNode {
+		return r.scalar(n)
+	}
+	if n.Style&yaml.FlowStyle != 0 {
+		// The whole collection is checked on its line, which also
+		// checks everything in it.
+		line := r.line(n.Line)
+		text, err := stripComment(line[r.offset(line, n.Column):], n.Line)
+		if err != nil {
+			return nil, err
 		}
-		if isSeqItem(l.text) {
-			return nil, &yamlError{l.num, `a list item "- " where a "key: value" line was expected`}
+		if err := checkInline(strings.TrimRight(text, " \t"), n.Line, &flow{}); err != nil {
+			return nil, err
 		}
-		key, rest, err := splitKey(l.text, l.num)
+		return r.flowNode(n)
+	}
+	// A list under a key may sit at the key's own indentation; the
+	// spec's depth does not count it.
+	if n.Kind != yaml.SequenceNode || n.Column != parentCol {
+		if depth++; depth > maxDepth {
+			return nil, &yamlError{n.Line, fmt.Sprintf("nesting deeper than %d levels", maxDepth)}
+		}
+	}
+	if n.Kind == yaml.SequenceNode {
+		return r.sequence(n, depth)
+	}
+	return r.mapping(n, depth)
+}
+
+// checkNode rejects the YAML features the subset leaves out.
+func (r *reader) checkNode(n *yaml.Node) error {
+	switch {
+	case n.Kind == yaml.AliasNode:
+		return &yamlError{n.Line, "aliases (*name) are not supported; repeat the value instead"}
+	case n.Anchor != "":
+		return &yamlError{n.Line, "anchors (&name) are not supported; repeat the value instead"}
+	case n.Style&yaml.TaggedStyle != 0 || r.at(n) == '!':
+		return &yamlError{n.Line, "tags (!type) are not supported; write the value plainly"}
+	case n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+		return &yamlError{n.Line, "block scalars (| and >) are not supported; write the value on one line, quoted if needed"}
+	}
+	return nil
+}
+
+// scalar converts a scalar in block context, checking that it ends on its
+// line.
+func (r *reader) scalar(n *yaml.Node) (*node, error) {
+	line := r.line(n.Line)
+	off := r.offset(line, n.Column)
+	out := &node{kind: scalarNode, line: n.Line, value: r.text(n)}
+	if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+		text, err := stripComment(line[off:], n.Line)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkInline(strings.TrimRight(text, " \t"), n.Line, &flow{}); err != nil {
+			return nil, err
+		}
+		out.quoted = true
+		return out, nil
+	}
+	if !strings.HasPrefix(line[off:], out.value) {
+		// The library joined the value with the lines below it.
+		return nil, &yamlError{r.nextLine(n.Line), "unexpected indentation"}
+	}
+	if out.value != "" {
+		if err := checkPlain(out.value, n.Line); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (r *reader) mapping(n *yaml.Node, depth int) (*node, error) {
+	out := &node{kind: mapNode, line: n.Line}
+	seen := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key, err := r.key(k)
 		if err != nil {
 			return nil, err
 		}
 		if first, dup := seen[key]; dup {
-			return nil, &yamlError{l.num, fmt.Sprintf("duplicate key %q (first on line %d)", key, first)}
+			return nil, &yamlError{k.Line, fmt.Sprintf("duplicate key %q (first on line %d)", key, first)}
 		}
-		seen[key] = l.num
-		p.pos++
-		var val *node
-		switch {
-		case rest != "":
-			val, err = inlineValue(rest, l.num)
-		case p.pos < len(p.lines) && p.lines[p.pos].indent > indent:
-			val, err = p.block(p.lines[p.pos].indent)
-		case p.pos < len(p.lines) && p.lines[p.pos].indent == indent && isSeqItem(p.lines[p.pos].text):
-			// YAML lets a list under a key sit at the key's own indentation.
-			val, err = p.sequence(indent)
-		default:
-			val = &node{kind: scalarNode, line: l.num}
+		seen[key] = k.Line
+		if v.Line != k.Line && (v.Kind == yaml.ScalarNode || v.Style&yaml.FlowStyle != 0) {
+			return nil, r.notKey(v.Line)
 		}
+		val, err := r.build(v, depth, n.Column)
 		if err != nil {
 			return nil, err
 		}
-		if rest == "" {
-			// A block value is reported at its key: that is where a
-			// missing or misshapen value is fixed.
-			val.line = l.num
-		}
-		n.pairs = append(n.pairs, pair{key: key, line: l.num, val: val})
+		// A block value is reported at its key: that is where a missing
+		// or misshapen value is fixed.
+		val.line = k.Line
+		out.pairs = append(out.pairs, pair{key: key, line: k.Line, val: val})
 	}
-	return n, nil
+	return out, nil
 }
 
-func (p *parser) sequence(indent int) (*node, error) {
-	n := &node{kind: seqNode, line: p.lines[p.pos].num}
-	for p.pos < len(p.lines) {
-		l := p.lines[p.pos]
-		if l.indent < indent || (l.indent == indent && !isSeqItem(l.text)) {
-			break
+// key returns the text of a block mapping's key, checking that it is a
+// plain or quoted scalar followed by ": " or a ':' that ends the line.
+func (r *reader) key(k *yaml.Node) (string, error) {
+	if key, ok := r.keys[[2]int{k.Line, k.Column}]; ok {
+		return key, nil
+	}
+	line := r.line(k.Line)
+	off := r.offset(line, k.Column)
+	if strings.HasSuffix(strings.TrimRight(line[:off], " "), "?") {
+		return "", &yamlError{k.Line, "complex keys (? key) are not supported"}
+	}
+	if k.Kind != yaml.ScalarNode {
+		return "", &yamlError{k.Line, fmt.Sprintf("a key cannot start with %q; quote it", line[off:min(off+1, len(line))])}
+	}
+	if err := r.checkNode(k); err != nil {
+		return "", err
+	}
+	key := r.text(k)
+	if k.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+		_, end, err := quotedScalar(line, off, k.Line)
+		if err != nil {
+			return "", err
 		}
-		if l.indent > indent {
-			return nil, &yamlError{l.num, "unexpected indentation"}
+		if after := line[end:]; after != ":" && !strings.HasPrefix(after, ": ") {
+			return "", &yamlError{k.Line, fmt.Sprintf("want ':' after the key %q", key)}
 		}
-		rest := strings.TrimLeft(strings.TrimPrefix(l.text, "-"), " ")
-		var item *node
-		var err error
-		switch {
-		case rest == "":
-			p.pos++
-			if p.pos < len(p.lines) && p.lines[p.pos].indent > indent {
-				item, err = p.block(p.lines[p.pos].indent)
-			} else {
-				item = &node{kind: scalarNode, line: l.num}
+		return key, nil
+	}
+	if err := checkPlain(key, k.Line); err != nil {
+		return "", err
+	}
+	after := strings.TrimLeft(line[min(off+len(key), len(line)):], " ")
+	if after != ":" && !strings.HasPrefix(after, ": ") {
+		return "", r.notKey(k.Line)
+	}
+	return key, nil
+}
+
+func (r *reader) sequence(n *yaml.Node, depth int) (*node, error) {
+	out := &node{kind: seqNode, line: n.Line, items: make([]*node, 0, len(n.Content))}
+	for _, v := range n.Content {
+		line := r.line(v.Line)
+		dash := r.offset(line, n.Column)
+		onDashLine := dash < len(line) && line[dash] == '-' && dash < r.offset(line, v.Column)
+		if !onDashLine && (v.Kind == yaml.ScalarNode || v.Style&yaml.FlowStyle != 0) {
+			// A value on the line below its dash.
+			return nil, r.notKey(v.Line)
+		}
+		item, err := r.build(v, depth, -1)
+		if err != nil {
+			return nil, err
+		}
+		out.items = append(out.items, item)
+	}
+	return out, nil
+}
+
+// flowNode converts a flow collection that check has passed.
+func (r *reader) flowNode(n *yaml.Node) (*node, error) {
+	out := &node{kind: scalarNode, line: n.Line, value: r.text(n), quoted: n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0}
+	switch n.Kind {
+	case yaml.MappingNode:
+		out = &node{kind: mapNode, line: n.Line, pairs: make([]pair, 0, len(n.Content)/2)}
+		seen := make(map[string]bool, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			key := r.text(k)
+			if long, ok := r.keys[[2]int{k.Line, k.Column}]; ok {
+				key = long
 			}
-		case isSeqItem(rest) || looksLikeKey(rest):
-			// "- key: v" or "- - x" starts a nested block whose first line
-			// is the rest of this one, indented to where the rest begins.
-			p.lines[p.pos] = line{num: l.num, indent: l.indent + len(l.text) - len(rest), text: rest}
-			item, err = p.block(p.lines[p.pos].indent)
-		default:
-			p.pos++
-			item, err = inlineValue(rest, l.num)
-		}
-		if err != nil {
-			return nil, err
-		}
-		n.items = append(n.items, item)
-	}
-	return n, nil
-}
-
-// looksLikeKey reports whether text is a "key: value" line rather than a
-// scalar.
-func looksLikeKey(text string) bool {
-	// Most list items have no ':' at all; answering them without
-	// splitKey spares an error value per item of a long list.
-	if text[0] == '[' || text[0] == '{' || !strings.Contains(text, ":") {
-		return false
-	}
-	_, _, err := splitKey(text, 0)
-	return err == nil
-}
-
-// splitKey splits "key: rest" and returns the unquoted key.
-func splitKey(text string, num int) (key, rest string, err error) {
-	if text[0] == '"' || text[0] == '\'' {
-		s, end, err := quotedScalar(text, 0, num)
-		if err != nil {
-			return "", "", err
-		}
-		after := text[end:]
-		if after != ":" && !strings.HasPrefix(after, ": ") {
-			return "", "", &yamlError{num, fmt.Sprintf("want ':' after the key %q", s)}
-		}
-		return s, strings.TrimSpace(after[1:]), nil
-	}
-	i := strings.Index(text, ": ")
-	if i < 0 {
-		if !strings.HasSuffix(text, ":") {
-			return "", "", &yamlError{num, fmt.Sprintf("want \"key: value\", got %q", text)}
-		}
-		i = len(text) - 1
-	}
-	key = strings.TrimRight(text[:i], " ")
-	if err := checkPlain(key, num); err != nil {
-		return "", "", err
-	}
-	if strings.ContainsAny(key[:1], "[]{},") {
-		return "", "", &yamlError{num, fmt.Sprintf("a key cannot start with %q; quote it", key[:1])}
-	}
-	return key, strings.TrimSpace(text[i+1:]), nil
-}
-
-// checkPlain rejects the YAML features this subset leaves out where they
-// would otherwise be read as plain text.
-func checkPlain(s string, num int) error {
-	if s == "" {
-		return &yamlError{num, "empty key"}
-	}
-	switch s[0] {
-	case '&':
-		return &yamlError{num, "anchors (&name) are not supported; repeat the value instead"}
-	case '*':
-		return &yamlError{num, "aliases (*name) are not supported; repeat the value instead"}
-	case '!':
-		return &yamlError{num, "tags (!type) are not supported; write the value plainly"}
-	case '|', '>':
-		return &yamlError{num, "block scalars (| and >) are not supported; write the value on one line, quoted if needed"}
-	case '@', '`', '%', ',', ']', '}', '#':
-		return &yamlError{num, fmt.Sprintf("a plain value cannot start with %q; quote it", s[:1])}
-	case '?':
-		if len(s) == 1 || s[1] == ' ' {
-			return &yamlError{num, "complex keys (? key) are not supported"}
-		}
-	case ':':
-		if len(s) == 1 || s[1] == ' ' {
-			return &yamlError{num, "a value cannot start with \": \"; quote it"}
-		}
-	}
-	return nil
-}
-
-// inlineValue parses the value after "key:" or "- " on one line.
-func inlineValue(text string, num int) (*node, error) {
-	switch text[0] {
-	case '[', '{':
-		f := &flow{s: text, num: num}
-		n, err := f.value()
-		if err != nil {
-			return nil, err
-		}
-		f.space()
-		if f.i < len(f.s) {
-			return nil, f.errorf("unexpected %q after the closing bracket", f.s[f.i:])
-		}
-		return n, nil
-	case '"', '\'':
-		s, end, err := quotedScalar(text, 0, num)
-		if err != nil {
-			return nil, err
-		}
-		if end != len(text) {
-			return nil, &yamlError{num, fmt.Sprintf("unexpected %q after the quoted value", text[end:])}
-		}
-		return &node{kind: scalarNode, line: num, value: s, quoted: true}, nil
-	}
-	if err := checkPlain(text, num); err != nil {
-		return nil, err
-	}
-	if isSeqItem(text) {
-		return nil, &yamlError{num, fmt.Sprintf("a list cannot start on the line of its key (%q); put each \"- item\" on its own line or write [a, b]", text)}
-	}
-	if strings.Contains(text, ": ") || strings.HasSuffix(text, ":") {
-		return nil, &yamlError{num, fmt.Sprintf("nested mapping on one line (%q); put it on its own indented lines or write {key: value}", text)}
-	}
-	return &node{kind: scalarNode, line: num, value: text}, nil
-}
-
-// quotedScalar reads the quoted scalar starting at s[i] and returns its
-// value and the index just past the closing quote.
-func quotedScalar(s string, i, num int) (string, int, error) {
-	q := s[i]
-	var b strings.Builder
-	j := i + 1
-	for j < len(s) {
-		c := s[j]
-		if q == '\'' {
-			if c == '\'' {
-				if j+1 < len(s) && s[j+1] == '\'' {
-					b.WriteByte('\'')
-					j += 2
-					continue
-				}
-				return b.String(), j + 1, nil
+			if seen[key] {
+				return nil, &yamlError{k.Line, fmt.Sprintf("duplicate key %q", key)}
 			}
-			b.WriteByte(c)
-			j++
+			seen[key] = true
+			val, err := r.flowNode(n.Content[i+1])
+			if err != nil {
+				return nil, err
+			}
+			out.pairs = append(out.pairs, pair{key: key, line: k.Line, val: val})
+		}
+	case yaml.SequenceNode:
+		out = &node{kind: seqNode, line: n.Line, items: make([]*node, len(n.Content))}
+		for i, v := range n.Content {
+			item, err := r.flowNode(v)
+			if err != nil {
+				return nil, err
+			}
+			out.items[i] = item
+		}
+	}
+	return out, nil
+}
+
+// offset returns the byte offset in line of the 1-based column col, which
+// the library counts in characters.
+func (r *reader) offset(line string, col int) int {
+	i := 0
+	for n := 1; n < col && i < len(line); n++ {
+		if line[i] < utf8.RuneSelf {
+			i++
 			continue
 		}
-		switch c {
-		case '"':
-			return b.String(), j + 1, nil
-		case '\\':
-			if j+1 < len(s) && s[j+1] == '/' { // YAML allows \/; Go does not
-				b.WriteByte('/')
-				j += 2
-				continue
-			}
-			r, _, tail, err := strconv.UnquoteChar(s[j:], '"')
-			if err != nil {
-				return "", 0, &yamlError{num, fmt.Sprintf("bad escape sequence in %s", s[i:])}
-			}
-			b.WriteRune(r)
-			j = len(s) - len(tail)
-		default:
-			b.WriteByte(c)
-			j++
-		}
+		_, size := utf8.DecodeRuneInString(line[i:])
+		i += size
 	}
-	return "", 0, &yamlError{num, fmt.Sprintf("unterminated quoted string %s; quoted values must end on the same line", s[i:])}
+	return i
 }
 
-// flow parses a flow collection ([a, b] or {k: v}) on one line.
-type flow struct {
-	s     string
-	i     int
-	num   int
-	depth int
+// at returns the source byte where n starts, or 0 past the line's end.
+func (r *reader) at(n *yaml.Node) byte {
+	line := r.line(n.Line)
+	if off := r.offset(line, n.Column); off < len(line) {
+		return line[off]
+	}
+	return 0
 }
 
-func (f *flow) errorf(format string, args ...any) error {
-	return &yamlError{f.num, fmt.Sprintf(format, args...)}
+// nextLine returns the number of the first line after num that holds more
+// than a comment.
+func (r *reader) nextLine(num int) int {
+	for i := num; i < len(r.lines); i++ {
+		if t := strings.TrimLeft(r.lines[i], " \t"); t != "" && t[0] != '#' {
+			return i + 1
+		}
+	}
+	return num
 }
 
-func (f *flow) space() {
-	for f.i < len(f.s) && (f.s[f.i] == ' ' || f.s[f.i] == '\t') {
-		f.i++
-	}
+// notKey reports a line where a "key: value" line was wanted.
+func (r *reader) notKey(num int) error {
+	text, _ := stripComment(strings.TrimLeft(r.line(num), " "), num)
+	return &yamlError{num, fmt.Sprintf("want \"key: value\", got %q", strings.TrimRight(text, " \t"))}
 }
 
-func (f *flow) value() (*node, error) {
-	f.space()
-	if f.i >= len(f.s) {
-		return nil, f.errorf("unclosed bracket in %q; flow collections must end on the same line", f.s)
-	}
-	switch f.s[f.i] {
-	case '[':
-		return f.collection(seqNode, ']')
-	case '{':
-		return f.collection(mapNode, '}')
-	case '"', '\'':
-		s, end, err := quotedScalar(f.s, f.i, f.num)
-		if err != nil {
-			return nil, err
+// newReader prepares the text the library reads: the source, but with a
+// byte order mark that starts it (after the one a file may start with)
+// and keys too long for the library replaced by stand-ins of the same
+// width.
+func newReader(lines []string) (*reader, []byte) {
+	r := &reader{lines: lines, keys: map[[2]int]string{}, slashes: map[int]bool{}}
+	for i, line := range lines {
+		if len(line) >= longKey {
+			line = r.shortenKeys(i+1, line)
 		}
-		f.i = end
-		return &node{kind: scalarNode, line: f.num, value: s, quoted: true}, nil
+		if strings.Contains(line, `\/`) {
+			line = r.hideSlashes(i+1, line)
+		}
+		if i == 0 && strings.HasPrefix(line, "\uFEFF") {
+			line = leadMark + line[len("\uFEFF"):]
+			r.leadBOM = true
+		}
+		r.shown = append(r.shown, line)
 	}
-	return f.plain(false)
+	return r, []byte(strings.Join(r.shown, "\n"))
 }
 
-// plain reads a plain scalar up to a flow indicator. Inside a mapping key,
-// ": " also ends it.
-func (f *flow) plain(key bool) (*node, error) {
-	start := f.i
-	for f.i < len(f.s) {
-		c := f.s[f.i]
-		if c == ',' || c == ']' || c == '}' || c == '[' || c == '{' {
-			break
-		}
-		if c == ':' && (f.i+1 == len(f.s) || strings.ContainsRune(" ,]}", rune(f.s[f.i+1]))) {
-			if key && f.i+1 < len(f.s) && f.s[f.i+1] == ' ' {
-				break
-			}
-			return nil, f.errorf("unexpected ':' in %q; write \"key: value\" with a space after ':', separate items with ',' and quote values that contain ':'", f.s[start:])
-		}
-		f.i++
+// line returns source line num, or "" for a line past the end, where the
+// library places a value missing at the end of the text.
+func (r *reader) line(num int) string {
+	if num < 1 || num > len(r.lines) {
+		return ""
 	}
-	text := strings.TrimRight(f.s[start:f.i], " \t")
-	if text != "" {
-		if err := checkPlain(text, f.num); err != nil {
-			return nil, err
-		}
-	}
-	return &node{kind: scalarNode, line: f.num, value: text}, nil
-}
-
-func (f *flow) collection(k kind, closer byte) (*node, error) {
-	if f.depth++; f.depth > maxDepth {
-		return nil, f.errorf("nesting deeper than %d levels", maxDepth)
-	}
-	defer func() { f.depth-- }()
-	n := &node{kind: k, line: f.num}
-	seen := map[string]bool{}
-	f.i++ // the opening bracket
-	for {
-		f.space()
-		if f.i >= len(f.s) {
-			return nil, f.errorf("unclosed %q; flow collections must end on the same line", string(closer))
-		}
-		if f.s[f.i] == closer {
-			f.i++
-			return n, nil
-		}
-		if k == seqNode {
-			item, err := f.value()
-			if err != nil {
-				return nil, err
-			}
-			if item.kind == scalarNode && !item.quoted && item.value == "" {
-				return nil, f.errorf("empty item in %q", f.s)
-			}
-			n.items = append(n.items, item)
-		} else {
-			if err := f.pair(n, seen); err != nil {
-				return nil, err
-			}
-		}
-		f.space()
-		switch {
-		case f.i >= len(f.s):
-			return nil, f.errorf("unclosed %q; flow collections must end on the same line", string(closer))
-		case f.s[f.i] == ',':
-			f.i++
-		case f.s[f.i] != closer:
-			return nil, f.errorf("want ',' or %q at %q", string(closer), f.s[f.i:])
-		}
-	}
-}
-
-func (f *flow) pair(n *node, seen map[string]bool) error {
-	var key *node
-	var err error
-	if c := f.s[f.i]; c == '"' || c == '\'' {
-		key, err = f.value()
-	} else {
-		key, err = f.plain(true)
-	}
-	if err != nil {
-		return err
-	}
-	if key.value == "" {
-		return f.errorf("empty key in %q", f.s)
-	}
-	if seen[key.value] {
-		return f.errorf("duplicate key %q", key.value)
-	}
-	seen[key.value] = true
-	f.space()
-	if f.i >= len(f.s) || f.s[f.i] != ':' {
-		return f.errorf("want ':' after the key %q", key.value)
-	}
-	f.i++
-	f.space()
-	val := &node{kind: scalarNode, line: f.num}
-	if f.i < len(f.s) && f.s[f.i] != ',' && f.s[f.i] != '}' {
-		if val, err = f.value(); err != nil {
-			return err
-		}
-	}
-	n.pairs = append(n.pairs, pair{key: key.value, line: f.num, val: val})
-	return nil
+	return r.lines[num-1]
 }
