@@ -26,6 +26,7 @@ import (
 	"asymptote.dev/asymptote/internal/clustertest"
 	"asymptote.dev/asymptote/internal/dashboard"
 	"asymptote.dev/asymptote/internal/httpapi"
+	"asymptote.dev/asymptote/internal/node"
 	"asymptote.dev/asymptote/plugins/methods/synthetic"
 )
 
@@ -60,18 +61,16 @@ type browser struct {
 	errs []string
 }
 
-// cluster starts a real cluster serving the API and the dashboard, and
+// cluster starts a real cluster serving the API and the dashboard, with
+// no agent yet (the coordinator queues studies for agents to come), and
 // returns its URL and the cluster.
-func cluster(t *testing.T) (string, *clustertest.Cluster) { return clusterB(t) }
-
-func clusterB(t testing.TB) (string, *clustertest.Cluster) {
+func cluster(t testing.TB) (string, *clustertest.Cluster) {
 	t.Helper()
 	if _, err := os.Stat(chromium); err != nil {
 		t.Fatalf("%s is required (scripts/install-test-deps.sh installs Debian's chromium): %v", chromium, err)
 	}
 	cl := clustertest.New(t)
-	cl.StartCoordinator("c1", nil)
-	cl.StartAgent("a1", bus.Resources{CPU: 4, Memory: 1 << 30}, clustertest.InProcess{"synthetic": synthetic.New()})
+	cl.StartCoordinator("c1", func(c *node.CoordinatorConfig) { c.AllowUnofferedMethods = true })
 	srv, err := httpapi.New(httpapi.Config{Etcd: cl.Etcd, NATS: cl.Conn("http"), UI: dashboard.Handler()})
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +78,19 @@ func clusterB(t testing.TB) (string, *clustertest.Cluster) {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return ts.URL, cl
+}
+
+// startAgent starts the cluster's agent, which runs the synthetic method.
+func startAgent(cl *clustertest.Cluster) {
+	cl.StartAgent("a1", bus.Resources{CPU: 4, Memory: 1 << 30}, clustertest.InProcess{"synthetic": synthetic.New()})
+}
+
+// clusterB is cluster with its agent running.
+func clusterB(t testing.TB) (string, *clustertest.Cluster) {
+	t.Helper()
+	url, cl := cluster(t)
+	startAgent(cl)
+	return url, cl
 }
 
 // open starts a headless Chromium on url. With webgl, it renders WebGL in
@@ -242,12 +254,15 @@ func TestDashboard(t *testing.T) {
 	streamed := map[string]time.Time{}
 	sctx, stop := context.WithCancel(t.Context())
 	defer stop()
+	req, _ := http.NewRequestWithContext(sctx, "GET", b.url+"/api/v1/studies/dash/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The study runs only now, with the page and the stream open: every
+	// result is recorded while both watch.
+	startAgent(cl)
 	go func() {
-		req, _ := http.NewRequestWithContext(sctx, "GET", b.url+"/api/v1/studies/dash/events", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return
-		}
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(nil, 1<<20)

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"io"
@@ -400,4 +401,50 @@ resources: {cpu: 0.25, memory: 16MiB}
 	e.wantField("/api/v1/crossover?study=cross&lo=5&hi=1", 400, "lo")
 	e.wantField("/api/v1/crossover?lo=1&hi=5", 400, "study")
 	e.wantField("/api/v1/crossover?study=web&study=cross&lo=1&hi=5", 404, "study")
+}
+
+// TestEventsLive opens the event stream of a finished study without its
+// snapshot and expects a trial record the leader writes afterwards to
+// arrive on it.
+func TestEventsLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: embedded servers")
+	}
+	e, _ := serve(t, spec)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/api/v1/studies/web/events?snapshot=0", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	if first := <-lines; first != ": no snapshot" {
+		t.Fatalf("first line %q, want the no-snapshot comment", first)
+	}
+	// Extending the study writes new trial records and the study record.
+	bigger := strings.Replace(spec, "3e8]", "3e8, 1e9]", 1)
+	r2, err := http.Post(e.url+"/api/v1/studies", "application/yaml", strings.NewReader(bigger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub api.SubmitReply
+	e.decode(r2, http.StatusOK, &sub)
+	sent := time.Now()
+	for line := range lines {
+		if strings.HasPrefix(line, "event: trial") {
+			t.Logf("a new trial reached the stream %s after its submission was answered", time.Since(sent).Round(time.Millisecond))
+			return
+		}
+	}
+	t.Fatalf("the stream ended without a trial event: %v", ctx.Err())
 }
