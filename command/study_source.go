@@ -1,7 +1,6 @@
 package command
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	"asymptote.dev/asymptote/internal/analysis"
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/scaling"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -100,17 +100,6 @@ func fetchStudy(ctx context.Context, name string) (*studyData, error) {
 		d.Spec = spec
 	}
 	return d, nil
-}
-
-// studyCSV writes a study's trials as `asymptote results --format csv`
-// does, which readObs reads as they are: fitting every succeeded trial of
-// a study is fitting that file.
-func studyCSV(r *api.ResultsReply) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := writeResults(&buf, r, "csv", 0); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // specEntry is a --spec file and the spec it holds.
@@ -303,7 +292,7 @@ func planCurves(st *studyData, ff *fitFlags, d *dataFlags, set map[string]bool) 
 
 // studyCurves reads the curves of a study: its analysis plan's, one per
 // group, when --spec gives the plan and --all-runs is not set; otherwise
-// one curve of every succeeded trial, as its results CSV has them.
+// one curve of every succeeded trial, read from its trial records.
 func (d *dataFlags) studyCurves(ctx context.Context, ff *fitFlags, name string) ([]curve, error) {
 	specs, err := readSpecs(d.specs, d.studies)
 	if err != nil {
@@ -332,11 +321,7 @@ func (d *dataFlags) studyCurves(ctx context.Context, ff *fitFlags, name string) 
 		s := st.Analysis[0]
 		return nil, usagef("study %s has an analysis plan (the leader fits the %s law over %s), but its leader did not send the spec (an older coordinator): pass --spec FILE.yaml, the spec %s was submitted with, to fit it as status does, or --all-runs to fit every succeeded trial", name, s.Law, s.X, name)
 	}
-	raw, err := studyCSV(st.Results)
-	if err != nil {
-		return nil, err
-	}
-	c, err := d.flagCurve(ff, raw, "study "+name)
+	c, err := d.flagCurve(ff, "study "+name, func(inputs []string) ([]scaling.Obs, error) { return d.studyObs(st.Results.Trials, inputs) })
 	if err != nil {
 		return nil, err
 	}
