@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strings"
 
@@ -10,36 +11,40 @@ import (
 )
 
 // crossoverCommand is `asymptote crossover`.
-type crossoverCommand struct{ invocation }
+type crossoverCommand struct {
+	invocation
+	scalingFlags
+	versus, rng   string
+	noise, target float64
+	names, plot   string
+}
+
+// flags declares crossover's flags.
+func (cmd *crossoverCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "crossover", "(--data A.csv --versus B.csv | --study A --study B | --study A --versus B.csv | --study S) --range LO:HI [flags]")
+	cmd.scalingFlags.register(fs, "params", "power")
+	cmd.data.registerPlan(fs)
+	fs.StringVar(&cmd.versus, "versus", "", "CSV `FILE` of the second recipe (same columns as --data)")
+	fs.StringVar(&cmd.rng, "range", "", "search range `LO:HI` of the scale variable (compute for chinchilla laws)")
+	fs.Float64Var(&cmd.noise, "noise", scaling.DefaultNoiseFloor, "seed-noise `LEVEL` of the loss for the within-noise flag")
+	fs.Float64Var(&cmd.target, "target", 0, "report P(first curve lower) at this `SCALE`")
+	fs.StringVar(&cmd.names, "names", "", "labels of the two recipes `A,B` (default: the studies' names or groups' values)")
+	fs.StringVar(&cmd.plot, "plot", "", "write a plot to `FILE`.png or FILE.svg")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *crossoverCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "crossover", "(--data A.csv --versus B.csv | --study A --study B | --study A --versus B.csv | --study S) --range LO:HI [flags]")
-	var df dataFlags
-	var ff fitFlags
-	df.register(fs, "params")
-	df.registerPlan(fs)
-	ctx = withStudySource(ctx, env, fs) // -nats-url and -timeout for --study
-	ff.register(fs, "power")
-	versus := fs.String("versus", "", "CSV `FILE` of the second recipe (same columns as --data)")
-	rng := fs.String("range", "", "search range `LO:HI` of the scale variable (compute for chinchilla laws)")
-	noise := fs.Float64("noise", scaling.DefaultNoiseFloor, "seed-noise `LEVEL` of the loss for the within-noise flag")
-	target := fs.Float64("target", 0, "report P(first curve lower) at this `SCALE`")
-	names := fs.String("names", "", "labels of the two recipes `A,B` (default: the studies' names or groups' values)")
-	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	plot := fs.String("plot", "", "write a plot to `FILE`.png or FILE.svg")
-	if _, err := parseFlags(env, fs, args); err != nil {
+	env := cmd.env
+	ctx, err := cmd.parseWith(ctx, &cmd.invocation, cmd.flags())
+	if err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	lohi, err := parseFloats(strings.ReplaceAll(*rng, ":", ","))
+	lohi, err := parseFloats(strings.ReplaceAll(cmd.rng, ":", ","))
 	if err != nil || len(lohi) != 2 {
-		return usagef("--range: want LO:HI, got %q", *rng)
+		return usagef("--range: want LO:HI, got %q", cmd.rng)
 	}
-	recipes, err := crossoverRecipes(ctx, &df, &ff, *versus)
+	recipes, err := crossoverRecipes(ctx, &cmd.data, &cmd.fit, cmd.versus)
 	if err != nil {
 		return err
 	}
@@ -49,8 +54,8 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 			label[k] = c.label
 		}
 	}
-	if *names != "" {
-		n := strings.SplitN(*names, ",", 2)
+	if cmd.names != "" {
+		n := strings.SplitN(cmd.names, ",", 2)
 		if len(n) != 2 {
 			return usagef("--names: want A,B")
 		}
@@ -68,12 +73,12 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 		}
 		fits[k] = f
 	}
-	r, err := scaling.Crossovers(fits[0], fits[1], scaling.CrossoverOptions{Lo: lohi[0], Hi: lohi[1], Noise: *noise, Target: *target})
+	r, err := scaling.Crossovers(fits[0], fits[1], scaling.CrossoverOptions{Lo: lohi[0], Hi: lohi[1], Noise: cmd.noise, Target: cmd.target})
 	if err != nil {
 		return err
 	}
-	if *plot != "" {
-		if err := scalingplot.Crossover(*plot, fits[0], fits[1], r, scalingplot.Options{XLabel: recipes[0].x, Names: label}); err != nil {
+	if cmd.plot != "" {
+		if err := scalingplot.Crossover(cmd.plot, fits[0], fits[1], r, scalingplot.Options{XLabel: recipes[0].x, Names: label}); err != nil {
 			return fmt.Errorf("plot: %w", err)
 		}
 	}
@@ -93,12 +98,12 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 	}
 	if r.Replicates > 0 {
 		rep.P = []jnum{jnum(r.PCount[0]), jnum(r.PCount[1]), jnum(r.PCount[2]), jnum(r.PCount[3])}
-		if *target > 0 {
+		if cmd.target > 0 {
 			p := jnum(r.PFirstBelow)
 			rep.PFirstBelow = &p
 		}
 	}
-	if *format == "json" {
+	if cmd.format == "json" {
 		return writeJSON(env.Stdout, rep)
 	}
 	w := env.Stdout
@@ -111,7 +116,7 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 	for i, root := range rep.Roots {
 		line := fmt.Sprintf("  root %d at %s", i+1, num(float64(root.X)))
 		if root.CI != nil {
-			line += fmt.Sprintf(", %d%% CI (%s, %s)", int(ff.level*100+0.5), num(float64(root.CI[0])), num(float64(root.CI[1])))
+			line += fmt.Sprintf(", %d%% CI (%s, %s)", int(cmd.fit.level*100+0.5), num(float64(root.CI[0])), num(float64(root.CI[1])))
 		}
 		if root.Extrapolated {
 			line += ", extrapolated (outside the observed range)"
@@ -121,15 +126,15 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 	if len(r.Roots) > 0 {
 		fmt.Fprintf(w, "largest gap between the curves across the crossing(s): %s", num(r.MaxGap))
 		if r.WithinNoise {
-			fmt.Fprintf(w, " (within seed noise %s: the crossing is not resolved)", num(*noise))
+			fmt.Fprintf(w, " (within seed noise %s: the crossing is not resolved)", num(cmd.noise))
 		}
 		fmt.Fprintln(w)
 	}
 	if r.Replicates > 0 {
 		fmt.Fprintf(w, "paired bootstrap (%d replicates): P(0 crossings) %.3f, P(1) %.3f, P(2) %.3f, P(3+) %.3f\n",
 			r.Replicates, r.PCount[0], r.PCount[1], r.PCount[2], r.PCount[3])
-		if *target > 0 {
-			fmt.Fprintf(w, "P(%s below %s at %s) = %.3f\n", label[0], label[1], num(*target), r.PFirstBelow)
+		if cmd.target > 0 {
+			fmt.Fprintf(w, "P(%s below %s at %s) = %.3f\n", label[0], label[1], num(cmd.target), r.PFirstBelow)
 		}
 	} else {
 		fmt.Fprintln(w, "no intervals: pass --bootstrap N for crossing probabilities and root intervals")

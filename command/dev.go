@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -16,31 +17,40 @@ import (
 )
 
 // devCommand is `asymptote dev`.
-type devCommand struct{ invocation }
+type devCommand struct {
+	invocation
+	dataDir                string
+	natsPort, agents, show int
+	jsSync                 natsSync
+	copts                  coordinatorOptions
+	aopts                  agentOptions
+}
+
+// flags declares dev's flags.
+func (cmd *devCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "dev", "[STUDY.yaml] [flags]")
+	fs.StringVar(&cmd.dataDir, "data-dir", ".asymptote", "`directory` for all state; running again on it resumes")
+	fs.IntVar(&cmd.natsPort, "nats-port", 4222, "port of the embedded NATS server (-1 picks a free one)")
+	cmd.jsSync.register(fs)
+	fs.IntVar(&cmd.agents, "agents", 1, "number of local agents; they split the host's CPUs, memory and GPUs between them (-cpus and -memory, when given, are what each offers)")
+	fs.IntVar(&cmd.show, "show", 20, "rows of the results table to print (best first)")
+	cmd.copts.register(fs)
+	cmd.aopts.register(fs)
+	return fs
+}
 
 // Run runs the command.
 func (cmd *devCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "dev", "[STUDY.yaml] [flags]")
-	dataDir := fs.String("data-dir", ".asymptote", "`directory` for all state; running again on it resumes")
-	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server (-1 picks a free one)")
-	var jsSync natsSync
-	jsSync.register(fs)
-	agents := fs.Int("agents", 1, "number of local agents; they split the host's CPUs, memory and GPUs between them (-cpus and -memory, when given, are what each offers)")
-	show := fs.Int("show", 20, "rows of the results table to print (best first)")
-	var copts coordinatorOptions
-	copts.register(fs)
-	var aopts agentOptions
-	aopts.register(fs)
-	pos, err := parseFlags(env, fs, args)
+	env, copts, aopts := cmd.env, &cmd.copts, &cmd.aopts
+	pos, err := cmd.parse(cmd.flags())
 	if err != nil {
 		return err
 	}
 	if len(pos) > 1 {
 		return usagef("want at most one study spec, got %d", len(pos))
 	}
-	if *agents < 1 {
-		return usagef("-agents %d: want at least 1", *agents)
+	if cmd.agents < 1 {
+		return usagef("-agents %d: want at least 1", cmd.agents)
 	}
 	if err := copts.validate(); err != nil {
 		return err
@@ -63,7 +73,7 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 	}
 	log := newLogger(env.Stderr, slog.LevelWarn)
 	n, err := node.Start(ctx, node.Config{
-		Servers: &devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval},
+		Servers: &devcluster.Config{DataDir: cmd.dataDir, NATSPort: cmd.natsPort, Logger: log, NATSSyncInterval: cmd.jsSync.interval},
 		Logger:  log,
 	})
 	if err != nil {
@@ -72,8 +82,8 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 	// On any return, stop every component before the connections and
 	// servers they use are closed.
 	defer n.Close()
-	fmt.Fprintf(env.Stderr, "asymptote dev: NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), *dataDir)
-	if err := startDevNode(env, n, copts, aopts, *agents, *dataDir, log); err != nil {
+	fmt.Fprintf(env.Stderr, "asymptote dev: NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), cmd.dataDir)
+	if err := startDevNode(env, n, *copts, *aopts, cmd.agents, cmd.dataDir, log); err != nil {
 		return err
 	}
 	gctx := n.Context()
@@ -107,7 +117,7 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintln(env.Stdout)
-	if err := writeResults(env.Stdout, res, "table", *show); err != nil {
+	if err := writeResults(env.Stdout, res, "table", cmd.show); err != nil {
 		return err
 	}
 	if err := n.Close(); err != nil {

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math"
 	"text/tabwriter"
@@ -21,34 +22,38 @@ var datablationsBase = map[string]float64{
 }
 
 // epochsCommand is `asymptote epochs`.
-type epochsCommand struct{ invocation }
+type epochsCommand struct {
+	invocation
+	scalingFlags
+	z, noiseFloor float64
+	base, plot    string
+}
+
+// flags declares epochs' flags.
+func (cmd *epochsCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "epochs", "--data FILE.csv [flags]")
+	cmd.scalingFlags.register(fs, "params", "datablations")
+	fs.Float64Var(&cmd.z, "z", 2, "degradation threshold in seed standard deviations")
+	fs.Float64Var(&cmd.noiseFloor, "noise-floor", 0, "seed-noise `LEVEL` when the data hold no replicate seeds (default 0.004); with replicates, a lower bound")
+	fs.StringVar(&cmd.base, "base", "", "hold the base law at published constants: `datablations` (Muennighoff et al.'s C4 fit)")
+	fs.StringVar(&cmd.plot, "plot", "", "write loss against epochs for the longest series to `FILE`.png or FILE.svg")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *epochsCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "epochs", "--data FILE.csv [flags]")
-	var df dataFlags
-	var ff fitFlags
-	df.register(fs, "params")
-	ctx = withStudySource(ctx, env, fs) // -nats-url and -timeout for --study
-	ff.register(fs, "datablations")
-	z := fs.Float64("z", 2, "degradation threshold in seed standard deviations")
-	floor := fs.Float64("noise-floor", 0, "seed-noise `LEVEL` when the data hold no replicate seeds (default 0.004); with replicates, a lower bound")
-	base := fs.String("base", "", "hold the base law at published constants: `datablations` (Muennighoff et al.'s C4 fit)")
-	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	plot := fs.String("plot", "", "write loss against epochs for the longest series to `FILE`.png or FILE.svg")
-	if _, err := parseFlags(env, fs, args); err != nil {
+	env := cmd.env
+	ctx, err := cmd.parseWith(ctx, &cmd.invocation, cmd.flags())
+	if err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
+	df, ff := &cmd.data, &cmd.fit
 	ff.law = "datablations"
 	law, o, err := ff.options()
 	if err != nil {
 		return err
 	}
-	switch *base {
+	switch cmd.base {
 	case "":
 	case "datablations":
 		for k, v := range datablationsBase {
@@ -57,13 +62,13 @@ func (cmd *epochsCommand) Run(ctx context.Context) error {
 			}
 		}
 	default:
-		return usagef("--base: want datablations, got %q", *base)
+		return usagef("--base: want datablations, got %q", cmd.base)
 	}
 	obs, _, err := df.read(ctx, law, df.data)
 	if err != nil {
 		return err
 	}
-	rep, err := scaling.EpochAnalysis(obs, scaling.EpochOptions{Z: *z, NoiseFloor: *floor})
+	rep, err := scaling.EpochAnalysis(obs, scaling.EpochOptions{Z: cmd.z, NoiseFloor: cmd.noiseFloor})
 	if err != nil {
 		return err
 	}
@@ -71,8 +76,8 @@ func (cmd *epochsCommand) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if *plot != "" {
-		if err := scalingplot.Epochs(*plot, rep, fit, scalingplot.Options{}); err != nil {
+	if cmd.plot != "" {
+		if err := scalingplot.Epochs(cmd.plot, rep, fit, scalingplot.Options{}); err != nil {
 			return fmt.Errorf("plot: %w", err)
 		}
 	}
@@ -104,7 +109,7 @@ func (cmd *epochsCommand) Run(ctx context.Context) error {
 		}
 		out.Value = append(out.Value, v)
 	}
-	if *format == "json" {
+	if cmd.format == "json" {
 		return writeJSON(env.Stdout, out)
 	}
 	w := env.Stdout

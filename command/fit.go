@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -17,31 +18,37 @@ import (
 )
 
 // fitCommand is `asymptote fit`.
-type fitCommand struct{ invocation }
+type fitCommand struct {
+	invocation
+	scalingFlags
+	plot, at, lrTest string
+	residuals        bool
+	holdout          int
+	nested           bool
+}
+
+// flags declares fit's flags.
+func (cmd *fitCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "fit", "--law LAW (--data FILE.csv | --study NAME [--spec NAME.yaml]) [flags]")
+	cmd.scalingFlags.register(fs, "", "power")
+	cmd.data.registerPlan(fs)
+	fs.StringVar(&cmd.plot, "plot", "", "write a plot to `FILE`.png or FILE.svg (FILE-GROUP.png for each group of a study's plan)")
+	fs.StringVar(&cmd.at, "at", "", "predict at `POINTS`: x values for power/ensemble, N:D (chinchilla) or N:D:U (datablations), comma-separated")
+	fs.StringVar(&cmd.lrTest, "lr-test", "", "likelihood-ratio test of given parameters `NAME=VALUE,...` against the fit")
+	fs.BoolVar(&cmd.residuals, "residuals", false, "print the residual table (always in json)")
+	fs.IntVar(&cmd.holdout, "holdout", 0, "fit without the `K` largest-scale runs and report how well the fit predicts them")
+	fs.BoolVar(&cmd.nested, "nested", false, "ensemble law: fit L(K) for each model size (--params), then a power law in N to the K → ∞ asymptotes, and report lim_N lim_K (Kim et al. 2025)")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *fitCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "fit", "--law LAW (--data FILE.csv | --study NAME [--spec NAME.yaml]) [flags]")
-	var df dataFlags
-	var ff fitFlags
-	df.register(fs, "")
-	df.registerPlan(fs)
-	ctx = withStudySource(ctx, env, fs) // -nats-url and -timeout for --study
-	ff.register(fs, "power")
-	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	plot := fs.String("plot", "", "write a plot to `FILE`.png or FILE.svg (FILE-GROUP.png for each group of a study's plan)")
-	at := fs.String("at", "", "predict at `POINTS`: x values for power/ensemble, N:D (chinchilla) or N:D:U (datablations), comma-separated")
-	lr := fs.String("lr-test", "", "likelihood-ratio test of given parameters `NAME=VALUE,...` against the fit")
-	residuals := fs.Bool("residuals", false, "print the residual table (always in json)")
-	holdout := fs.Int("holdout", 0, "fit without the `K` largest-scale runs and report how well the fit predicts them")
-	nested := fs.Bool("nested", false, "ensemble law: fit L(K) for each model size (--params), then a power law in N to the K → ∞ asymptotes, and report lim_N lim_K (Kim et al. 2025)")
-	if _, err := parseFlags(env, fs, args); err != nil {
+	env := cmd.env
+	ctx, err := cmd.parseWith(ctx, &cmd.invocation, cmd.flags())
+	if err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
+	df, ff := &cmd.data, &cmd.fit
 	study, err := df.oneStudy()
 	if err != nil {
 		return err
@@ -52,12 +59,12 @@ func (cmd *fitCommand) Run(ctx context.Context) error {
 			df.x = "members"
 		}
 	}
-	given, err := parseAssignments(*lr)
+	given, err := parseAssignments(cmd.lrTest)
 	if err != nil {
 		return usagef("--lr-test: %v", err)
 	}
-	df.withParams = *nested
-	curves, err := df.curves(ctx, &ff, df.data, study)
+	df.withParams = cmd.nested
+	curves, err := df.curves(ctx, ff, df.data, study)
 	if err != nil {
 		return err
 	}
@@ -67,14 +74,14 @@ func (cmd *fitCommand) Run(ctx context.Context) error {
 	var reports []any
 	var tables []func(io.Writer)
 	for _, c := range curves {
-		if *nested && c.law != scaling.Ensemble {
+		if cmd.nested && c.law != scaling.Ensemble {
 			return usagef("--nested needs --law ensemble")
 		}
-		points, err := parsePoints(c.law, *at)
+		points, err := parsePoints(c.law, cmd.at)
 		if err != nil {
 			return usagef("--at: %v", err)
 		}
-		if *nested {
+		if cmd.nested {
 			rep, err := nestedReport(ctx, c)
 			if err != nil {
 				return c.wrap(err)
@@ -82,12 +89,12 @@ func (cmd *fitCommand) Run(ctx context.Context) error {
 			reports, tables = append(reports, rep), append(tables, rep.printTable)
 			continue
 		}
-		fit, rep, err := fitCurve(ctx, c, points, given, *holdout)
+		fit, rep, err := fitCurve(ctx, c, points, given, cmd.holdout)
 		if err != nil {
 			return c.wrap(err)
 		}
-		if *plot != "" {
-			file := *plot
+		if cmd.plot != "" {
+			file := cmd.plot
 			if grouped {
 				file = groupFile(file, c.label)
 			}
@@ -96,9 +103,9 @@ func (cmd *fitCommand) Run(ctx context.Context) error {
 			}
 		}
 		reports = append(reports, rep)
-		tables = append(tables, func(w io.Writer) { rep.printTable(w, *residuals) })
+		tables = append(tables, func(w io.Writer) { rep.printTable(w, cmd.residuals) })
 	}
-	if *format == "json" {
+	if cmd.format == "json" {
 		if grouped {
 			return writeJSON(env.Stdout, reports)
 		}

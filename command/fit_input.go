@@ -19,6 +19,37 @@ import (
 	"asymptote.dev/asymptote/scaling"
 )
 
+// scalingFlags are the flags fit, crossover, epochs and frontier share:
+// their input, its fit, the cluster --study reads from, and the output
+// format.
+type scalingFlags struct {
+	data   dataFlags
+	fit    fitFlags
+	source clientFlags // -nats-url and -timeout for --study
+	format string
+}
+
+// register declares the shared flags on fs, with the default --x and
+// --law of the command.
+func (f *scalingFlags) register(fs *flag.FlagSet, xDefault, lawDefault string) {
+	f.data.register(fs, xDefault)
+	f.source.register(fs)
+	f.fit.register(fs, lawDefault)
+	fs.StringVar(&f.format, "format", "table", "output `FORMAT`: table or json")
+}
+
+// parseWith parses the invocation with fs, checks --format and returns ctx
+// carrying the cluster --study reads from.
+func (f *scalingFlags) parseWith(ctx context.Context, inv *invocation, fs *flag.FlagSet) (context.Context, error) {
+	if _, err := inv.parse(fs); err != nil {
+		return ctx, err
+	}
+	if err := checkFormat(f.format); err != nil {
+		return ctx, err
+	}
+	return withStudySource(ctx, inv.env, &f.source), nil
+}
+
 // dataFlags select and map the input of a scaling command.
 type dataFlags struct {
 	data                      string

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"text/tabwriter"
 
@@ -9,28 +10,32 @@ import (
 )
 
 // frontierCommand is `asymptote frontier`.
-type frontierCommand struct{ invocation }
+type frontierCommand struct {
+	invocation
+	scalingFlags
+	budget, given string
+	unique        float64
+}
+
+// flags declares frontier's flags.
+func (cmd *frontierCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "frontier", "--budget C,... (--data FILE.csv | --given NAME=VALUE,...) [flags]")
+	cmd.scalingFlags.register(fs, "params", "chinchilla")
+	fs.StringVar(&cmd.budget, "budget", "", "compute budgets in FLOP, `C,...`")
+	fs.StringVar(&cmd.given, "given", "", "use these parameters instead of fitting: `NAME=VALUE,...` (E, A, B, alpha, beta; RD_star, RN_star for datablations)")
+	fs.Float64Var(&cmd.unique, "unique", 0, "unique tokens `U`: also give the data-constrained allocation (datablations law)")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *frontierCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "frontier", "--budget C,... (--data FILE.csv | --given NAME=VALUE,...) [flags]")
-	var df dataFlags
-	var ff fitFlags
-	df.register(fs, "params")
-	ctx = withStudySource(ctx, env, fs) // -nats-url and -timeout for --study
-	ff.register(fs, "chinchilla")
-	budget := fs.String("budget", "", "compute budgets in FLOP, `C,...`")
-	given := fs.String("given", "", "use these parameters instead of fitting: `NAME=VALUE,...` (E, A, B, alpha, beta; RD_star, RN_star for datablations)")
-	unique := fs.Float64("unique", 0, "unique tokens `U`: also give the data-constrained allocation (datablations law)")
-	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	if _, err := parseFlags(env, fs, args); err != nil {
+	env := cmd.env
+	ctx, err := cmd.parseWith(ctx, &cmd.invocation, cmd.flags())
+	if err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	cs, err := parseFloats(*budget)
+	df, ff := &cmd.data, &cmd.fit
+	cs, err := parseFloats(cmd.budget)
 	if err != nil || len(cs) == 0 {
 		return usagef("--budget: want one or more budgets in FLOP")
 	}
@@ -41,14 +46,14 @@ func (cmd *frontierCommand) Run(ctx context.Context) error {
 	if law != scaling.Chinchilla && law != scaling.DataConstrained {
 		return usagef("--law: the frontier needs chinchilla or datablations, not %s", law.Name())
 	}
-	if *unique > 0 && law != scaling.DataConstrained {
+	if cmd.unique > 0 && law != scaling.DataConstrained {
 		return usagef("--unique needs --law datablations")
 	}
 	var fit *scaling.Fit
 	var params []float64
 	switch {
-	case *given != "":
-		g, err := parseAssignments(*given)
+	case cmd.given != "":
+		g, err := parseAssignments(cmd.given)
 		if err != nil {
 			return usagef("--given: %v", err)
 		}
@@ -91,8 +96,8 @@ func (cmd *frontierCommand) Run(ctx context.Context) error {
 			row = allocJSON{C: jnum(c), N: jnum(al.N), D: jnum(al.D), TokensPerParam: jnum(al.TokensPerParam), Loss: jnum(al.Loss)}
 		}
 		rep.Optimal = append(rep.Optimal, row)
-		if *unique > 0 {
-			al, err := scaling.DataConstrainedOptimum(params, c, *unique)
+		if cmd.unique > 0 {
+			al, err := scaling.DataConstrainedOptimum(params, c, cmd.unique)
 			if err != nil {
 				return err
 			}
@@ -101,7 +106,7 @@ func (cmd *frontierCommand) Run(ctx context.Context) error {
 				TokensPerParam: jnum(al.TokensPerParam), Loss: jnum(al.Loss), Epochs: &ep})
 		}
 	}
-	if *format == "json" {
+	if cmd.format == "json" {
 		return writeJSON(env.Stdout, rep)
 	}
 	w := env.Stdout
@@ -112,7 +117,7 @@ func (cmd *frontierCommand) Run(ctx context.Context) error {
 	fmt.Fprintln(w)
 	printAllocs(w, "compute-optimal", rep.Optimal)
 	if len(rep.Constrained) > 0 {
-		printAllocs(w, fmt.Sprintf("data-constrained, %s unique tokens", num(*unique)), rep.Constrained)
+		printAllocs(w, fmt.Sprintf("data-constrained, %s unique tokens", num(cmd.unique)), rep.Constrained)
 	}
 	return nil
 }

@@ -40,13 +40,11 @@ type studySource struct {
 // name.
 type studySourceKey struct{}
 
-// withStudySource registers -nats-url and -timeout on fs, the cluster
-// --study reads from, and returns ctx carrying them (and env's study
-// loader, when a test set one) for loadStudy. The flags are read when the
-// study is fetched, after parsing.
-func withStudySource(ctx context.Context, env Env, fs *flag.FlagSet) context.Context {
-	cf := &clientFlags{}
-	cf.register(fs)
+// withStudySource returns ctx carrying the cluster --study reads from, at
+// cf's -nats-url and -timeout (and env's study loader, when a test set
+// one), for loadStudy. cf is read when the study is fetched, after
+// parsing.
+func withStudySource(ctx context.Context, env Env, cf *clientFlags) context.Context {
 	return context.WithValue(ctx, studySourceKey{}, &studySource{flags: cf, load: env.loadStudy})
 }
 
