@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 
 	"asymptote.dev/asymptote/internal/scalingplot"
@@ -35,7 +36,6 @@ func (cmd *crossoverCommand) flags() *flag.FlagSet {
 
 // Run runs the command.
 func (cmd *crossoverCommand) Run(ctx context.Context) error {
-	env := cmd.env
 	ctx, err := cmd.parseWith(ctx, &cmd.invocation, cmd.flags())
 	if err != nil {
 		return err
@@ -48,30 +48,13 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	label := [2]string{"A", "B"}
-	for k, c := range recipes {
-		if c.label != "" {
-			label[k] = c.label
-		}
+	label, err := cmd.labels(recipes)
+	if err != nil {
+		return err
 	}
-	if cmd.names != "" {
-		n := strings.SplitN(cmd.names, ",", 2)
-		if len(n) != 2 {
-			return usagef("--names: want A,B")
-		}
-		label = [2]string{n[0], n[1]}
-	}
-	if a, b := recipes[0], recipes[1]; a.law != b.law || a.x != b.x {
-		return usagef("the recipes are fitted differently (%s: %s law over %s; %s: %s law over %s); pass --law and --x to fit both alike",
-			label[0], a.law.Name(), a.x, label[1], b.law.Name(), b.x)
-	}
-	var fits [2]*scaling.Fit
-	for k, c := range recipes {
-		f, err := c.fit(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: %w", label[k], err)
-		}
-		fits[k] = f
+	fits, err := fitRecipes(ctx, recipes, label)
+	if err != nil {
+		return err
 	}
 	r, err := scaling.Crossovers(fits[0], fits[1], scaling.CrossoverOptions{Lo: lohi[0], Hi: lohi[1], Noise: cmd.noise, Target: cmd.target})
 	if err != nil {
@@ -82,7 +65,55 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 			return fmt.Errorf("plot: %w", err)
 		}
 	}
-	rep := crossoverJSON{Names: label[:], Range: []jnum{jnum(lohi[0]), jnum(lohi[1])},
+	rep := cmd.report(recipes, fits, r, label, lohi)
+	if cmd.format == "json" {
+		return writeJSON(cmd.env.Stdout, rep)
+	}
+	cmd.printTable(cmd.env.Stdout, rep)
+	return nil
+}
+
+// labels names the two recipes: by --names, or by the studies or groups
+// they were read from, or A and B.
+func (cmd *crossoverCommand) labels(recipes [2]curve) ([2]string, error) {
+	label := [2]string{"A", "B"}
+	for k, c := range recipes {
+		if c.label != "" {
+			label[k] = c.label
+		}
+	}
+	if cmd.names != "" {
+		n := strings.SplitN(cmd.names, ",", 2)
+		if len(n) != 2 {
+			return label, usagef("--names: want A,B")
+		}
+		label = [2]string{n[0], n[1]}
+	}
+	return label, nil
+}
+
+// fitRecipes fits both recipes, which must be fitted alike to be
+// compared.
+func fitRecipes(ctx context.Context, recipes [2]curve, label [2]string) ([2]*scaling.Fit, error) {
+	var fits [2]*scaling.Fit
+	if a, b := recipes[0], recipes[1]; a.law != b.law || a.x != b.x {
+		return fits, usagef("the recipes are fitted differently (%s: %s law over %s; %s: %s law over %s); pass --law and --x to fit both alike",
+			label[0], a.law.Name(), a.x, label[1], b.law.Name(), b.x)
+	}
+	for k, c := range recipes {
+		f, err := c.fit(ctx)
+		if err != nil {
+			return fits, fmt.Errorf("%s: %w", label[k], err)
+		}
+		fits[k] = f
+	}
+	return fits, nil
+}
+
+// report is the crossings r of the recipes' fits, as the JSON output
+// has them and the table prints them.
+func (cmd *crossoverCommand) report(recipes [2]curve, fits [2]*scaling.Fit, r *scaling.CrossoverResult, label [2]string, lohi []float64) *crossoverJSON {
+	rep := &crossoverJSON{Names: label[:], Range: []jnum{jnum(lohi[0]), jnum(lohi[1])},
 		Fits:       []*fitReport{newFitReport(fits[0], recipes[0].dropped), newFitReport(fits[1], recipes[1].dropped)},
 		Replicates: r.Replicates, MaxGap: jnum(r.MaxGap), WithinNoise: r.WithinNoise}
 	for k, f := range rep.Fits {
@@ -103,16 +134,19 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 			rep.PFirstBelow = &p
 		}
 	}
-	if cmd.format == "json" {
-		return writeJSON(env.Stdout, rep)
-	}
-	w := env.Stdout
+	return rep
+}
+
+// printTable prints the report: each recipe's fit, then the crossings
+// and, with a bootstrap, their probabilities.
+func (cmd *crossoverCommand) printTable(w io.Writer, rep *crossoverJSON) {
+	label := rep.Names
 	for k, f := range rep.Fits {
 		fmt.Fprintf(w, "== %s ==\n", label[k])
 		f.printTable(w, false)
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "crossings of %s and %s in [%s, %s]: %d\n", label[0], label[1], num(lohi[0]), num(lohi[1]), len(r.Roots))
+	fmt.Fprintf(w, "crossings of %s and %s in [%s, %s]: %d\n", label[0], label[1], num(float64(rep.Range[0])), num(float64(rep.Range[1])), len(rep.Roots))
 	for i, root := range rep.Roots {
 		line := fmt.Sprintf("  root %d at %s", i+1, num(float64(root.X)))
 		if root.CI != nil {
@@ -123,23 +157,23 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 		}
 		fmt.Fprintln(w, line)
 	}
-	if len(r.Roots) > 0 {
-		fmt.Fprintf(w, "largest gap between the curves across the crossing(s): %s", num(r.MaxGap))
-		if r.WithinNoise {
+	if len(rep.Roots) > 0 {
+		fmt.Fprintf(w, "largest gap between the curves across the crossing(s): %s", num(float64(rep.MaxGap)))
+		if rep.WithinNoise {
 			fmt.Fprintf(w, " (within seed noise %s: the crossing is not resolved)", num(cmd.noise))
 		}
 		fmt.Fprintln(w)
 	}
-	if r.Replicates > 0 {
-		fmt.Fprintf(w, "paired bootstrap (%d replicates): P(0 crossings) %.3f, P(1) %.3f, P(2) %.3f, P(3+) %.3f\n",
-			r.Replicates, r.PCount[0], r.PCount[1], r.PCount[2], r.PCount[3])
-		if cmd.target > 0 {
-			fmt.Fprintf(w, "P(%s below %s at %s) = %.3f\n", label[0], label[1], num(cmd.target), r.PFirstBelow)
-		}
-	} else {
+	if rep.Replicates == 0 {
 		fmt.Fprintln(w, "no intervals: pass --bootstrap N for crossing probabilities and root intervals")
+		return
 	}
-	return nil
+	p := rep.P
+	fmt.Fprintf(w, "paired bootstrap (%d replicates): P(0 crossings) %.3f, P(1) %.3f, P(2) %.3f, P(3+) %.3f\n",
+		rep.Replicates, float64(p[0]), float64(p[1]), float64(p[2]), float64(p[3]))
+	if rep.PFirstBelow != nil {
+		fmt.Fprintf(w, "P(%s below %s at %s) = %.3f\n", label[0], label[1], num(cmd.target), float64(*rep.PFirstBelow))
+	}
 }
 
 // crossoverRecipes reads the two recipes: --data A.csv (or one --study A)
