@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/devcluster"
 	"asymptote.dev/asymptote/internal/node"
 	"asymptote.dev/asymptote/sweep"
@@ -41,35 +42,10 @@ func (cmd *devCommand) flags() *flag.FlagSet {
 
 // Run runs the command.
 func (cmd *devCommand) Run(ctx context.Context) error {
-	env, copts, aopts := cmd.env, &cmd.copts, &cmd.aopts
-	pos, err := cmd.parse(cmd.flags())
+	env := cmd.env
+	req, err := cmd.request()
 	if err != nil {
 		return err
-	}
-	if len(pos) > 1 {
-		return usagef("want at most one study spec, got %d", len(pos))
-	}
-	if cmd.agents < 1 {
-		return usagef("-agents %d: want at least 1", cmd.agents)
-	}
-	if err := copts.validate(); err != nil {
-		return err
-	}
-	if err := aopts.validate(); err != nil {
-		return err
-	}
-	var req *api.SubmitRequest
-	if len(pos) == 1 {
-		r, err := readSpec(pos[0])
-		if err != nil {
-			return err
-		}
-		req = &r
-		// dev's agents are all there is: a study of programs none of
-		// them may run would wait forever.
-		if spec, err := sweep.Parse(r.SpecFile, []byte(r.Spec)); err == nil && spec.Command != nil && len(aopts.programs) == 0 {
-			return usagef("%s runs method: command, and this agent allows no program; add -allow-program %s and the same for its interpreter (docs/scripts.md)", r.SpecFile, spec.Command.Program)
-		}
 	}
 	log := newLogger(env.Stderr, slog.LevelWarn)
 	n, err := node.Start(ctx, node.Config{
@@ -83,10 +59,9 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 	// servers they use are closed.
 	defer n.Close()
 	fmt.Fprintf(env.Stderr, "asymptote dev: NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), cmd.dataDir)
-	if err := startDevNode(env, n, *copts, *aopts, cmd.agents, cmd.dataDir, log); err != nil {
+	if err := startDevNode(env, n, cmd.copts, cmd.aopts, cmd.agents, cmd.dataDir, log); err != nil {
 		return err
 	}
-	gctx := n.Context()
 	client, nc, err := (&clientFlags{natsURL: n.NATSURL, timeout: 30 * time.Second}).connect(env)
 	if err != nil {
 		return err
@@ -94,10 +69,51 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 	defer nc.Close()
 	if req == nil {
 		fmt.Fprintf(env.Stderr, "serving; submit studies with 'asymptote submit STUDY.yaml -nats-url %s'; Ctrl-C stops\n", n.NATSURL)
-		<-gctx.Done()
+		<-n.Context().Done()
 		return n.Close()
 	}
-	sub, err := client.Submit(gctx, *req)
+	return cmd.runStudy(ctx, n, client, *req)
+}
+
+// request parses and checks the command line and reads the study spec it
+// names, if any (nil: dev only serves).
+func (cmd *devCommand) request() (*api.SubmitRequest, error) {
+	pos, err := cmd.parse(cmd.flags())
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) > 1 {
+		return nil, usagef("want at most one study spec, got %d", len(pos))
+	}
+	if cmd.agents < 1 {
+		return nil, usagef("-agents %d: want at least 1", cmd.agents)
+	}
+	if err := cmd.copts.validate(); err != nil {
+		return nil, err
+	}
+	if err := cmd.aopts.validate(); err != nil {
+		return nil, err
+	}
+	if len(pos) == 0 {
+		return nil, nil
+	}
+	r, err := readSpec(pos[0])
+	if err != nil {
+		return nil, err
+	}
+	// dev's agents are all there is: a study of programs none of them may
+	// run would wait forever.
+	if spec, err := sweep.Parse(r.SpecFile, []byte(r.Spec)); err == nil && spec.Command != nil && len(cmd.aopts.programs) == 0 {
+		return nil, usagef("%s runs method: command, and this agent allows no program; add -allow-program %s and the same for its interpreter (docs/scripts.md)", r.SpecFile, spec.Command.Program)
+	}
+	return &r, nil
+}
+
+// runStudy submits the study, follows it until it finishes, and prints
+// its results, what was decided and the fit of its analysis plan.
+func (cmd *devCommand) runStudy(ctx context.Context, n *node.Node, client *bus.Client, req api.SubmitRequest) error {
+	env, gctx := cmd.env, n.Context()
+	sub, err := client.Submit(gctx, req)
 	if err != nil {
 		return err
 	}

@@ -48,23 +48,7 @@ func (cmd *fitCommand) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	df, ff := &cmd.data, &cmd.fit
-	study, err := df.oneStudy()
-	if err != nil {
-		return err
-	}
-	if df.x == "" {
-		df.x = "params"
-		if law, err := scaling.LawByName(ff.law); err == nil && law == scaling.Ensemble {
-			df.x = "members"
-		}
-	}
-	given, err := parseAssignments(cmd.lrTest)
-	if err != nil {
-		return usagef("--lr-test: %v", err)
-	}
-	df.withParams = cmd.nested
-	curves, err := df.curves(ctx, ff, df.data, study)
+	curves, given, err := cmd.curves(ctx)
 	if err != nil {
 		return err
 	}
@@ -74,36 +58,11 @@ func (cmd *fitCommand) Run(ctx context.Context) error {
 	var reports []any
 	var tables []func(io.Writer)
 	for _, c := range curves {
-		if cmd.nested && c.law != scaling.Ensemble {
-			return usagef("--nested needs --law ensemble")
-		}
-		points, err := parsePoints(c.law, cmd.at)
+		rep, table, err := cmd.fitOne(ctx, c, given, grouped)
 		if err != nil {
-			return usagef("--at: %v", err)
+			return err
 		}
-		if cmd.nested {
-			rep, err := nestedReport(ctx, c)
-			if err != nil {
-				return c.wrap(err)
-			}
-			reports, tables = append(reports, rep), append(tables, rep.printTable)
-			continue
-		}
-		fit, rep, err := fitCurve(ctx, c, points, given, cmd.holdout)
-		if err != nil {
-			return c.wrap(err)
-		}
-		if cmd.plot != "" {
-			file := cmd.plot
-			if grouped {
-				file = groupFile(file, c.label)
-			}
-			if err := scalingplot.Fit(file, fit, scalingplot.Options{XLabel: c.x}); err != nil {
-				return fmt.Errorf("plot: %w", err)
-			}
-		}
-		reports = append(reports, rep)
-		tables = append(tables, func(w io.Writer) { rep.printTable(w, cmd.residuals) })
+		reports, tables = append(reports, rep), append(tables, table)
 	}
 	if cmd.format == "json" {
 		if grouped {
@@ -118,6 +77,62 @@ func (cmd *fitCommand) Run(ctx context.Context) error {
 		print(env.Stdout)
 	}
 	return nil
+}
+
+// curves reads the curves to fit, with --x defaulting to the law's scale
+// variable, and the parameters --lr-test gives.
+func (cmd *fitCommand) curves(ctx context.Context) ([]curve, map[string]float64, error) {
+	df, ff := &cmd.data, &cmd.fit
+	study, err := df.oneStudy()
+	if err != nil {
+		return nil, nil, err
+	}
+	if df.x == "" {
+		df.x = "params"
+		if law, err := scaling.LawByName(ff.law); err == nil && law == scaling.Ensemble {
+			df.x = "members"
+		}
+	}
+	given, err := parseAssignments(cmd.lrTest)
+	if err != nil {
+		return nil, nil, usagef("--lr-test: %v", err)
+	}
+	df.withParams = cmd.nested
+	curves, err := df.curves(ctx, ff, df.data, study)
+	return curves, given, err
+}
+
+// fitOne fits curve c, nested or not, plots it when asked, and returns
+// its report and the function that prints it as a table.
+func (cmd *fitCommand) fitOne(ctx context.Context, c curve, given map[string]float64, grouped bool) (any, func(io.Writer), error) {
+	if cmd.nested && c.law != scaling.Ensemble {
+		return nil, nil, usagef("--nested needs --law ensemble")
+	}
+	points, err := parsePoints(c.law, cmd.at)
+	if err != nil {
+		return nil, nil, usagef("--at: %v", err)
+	}
+	if cmd.nested {
+		rep, err := nestedReport(ctx, c)
+		if err != nil {
+			return nil, nil, c.wrap(err)
+		}
+		return rep, rep.printTable, nil
+	}
+	fit, rep, err := fitCurve(ctx, c, points, given, cmd.holdout)
+	if err != nil {
+		return nil, nil, c.wrap(err)
+	}
+	if cmd.plot != "" {
+		file := cmd.plot
+		if grouped {
+			file = groupFile(file, c.label)
+		}
+		if err := scalingplot.Fit(file, fit, scalingplot.Options{XLabel: c.x}); err != nil {
+			return nil, nil, fmt.Errorf("plot: %w", err)
+		}
+	}
+	return rep, func(w io.Writer) { rep.printTable(w, cmd.residuals) }, nil
 }
 
 // fitCurve fits c, holding out its holdout largest-scale runs, and reports
