@@ -458,6 +458,19 @@ func newFitReport(f *scaling.Fit, dropped int) *fitReport {
 }
 
 func (r *fitReport) printTable(w io.Writer, residuals bool) {
+	intervals := r.Bootstrap != nil && !r.Bootstrap.NotIdentified
+	r.printHead(w)
+	r.printParams(w, intervals)
+	r.printQuality(w, intervals)
+	r.printPredictions(w, intervals)
+	r.printTests(w)
+	if residuals {
+		r.printResiduals(w)
+	}
+}
+
+// printHead says what was fitted and how the starts fared.
+func (r *fitReport) printHead(w io.Writer) {
 	if r.Plan != nil {
 		fmt.Fprintln(w, r.Plan.line())
 	}
@@ -477,9 +490,13 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w)
+}
+
+// printParams prints the parameter table, with the bootstrap's intervals
+// when there are any.
+func (r *fitReport) printParams(w io.Writer, intervals bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := "PARAM\tVALUE"
-	intervals := r.Bootstrap != nil && !r.Bootstrap.NotIdentified
 	if intervals {
 		head += fmt.Sprintf("\t%d%% CI\tMEDIAN\tSE", int(float64(r.Bootstrap.Level)*100+0.5))
 	}
@@ -499,6 +516,11 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 		fmt.Fprintf(tw, "log_sigma\t%s\n", num(float64(*r.LogSigma)))
 	}
 	tw.Flush()
+}
+
+// printQuality prints the goodness of fit, the bootstrap that was run and
+// the other local optima the starts reached.
+func (r *fitReport) printQuality(w io.Writer, intervals bool) {
 	g := r.Goodness
 	fmt.Fprintf(w, "\nR² %s (log %s)  RMSE %s (log %s)  MRE %s%% (log %s%%)  AIC %s  BIC %s  dof %d\n",
 		num(float64(g.R2)), num(float64(g.R2Log)), num(float64(g.RMSE)), num(float64(g.RMSELog)),
@@ -523,9 +545,14 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 			fmt.Fprintf(w, "  objective %s (%d starts): %s\n", num(float64(o.Objective)), o.Starts, strings.Join(ps, " "))
 		}
 	}
+}
+
+// printPredictions prints the predictions at --at and those of the
+// held-out runs.
+func (r *fitReport) printPredictions(w io.Writer, intervals bool) {
 	if len(r.Predictions) > 0 {
 		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "AT\tPREDICTED\tCURVE CI\tPREDICTION INTERVAL")
 		for _, p := range r.Predictions {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.At, num(float64(p.Value)), ivl(p.CI), ivl(p.PI))
@@ -534,7 +561,7 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	}
 	if len(r.Holdout) > 0 {
 		fmt.Fprintf(w, "\nheld out: the %d largest-scale runs, predicted by the fit to the rest\n", len(r.Holdout))
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "SCALE\tOBSERVED\tPREDICTED\tERROR\tPREDICTION INTERVAL")
 		for _, h := range r.Holdout {
 			pi := "-"
@@ -548,6 +575,10 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 		}
 		tw.Flush()
 	}
+}
+
+// printTests prints the likelihood-ratio and χ² tests and the warnings.
+func (r *fitReport) printTests(w io.Writer) {
 	if t := r.LRTest; t != nil {
 		fmt.Fprintf(w, "\nlikelihood-ratio test: loglik %s (free) vs %s (given), LR %s, df %d, p %s\n",
 			num(float64(t.LogLikFree)), num(float64(t.LogLikGiven)), num(float64(t.Stat)), t.DF, num(float64(t.P)))
@@ -561,15 +592,17 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	if len(r.Warnings) > 0 {
 		fmt.Fprintln(w)
 	}
-	if residuals {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ROW\tOBSERVED\tPREDICTED\tRESID\tLOG RESID")
-		for _, res := range r.Residuals {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", res.Index, num(float64(res.Observed)), num(float64(res.Predicted)), num(float64(res.Resid)), num(float64(res.LogResid)))
-		}
-		tw.Flush()
+}
+
+// printResiduals prints the residual table.
+func (r *fitReport) printResiduals(w io.Writer) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROW\tOBSERVED\tPREDICTED\tRESID\tLOG RESID")
+	for _, res := range r.Residuals {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", res.Index, num(float64(res.Observed)), num(float64(res.Predicted)), num(float64(res.Resid)), num(float64(res.LogResid)))
 	}
+	tw.Flush()
 }
 
 // intervalOrNil is iv for JSON, or nil when fit's bootstrap found the fit

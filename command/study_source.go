@@ -213,46 +213,10 @@ func planCurves(st *studyData, ff *fitFlags, d *dataFlags, set map[string]bool) 
 			return nil, usagef("--%s: study %s is fitted by its analysis plan, which reads the objective and the params, tokens and unique_tokens of each best run; pass --all-runs to fit the columns of every succeeded trial instead", name, st.Name)
 		}
 	}
-	plan := *st.Spec.Analysis.Fit
-	if set["law"] {
-		plan.Law = ff.law
-	}
-	if set["x"] {
-		plan.X = d.x
-	}
-	if set["bootstrap"] {
-		plan.Bootstrap = ff.bootstrap
-	}
-	if set["seed"] {
-		// The plan's seed, as a spec gives it: the fit uses seed+1 and its
-		// bootstrap seed+2, as the leader does.
-		plan.Seed = int64(ff.seed)
-	}
-	pf := *ff
-	pf.law = plan.Law
-	law, given, err := pf.options()
+	plan := planWithFlags(*st.Spec.Analysis.Fit, ff, d, set)
+	law, o, bo, err := planOptions(&plan, ff, set)
 	if err != nil {
 		return nil, err
-	}
-	ao := analysis.Options{Workers: ff.workers}
-	o, bo := analysis.FitOptions(&plan, ao), analysis.BootstrapOptions(&plan, ao)
-	if set["loss"] || set["delta"] {
-		o.Loss = given.Loss
-	}
-	if set["fix"] {
-		o.Fixed = given.Fixed
-	}
-	if set["starts"] {
-		o.RandomStarts = given.RandomStarts
-	}
-	if set["tie"] {
-		o.TieExponents = given.TieExponents
-	}
-	if set["screen"] {
-		o.Screen = given.Screen
-	}
-	if set["level"] {
-		bo.Level = ff.level
 	}
 	var flags []string
 	for _, name := range planFlags {
@@ -286,6 +250,58 @@ func planCurves(st *studyData, ff *fitFlags, d *dataFlags, set map[string]bool) 
 			points: groups[g]})
 	}
 	return out, nil
+}
+
+// planWithFlags is plan with the settings the flags set replace: law, x,
+// bootstrap and seed.
+func planWithFlags(plan sweep.FitPlan, ff *fitFlags, d *dataFlags, set map[string]bool) sweep.FitPlan {
+	if set["law"] {
+		plan.Law = ff.law
+	}
+	if set["x"] {
+		plan.X = d.x
+	}
+	if set["bootstrap"] {
+		plan.Bootstrap = ff.bootstrap
+	}
+	if set["seed"] {
+		// The plan's seed, as a spec gives it: the fit uses seed+1 and its
+		// bootstrap seed+2, as the leader does.
+		plan.Seed = int64(ff.seed)
+	}
+	return plan
+}
+
+// planOptions are the law of plan and the options the leader fits and
+// bootstraps it with, but for the fit options the flags set.
+func planOptions(plan *sweep.FitPlan, ff *fitFlags, set map[string]bool) (scaling.Law, scaling.Options, scaling.BootstrapOptions, error) {
+	pf := *ff
+	pf.law = plan.Law
+	law, given, err := pf.options()
+	if err != nil {
+		return nil, scaling.Options{}, scaling.BootstrapOptions{}, err
+	}
+	ao := analysis.Options{Workers: ff.workers}
+	o, bo := analysis.FitOptions(plan, ao), analysis.BootstrapOptions(plan, ao)
+	if set["loss"] || set["delta"] {
+		o.Loss = given.Loss
+	}
+	if set["fix"] {
+		o.Fixed = given.Fixed
+	}
+	if set["starts"] {
+		o.RandomStarts = given.RandomStarts
+	}
+	if set["tie"] {
+		o.TieExponents = given.TieExponents
+	}
+	if set["screen"] {
+		o.Screen = given.Screen
+	}
+	if set["level"] {
+		bo.Level = ff.level
+	}
+	return law, o, bo, nil
 }
 
 // studyCurves reads the curves of a study: its analysis plan's, one per
