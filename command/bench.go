@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,22 +13,32 @@ import (
 )
 
 // benchCommand is `asymptote bench`.
-type benchCommand struct{ invocation }
+type benchCommand struct {
+	invocation
+	quick, noOptuna                         bool
+	repeats                                 int
+	tmp, python, plot, json, from, heapPath string
+}
+
+// flags declares bench's flags.
+func (cmd *benchCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "bench", "[flags]")
+	fs.BoolVar(&cmd.quick, "quick", false, "smoke sizes: every measurement in seconds, figures not comparable")
+	fs.IntVar(&cmd.repeats, "repeats", 3, "repetitions of the throughput schedule, asymptote's and Optuna's runs interleaved, and of the failover runs (the tables show medians; -quick runs the schedule once)")
+	fs.BoolVar(&cmd.noOptuna, "no-optuna", false, "skip the Optuna runs")
+	fs.StringVar(&cmd.tmp, "tmp", "", "`directory` for the benchmarks' state (default: the system temp directory)")
+	fs.StringVar(&cmd.python, "python", "/usr/bin/python3", "Python with python3-optuna and python3-psycopg2 (Debian's)")
+	fs.StringVar(&cmd.plot, "plot", "", "write the throughput plot to this PNG `file`")
+	fs.StringVar(&cmd.json, "json", "", "write the raw figures to this JSON `file`")
+	fs.StringVar(&cmd.from, "from", "", "print the table (and plot) of a `report.json` written by -json instead of running the suite")
+	fs.StringVar(&cmd.heapPath, "heap-profile", "", "write a heap profile taken when the large study has finished to this `file`")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *benchCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "bench", "[flags]")
-	quick := fs.Bool("quick", false, "smoke sizes: every measurement in seconds, figures not comparable")
-	repeats := fs.Int("repeats", 3, "repetitions of the throughput schedule, asymptote's and Optuna's runs interleaved, and of the failover runs (the tables show medians; -quick runs the schedule once)")
-	noOptuna := fs.Bool("no-optuna", false, "skip the Optuna runs")
-	tmp := fs.String("tmp", "", "`directory` for the benchmarks' state (default: the system temp directory)")
-	python := fs.String("python", "/usr/bin/python3", "Python with python3-optuna and python3-psycopg2 (Debian's)")
-	plotPath := fs.String("plot", "", "write the throughput plot to this PNG `file`")
-	jsonPath := fs.String("json", "", "write the raw figures to this JSON `file`")
-	from := fs.String("from", "", "print the table (and plot) of a `report.json` written by -json instead of running the suite")
-	heapPath := fs.String("heap-profile", "", "write a heap profile taken when the large study has finished to this `file`")
-	pos, err := parseFlags(env, fs, args)
+	env := cmd.env
+	pos, err := cmd.parse(cmd.flags())
 	if err != nil {
 		return err
 	}
@@ -35,19 +46,19 @@ func (cmd *benchCommand) Run(ctx context.Context) error {
 		return usagef("unexpected arguments %q", pos)
 	}
 	var rep *bench.Report
-	if *from != "" {
-		b, err := os.ReadFile(*from)
+	if cmd.from != "" {
+		b, err := os.ReadFile(cmd.from)
 		if err != nil {
 			return err
 		}
 		if err := json.Unmarshal(b, &rep); err != nil {
-			return fmt.Errorf("read %s: %w", *from, err)
+			return fmt.Errorf("read %s: %w", cmd.from, err)
 		}
 	} else {
 		log := newLogger(env.Stderr, slog.LevelInfo)
 		rep, err = bench.Run(ctx, bench.Options{
-			TempDir: *tmp, Python: *python, Quick: *quick, Repeats: *repeats, NoOptuna: *noOptuna,
-			HeapProfile: *heapPath, RunTimeout: 5 * time.Minute, Logger: log,
+			TempDir: cmd.tmp, Python: cmd.python, Quick: cmd.quick, Repeats: cmd.repeats, NoOptuna: cmd.noOptuna,
+			HeapProfile: cmd.heapPath, RunTimeout: 5 * time.Minute, Logger: log,
 		})
 		if err != nil {
 			return err
@@ -56,19 +67,19 @@ func (cmd *benchCommand) Run(ctx context.Context) error {
 	if err := rep.WriteTable(env.Stdout); err != nil {
 		return err
 	}
-	if *plotPath != "" {
-		if err := rep.Plot(*plotPath); err != nil {
+	if cmd.plot != "" {
+		if err := rep.Plot(cmd.plot); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stderr, "plot written to %s\n", *plotPath)
+		fmt.Fprintf(env.Stderr, "plot written to %s\n", cmd.plot)
 	}
-	if *jsonPath != "" && *from == "" {
+	if cmd.json != "" && cmd.from == "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(*jsonPath, b, 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", *jsonPath, err)
+		if err := os.WriteFile(cmd.json, b, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", cmd.json, err)
 		}
 	}
 	return nil

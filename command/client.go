@@ -42,17 +42,41 @@ func (c *clientFlags) connect(env Env) (*bus.Client, *nats.Conn, error) {
 	return bus.NewClient(nc, c.timeout), nc, nil
 }
 
+// clientCommand is what the commands that ask a cluster's leader share:
+// their invocation, and the -nats-url and -timeout of the cluster.
+type clientCommand struct {
+	invocation
+	client clientFlags
+}
+
+// newFlags returns the flag set of the command name, with the cluster's
+// flags on it.
+func (c *clientCommand) newFlags(name, synopsis string) *flag.FlagSet {
+	fs := newFlagSet(c.env, name, synopsis)
+	c.client.register(fs)
+	return fs
+}
+
+// connect connects to the cluster.
+func (c *clientCommand) connect() (*bus.Client, *nats.Conn, error) { return c.client.connect(c.env) }
+
 // submitCommand is `asymptote submit`.
-type submitCommand struct{ invocation }
+type submitCommand struct {
+	clientCommand
+	wait bool
+}
+
+// flags declares submit's flags.
+func (cmd *submitCommand) flags() *flag.FlagSet {
+	fs := cmd.newFlags("submit", "STUDY.yaml [flags]")
+	fs.BoolVar(&cmd.wait, "wait", false, "follow the study until it finishes, like watch")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *submitCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "submit", "STUDY.yaml [flags]")
-	var cf clientFlags
-	cf.register(fs)
-	wait := fs.Bool("wait", false, "follow the study until it finishes, like watch")
-	pos, err := parseFlags(env, fs, args)
+	env := cmd.env
+	pos, err := cmd.parse(cmd.flags())
 	if err != nil {
 		return err
 	}
@@ -63,7 +87,7 @@ func (cmd *submitCommand) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c, nc, err := cf.connect(env)
+	c, nc, err := cmd.connect()
 	if err != nil {
 		return err
 	}
@@ -73,7 +97,7 @@ func (cmd *submitCommand) Run(ctx context.Context) error {
 		return err
 	}
 	printSubmit(env, r)
-	if !*wait {
+	if !cmd.wait {
 		return nil
 	}
 	return watch(ctx, env, c, r.Study, watchOptions{interval: time.Second})
@@ -107,16 +131,22 @@ func printSubmit(env Env, r *api.SubmitReply) {
 }
 
 // statusCommand is `asymptote status`.
-type statusCommand struct{ invocation }
+type statusCommand struct {
+	clientCommand
+	json bool
+}
+
+// flags declares status's flags.
+func (cmd *statusCommand) flags() *flag.FlagSet {
+	fs := cmd.newFlags("status", "[STUDY] [flags]")
+	fs.BoolVar(&cmd.json, "json", false, "print JSON")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *statusCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "status", "[STUDY] [flags]")
-	var cf clientFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseFlags(env, fs, args)
+	env := cmd.env
+	pos, err := cmd.parse(cmd.flags())
 	if err != nil {
 		return err
 	}
@@ -127,7 +157,7 @@ func (cmd *statusCommand) Run(ctx context.Context) error {
 	if len(pos) == 1 {
 		study = pos[0]
 	}
-	c, nc, err := cf.connect(env)
+	c, nc, err := cmd.connect()
 	if err != nil {
 		return err
 	}
@@ -136,7 +166,7 @@ func (cmd *statusCommand) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if cmd.json {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
@@ -147,28 +177,33 @@ func (cmd *statusCommand) Run(ctx context.Context) error {
 }
 
 // watchCommand is `asymptote watch`.
-type watchCommand struct{ invocation }
+type watchCommand struct {
+	clientCommand
+	interval time.Duration
+}
+
+// flags declares watch's flags.
+func (cmd *watchCommand) flags() *flag.FlagSet {
+	fs := cmd.newFlags("watch", "STUDY [flags]")
+	fs.DurationVar(&cmd.interval, "interval", time.Second, "refresh interval")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *watchCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "watch", "STUDY [flags]")
-	var cf clientFlags
-	cf.register(fs)
-	interval := fs.Duration("interval", time.Second, "refresh interval")
-	pos, err := parseFlags(env, fs, args)
+	pos, err := cmd.parse(cmd.flags())
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return usagef("want one study name")
 	}
-	c, nc, err := cf.connect(env)
+	c, nc, err := cmd.connect()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return watch(ctx, env, c, pos[0], watchOptions{interval: *interval})
+	return watch(ctx, cmd.env, c, pos[0], watchOptions{interval: cmd.interval})
 }
 
 type watchOptions struct {
@@ -245,28 +280,34 @@ func isTerminal(w any) bool {
 }
 
 // cancelCommand is `asymptote cancel`.
-type cancelCommand struct{ invocation }
+type cancelCommand struct {
+	clientCommand
+	reason string
+}
+
+// flags declares cancel's flags.
+func (cmd *cancelCommand) flags() *flag.FlagSet {
+	fs := cmd.newFlags("cancel", "STUDY [TRIAL...] [flags]")
+	fs.StringVar(&cmd.reason, "reason", "", "why, recorded on each cancelled trial")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *cancelCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "cancel", "STUDY [TRIAL...] [flags]")
-	var cf clientFlags
-	cf.register(fs)
-	reason := fs.String("reason", "", "why, recorded on each cancelled trial")
-	pos, err := parseFlags(env, fs, args)
+	env := cmd.env
+	pos, err := cmd.parse(cmd.flags())
 	if err != nil {
 		return err
 	}
 	if len(pos) < 1 {
 		return usagef("want a study name, and optionally trial IDs")
 	}
-	c, nc, err := cf.connect(env)
+	c, nc, err := cmd.connect()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	r, err := c.Cancel(ctx, api.CancelRequest{Study: pos[0], Trials: pos[1:], Reason: *reason})
+	r, err := c.Cancel(ctx, api.CancelRequest{Study: pos[0], Trials: pos[1:], Reason: cmd.reason})
 	if err != nil {
 		return err
 	}
@@ -279,20 +320,28 @@ func (cmd *cancelCommand) Run(ctx context.Context) error {
 }
 
 // resultsCommand is `asymptote results`.
-type resultsCommand struct{ invocation }
+type resultsCommand struct {
+	clientCommand
+	format  string
+	history bool
+	trials  listFlag
+	out     string
+}
+
+// flags declares results' flags.
+func (cmd *resultsCommand) flags() *flag.FlagSet {
+	fs := cmd.newFlags("results", "STUDY [flags]")
+	fs.StringVar(&cmd.format, "format", "table", "output format: table, csv, json, jsonl (one record a line, for pandas.read_json(lines=True), Polars and DuckDB) or parquet")
+	fs.BoolVar(&cmd.history, "history", false, "print the metric history (every report of every attempt, one row a metric value in csv and parquet) instead of the trials")
+	fs.Var(&cmd.trials, "trial", "with -history, only this trial `ID` (repeatable)")
+	fs.StringVar(&cmd.out, "o", "", "write to this `file` (whole or not at all) instead of standard output; parquet needs it unless standard output is redirected")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *resultsCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "results", "STUDY [flags]")
-	var cf clientFlags
-	cf.register(fs)
-	format := fs.String("format", "table", "output format: table, csv, json, jsonl (one record a line, for pandas.read_json(lines=True), Polars and DuckDB) or parquet")
-	history := fs.Bool("history", false, "print the metric history (every report of every attempt, one row a metric value in csv and parquet) instead of the trials")
-	var trials listFlag
-	fs.Var(&trials, "trial", "with -history, only this trial `ID` (repeatable)")
-	out := fs.String("o", "", "write to this `file` (whole or not at all) instead of standard output; parquet needs it unless standard output is redirected")
-	pos, err := parseFlags(env, fs, args)
+	env := cmd.env
+	pos, err := cmd.parse(cmd.flags())
 	if err != nil {
 		return err
 	}
@@ -300,39 +349,39 @@ func (cmd *resultsCommand) Run(ctx context.Context) error {
 		return usagef("want one study name")
 	}
 	formats := []string{"table", "csv", "json", "jsonl", "parquet"}
-	if !slices.Contains(formats, *format) {
-		return usagef("-format %q: want table, csv or json, or jsonl for one record a line, or parquet", *format)
+	if !slices.Contains(formats, cmd.format) {
+		return usagef("-format %q: want table, csv or json, or jsonl for one record a line, or parquet", cmd.format)
 	}
-	if *history && *format == "table" {
-		*format = "csv"
+	if cmd.history && cmd.format == "table" {
+		cmd.format = "csv"
 	}
-	if len(trials) > 0 && !*history {
+	if len(cmd.trials) > 0 && !cmd.history {
 		return usagef("-trial selects trials of the metric history; add -history")
 	}
-	if *format == "parquet" && *out == "" && isTerminal(env.Stdout) {
+	if cmd.format == "parquet" && cmd.out == "" && isTerminal(env.Stdout) {
 		return usagef("-format parquet writes binary; give -o FILE.parquet or redirect standard output")
 	}
-	c, nc, err := cf.connect(env)
+	c, nc, err := cmd.connect()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return writeOutput(env.Stdout, *out, func(w io.Writer) error {
-		if *history {
-			rows, err := readHistory(ctx, nc, pos[0], trials)
+	return writeOutput(env.Stdout, cmd.out, func(w io.Writer) error {
+		if cmd.history {
+			rows, err := readHistory(ctx, nc, pos[0], cmd.trials)
 			if err != nil {
 				return err
 			}
-			return writeHistory(w, rows, *format)
+			return writeHistory(w, rows, cmd.format)
 		}
 		r, err := c.Results(ctx, pos[0])
 		if err != nil {
 			return err
 		}
-		if *format == "parquet" {
+		if cmd.format == "parquet" {
 			return export.TrialsParquet(w, r.Trials)
 		}
-		return writeResults(w, r, *format, 0)
+		return writeResults(w, r, cmd.format, 0)
 	})
 }
 

@@ -1,6 +1,9 @@
 package command
 
-import "context"
+import (
+	"context"
+	"flag"
+)
 
 // commands is the command table: every subcommand of asymptote, by name.
 // The usage listing shows them in this order.
@@ -36,8 +39,9 @@ type Command struct {
 	New func() Runner
 }
 
-// Runner is a command: a small type that parses its flags from its
-// invocation and runs.
+// Runner is a command: a small type whose fields are its flags, declared
+// on a flag set by its flags method, and parsed from its invocation when
+// it runs.
 type Runner interface {
 	// Run runs the command with the invocation it was given.
 	Run(ctx context.Context) error
@@ -52,6 +56,12 @@ type invocation struct {
 }
 
 func (i *invocation) invoke(env Env, args []string) { i.env, i.args = env, args }
+
+// parse parses the invocation's arguments with fs, the command's flags,
+// and returns its positional arguments.
+func (i *invocation) parse(fs *flag.FlagSet) ([]string, error) {
+	return parseFlags(i.env, fs, i.args)
+}
 
 // lookup returns the command named name.
 func lookup(name string) (*Command, bool) {

@@ -2,7 +2,9 @@ package command
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"strings"
 
 	"asymptote.dev/asymptote/internal/scalingplot"
@@ -10,74 +12,108 @@ import (
 )
 
 // crossoverCommand is `asymptote crossover`.
-type crossoverCommand struct{ invocation }
+type crossoverCommand struct {
+	invocation
+	scalingFlags
+	versus, rng   string
+	noise, target float64
+	names, plot   string
+}
+
+// flags declares crossover's flags.
+func (cmd *crossoverCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "crossover", "(--data A.csv --versus B.csv | --study A --study B | --study A --versus B.csv | --study S) --range LO:HI [flags]")
+	cmd.scalingFlags.register(fs, "params", "power")
+	cmd.data.registerPlan(fs)
+	fs.StringVar(&cmd.versus, "versus", "", "CSV `FILE` of the second recipe (same columns as --data)")
+	fs.StringVar(&cmd.rng, "range", "", "search range `LO:HI` of the scale variable (compute for chinchilla laws)")
+	fs.Float64Var(&cmd.noise, "noise", scaling.DefaultNoiseFloor, "seed-noise `LEVEL` of the loss for the within-noise flag")
+	fs.Float64Var(&cmd.target, "target", 0, "report P(first curve lower) at this `SCALE`")
+	fs.StringVar(&cmd.names, "names", "", "labels of the two recipes `A,B` (default: the studies' names or groups' values)")
+	fs.StringVar(&cmd.plot, "plot", "", "write a plot to `FILE`.png or FILE.svg")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *crossoverCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "crossover", "(--data A.csv --versus B.csv | --study A --study B | --study A --versus B.csv | --study S) --range LO:HI [flags]")
-	var df dataFlags
-	var ff fitFlags
-	df.register(fs, "params")
-	df.registerPlan(fs)
-	ctx = withStudySource(ctx, env, fs) // -nats-url and -timeout for --study
-	ff.register(fs, "power")
-	versus := fs.String("versus", "", "CSV `FILE` of the second recipe (same columns as --data)")
-	rng := fs.String("range", "", "search range `LO:HI` of the scale variable (compute for chinchilla laws)")
-	noise := fs.Float64("noise", scaling.DefaultNoiseFloor, "seed-noise `LEVEL` of the loss for the within-noise flag")
-	target := fs.Float64("target", 0, "report P(first curve lower) at this `SCALE`")
-	names := fs.String("names", "", "labels of the two recipes `A,B` (default: the studies' names or groups' values)")
-	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	plot := fs.String("plot", "", "write a plot to `FILE`.png or FILE.svg")
-	if _, err := parseFlags(env, fs, args); err != nil {
-		return err
-	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	lohi, err := parseFloats(strings.ReplaceAll(*rng, ":", ","))
-	if err != nil || len(lohi) != 2 {
-		return usagef("--range: want LO:HI, got %q", *rng)
-	}
-	recipes, err := crossoverRecipes(ctx, &df, &ff, *versus)
+	ctx, err := cmd.parseWith(ctx, &cmd.invocation, cmd.flags())
 	if err != nil {
 		return err
 	}
+	lohi, err := parseFloats(strings.ReplaceAll(cmd.rng, ":", ","))
+	if err != nil || len(lohi) != 2 {
+		return usagef("--range: want LO:HI, got %q", cmd.rng)
+	}
+	recipes, err := crossoverRecipes(ctx, &cmd.data, &cmd.fit, cmd.versus)
+	if err != nil {
+		return err
+	}
+	label, err := cmd.labels(recipes)
+	if err != nil {
+		return err
+	}
+	fits, err := fitRecipes(ctx, recipes, label)
+	if err != nil {
+		return err
+	}
+	r, err := scaling.Crossovers(fits[0], fits[1], scaling.CrossoverOptions{Lo: lohi[0], Hi: lohi[1], Noise: cmd.noise, Target: cmd.target})
+	if err != nil {
+		return err
+	}
+	if cmd.plot != "" {
+		if err := scalingplot.Crossover(cmd.plot, fits[0], fits[1], r, scalingplot.Options{XLabel: recipes[0].x, Names: label}); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+	}
+	rep := cmd.report(recipes, fits, r, label, lohi)
+	if cmd.format == "json" {
+		return writeJSON(cmd.env.Stdout, rep)
+	}
+	cmd.printTable(cmd.env.Stdout, rep)
+	return nil
+}
+
+// labels names the two recipes: by --names, or by the studies or groups
+// they were read from, or A and B.
+func (cmd *crossoverCommand) labels(recipes [2]curve) ([2]string, error) {
 	label := [2]string{"A", "B"}
 	for k, c := range recipes {
 		if c.label != "" {
 			label[k] = c.label
 		}
 	}
-	if *names != "" {
-		n := strings.SplitN(*names, ",", 2)
+	if cmd.names != "" {
+		n := strings.SplitN(cmd.names, ",", 2)
 		if len(n) != 2 {
-			return usagef("--names: want A,B")
+			return label, usagef("--names: want A,B")
 		}
 		label = [2]string{n[0], n[1]}
 	}
+	return label, nil
+}
+
+// fitRecipes fits both recipes, which must be fitted alike to be
+// compared.
+func fitRecipes(ctx context.Context, recipes [2]curve, label [2]string) ([2]*scaling.Fit, error) {
+	var fits [2]*scaling.Fit
 	if a, b := recipes[0], recipes[1]; a.law != b.law || a.x != b.x {
-		return usagef("the recipes are fitted differently (%s: %s law over %s; %s: %s law over %s); pass --law and --x to fit both alike",
+		return fits, usagef("the recipes are fitted differently (%s: %s law over %s; %s: %s law over %s); pass --law and --x to fit both alike",
 			label[0], a.law.Name(), a.x, label[1], b.law.Name(), b.x)
 	}
-	var fits [2]*scaling.Fit
 	for k, c := range recipes {
 		f, err := c.fit(ctx)
 		if err != nil {
-			return fmt.Errorf("%s: %w", label[k], err)
+			return fits, fmt.Errorf("%s: %w", label[k], err)
 		}
 		fits[k] = f
 	}
-	r, err := scaling.Crossovers(fits[0], fits[1], scaling.CrossoverOptions{Lo: lohi[0], Hi: lohi[1], Noise: *noise, Target: *target})
-	if err != nil {
-		return err
-	}
-	if *plot != "" {
-		if err := scalingplot.Crossover(*plot, fits[0], fits[1], r, scalingplot.Options{XLabel: recipes[0].x, Names: label}); err != nil {
-			return fmt.Errorf("plot: %w", err)
-		}
-	}
-	rep := crossoverJSON{Names: label[:], Range: []jnum{jnum(lohi[0]), jnum(lohi[1])},
+	return fits, nil
+}
+
+// report is the crossings r of the recipes' fits, as the JSON output
+// has them and the table prints them.
+func (cmd *crossoverCommand) report(recipes [2]curve, fits [2]*scaling.Fit, r *scaling.CrossoverResult, label [2]string, lohi []float64) *crossoverJSON {
+	rep := &crossoverJSON{Names: label[:], Range: []jnum{jnum(lohi[0]), jnum(lohi[1])},
 		Fits:       []*fitReport{newFitReport(fits[0], recipes[0].dropped), newFitReport(fits[1], recipes[1].dropped)},
 		Replicates: r.Replicates, MaxGap: jnum(r.MaxGap), WithinNoise: r.WithinNoise}
 	for k, f := range rep.Fits {
@@ -93,48 +129,51 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 	}
 	if r.Replicates > 0 {
 		rep.P = []jnum{jnum(r.PCount[0]), jnum(r.PCount[1]), jnum(r.PCount[2]), jnum(r.PCount[3])}
-		if *target > 0 {
+		if cmd.target > 0 {
 			p := jnum(r.PFirstBelow)
 			rep.PFirstBelow = &p
 		}
 	}
-	if *format == "json" {
-		return writeJSON(env.Stdout, rep)
-	}
-	w := env.Stdout
+	return rep
+}
+
+// printTable prints the report: each recipe's fit, then the crossings
+// and, with a bootstrap, their probabilities.
+func (cmd *crossoverCommand) printTable(w io.Writer, rep *crossoverJSON) {
+	label := rep.Names
 	for k, f := range rep.Fits {
 		fmt.Fprintf(w, "== %s ==\n", label[k])
 		f.printTable(w, false)
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "crossings of %s and %s in [%s, %s]: %d\n", label[0], label[1], num(lohi[0]), num(lohi[1]), len(r.Roots))
+	fmt.Fprintf(w, "crossings of %s and %s in [%s, %s]: %d\n", label[0], label[1], num(float64(rep.Range[0])), num(float64(rep.Range[1])), len(rep.Roots))
 	for i, root := range rep.Roots {
 		line := fmt.Sprintf("  root %d at %s", i+1, num(float64(root.X)))
 		if root.CI != nil {
-			line += fmt.Sprintf(", %d%% CI (%s, %s)", int(ff.level*100+0.5), num(float64(root.CI[0])), num(float64(root.CI[1])))
+			line += fmt.Sprintf(", %d%% CI (%s, %s)", int(cmd.fit.level*100+0.5), num(float64(root.CI[0])), num(float64(root.CI[1])))
 		}
 		if root.Extrapolated {
 			line += ", extrapolated (outside the observed range)"
 		}
 		fmt.Fprintln(w, line)
 	}
-	if len(r.Roots) > 0 {
-		fmt.Fprintf(w, "largest gap between the curves across the crossing(s): %s", num(r.MaxGap))
-		if r.WithinNoise {
-			fmt.Fprintf(w, " (within seed noise %s: the crossing is not resolved)", num(*noise))
+	if len(rep.Roots) > 0 {
+		fmt.Fprintf(w, "largest gap between the curves across the crossing(s): %s", num(float64(rep.MaxGap)))
+		if rep.WithinNoise {
+			fmt.Fprintf(w, " (within seed noise %s: the crossing is not resolved)", num(cmd.noise))
 		}
 		fmt.Fprintln(w)
 	}
-	if r.Replicates > 0 {
-		fmt.Fprintf(w, "paired bootstrap (%d replicates): P(0 crossings) %.3f, P(1) %.3f, P(2) %.3f, P(3+) %.3f\n",
-			r.Replicates, r.PCount[0], r.PCount[1], r.PCount[2], r.PCount[3])
-		if *target > 0 {
-			fmt.Fprintf(w, "P(%s below %s at %s) = %.3f\n", label[0], label[1], num(*target), r.PFirstBelow)
-		}
-	} else {
+	if rep.Replicates == 0 {
 		fmt.Fprintln(w, "no intervals: pass --bootstrap N for crossing probabilities and root intervals")
+		return
 	}
-	return nil
+	p := rep.P
+	fmt.Fprintf(w, "paired bootstrap (%d replicates): P(0 crossings) %.3f, P(1) %.3f, P(2) %.3f, P(3+) %.3f\n",
+		rep.Replicates, float64(p[0]), float64(p[1]), float64(p[2]), float64(p[3]))
+	if rep.PFirstBelow != nil {
+		fmt.Fprintf(w, "P(%s below %s at %s) = %.3f\n", label[0], label[1], num(cmd.target), float64(*rep.PFirstBelow))
+	}
 }
 
 // crossoverRecipes reads the two recipes: --data A.csv (or one --study A)

@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -10,60 +11,45 @@ import (
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/devcluster"
 	"asymptote.dev/asymptote/internal/node"
 	"asymptote.dev/asymptote/sweep"
 )
 
 // devCommand is `asymptote dev`.
-type devCommand struct{ invocation }
+type devCommand struct {
+	invocation
+	dataDir                string
+	natsPort, agents, show int
+	jsSync                 natsSync
+	copts                  coordinatorOptions
+	aopts                  agentOptions
+}
+
+// flags declares dev's flags.
+func (cmd *devCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "dev", "[STUDY.yaml] [flags]")
+	fs.StringVar(&cmd.dataDir, "data-dir", ".asymptote", "`directory` for all state; running again on it resumes")
+	fs.IntVar(&cmd.natsPort, "nats-port", 4222, "port of the embedded NATS server (-1 picks a free one)")
+	cmd.jsSync.register(fs)
+	fs.IntVar(&cmd.agents, "agents", 1, "number of local agents; they split the host's CPUs, memory and GPUs between them (-cpus and -memory, when given, are what each offers)")
+	fs.IntVar(&cmd.show, "show", 20, "rows of the results table to print (best first)")
+	cmd.copts.register(fs)
+	cmd.aopts.register(fs)
+	return fs
+}
 
 // Run runs the command.
 func (cmd *devCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "dev", "[STUDY.yaml] [flags]")
-	dataDir := fs.String("data-dir", ".asymptote", "`directory` for all state; running again on it resumes")
-	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server (-1 picks a free one)")
-	var jsSync natsSync
-	jsSync.register(fs)
-	agents := fs.Int("agents", 1, "number of local agents; they split the host's CPUs, memory and GPUs between them (-cpus and -memory, when given, are what each offers)")
-	show := fs.Int("show", 20, "rows of the results table to print (best first)")
-	var copts coordinatorOptions
-	copts.register(fs)
-	var aopts agentOptions
-	aopts.register(fs)
-	pos, err := parseFlags(env, fs, args)
+	env := cmd.env
+	req, err := cmd.request()
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 {
-		return usagef("want at most one study spec, got %d", len(pos))
-	}
-	if *agents < 1 {
-		return usagef("-agents %d: want at least 1", *agents)
-	}
-	if err := copts.validate(); err != nil {
-		return err
-	}
-	if err := aopts.validate(); err != nil {
-		return err
-	}
-	var req *api.SubmitRequest
-	if len(pos) == 1 {
-		r, err := readSpec(pos[0])
-		if err != nil {
-			return err
-		}
-		req = &r
-		// dev's agents are all there is: a study of programs none of
-		// them may run would wait forever.
-		if spec, err := sweep.Parse(r.SpecFile, []byte(r.Spec)); err == nil && spec.Command != nil && len(aopts.programs) == 0 {
-			return usagef("%s runs method: command, and this agent allows no program; add -allow-program %s and the same for its interpreter (docs/scripts.md)", r.SpecFile, spec.Command.Program)
-		}
-	}
 	log := newLogger(env.Stderr, slog.LevelWarn)
 	n, err := node.Start(ctx, node.Config{
-		Servers: &devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval},
+		Servers: &devcluster.Config{DataDir: cmd.dataDir, NATSPort: cmd.natsPort, Logger: log, NATSSyncInterval: cmd.jsSync.interval},
 		Logger:  log,
 	})
 	if err != nil {
@@ -72,11 +58,10 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 	// On any return, stop every component before the connections and
 	// servers they use are closed.
 	defer n.Close()
-	fmt.Fprintf(env.Stderr, "asymptote dev: NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), *dataDir)
-	if err := startDevNode(env, n, copts, aopts, *agents, *dataDir, log); err != nil {
+	fmt.Fprintf(env.Stderr, "asymptote dev: NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), cmd.dataDir)
+	if err := startDevNode(env, n, cmd.copts, cmd.aopts, cmd.agents, cmd.dataDir, log); err != nil {
 		return err
 	}
-	gctx := n.Context()
 	client, nc, err := (&clientFlags{natsURL: n.NATSURL, timeout: 30 * time.Second}).connect(env)
 	if err != nil {
 		return err
@@ -84,10 +69,51 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 	defer nc.Close()
 	if req == nil {
 		fmt.Fprintf(env.Stderr, "serving; submit studies with 'asymptote submit STUDY.yaml -nats-url %s'; Ctrl-C stops\n", n.NATSURL)
-		<-gctx.Done()
+		<-n.Context().Done()
 		return n.Close()
 	}
-	sub, err := client.Submit(gctx, *req)
+	return cmd.runStudy(ctx, n, client, *req)
+}
+
+// request parses and checks the command line and reads the study spec it
+// names, if any (nil: dev only serves).
+func (cmd *devCommand) request() (*api.SubmitRequest, error) {
+	pos, err := cmd.parse(cmd.flags())
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) > 1 {
+		return nil, usagef("want at most one study spec, got %d", len(pos))
+	}
+	if cmd.agents < 1 {
+		return nil, usagef("-agents %d: want at least 1", cmd.agents)
+	}
+	if err := cmd.copts.validate(); err != nil {
+		return nil, err
+	}
+	if err := cmd.aopts.validate(); err != nil {
+		return nil, err
+	}
+	if len(pos) == 0 {
+		return nil, nil
+	}
+	r, err := readSpec(pos[0])
+	if err != nil {
+		return nil, err
+	}
+	// dev's agents are all there is: a study of programs none of them may
+	// run would wait forever.
+	if spec, err := sweep.Parse(r.SpecFile, []byte(r.Spec)); err == nil && spec.Command != nil && len(cmd.aopts.programs) == 0 {
+		return nil, usagef("%s runs method: command, and this agent allows no program; add -allow-program %s and the same for its interpreter (docs/scripts.md)", r.SpecFile, spec.Command.Program)
+	}
+	return &r, nil
+}
+
+// runStudy submits the study, follows it until it finishes, and prints
+// its results, what was decided and the fit of its analysis plan.
+func (cmd *devCommand) runStudy(ctx context.Context, n *node.Node, client *bus.Client, req api.SubmitRequest) error {
+	env, gctx := cmd.env, n.Context()
+	sub, err := client.Submit(gctx, req)
 	if err != nil {
 		return err
 	}
@@ -107,7 +133,7 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintln(env.Stdout)
-	if err := writeResults(env.Stdout, res, "table", *show); err != nil {
+	if err := writeResults(env.Stdout, res, "table", cmd.show); err != nil {
 		return err
 	}
 	if err := n.Close(); err != nil {

@@ -2,7 +2,9 @@ package command
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"math"
 	"text/tabwriter"
 
@@ -21,34 +23,69 @@ var datablationsBase = map[string]float64{
 }
 
 // epochsCommand is `asymptote epochs`.
-type epochsCommand struct{ invocation }
+type epochsCommand struct {
+	invocation
+	scalingFlags
+	z, noiseFloor float64
+	base, plot    string
+}
+
+// flags declares epochs' flags.
+func (cmd *epochsCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "epochs", "--data FILE.csv [flags]")
+	cmd.scalingFlags.register(fs, "params", "datablations")
+	fs.Float64Var(&cmd.z, "z", 2, "degradation threshold in seed standard deviations")
+	fs.Float64Var(&cmd.noiseFloor, "noise-floor", 0, "seed-noise `LEVEL` when the data hold no replicate seeds (default 0.004); with replicates, a lower bound")
+	fs.StringVar(&cmd.base, "base", "", "hold the base law at published constants: `datablations` (Muennighoff et al.'s C4 fit)")
+	fs.StringVar(&cmd.plot, "plot", "", "write loss against epochs for the longest series to `FILE`.png or FILE.svg")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *epochsCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "epochs", "--data FILE.csv [flags]")
-	var df dataFlags
-	var ff fitFlags
-	df.register(fs, "params")
-	ctx = withStudySource(ctx, env, fs) // -nats-url and -timeout for --study
-	ff.register(fs, "datablations")
-	z := fs.Float64("z", 2, "degradation threshold in seed standard deviations")
-	floor := fs.Float64("noise-floor", 0, "seed-noise `LEVEL` when the data hold no replicate seeds (default 0.004); with replicates, a lower bound")
-	base := fs.String("base", "", "hold the base law at published constants: `datablations` (Muennighoff et al.'s C4 fit)")
-	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	plot := fs.String("plot", "", "write loss against epochs for the longest series to `FILE`.png or FILE.svg")
-	if _, err := parseFlags(env, fs, args); err != nil {
-		return err
-	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	ff.law = "datablations"
-	law, o, err := ff.options()
+	ctx, err := cmd.parseWith(ctx, &cmd.invocation, cmd.flags())
 	if err != nil {
 		return err
 	}
-	switch *base {
+	law, o, err := cmd.options()
+	if err != nil {
+		return err
+	}
+	obs, _, err := cmd.data.read(ctx, law, cmd.data.data)
+	if err != nil {
+		return err
+	}
+	rep, err := scaling.EpochAnalysis(obs, scaling.EpochOptions{Z: cmd.z, NoiseFloor: cmd.noiseFloor})
+	if err != nil {
+		return err
+	}
+	fit, err := cmd.fit.fitAndBootstrap(ctx, law, o, obs, cmd.fit.seed)
+	if err != nil {
+		return err
+	}
+	if cmd.plot != "" {
+		if err := scalingplot.Epochs(cmd.plot, rep, fit, scalingplot.Options{}); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+	}
+	out := epochsReport(rep, fit)
+	if cmd.format == "json" {
+		return writeJSON(cmd.env.Stdout, out)
+	}
+	out.printTable(cmd.env.Stdout)
+	return nil
+}
+
+// options are the data-constrained law and its fit options, with the
+// base law held at Muennighoff et al.'s constants under --base
+// datablations (a constant --fix gives wins).
+func (cmd *epochsCommand) options() (scaling.Law, scaling.Options, error) {
+	cmd.fit.law = "datablations"
+	law, o, err := cmd.fit.options()
+	if err != nil {
+		return nil, o, err
+	}
+	switch cmd.base {
 	case "":
 	case "datablations":
 		for k, v := range datablationsBase {
@@ -57,26 +94,16 @@ func (cmd *epochsCommand) Run(ctx context.Context) error {
 			}
 		}
 	default:
-		return usagef("--base: want datablations, got %q", *base)
+		return nil, o, usagef("--base: want datablations, got %q", cmd.base)
 	}
-	obs, _, err := df.read(ctx, law, df.data)
-	if err != nil {
-		return err
-	}
-	rep, err := scaling.EpochAnalysis(obs, scaling.EpochOptions{Z: *z, NoiseFloor: *floor})
-	if err != nil {
-		return err
-	}
-	fit, err := ff.fitAndBootstrap(ctx, law, o, obs, ff.seed)
-	if err != nil {
-		return err
-	}
-	if *plot != "" {
-		if err := scalingplot.Epochs(*plot, rep, fit, scalingplot.Options{}); err != nil {
-			return fmt.Errorf("plot: %w", err)
-		}
-	}
-	out := epochsJSON{Sigma: jnum(rep.Sigma), SigmaSource: rep.SigmaSource, Z: jnum(rep.Z), Fit: newFitReport(fit, 0)}
+	return law, o, nil
+}
+
+// epochsReport is the epoch analysis rep and the data-constrained fit,
+// with the value of repeated data at the fitted R_D*, as the JSON output
+// has them and the table prints them.
+func epochsReport(rep *scaling.EpochReport, fit *scaling.Fit) *epochsJSON {
+	out := &epochsJSON{Sigma: jnum(rep.Sigma), SigmaSource: rep.SigmaSource, Z: jnum(rep.Z), Fit: newFitReport(fit, 0)}
 	out.Fit.Residuals = nil
 	for _, s := range rep.Series {
 		sj := seriesJSON{N: jnum(s.N), U: jnum(s.U), Best: jnum(s.Best), Points: len(s.Points)}
@@ -87,6 +114,7 @@ func (cmd *epochsCommand) Run(ctx context.Context) error {
 		out.Series = append(out.Series, sj)
 	}
 	rd, _ := fit.Param("RD_star")
+	out.rd = rd
 	var rdCI *scaling.Interval
 	if fit.Bootstrap != nil {
 		iv, _ := fit.Bootstrap.Interval(fit, "RD_star")
@@ -104,12 +132,13 @@ func (cmd *epochsCommand) Run(ctx context.Context) error {
 		}
 		out.Value = append(out.Value, v)
 	}
-	if *format == "json" {
-		return writeJSON(env.Stdout, out)
-	}
-	w := env.Stdout
+	return out
+}
+
+// printTable prints the series, the fit and the value of repeated data.
+func (out *epochsJSON) printTable(w io.Writer) {
 	fmt.Fprintf(w, "seed noise σ %s (%s); degradation = loss above the running minimum by more than %s·σ\n\n",
-		num(rep.Sigma), rep.SigmaSource, num(rep.Z))
+		num(float64(out.Sigma)), out.SigmaSource, num(float64(out.Z)))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARAMS\tUNIQUE TOKENS\tEPOCH COUNTS\tBEST AT\tDEGRADES AT")
 	for _, s := range out.Series {
@@ -122,7 +151,7 @@ func (cmd *epochsCommand) Run(ctx context.Context) error {
 	tw.Flush()
 	fmt.Fprintln(w, "\ndata-constrained fit (Muennighoff et al. 2023):")
 	out.Fit.printTable(w, false)
-	fmt.Fprintf(w, "\nvalue of repeated data at R_D* = %s:\n", num(rd))
+	fmt.Fprintf(w, "\nvalue of repeated data at R_D* = %s:\n", num(out.rd))
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "EPOCHS\tD'/D\tMARGINAL VALUE OF A REPEATED TOKEN")
 	for _, v := range out.Value {
@@ -134,7 +163,6 @@ func (cmd *epochsCommand) Run(ctx context.Context) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", num(float64(v.Epochs)), f, m)
 	}
 	tw.Flush()
-	return nil
 }
 
 type epochsJSON struct {
@@ -144,6 +172,8 @@ type epochsJSON struct {
 	Series      []seriesJSON `json:"series"`
 	Fit         *fitReport   `json:"fit"`
 	Value       []valueJSON  `json:"repeat_value"`
+	// rd is the fitted R_D* the value of repeated data is given at.
+	rd float64
 }
 
 type seriesJSON struct {

@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -17,47 +18,37 @@ import (
 )
 
 // fitCommand is `asymptote fit`.
-type fitCommand struct{ invocation }
+type fitCommand struct {
+	invocation
+	scalingFlags
+	plot, at, lrTest string
+	residuals        bool
+	holdout          int
+	nested           bool
+}
+
+// flags declares fit's flags.
+func (cmd *fitCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "fit", "--law LAW (--data FILE.csv | --study NAME [--spec NAME.yaml]) [flags]")
+	cmd.scalingFlags.register(fs, "", "power")
+	cmd.data.registerPlan(fs)
+	fs.StringVar(&cmd.plot, "plot", "", "write a plot to `FILE`.png or FILE.svg (FILE-GROUP.png for each group of a study's plan)")
+	fs.StringVar(&cmd.at, "at", "", "predict at `POINTS`: x values for power/ensemble, N:D (chinchilla) or N:D:U (datablations), comma-separated")
+	fs.StringVar(&cmd.lrTest, "lr-test", "", "likelihood-ratio test of given parameters `NAME=VALUE,...` against the fit")
+	fs.BoolVar(&cmd.residuals, "residuals", false, "print the residual table (always in json)")
+	fs.IntVar(&cmd.holdout, "holdout", 0, "fit without the `K` largest-scale runs and report how well the fit predicts them")
+	fs.BoolVar(&cmd.nested, "nested", false, "ensemble law: fit L(K) for each model size (--params), then a power law in N to the K → ∞ asymptotes, and report lim_N lim_K (Kim et al. 2025)")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *fitCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "fit", "--law LAW (--data FILE.csv | --study NAME [--spec NAME.yaml]) [flags]")
-	var df dataFlags
-	var ff fitFlags
-	df.register(fs, "")
-	df.registerPlan(fs)
-	ctx = withStudySource(ctx, env, fs) // -nats-url and -timeout for --study
-	ff.register(fs, "power")
-	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	plot := fs.String("plot", "", "write a plot to `FILE`.png or FILE.svg (FILE-GROUP.png for each group of a study's plan)")
-	at := fs.String("at", "", "predict at `POINTS`: x values for power/ensemble, N:D (chinchilla) or N:D:U (datablations), comma-separated")
-	lr := fs.String("lr-test", "", "likelihood-ratio test of given parameters `NAME=VALUE,...` against the fit")
-	residuals := fs.Bool("residuals", false, "print the residual table (always in json)")
-	holdout := fs.Int("holdout", 0, "fit without the `K` largest-scale runs and report how well the fit predicts them")
-	nested := fs.Bool("nested", false, "ensemble law: fit L(K) for each model size (--params), then a power law in N to the K → ∞ asymptotes, and report lim_N lim_K (Kim et al. 2025)")
-	if _, err := parseFlags(env, fs, args); err != nil {
-		return err
-	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	study, err := df.oneStudy()
+	env := cmd.env
+	ctx, err := cmd.parseWith(ctx, &cmd.invocation, cmd.flags())
 	if err != nil {
 		return err
 	}
-	if df.x == "" {
-		df.x = "params"
-		if law, err := scaling.LawByName(ff.law); err == nil && law == scaling.Ensemble {
-			df.x = "members"
-		}
-	}
-	given, err := parseAssignments(*lr)
-	if err != nil {
-		return usagef("--lr-test: %v", err)
-	}
-	df.withParams = *nested
-	curves, err := df.curves(ctx, &ff, df.data, study)
+	curves, given, err := cmd.curves(ctx)
 	if err != nil {
 		return err
 	}
@@ -67,38 +58,13 @@ func (cmd *fitCommand) Run(ctx context.Context) error {
 	var reports []any
 	var tables []func(io.Writer)
 	for _, c := range curves {
-		if *nested && c.law != scaling.Ensemble {
-			return usagef("--nested needs --law ensemble")
-		}
-		points, err := parsePoints(c.law, *at)
+		rep, table, err := cmd.fitOne(ctx, c, given, grouped)
 		if err != nil {
-			return usagef("--at: %v", err)
+			return err
 		}
-		if *nested {
-			rep, err := nestedReport(ctx, c)
-			if err != nil {
-				return c.wrap(err)
-			}
-			reports, tables = append(reports, rep), append(tables, rep.printTable)
-			continue
-		}
-		fit, rep, err := fitCurve(ctx, c, points, given, *holdout)
-		if err != nil {
-			return c.wrap(err)
-		}
-		if *plot != "" {
-			file := *plot
-			if grouped {
-				file = groupFile(file, c.label)
-			}
-			if err := scalingplot.Fit(file, fit, scalingplot.Options{XLabel: c.x}); err != nil {
-				return fmt.Errorf("plot: %w", err)
-			}
-		}
-		reports = append(reports, rep)
-		tables = append(tables, func(w io.Writer) { rep.printTable(w, *residuals) })
+		reports, tables = append(reports, rep), append(tables, table)
 	}
-	if *format == "json" {
+	if cmd.format == "json" {
 		if grouped {
 			return writeJSON(env.Stdout, reports)
 		}
@@ -111,6 +77,62 @@ func (cmd *fitCommand) Run(ctx context.Context) error {
 		print(env.Stdout)
 	}
 	return nil
+}
+
+// curves reads the curves to fit, with --x defaulting to the law's scale
+// variable, and the parameters --lr-test gives.
+func (cmd *fitCommand) curves(ctx context.Context) ([]curve, map[string]float64, error) {
+	df, ff := &cmd.data, &cmd.fit
+	study, err := df.oneStudy()
+	if err != nil {
+		return nil, nil, err
+	}
+	if df.x == "" {
+		df.x = "params"
+		if law, err := scaling.LawByName(ff.law); err == nil && law == scaling.Ensemble {
+			df.x = "members"
+		}
+	}
+	given, err := parseAssignments(cmd.lrTest)
+	if err != nil {
+		return nil, nil, usagef("--lr-test: %v", err)
+	}
+	df.withParams = cmd.nested
+	curves, err := df.curves(ctx, ff, df.data, study)
+	return curves, given, err
+}
+
+// fitOne fits curve c, nested or not, plots it when asked, and returns
+// its report and the function that prints it as a table.
+func (cmd *fitCommand) fitOne(ctx context.Context, c curve, given map[string]float64, grouped bool) (any, func(io.Writer), error) {
+	if cmd.nested && c.law != scaling.Ensemble {
+		return nil, nil, usagef("--nested needs --law ensemble")
+	}
+	points, err := parsePoints(c.law, cmd.at)
+	if err != nil {
+		return nil, nil, usagef("--at: %v", err)
+	}
+	if cmd.nested {
+		rep, err := nestedReport(ctx, c)
+		if err != nil {
+			return nil, nil, c.wrap(err)
+		}
+		return rep, rep.printTable, nil
+	}
+	fit, rep, err := fitCurve(ctx, c, points, given, cmd.holdout)
+	if err != nil {
+		return nil, nil, c.wrap(err)
+	}
+	if cmd.plot != "" {
+		file := cmd.plot
+		if grouped {
+			file = groupFile(file, c.label)
+		}
+		if err := scalingplot.Fit(file, fit, scalingplot.Options{XLabel: c.x}); err != nil {
+			return nil, nil, fmt.Errorf("plot: %w", err)
+		}
+	}
+	return rep, func(w io.Writer) { rep.printTable(w, cmd.residuals) }, nil
 }
 
 // fitCurve fits c, holding out its holdout largest-scale runs, and reports
@@ -436,6 +458,19 @@ func newFitReport(f *scaling.Fit, dropped int) *fitReport {
 }
 
 func (r *fitReport) printTable(w io.Writer, residuals bool) {
+	intervals := r.Bootstrap != nil && !r.Bootstrap.NotIdentified
+	r.printHead(w)
+	r.printParams(w, intervals)
+	r.printQuality(w, intervals)
+	r.printPredictions(w, intervals)
+	r.printTests(w)
+	if residuals {
+		r.printResiduals(w)
+	}
+}
+
+// printHead says what was fitted and how the starts fared.
+func (r *fitReport) printHead(w io.Writer) {
 	if r.Plan != nil {
 		fmt.Fprintln(w, r.Plan.line())
 	}
@@ -455,9 +490,13 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w)
+}
+
+// printParams prints the parameter table, with the bootstrap's intervals
+// when there are any.
+func (r *fitReport) printParams(w io.Writer, intervals bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	head := "PARAM\tVALUE"
-	intervals := r.Bootstrap != nil && !r.Bootstrap.NotIdentified
 	if intervals {
 		head += fmt.Sprintf("\t%d%% CI\tMEDIAN\tSE", int(float64(r.Bootstrap.Level)*100+0.5))
 	}
@@ -477,6 +516,11 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 		fmt.Fprintf(tw, "log_sigma\t%s\n", num(float64(*r.LogSigma)))
 	}
 	tw.Flush()
+}
+
+// printQuality prints the goodness of fit, the bootstrap that was run and
+// the other local optima the starts reached.
+func (r *fitReport) printQuality(w io.Writer, intervals bool) {
 	g := r.Goodness
 	fmt.Fprintf(w, "\nR² %s (log %s)  RMSE %s (log %s)  MRE %s%% (log %s%%)  AIC %s  BIC %s  dof %d\n",
 		num(float64(g.R2)), num(float64(g.R2Log)), num(float64(g.RMSE)), num(float64(g.RMSELog)),
@@ -501,9 +545,14 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 			fmt.Fprintf(w, "  objective %s (%d starts): %s\n", num(float64(o.Objective)), o.Starts, strings.Join(ps, " "))
 		}
 	}
+}
+
+// printPredictions prints the predictions at --at and those of the
+// held-out runs.
+func (r *fitReport) printPredictions(w io.Writer, intervals bool) {
 	if len(r.Predictions) > 0 {
 		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "AT\tPREDICTED\tCURVE CI\tPREDICTION INTERVAL")
 		for _, p := range r.Predictions {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.At, num(float64(p.Value)), ivl(p.CI), ivl(p.PI))
@@ -512,7 +561,7 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	}
 	if len(r.Holdout) > 0 {
 		fmt.Fprintf(w, "\nheld out: the %d largest-scale runs, predicted by the fit to the rest\n", len(r.Holdout))
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "SCALE\tOBSERVED\tPREDICTED\tERROR\tPREDICTION INTERVAL")
 		for _, h := range r.Holdout {
 			pi := "-"
@@ -526,6 +575,10 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 		}
 		tw.Flush()
 	}
+}
+
+// printTests prints the likelihood-ratio and χ² tests and the warnings.
+func (r *fitReport) printTests(w io.Writer) {
 	if t := r.LRTest; t != nil {
 		fmt.Fprintf(w, "\nlikelihood-ratio test: loglik %s (free) vs %s (given), LR %s, df %d, p %s\n",
 			num(float64(t.LogLikFree)), num(float64(t.LogLikGiven)), num(float64(t.Stat)), t.DF, num(float64(t.P)))
@@ -539,15 +592,17 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	if len(r.Warnings) > 0 {
 		fmt.Fprintln(w)
 	}
-	if residuals {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ROW\tOBSERVED\tPREDICTED\tRESID\tLOG RESID")
-		for _, res := range r.Residuals {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", res.Index, num(float64(res.Observed)), num(float64(res.Predicted)), num(float64(res.Resid)), num(float64(res.LogResid)))
-		}
-		tw.Flush()
+}
+
+// printResiduals prints the residual table.
+func (r *fitReport) printResiduals(w io.Writer) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROW\tOBSERVED\tPREDICTED\tRESID\tLOG RESID")
+	for _, res := range r.Residuals {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", res.Index, num(float64(res.Observed)), num(float64(res.Predicted)), num(float64(res.Resid)), num(float64(res.LogResid)))
 	}
+	tw.Flush()
 }
 
 // intervalOrNil is iv for JSON, or nil when fit's bootstrap found the fit

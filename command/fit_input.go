@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"os"
 	"slices"
@@ -19,6 +18,37 @@ import (
 	"asymptote.dev/asymptote/internal/analysis"
 	"asymptote.dev/asymptote/scaling"
 )
+
+// scalingFlags are the flags fit, crossover, epochs and frontier share:
+// their input, its fit, the cluster --study reads from, and the output
+// format.
+type scalingFlags struct {
+	data   dataFlags
+	fit    fitFlags
+	source clientFlags // -nats-url and -timeout for --study
+	format string
+}
+
+// register declares the shared flags on fs, with the default --x and
+// --law of the command.
+func (f *scalingFlags) register(fs *flag.FlagSet, xDefault, lawDefault string) {
+	f.data.register(fs, xDefault)
+	f.source.register(fs)
+	f.fit.register(fs, lawDefault)
+	fs.StringVar(&f.format, "format", "table", "output `FORMAT`: table or json")
+}
+
+// parseWith parses the invocation with fs, checks --format and returns ctx
+// carrying the cluster --study reads from.
+func (f *scalingFlags) parseWith(ctx context.Context, inv *invocation, fs *flag.FlagSet) (context.Context, error) {
+	if _, err := inv.parse(fs); err != nil {
+		return ctx, err
+	}
+	if err := checkFormat(f.format); err != nil {
+		return ctx, err
+	}
+	return withStudySource(ctx, inv.env, &f.source), nil
+}
 
 // dataFlags select and map the input of a scaling command.
 type dataFlags struct {
@@ -88,38 +118,34 @@ func (d *dataFlags) oneStudy() (string, error) {
 }
 
 // read loads the observations law needs, from --data or --study; a study
-// is read as its results CSV, every succeeded trial a row.
+// is read from its trial records, every succeeded trial an observation.
 func (d *dataFlags) read(ctx context.Context, law scaling.Law, file string) ([]scaling.Obs, int, error) {
 	study, err := d.oneStudy()
 	if err != nil {
 		return nil, 0, err
 	}
-	var raw []byte
-	var src string
+	var obs []scaling.Obs
 	switch {
 	case file != "" && study != "":
 		return nil, 0, usagef("give --data or --study, not both")
 	case file != "":
-		b, err := os.ReadFile(file)
+		raw, err := os.ReadFile(file)
 		if err != nil {
 			return nil, 0, err
 		}
-		raw, src = b, file
+		if obs, err = d.readObs(raw, d.inputs(law)); err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", file, err)
+		}
 	case study != "":
 		st, err := loadStudy(ctx, study)
 		if err != nil {
 			return nil, 0, fmt.Errorf("study %s: %w", study, err)
 		}
-		if raw, err = studyCSV(st.Results); err != nil {
+		if obs, err = d.studyObs(st.Results.Trials, d.inputs(law)); err != nil {
 			return nil, 0, fmt.Errorf("study %s: %w", study, err)
 		}
-		src = "study " + study
 	default:
 		return nil, 0, usagef("want --data FILE.csv or --study NAME")
-	}
-	obs, err := d.readObs(raw, d.inputs(law))
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", src, err)
 	}
 	obs, dropped := dropHighest(obs, d.dropHighest)
 	return obs, dropped, nil
@@ -175,20 +201,22 @@ func (d *dataFlags) curves(ctx context.Context, ff *fitFlags, file, study string
 	if err != nil {
 		return nil, err
 	}
-	c, err := d.flagCurve(ff, raw, file)
+	c, err := d.flagCurve(ff, file, func(inputs []string) ([]scaling.Obs, error) { return d.readObs(raw, inputs) })
 	if err != nil {
 		return nil, err
 	}
 	return []curve{c}, nil
 }
 
-// flagCurve reads a CSV into a curve fitted as the flags say.
-func (d *dataFlags) flagCurve(ff *fitFlags, raw []byte, src string) (curve, error) {
+// flagCurve reads the observations of src, a file or a study, into a
+// curve fitted as the flags say; read reads the columns of the law's
+// inputs.
+func (d *dataFlags) flagCurve(ff *fitFlags, src string, read func(inputs []string) ([]scaling.Obs, error)) (curve, error) {
 	law, o, err := ff.options()
 	if err != nil {
 		return curve{}, err
 	}
-	obs, err := d.readObs(raw, d.inputs(law))
+	obs, err := read(d.inputs(law))
 	if err != nil {
 		return curve{}, fmt.Errorf("%s: %w", src, err)
 	}
@@ -258,15 +286,7 @@ func succeededRows(raw []byte) (kept []byte, lines []int, header []string, err e
 	}
 	w.Flush()
 	if len(lines) == 0 {
-		var by []string
-		for _, st := range slices.Sorted(maps.Keys(counts)) {
-			by = append(by, fmt.Sprintf("%d %s", counts[st], st))
-		}
-		what := "no trials"
-		if rows > 0 {
-			what = fmt.Sprintf("%d trials (%s)", rows, strings.Join(by, ", "))
-		}
-		return nil, nil, nil, fmt.Errorf("no succeeded trials yet: the results have %s", what)
+		return nil, nil, nil, noSucceeded(rows, counts)
 	}
 	return buf.Bytes(), lines, header, nil
 }

@@ -464,26 +464,9 @@ func TestResultsCSVIsFitInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := newFlagSet(Env{Stderr: &bytes.Buffer{}}, "test", "")
-			var df dataFlags
-			df.register(fs, "params")
-			if err := fs.Parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			obs, err := df.readObs(write(tc.results), []string{"X"})
-			if tc.err != nil {
-				if err == nil {
-					t.Fatalf("no error; read %+v", obs)
-				}
-				for _, w := range tc.err {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q does not mention %q", err, w)
-					}
-				}
+			obs, err := parsedDataFlags(t, tc.args).readObs(write(tc.results), []string{"X"})
+			if checkErr(t, err, tc.err, obs) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if len(obs) != len(tc.want) {
 				t.Fatalf("read %d points, want %d: %+v", len(obs), len(tc.want), obs)

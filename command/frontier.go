@@ -2,119 +2,162 @@ package command
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"asymptote.dev/asymptote/scaling"
 )
 
 // frontierCommand is `asymptote frontier`.
-type frontierCommand struct{ invocation }
+type frontierCommand struct {
+	invocation
+	scalingFlags
+	budget, given string
+	unique        float64
+}
+
+// flags declares frontier's flags.
+func (cmd *frontierCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "frontier", "--budget C,... (--data FILE.csv | --given NAME=VALUE,...) [flags]")
+	cmd.scalingFlags.register(fs, "params", "chinchilla")
+	fs.StringVar(&cmd.budget, "budget", "", "compute budgets in FLOP, `C,...`")
+	fs.StringVar(&cmd.given, "given", "", "use these parameters instead of fitting: `NAME=VALUE,...` (E, A, B, alpha, beta; RD_star, RN_star for datablations)")
+	fs.Float64Var(&cmd.unique, "unique", 0, "unique tokens `U`: also give the data-constrained allocation (datablations law)")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *frontierCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "frontier", "--budget C,... (--data FILE.csv | --given NAME=VALUE,...) [flags]")
-	var df dataFlags
-	var ff fitFlags
-	df.register(fs, "params")
-	ctx = withStudySource(ctx, env, fs) // -nats-url and -timeout for --study
-	ff.register(fs, "chinchilla")
-	budget := fs.String("budget", "", "compute budgets in FLOP, `C,...`")
-	given := fs.String("given", "", "use these parameters instead of fitting: `NAME=VALUE,...` (E, A, B, alpha, beta; RD_star, RN_star for datablations)")
-	unique := fs.Float64("unique", 0, "unique tokens `U`: also give the data-constrained allocation (datablations law)")
-	format := fs.String("format", "table", "output `FORMAT`: table or json")
-	if _, err := parseFlags(env, fs, args); err != nil {
-		return err
-	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	cs, err := parseFloats(*budget)
-	if err != nil || len(cs) == 0 {
-		return usagef("--budget: want one or more budgets in FLOP")
-	}
-	law, o, err := ff.options()
+	ctx, err := cmd.parseWith(ctx, &cmd.invocation, cmd.flags())
 	if err != nil {
 		return err
 	}
+	cs, err := parseFloats(cmd.budget)
+	if err != nil || len(cs) == 0 {
+		return usagef("--budget: want one or more budgets in FLOP")
+	}
+	law, o, err := cmd.options()
+	if err != nil {
+		return err
+	}
+	fit, params, err := cmd.params(ctx, law, o)
+	if err != nil {
+		return err
+	}
+	rep, err := cmd.report(law, fit, params, cs)
+	if err != nil {
+		return err
+	}
+	if cmd.format == "json" {
+		return writeJSON(cmd.env.Stdout, rep)
+	}
+	cmd.printTable(cmd.env.Stdout, rep)
+	return nil
+}
+
+// options are the law, which must have a frontier, and its fit options.
+func (cmd *frontierCommand) options() (scaling.Law, scaling.Options, error) {
+	law, o, err := cmd.fit.options()
+	if err != nil {
+		return nil, o, err
+	}
 	if law != scaling.Chinchilla && law != scaling.DataConstrained {
-		return usagef("--law: the frontier needs chinchilla or datablations, not %s", law.Name())
+		return nil, o, usagef("--law: the frontier needs chinchilla or datablations, not %s", law.Name())
 	}
-	if *unique > 0 && law != scaling.DataConstrained {
-		return usagef("--unique needs --law datablations")
+	if cmd.unique > 0 && law != scaling.DataConstrained {
+		return nil, o, usagef("--unique needs --law datablations")
 	}
-	var fit *scaling.Fit
-	var params []float64
-	switch {
-	case *given != "":
-		g, err := parseAssignments(*given)
+	return law, o, nil
+}
+
+// params are the law's parameters: --given's, or those of a fit to the
+// data (then fit is that fit, with its bootstrap when asked for).
+func (cmd *frontierCommand) params(ctx context.Context, law scaling.Law, o scaling.Options) (fit *scaling.Fit, params []float64, err error) {
+	if cmd.given == "" {
+		obs, _, err := cmd.data.read(ctx, law, cmd.data.data)
 		if err != nil {
-			return usagef("--given: %v", err)
+			return nil, nil, err
 		}
-		for _, name := range law.Params() {
-			v, ok := g[name]
-			if !ok {
-				return usagef("--given: missing %s (law %s needs %v)", name, law.Name(), law.Params())
-			}
-			params = append(params, v)
+		if fit, err = cmd.fit.fitAndBootstrap(ctx, law, o, obs, cmd.fit.seed); err != nil {
+			return nil, nil, err
 		}
-	default:
-		obs, _, err := df.read(ctx, law, df.data)
-		if err != nil {
-			return err
-		}
-		if fit, err = ff.fitAndBootstrap(ctx, law, o, obs, ff.seed); err != nil {
-			return err
-		}
-		params = fit.Params
+		return fit, fit.Params, nil
 	}
-	rep := frontierJSON{Law: law.Name()}
+	g, err := parseAssignments(cmd.given)
+	if err != nil {
+		return nil, nil, usagef("--given: %v", err)
+	}
+	for _, name := range law.Params() {
+		v, ok := g[name]
+		if !ok {
+			return nil, nil, usagef("--given: missing %s (law %s needs %v)", name, law.Name(), law.Params())
+		}
+		params = append(params, v)
+	}
+	return nil, params, nil
+}
+
+// report is the compute-optimal allocation at each budget (with
+// intervals when fit was bootstrapped) and, with --unique, the
+// data-constrained one.
+func (cmd *frontierCommand) report(law scaling.Law, fit *scaling.Fit, params, budgets []float64) (*frontierJSON, error) {
+	rep := &frontierJSON{Law: law.Name()}
 	fr := scaling.FrontierOf(params)
 	a, b := fr.Exponents()
 	rep.G, rep.A, rep.B = jnum(fr.G()), jnum(a), jnum(b)
-	for _, c := range cs {
-		var row allocJSON
-		if fit != nil {
-			ai, err := scaling.FrontierAt(fit, c)
-			if err != nil {
-				return err
-			}
-			row = allocJSON{C: jnum(c), N: jnum(ai.Allocation.N), D: jnum(ai.Allocation.D),
-				TokensPerParam: jnum(ai.Allocation.TokensPerParam), Loss: jnum(ai.Allocation.Loss)}
-			if fit.Bootstrap != nil {
-				row.NCI, row.DCI, row.RCI, row.LCI = jivl(ai.N), jivl(ai.D), jivl(ai.TokensPerParam), jivl(ai.Loss)
-				rep.ACI = jivl(ai.A)
-			}
-		} else {
-			al := fr.At(c)
-			row = allocJSON{C: jnum(c), N: jnum(al.N), D: jnum(al.D), TokensPerParam: jnum(al.TokensPerParam), Loss: jnum(al.Loss)}
+	for _, c := range budgets {
+		row, err := optimalAt(fr, fit, c, rep)
+		if err != nil {
+			return nil, err
 		}
 		rep.Optimal = append(rep.Optimal, row)
-		if *unique > 0 {
-			al, err := scaling.DataConstrainedOptimum(params, c, *unique)
+		if cmd.unique > 0 {
+			al, err := scaling.DataConstrainedOptimum(params, c, cmd.unique)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			ep := jnum(al.Epochs)
 			rep.Constrained = append(rep.Constrained, allocJSON{C: jnum(c), N: jnum(al.N), D: jnum(al.D),
 				TokensPerParam: jnum(al.TokensPerParam), Loss: jnum(al.Loss), Epochs: &ep})
 		}
 	}
-	if *format == "json" {
-		return writeJSON(env.Stdout, rep)
+	return rep, nil
+}
+
+// optimalAt is the compute-optimal allocation at budget c: fit's, with
+// its intervals (and the exponent's, set on rep) when it was
+// bootstrapped, or the frontier fr's of given parameters.
+func optimalAt(fr scaling.Frontier, fit *scaling.Fit, c float64, rep *frontierJSON) (allocJSON, error) {
+	if fit == nil {
+		al := fr.At(c)
+		return allocJSON{C: jnum(c), N: jnum(al.N), D: jnum(al.D), TokensPerParam: jnum(al.TokensPerParam), Loss: jnum(al.Loss)}, nil
 	}
-	w := env.Stdout
-	fmt.Fprintf(w, "law %s: G %s, N_opt ∝ C^%s, D_opt ∝ C^%s", law.Name(), num(float64(rep.G)), num(a), num(b))
+	ai, err := scaling.FrontierAt(fit, c)
+	if err != nil {
+		return allocJSON{}, err
+	}
+	row := allocJSON{C: jnum(c), N: jnum(ai.Allocation.N), D: jnum(ai.Allocation.D),
+		TokensPerParam: jnum(ai.Allocation.TokensPerParam), Loss: jnum(ai.Allocation.Loss)}
+	if fit.Bootstrap != nil {
+		row.NCI, row.DCI, row.RCI, row.LCI = jivl(ai.N), jivl(ai.D), jivl(ai.TokensPerParam), jivl(ai.Loss)
+		rep.ACI = jivl(ai.A)
+	}
+	return row, nil
+}
+
+// printTable prints the frontier's exponents and the allocations.
+func (cmd *frontierCommand) printTable(w io.Writer, rep *frontierJSON) {
+	fmt.Fprintf(w, "law %s: G %s, N_opt ∝ C^%s, D_opt ∝ C^%s", rep.Law, num(float64(rep.G)), num(float64(rep.A)), num(float64(rep.B)))
 	if rep.ACI != nil {
-		fmt.Fprintf(w, " (a %d%% CI %s–%s)", int(ff.level*100+0.5), num(float64(rep.ACI[0])), num(float64(rep.ACI[1])))
+		fmt.Fprintf(w, " (a %d%% CI %s–%s)", int(cmd.fit.level*100+0.5), num(float64(rep.ACI[0])), num(float64(rep.ACI[1])))
 	}
 	fmt.Fprintln(w)
 	printAllocs(w, "compute-optimal", rep.Optimal)
 	if len(rep.Constrained) > 0 {
-		printAllocs(w, fmt.Sprintf("data-constrained, %s unique tokens", num(*unique)), rep.Constrained)
+		printAllocs(w, fmt.Sprintf("data-constrained, %s unique tokens", num(cmd.unique)), rep.Constrained)
 	}
-	return nil
 }
 
 func printAllocs(w interface{ Write([]byte) (int, error) }, title string, rows []allocJSON) {

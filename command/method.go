@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"text/tabwriter"
 
@@ -32,11 +33,13 @@ func (cmd *methodCommand) Run(_ context.Context) error {
 // methodsCommand lists the built-in methods with their parameters.
 type methodsCommand struct{ invocation }
 
+// flags declares methods' flags: none.
+func (cmd *methodsCommand) flags() *flag.FlagSet { return newFlagSet(cmd.env, "methods", "") }
+
 // Run runs the command.
 func (cmd *methodsCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "methods", "")
-	if _, err := parseFlags(env, fs, args); err != nil {
+	env := cmd.env
+	if _, err := cmd.parse(cmd.flags()); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)

@@ -80,19 +80,7 @@ func printProblems(w io.Writer, s *api.StudyStatus) {
 
 func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 	fmt.Fprintf(w, "leader: %s (since %s)\n\n", r.Leader, r.Since.Format(time.RFC3339))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STUDY\tSTATE\tDONE\tRUNNING\tPENDING\tFAILED\tCANCELLED\tSTALE\tLATE\tRATE\tETA")
-	for _, s := range r.Studies {
-		done := s.Counts["succeeded"] + s.Counts["failed"] + s.Counts["cancelled"]
-		eta := "-"
-		if s.ETA > 0 && !s.Done() {
-			eta = time.Duration(s.ETA).Round(time.Second).String()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f/s\t%s\n", s.Name, s.State, done, s.Total,
-			s.Counts["running"]+s.Counts["dispatched"], s.Counts["pending"], s.Counts["failed"], s.Counts["cancelled"],
-			s.StaleAttempts, s.LateResults, s.Rate, eta)
-	}
-	tw.Flush()
+	printStudies(w, r.Studies)
 	for _, s := range r.Studies {
 		printProblems(w, &s)
 	}
@@ -103,9 +91,37 @@ func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 		}
 	}
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	printAgents(w, r.Nodes, now)
+	if !detail {
+		return
+	}
+	for _, s := range r.Studies {
+		printStudyDetail(w, &s)
+	}
+}
+
+// printStudies prints the table of studies and their progress.
+func printStudies(w io.Writer, studies []api.StudyStatus) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STUDY\tSTATE\tDONE\tRUNNING\tPENDING\tFAILED\tCANCELLED\tSTALE\tLATE\tRATE\tETA")
+	for _, s := range studies {
+		done := s.Counts["succeeded"] + s.Counts["failed"] + s.Counts["cancelled"]
+		eta := "-"
+		if s.ETA > 0 && !s.Done() {
+			eta = time.Duration(s.ETA).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f/s\t%s\n", s.Name, s.State, done, s.Total,
+			s.Counts["running"]+s.Counts["dispatched"], s.Counts["pending"], s.Counts["failed"], s.Counts["cancelled"],
+			s.StaleAttempts, s.LateResults, s.Rate, eta)
+	}
+	tw.Flush()
+}
+
+// printAgents prints the table of agents, their state and free resources.
+func printAgents(w io.Writer, nodes []api.NodeStatus, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tSTATE\tRUNNING\tCPU FREE\tMEMORY FREE\tGPUS\tLAST SEEN")
-	for _, n := range r.Nodes {
+	for _, n := range nodes {
 		seen := now.Sub(n.LastSeen).Round(time.Second).String() + " ago"
 		state := string(n.State)
 		if n.DeadSince != nil {
@@ -125,21 +141,21 @@ func printStatus(w io.Writer, r *api.StatusReply, detail bool, now time.Time) {
 			humanBytes(n.FreeMemory), humanBytes(n.Memory), len(n.GPUs), seen)
 	}
 	tw.Flush()
-	if !detail {
-		return
+}
+
+// printStudyDetail prints what status STUDY adds for one study: its
+// settings, best trial, failures, fit, budget and decisions.
+func printStudyDetail(w io.Writer, s *api.StudyStatus) {
+	fmt.Fprintf(w, "\n%s: method %s, objective %s (%s), priority %d, %d retries used\n", s.Name, s.Method, s.Objective, s.Direction, s.Priority, s.Retries)
+	if s.Best != nil && s.Best.Result != nil && s.Best.Result.Objective != nil {
+		fmt.Fprintf(w, "best: trial %s %s = %.6g with %s (seed %d)\n", s.Best.ID, s.Objective, *s.Best.Result.Objective, formatParams(s.Best.Params), s.Best.Seed)
 	}
-	for _, s := range r.Studies {
-		fmt.Fprintf(w, "\n%s: method %s, objective %s (%s), priority %d, %d retries used\n", s.Name, s.Method, s.Objective, s.Direction, s.Priority, s.Retries)
-		if s.Best != nil && s.Best.Result != nil && s.Best.Result.Objective != nil {
-			fmt.Fprintf(w, "best: trial %s %s = %.6g with %s (seed %d)\n", s.Best.ID, s.Objective, *s.Best.Result.Objective, formatParams(s.Best.Params), s.Best.Seed)
-		}
-		for _, f := range s.Failures {
-			fmt.Fprintf(w, "failed: trial %s %s: %s\n", f.ID, formatParams(f.Params), f.Error)
-		}
-		printAnalysis(w, s.Analysis)
-		printBudget(w, s.Budget)
-		printDecisions(w, &s)
+	for _, f := range s.Failures {
+		fmt.Fprintf(w, "failed: trial %s %s: %s\n", f.ID, formatParams(f.Params), f.Error)
 	}
+	printAnalysis(w, s.Analysis)
+	printBudget(w, s.Budget)
+	printDecisions(w, s)
 }
 
 func humanBytes(b int64) string {

@@ -14,35 +14,44 @@ import (
 )
 
 // coordinatorCommand is `asymptote coordinator`.
-type coordinatorCommand struct{ invocation }
+type coordinatorCommand struct {
+	invocation
+	natsURL, etcdEndpoints, dataDir string
+	natsPort                        int
+	jsSync                          natsSync
+	opts                            coordinatorOptions
+}
+
+// flags declares coordinator's flags.
+func (cmd *coordinatorCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "coordinator", "[flags]")
+	fs.StringVar(&cmd.natsURL, "nats-url", "", "NATS `URL` (default: start an embedded NATS server)")
+	fs.StringVar(&cmd.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client `URLs` (default: start an embedded etcd server)")
+	fs.StringVar(&cmd.dataDir, "data-dir", "asymptote-data", "`directory` for the embedded servers' state")
+	fs.IntVar(&cmd.natsPort, "nats-port", 4222, "port of the embedded NATS server")
+	cmd.jsSync.register(fs)
+	cmd.opts.register(fs)
+	return fs
+}
 
 // Run runs the command.
 func (cmd *coordinatorCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "coordinator", "[flags]")
-	natsURL := fs.String("nats-url", "", "NATS `URL` (default: start an embedded NATS server)")
-	etcdEndpoints := fs.String("etcd-endpoints", "", "comma-separated etcd client `URLs` (default: start an embedded etcd server)")
-	dataDir := fs.String("data-dir", "asymptote-data", "`directory` for the embedded servers' state")
-	natsPort := fs.Int("nats-port", 4222, "port of the embedded NATS server")
-	var jsSync natsSync
-	jsSync.register(fs)
-	var opts coordinatorOptions
-	opts.register(fs)
-	if _, err := parseFlags(env, fs, args); err != nil {
+	env, opts := cmd.env, &cmd.opts
+	if _, err := cmd.parse(cmd.flags()); err != nil {
 		return err
 	}
 	if err := opts.validate(); err != nil {
 		return err
 	}
 	log := newLogger(env.Stderr, slog.LevelInfo)
-	if (*natsURL == "") != (*etcdEndpoints == "") {
+	if (cmd.natsURL == "") != (cmd.etcdEndpoints == "") {
 		return usagef("give both -nats-url and -etcd-endpoints for external clusters, or neither for embedded servers")
 	}
-	cfg := node.Config{Logger: log, NATSURL: *natsURL}
-	if *natsURL == "" {
-		cfg.Servers = &devcluster.Config{DataDir: *dataDir, NATSPort: *natsPort, Logger: log, NATSSyncInterval: jsSync.interval}
+	cfg := node.Config{Logger: log, NATSURL: cmd.natsURL}
+	if cmd.natsURL == "" {
+		cfg.Servers = &devcluster.Config{DataDir: cmd.dataDir, NATSPort: cmd.natsPort, Logger: log, NATSSyncInterval: cmd.jsSync.interval}
 	} else {
-		cfg.EtcdEndpoints = strings.Split(*etcdEndpoints, ",")
+		cfg.EtcdEndpoints = strings.Split(cmd.etcdEndpoints, ",")
 	}
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
@@ -50,7 +59,7 @@ func (cmd *coordinatorCommand) Run(ctx context.Context) error {
 	}
 	defer n.Close()
 	if n.Servers != nil {
-		fmt.Fprintf(env.Stderr, "embedded NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), *dataDir)
+		fmt.Fprintf(env.Stderr, "embedded NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), cmd.dataDir)
 	}
 	c := opts.coordinator(log)
 	if c.HTTP, err = opts.http.listen(env.Stderr); err != nil {
@@ -66,18 +75,26 @@ func (cmd *coordinatorCommand) Run(ctx context.Context) error {
 }
 
 // agentCommand is `asymptote agent`.
-type agentCommand struct{ invocation }
+type agentCommand struct {
+	invocation
+	natsURL string
+	opts    agentOptions
+}
+
+// flags declares agent's flags.
+func (cmd *agentCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "agent", "[flags]")
+	fs.StringVar(&cmd.natsURL, "nats-url", defaultNATSURL, "NATS `URL`")
+	fs.StringVar(&cmd.opts.nodeID, "node-id", defaultNodeID(), "stable, unique `name` of this agent (give each agent on one host its own)")
+	fs.StringVar(&cmd.opts.dataDir, "data-dir", "", "`directory` for the agent's local state: its lock, and its method processes' registry and sockets (default "+defaultAgentDataDir("NODE_ID")+", one per -node-id)")
+	cmd.opts.register(fs)
+	return fs
+}
 
 // Run runs the command.
 func (cmd *agentCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "agent", "[flags]")
-	natsURL := fs.String("nats-url", defaultNATSURL, "NATS `URL`")
-	var opts agentOptions
-	fs.StringVar(&opts.nodeID, "node-id", defaultNodeID(), "stable, unique `name` of this agent (give each agent on one host its own)")
-	fs.StringVar(&opts.dataDir, "data-dir", "", "`directory` for the agent's local state: its lock, and its method processes' registry and sockets (default "+defaultAgentDataDir("NODE_ID")+", one per -node-id)")
-	opts.register(fs)
-	if _, err := parseFlags(env, fs, args); err != nil {
+	env, opts := cmd.env, &cmd.opts
+	if _, err := cmd.parse(cmd.flags()); err != nil {
 		return err
 	}
 	if err := bus.ValidToken(opts.nodeID); err != nil {
@@ -94,7 +111,7 @@ func (cmd *agentCommand) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n, err := node.Start(ctx, node.Config{NATSURL: *natsURL, Logger: log, Agents: []node.Agent{a}})
+	n, err := node.Start(ctx, node.Config{NATSURL: cmd.natsURL, Logger: log, Agents: []node.Agent{a}})
 	if err != nil {
 		return err
 	}

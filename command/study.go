@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"flag"
 	"fmt"
 
 	"asymptote.dev/asymptote/internal/api"
@@ -16,16 +17,22 @@ var studyVerbs = map[string]string{
 }
 
 // studyCommand is `asymptote study`.
-type studyCommand struct{ invocation }
+type studyCommand struct {
+	clientCommand
+	reason string
+}
+
+// flags declares study's flags.
+func (cmd *studyCommand) flags() *flag.FlagSet {
+	fs := cmd.newFlags("study", "quarantine|resume|delete STUDY [flags]")
+	fs.StringVar(&cmd.reason, "reason", "", "why, kept with a quarantine and shown in status")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *studyCommand) Run(ctx context.Context) error {
-	env, args := cmd.env, cmd.args
-	fs := newFlagSet(env, "study", "quarantine|resume|delete STUDY [flags]")
-	var cf clientFlags
-	cf.register(fs)
-	reason := fs.String("reason", "", "why, kept with a quarantine and shown in status")
-	pos, err := parseFlags(env, fs, args)
+	env := cmd.env
+	pos, err := cmd.parse(cmd.flags())
 	if err != nil {
 		return err
 	}
@@ -36,12 +43,12 @@ func (cmd *studyCommand) Run(ctx context.Context) error {
 	if !ok {
 		return usagef("unknown verb %q: want quarantine, resume or delete", pos[0])
 	}
-	c, nc, err := cf.connect(env)
+	c, nc, err := cmd.connect()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	r, err := c.Study(ctx, verb, api.StudyRequest{Study: pos[1], Reason: *reason})
+	r, err := c.Study(ctx, verb, api.StudyRequest{Study: pos[1], Reason: cmd.reason})
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package command
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	"asymptote.dev/asymptote/internal/analysis"
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/scaling"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -40,13 +40,11 @@ type studySource struct {
 // name.
 type studySourceKey struct{}
 
-// withStudySource registers -nats-url and -timeout on fs, the cluster
-// --study reads from, and returns ctx carrying them (and env's study
-// loader, when a test set one) for loadStudy. The flags are read when the
-// study is fetched, after parsing.
-func withStudySource(ctx context.Context, env Env, fs *flag.FlagSet) context.Context {
-	cf := &clientFlags{}
-	cf.register(fs)
+// withStudySource returns ctx carrying the cluster --study reads from, at
+// cf's -nats-url and -timeout (and env's study loader, when a test set
+// one), for loadStudy. cf is read when the study is fetched, after
+// parsing.
+func withStudySource(ctx context.Context, env Env, cf *clientFlags) context.Context {
 	return context.WithValue(ctx, studySourceKey{}, &studySource{flags: cf, load: env.loadStudy})
 }
 
@@ -100,17 +98,6 @@ func fetchStudy(ctx context.Context, name string) (*studyData, error) {
 		d.Spec = spec
 	}
 	return d, nil
-}
-
-// studyCSV writes a study's trials as `asymptote results --format csv`
-// does, which readObs reads as they are: fitting every succeeded trial of
-// a study is fitting that file.
-func studyCSV(r *api.ResultsReply) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := writeResults(&buf, r, "csv", 0); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // specEntry is a --spec file and the spec it holds.
@@ -226,46 +213,10 @@ func planCurves(st *studyData, ff *fitFlags, d *dataFlags, set map[string]bool) 
 			return nil, usagef("--%s: study %s is fitted by its analysis plan, which reads the objective and the params, tokens and unique_tokens of each best run; pass --all-runs to fit the columns of every succeeded trial instead", name, st.Name)
 		}
 	}
-	plan := *st.Spec.Analysis.Fit
-	if set["law"] {
-		plan.Law = ff.law
-	}
-	if set["x"] {
-		plan.X = d.x
-	}
-	if set["bootstrap"] {
-		plan.Bootstrap = ff.bootstrap
-	}
-	if set["seed"] {
-		// The plan's seed, as a spec gives it: the fit uses seed+1 and its
-		// bootstrap seed+2, as the leader does.
-		plan.Seed = int64(ff.seed)
-	}
-	pf := *ff
-	pf.law = plan.Law
-	law, given, err := pf.options()
+	plan := planWithFlags(*st.Spec.Analysis.Fit, ff, d, set)
+	law, o, bo, err := planOptions(&plan, ff, set)
 	if err != nil {
 		return nil, err
-	}
-	ao := analysis.Options{Workers: ff.workers}
-	o, bo := analysis.FitOptions(&plan, ao), analysis.BootstrapOptions(&plan, ao)
-	if set["loss"] || set["delta"] {
-		o.Loss = given.Loss
-	}
-	if set["fix"] {
-		o.Fixed = given.Fixed
-	}
-	if set["starts"] {
-		o.RandomStarts = given.RandomStarts
-	}
-	if set["tie"] {
-		o.TieExponents = given.TieExponents
-	}
-	if set["screen"] {
-		o.Screen = given.Screen
-	}
-	if set["level"] {
-		bo.Level = ff.level
 	}
 	var flags []string
 	for _, name := range planFlags {
@@ -301,9 +252,61 @@ func planCurves(st *studyData, ff *fitFlags, d *dataFlags, set map[string]bool) 
 	return out, nil
 }
 
+// planWithFlags is plan with the settings the flags set replace: law, x,
+// bootstrap and seed.
+func planWithFlags(plan sweep.FitPlan, ff *fitFlags, d *dataFlags, set map[string]bool) sweep.FitPlan {
+	if set["law"] {
+		plan.Law = ff.law
+	}
+	if set["x"] {
+		plan.X = d.x
+	}
+	if set["bootstrap"] {
+		plan.Bootstrap = ff.bootstrap
+	}
+	if set["seed"] {
+		// The plan's seed, as a spec gives it: the fit uses seed+1 and its
+		// bootstrap seed+2, as the leader does.
+		plan.Seed = int64(ff.seed)
+	}
+	return plan
+}
+
+// planOptions are the law of plan and the options the leader fits and
+// bootstraps it with, but for the fit options the flags set.
+func planOptions(plan *sweep.FitPlan, ff *fitFlags, set map[string]bool) (scaling.Law, scaling.Options, scaling.BootstrapOptions, error) {
+	pf := *ff
+	pf.law = plan.Law
+	law, given, err := pf.options()
+	if err != nil {
+		return nil, scaling.Options{}, scaling.BootstrapOptions{}, err
+	}
+	ao := analysis.Options{Workers: ff.workers}
+	o, bo := analysis.FitOptions(plan, ao), analysis.BootstrapOptions(plan, ao)
+	if set["loss"] || set["delta"] {
+		o.Loss = given.Loss
+	}
+	if set["fix"] {
+		o.Fixed = given.Fixed
+	}
+	if set["starts"] {
+		o.RandomStarts = given.RandomStarts
+	}
+	if set["tie"] {
+		o.TieExponents = given.TieExponents
+	}
+	if set["screen"] {
+		o.Screen = given.Screen
+	}
+	if set["level"] {
+		bo.Level = ff.level
+	}
+	return law, o, bo, nil
+}
+
 // studyCurves reads the curves of a study: its analysis plan's, one per
 // group, when --spec gives the plan and --all-runs is not set; otherwise
-// one curve of every succeeded trial, as its results CSV has them.
+// one curve of every succeeded trial, read from its trial records.
 func (d *dataFlags) studyCurves(ctx context.Context, ff *fitFlags, name string) ([]curve, error) {
 	specs, err := readSpecs(d.specs, d.studies)
 	if err != nil {
@@ -332,11 +335,7 @@ func (d *dataFlags) studyCurves(ctx context.Context, ff *fitFlags, name string) 
 		s := st.Analysis[0]
 		return nil, usagef("study %s has an analysis plan (the leader fits the %s law over %s), but its leader did not send the spec (an older coordinator): pass --spec FILE.yaml, the spec %s was submitted with, to fit it as status does, or --all-runs to fit every succeeded trial", name, s.Law, s.X, name)
 	}
-	raw, err := studyCSV(st.Results)
-	if err != nil {
-		return nil, err
-	}
-	c, err := d.flagCurve(ff, raw, "study "+name)
+	c, err := d.flagCurve(ff, "study "+name, func(inputs []string) ([]scaling.Obs, error) { return d.studyObs(st.Results.Trials, inputs) })
 	if err != nil {
 		return nil, err
 	}
