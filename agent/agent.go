@@ -527,13 +527,15 @@ func classify(res *sdk.Result, err, cause error) (bus.Outcome, string) {
 		}
 		return bus.OutcomeTimedOut, msg
 	case errors.Is(cause, errStopping):
-		return bus.OutcomeLost, errStopping.Error()
+		// The agent was asked to leave (SIGTERM, as SLURM and spot
+		// markets send): the attempt is preempted, not the method's fault.
+		return bus.OutcomePreempted, errStopping.Error()
 	case errors.Is(cause, errCancelled):
 		return bus.OutcomeCancelled, cause.Error()
 	case errors.Is(err, sdk.ErrPreempted):
 		// The method was interrupted through no fault of its own and
-		// asks to run again: lost, not failed.
-		return bus.OutcomeLost, err.Error()
+		// asks to run again: preempted, not failed.
+		return bus.OutcomePreempted, err.Error()
 	case err == nil && res == nil:
 		return bus.OutcomeFailed, "the method returned no result"
 	case err == nil:

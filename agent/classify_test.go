@@ -26,8 +26,8 @@ func TestClassify(t *testing.T) {
 		{"no result", nil, nil, nil, bus.OutcomeFailed, "no result"},
 		{"failure", nil, errors.New("loss exploded"), nil, bus.OutcomeFailed, "loss exploded"},
 		{"bad parameter", nil, &sdk.ParamError{Param: "lr", Reason: "negative"}, nil, bus.OutcomeInvalid, "negative"},
-		{"preempted", nil, preempted, nil, bus.OutcomeLost, "status 75"},
-		{"shutting down", nil, errors.New("x"), errStopping, bus.OutcomeLost, "shutting down"},
+		{"preempted", nil, preempted, nil, bus.OutcomePreempted, "status 75"},
+		{"shutting down", nil, errors.New("x"), errStopping, bus.OutcomePreempted, "shutting down"},
 		{"cancelled", nil, errors.New("x"), errCancelled, bus.OutcomeCancelled, "cancelled"},
 	} {
 		got, msg := classify(tc.res, tc.err, tc.cause)

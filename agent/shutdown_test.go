@@ -155,7 +155,7 @@ func TestShutdownGraceBoundsPublishing(t *testing.T) {
 		{name: "JetStream refuses", grace: time.Second},
 		{name: "NATS down", stream: true, killNATS: true, grace: time.Second},
 		{name: "stream appears during the grace", declareDuringGrace: true, grace: 30 * time.Second, want: bus.OutcomeSucceeded},
-		{name: "attempt running at shutdown", stream: true, runningAtStop: true, grace: 30 * time.Second, want: bus.OutcomeLost},
+		{name: "attempt running at shutdown", stream: true, runningAtStop: true, grace: 30 * time.Second, want: bus.OutcomePreempted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

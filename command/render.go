@@ -44,6 +44,9 @@ func progressLine(s *api.StudyStatus) string {
 	if s.StaleAttempts > 0 {
 		parts = append(parts, fmt.Sprintf("%d stale", s.StaleAttempts))
 	}
+	if s.PreemptedAttempts > 0 {
+		parts = append(parts, fmt.Sprintf("%d preempted", s.PreemptedAttempts))
+	}
 	if s.Rate > 0 {
 		parts = append(parts, fmt.Sprintf("%.1f trials/s", s.Rate))
 	}

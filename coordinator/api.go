@@ -357,7 +357,7 @@ func (l *leaderState) fullStatus(s *study, now time.Time) api.StudyStatus {
 		Name: s.rec.Name, State: s.rec.State, Method: s.rec.Method,
 		Objective: s.rec.Objective, Direction: s.rec.Direction, Priority: s.rec.Priority,
 		Total: len(s.trials), Counts: map[string]int{},
-		StaleAttempts: s.stale, LateResults: s.late, Retries: s.retries,
+		StaleAttempts: s.stale, PreemptedAttempts: s.preempted, LateResults: s.late, Retries: s.retries,
 		Created: s.rec.Created, Finished: s.rec.Finished,
 		Analysis:   s.rec.Analysis,
 		Budget:     budgetStatus(s),

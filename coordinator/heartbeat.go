@@ -146,7 +146,7 @@ func (n *node) addLeftover(s *study, a *api.Attempt) {
 // cancelled), after which the agent may still be running it.
 func outcomeReported(st api.AttemptState) bool {
 	switch st {
-	case api.AttemptSucceeded, api.AttemptFailed, api.AttemptInvalid, api.AttemptTimedOut:
+	case api.AttemptSucceeded, api.AttemptFailed, api.AttemptInvalid, api.AttemptTimedOut, api.AttemptPreempted:
 		return true
 	}
 	return false

@@ -71,10 +71,11 @@ type study struct {
 	running int
 	served  uint64
 	// finished holds recent finish times, for the rate estimate.
-	finished []time.Time
-	stale    int
-	late     int
-	retries  int
+	finished  []time.Time
+	stale     int
+	preempted int
+	late      int
+	retries   int
 	// needs are the resources one trial reserves.
 	needs bus.Resources
 	// methodConfig is the spec's method configuration, sent with every
@@ -136,6 +137,14 @@ func (s *study) enqueue(t *trial, now time.Time) {
 		return
 	}
 	s.ready = append(s.ready, t)
+}
+
+// toFront moves a trial just queued to the head of the ready queue.
+func (s *study) toFront(t *trial) {
+	if n := len(s.ready); n > 1 && s.ready[n-1] == t {
+		copy(s.ready[1:], s.ready[:n-1])
+		s.ready[0] = t
+	}
 }
 
 // promote moves trials whose backoff has passed to the ready queue.

@@ -103,7 +103,7 @@ func (l *leaderState) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Ti
 	}
 	s.running--
 	l.dirtyTrials[t] = true
-	if ev.Outcome != bus.OutcomeCancelled && ev.Outcome != bus.OutcomeLost {
+	if ev.Outcome != bus.OutcomeCancelled && ev.Outcome != bus.OutcomeLost && ev.Outcome != bus.OutcomePreempted {
 		s.noteSlotTime(time_(ev.Duration))
 	}
 	switch ev.Outcome {
@@ -145,6 +145,8 @@ func (l *leaderState) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Ti
 			a.State = api.AttemptTimedOut
 		}
 		l.retryOrFail(t, ev.Error, now)
+	case bus.OutcomePreempted:
+		l.preempt(t, a, ev.Error, now)
 	case bus.OutcomeCancelled, bus.OutcomeLost:
 		// The agent gave the attempt up without the trial being
 		// cancelled (a cancelled trial's attempt is no longer current):
@@ -204,6 +206,20 @@ func (l *leaderState) markStaleAfter(t *trial, a *api.Attempt, reason string, no
 		t.rec.NotBefore = &nb
 	}
 	l.setState(t, sweep.Pending, now)
+}
+
+// preempt records that the current attempt was given up on purpose (its
+// agent was asked to leave, or the method asked to run again) and puts the
+// trial back at the head of its study's queue, using no retry: it was the
+// next to run before, and is again.
+func (l *leaderState) preempt(t *trial, a *api.Attempt, reason string, now time.Time) {
+	a.State = api.AttemptPreempted
+	a.Error = "preempted: " + reason
+	t.rec.Preempted++
+	t.study.preempted++
+	t.rec.NotBefore = nil
+	l.setState(t, sweep.Pending, now)
+	t.study.toFront(t)
 }
 
 // recordLate keeps an outcome of a superseded attempt for the record.

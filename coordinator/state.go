@@ -184,8 +184,11 @@ func (l *leaderState) addTrial(s *study, t *trial, now time.Time) {
 		s.running++
 	}
 	for _, a := range t.rec.Attempts {
-		if a.State == api.AttemptStale {
+		switch a.State {
+		case api.AttemptStale:
 			s.stale++
+		case api.AttemptPreempted:
+			s.preempted++
 		}
 	}
 	s.late += len(t.rec.Late)

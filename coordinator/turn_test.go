@@ -252,6 +252,8 @@ func TestRecord(t *testing.T) {
 			want{state: sweep.Failed, attempts: []api.AttemptState{api.AttemptInvalid}, failures: 1}},
 		{"an attempt the agent lost runs again", []bus.Event{started, ev(bus.EventFinished, bus.OutcomeLost, "a", 1, nil)},
 			want{state: sweep.Pending, attempts: []api.AttemptState{api.AttemptStale}}},
+		{"a preempted attempt runs again, using no retry", []bus.Event{started, ev(bus.EventFinished, bus.OutcomePreempted, "a", 1, nil)},
+			want{state: sweep.Pending, attempts: []api.AttemptState{api.AttemptPreempted}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := offline(t)
@@ -429,5 +431,36 @@ func TestCancel(t *testing.T) {
 		if n.usedCPU != 0 || len(n.attempts) != 0 {
 			t.Errorf("node %s still holds %g CPU and %d attempts", n.rec.ID, n.usedCPU, len(n.attempts))
 		}
+	}
+}
+
+// TestPreemptedRunsFirst preempts one of three running trials of a study
+// with more waiting: the preempted trial is the next one dispatched, ahead
+// of those that never ran, and it used no retry.
+func TestPreemptedRunsFirst(t *testing.T) {
+	l := offline(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	l.heartbeat("a", 3, 1<<30, 0, nil, now)
+	s := l.addStudy(t, studySpec("s", 6, "{cpu: 1, memory: 16MiB}"), 0, now)
+	l.schedule(now)
+	clear(l.outbox)
+	victim := s.trials[1]
+	l.apply(eventInput{ev: bus.Event{Kind: bus.EventFinished, Outcome: bus.OutcomePreempted, Node: "a", Time: now, Error: "agent is shutting down",
+		AttemptRef: bus.AttemptRef{Study: "s", Trial: victim.rec.ID, Attempt: 1}}, msg: &durable{}}, now)
+	if victim.rec.State != sweep.Pending || victim.rec.Preempted != 1 || victim.rec.Failures != 0 || victim.rec.Stale != 0 {
+		t.Fatalf("preempted trial: %s, preempted %d, failures %d, stale %d", victim.rec.State, victim.rec.Preempted, victim.rec.Failures, victim.rec.Stale)
+	}
+	l.schedule(now)
+	var sent []string
+	for _, ds := range l.outbox {
+		for _, d := range ds {
+			sent = append(sent, d.Trial)
+		}
+	}
+	if len(sent) != 1 || sent[0] != victim.rec.ID {
+		t.Errorf("dispatched %v after the preemption, want the preempted trial %s first", sent, victim.rec.ID)
+	}
+	if st := l.fullStatus(s, now); st.PreemptedAttempts != 1 || st.StaleAttempts != 0 {
+		t.Errorf("status counts %d preempted and %d stale attempts, want 1 and 0", st.PreemptedAttempts, st.StaleAttempts)
 	}
 }

@@ -134,10 +134,16 @@ const (
 	// lost lease). It is not the method's fault: the trial is retried
 	// without using up a retry.
 	AttemptStale AttemptState = "stale"
+	// AttemptPreempted means the attempt was given up on purpose: its
+	// agent was asked to leave (SIGTERM from SLURM or a spot market, a
+	// drain, a shutdown) or the method asked to run again (sdk.ErrPreempted,
+	// exit status 75). Like a stale attempt it uses up no retry, and the
+	// trial goes back to the head of its study's queue.
+	AttemptPreempted AttemptState = "preempted"
 )
 
 // AttemptStates lists every attempt state.
-var AttemptStates = []AttemptState{AttemptDispatched, AttemptRunning, AttemptSucceeded, AttemptFailed, AttemptInvalid, AttemptTimedOut, AttemptCancelled, AttemptStale}
+var AttemptStates = []AttemptState{AttemptDispatched, AttemptRunning, AttemptSucceeded, AttemptFailed, AttemptInvalid, AttemptTimedOut, AttemptCancelled, AttemptStale, AttemptPreempted}
 
 // Terminal reports whether the attempt is over.
 func (a AttemptState) Terminal() bool {
@@ -145,7 +151,7 @@ func (a AttemptState) Terminal() bool {
 }
 
 // ChargesRetry reports whether ending in a counts against the spec's
-// retries: failures and timeouts do, stale attempts do not.
+// retries: failures and timeouts do, stale and preempted attempts do not.
 func (a AttemptState) ChargesRetry() bool {
 	return a == AttemptFailed || a == AttemptTimedOut
 }
@@ -162,7 +168,7 @@ func TrialStateAfter(a AttemptState, failures, retries int) State {
 		return Cancelled
 	case AttemptInvalid:
 		return Failed
-	case AttemptStale:
+	case AttemptStale, AttemptPreempted:
 		return Pending
 	case AttemptFailed, AttemptTimedOut:
 		if failures > retries {

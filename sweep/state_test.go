@@ -93,6 +93,7 @@ func TestTrialStateAfter(t *testing.T) {
 		{AttemptTimedOut, 1, 0, Failed},
 		{AttemptStale, 0, 0, Pending}, // not the method's fault: no retry used
 		{AttemptStale, 5, 2, Pending},
+		{AttemptPreempted, 5, 2, Pending}, // asked to leave: no retry used either
 		{AttemptInvalid, 0, 2, Failed},
 		{AttemptCancelled, 0, 2, Cancelled},
 		{AttemptRunning, 0, 2, ""},

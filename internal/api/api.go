@@ -80,8 +80,11 @@ type StudyStatus struct {
 	// counts results that arrived for superseded attempts; Retries counts
 	// attempts beyond the first.
 	StaleAttempts int `json:"stale_attempts"`
-	LateResults   int `json:"late_results"`
-	Retries       int `json:"retries"`
+	// PreemptedAttempts counts attempts given up on purpose (preempted,
+	// drained); they used no retry.
+	PreemptedAttempts int `json:"preempted_attempts,omitempty"`
+	LateResults       int `json:"late_results"`
+	Retries           int `json:"retries"`
 	// Rate is trials finished per second over the last minute.
 	Rate float64 `json:"rate"`
 	// ETA estimates the time left at the current rate (zero if unknown).

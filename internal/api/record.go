@@ -121,6 +121,7 @@ const (
 	AttemptTimedOut   = sweep.AttemptTimedOut
 	AttemptCancelled  = sweep.AttemptCancelled
 	AttemptStale      = sweep.AttemptStale
+	AttemptPreempted  = sweep.AttemptPreempted
 )
 
 // Attempt is one try at a trial.
@@ -179,9 +180,12 @@ type Trial struct {
 	Attempt int `json:"attempt"`
 	// Failures counts attempts the method failed; Stale counts attempts
 	// lost with their agent.
-	Failures int       `json:"failures"`
-	Stale    int       `json:"stale"`
-	Attempts []Attempt `json:"attempts,omitempty"`
+	Failures int `json:"failures"`
+	Stale    int `json:"stale"`
+	// Preempted counts attempts given up on purpose (preempted,
+	// drained, or asked to run again by the method).
+	Preempted int       `json:"preempted,omitempty"`
+	Attempts  []Attempt `json:"attempts,omitempty"`
 	// NotBefore delays the next attempt (retry backoff).
 	NotBefore *time.Time   `json:"not_before,omitempty"`
 	Result    *Result      `json:"result,omitempty"`

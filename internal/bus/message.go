@@ -248,6 +248,10 @@ const (
 	// OutcomeLost means the agent gave the attempt up through no fault of
 	// the method (for example it shut down); the attempt is stale.
 	OutcomeLost Outcome = "lost"
+	// OutcomePreempted means the attempt was given up on purpose: the
+	// agent was asked to leave (SIGTERM, a drain) or the method asked to
+	// run again. It runs again first, using no retry.
+	OutcomePreempted Outcome = "preempted"
 )
 
 // Limits on what a method may report, checked by the agent (which fails
@@ -397,9 +401,9 @@ func (e *Event) validate() error {
 	case EventStarted:
 	case EventFinished:
 		switch e.Outcome {
-		case OutcomeSucceeded, OutcomeFailed, OutcomeInvalid, OutcomeTimedOut, OutcomeCancelled, OutcomeLost:
+		case OutcomeSucceeded, OutcomeFailed, OutcomeInvalid, OutcomeTimedOut, OutcomeCancelled, OutcomeLost, OutcomePreempted:
 		default:
-			errs = append(errs, fmt.Errorf("outcome: %q is not one of succeeded, failed, invalid, timed_out, cancelled, lost", e.Outcome))
+			errs = append(errs, fmt.Errorf("outcome: %q is not one of succeeded, failed, invalid, timed_out, cancelled, lost, preempted", e.Outcome))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("kind: %q is not started or finished", e.Kind))
