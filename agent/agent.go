@@ -156,11 +156,15 @@ func New(cfg Config) (*Agent, error) {
 	}, nil
 }
 
-// Run serves dispatches and heartbeats until ctx ends, then stops running
-// attempts (reporting them lost, so they run again elsewhere) and returns
-// within the shutdown grace: outcomes not published by then are given up,
-// and the coordinator marks their attempts stale. Call it once.
+// Run serves dispatches and heartbeats until ctx ends or the agent is
+// asked to drain (bus.DrainSubject, `asymptote drain`), then stops running
+// attempts (reporting them preempted, so they run again first elsewhere)
+// and returns within the shutdown grace: outcomes not published by then
+// are given up, and the coordinator marks their attempts stale. Call it
+// once.
 func (a *Agent) Run(ctx context.Context) error {
+	ctx, drain := context.WithCancel(ctx)
+	defer drain()
 	publishing, stopPublishing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPublishing()
 	a.publishing = publishing
@@ -183,6 +187,20 @@ func (a *Agent) Run(ctx context.Context) error {
 		_ = dsub.Unsubscribe()
 		return fmt.Errorf("agent: subscribe: %w", err)
 	}
+	drsub, err := nc.Subscribe(bus.DrainSubject(a.cfg.NodeID), func(m *nats.Msg) {
+		a.mu.Lock()
+		n := len(a.running)
+		a.mu.Unlock()
+		a.log.Info("asked to drain: taking no more work and preempting what runs", "attempts", n)
+		_ = m.Respond(bus.Encode(&bus.DrainReply{Node: a.cfg.NodeID, Preempted: n}))
+		drain()
+	})
+	if err != nil {
+		_ = dsub.Unsubscribe()
+		_ = csub.Unsubscribe()
+		return fmt.Errorf("agent: subscribe: %w", err)
+	}
+	defer func() { _ = drsub.Unsubscribe() }()
 	a.log.Info("agent started", "cpu", a.cfg.Resources.CPU, "memory", a.cfg.Resources.Memory, "gpus", len(a.cfg.Resources.GPUs), "boot", a.boot)
 	a.heartbeat(ctx)
 	t := time.NewTicker(a.cfg.HeartbeatInterval)

@@ -319,6 +319,34 @@ func (cmd *cancelCommand) Run(ctx context.Context) error {
 	return nil
 }
 
+// drainCommand is `asymptote drain`.
+type drainCommand struct{ clientCommand }
+
+// flags declares drain's flags.
+func (cmd *drainCommand) flags() *flag.FlagSet { return cmd.newFlags("drain", "NODE [flags]") }
+
+// Run runs the command.
+func (cmd *drainCommand) Run(ctx context.Context) error {
+	pos, err := cmd.parse(cmd.flags())
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one agent's node ID ('asymptote status' lists them), got %d arguments", len(pos))
+	}
+	c, nc, err := cmd.connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	r, err := c.Drain(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.env.Stdout, "agent %s is draining: it takes no more work, and its %d running attempts are preempted and run again first elsewhere\n", r.Node, r.Preempted)
+	return nil
+}
+
 // resultsCommand is `asymptote results`.
 type resultsCommand struct {
 	clientCommand

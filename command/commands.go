@@ -14,6 +14,7 @@ var commands = []Command{
 	{Name: "coordinator", Summary: "run a coordinator (leader or standby)", New: func() Runner { return new(coordinatorCommand) }},
 	{Name: "crossover", Summary: "find where two recipes' scaling curves cross, with bootstrap probabilities", New: func() Runner { return new(crossoverCommand) }},
 	{Name: "dev", Summary: "run embedded NATS and etcd, a coordinator and agents; optionally run a study to completion", New: func() Runner { return new(devCommand) }},
+	{Name: "drain", Summary: "ask an agent to stop taking work, preempt what it runs, and exit", New: func() Runner { return new(drainCommand) }},
 	{Name: "epochs", Summary: "repeated-data analysis: best epoch count, degradation, R_D* and the value of a repeated token", New: func() Runner { return new(epochsCommand) }},
 	{Name: "fit", Summary: "fit a scaling law to results, with bootstrap intervals", New: func() Runner { return new(fitCommand) }},
 	{Name: "frontier", Summary: "compute-optimal parameters and tokens for a budget", New: func() Runner { return new(frontierCommand) }},

@@ -113,6 +113,28 @@ func (c *Client) Study(ctx context.Context, verb string, req api.StudyRequest) (
 	return &r, nil
 }
 
+// Drain asks the agent node to drain: it stops taking work, preempts the
+// attempts it runs (they run again first, on other agents) and exits.
+func (c *Client) Drain(ctx context.Context, node string) (*DrainReply, error) {
+	if err := ValidToken(node); err != nil {
+		return nil, fmt.Errorf("drain: node: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	msg, err := c.nc.RequestWithContext(ctx, DrainSubject(node), nil)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, fmt.Errorf("drain: no agent %s is listening (is it running? 'asymptote status' lists the agents)", node)
+	case err != nil:
+		return nil, fmt.Errorf("drain %s: %w", node, err)
+	}
+	var r DrainReply
+	if err := Decode(msg.Data, &r); err != nil {
+		return nil, fmt.Errorf("drain %s: the agent answered garbage: %w", node, err)
+	}
+	return &r, nil
+}
+
 // Cancel cancels a study or some of its trials.
 func (c *Client) Cancel(ctx context.Context, req api.CancelRequest) (*api.CancelReply, error) {
 	var r api.CancelReply

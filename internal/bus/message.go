@@ -445,6 +445,16 @@ func (m *MetricsReport) validate() error {
 // same type as the client API's (api.Duration).
 type Duration = api.Duration
 
+// DrainReply is an agent's answer to a drain request: it stops taking
+// work, and Preempted attempts are given up and reported preempted as it
+// exits.
+type DrainReply struct {
+	Node      string `json:"node"`
+	Preempted int    `json:"preempted"`
+}
+
+func (r *DrainReply) validate() error { return ValidToken(r.Node) }
+
 // validator is implemented by every message type.
 type validator interface{ validate() error }
 

@@ -46,6 +46,10 @@ func HeartbeatSubject(node string) string { return SubjectHeartbeat + "." + node
 // DispatchBatch requests.
 func DispatchSubject(node string) string { return SubjectNode + "." + node + ".dispatch" }
 
+// DrainSubject returns the subject a node is asked to drain on: the agent
+// stops taking work, preempts what it runs, and exits (DrainReply).
+func DrainSubject(node string) string { return SubjectNode + "." + node + ".drain" }
+
 // CancelSubject returns the subject a node receives cancellations on.
 func CancelSubject(node string) string { return SubjectNode + "." + node + ".cancel" }
 
