@@ -54,21 +54,32 @@ func startJetStream(t testing.TB) (*clustertest.Cluster, *nats.Conn, jetstream.J
 	return cl, nc, js
 }
 
-func objectFixture(t testing.TB) fixture {
+// objectFixture returns an Object store with parts of partSize bytes (0:
+// the default).
+func objectFixture(t testing.TB, partSize int64) fixture {
 	_, _, js := startJetStream(t)
-	o, err := NewObject(context.Background(), js, ObjectConfig{Bucket: "ckpt-test"})
+	o, err := NewObject(context.Background(), js, ObjectConfig{Bucket: "ckpt-test", PartSize: partSize})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return fixture{name: "object", store: o, overwrite: func(t *testing.T, key string, data []byte) {
-		if _, err := o.obs.PutBytes(t.Context(), key, data); err != nil {
+		m, err := o.manifest(t.Context(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Parts) != 1 {
+			t.Fatalf("%s has %d parts; overwrite replaces one", key, len(m.Parts))
+		}
+		if _, err := o.obs.PutBytes(t.Context(), m.Parts[0], data); err != nil {
 			t.Fatal(err)
 		}
 	}}
 }
 
 func fixtures(t *testing.T) []fixture {
-	return []fixture{dirFixture(t), objectFixture(t)}
+	// Small parts, so the conformance test's larger checkpoints span
+	// several.
+	return []fixture{dirFixture(t), objectFixture(t, 512<<10)}
 }
 
 func randomBytes(n int) []byte {
@@ -115,6 +126,7 @@ func TestConformance(t *testing.T) {
 				{"s/t1/1-0", 0},
 				{"s/t1/1-10", 1},
 				{"s/t2/2-100", 1<<20 + 1},
+				{"s/t3/1-1", 1 << 20}, // a whole number of the object store's parts
 			}
 			for _, tc := range sizes {
 				data := randomBytes(tc.size)
@@ -140,10 +152,10 @@ func TestConformance(t *testing.T) {
 				prefix string
 				want   []string
 			}{
-				{"", []string{"s/t1/1-0", "s/t1/1-10", "s/t2/2-100"}},
+				{"", []string{"s/t1/1-0", "s/t1/1-10", "s/t2/2-100", "s/t3/1-1"}},
 				{"s/t1/", []string{"s/t1/1-0", "s/t1/1-10"}},
 				{"s/t1/1-1", []string{"s/t1/1-10"}},
-				{"s/t", []string{"s/t1/1-0", "s/t1/1-10", "s/t2/2-100"}},
+				{"s/t", []string{"s/t1/1-0", "s/t1/1-10", "s/t2/2-100", "s/t3/1-1"}},
 				{"other/", nil},
 			}
 			for _, tc := range lists {
@@ -271,6 +283,26 @@ func TestCorruption(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestObjectBadManifest: an object under a key that this store did not
+// write is refused with an error that says not to resume from it.
+func TestObjectBadManifest(t *testing.T) {
+	f := objectFixture(t, 0)
+	o := f.store.(*Object)
+	want := put(t, o, "s/t/1-1", []byte("checkpoint"))
+	if _, err := o.obs.PutString(t.Context(), "s/t/1-1", "not a manifest"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Get(t.Context(), "s/t/1-1", want); err == nil || !strings.Contains(err.Error(), "do not resume from it") {
+		t.Fatalf("Get = %v, want an error saying not to resume from it", err)
+	}
+	if err := o.Delete(t.Context(), "s/t/1-1"); err != nil {
+		t.Fatalf("Delete of a checkpoint with a bad manifest: %v", err)
+	}
+	if infos, err := o.List(t.Context(), ""); err != nil || len(infos) != 0 {
+		t.Fatalf("List after Delete = %v, %v", infos, err)
 	}
 }
 

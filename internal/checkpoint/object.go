@@ -1,13 +1,17 @@
 package checkpoint
 
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,13 +30,21 @@ type ObjectConfig struct {
 	Replicas int
 	// MaxBytes caps the bucket's size; 0 leaves it unlimited.
 	MaxBytes int64
-	// MinRate is the slowest rate, in bytes per second, at which a Get
-	// whose context has no deadline may stream before it fails as
-	// stalled (default 4 MiB/s, after a grace of StallGrace). JetStream
-	// bounds every read by a deadline, so without one from the caller
-	// Get sets one from the checkpoint's size.
+	// PartSize is the most bytes one JetStream object holds (default 64
+	// MiB); a larger checkpoint is stored as several parts. The JetStream
+	// client sends a whole object without waiting for the server, which
+	// turns publishes away ("429 too many requests") once more than its
+	// max_buffered_size (default 128 MiB) waits to be written; a part
+	// ends with a wait for every acknowledgement, so it must fit in
+	// that buffer.
+	PartSize int64
+	// MinRate is the slowest rate, in bytes per second, at which a part
+	// may stream before a Get fails as stalled (default 4 MiB/s, after a
+	// grace of StallGrace). JetStream bounds every read by a deadline;
+	// without one from the caller, Get gives each part one.
 	MinRate int64
-	// StallGrace is added to the deadline MinRate gives (default 30s).
+	// StallGrace is added to the deadline MinRate gives (default 30s),
+	// and bounds a List whose context has no deadline.
 	StallGrace time.Duration
 	// Logger receives debug lines for puts and deletes; nil discards them.
 	Logger *slog.Logger
@@ -41,17 +53,22 @@ type ObjectConfig struct {
 // DefaultBucket is the object store an ObjectConfig without a Bucket uses.
 const DefaultBucket = "asymptote-checkpoints"
 
-// Object is a Store in a NATS JetStream object store. JetStream splits
-// each checkpoint into chunks and keeps its own SHA-256 digest; Get checks
-// the bytes against the caller's Info as well. A checkpoint becomes
-// visible under its key only when its last chunk and its description are
-// stored: a failed Put purges the chunks it sent.
+// partsPrefix starts the names of the parts; no key can start with "."
+// so List never confuses a part with a checkpoint.
+const partsPrefix = ".parts/"
+
+// Object is a Store in a NATS JetStream object store. A checkpoint is a
+// small manifest under its key, listing its size, SHA-256 and parts; the
+// parts, objects of up to PartSize bytes each, are stored first, so the
+// checkpoint appears only when the manifest does. JetStream keeps its own
+// digest of each part; Get checks the whole against the caller's Info.
 type Object struct {
-	obs     jetstream.ObjectStore
-	bucket  string
-	minRate int64
-	grace   time.Duration
-	log     *slog.Logger
+	obs      jetstream.ObjectStore
+	bucket   string
+	partSize int64
+	minRate  int64
+	grace    time.Duration
+	log      *slog.Logger
 }
 
 var _ Store = (*Object)(nil)
@@ -68,6 +85,9 @@ func NewObject(ctx context.Context, js jetstream.JetStream, cfg ObjectConfig) (*
 	}
 	if cfg.Replicas < 1 || cfg.Replicas > 5 {
 		return nil, fmt.Errorf("checkpoint object store %q: %d replicas; JetStream keeps 1 to 5 (use 1 on a single server, 3 on a three-server cluster)", cfg.Bucket, cfg.Replicas)
+	}
+	if cfg.PartSize <= 0 {
+		cfg.PartSize = 64 << 20
 	}
 	if cfg.MinRate <= 0 {
 		cfg.MinRate = 4 << 20
@@ -88,7 +108,10 @@ func NewObject(ctx context.Context, js jetstream.JetStream, cfg ObjectConfig) (*
 	if err != nil {
 		return nil, objectErr(ctx, "create checkpoint object store "+cfg.Bucket, err)
 	}
-	return &Object{obs: obs, bucket: cfg.Bucket, minRate: cfg.MinRate, grace: cfg.StallGrace, log: cfg.Logger.With("checkpoint_bucket", cfg.Bucket)}, nil
+	return &Object{
+		obs: obs, bucket: cfg.Bucket, partSize: cfg.PartSize, minRate: cfg.MinRate, grace: cfg.StallGrace,
+		log: cfg.Logger.With("checkpoint_bucket", cfg.Bucket),
+	}, nil
 }
 
 // objectErr adds what to do to an error of JetStream.
@@ -106,35 +129,110 @@ func objectErr(ctx context.Context, what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// manifest is the object under a checkpoint's key.
+type manifest struct {
+	Size   int64    `json:"size"`
+	SHA256 string   `json:"sha256"`
+	Parts  []string `json:"parts"`
+}
+
+// Metadata keys of a manifest object, so List needs no second read.
+const (
+	metaSize   = "asymptote-size"
+	metaSHA256 = "asymptote-sha256"
+)
+
+// maxManifest bounds the manifest Get reads into memory.
+const maxManifest = 1 << 20
+
 // Put implements Store.
 func (o *Object) Put(ctx context.Context, key string, r io.Reader) (Info, error) {
 	if err := ValidateKey(key); err != nil {
 		return Info{}, err
 	}
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	prefix := partsPrefix + key + "/" + hex.EncodeToString(id) + "/"
 	hr := newHashingReader(ctx, r)
-	oi, err := o.obs.Put(ctx, jetstream.ObjectMeta{Name: key}, hr)
-	if err != nil {
+	br := bufio.NewReaderSize(hr, 64<<10)
+	var parts []string
+	fail := func(err error) (Info, error) {
+		o.deleteParts(ctx, key, parts)
 		if hr.err != nil { // the source failed, or ctx ended, not JetStream
 			return Info{}, fmt.Errorf("put checkpoint %q: nothing stored: %w", key, hr.err)
 		}
-		return Info{}, objectErr(ctx, fmt.Sprintf("put checkpoint %q", key), err)
+		return Info{}, objectErr(ctx, fmt.Sprintf("put checkpoint %q: nothing stored", key), err)
+	}
+	for {
+		if _, err := br.Peek(1); err == io.EOF {
+			break
+		} else if err != nil {
+			return fail(err)
+		}
+		name := prefix + strconv.Itoa(len(parts))
+		parts = append(parts, name)
+		if _, err := o.obs.Put(ctx, jetstream.ObjectMeta{Name: name}, io.LimitReader(br, o.partSize)); err != nil {
+			return fail(err)
+		}
 	}
 	info := hr.info(key)
-	if got := digestHex(oi.Digest); got != info.SHA256 || int64(oi.Size) != info.Size {
-		return Info{}, fmt.Errorf("put checkpoint %q: JetStream recorded %d bytes with SHA-256 %s, but %d bytes with SHA-256 %s were sent; put it again", key, oi.Size, got, info.Size, info.SHA256)
+	body, err := json.Marshal(manifest{Size: info.Size, SHA256: info.SHA256, Parts: parts})
+	if err != nil {
+		return fail(err)
 	}
-	o.log.Debug("checkpoint stored", "key", key, "bytes", info.Size)
+	old, _ := o.manifest(ctx, key) // its parts are deleted once the new one is in place
+	meta := jetstream.ObjectMeta{Name: key, Metadata: map[string]string{metaSize: strconv.FormatInt(info.Size, 10), metaSHA256: info.SHA256}}
+	if _, err := o.obs.Put(ctx, meta, strings.NewReader(string(body))); err != nil {
+		return fail(err)
+	}
+	if old != nil {
+		o.deleteParts(ctx, key, old.Parts)
+	}
+	o.log.Debug("checkpoint stored", "key", key, "bytes", info.Size, "parts", len(parts))
 	return info, nil
 }
 
-// digestHex turns JetStream's "SHA-256=<base64url>" digest into hex, or
-// returns "" for one it cannot read.
-func digestHex(d string) string {
-	b, err := jetstream.DecodeObjectDigest(d)
-	if err != nil {
-		return ""
+// deleteParts removes parts, best effort: a part left behind takes space
+// but is never read. Once ctx has ended it tries for a moment more, so a
+// cancelled Put still tidies up and an unreachable server costs little.
+func (o *Object) deleteParts(ctx context.Context, key string, parts []string) {
+	if len(parts) == 0 {
+		return
 	}
-	return hex.EncodeToString(b)
+	limit := o.grace
+	if ctx.Err() != nil {
+		limit = min(limit, 2*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
+	defer cancel()
+	for _, p := range parts {
+		if err := o.obs.Delete(ctx, p); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			o.log.Warn("checkpoint part left behind", "key", key, "part", p, "err", err)
+		}
+	}
+}
+
+// manifest reads the manifest under key.
+func (o *Object) manifest(ctx context.Context, key string) (*manifest, error) {
+	oi, err := o.obs.GetInfo(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("checkpoint %q in object store %s: %w (it was never stored, or was deleted)", key, o.bucket, ErrNotFound)
+	}
+	if err != nil {
+		return nil, objectErr(ctx, fmt.Sprintf("get checkpoint %q", key), err)
+	}
+	if oi.Size > maxManifest {
+		return nil, fmt.Errorf("checkpoint %q: the object under the key is %d bytes, too large for a manifest; it was not written by this store: delete it and write the checkpoint again", key, oi.Size)
+	}
+	body, err := o.obs.GetBytes(ctx, key)
+	if err != nil {
+		return nil, objectErr(ctx, fmt.Sprintf("get checkpoint %q", key), err)
+	}
+	var m manifest
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("checkpoint %q: its manifest is unreadable (%w); it was not written by this store, or was damaged: do not resume from it", key, err)
+	}
+	return &m, nil
 }
 
 // Get implements Store.
@@ -145,62 +243,107 @@ func (o *Object) Get(ctx context.Context, key string, want Info) (io.ReadCloser,
 	if err := checkWant(key, want); err != nil {
 		return nil, err
 	}
-	// JetStream gives a Get without a deadline 5s in all; give it one
-	// that a healthy stream of this size meets and a stalled one misses.
-	cancel := context.CancelFunc(func() {})
-	if _, ok := ctx.Deadline(); !ok {
-		ctx, cancel = context.WithTimeout(ctx, o.grace+time.Duration(float64(want.Size)/float64(o.minRate)*float64(time.Second)))
+	m, err := o.manifest(ctx, key)
+	if err != nil {
+		return nil, err
 	}
-	res, err := o.obs.Get(ctx, key)
+	return newVerifyingReader(ctx, key, want, &partsReader{o: o, ctx: ctx, key: key, parts: m.Parts}), nil
+}
+
+// partsReader streams a checkpoint's parts one after another.
+type partsReader struct {
+	o      *Object
+	ctx    context.Context
+	key    string
+	parts  []string
+	cur    jetstream.ObjectResult
+	cancel context.CancelFunc
+}
+
+func (r *partsReader) Read(p []byte) (int, error) {
+	for {
+		if r.cur == nil {
+			if len(r.parts) == 0 {
+				return 0, io.EOF
+			}
+			if err := r.open(r.parts[0]); err != nil {
+				return 0, err
+			}
+			r.parts = r.parts[1:]
+		}
+		n, err := r.cur.Read(p)
+		switch {
+		case err == io.EOF:
+			r.closePart()
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		case err == nil:
+			return n, nil
+		case r.ctx.Err() != nil || errors.Is(err, nats.ErrTimeout):
+			// A stream cut short by a deadline also fails JetStream's
+			// digest check, so the deadline is named first.
+			return n, objectErr(r.ctx, "read checkpoint "+r.key, err)
+		case errors.Is(err, jetstream.ErrDigestMismatch):
+			return n, &CorruptError{Err: err}
+		}
+		return n, err
+	}
+}
+
+// open starts streaming part, with a deadline of its own when the
+// caller's context has none: JetStream would otherwise give it 5s.
+func (r *partsReader) open(part string) error {
+	ctx, cancel := r.ctx, context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel = context.WithTimeout(ctx, r.o.grace+time.Duration(float64(r.o.partSize)/float64(r.o.minRate)*float64(time.Second)))
+	}
+	res, err := r.o.obs.Get(ctx, part)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		cancel()
-		return nil, fmt.Errorf("get checkpoint %q from object store %s: %w (it was never stored, or was deleted)", key, o.bucket, ErrNotFound)
+		return &CorruptError{Err: fmt.Errorf("part %s is missing", part)}
 	}
 	if err != nil {
 		cancel()
-		return nil, objectErr(ctx, fmt.Sprintf("get checkpoint %q", key), err)
+		return objectErr(ctx, "read checkpoint "+r.key, err)
 	}
-	return newVerifyingReader(ctx, key, want, &objectReader{ctx: ctx, res: res, cancel: cancel, key: key}), nil
+	r.cur, r.cancel = res, cancel
+	return nil
 }
 
-// objectReader names JetStream's errors for what they mean to a caller.
-type objectReader struct {
-	ctx    context.Context
-	res    jetstream.ObjectResult
-	cancel context.CancelFunc
-	key    string
-}
-
-func (r *objectReader) Read(p []byte) (int, error) {
-	n, err := r.res.Read(p)
-	switch {
-	case err == nil, err == io.EOF:
-	case r.ctx.Err() != nil || errors.Is(err, nats.ErrTimeout):
-		// A stream cut short by a deadline also fails JetStream's digest.
-		err = objectErr(r.ctx, "read checkpoint "+r.key, err)
-	case errors.Is(err, jetstream.ErrDigestMismatch):
-		err = &CorruptError{Err: err}
+func (r *partsReader) closePart() error {
+	if r.cur == nil {
+		return nil
 	}
-	return n, err
-}
-
-func (r *objectReader) Close() error {
 	defer r.cancel()
-	return r.res.Close()
+	err := r.cur.Close()
+	r.cur = nil
+	return err
 }
 
-// Delete implements Store.
+func (r *partsReader) Close() error { return r.closePart() }
+
+// Delete implements Store. The manifest goes first, so a Delete cut
+// short leaves parts no checkpoint refers to, never a checkpoint with
+// parts missing.
 func (o *Object) Delete(ctx context.Context, key string) error {
 	if err := ValidateKey(key); err != nil {
 		return err
 	}
-	err := o.obs.Delete(ctx, key)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
+	m, err := o.manifest(ctx, key)
+	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	if err != nil {
+	var parts []string
+	if m != nil {
+		parts = m.Parts
+	}
+	// An unreadable manifest is deleted all the same.
+	if err := o.obs.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return objectErr(ctx, fmt.Sprintf("delete checkpoint %q", key), err)
 	}
+	o.deleteParts(ctx, key, parts)
 	o.log.Debug("checkpoint deleted", "key", key)
 	return nil
 }
@@ -224,10 +367,11 @@ func (o *Object) List(ctx context.Context, prefix string) ([]Info, error) {
 	}
 	var out []Info
 	for _, oi := range objs {
-		if oi.Deleted || !strings.HasPrefix(oi.Name, prefix) {
+		if oi.Deleted || strings.HasPrefix(oi.Name, partsPrefix) || !strings.HasPrefix(oi.Name, prefix) {
 			continue
 		}
-		out = append(out, Info{Key: oi.Name, Size: int64(oi.Size), SHA256: digestHex(oi.Digest)})
+		size, _ := strconv.ParseInt(oi.Metadata[metaSize], 10, 64)
+		out = append(out, Info{Key: oi.Name, Size: size, SHA256: oi.Metadata[metaSHA256]})
 	}
 	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.Key, b.Key) })
 	return out, nil
