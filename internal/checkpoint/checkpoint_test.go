@@ -186,6 +186,9 @@ func TestConformance(t *testing.T) {
 			if _, err := s.Get(t.Context(), "s/t1/1-10", replaced); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("Get after Delete: %v, want ErrNotFound", err)
 			}
+			if _, err := s.Get(t.Context(), "s/t2", Info{Size: replaced.Size, SHA256: replaced.SHA256}); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Get of a key that only prefixes checkpoints: %v, want ErrNotFound", err)
+			}
 			if infos, err := s.List(t.Context(), "s/t1/"); err != nil || len(infos) != 1 {
 				t.Fatalf("List after Delete = %v, %v; want one checkpoint", infos, err)
 			}

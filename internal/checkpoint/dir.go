@@ -151,6 +151,10 @@ func (d *Dir) Get(ctx context.Context, key string, want Info) (io.ReadCloser, er
 	if err != nil {
 		return nil, fmt.Errorf("get checkpoint %q: %w", key, err)
 	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("get checkpoint %q from %s: %w (the key names a directory of checkpoints, not one)", key, d.root, ErrNotFound)
+	}
 	return newVerifyingReader(ctx, key, want, f), nil
 }
 

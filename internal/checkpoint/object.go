@@ -116,7 +116,10 @@ func NewObject(ctx context.Context, js jetstream.JetStream, cfg ObjectConfig) (*
 
 // objectErr adds what to do to an error of JetStream.
 func objectErr(ctx context.Context, what string, err error) error {
+	var apiErr *jetstream.APIError
 	switch {
+	case errors.As(err, &apiErr) && apiErr.Code == 429:
+		return fmt.Errorf("%s: %w; the NATS servers could not write the checkpoint as fast as it was sent: set the store's PartSize well below the servers' max_buffered_size (128 MiB by default), or give JetStream faster disks", what, err)
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
 		return fmt.Errorf("%s: %w; enable JetStream on the NATS servers (jetstream: enabled)", what, err)
 	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
