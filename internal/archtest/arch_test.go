@@ -76,6 +76,12 @@ var rules = []rule{
 		why:      "the retry pacing is shared by the coordinator and the agent; it needs only the standard library",
 	},
 	{
+		pattern:  module + "/internal/checkpoint",
+		required: true,
+		deny:     []string{"go.etcd.io/etcd/", module + "/coordinator", module + "/agent"},
+		why:      "checkpoint storage is the layer the agent and the leader share: the agent writes and reads checkpoints without etcd, and neither side's code may leak into it",
+	},
+	{
 		pattern: module + "/agent/...",
 		deny:    []string{"go.etcd.io/etcd/client/"},
 		why:     "agents talk to the coordinator over NATS only; etcd is the coordinator's",
