@@ -359,6 +359,20 @@ func TestDashboard(t *testing.T) {
 	b.run(t, chromedp.Click(chromedp.CSS(`#trials .tabulator-row`)))
 	b.waitJS(t, 10*time.Second, `(document.getElementById("curves").data || []).some(t => t.line && t.line.width === 4)`)
 
+	// Clicking a point of the fit selects that trial everywhere: its row,
+	// its curve and its point.
+	b.run(t, chromedp.Click(chromedp.CSS(`#trials .tabulator-row`))) // deselect
+	picked := eval[string](t, b, `(() => { const g = document.getElementById("fit");
+		const pts = g.data.find(t => t.mode === "markers");
+		const id = pts.text[pts.text.length - 1];
+		g.emit("plotly_click", { points: [{ data: pts, text: id }] });
+		return id; })()`)
+	b.waitJS(t, 10*time.Second, fmt.Sprintf(`(() => { const row = Tabulator.findTable("#trials")[0].getRow(%q);
+		const fit = document.getElementById("fit").data.find(t => t.mode === "markers");
+		return row && row.getElement().classList.contains("selected-trial") &&
+			(document.getElementById("curves").data || []).some(t => t.meta === %q && t.line.width === 4) &&
+			fit.marker.size[fit.text.indexOf(%q)] === 14; })()`, picked, picked, picked))
+
 	// The agents.
 	b.run(t, chromedp.Navigate(b.url+"/#/agents"), chromedp.WaitVisible(chromedp.CSS(`#agents table`)))
 	if agents := b.text(t, `#agents table`); !strings.Contains(agents, "a1") {

@@ -286,6 +286,22 @@ function select(state, id) {
   fit(state);
 }
 
+// pickable makes a plot select the trial under a click, as a click on its
+// table row does: the row is highlighted and scrolled to, and the curves
+// and the fit's points restyle. A trace names its trial in meta (one
+// trial per trace) or in text (one per point).
+function pickable(state, el) {
+  if (!el || el.dataset.pickable) return;
+  el.dataset.pickable = "1";
+  el.on("plotly_click", (ev) => {
+    const p = ev.points && ev.points[0];
+    const id = p && ((p.data && p.data.meta) || p.text);
+    if (!id || !state.trials.has(id)) return;
+    select(state, id);
+    if (state.selected) state.table.scrollToRow(id, "center", false).catch(() => {});
+  });
+}
+
 async function curves(state) {
   // Running trials first, then the best finished: at most 60 curves.
   const all = [...state.trials.values()];
@@ -320,7 +336,7 @@ async function curves(state) {
     by.get(k).y.push(v);
   }
   const traces = [...by.entries()].map(([k, c]) => ({
-    x: c.x, y: c.y, mode: "lines", name: k, hovertemplate: `${c.trial}<br>%{x}: %{y}<extra></extra>`,
+    x: c.x, y: c.y, mode: "lines", name: k, meta: c.trial, hovertemplate: `${c.trial}<br>%{x}: %{y}<extra></extra>`,
     line: { width: c.trial === state.selected ? 4 : 1.2, color: c.trial === state.selected ? "#d64545" : undefined },
   }));
   Plotly.react("curves", traces, {
@@ -328,6 +344,7 @@ async function curves(state) {
     xaxis: { title: xkey, type: $("#logx").checked ? "log" : "linear" },
     yaxis: { title: metric, type: $("#logy").checked ? "log" : "linear" },
   }, { displayModeBar: false, responsive: true });
+  pickable(state, $("#curves"));
 }
 
 async function fit(state) {
@@ -376,5 +393,6 @@ async function fit(state) {
     margin: { l: 50, r: 10, t: 30, b: 40 }, legend: { orientation: "h", y: 1.12 },
     xaxis: { title: r.x, type: "log" }, yaxis: { title: st.objective, type: "log" },
   }, { displayModeBar: false, responsive: true });
+  pickable(state, $("#fit"));
   $("#fitinfo").textContent = info.join("; ");
 }
