@@ -373,6 +373,23 @@ func TestDashboard(t *testing.T) {
 			(document.getElementById("curves").data || []).some(t => t.meta === %q && t.line.width === 4) &&
 			fit.marker.size[fit.text.indexOf(%q)] === 14; })()`, picked, picked, picked))
 
+	// Hovering another trial's point shows it in the table and the curves
+	// too, and leaving it clears that, keeping the selection.
+	hovered := eval[string](t, b, fmt.Sprintf(`(() => { const g = document.getElementById("fit");
+		const pts = g.data.find(t => t.mode === "markers");
+		const id = pts.text.find(x => x !== %q);
+		g.emit("plotly_hover", { points: [{ data: pts, text: id }] });
+		return id; })()`, picked))
+	hoverShown := fmt.Sprintf(`(() => { const row = Tabulator.findTable("#trials")[0].getRow(%q);
+		const fit = document.getElementById("fit").data.find(t => t.mode === "markers");
+		return !!row && row.getElement().classList.contains("hovered-trial") &&
+			fit.marker.size[fit.text.indexOf(%q)] === 14 && fit.marker.size[fit.text.indexOf(%q)] === 14; })()`, hovered, hovered, picked)
+	b.waitJS(t, 10*time.Second, hoverShown)
+	eval[bool](t, b, `document.getElementById("fit").emit("plotly_unhover", {}) || true`)
+	b.waitJS(t, 10*time.Second, fmt.Sprintf(`(() => { const fit = document.getElementById("fit").data.find(t => t.mode === "markers");
+		return document.querySelectorAll(".hovered-trial").length === 0 &&
+			fit.marker.size[fit.text.indexOf(%q)] === 7 && fit.marker.size[fit.text.indexOf(%q)] === 14; })()`, hovered, picked))
+
 	// The agents.
 	b.run(t, chromedp.Navigate(b.url+"/#/agents"), chromedp.WaitVisible(chromedp.CSS(`#agents table`)))
 	if agents := b.text(t, `#agents table`); !strings.Contains(agents, "a1") {

@@ -106,6 +106,8 @@ function studyView(name) {
     columns: [{ title: "trial", field: "trial" }, { title: "state", field: "state" }],
   });
   state.table.on("rowClick", (_e, row) => select(state, row.getData().trial));
+  state.table.on("rowMouseEnter", (_e, row) => hover(state, row.getData().trial));
+  state.table.on("rowMouseLeave", () => hover(state, null));
   // Tabulator builds itself asynchronously; nothing may touch it before.
   state.table.on("tableBuilt", () => { state.ready = true; state.dirty = true; });
 
@@ -293,13 +295,44 @@ function select(state, id) {
 function pickable(state, el) {
   if (!el || el.dataset.pickable) return;
   el.dataset.pickable = "1";
-  el.on("plotly_click", (ev) => {
+  const trialOf = (ev) => {
     const p = ev.points && ev.points[0];
     const id = p && ((p.data && p.data.meta) || p.text);
-    if (!id || !state.trials.has(id)) return;
+    return id && state.trials.has(id) ? id : null;
+  };
+  el.on("plotly_click", (ev) => {
+    const id = trialOf(ev);
+    if (!id) return;
     select(state, id);
     if (state.selected) state.table.scrollToRow(id, "center", false).catch(() => {});
   });
+  el.on("plotly_hover", (ev) => hover(state, trialOf(ev)));
+  el.on("plotly_unhover", () => hover(state, null));
+}
+
+// hover shows the trial under the pointer (in a plot or the table) in
+// every view at once, without selecting it: its row is tinted, its curve
+// drawn thick and its point enlarged, until the pointer leaves.
+function hover(state, id) {
+  if (state.hovered === id) return;
+  state.hovered = id;
+  const marked = (t) => t === state.selected || (id && t === id);
+  state.table.getRows().forEach((r) => r.getElement().classList.toggle("hovered-trial", !!id && r.getData().trial === id));
+  const c = $("#curves");
+  if (c && c.data && c.data.length) {
+    Plotly.restyle(c, { "line.width": c.data.map((t) => (marked(t.meta) ? 4 : 1.2)) });
+  }
+  const f = $("#fit");
+  if (f && f.data) {
+    const idx = [], sizes = [];
+    f.data.forEach((t, i) => {
+      if (t.mode === "markers" && t.text) {
+        idx.push(i);
+        sizes.push(t.text.map((tr) => (marked(tr) ? 14 : 7)));
+      }
+    });
+    if (idx.length) Plotly.restyle(f, { "marker.size": sizes }, idx);
+  }
 }
 
 async function curves(state) {
