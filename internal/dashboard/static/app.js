@@ -104,6 +104,13 @@ function studyView(name) {
   state.table = new Tabulator("#trials", {
     height: "400px", layout: "fitDataFill", index: "trial", placeholder: "no trials yet",
     columns: [{ title: "trial", field: "trial" }, { title: "state", field: "state" }],
+    // The marks live in the state, so a row the table redraws (a new
+    // result, a scroll) keeps them.
+    rowFormatter: (row) => {
+      const el = row.getElement(), id = row.getData().trial;
+      el.classList.toggle("selected-trial", id === state.selected);
+      el.classList.toggle("hovered-trial", id === state.hovered);
+    },
   });
   state.table.on("rowClick", (_e, row) => select(state, row.getData().trial));
   state.table.on("rowMouseEnter", (_e, row) => hover(state, row.getData().trial));
@@ -282,10 +289,29 @@ function applyFilter(state) {
 }
 
 function select(state, id) {
-  state.selected = state.selected === id ? null : id;
-  state.table.getRows().forEach((r) => r.getElement().classList.toggle("selected-trial", r.getData().trial === state.selected));
+  const was = state.selected;
+  state.selected = was === id ? null : id;
+  reformat(state, was, state.selected);
   curves(state);
   fit(state);
+}
+
+// marked reports whether trial id is drawn out in the plots: selected, or
+// under the pointer.
+function marked(state, id) {
+  return !!id && (id === state.selected || id === state.hovered);
+}
+
+// reformat marks the table rows of the trials given, whose marks changed
+// (the row formatter marks them again whenever the table redraws them).
+function reformat(state, ...ids) {
+  for (const id of ids) {
+    const row = id && state.table.getRow(id);
+    if (!row) continue;
+    const el = row.getElement();
+    el.classList.toggle("selected-trial", id === state.selected);
+    el.classList.toggle("hovered-trial", id === state.hovered);
+  }
 }
 
 // pickable makes a plot select the trial under a click, as a click on its
@@ -315,12 +341,12 @@ function pickable(state, el) {
 // drawn thick and its point enlarged, until the pointer leaves.
 function hover(state, id) {
   if (state.hovered === id) return;
+  const was = state.hovered;
   state.hovered = id;
-  const marked = (t) => t === state.selected || (id && t === id);
-  state.table.getRows().forEach((r) => r.getElement().classList.toggle("hovered-trial", !!id && r.getData().trial === id));
+  reformat(state, was, id);
   const c = $("#curves");
   if (c && c.data && c.data.length) {
-    Plotly.restyle(c, { "line.width": c.data.map((t) => (marked(t.meta) ? 4 : 1.2)) });
+    Plotly.restyle(c, { "line.width": c.data.map((t) => (marked(state, t.meta) ? 4 : 1.2)) });
   }
   const f = $("#fit");
   if (f && f.data) {
@@ -328,7 +354,7 @@ function hover(state, id) {
     f.data.forEach((t, i) => {
       if (t.mode === "markers" && t.text) {
         idx.push(i);
-        sizes.push(t.text.map((tr) => (marked(tr) ? 14 : 7)));
+        sizes.push(t.text.map((tr) => (marked(state, tr) ? 14 : 7)));
       }
     });
     if (idx.length) Plotly.restyle(f, { "marker.size": sizes }, idx);
@@ -370,7 +396,7 @@ async function curves(state) {
   }
   const traces = [...by.entries()].map(([k, c]) => ({
     x: c.x, y: c.y, mode: "lines", name: k, meta: c.trial, hovertemplate: `${c.trial}<br>%{x}: %{y}<extra></extra>`,
-    line: { width: c.trial === state.selected ? 4 : 1.2, color: c.trial === state.selected ? "#d64545" : undefined },
+    line: { width: marked(state, c.trial) ? 4 : 1.2, color: c.trial === state.selected ? "#d64545" : undefined },
   }));
   Plotly.react("curves", traces, {
     showlegend: false, margin: { l: 50, r: 10, t: 10, b: 40 },
@@ -408,7 +434,7 @@ async function fit(state) {
       traces.push({ x: c.x, y: c.hi, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: color + "33", name: label + " 95% band" });
     }
     traces.push({ x: c.x, y: c.y, mode: "lines", line: { color }, name: label });
-    traces.push({ x: c.point_x, y: c.point_y, mode: "markers", marker: { color, size: c.trials.map((t) => (t === state.selected ? 14 : 7)) },
+    traces.push({ x: c.point_x, y: c.point_y, mode: "markers", marker: { color, size: c.trials.map((t) => (marked(state, t) ? 14 : 7)) },
       name: label + " points", text: c.trials, hovertemplate: "%{text}<br>%{x}: %{y}<extra></extra>" });
     const E = (f.params || []).find((p) => p.name === "E");
     if (E) {
