@@ -20,7 +20,12 @@ func (l *leaderState) noteEarlyStopping(s *study) {
 	if s.spec.Search == nil || s.spec.Search.ASHA == nil {
 		return
 	}
-	s.rungs = strategy.NewRungs(s.snapshot(true).Trials)
+	// Rebuilt from the cached records in place: a snapshot would copy
+	// every record of the study at each submission.
+	s.rungs = strategy.Rungs{}
+	for _, t := range s.trials {
+		s.rungs.Add(t.rec.Rungs)
+	}
 	l.do(watchMetrics{s.rec.Name})
 }
 

@@ -17,11 +17,16 @@ type Rungs map[float64][]float64
 func NewRungs(trials []api.Trial) Rungs {
 	r := Rungs{}
 	for _, t := range trials {
-		for _, x := range t.Rungs {
-			r[x.Rung] = append(r[x.Rung], x.Value)
-		}
+		r.Add(t.Rungs)
 	}
 	return r
+}
+
+// Add records rungs a trial passed, as a rebuilt table holds them.
+func (r Rungs) Add(passed []api.Rung) {
+	for _, x := range passed {
+		r[x.Rung] = append(r[x.Rung], x.Value)
+	}
 }
 
 // Judge applies ASHA to one metrics report of a running trial whose
