@@ -585,6 +585,8 @@ func (l *leader) perform(a action) {
 		}
 	case purgeHistory:
 		go l.purgeHistory(a.study)
+	case deleteCheckpoints:
+		l.deleteCheckpoints(a)
 	}
 }
 

@@ -76,9 +76,12 @@ func (l *leaderState) onEvent(in eventInput, now time.Time) {
 			cur.State = api.AttemptRunning
 			at := ev.Time
 			cur.Started = &at
+			cur.StartStep, cur.Resume = ev.StartStep, bus.Clip(ev.Resume, bus.MaxErrorBytes)
 			l.setState(t, sweep.Running, now)
 			l.dirtyTrials[t] = true
 		}
+	case bus.EventCheckpoint:
+		l.recordCheckpoint(t, ev, current, now)
 	case bus.EventFinished:
 		if current {
 			l.finish(t, cur, ev, now)
@@ -94,6 +97,11 @@ func (l *leaderState) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Ti
 	s := t.study
 	end := ev.Time
 	a.Ended = &end
+	// The started event is not durable: the finished one says again
+	// where the attempt began.
+	if ev.StartStep > 0 || ev.Resume != "" {
+		a.StartStep, a.Resume = ev.StartStep, bus.Clip(ev.Resume, bus.MaxErrorBytes)
+	}
 	// An agent clips its errors; a message from elsewhere is clipped
 	// here, so an attempt's record stays small.
 	ev.Error = bus.Clip(ev.Error, bus.MaxErrorBytes)

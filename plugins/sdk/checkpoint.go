@@ -59,6 +59,7 @@ func (r *TrialRequest) NewCheckpoint(step int64) (string, error) {
 	if r.checkpoints == nil || r.checkpoints.root == "" {
 		return "", ErrNoCheckpoints
 	}
+	r.checkpoints.wanted.Store(false)
 	n := r.checkpoints.saved.Add(1)
 	dir := filepath.Join(r.checkpoints.root, "step-"+strconv.FormatInt(step, 10)+"-"+strconv.FormatInt(n, 10))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -68,7 +69,7 @@ func (r *TrialRequest) NewCheckpoint(step int64) (string, error) {
 }
 
 // CheckpointWanted reports whether the host asked for a checkpoint now. It
-// turns false again once a checkpoint is reported.
+// turns false again with the next NewCheckpoint.
 func (r *TrialRequest) CheckpointWanted() bool {
 	return r.checkpoints != nil && r.checkpoints.root != "" && r.checkpoints.wanted.Load()
 }
@@ -116,4 +117,16 @@ func checkCheckpointDir(root, dir string) error {
 		return fmt.Errorf("%w: checkpoint %q is not a directory", ErrProtocol, dir)
 	}
 	return nil
+}
+
+// AskCheckpoint makes CheckpointWanted true, for hosts that run a method
+// in their own process (tests); a plugin's host asks with
+// Client.RequestCheckpoint. It reports whether the request keeps
+// checkpoints at all.
+func (r *TrialRequest) AskCheckpoint() bool {
+	if !r.Checkpoints() {
+		return false
+	}
+	r.checkpoints.wanted.Store(true)
+	return true
 }

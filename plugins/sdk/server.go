@@ -87,7 +87,6 @@ func (s *server) RunTrial(in *asymptotev1.RunTrialRequest, stream asymptotev1.Me
 			if err := checkCheckpointDir(req.checkpoints.root, m.Checkpoint); err != nil {
 				return err
 			}
-			req.checkpoints.wanted.Store(false)
 		}
 		sendMu.Lock()
 		defer sendMu.Unlock()
