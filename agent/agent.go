@@ -595,7 +595,7 @@ func (a *Agent) run(ctx context.Context, at *attempt, cancel context.CancelCause
 			return fmt.Errorf("step %d: %w", m.Step, err)
 		}
 		finite, nonFinite := bus.SplitFinite(m.Values)
-		history.add(&bus.MetricsReport{AttemptRef: d.AttemptRef, Time: time.Now(), Step: m.Step, Values: finite, NonFinite: nonFinite})
+		history.add(&bus.MetricsReport{AttemptRef: d.AttemptRef, Time: time.Now(), Step: m.Step, Values: finite, NonFinite: nonFinite, Checkpoint: m.Checkpoint != ""})
 		if m.Checkpoint != "" {
 			up.add(m)
 		}

@@ -501,6 +501,9 @@ type MetricsReport struct {
 	Values map[string]float64 `json:"values"`
 	// NonFinite holds the values that are NaN or infinite, as in Event.
 	NonFinite map[string]string `json:"non_finite,omitempty"`
+	// Checkpoint marks the report a checkpoint was saved with: its values
+	// are the anytime record of the trial at that step.
+	Checkpoint bool `json:"checkpoint,omitempty"`
 }
 
 func (m *MetricsReport) validate() error {
