@@ -75,6 +75,12 @@ func (a *Agent) unpack(ctx context.Context, c bus.Checkpoint, dir string) error 
 	}
 	defer rc.Close()
 	if err := untar(rc, dir); err != nil {
+		// Bad bytes usually break the archive before its end: read on,
+		// so the store's check says what is wrong when it can.
+		var ce *checkpoint.CorruptError
+		if _, derr := io.Copy(io.Discard, rc); errors.As(derr, &ce) {
+			return derr
+		}
 		return err
 	}
 	// The store verifies at EOF: read what the tar reader left, so a
