@@ -81,6 +81,8 @@ func TestScalingGolden(t *testing.T) {
 		{"fit_chinchilla.txt", "fit", []string{"--law", "chinchilla", "--data", synthCSV, "--starts", "24", "--drop-highest", "5", "--lr-test", "E=1.69,A=406.4,B=410.7,alpha=0.34,beta=0.28"}},
 		{"fit_datablations.txt", "fit", []string{"--law", "datablations", "--data", datablationsCSV, "--y", "val_loss",
 			"--fix", "E=1.8691,A=520.82,B=1487.7,alpha=0.3526596,beta=0.3526596", "--bootstrap", "50"}},
+		{"fit_seed_noise.txt", "fit", []string{"--law", "power", "--data", scalingTestdata + "replicates.csv", "--group", "run", "--loss", "ls", "--bootstrap", "50", "--seed-noise", "measure", "--at", "1e4"}},
+		{"fit_seed_noise_assumed.json", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "50", "--seed-noise", "0.004", "--at", "1e4", "--format", "json"}},
 		{"crossover.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "100", "--target", "1e5", "--names", "baseline,regularized"}},
 		{"crossover.json", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--format", "json"}},
 		{"frontier.txt", "frontier", []string{"--given", "E=1.8169,A=482.01,B=2085.43,alpha=0.3478,beta=0.3658", "--budget", "1e21,5.88e23"}},
@@ -123,6 +125,9 @@ func TestScalingInputErrors(t *testing.T) {
 		{"unknown parameter", []string{"--data", scalingTestdata + "recipe_a.csv", "--fix", "gamma=1"}, []string{`no parameter "gamma"`}},
 		{"no tokens or compute", []string{"--law", "chinchilla", "--data", write("f.csv", "params,loss\n1e8,3\n")}, []string{`column "tokens": missing`}},
 		{"unknown law", []string{"--law", "cubic", "--data", scalingTestdata + "recipe_a.csv"}, []string{`unknown law "cubic"`}},
+		{"seed noise without replicates", []string{"--data", scalingTestdata + "recipe_a.csv", "--seed-noise", "measure"}, []string{"--seed-noise measure", "no configuration has two runs", "0.004"}},
+		{"seed noise not a level", []string{"--data", scalingTestdata + "recipe_a.csv", "--seed-noise", "lots"}, []string{"--seed-noise", "want measure or a level"}},
+		{"seed noise negative", []string{"--data", scalingTestdata + "recipe_a.csv", "--seed-noise", "-1"}, []string{"--seed-noise", "positive"}},
 	}
 	t.Setenv("ASYMPTOTE_NATS_URL", "nats://127.0.0.1:1")
 	for _, tc := range tests {

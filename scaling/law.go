@@ -36,6 +36,10 @@ type Obs struct {
 	// bootstrap resamples groups (runs) instead of single rows, so several
 	// checkpoints or seeds of one run move together.
 	Group string
+	// Scale is the observation's noise relative to the others' (zero
+	// means 1): a fit divides its residual by Scale inside the loss, so
+	// noisier runs weigh less (Noise.Weigh sets it from seed noise).
+	Scale float64
 }
 
 // model evaluates a law's log-prediction for every bound observation.
