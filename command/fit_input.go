@@ -412,11 +412,11 @@ func parseFloats(s string) ([]float64, error) {
 type fitFlags struct {
 	law, loss, fix, starts string
 	// seedNoise is --seed-noise: "" (none), "measure" or a level.
-	seedNoise string
-	delta, level, screen   float64
-	bootstrap, workers     int
-	seed                   uint64
-	tie                    bool
+	seedNoise            string
+	delta, level, screen float64
+	bootstrap, workers   int
+	seed                 uint64
+	tie                  bool
 }
 
 func (f *fitFlags) register(fs *flag.FlagSet, lawDefault string) {

@@ -89,6 +89,8 @@ func TestScalingGolden(t *testing.T) {
 		{"frontier_constrained.json", "frontier", []string{"--law", "datablations", "--given",
 			"E=1.8691,A=520.82,B=1487.7,alpha=0.3526596,beta=0.3526596,RD_star=15.387756,RN_star=5.309743",
 			"--budget", "1e22", "--unique", "25e9", "--format", "json"}},
+		{"frontier_approaches.txt", "frontier", []string{"--approach", "2,3", "--data", scalingTestdata + "isoflop.csv", "--bootstrap", "50", "--starts", "24", "--budget", "1e22,1e24"}},
+		{"frontier_approach2.json", "frontier", []string{"--approach", "2", "--data", scalingTestdata + "isoflop.csv", "--bootstrap", "50", "--seed-noise", "0.01", "--budget", "1e22", "--format", "json"}},
 		{"epochs.txt", "epochs", []string{"--data", datablationsCSV, "--y", "val_loss", "--base", "datablations"}},
 	}
 	for _, tc := range tests {
