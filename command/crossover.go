@@ -18,6 +18,8 @@ type crossoverCommand struct {
 	versus, rng   string
 	noise, target float64
 	names, plot   string
+	multiplier    string
+	gate          float64
 }
 
 // flags declares crossover's flags.
@@ -31,6 +33,8 @@ func (cmd *crossoverCommand) flags() *flag.FlagSet {
 	fs.Float64Var(&cmd.target, "target", 0, "report P(first curve lower) at this `SCALE`")
 	fs.StringVar(&cmd.names, "names", "", "labels of the two recipes `A,B` (default: the studies' names or groups' values)")
 	fs.StringVar(&cmd.plot, "plot", "", "write a plot to `FILE`.png or FILE.svg")
+	fs.StringVar(&cmd.multiplier, "multiplier", "", "compute multiplier of the second recipe over the first at these scales `X,...` (compute for chinchilla laws): the first needs m times the second's compute for the same loss")
+	fs.Float64Var(&cmd.gate, "gate", 0, "with --multiplier and --bootstrap: answer yes, no or undecided to \"is m above `G`\" at --level confidence")
 	return fs
 }
 
@@ -66,6 +70,9 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 		}
 	}
 	rep := cmd.report(recipes, fits, r, label, lohi)
+	if rep.Multiplier, err = cmd.multipliers(fits); err != nil {
+		return err
+	}
 	if cmd.format == "json" {
 		return writeJSON(cmd.env.Stdout, rep)
 	}
@@ -164,6 +171,7 @@ func (cmd *crossoverCommand) printTable(w io.Writer, rep *crossoverJSON) {
 		}
 		fmt.Fprintln(w)
 	}
+	defer cmd.printMultiplier(w, rep)
 	if rep.Replicates == 0 {
 		fmt.Fprintln(w, "no intervals: pass --bootstrap N for crossing probabilities and root intervals")
 		return
@@ -256,6 +264,7 @@ type crossoverJSON struct {
 	PFirstBelow *jnum        `json:"p_first_below,omitempty"`
 	MaxGap      jnum         `json:"max_gap"`
 	WithinNoise bool         `json:"within_noise"`
+	Multiplier  *multJSON    `json:"multiplier,omitempty"`
 }
 
 type rootJSON struct {

@@ -84,6 +84,8 @@ func TestScalingGolden(t *testing.T) {
 		{"fit_seed_noise.txt", "fit", []string{"--law", "power", "--data", scalingTestdata + "replicates.csv", "--group", "run", "--loss", "ls", "--bootstrap", "50", "--seed-noise", "measure", "--at", "1e4"}},
 		{"fit_seed_noise_assumed.json", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "50", "--seed-noise", "0.004", "--at", "1e4", "--format", "json"}},
 		{"crossover.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "100", "--target", "1e5", "--names", "baseline,regularized"}},
+		{"crossover_multiplier.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "100", "--multiplier", "10,100,1e4", "--gate", "1.1", "--names", "baseline,regularized"}},
+		{"crossover_multiplier.json", "crossover", []string{"--data", b, "--versus", a, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "50", "--multiplier", "10", "--format", "json"}},
 		{"crossover.json", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--format", "json"}},
 		{"frontier.txt", "frontier", []string{"--given", "E=1.8169,A=482.01,B=2085.43,alpha=0.3478,beta=0.3658", "--budget", "1e21,5.88e23"}},
 		{"frontier_constrained.json", "frontier", []string{"--law", "datablations", "--given",

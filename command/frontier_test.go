@@ -5,6 +5,35 @@ import (
 	"testing"
 )
 
+func TestMultiplierErrors(t *testing.T) {
+	a, b := scalingTestdata+"recipe_a.csv", scalingTestdata+"recipe_b.csv"
+	base := []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls"}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"gate without scales", []string{"--gate", "1.1"}, []string{"--gate needs --multiplier"}},
+		{"gate without bootstrap", []string{"--multiplier", "100", "--gate", "1.1"}, []string{"--gate", "--bootstrap N"}},
+		{"negative gate", []string{"--multiplier", "100", "--gate", "-1", "--bootstrap", "10"}, []string{"--gate", "positive"}},
+		{"bad scale", []string{"--multiplier", "abc"}, []string{"--multiplier", `"abc"`}},
+		{"zero scale", []string{"--multiplier", "0"}, []string{"--multiplier", "positive"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := runCommand(t, "crossover", append(append([]string(nil), base...), tc.args...)...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
 func TestFrontierApproachErrors(t *testing.T) {
 	iso := scalingTestdata + "isoflop.csv"
 	tests := []struct {

@@ -85,6 +85,11 @@ func quantile(v []float64, q float64) float64 {
 	if i >= len(v)-1 {
 		return v[len(v)-1]
 	}
+	if h == lo {
+		// Exactly on a sample: also keeps an infinite neighbour from
+		// turning 0·∞ into NaN.
+		return v[i]
+	}
 	return v[i] + (h-lo)*(v[i+1]-v[i])
 }
 

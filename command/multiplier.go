@@ -1,0 +1,119 @@
+package command
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"text/tabwriter"
+
+	"asymptote.dev/asymptote/scaling"
+)
+
+// multipliers compares the second recipe with the first at --multiplier's
+// scales, with --gate's answer; nil without --multiplier.
+func (cmd *crossoverCommand) multipliers(fits [2]*scaling.Fit) (*multJSON, error) {
+	if cmd.multiplier == "" {
+		if cmd.gate != 0 {
+			return nil, usagef("--gate needs --multiplier X,...: the scales at which to decide")
+		}
+		return nil, nil
+	}
+	at, err := parseFloats(cmd.multiplier)
+	if err != nil || len(at) == 0 {
+		return nil, usagef("--multiplier: want one or more scales X,..., got %q", cmd.multiplier)
+	}
+	if cmd.gate < 0 || math.IsNaN(cmd.gate) {
+		return nil, usagef("--gate: want a positive multiplier such as 1.1, got %g", cmd.gate)
+	}
+	if cmd.gate > 0 && cmd.fit.bootstrap <= 0 {
+		return nil, usagef("--gate decides from the paired bootstrap: pass --bootstrap N")
+	}
+	m, err := scaling.ComputeMultiplier(fits[0], fits[1], scaling.MultiplierOptions{At: at, Gate: cmd.gate, Level: cmd.fit.level})
+	if err != nil {
+		return nil, usagef("--multiplier: %v", err)
+	}
+	j := &multJSON{EA: jnum(m.EA), EB: jnum(m.EB), Ratio: jnum(m.Ratio), Limit: jnum(m.Limit), LimitRule: m.LimitRule,
+		LimitInf: math.IsInf(m.Limit, 1), Replicates: m.Replicates, Gate: jnum(cmd.gate), level: cmd.fit.level}
+	if m.Replicates > 0 {
+		j.RatioCI, j.LimitCI = jivl(m.RatioCI), jivl(m.LimitCI)
+		p := jnum(m.PLower)
+		j.PLower = &p
+	}
+	for _, a := range m.At {
+		aj := multAtJSON{X: jnum(a.X), XB: jnum(a.XB), M: jnum(a.M), Extrapolated: a.Extrapolated, Decision: a.Decision}
+		if m.Replicates > 0 {
+			aj.CI = jivl(a.CI)
+		}
+		if cmd.gate > 0 {
+			p := jnum(a.PAbove)
+			aj.PAbove = &p
+		}
+		j.At = append(j.At, aj)
+	}
+	return j, nil
+}
+
+// printMultiplier prints the compute multipliers, the ratio of asymptotes
+// and the gate.
+func (cmd *crossoverCommand) printMultiplier(w io.Writer, rep *crossoverJSON) {
+	m := rep.Multiplier
+	if m == nil {
+		return
+	}
+	a, b := rep.Names[0], rep.Names[1]
+	pct := int(m.level*100 + 0.5)
+	fmt.Fprintf(w, "\ncompute multiplier m = x/x_B, where %s reaches at x_B the loss %s reaches at x: %s needs m times %s's compute (m > 1: %s is better)\n", b, a, a, b, b)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := fmt.Sprintf("X\tX_B\tM\t%d%% CI\tEXTRAPOLATED", pct)
+	if m.Gate > 0 {
+		head += fmt.Sprintf("\tP(M > %s)\tGATE", num(float64(m.Gate)))
+	}
+	fmt.Fprintln(tw, head)
+	for _, r := range m.At {
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%v", num(float64(r.X)), num(float64(r.XB)), num(float64(r.M)), ivl(r.CI), r.Extrapolated)
+		if r.PAbove != nil {
+			line += fmt.Sprintf("\t%.3f\t%s", float64(*r.PAbove), r.Decision)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "asymptotes: %s %s, %s %s, ratio %s/%s %s", a, num(float64(m.EA)), b, num(float64(m.EB)), b, a, num(float64(m.Ratio)))
+	if m.RatioCI != nil {
+		fmt.Fprintf(w, " %s, P(%s's lower) %.3f", ivl(m.RatioCI), b, float64(*m.PLower))
+	}
+	fmt.Fprintln(w)
+	limit := num(float64(m.Limit))
+	if m.LimitCI != nil && !m.LimitInf && m.Limit != 0 {
+		limit += " " + ivl(m.LimitCI)
+	}
+	fmt.Fprintf(w, "in the limit of large scale: m → %s (%s)\n", limit, m.LimitRule)
+}
+
+type multJSON struct {
+	At    []multAtJSON `json:"at"`
+	EA    jnum         `json:"asymptote_first"`
+	EB    jnum         `json:"asymptote_second"`
+	Ratio jnum         `json:"asymptote_ratio"`
+	// RatioCI and PLower (P(the second's asymptote is lower)) come from
+	// the paired replicates.
+	RatioCI []jnum `json:"asymptote_ratio_ci,omitempty"`
+	PLower  *jnum  `json:"p_second_lower,omitempty"`
+	// Limit is null when infinite; LimitInf says so.
+	Limit      jnum   `json:"limit"`
+	LimitInf   bool   `json:"limit_infinite,omitempty"`
+	LimitCI    []jnum `json:"limit_ci,omitempty"`
+	LimitRule  string `json:"limit_rule"`
+	Replicates int    `json:"replicates"`
+	Gate       jnum   `json:"gate,omitempty"`
+	level      float64
+}
+
+type multAtJSON struct {
+	X            jnum   `json:"x"`
+	XB           jnum   `json:"x_second"`
+	M            jnum   `json:"multiplier"`
+	CI           []jnum `json:"ci,omitempty"`
+	Extrapolated bool   `json:"extrapolated"`
+	PAbove       *jnum  `json:"p_above_gate,omitempty"`
+	Decision     string `json:"gate,omitempty"`
+}
