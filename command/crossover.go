@@ -32,7 +32,7 @@ func (cmd *crossoverCommand) flags() *flag.FlagSet {
 	fs.Float64Var(&cmd.noise, "noise", scaling.DefaultNoiseFloor, "seed-noise `LEVEL` of the loss for the within-noise flag")
 	fs.Float64Var(&cmd.target, "target", 0, "report P(first curve lower) at this `SCALE`")
 	fs.StringVar(&cmd.names, "names", "", "labels of the two recipes `A,B` (default: the studies' names or groups' values)")
-	fs.StringVar(&cmd.plot, "plot", "", "write a plot to `FILE`.png or FILE.svg")
+	fs.StringVar(&cmd.plot, "plot", "", "write a plot to `FILE`.png or FILE.svg (with --multiplier, also the multiplier to FILE-multiplier.png)")
 	fs.StringVar(&cmd.multiplier, "multiplier", "", "compute multiplier of the second recipe over the first at these scales `X,...` (compute for chinchilla laws): the first needs m times the second's compute for the same loss")
 	fs.Float64Var(&cmd.gate, "gate", 0, "with --multiplier and --bootstrap: answer yes, no or undecided to \"is m above `G`\" at --level confidence")
 	return fs
@@ -72,6 +72,12 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 	rep := cmd.report(recipes, fits, r, label, lohi)
 	if rep.Multiplier, err = cmd.multipliers(fits); err != nil {
 		return err
+	}
+	if cmd.plot != "" && rep.Multiplier != nil {
+		file := groupFile(cmd.plot, "multiplier")
+		if err := scalingplot.Multiplier(file, fits[0], fits[1], cmd.gate, scalingplot.Options{XLabel: recipes[0].x, Names: label}); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
 	}
 	if cmd.format == "json" {
 		return writeJSON(cmd.env.Stdout, rep)

@@ -178,6 +178,25 @@ func TestScalingPlot(t *testing.T) {
 			t.Errorf("plot %s: %v", path, err)
 		}
 	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		cmd   string
+		args  []string
+		files []string
+	}{
+		{"fit", []string{"--data", scalingTestdata + "replicates.csv", "--group", "run", "--loss", "ls", "--bootstrap", "20", "--seed-noise", "measure", "--plot", filepath.Join(dir, "weighted.png")}, []string{"weighted.png"}},
+		{"frontier", []string{"--approach", "2", "--data", scalingTestdata + "isoflop.csv", "--bootstrap", "20", "--budget", "1e22", "--plot", filepath.Join(dir, "iso.svg")}, []string{"iso.svg"}},
+		{"crossover", []string{"--data", scalingTestdata + "recipe_a.csv", "--versus", scalingTestdata + "recipe_b.csv", "--range", "1:1e6", "--loss", "ls", "--bootstrap", "20", "--multiplier", "10", "--gate", "1.1", "--plot", filepath.Join(dir, "cross.png")}, []string{"cross.png", "cross-multiplier.png"}},
+	} {
+		if _, err := runCommand(t, tc.cmd, tc.args...); err != nil {
+			t.Fatalf("%s: %v", tc.cmd, err)
+		}
+		for _, f := range tc.files {
+			if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() < 1000 {
+				t.Errorf("%s plot %s: %v", tc.cmd, f, err)
+			}
+		}
+	}
 	path := filepath.Join(t.TempDir(), "epochs.png")
 	if _, err := runCommand(t, "epochs", "--data", datablationsCSV, "--y", "val_loss", "--base", "datablations", "--plot", path); err != nil {
 		t.Fatal(err)

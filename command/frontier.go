@@ -19,6 +19,7 @@ type frontierCommand struct {
 	unique        float64
 	approach      string
 	tolerance     float64
+	plot          string
 }
 
 // flags declares frontier's flags.
@@ -29,6 +30,7 @@ func (cmd *frontierCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.given, "given", "", "use these parameters instead of fitting: `NAME=VALUE,...` (E, A, B, alpha, beta; RD_star, RN_star for datablations)")
 	fs.Float64Var(&cmd.unique, "unique", 0, "unique tokens `U`: also give the data-constrained allocation (datablations law)")
 	fs.StringVar(&cmd.approach, "approach", "3", "Hoffmann et al.'s `APPROACHES`, comma-separated: 2 (IsoFLOP parabolas per budget, then power laws) and 3 (the parametric law); 2,3 compares them on the same data")
+	fs.StringVar(&cmd.plot, "plot", "", "approach 2: write the IsoFLOP parabolas with their minima to `FILE`.png or FILE.svg")
 	fs.Float64Var(&cmd.tolerance, "flop-tolerance", 0.1, "approach 2: runs whose compute 6ND is within this relative `TOLERANCE` of a budget's smallest belong to it")
 	return fs
 }
@@ -47,6 +49,9 @@ func (cmd *frontierCommand) approaches() (two, three bool, err error) {
 		default:
 			return false, false, usagef("--approach: want 2, 3 or 2,3, got %q", cmd.approach)
 		}
+	}
+	if cmd.plot != "" && !two {
+		return false, false, usagef("--plot draws approach 2's IsoFLOP parabolas: pass --approach 2 (or 2,3)")
 	}
 	if two && cmd.given != "" {
 		return false, false, usagef("--approach 2 fits runs: give --data or --study, not --given")

@@ -7,6 +7,7 @@ import (
 	"math"
 	"text/tabwriter"
 
+	"asymptote.dev/asymptote/internal/scalingplot"
 	"asymptote.dev/asymptote/scaling"
 )
 
@@ -34,6 +35,11 @@ func (cmd *frontierCommand) isoFLOP(ctx context.Context, cs []float64) (*isoJSON
 	r, err := scaling.IsoFLOPFit(ctx, obs, o)
 	if err != nil {
 		return nil, err
+	}
+	if cmd.plot != "" {
+		if err := scalingplot.IsoFLOP(cmd.plot, r, scalingplot.Options{}); err != nil {
+			return nil, fmt.Errorf("plot: %w", err)
+		}
 	}
 	rep := &isoJSON{Tolerance: jnum(o.Tolerance), Used: r.Used, A: jnum(r.A), B: jnum(r.B), KN: jnum(r.KN),
 		Replicates: r.Replicates, Failed: r.Failed, Expanded: r.Expanded, level: cmd.fit.level}

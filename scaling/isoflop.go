@@ -36,8 +36,10 @@ type IsoFLOPOptions struct {
 type Budget struct {
 	// C is the geometric mean compute 6ND of the budget's runs.
 	C float64
-	// Runs is the number of runs, Sizes the number of distinct N.
+	// Runs is the number of runs, Sizes the number of distinct N, and
+	// Points the runs themselves.
 	Runs, Sizes int
+	Points      []Obs
 	// Coef are the parabola's coefficients L = c₀ + c₁u + c₂u² in
 	// u = log N − Center.
 	Coef   [3]float64
@@ -312,7 +314,7 @@ func budgetOf(g []Obs) (Budget, parabola) {
 		sizes[o.N] = true
 	}
 	k := float64(len(g))
-	b := Budget{C: math.Exp(lc / k), Runs: len(g), Sizes: len(sizes), LogNSE: math.NaN()}
+	b := Budget{C: math.Exp(lc / k), Runs: len(g), Sizes: len(sizes), Points: g, LogNSE: math.NaN()}
 	m /= k
 	b.Center = m
 	if b.Sizes < 3 {
