@@ -25,6 +25,7 @@ type fitCommand struct {
 	residuals        bool
 	holdout          int
 	nested           bool
+	identify         bool
 }
 
 // flags declares fit's flags.
@@ -37,6 +38,7 @@ func (cmd *fitCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.lrTest, "lr-test", "", "likelihood-ratio test of given parameters `NAME=VALUE,...` against the fit")
 	fs.BoolVar(&cmd.residuals, "residuals", false, "print the residual table (always in json)")
 	fs.IntVar(&cmd.holdout, "holdout", 0, "fit without the `K` largest-scale runs and report how well the fit predicts them")
+	fs.BoolVar(&cmd.identify, "identify", false, "say which parameters the data pin down: Fisher-information directions in words, profile intervals, and the fit's sensitivity to the loss and to each point")
 	fs.BoolVar(&cmd.nested, "nested", false, "ensemble law: fit L(K) for each model size (--params), then a power law in N to the K → ∞ asymptotes, and report lim_N lim_K (Kim et al. 2025)")
 	return fs
 }
@@ -122,6 +124,13 @@ func (cmd *fitCommand) fitOne(ctx context.Context, c curve, given map[string]flo
 	fit, rep, err := fitCurve(ctx, c, points, given, cmd.holdout)
 	if err != nil {
 		return nil, nil, c.wrap(err)
+	}
+	if cmd.identify {
+		id, err := scaling.Identify(ctx, fit, scaling.IdentifyOptions{Level: cmd.fit.level, Profile: true, Sensitivity: true})
+		if err != nil {
+			return nil, nil, c.wrap(err)
+		}
+		rep.Identify = newIdentifyJSON(fit, id)
 	}
 	if cmd.plot != "" {
 		file := cmd.plot
@@ -342,6 +351,7 @@ type fitReport struct {
 	LRTest      *lrJSON              `json:"lr_test,omitempty"`
 	Holdout     []holdoutJSON        `json:"holdout,omitempty"`
 	ChiSquare   *chiJSON             `json:"chi2_test,omitempty"`
+	Identify    *identifyJSON        `json:"identify,omitempty"`
 	Residuals   []residualJSON       `json:"residuals"`
 }
 
@@ -526,6 +536,7 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	r.printNoise(w)
 	r.printPredictions(w, intervals)
 	r.printTests(w)
+	r.printIdentify(w)
 	if residuals {
 		r.printResiduals(w)
 	}
