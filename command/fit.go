@@ -26,6 +26,8 @@ type fitCommand struct {
 	holdout          int
 	nested           bool
 	identify         bool
+	certainty        string
+	candidates       string
 }
 
 // flags declares fit's flags.
@@ -39,6 +41,8 @@ func (cmd *fitCommand) flags() *flag.FlagSet {
 	fs.BoolVar(&cmd.residuals, "residuals", false, "print the residual table (always in json)")
 	fs.IntVar(&cmd.holdout, "holdout", 0, "fit without the `K` largest-scale runs and report how well the fit predicts them")
 	fs.BoolVar(&cmd.identify, "identify", false, "say which parameters the data pin down: Fisher-information directions in words, profile intervals, and the fit's sensitivity to the loss and to each point")
+	fs.StringVar(&cmd.certainty, "certainty", "", "cost of certainty: the cheapest runs from --candidates that narrow a parameter's interval to a width, `NAME=WIDTH`")
+	fs.StringVar(&cmd.candidates, "candidates", "", "with --certainty: the runs that may be added, `POINTS` as --at takes them (x, N:D or N:D:U), each priced at its scale (x or 6ND)")
 	fs.BoolVar(&cmd.nested, "nested", false, "ensemble law: fit L(K) for each model size (--params), then a power law in N to the K → ∞ asymptotes, and report lim_N lim_K (Kim et al. 2025)")
 	return fs
 }
@@ -131,6 +135,11 @@ func (cmd *fitCommand) fitOne(ctx context.Context, c curve, given map[string]flo
 			return nil, nil, c.wrap(err)
 		}
 		rep.Identify = newIdentifyJSON(fit, id)
+	}
+	if cmd.certainty != "" || cmd.candidates != "" {
+		if rep.Certainty, err = cmd.costOfCertainty(fit); err != nil {
+			return nil, nil, c.wrap(err)
+		}
 	}
 	if cmd.plot != "" {
 		file := cmd.plot
@@ -352,6 +361,7 @@ type fitReport struct {
 	Holdout     []holdoutJSON        `json:"holdout,omitempty"`
 	ChiSquare   *chiJSON             `json:"chi2_test,omitempty"`
 	Identify    *identifyJSON        `json:"identify,omitempty"`
+	Certainty   *certaintyJSON       `json:"certainty,omitempty"`
 	Residuals   []residualJSON       `json:"residuals"`
 }
 
@@ -537,6 +547,7 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	r.printPredictions(w, intervals)
 	r.printTests(w)
 	r.printIdentify(w)
+	r.printCertainty(w)
 	if residuals {
 		r.printResiduals(w)
 	}

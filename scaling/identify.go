@@ -101,36 +101,13 @@ func Identify(ctx context.Context, f *Fit, o IdentifyOptions) (*Identifiability,
 	cols, names := f.freeColumns()
 	id.Names = names
 	k := len(cols)
-	n := len(f.obs)
-	if n <= k {
-		return nil, fmt.Errorf("identify: %d points for %d free parameters leave no residual degrees of freedom", n, k)
+	info, sigma, err := f.information(cols)
+	if err != nil {
+		return nil, fmt.Errorf("identify: %w", err)
 	}
-	p := f.lay.p
-	lp := make([]float64, n)
-	jac := make([]float64, n*p)
-	f.Law.bind(f.obs).eval(f.theta, lp, jac)
-	j := mat.NewDense(n, k, nil)
-	var rss float64
-	for i, ob := range f.obs {
-		s := 1.0
-		if ob.Scale > 0 {
-			s = ob.Scale
-		}
-		r := (lp[i] - math.Log(ob.Loss)) / s
-		rss += r * r
-		for c, col := range cols {
-			v := 0.0
-			for _, q := range col {
-				v += jac[i*p+q]
-			}
-			j.Set(i, c, v/s)
-		}
-	}
-	id.Sigma = math.Sqrt(rss / float64(n-k))
-	var info mat.SymDense
-	info.SymOuterK(1/(id.Sigma*id.Sigma), j.T())
+	id.Sigma = sigma
 	var eig mat.EigenSym
-	if !eig.Factorize(&info, true) {
+	if !eig.Factorize(info, true) {
 		return nil, fmt.Errorf("identify: the information matrix has no eigen-decomposition")
 	}
 	vals := eig.Values(nil)
