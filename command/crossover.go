@@ -19,6 +19,7 @@ type crossoverCommand struct {
 	noise, target float64
 	names, plot   string
 	multiplier    string
+	dataMult      string
 	gate          float64
 }
 
@@ -34,6 +35,7 @@ func (cmd *crossoverCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.names, "names", "", "labels of the two recipes `A,B` (default: the studies' names or groups' values)")
 	fs.StringVar(&cmd.plot, "plot", "", "write a plot to `FILE`.png or FILE.svg (with --multiplier, also the multiplier to FILE-multiplier.png)")
 	fs.StringVar(&cmd.multiplier, "multiplier", "", "compute multiplier of the second recipe over the first at these scales `X,...` (compute for chinchilla laws): the first needs m times the second's compute for the same loss")
+	fs.StringVar(&cmd.dataMult, "data-multiplier", "", "data multiplier at `POINTS` N:D (chinchilla) or N:D:U (datablations), comma-separated: at the same N (and U) the first recipe needs m times the second's tokens for the same loss")
 	fs.Float64Var(&cmd.gate, "gate", 0, "with --multiplier and --bootstrap: answer yes, no or undecided to \"is m above `G`\" at --level confidence")
 	return fs
 }

@@ -18,6 +18,8 @@ func TestMultiplierErrors(t *testing.T) {
 		{"negative gate", []string{"--multiplier", "100", "--gate", "-1", "--bootstrap", "10"}, []string{"--gate", "positive"}},
 		{"bad scale", []string{"--multiplier", "abc"}, []string{"--multiplier", `"abc"`}},
 		{"zero scale", []string{"--multiplier", "0"}, []string{"--multiplier", "positive"}},
+		{"data multiplier of a power law", []string{"--data-multiplier", "1e9:2e10"}, []string{"--data-multiplier", "chinchilla or datablations"}},
+		{"gate without any scale", []string{"--gate", "2", "--bootstrap", "10"}, []string{"--gate needs --multiplier X,... or --data-multiplier"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

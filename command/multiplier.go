@@ -12,15 +12,24 @@ import (
 // multipliers compares the second recipe with the first at --multiplier's
 // scales, with --gate's answer; nil without --multiplier.
 func (cmd *crossoverCommand) multipliers(fits [2]*scaling.Fit) (*multJSON, error) {
-	if cmd.multiplier == "" {
+	if cmd.multiplier == "" && cmd.dataMult == "" {
 		if cmd.gate != 0 {
-			return nil, usagef("--gate needs --multiplier X,...: the scales at which to decide")
+			return nil, usagef("--gate needs --multiplier X,... or --data-multiplier POINTS: where to decide")
 		}
 		return nil, nil
 	}
 	at, err := parseFloats(cmd.multiplier)
-	if err != nil || len(at) == 0 {
+	if err != nil || (cmd.multiplier != "" && len(at) == 0) {
 		return nil, usagef("--multiplier: want one or more scales X,..., got %q", cmd.multiplier)
+	}
+	var data []scaling.Obs
+	if cmd.dataMult != "" {
+		if law := fits[0].Law; law != scaling.Chinchilla && law != scaling.DataConstrained {
+			return nil, usagef("--data-multiplier needs --law chinchilla or datablations (tokens as an input), not %s", law.Name())
+		}
+		if data, err = parsePoints(fits[0].Law, cmd.dataMult); err != nil {
+			return nil, usagef("--data-multiplier: %v", err)
+		}
 	}
 	if cmd.gate < 0 || math.IsNaN(cmd.gate) {
 		return nil, usagef("--gate: want a positive multiplier such as 1.1, got %g", cmd.gate)
@@ -28,7 +37,7 @@ func (cmd *crossoverCommand) multipliers(fits [2]*scaling.Fit) (*multJSON, error
 	if cmd.gate > 0 && cmd.fit.bootstrap <= 0 {
 		return nil, usagef("--gate decides from the paired bootstrap: pass --bootstrap N")
 	}
-	m, err := scaling.ComputeMultiplier(fits[0], fits[1], scaling.MultiplierOptions{At: at, Gate: cmd.gate, Level: cmd.fit.level})
+	m, err := scaling.ComputeMultiplier(fits[0], fits[1], scaling.MultiplierOptions{At: at, Data: data, Gate: cmd.gate, Level: cmd.fit.level})
 	if err != nil {
 		return nil, usagef("--multiplier: %v", err)
 	}
@@ -39,7 +48,7 @@ func (cmd *crossoverCommand) multipliers(fits [2]*scaling.Fit) (*multJSON, error
 		p := jnum(m.PLower)
 		j.PLower = &p
 	}
-	for _, a := range m.At {
+	point := func(a scaling.MultiplierAt) multAtJSON {
 		aj := multAtJSON{X: jnum(a.X), XB: jnum(a.XB), M: jnum(a.M), Extrapolated: a.Extrapolated, Decision: a.Decision}
 		if m.Replicates > 0 {
 			aj.CI = jivl(a.CI)
@@ -48,7 +57,15 @@ func (cmd *crossoverCommand) multipliers(fits [2]*scaling.Fit) (*multJSON, error
 			p := jnum(a.PAbove)
 			aj.PAbove = &p
 		}
-		j.At = append(j.At, aj)
+		return aj
+	}
+	for _, a := range m.At {
+		j.At = append(j.At, point(a))
+	}
+	for _, a := range m.Data {
+		aj := point(a)
+		aj.Point = pointLabel(fits[0].Law, a.Point)
+		j.Data = append(j.Data, aj)
 	}
 	return j, nil
 }
@@ -61,22 +78,14 @@ func (cmd *crossoverCommand) printMultiplier(w io.Writer, rep *crossoverJSON) {
 		return
 	}
 	a, b := rep.Names[0], rep.Names[1]
-	pct := int(m.level*100 + 0.5)
-	fmt.Fprintf(w, "\ncompute multiplier m = x/x_B, where %s reaches at x_B the loss %s reaches at x: %s needs m times %s's compute (m > 1: %s is better)\n", b, a, a, b, b)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	head := fmt.Sprintf("X\tX_B\tM\t%d%% CI\tEXTRAPOLATED", pct)
-	if m.Gate > 0 {
-		head += fmt.Sprintf("\tP(M > %s)\tGATE", num(float64(m.Gate)))
+	if len(m.At) > 0 {
+		fmt.Fprintf(w, "\ncompute multiplier m = x/x_B, where %s reaches at x_B the loss %s reaches at x: %s needs m times %s's compute (m > 1: %s is better)\n", b, a, a, b, b)
+		m.printPoints(w, "X", "X_B", m.At)
 	}
-	fmt.Fprintln(tw, head)
-	for _, r := range m.At {
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%v", num(float64(r.X)), num(float64(r.XB)), num(float64(r.M)), ivl(r.CI), r.Extrapolated)
-		if r.PAbove != nil {
-			line += fmt.Sprintf("\t%.3f\t%s", float64(*r.PAbove), r.Decision)
-		}
-		fmt.Fprintln(tw, line)
+	if len(m.Data) > 0 {
+		fmt.Fprintf(w, "\ndata multiplier m = D/D_B at the same parameters (and unique tokens): %s needs m times %s's tokens for the same loss\n", a, b)
+		m.printPoints(w, "N:D[:U]", "D_B", m.Data)
 	}
-	tw.Flush()
 	fmt.Fprintf(w, "asymptotes: %s %s, %s %s, ratio %s/%s %s", a, num(float64(m.EA)), b, num(float64(m.EB)), b, a, num(float64(m.Ratio)))
 	if m.RatioCI != nil {
 		fmt.Fprintf(w, " %s, P(%s's lower) %.3f", ivl(m.RatioCI), b, float64(*m.PLower))
@@ -89,8 +98,32 @@ func (cmd *crossoverCommand) printMultiplier(w io.Writer, rep *crossoverJSON) {
 	fmt.Fprintf(w, "in the limit of large scale: m → %s (%s)\n", limit, m.LimitRule)
 }
 
+// printPoints prints one table of multipliers.
+func (m *multJSON) printPoints(w io.Writer, xHead, xbHead string, pts []multAtJSON) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := fmt.Sprintf("%s\t%s\tM\t%d%% CI\tEXTRAPOLATED", xHead, xbHead, int(m.level*100+0.5))
+	if m.Gate > 0 {
+		head += fmt.Sprintf("\tP(M > %s)\tGATE", num(float64(m.Gate)))
+	}
+	fmt.Fprintln(tw, head)
+	for _, r := range pts {
+		x := num(float64(r.X))
+		if r.Point != "" {
+			x = r.Point
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%v", x, num(float64(r.XB)), num(float64(r.M)), ivl(r.CI), r.Extrapolated)
+		if r.PAbove != nil {
+			line += fmt.Sprintf("\t%.3f\t%s", float64(*r.PAbove), r.Decision)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+}
+
 type multJSON struct {
-	At    []multAtJSON `json:"at"`
+	At []multAtJSON `json:"at"`
+	// Data are the data multipliers (--data-multiplier).
+	Data  []multAtJSON `json:"data,omitempty"`
 	EA    jnum         `json:"asymptote_first"`
 	EB    jnum         `json:"asymptote_second"`
 	Ratio jnum         `json:"asymptote_ratio"`
@@ -109,6 +142,8 @@ type multJSON struct {
 }
 
 type multAtJSON struct {
+	// Point is the data multiplier's N:D[:U]; X is then its D.
+	Point        string `json:"point,omitempty"`
 	X            jnum   `json:"x"`
 	XB           jnum   `json:"x_second"`
 	M            jnum   `json:"multiplier"`

@@ -28,7 +28,9 @@ type BootstrapOptions struct {
 	// with identical law inputs) with replacement, then, within each
 	// configuration drawn, its runs (Obs.Group, or rows) with replacement,
 	// so both the spread across configurations and the seed noise within
-	// them enter the intervals.
+	// them enter the intervals. Configurations are the top level: a run
+	// whose rows have different inputs (checkpoints at growing D) spans
+	// several configurations, and its rows are then resampled apart.
 	Hierarchical bool
 }
 

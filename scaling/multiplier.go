@@ -11,6 +11,11 @@ type MultiplierOptions struct {
 	// At are the scales (compute for the Chinchilla laws) at which to
 	// compare the recipes.
 	At []float64
+	// Data are points (N, D, and U for the data-constrained law) at which
+	// to give the data multiplier: at the same N (and U), how many times
+	// the tokens B needs A needs for the same loss. Chinchilla and
+	// DataConstrained laws only.
+	Data []Obs
 	// Gate, when positive, is the multiplier a recipe B must beat: each
 	// point's decision is yes when P(m > Gate) ≥ Level over the paired
 	// replicates, no when P(m < Gate) ≥ Level, undecided otherwise.
@@ -37,11 +42,16 @@ type MultiplierAt struct {
 	// answer: "yes", "no" or "undecided" ("" without a gate).
 	PAbove   float64
 	Decision string
+	// Point is the data multiplier's point (X is then its D, XB the
+	// tokens B needs at the same N and U).
+	Point Obs
 }
 
 // Multipliers compares two recipes' fitted curves.
 type Multipliers struct {
 	At []MultiplierAt
+	// Data are the data multipliers at MultiplierOptions.Data.
+	Data []MultiplierAt
 	// EA and EB are the asymptotes, Ratio = EB/EA with its interval, and
 	// PLower = P(EB < EA) over the replicates.
 	EA, EB, Ratio float64
@@ -91,6 +101,33 @@ func multiplierAt(law Law, pa, pb []float64, x float64) (m, xb float64) {
 	return x / xb, xb
 }
 
+// dataMultiplierAt is D/D_B at point o: D_B solves L_B(N, D_B, U) = L_A(N,
+// D, U) over twelve decades either side of D (for the data-constrained
+// law, from U up: it reads fewer tokens than unique ones as U). m is 0
+// when B never reaches A's loss at this N (and U), +Inf when B is below it
+// even at the search's lower end.
+func dataMultiplierAt(law Law, pa, pb []float64, o Obs) (m, db float64) {
+	target := law.Predict(pa, o)
+	h := func(ld float64) float64 {
+		q := o
+		q.D = math.Exp(ld)
+		return law.Predict(pb, q) - target
+	}
+	lo, hi := math.Log(o.D)-12*math.Ln10, math.Log(o.D)+12*math.Ln10
+	if law == DataConstrained {
+		lo = math.Max(lo, math.Log(o.U))
+	}
+	hl, hh := h(lo), h(hi)
+	switch {
+	case hh > 0:
+		return 0, math.Inf(1)
+	case hl < 0:
+		return math.Inf(1), 0
+	}
+	db = math.Exp(brent(h, lo, hi, hl, hh))
+	return o.D / db, db
+}
+
 // limitOf is the multiplier as x → ∞ and the rule that gives it.
 func limitOf(law Law, pa, pb []float64) (float64, string) {
 	ea, ka, ga := powerForm(law, pa)
@@ -125,6 +162,14 @@ func ComputeMultiplier(fa, fb *Fit, o MultiplierOptions) (*Multipliers, error) {
 		}
 	}
 	law := fa.Law
+	if len(o.Data) > 0 && law != Chinchilla && law != DataConstrained {
+		return nil, fmt.Errorf("the data multiplier needs the chinchilla or datablations law (tokens as an input), not %s", law.Name())
+	}
+	for _, p := range o.Data {
+		if !(p.N > 0 && p.D > 0) || (law == DataConstrained && !(p.U > 0)) {
+			return nil, fmt.Errorf("data multiplier point %+v: N, D (and U for datablations) must be positive", p)
+		}
+	}
 	r := &Multipliers{EA: fa.Params[0], EB: fb.Params[0], Level: o.Level}
 	r.Ratio = r.EB / r.EA
 	r.Limit, r.LimitRule = limitOf(law, fa.Params, fb.Params)
@@ -133,6 +178,12 @@ func ComputeMultiplier(fa, fb *Fit, o MultiplierOptions) (*Multipliers, error) {
 		m, xb := multiplierAt(law, fa.Params, fb.Params, x)
 		r.At = append(r.At, MultiplierAt{X: x, XB: xb, M: m, CI: Interval{m, m},
 			Extrapolated: !ra.Contains(x) || !rb.Contains(xb)})
+	}
+	da, dbr := tokenRange(fa), tokenRange(fb)
+	for _, p := range o.Data {
+		m, db := dataMultiplierAt(law, fa.Params, fb.Params, p)
+		r.Data = append(r.Data, MultiplierAt{X: p.D, XB: db, M: m, CI: Interval{m, m}, Point: p,
+			Extrapolated: !da.Contains(p.D) || !dbr.Contains(db)})
 	}
 	r.RatioCI, r.LimitCI = Interval{r.Ratio, r.Ratio}, Interval{r.Limit, r.Limit}
 	ba, bb := fa.Bootstrap, fb.Bootstrap
@@ -145,10 +196,12 @@ func ComputeMultiplier(fa, fb *Fit, o MultiplierOptions) (*Multipliers, error) {
 	if ba.NotIdentified || bb.NotIdentified {
 		nan := Interval{math.NaN(), math.NaN()}
 		r.RatioCI, r.LimitCI = nan, nan
-		for j := range r.At {
-			r.At[j].CI = nan
-			if o.Gate > 0 {
-				r.At[j].Decision = "undecided"
+		for _, pts := range [][]MultiplierAt{r.At, r.Data} {
+			for j := range pts {
+				pts[j].CI = nan
+				if o.Gate > 0 {
+					pts[j].Decision = "undecided"
+				}
 			}
 		}
 		return r, nil
@@ -157,6 +210,7 @@ func ComputeMultiplier(fa, fb *Fit, o MultiplierOptions) (*Multipliers, error) {
 		r.Level = ba.Level
 	}
 	ms := make([][]float64, len(o.At))
+	ds := make([][]float64, len(o.Data))
 	var ratios, limits []float64
 	lower := 0
 	for i := range min(len(ba.Samples), len(bb.Samples)) {
@@ -168,6 +222,10 @@ func ComputeMultiplier(fa, fb *Fit, o MultiplierOptions) (*Multipliers, error) {
 		for j, x := range o.At {
 			m, _ := multiplierAt(law, sa, sb, x)
 			ms[j] = append(ms[j], m)
+		}
+		for j, p := range o.Data {
+			m, _ := dataMultiplierAt(law, sa, sb, p)
+			ds[j] = append(ds[j], m)
 		}
 		ratios = append(ratios, sb[0]/sa[0])
 		if sb[0] < sa[0] {
@@ -187,29 +245,47 @@ func ComputeMultiplier(fa, fb *Fit, o MultiplierOptions) (*Multipliers, error) {
 	r.RatioCI, r.LimitCI = pct(ratios), pct(limits)
 	r.PLower = float64(lower) / float64(r.Replicates)
 	for j := range r.At {
-		r.At[j].CI = pct(ms[j])
-		if o.Gate <= 0 {
-			continue
-		}
-		above, below := 0, 0
-		for _, m := range ms[j] {
-			switch {
-			case m > o.Gate:
-				above++
-			case m < o.Gate:
-				below++
-			}
-		}
-		n := float64(len(ms[j]))
-		r.At[j].PAbove = float64(above) / n
-		switch {
-		case float64(above)/n >= r.Level:
-			r.At[j].Decision = "yes"
-		case float64(below)/n >= r.Level:
-			r.At[j].Decision = "no"
-		default:
-			r.At[j].Decision = "undecided"
-		}
+		r.At[j].gate(ms[j], o.Gate, r.Level, pct)
+	}
+	for j := range r.Data {
+		r.Data[j].gate(ds[j], o.Gate, r.Level, pct)
 	}
 	return r, nil
+}
+
+// gate sets the point's interval from its replicates ms and, with a
+// positive gate, P(m > gate) and the decision at level.
+func (a *MultiplierAt) gate(ms []float64, gate, level float64, pct func([]float64) Interval) {
+	a.CI = pct(ms)
+	if gate <= 0 {
+		return
+	}
+	above, below := 0, 0
+	for _, m := range ms {
+		switch {
+		case m > gate:
+			above++
+		case m < gate:
+			below++
+		}
+	}
+	n := float64(len(ms))
+	a.PAbove = float64(above) / n
+	switch {
+	case float64(above)/n >= level:
+		a.Decision = "yes"
+	case float64(below)/n >= level:
+		a.Decision = "no"
+	default:
+		a.Decision = "undecided"
+	}
+}
+
+// tokenRange is the range of D in f's data.
+func tokenRange(f *Fit) Interval {
+	iv := Interval{math.Inf(1), math.Inf(-1)}
+	for _, o := range f.obs {
+		iv.Lo, iv.Hi = math.Min(iv.Lo, o.D), math.Max(iv.Hi, o.D)
+	}
+	return iv
 }

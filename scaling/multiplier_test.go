@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -153,5 +154,40 @@ func TestMultiplierGate(t *testing.T) {
 	if _, err := ComputeMultiplier(&Fit{Law: Power, Params: []float64{2, 5, 0.4}}, &Fit{Law: Power, Params: []float64{2, 4, 0.4}},
 		MultiplierOptions{At: []float64{10}, Gate: 1}); err == nil {
 		t.Error("a gate without bootstraps gave no error")
+	}
+}
+
+// TestDataMultiplier checks the data multiplier on laws built for it: a
+// Chinchilla law whose data term is A's at k times the tokens gives m = k
+// at every point; data-constrained laws that differ only in how much
+// repeated data is worth (R_D*) agree within one epoch (m = 1) and differ
+// beyond it (m > 1 for the recipe whose repeats keep more value).
+func TestDataMultiplier(t *testing.T) {
+	const k = 3
+	pa := []float64{1.69, 406.4, 410.7, 0.34, 0.28}
+	pb := append([]float64(nil), pa...)
+	pb[2] *= math.Pow(k, -pb[4])
+	for _, o := range []Obs{{N: 1e8, D: 2e9}, {N: 1e10, D: 1e11}, {N: 1e9, D: 1e13}} {
+		if m, db := dataMultiplierAt(Chinchilla, pa, pb, o); math.Abs(m-k) > 1e-9*k {
+			t.Errorf("chinchilla at N=%g D=%g: m = %.12g (D_B %g), want %d", o.N, o.D, m, db, k)
+		}
+	}
+	da := datablationsParams(5, 3)
+	db := datablationsParams(20, 3)
+	u := 1e9
+	if m, _ := dataMultiplierAt(DataConstrained, da, db, Obs{N: 1e8, D: u, U: u}); math.Abs(m-1) > 1e-9 {
+		t.Errorf("at one epoch: m = %.12g, want 1", m)
+	}
+	if m, _ := dataMultiplierAt(DataConstrained, da, db, Obs{N: 1e8, D: 16 * u, U: u}); !(m > 1) {
+		t.Errorf("at 16 epochs: m = %g, want above 1 for R_D* 20 over 5", m)
+	}
+	// Past its saturation the recipe whose repeats are worth less cannot
+	// reach the other's loss at all.
+	if m, dB := dataMultiplierAt(DataConstrained, db, da, Obs{N: 1e8, D: 200 * u, U: u}); m != 0 || !math.IsInf(dB, 1) {
+		t.Errorf("B saturates above A's loss: m = %g, D_B = %g; want 0 and +Inf", m, dB)
+	}
+	if _, err := ComputeMultiplier(&Fit{Law: Power, Params: []float64{2, 5, 0.4}}, &Fit{Law: Power, Params: []float64{2, 4, 0.4}},
+		MultiplierOptions{Data: []Obs{{N: 1, D: 1}}}); err == nil || !strings.Contains(err.Error(), "chinchilla or datablations") {
+		t.Errorf("data multiplier of a power law: %v", err)
 	}
 }
