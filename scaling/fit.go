@@ -315,6 +315,7 @@ type evaluator struct {
 	loss    Loss
 	ly, y   []float64
 	scale   []float64 // per-observation noise scale; nil when all are 1
+	inv     []float64 // 1/scale, for the fused kernel; nil with scale
 	theta   []float64
 	lp, jac []float64
 	dr, gt  []float64
@@ -338,22 +339,28 @@ func newEvaluator(mdl model, lay *layout, loss Loss, obs []Obs) *evaluator {
 			e.scale[i] = o.Scale
 		}
 	}
+	if e.scale != nil {
+		e.inv = make([]float64, n)
+		for i, s := range e.scale {
+			e.inv[i] = 1 / s
+		}
+	}
 	return e
 }
 
 // fusedHuber is implemented by models with a one-pass Huber objective.
 type fusedHuber interface {
-	huberFused(theta, ly []float64, delta float64, g []float64) (float64, bool)
+	huberFused(theta, ly, inv []float64, delta float64, g []float64) (float64, bool)
 }
 
 func (e *evaluator) fg(z, g []float64) float64 {
 	e.lay.expand(z, e.theta)
-	if fm, ok := e.mdl.(fusedHuber); ok && e.loss.Kind == HuberLog && e.scale == nil {
+	if fm, ok := e.mdl.(fusedHuber); ok && e.loss.Kind == HuberLog {
 		var gt []float64
 		if g != nil {
 			gt = e.gt
 		}
-		if f, ok := fm.huberFused(e.theta, e.ly, e.loss.delta(), gt); ok {
+		if f, ok := fm.huberFused(e.theta, e.ly, e.inv, e.loss.delta(), gt); ok {
 			if g != nil {
 				e.lay.foldGrad(e.gt, g)
 			}

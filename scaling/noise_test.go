@@ -138,7 +138,12 @@ func TestScaledGradient(t *testing.T) {
 			}
 			lay.centerZ(z)
 			g := make([]float64, len(z))
-			ev.fg(z, g)
+			f := ev.fg(z, g)
+			// The fused Huber kernel must agree with the general loop.
+			ev.mdl.eval(ev.theta, ev.lp, nil)
+			if slow, _ := loss.residualGrad(ev.lp, ev.ly, ev.y, ev.scale, nil, z[len(z)-1]); loss.Kind == HuberLog && math.Abs(slow-f) > 1e-12*math.Abs(slow) {
+				t.Errorf("fused objective %.15g, general loop %.15g", f, slow)
+			}
 			for j := range z {
 				h := 1e-6 * math.Max(1, math.Abs(z[j]))
 				zp, zm := append([]float64(nil), z...), append([]float64(nil), z...)
