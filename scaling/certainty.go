@@ -112,6 +112,9 @@ func newCertainty(f *Fit, q Quantity, level float64) (*certainty, error) {
 // residuals over the free columns, and σ̂.
 func (f *Fit) information(cols [][]int) (*mat.SymDense, float64, error) {
 	n, k := len(f.obs), len(cols)
+	if k == 0 {
+		return nil, 0, fmt.Errorf("every parameter is fixed: there is nothing for the data to determine")
+	}
 	if n <= k {
 		return nil, 0, fmt.Errorf("%d points for %d free parameters leave no residual degrees of freedom", n, k)
 	}

@@ -264,6 +264,19 @@ func TestIdentifyDirections(t *testing.T) {
 	}
 }
 
+// TestIdentifyAllFixed checks that a fit with nothing free is refused
+// rather than given an empty information matrix.
+func TestIdentifyAllFixed(t *testing.T) {
+	obs := PowerData(rand.New(rand.NewPCG(1, 1)), []float64{2, 5, 0.4}, []float64{1, 10, 100, 1000}, 0.01)
+	f, err := FitLaw(context.Background(), Power, obs, Options{Fixed: map[string]float64{"E": 2, "A": 5, "alpha": 0.4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Identify(context.Background(), f, IdentifyOptions{}); err == nil || !strings.Contains(err.Error(), "every parameter is fixed") {
+		t.Errorf("Identify = %v, want an error saying every parameter is fixed", err)
+	}
+}
+
 // TestIdentifyInfluence checks the drop-one sensitivity: a corrupted point
 // is the one whose removal moves the parameters most, and a change of
 // loss moves the fit.

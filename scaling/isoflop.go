@@ -340,8 +340,11 @@ func budgetOf(g []Obs) (Budget, parabola) {
 	case !(p.c[2] > 0):
 		b.Refused = "the parabola opens downward: no minimum"
 		return b, p
-	case math.Log(g[best].N)-m <= p.lo || math.Log(g[best].N)-m >= p.hi:
-		b.Refused = fmt.Sprintf("%v: the best run is the %s size tried", ErrEdgeMinimum, map[bool]string{true: "smallest", false: "largest"}[math.Log(g[best].N)-m <= p.lo])
+	case math.Log(g[best].N)-m <= p.lo:
+		b.Refused = fmt.Sprintf("%v: the best run is the smallest size tried", ErrEdgeMinimum)
+		return b, p
+	case math.Log(g[best].N)-m >= p.hi:
+		b.Refused = fmt.Sprintf("%v: the best run is the largest size tried", ErrEdgeMinimum)
 		return b, p
 	case !inside:
 		b.Refused = fmt.Sprintf("%v: the parabola's minimum lies outside the sizes tried", ErrEdgeMinimum)

@@ -187,6 +187,9 @@ func SeedNoise(law Law, obs []Obs, level float64) (*Noise, error) {
 	}
 	n.DoF = int(sw)
 	n.Pooled = math.Sqrt(sv / sw)
+	if n.Pooled == 0 {
+		return nil, fmt.Errorf("seed noise: the replicates of all %d configurations have identical losses, so no noise can be measured; give the noise level instead", len(n.Configs))
+	}
 	a := (1 - level) / 2
 	chi := distuv.ChiSquared{K: sw}
 	n.PooledCI = Interval{n.Pooled * math.Sqrt(sw/chi.Quantile(1-a)), n.Pooled * math.Sqrt(sw/chi.Quantile(a))}

@@ -41,6 +41,7 @@ func TestSeedNoise(t *testing.T) {
 			{X: 1, Loss: 2.9, Group: "b"},
 		}, configs: 1, want: func() float64 { s, _ := logsd(3.1, 2.9); return s }},
 		{name: "no replicates", obs: []Obs{{X: 1, Loss: 3}, {X: 2, Loss: 2.5}}, err: "no configuration has two runs"},
+		{name: "identical replicates", obs: []Obs{{X: 1, Loss: 3}, {X: 1, Loss: 3}, {X: 2, Loss: 2.5}}, err: "identical losses"},
 		{name: "checkpoints are not seeds", obs: []Obs{{X: 1, Loss: 3, Group: "a"}, {X: 1, Loss: 2.9, Group: "a"}}, err: "no configuration has two runs"},
 	}
 	for _, tc := range tests {
