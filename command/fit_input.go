@@ -187,7 +187,7 @@ func (c *curve) withNoise(mode string) error {
 	default:
 		v, err := strconv.ParseFloat(mode, 64)
 		if err != nil {
-			return usagef("--seed-noise: want measure or a level on the loss such as %g, got %q", scaling.DefaultSeedNoise, mode)
+			return usagef("--seed-noise: want measure or a level on the loss such as %g, got %q", scaling.DefaultNoiseFloor, mode)
 		}
 		if nz, err = scaling.AssumedNoise(c.obs, v, fmt.Sprintf("assumed: %g on the loss (--seed-noise)", v)); err != nil {
 			return usagef("--seed-noise: %v", err)

@@ -10,11 +10,6 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
-// DefaultSeedNoise is the seed noise assumed on the loss scale when a study
-// has no replicates: 0.004, the median standard deviation of the 16
-// four-seed configurations of Muennighoff et al. 2023 (datablations).
-const DefaultSeedNoise = 0.004
-
 // ConfigNoise is the seed noise measured at one configuration: the runs
 // whose law inputs (X, N, D, U as the law reads them) are identical.
 type ConfigNoise struct {
@@ -178,7 +173,7 @@ func SeedNoise(law Law, obs []Obs, level float64) (*Noise, error) {
 	}
 	if len(n.Configs) == 0 {
 		return nil, fmt.Errorf("seed noise: no configuration has two runs with identical %s; give the noise level instead (%g on the loss is the datablations median)",
-			strings.Join(law.Inputs(), ", "), DefaultSeedNoise)
+			strings.Join(law.Inputs(), ", "), DefaultNoiseFloor)
 	}
 	var sv, sw float64
 	for i := range sumV {
