@@ -82,7 +82,7 @@ func TestScalingGolden(t *testing.T) {
 		{"fit_datablations.txt", "fit", []string{"--law", "datablations", "--data", datablationsCSV, "--y", "val_loss",
 			"--fix", "E=1.8691,A=520.82,B=1487.7,alpha=0.3526596,beta=0.3526596", "--bootstrap", "50"}},
 		{"fit_identify.txt", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--identify"}},
-		{"fit_identify.json", "fit", []string{"--law", "chinchilla", "--data", synthCSV, "--starts", "24", "--identify", "--format", "json"}},
+		{"fit_identify.json", "fit", []string{"--law", "chinchilla", "--data", scalingTestdata + "isoflop.csv", "--starts", "24", "--identify", "--format", "json"}},
 		{"fit_certainty.txt", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--certainty", "E=0.01", "--candidates", "1e3,1e4,1e5"}},
 		{"fit_seed_noise.txt", "fit", []string{"--law", "power", "--data", scalingTestdata + "replicates.csv", "--group", "run", "--loss", "ls", "--bootstrap", "50", "--seed-noise", "measure", "--at", "1e4"}},
 		{"fit_seed_noise_assumed.json", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "50", "--seed-noise", "0.004", "--at", "1e4", "--format", "json"}},
