@@ -21,6 +21,8 @@ type crossoverCommand struct {
 	multiplier    string
 	dataMult      string
 	gate          float64
+	certainty     float64
+	candidates    string
 }
 
 // flags declares crossover's flags.
@@ -36,6 +38,8 @@ func (cmd *crossoverCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.plot, "plot", "", "write a plot to `FILE`.png or FILE.svg (with --multiplier, also the multiplier to FILE-multiplier.png)")
 	fs.StringVar(&cmd.multiplier, "multiplier", "", "compute multiplier of the second recipe over the first at these scales `X,...` (compute for chinchilla laws): the first needs m times the second's compute for the same loss")
 	fs.StringVar(&cmd.dataMult, "data-multiplier", "", "data multiplier at `POINTS` N:D (chinchilla) or N:D:U (datablations), comma-separated: at the same N (and U) the first recipe needs m times the second's tokens for the same loss")
+	fs.Float64Var(&cmd.certainty, "certainty", 0, "cost of certainty: the cheapest runs from --candidates, to either recipe, that narrow the interval of the multiplier at the first --multiplier scale to `WIDTH`")
+	fs.StringVar(&cmd.candidates, "candidates", "", "with --certainty: the runs that may be added, `POINTS` as fit --at takes them, each priced at its scale")
 	fs.Float64Var(&cmd.gate, "gate", 0, "with --multiplier and --bootstrap: answer yes, no or undecided to \"is m above `G`\" at --level confidence")
 	return fs
 }

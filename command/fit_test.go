@@ -90,6 +90,7 @@ func TestScalingGolden(t *testing.T) {
 		{"crossover_multiplier.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "100", "--multiplier", "10,100,1e4", "--gate", "1.1", "--names", "baseline,regularized"}},
 		{"crossover_multiplier.json", "crossover", []string{"--data", b, "--versus", a, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "50", "--multiplier", "10", "--format", "json"}},
 		{"crossover_data_multiplier.txt", "crossover", []string{"--law", "chinchilla", "--data", scalingTestdata + "isoflop.csv", "--versus", synthCSV, "--range", "1e18:1e24", "--starts", "24", "--bootstrap", "20", "--multiplier", "1e21", "--data-multiplier", "1e9:2e10,1e10:1e12", "--names", "iso,synthetic"}},
+		{"crossover_certainty.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--multiplier", "100", "--certainty", "0.05", "--candidates", "100,1000", "--names", "baseline,regularized"}},
 		{"crossover.json", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--format", "json"}},
 		{"frontier.txt", "frontier", []string{"--given", "E=1.8169,A=482.01,B=2085.43,alpha=0.3478,beta=0.3658", "--budget", "1e21,5.88e23"}},
 		{"frontier_constrained.json", "frontier", []string{"--law", "datablations", "--given",

@@ -18,6 +18,8 @@ func TestMultiplierErrors(t *testing.T) {
 		{"negative gate", []string{"--multiplier", "100", "--gate", "-1", "--bootstrap", "10"}, []string{"--gate", "positive"}},
 		{"bad scale", []string{"--multiplier", "abc"}, []string{"--multiplier", `"abc"`}},
 		{"zero scale", []string{"--multiplier", "0"}, []string{"--multiplier", "positive"}},
+		{"certainty without candidates", []string{"--multiplier", "100", "--certainty", "0.05"}, []string{"--certainty WIDTH needs --candidates"}},
+		{"certainty without a scale", []string{"--certainty", "0.05", "--candidates", "100"}, []string{"--certainty WIDTH needs"}},
 		{"data multiplier of a power law", []string{"--data-multiplier", "1e9:2e10"}, []string{"--data-multiplier", "chinchilla or datablations"}},
 		{"gate without any scale", []string{"--gate", "2", "--bootstrap", "10"}, []string{"--gate needs --multiplier X,... or --data-multiplier"}},
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"text/tabwriter"
 
 	"asymptote.dev/asymptote/scaling"
@@ -13,6 +14,9 @@ import (
 // scales, with --gate's answer; nil without --multiplier.
 func (cmd *crossoverCommand) multipliers(fits [2]*scaling.Fit) (*multJSON, error) {
 	if cmd.multiplier == "" && cmd.dataMult == "" {
+		if cmd.certainty != 0 || cmd.candidates != "" {
+			return nil, usagef("--certainty WIDTH needs --candidates POINTS and a --multiplier scale")
+		}
 		if cmd.gate != 0 {
 			return nil, usagef("--gate needs --multiplier X,... or --data-multiplier POINTS: where to decide")
 		}
@@ -67,6 +71,46 @@ func (cmd *crossoverCommand) multipliers(fits [2]*scaling.Fit) (*multJSON, error
 		aj.Point = pointLabel(fits[0].Law, a.Point)
 		j.Data = append(j.Data, aj)
 	}
+	if j.Certainty, err = cmd.multiplierCertainty(fits, at); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// multiplierCertainty answers --certainty WIDTH over --candidates for the
+// multiplier at the first --multiplier scale.
+func (cmd *crossoverCommand) multiplierCertainty(fits [2]*scaling.Fit, at []float64) (*multCertaintyJSON, error) {
+	if cmd.certainty == 0 && cmd.candidates == "" {
+		return nil, nil
+	}
+	if !(cmd.certainty > 0) || cmd.candidates == "" || len(at) == 0 {
+		return nil, usagef("--certainty WIDTH needs --candidates POINTS and a --multiplier scale, and WIDTH must be positive")
+	}
+	cands, err := parsePoints(fits[0].Law, cmd.candidates)
+	if err != nil {
+		return nil, usagef("--candidates: %v", err)
+	}
+	plan, err := scaling.MultiplierCost(fits[0], fits[1], at[0], scaling.CostOptions{Candidates: cands, Target: cmd.certainty, Level: cmd.fit.level})
+	if err != nil {
+		return nil, usagef("--certainty: %v", err)
+	}
+	j := &multCertaintyJSON{X: jnum(at[0]), Width: jnum(plan.Width), Target: jnum(cmd.certainty), Reached: plan.Reached, Cost: jnum(plan.Cost)}
+	counts := map[[2]string]int{}
+	for i, o := range plan.Added {
+		k := [2]string{fmt.Sprint(plan.Recipes[i]), pointLabel(fits[0].Law, o)}
+		if counts[k] == 0 {
+			j.Runs = append(j.Runs, multRunJSON{Recipe: plan.Recipes[i], At: k[1]})
+		}
+		counts[k]++
+	}
+	for i := range j.Runs {
+		j.Runs[i].Count = counts[[2]string{fmt.Sprint(j.Runs[i].Recipe), j.Runs[i].At}]
+	}
+	if n := len(plan.Widths); n > 0 {
+		j.After = jnum(plan.Widths[n-1])
+	} else {
+		j.After = j.Width
+	}
 	return j, nil
 }
 
@@ -96,6 +140,37 @@ func (cmd *crossoverCommand) printMultiplier(w io.Writer, rep *crossoverJSON) {
 		limit += " " + ivl(m.LimitCI)
 	}
 	fmt.Fprintf(w, "in the limit of large scale: m → %s (%s)\n", limit, m.LimitRule)
+	if c := m.Certainty; c != nil {
+		fmt.Fprintf(w, "cost of certainty: m(%s)'s Wald interval is %s wide; target %s: ", num(float64(c.X)), num(float64(c.Width)), num(float64(c.Target)))
+		var runs []string
+		for _, r := range c.Runs {
+			runs = append(runs, fmt.Sprintf("%d at %s for %s", r.Count, r.At, rep.Names[r.Recipe]))
+		}
+		switch {
+		case len(runs) == 0:
+			fmt.Fprintln(w, "already within it")
+		case c.Reached:
+			fmt.Fprintf(w, "add %s (cost %s): width %s\n", strings.Join(runs, ", "), num(float64(c.Cost)), num(float64(c.After)))
+		default:
+			fmt.Fprintf(w, "64 runs (%s, cost %s) reach only %s\n", strings.Join(runs, ", "), num(float64(c.Cost)), num(float64(c.After)))
+		}
+	}
+}
+
+type multCertaintyJSON struct {
+	X       jnum          `json:"x"`
+	Width   jnum          `json:"width"`
+	Target  jnum          `json:"target"`
+	After   jnum          `json:"width_after"`
+	Reached bool          `json:"reached"`
+	Cost    jnum          `json:"cost"`
+	Runs    []multRunJSON `json:"runs"`
+}
+
+type multRunJSON struct {
+	Recipe int    `json:"recipe"`
+	At     string `json:"at"`
+	Count  int    `json:"count"`
 }
 
 // printPoints prints one table of multipliers.
@@ -138,7 +213,9 @@ type multJSON struct {
 	LimitRule  string `json:"limit_rule"`
 	Replicates int    `json:"replicates"`
 	Gate       jnum   `json:"gate,omitempty"`
-	level      float64
+	// Certainty is the plan of --certainty.
+	Certainty *multCertaintyJSON `json:"certainty,omitempty"`
+	level     float64
 }
 
 type multAtJSON struct {

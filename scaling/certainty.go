@@ -57,6 +57,33 @@ type CostPlan struct {
 	Cost   float64
 	// Reached is true when the last width is at most the target.
 	Reached bool
+	// Recipes, for MultiplierCost, says which recipe (0: the first, 1:
+	// the second) each added run is for.
+	Recipes []int
+}
+
+// prepare checks the options, sets MaxRuns' default and returns the cost
+// of a run.
+func (o *CostOptions) prepare(law Law) (func(Obs) float64, error) {
+	if len(o.Candidates) == 0 {
+		return nil, errors.New("cost of certainty: no candidate runs to add")
+	}
+	if !(o.Target > 0) {
+		return nil, fmt.Errorf("cost of certainty: the target width must be positive, got %g", o.Target)
+	}
+	if o.MaxRuns <= 0 {
+		o.MaxRuns = 64
+	}
+	cost := o.Cost
+	if cost == nil {
+		cost = func(ob Obs) float64 { return Scale(law, ob) }
+	}
+	for i, cand := range o.Candidates {
+		if c := cost(cand); !(c > 0) {
+			return nil, fmt.Errorf("cost of certainty: candidate %d costs %g; costs must be positive", i, c)
+		}
+	}
+	return cost, nil
 }
 
 // certainty holds a fit's Fisher information and the gradient of a
@@ -219,18 +246,9 @@ func PredictWidth(f *Fit, q Quantity, added []Obs, level float64) (now, after fl
 // The greedy choice is not guaranteed cheapest, but the variance drop of
 // a design is monotone and its first steps are optimal one at a time.
 func CostOfCertainty(f *Fit, q Quantity, o CostOptions) (*CostPlan, error) {
-	if len(o.Candidates) == 0 {
-		return nil, errors.New("cost of certainty: no candidate runs to add")
-	}
-	if !(o.Target > 0) {
-		return nil, fmt.Errorf("cost of certainty: the target width must be positive, got %g", o.Target)
-	}
-	if o.MaxRuns <= 0 {
-		o.MaxRuns = 64
-	}
-	cost := o.Cost
-	if cost == nil {
-		cost = func(ob Obs) float64 { return Scale(f.Law, ob) }
+	cost, err := o.prepare(f.Law)
+	if err != nil {
+		return nil, err
 	}
 	c, err := newCertainty(f, q, o.Level)
 	if err != nil {
@@ -239,9 +257,6 @@ func CostOfCertainty(f *Fit, q Quantity, o CostOptions) (*CostPlan, error) {
 	plan := &CostPlan{Width: c.width()}
 	rows := make([]*mat.VecDense, len(o.Candidates))
 	for i, cand := range o.Candidates {
-		if !(cost(cand) > 0) {
-			return nil, fmt.Errorf("cost of certainty: candidate %d costs %g; costs must be positive", i, cost(cand))
-		}
 		rows[i] = c.row(cand)
 	}
 	w := plan.Width
@@ -260,6 +275,97 @@ func CostOfCertainty(f *Fit, q Quantity, o CostOptions) (*CostPlan, error) {
 		// from it on the next step.
 		w = c.width()
 		plan.Added = append(plan.Added, o.Candidates[best])
+		plan.Widths = append(plan.Widths, w)
+		plan.Cost += cost(o.Candidates[best])
+	}
+	plan.Reached = w <= o.Target
+	return plan, nil
+}
+
+// multiplierCertainty holds the information of both recipes and the
+// gradients of the multiplier m(x) in each one's parameters: the
+// recipes are fitted to independent runs, so the variances add.
+type multiplierCertainty struct{ a, b *certainty }
+
+func newMultiplierCertainty(fa, fb *Fit, x, level float64) (*multiplierCertainty, error) {
+	if fa.Law != fb.Law {
+		return nil, fmt.Errorf("the recipes are fitted with different laws (%s, %s)", fa.Law.Name(), fb.Law.Name())
+	}
+	if m, _ := multiplierAt(fa.Law, fa.Params, fb.Params, x); m == 0 || math.IsInf(m, 0) {
+		return nil, fmt.Errorf("the multiplier at %g is %g: it has no finite interval to narrow", x, m)
+	}
+	ca, err := newCertainty(fa, func(p []float64) float64 { m, _ := multiplierAt(fa.Law, p, fb.Params, x); return m }, level)
+	if err != nil {
+		return nil, fmt.Errorf("first recipe: %w", err)
+	}
+	cb, err := newCertainty(fb, func(p []float64) float64 { m, _ := multiplierAt(fa.Law, fa.Params, p, x); return m }, level)
+	if err != nil {
+		return nil, fmt.Errorf("second recipe: %w", err)
+	}
+	return &multiplierCertainty{a: ca, b: cb}, nil
+}
+
+func (c *multiplierCertainty) width() float64 {
+	wa, wb := c.a.width(), c.b.width()
+	return math.Sqrt(wa*wa + wb*wb)
+}
+
+// PredictMultiplierWidth returns the Wald width of the compute multiplier
+// m(x) of fb over fa now and after adding runs addA to the first recipe
+// and addB to the second.
+func PredictMultiplierWidth(fa, fb *Fit, x float64, addA, addB []Obs, level float64) (now, after float64, err error) {
+	c, err := newMultiplierCertainty(fa, fb, x, level)
+	if err != nil {
+		return 0, 0, err
+	}
+	now = c.width()
+	for _, o := range addA {
+		c.a.add(c.a.row(o))
+	}
+	for _, o := range addB {
+		c.b.add(c.b.row(o))
+	}
+	return now, c.width(), nil
+}
+
+// MultiplierCost is CostOfCertainty for the compute multiplier m(x): each
+// step adds the candidate run, to whichever recipe, with the largest drop
+// in m's variance per unit cost. CostPlan.Recipes says which recipe (0 or
+// 1) each added run is for.
+func MultiplierCost(fa, fb *Fit, x float64, o CostOptions) (*CostPlan, error) {
+	cost, err := o.prepare(fa.Law)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newMultiplierCertainty(fa, fb, x, o.Level)
+	if err != nil {
+		return nil, err
+	}
+	recipes := [2]*certainty{c.a, c.b}
+	rows := [2][]*mat.VecDense{}
+	for _, cand := range o.Candidates {
+		for r, rc := range recipes {
+			rows[r] = append(rows[r], rc.row(cand))
+		}
+	}
+	plan := &CostPlan{Width: c.width()}
+	w := plan.Width
+	for len(plan.Added) < o.MaxRuns && w > o.Target {
+		bestR, best, bestV := -1, -1, 0.0
+		for r, rc := range recipes {
+			for i, u := range rows[r] {
+				if v := rc.gain(u) / cost(o.Candidates[i]); v > bestV {
+					bestR, best, bestV = r, i, v
+				}
+			}
+		}
+		if best < 0 {
+			break
+		}
+		recipes[bestR].add(rows[bestR][best])
+		w = c.width()
+		plan.Added = append(plan.Added, o.Candidates[best])
+		plan.Recipes = append(plan.Recipes, bestR)
 		plan.Widths = append(plan.Widths, w)
 		plan.Cost += cost(o.Candidates[best])
 	}

@@ -146,3 +146,81 @@ func TestCostOfCertainty(t *testing.T) {
 		t.Error("a parameter the law lacks gave no error")
 	}
 }
+
+// TestMultiplierWidthAgainstAdding checks the multiplier's predicted width
+// against actually adding runs: two power laws with L_B(x) = L_A(2x), 12
+// runs each over 10^0.5–10^2.5; the predicted width of m(300) (beyond the
+// data) after adding four runs at 10^3.5 to each recipe, against
+// 2·1.96 times the spread of the estimated m(300) across data sets once
+// those runs are drawn and both laws refitted.
+func TestMultiplierWidthAgainstAdding(t *testing.T) {
+	truthA := []float64{2, 5, 0.4}
+	truthB := []float64{2, 5 * math.Pow(2, -0.4), 0.4}
+	var base, added []Obs
+	for i := range 12 {
+		base = append(base, Obs{X: math.Pow(10, 0.5+2*float64(i)/11)})
+	}
+	for range 4 {
+		added = append(added, Obs{X: math.Pow(10, 3.5)})
+	}
+	const sets, sigma, x = 300, 0.01, 300
+	ctx := context.Background()
+	loss := Options{Loss: Loss{Kind: HuberLog, Delta: 10}, RandomStarts: 20}
+	var predNow, predAfter, mNow, mAfter []float64
+	for s := range sets {
+		rng := rand.New(rand.NewPCG(uint64(s), 9))
+		draw := func(truth []float64, obs []Obs) []Obs {
+			out := append([]Obs(nil), obs...)
+			for i := range out {
+				out[i].Loss = Power.Predict(truth, out[i]) * math.Exp(sigma*rng.NormFloat64())
+			}
+			return out
+		}
+		ba, bb := draw(truthA, base), draw(truthB, base)
+		fit := func(obs []Obs) *Fit {
+			f, err := FitLaw(ctx, Power, obs, loss)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		fa, fb := fit(ba), fit(bb)
+		now, after, err := PredictMultiplierWidth(fa, fb, x, added, added, 0.95)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ga, gb := fit(append(ba, draw(truthA, added)...)), fit(append(bb, draw(truthB, added)...))
+		m0, _ := multiplierAt(Power, fa.Params, fb.Params, x)
+		m1, _ := multiplierAt(Power, ga.Params, gb.Params, x)
+		predNow, predAfter, mNow, mAfter = append(predNow, now), append(predAfter, after), append(mNow, m0), append(mAfter, m1)
+	}
+	z := 2 * 1.96
+	realNow, realAfter := z*stat.StdDev(mNow, nil), z*stat.StdDev(mAfter, nil)
+	pn, pa := stat.Mean(predNow, nil), stat.Mean(predAfter, nil)
+	t.Logf("m(%g)'s width: predicted %.4f now, %.4f after; actual %.4f and %.4f (ratios %.2f, %.2f)", float64(x), pn, pa, realNow, realAfter, pn/realNow, pa/realAfter)
+	for _, r := range []float64{pn / realNow, pa / realAfter} {
+		if r < 0.8 || r > 1.25 {
+			t.Errorf("predicted/actual width %.3f outside [0.8, 1.25]", r)
+		}
+	}
+	fa, fb := multiplierData(t, 1, 2, 10)
+	plan, err := MultiplierCost(fa, fb, 100, CostOptions{Candidates: []Obs{{X: 1e3}, {X: 1e4}}, Target: 0.3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Recipes) != len(plan.Added) || !plan.Reached || plan.Widths[len(plan.Widths)-1] > 0.3 {
+		t.Errorf("plan to width 0.3: %+v", plan)
+	}
+	var addA, addB []Obs
+	for i, o := range plan.Added {
+		if plan.Recipes[i] == 0 {
+			addA = append(addA, o)
+		} else {
+			addB = append(addB, o)
+		}
+	}
+	if _, after, err := PredictMultiplierWidth(fa, fb, 100, addA, addB, 0.95); err != nil || math.Abs(after-plan.Widths[len(plan.Widths)-1]) > 1e-9*after {
+		t.Errorf("the plan's last width %g, PredictMultiplierWidth of its runs %g (%v)", plan.Widths[len(plan.Widths)-1], after, err)
+	}
+	t.Logf("m(100) width %.4f → %.4f with %d runs (%d to the first recipe), cost %g", plan.Width, plan.Widths[len(plan.Widths)-1], len(plan.Added), len(addA), plan.Cost)
+}
