@@ -116,9 +116,6 @@ func (l *leaderState) noteAttempt(t *trial, a *api.Attempt, note string) {
 // succeeded trial needs them no more (unless its spec keeps them), nor a
 // cancelled one.
 func (l *leaderState) releaseCheckpoints(t *trial, to sweep.State) {
-	if len(t.rec.Checkpoints) == 0 {
-		return
-	}
 	switch {
 	case to == sweep.Cancelled:
 	case to == sweep.Succeeded && !t.study.spec.CheckpointPolicy().KeepOnSuccess:
@@ -130,9 +127,20 @@ func (l *leaderState) releaseCheckpoints(t *trial, to sweep.State) {
 		keys[i] = c.Key
 		t.study.checkpointBytes -= c.Size
 	}
-	t.rec.Checkpoints = nil
-	l.dirtyTrials[t] = true
-	l.do(deleteCheckpoints{keys: keys})
+	if len(keys) > 0 {
+		t.rec.Checkpoints = nil
+		l.dirtyTrials[t] = true
+	}
+	switch {
+	case len(t.rec.Attempts) > 1:
+		// Every blob under the trial goes, recorded or not: an attempt
+		// the leader had given up on may have stored some that no
+		// record names. (Listing costs a read of the store's index, so
+		// only trials that had such attempts pay it.)
+		l.do(deleteCheckpoints{keys: keys, prefix: t.rec.Study + "/" + t.rec.ID + "/"})
+	case len(keys) > 0:
+		l.do(deleteCheckpoints{keys: keys})
+	}
 }
 
 // resumeFrom returns the checkpoints a new attempt of t may resume from,
@@ -153,8 +161,10 @@ func resumeFrom(t *trial) []bus.Checkpoint {
 // deleted study (study), from the store once the turn that let go of them
 // is durable.
 type deleteCheckpoints struct {
-	keys  []string
-	study string
+	keys []string
+	// prefix, when set, also deletes every blob under it: a deleted
+	// study's, a finished trial's.
+	prefix string
 }
 
 func (deleteCheckpoints) isAction() {}
@@ -175,14 +185,15 @@ func (l *leader) deleteCheckpoints(a deleteCheckpoints) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), checkpointDeleteTimeout)
 		defer cancel()
 		keys := a.keys
-		if a.study != "" {
-			infos, err := st.List(ctx, a.study+"/")
+		if a.prefix != "" {
+			infos, err := st.List(ctx, a.prefix)
 			if err != nil {
-				l.log.Warn("checkpoints of a deleted study not listed; they stay in the store", "study", a.study, "error", err)
-				return
+				l.log.Warn("checkpoints not listed for deletion; they stay in the store until the next leader's sweep", "prefix", a.prefix, "error", err)
 			}
 			for _, i := range infos {
-				keys = append(keys, i.Key)
+				if !slices.Contains(keys, i.Key) {
+					keys = append(keys, i.Key)
+				}
 			}
 		}
 		var failed []string
@@ -193,6 +204,93 @@ func (l *leader) deleteCheckpoints(a deleteCheckpoints) {
 		}
 		if len(failed) > 0 {
 			l.log.Warn("checkpoints not deleted", "count", len(failed), "errors", strings.Join(failed, "; "))
+		}
+	}()
+}
+
+// checkpointSweep is what a new term knows about which checkpoint blobs
+// may be in the store: a blob no record names, of a study or trial that
+// can write none any more, is an orphan (a leader died between the commit
+// that let go of it and its deletion). Blobs of trials still open are
+// left alone: their checkpoint events may be on their way.
+type checkpointSweep struct {
+	studies map[string]map[string]trialBlobs
+}
+
+type trialBlobs struct {
+	open bool
+	keys map[string]bool
+}
+
+// checkpointSweep takes the snapshot of the cache a sweep needs.
+func (l *leaderState) checkpointSweep() checkpointSweep {
+	sw := checkpointSweep{studies: make(map[string]map[string]trialBlobs, len(l.studies))}
+	for name, s := range l.studies {
+		trials := make(map[string]trialBlobs, len(s.trials))
+		for _, t := range s.trials {
+			tb := trialBlobs{open: !t.rec.State.Terminal() || s.quarantined()}
+			if len(t.rec.Checkpoints) > 0 {
+				tb.keys = make(map[string]bool, len(t.rec.Checkpoints))
+				for _, c := range t.rec.Checkpoints {
+					tb.keys[c.Key] = true
+				}
+			}
+			trials[t.rec.ID] = tb
+		}
+		sw.studies[name] = trials
+	}
+	return sw
+}
+
+// orphan reports whether the blob under key may be deleted.
+func (sw checkpointSweep) orphan(key string) bool {
+	study, rest, ok := strings.Cut(key, "/")
+	if !ok {
+		return false // not a key the agents write
+	}
+	trialID, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return false
+	}
+	trials, known := sw.studies[study]
+	if !known {
+		return true // a deleted study
+	}
+	tb, known := trials[trialID]
+	if !known {
+		return true
+	}
+	return !tb.open && !tb.keys[key]
+}
+
+// sweepCheckpoints deletes the orphaned blobs, in the background, once
+// per term.
+func (l *leader) sweepCheckpoints(sw checkpointSweep) {
+	st := l.cfg.Checkpoints
+	if st == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(l.ctx, checkpointDeleteTimeout)
+		defer cancel()
+		infos, err := st.List(ctx, "")
+		if err != nil {
+			l.log.Debug("checkpoint store not swept", "error", err)
+			return
+		}
+		n := 0
+		for _, i := range infos {
+			if !sw.orphan(i.Key) {
+				continue
+			}
+			if err := st.Delete(ctx, i.Key); err != nil {
+				l.log.Warn("orphaned checkpoint not deleted", "key", i.Key, "error", err)
+				continue
+			}
+			n++
+		}
+		if n > 0 {
+			l.log.Info("deleted checkpoints no record names", "count", n)
 		}
 	}()
 }
