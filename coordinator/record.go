@@ -17,6 +17,11 @@ import (
 // forever.
 const maxStale = 10
 
+// maxPreempted bounds how often one trial may be preempted before it is
+// failed: spot markets and SLURM preempt often, so the bound is generous,
+// but a method that asks to run again every time must end.
+const maxPreempted = 100
+
 // quarantineRedelivery is how long the stream waits before offering again
 // an outcome of a quarantined study.
 const quarantineRedelivery = 5 * time.Second
@@ -225,6 +230,13 @@ func (l *leaderState) preempt(t *trial, a *api.Attempt, reason string, now time.
 	a.Error = "preempted: " + reason
 	t.rec.Preempted++
 	t.study.preempted++
+	if t.rec.Preempted >= maxPreempted {
+		// A method that asks to run again every time (a script that
+		// always exits 75) must not cycle forever.
+		t.rec.Error = fmt.Sprintf("preempted %d times; last: %s; a method that asks to run again each time never finishes: check why it exits with 75 or returns ErrPreempted", t.rec.Preempted, reason)
+		l.setState(t, sweep.Failed, now)
+		return
+	}
 	t.rec.NotBefore = nil
 	l.setState(t, sweep.Pending, now)
 	t.study.toFront(t)
