@@ -155,9 +155,7 @@ func writeLearners(w io.Writer, ls []Learner) error {
 		e.u64(uint64(l.Opt.t))
 		e.u64(uint64(l.Epochs.next))
 		e.u64(uint64(len(l.Epochs.order)))
-		for _, v := range l.Epochs.order {
-			e.u32(uint32(v))
-		}
+		e.int32s(l.Epochs.order)
 		e.u32(uint32(len(l.Tensors)))
 		for _, t := range l.Tensors {
 			e.u64(uint64(len(t.W)))
@@ -187,9 +185,7 @@ func readLearners(r io.Reader, ls []Learner) error {
 		if n != uint64(len(l.Epochs.order)) || next > n {
 			return fmt.Errorf("member %d: the data order has %d positions (at %d), this run's has %d: the checkpoint was taken with other parameters", k, n, next, len(l.Epochs.order))
 		}
-		for i := range l.Epochs.order {
-			l.Epochs.order[i] = int32(d.u32())
-		}
+		d.int32s(l.Epochs.order)
 		if nt := d.u32(); d.err == nil && int(nt) != len(l.Tensors) {
 			return fmt.Errorf("member %d: %d tensors, this model has %d: the checkpoint was taken with other parameters", k, nt, len(l.Tensors))
 		}
@@ -219,10 +215,13 @@ func readLearners(r io.Reader, ls []Learner) error {
 	return nil
 }
 
+// chunk is the number of bytes the encoder and decoder convert at a time.
+const chunk = 8 << 10
+
 // encoder writes little-endian values and keeps the first error.
 type encoder struct {
 	w   io.Writer
-	buf [8]byte
+	buf [chunk]byte
 	err error
 }
 
@@ -238,20 +237,36 @@ func (e *encoder) u32(v uint32) {
 }
 
 func (e *encoder) u64(v uint64) {
-	binary.LittleEndian.PutUint64(e.buf[:], v)
-	e.bytes(e.buf[:])
+	binary.LittleEndian.PutUint64(e.buf[:8], v)
+	e.bytes(e.buf[:8])
 }
 
 func (e *encoder) floats(vs []float64) {
-	for _, v := range vs {
-		e.u64(math.Float64bits(v))
+	for len(vs) > 0 && e.err == nil {
+		n := min(len(vs), chunk/8)
+		for i, v := range vs[:n] {
+			binary.LittleEndian.PutUint64(e.buf[8*i:], math.Float64bits(v))
+		}
+		e.bytes(e.buf[:8*n])
+		vs = vs[n:]
+	}
+}
+
+func (e *encoder) int32s(vs []int32) {
+	for len(vs) > 0 && e.err == nil {
+		n := min(len(vs), chunk/4)
+		for i, v := range vs[:n] {
+			binary.LittleEndian.PutUint32(e.buf[4*i:], uint32(v))
+		}
+		e.bytes(e.buf[:4*n])
+		vs = vs[n:]
 	}
 }
 
 // decoder reads what encoder writes; a short read is io.ErrUnexpectedEOF.
 type decoder struct {
 	r   io.Reader
-	buf [8]byte
+	buf [chunk]byte
 	err error
 }
 
@@ -285,15 +300,28 @@ func (d *decoder) u32() uint32 {
 }
 
 func (d *decoder) u64() uint64 {
-	d.fill(d.buf[:])
-	return binary.LittleEndian.Uint64(d.buf[:])
+	d.fill(d.buf[:8])
+	return binary.LittleEndian.Uint64(d.buf[:8])
 }
 
 func (d *decoder) floats(vs []float64) {
-	for i := range vs {
-		vs[i] = math.Float64frombits(d.u64())
-		if d.err != nil {
-			return
+	for len(vs) > 0 && d.err == nil {
+		n := min(len(vs), chunk/8)
+		d.fill(d.buf[:8*n])
+		for i := range vs[:n] {
+			vs[i] = math.Float64frombits(binary.LittleEndian.Uint64(d.buf[8*i:]))
 		}
+		vs = vs[n:]
+	}
+}
+
+func (d *decoder) int32s(vs []int32) {
+	for len(vs) > 0 && d.err == nil {
+		n := min(len(vs), chunk/4)
+		d.fill(d.buf[:4*n])
+		for i := range vs[:n] {
+			vs[i] = int32(binary.LittleEndian.Uint32(d.buf[4*i:]))
+		}
+		vs = vs[n:]
 	}
 }

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"bufio"
 	"bytes"
 	"math/rand/v2"
 	"slices"
@@ -76,4 +77,43 @@ func TestLearnersRefuseBadFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkLearners writes and reads the state of one member of charlm's
+// default trial: 27,097 parameters and a data order over 999,992
+// positions (go test -bench Learners -benchtime 20x ./plugins/methods/internal/nn).
+func BenchmarkLearners(b *testing.B) {
+	mk := func(seed uint64) []Learner {
+		src := rand.NewPCG(seed, 1)
+		rng := rand.New(src)
+		t := NewTensor(27097, true)
+		t.Normal(rng, 1)
+		e := NewEpochs(999992, rng)
+		e.Next(nil, 1)
+		return []Learner{{Tensors: []*Tensor{t}, Opt: NewAdamW(0), Src: src, Epochs: e}}
+	}
+	var buf bytes.Buffer
+	if err := writeLearners(&buf, mk(1)); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("write", func(b *testing.B) {
+		ls := mk(1)
+		b.SetBytes(int64(buf.Len()))
+		for b.Loop() {
+			var w bytes.Buffer
+			w.Grow(buf.Len())
+			if err := writeLearners(&w, ls); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("read", func(b *testing.B) {
+		ls := mk(2)
+		b.SetBytes(int64(buf.Len()))
+		for b.Loop() {
+			if err := readLearners(bufio.NewReader(bytes.NewReader(buf.Bytes())), ls); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
