@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"asymptote.dev/asymptote/plugins/sdk"
+	"asymptote.dev/asymptote/plugins/sdk/sdktest"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -245,5 +247,22 @@ echo "step 3 loss 1.5"
 	}
 	if _, err := os.Stat(filepath.Join(saved[0].Checkpoint, "f")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestResumeConformance runs the SDK's resume check over the gRPC
+// transport the agent uses: resumed from its middle checkpoint, the
+// script reports what it reported uninterrupted, bit for bit.
+func TestResumeConformance(t *testing.T) {
+	h := newHarness(t)
+	h.script("count.sh", counter)
+	b, _ := json.Marshal(h.allow)
+	t.Setenv(AllowEnv, string(b))
+	cfg, _ := json.Marshal(sweep.MethodConfig{Command: &sweep.Command{Program: "count.sh", Workdir: h.dir}})
+	n := sdktest.Resume(t, New(), sdktest.ResumeCase{Request: &sdk.TrialRequest{
+		TrialID: "t", Attempt: 1, Params: map[string]any{"every": 7.0, "trap": 0.0}, Config: cfg,
+	}})
+	if n != 4 { // after steps 7, 14, 21 and 28
+		t.Errorf("saved %d checkpoints, want 4", n)
 	}
 }
