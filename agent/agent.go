@@ -76,8 +76,9 @@ type Config struct {
 	// attempt starts from scratch).
 	Checkpoints checkpoint.Store
 	// ScratchDir holds attempts' checkpoint files on this host while they
-	// are written, uploaded and restored (default: a directory named
-	// after the node in the system's temporary directory).
+	// are written, uploaded and restored; it must be this agent's alone,
+	// since the agent empties it when it starts (default: a new directory
+	// in the system's temporary directory).
 	ScratchDir string
 	// CheckpointGrace is how long, of ShutdownGrace, a stopping agent
 	// waits for each running attempt to save and store a checkpoint
@@ -161,9 +162,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.CheckpointGrace <= 0 || cfg.CheckpointGrace > cfg.ShutdownGrace {
 		cfg.CheckpointGrace = cfg.ShutdownGrace / 2
 	}
-	if cfg.ScratchDir == "" {
-		cfg.ScratchDir = filepath.Join(os.TempDir(), "asymptote-"+cfg.NodeID)
-	}
+
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -173,6 +172,11 @@ func New(cfg Config) (*Agent, error) {
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
+	if cfg.ScratchDir == "" {
+		// This process's own: agents of one node ID in several test
+		// processes must not clean up each other's.
+		cfg.ScratchDir = filepath.Join(os.TempDir(), "asymptote-scratch-"+cfg.NodeID+"-"+hex.EncodeToString(b))
+	}
 	return &Agent{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "agent", "node_id", cfg.NodeID),
@@ -195,6 +199,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	publishing, stopPublishing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPublishing()
 	a.publishing = publishing
+	// Checkpoint files a killed predecessor left behind (the directory is
+	// the agent's own: its data directory is locked) are in the store, or
+	// were never stored and are of no use.
+	if err := os.RemoveAll(a.cfg.ScratchDir); err != nil {
+		a.log.Warn("old checkpoint files not removed", "dir", a.cfg.ScratchDir, "error", err)
+	}
+	defer os.RemoveAll(a.cfg.ScratchDir)
 	nc := a.cfg.NATS
 	dsub, err := nc.Subscribe(bus.DispatchSubject(a.cfg.NodeID), a.onDispatch)
 	if err != nil {
