@@ -14,6 +14,7 @@ import (
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/checkpoint"
 	"asymptote.dev/asymptote/internal/clustertest"
+	"asymptote.dev/asymptote/plugins/methods/charlm"
 	"asymptote.dev/asymptote/plugins/methods/synthetic"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
@@ -189,4 +190,50 @@ func TestPreemptionSavesWork(t *testing.T) {
 	if reached-resumed > 1 {
 		t.Errorf("preemption lost %d steps (reached %d, resumed after %d), want at most the one in progress", reached-resumed, reached, resumed)
 	}
+}
+
+// TestCharlmResumesBitForBit kills the agent of a charlm trial (a real
+// character language model with two members and dropout) after it has
+// stored checkpoints: the attempt that resumes on another agent ends with
+// the uninterrupted run's metrics, bit for bit.
+func TestCharlmResumesBitForBit(t *testing.T) {
+	params := map[string]any{
+		"width": 32.0, "context": 4.0, "embed": 8.0, "unique_tokens": 20000.0, "tokens": 6.4e5,
+		"batch": 64.0, "eval_tokens": 2000.0, "report_every": 500.0, "dropout": 0.2, "members": 2.0,
+		"checkpoint_every": 1000.0,
+	}
+	refDone := make(chan map[string]float64, 1)
+	go func() {
+		res, err := charlm.New().Run(context.Background(), &sdk.TrialRequest{TrialID: "ref", Attempt: 1, Seed: 4, Threads: 1, Params: params},
+			func(sdk.Metrics) error { return nil })
+		if err != nil {
+			t.Error(err)
+			refDone <- nil
+			return
+		}
+		refDone <- res.Metrics
+	}()
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	methods := func() clustertest.InProcess { return clustertest.InProcess{"charlm": charlm.New()} }
+	doomed := cl.StartAgent("doomed", cpuNode(1), methods())
+	var fixed []string
+	for k, v := range params {
+		fixed = append(fixed, fmt.Sprintf("%s: %v", k, v))
+	}
+	submit(t, cl.Client(), "name: lm\nmethod: charlm\nfixed: {"+strings.Join(fixed, ", ")+"}\nseeds: [4]\nresources: {cpu: 1, memory: 256MiB}\ntimeout: 5m\n")
+	seen := onlyTrial(t, cl, "lm", time.Minute, func(tr api.Trial) error {
+		if len(tr.Checkpoints) < 2 {
+			return fmt.Errorf("%d checkpoints recorded", len(tr.Checkpoints))
+		}
+		return nil
+	})
+	doomed.Kill()
+	cl.StartAgent("healthy", cpuNode(1), methods())
+	tr := onlyTrial(t, cl, "lm", 2*time.Minute, hasResult)
+	want := <-refDone
+	if want == nil {
+		t.FailNow()
+	}
+	checkResumed(t, cl, tr, seen.Checkpoints[len(seen.Checkpoints)-1].Step, want)
 }
