@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -143,5 +144,39 @@ func TestCheckpointSweep(t *testing.T) {
 	snap := l.checkpointSweep()
 	if snap.orphan("s/"+s.trials[0].rec.ID+"/1-5") || !snap.orphan("s/"+s.trials[0].rec.ID+"/1-4") || snap.orphan("s/"+s.trials[1].rec.ID+"/1-4") {
 		t.Errorf("snapshot %+v", snap)
+	}
+}
+
+func TestBatchLenBoundsBytes(t *testing.T) {
+	small := make([]*bus.Dispatch, 300)
+	for i := range small {
+		small[i] = &bus.Dispatch{AttemptRef: bus.AttemptRef{Study: "s", Trial: "t", Attempt: 1}, Method: "m", Threads: 1}
+	}
+	if n := batchLen(small); n != bus.MaxDispatchBatch {
+		t.Errorf("small dispatches: batch of %d, want %d", n, bus.MaxDispatchBatch)
+	}
+	// Dispatches resuming from many checkpoints with many metrics each.
+	metrics := map[string]float64{}
+	for i := range maxCheckpointMetrics {
+		metrics[fmt.Sprintf("metric_with_a_long_name_%03d", i)] = float64(i)
+	}
+	big := make([]*bus.Dispatch, 300)
+	for i := range big {
+		d := *small[i]
+		for j := range sweep.MaxCheckpointKeep {
+			d.Resume = append(d.Resume, bus.Checkpoint{Attempt: 1, Step: int64(j + 1), Key: "s/t/1-1", SHA256: strings.Repeat("0", 64), Metrics: metrics})
+		}
+		big[i] = &d
+	}
+	n := batchLen(big)
+	b, _ := json.Marshal(bus.DispatchBatch{Dispatches: func() []bus.Dispatch {
+		out := make([]bus.Dispatch, n)
+		for i := range out {
+			out[i] = *big[i]
+		}
+		return out
+	}()})
+	if n < 1 || n >= bus.MaxDispatchBatch || len(b) > maxBatchBytes+64<<10 {
+		t.Errorf("large dispatches: batch of %d encodes to %d bytes, want under %d", n, len(b), maxBatchBytes)
 	}
 }
