@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,7 +46,7 @@ func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
 	}
 	// A leader may be between elections: retry until the deadline.
 	for {
-		msg, err := c.nc.RequestWithContext(ctx, APISubject(verb), b)
+		msg, err := c.request(ctx, verb, b)
 		if err == nil {
 			var remote *api.RemoteError
 			if err := api.DecodeReply(msg.Data, reply); err != nil && !errors.As(err, &remote) {
@@ -67,6 +68,42 @@ func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// request sends one request for verb. A server with permissions drops a
+// request its sender may not make and sends the client an error instead,
+// so no leader would ever answer: the request then ends at once with that
+// refusal.
+func (c *Client) request(ctx context.Context, verb string, b []byte) (*nats.Msg, error) {
+	before := c.nc.LastError()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if err := c.nc.LastError(); err != before && c.refused(err, verb) {
+				cancel(err)
+				return
+			}
+		}
+	}()
+	msg, err := c.nc.RequestWithContext(ctx, APISubject(verb), b)
+	if cause := context.Cause(ctx); err != nil && c.refused(cause, verb) {
+		return nil, fmt.Errorf("%w; this identity may not %s (docs/security.md lists what each may do)", cause, verb)
+	}
+	return msg, err
+}
+
+// refused reports whether err is the server's refusal of a request for
+// verb.
+func (c *Client) refused(err error, verb string) bool {
+	return errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+APISubject(verb)+`"`)
 }
 
 // Submit submits a study spec.
