@@ -68,6 +68,9 @@ const (
 	// NATSAuthFile is the TLS and authorization part of a NATS server
 	// configuration; include it from the server's own file.
 	NATSAuthFile = "nats-auth.conf"
+	// NATSRouteTLSFile is the TLS block of a NATS cluster's routes:
+	// include it inside the cluster block.
+	NATSRouteTLSFile = "nats-route-tls.conf"
 	// EtcdScriptFile holds the etcdctl commands that set up etcd's RBAC.
 	EtcdScriptFile = "etcd-rbac.sh"
 )
@@ -154,6 +157,9 @@ func Init(p Plan) (*Bundle, error) {
 		}
 	}
 	if err := w.file(NATSAuthFile, []byte(natsAuth(dir, ids, keys)), 0o600); err != nil {
+		return nil, err
+	}
+	if err := w.file(NATSRouteTLSFile, []byte(routeTLS(dir)), 0o600); err != nil {
 		return nil, err
 	}
 	if err := w.file(EtcdScriptFile, []byte(etcdScript(dir)), 0o700); err != nil {
@@ -410,6 +416,13 @@ func natsAuth(dir string, ids []Identity, keys map[string]string) string {
 	}
 	b.WriteString("  ]\n}\n")
 	return b.String()
+}
+
+// routeTLS is the TLS block of the routes between NATS servers: each
+// presents the server certificate and verifies the other's.
+func routeTLS(dir string) string {
+	return fmt.Sprintf("# Written by `asymptote secure init`: the routes between NATS servers use\n# TLS both ways. Include it inside the cluster block.\ntls {\n  cert_file: %q\n  key_file: %q\n  ca_file: %q\n  verify: true\n  timeout: 2\n}\n",
+		filepath.Join(dir, ServerFile), filepath.Join(dir, ServerKeyFile), filepath.Join(dir, CAFile))
 }
 
 // etcdScript is the etcdctl commands (etcd 3.4's etcdctl and newer) that
