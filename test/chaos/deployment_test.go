@@ -84,6 +84,7 @@ func (d *deployment) newAgent(node string, env ...string) *proc {
 	return newProc(d.t, d.dir, node, []string{binPath, "agent",
 		"-node-id", node, "-nats-url", d.nats.URL(), "-data-dir", filepath.Join(d.dir, node),
 		"-cpus", fmt.Sprint(d.topo.agentCPUs), "-memory", "4GiB", "-heartbeat", agentHeartbeat.String(),
+		"-test-methods", // the method-fault tests run the faulty method
 	}, env...)
 }
 
