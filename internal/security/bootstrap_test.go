@@ -165,3 +165,42 @@ func TestInitAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestPermissionsDocumented: docs/security.md's table names every subject
+// each identity may publish and subscribe to, and the history reads.
+func TestPermissionsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "security.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for line := range strings.Lines(string(doc)) {
+		if name, ok := strings.CutPrefix(line, "| `"); ok {
+			name, _, _ = strings.Cut(name, "`")
+			rows[name] = line
+		}
+	}
+	agent, err := Agent("NODE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range append(slices.Clone(fixedIdentities), agent) {
+		row, ok := rows[id.Name]
+		if !ok {
+			t.Errorf("docs/security.md has no row for %s", id.Name)
+			continue
+		}
+		p := id.Permissions()
+		for _, s := range append(p.Publish, p.Subscribe...) {
+			if slices.Contains(historyReads, s) {
+				if !strings.Contains(string(doc), "`"+s+"`") && !strings.Contains(string(doc), "`"+strings.TrimSuffix(s, ".>")+"` (and `.>`)") {
+					t.Errorf("docs/security.md does not list the history read %s", s)
+				}
+				continue
+			}
+			if !strings.Contains(row, "`"+s+"`") && !(s == ">" && strings.Contains(row, "everything (`>`)")) {
+				t.Errorf("docs/security.md's row for %s does not name %s", id.Name, s)
+			}
+		}
+	}
+}
