@@ -35,24 +35,30 @@ type NATS struct {
 // the bundle's TLS and authorization, and stops it at cleanup.
 func StartNATS(t testing.TB, b *security.Bundle) *NATS {
 	t.Helper()
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		t.Fatalf("nats-server is not installed (apt-get install nats-server, or scripts/install-test-deps.sh): %v", err)
-	}
-	port := FreePort(t)
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "nats.conf")
 	// nats-server reads an include relative to the including file.
 	auth, err := filepath.Rel(dir, filepath.Join(b.Dir, security.NATSAuthFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := fmt.Sprintf("listen: 127.0.0.1:%d\nmax_payload: 8MB\njetstream { store_dir: %q }\ninclude %q\n",
-		port, filepath.Join(dir, "store"), auth)
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+	return StartNATSWith(t, dir, fmt.Sprintf("include %q\n", auth))
+}
+
+// StartNATSWith starts nats-server with its configuration file in dir:
+// a free loopback port, JetStream, and conf for the rest.
+func StartNATSWith(t testing.TB, dir, conf string) *NATS {
+	t.Helper()
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		t.Fatalf("nats-server is not installed (apt-get install nats-server, or scripts/install-test-deps.sh): %v", err)
+	}
+	port := FreePort(t)
+	path := filepath.Join(dir, "nats.conf")
+	text := fmt.Sprintf("listen: 127.0.0.1:%d\nmax_payload: 8MB\njetstream { store_dir: %q }\n%s", port, filepath.Join(dir, "store"), conf)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-c", conf, "-l", filepath.Join(dir, "nats.log"))
+	cmd := exec.Command(bin, "-c", path, "-l", filepath.Join(dir, "nats.log"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -75,7 +81,8 @@ func StartNATS(t testing.TB, b *security.Bundle) *NATS {
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("nats-server -c %s exited: %v\n%s", conf, err, stderr.String())
+			log, _ := os.ReadFile(filepath.Join(dir, "nats.log"))
+			t.Fatalf("nats-server -c %s exited: %v\n%s%s", path, err, stderr.String(), log)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
