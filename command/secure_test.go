@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -112,5 +113,40 @@ func TestSecureNATSConfig(t *testing.T) {
 	}
 	if len(o.Nkeys) != 6 || o.HTTPHost != "127.0.0.1" || o.MaxPayload != 8<<20 {
 		t.Errorf("%d nkey users (want 6), monitoring on %q (want 127.0.0.1), max_payload %d (common.conf's 8MB)", len(o.Nkeys), o.HTTPHost, o.MaxPayload)
+	}
+}
+
+// TestDevSecure runs a study through `asymptote dev -secure`: every
+// process connects as its own identity over TLS, and the identities'
+// environment files name the servers dev started.
+func TestDevSecure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: runs embedded servers and plugin processes")
+	}
+	clearAsymptoteEnv(t)
+	dir := t.TempDir()
+	spec := writeFile(t, dir, "study.yaml", `name: secure-dev
+method: synthetic
+objective: {metric: val_loss, direction: minimize}
+space:
+  params: {range: [1e6, 1e8], count: 3, scale: log}
+fixed: {unique_tokens: 2e9, epochs: 1, noise: 0.01}
+derived: {tokens: unique_tokens * epochs}
+resources: {cpu: 0.25, memory: 64MiB}
+`)
+	data := filepath.Join(dir, "data")
+	code, out, errs := runCLI(t, "dev", spec, "-secure", "-data-dir", data, "-nats-port", "-1", "-http", "off", "-agents", "2")
+	if code != 0 || !strings.Contains(out, "3 of 3 trials succeeded") {
+		t.Fatalf("dev -secure: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	url := regexp.MustCompile(`NATS at (tls://127\.0\.0\.1:\d+)`).FindStringSubmatch(errs)
+	if url == nil {
+		t.Fatalf("dev printed no TLS NATS URL:\n%s", errs)
+	}
+	for _, id := range []string{"submitter", "agent-dev-1", "agent-dev-2"} {
+		env, err := os.ReadFile(filepath.Join(data, "secure", id+".env"))
+		if err != nil || !strings.Contains(string(env), "ASYMPTOTE_NATS_URL="+url[1]+"\n") {
+			t.Errorf("%s.env: %v, want ASYMPTOTE_NATS_URL=%s:\n%s", id, err, url[1], env)
+		}
 	}
 }

@@ -128,8 +128,15 @@ func (n *Node) Defer(f func()) {
 }
 
 // Conn dials the node's NATS server; the node closes the connection.
-func (n *Node) Conn(name string) (*nats.Conn, error) {
-	nc, err := DialNATS(n.NATSURL, name, n.cfg.Logger, n.cfg.ReconnectWait, n.cfg.NATSSecurity)
+func (n *Node) Conn(name string) (*nats.Conn, error) { return n.conn(name, nil) }
+
+// conn dials the node's NATS server with sec, or the node's settings when
+// sec is nil.
+func (n *Node) conn(name string, sec *security.NATS) (*nats.Conn, error) {
+	if sec == nil {
+		sec = &n.cfg.NATSSecurity
+	}
+	nc, err := DialNATS(n.NATSURL, name, n.cfg.Logger, n.cfg.ReconnectWait, *sec)
 	if err != nil {
 		return nil, err
 	}
@@ -140,10 +147,19 @@ func (n *Node) Conn(name string) (*nats.Conn, error) {
 // Etcd returns a client of endpoints (default: the node's etcd); the node
 // closes it.
 func (n *Node) Etcd(endpoints ...string) (*clientv3.Client, error) {
+	return n.etcd(nil, endpoints...)
+}
+
+// etcd returns a client of endpoints with sec, or the node's settings
+// when sec is nil.
+func (n *Node) etcd(sec *security.Etcd, endpoints ...string) (*clientv3.Client, error) {
 	if len(endpoints) == 0 {
 		endpoints = n.EtcdEndpoints
 	}
-	cli, err := DialEtcd(endpoints, n.cfg.EtcdSecurity)
+	if sec == nil {
+		sec = &n.cfg.EtcdSecurity
+	}
+	cli, err := DialEtcd(endpoints, *sec)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/dashboard"
 	"asymptote.dev/asymptote/internal/httpapi"
+	"asymptote.dev/asymptote/internal/security"
 )
 
 // The configurations and method interfaces of coordinators and agents, so
@@ -41,16 +42,21 @@ type Coordinator struct {
 	// HTTP, when set, is where the HTTP API and dashboard are served
 	// beside the coordinator, on its connections, until the node stops.
 	HTTP net.Listener
+	// NATSSecurity and EtcdSecurity, when set, replace the node's for
+	// this coordinator's connections (`dev -secure` runs each process
+	// as its own identity).
+	NATSSecurity *security.NATS
+	EtcdSecurity *security.Etcd
 }
 
 // StartCoordinator dials the coordinator's connections and starts it.
 func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
-	etcd, err := n.Etcd(c.EtcdEndpoints...)
+	etcd, err := n.etcd(c.EtcdSecurity, c.EtcdEndpoints...)
 	if err != nil {
 		closeListener(c.HTTP)
 		return nil, err
 	}
-	nc, err := n.Conn("asymptote-coordinator-" + c.Config.ID)
+	nc, err := n.conn("asymptote-coordinator-"+c.Config.ID, c.NATSSecurity)
 	if err != nil {
 		closeListener(c.HTTP)
 		return nil, err
@@ -123,6 +129,9 @@ type Agent struct {
 	// closed, and when it fails to start (the agent's data-directory
 	// lock, say).
 	Release func()
+	// NATSSecurity, when set, replaces the node's for this agent's
+	// connection.
+	NATSSecurity *security.NATS
 }
 
 // StartAgent starts the agent with its own NATS connection and, when asked
@@ -158,7 +167,7 @@ func (n *Node) StartAgent(a Agent) (p *Process, err error) {
 			mgr.Close()
 		}
 	}
-	nc, err := n.Conn("asymptote-agent-" + cfg.NodeID)
+	nc, err := n.conn("asymptote-agent-"+cfg.NodeID, a.NATSSecurity)
 	if err != nil {
 		closeMgr()
 		return nil, err

@@ -59,6 +59,21 @@ type Bundle struct {
 	Written []string
 }
 
+// NATS returns the NATS settings of the identity name, as its environment
+// file gives them.
+func (b *Bundle) NATS(name string) NATS {
+	return NATS{
+		CA: filepath.Join(b.Dir, CAFile), Cert: filepath.Join(b.Dir, CertFile(name)), Key: filepath.Join(b.Dir, KeyFile(name)),
+		NKey: filepath.Join(b.Dir, NKeyFile(name)), Inbox: Identity{Name: name}.Inbox(),
+	}
+}
+
+// Etcd returns the etcd settings of the identity name: its client
+// certificate, whose common name is its etcd user.
+func (b *Bundle) Etcd(name string) Etcd {
+	return Etcd{CA: filepath.Join(b.Dir, CAFile), Cert: filepath.Join(b.Dir, CertFile(name)), Key: filepath.Join(b.Dir, KeyFile(name))}
+}
+
 // File names in a bundle directory.
 const (
 	CAFile        = "ca.pem"

@@ -148,18 +148,8 @@ func FreePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// NATSOf returns the NATS settings of the bundle's identity name, as its
-// environment file gives them.
-func NATSOf(b *security.Bundle, name string) security.NATS {
-	p := func(f string) string { return filepath.Join(b.Dir, f) }
-	return security.NATS{
-		CA: p(security.CAFile), Cert: p(security.CertFile(name)), Key: p(security.KeyFile(name)),
-		NKey: p(security.NKeyFile(name)), Inbox: "_INBOX." + name,
-	}
-}
+// NATSOf returns the NATS settings of the bundle's identity name.
+func NATSOf(b *security.Bundle, name string) security.NATS { return b.NATS(name) }
 
 // EtcdOf returns the etcd settings of the bundle's identity name.
-func EtcdOf(b *security.Bundle, name string) security.Etcd {
-	p := func(f string) string { return filepath.Join(b.Dir, f) }
-	return security.Etcd{CA: p(security.CAFile), Cert: p(security.CertFile(name)), Key: p(security.KeyFile(name))}
-}
+func EtcdOf(b *security.Bundle, name string) security.Etcd { return b.Etcd(name) }
