@@ -13,6 +13,9 @@ import (
 // (ASYMPTOTE_NATS_*), are not passed on: a method never needs the bus.
 var baseEnv = []string{
 	"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR",
+	// The cache and data directories (the built-in methods' data may sit
+	// under XDG_CACHE_HOME).
+	"XDG_*",
 	"LD_LIBRARY_PATH", "CUDA_*", "NVIDIA_*", "ROCR_*", "HIP_*",
 	"VIRTUAL_ENV", "CONDA_*", "PYTHONPATH", "PYTHONHOME",
 	// The built-in methods look here first for their training data.
