@@ -113,3 +113,39 @@ func FuzzSeed(f *testing.F) {
 		_, _ = NATS{NKey: path}.Options()
 	})
 }
+
+// FuzzTLSFiles feeds arbitrary CA, certificate and key files to the TLS
+// loaders of both servers' flags: an error naming the flag, or a
+// configuration, never a panic.
+func FuzzTLSFiles(f *testing.F) {
+	b, err := Init(Plan{Dir: filepath.Join(f.TempDir(), "b")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	read := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join(b.Dir, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		return data
+	}
+	f.Add(read(CAFile), read(CertFile("viewer")), read(KeyFile("viewer")))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), []byte{}, []byte("junk"))
+	f.Fuzz(func(t *testing.T, ca, cert, key []byte) {
+		dir := t.TempDir()
+		write := func(name string, data []byte) string {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		caPath, certPath, keyPath := write("ca.pem", ca), write("cert.pem", cert), write("key.pem", key)
+		if _, err := (NATS{CA: caPath, Cert: certPath, Key: keyPath}).Options(); err != nil && !strings.Contains(err.Error(), "-nats-") {
+			t.Errorf("error names no flag: %v", err)
+		}
+		if _, _, _, err := (Etcd{CA: caPath, Cert: certPath, Key: keyPath}).Client(); err != nil && !strings.Contains(err.Error(), "-etcd-") {
+			t.Errorf("error names no flag: %v", err)
+		}
+	})
+}
