@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"asymptote.dev/asymptote/internal/security"
+	"asymptote.dev/asymptote/internal/security/securitytest"
 )
 
 // TestSecureInit runs `asymptote secure init` twice: the second run adds
@@ -149,4 +152,28 @@ resources: {cpu: 0.25, memory: 64MiB}
 			t.Errorf("%s.env: %v, want ASYMPTOTE_NATS_URL=%s:\n%s", id, err, url[1], env)
 		}
 	}
+}
+
+// TestCoordinatorEtcdRefused: a coordinator whose etcd refuses its
+// certificate says so and exits, instead of waiting on an etcd that will
+// never answer it.
+func TestCoordinatorEtcdRefused(t *testing.T) {
+	clearAsymptoteEnv(t)
+	b, err := security.Init(security.Plan{Dir: filepath.Join(t.TempDir(), "secure")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := securitytest.StartEtcd(t, b)
+	other, err := security.Init(security.Plan{Dir: filepath.Join(t.TempDir(), "other")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := other.Etcd("coordinator")
+	sec.CA = b.Etcd("coordinator").CA // trusts etcd, but etcd does not trust it
+	code, _, errs := runCLI(t, "coordinator", "-nats-url", "nats://127.0.0.1:1", "-etcd-endpoints", endpoint,
+		"-etcd-ca", sec.CA, "-etcd-cert", sec.Cert, "-etcd-key", sec.Key)
+	if code != 1 || !strings.Contains(errs, "refused the TLS connection") || !strings.Contains(errs, "bad certificate") && !strings.Contains(errs, "unknown certificate authority") {
+		t.Errorf("exit %d, %q; want 1 and etcd's refusal of the certificate", code, errs)
+	}
+	t.Logf("the user sees: %s", errs)
 }

@@ -61,6 +61,11 @@ func (cmd *coordinatorCommand) Run(ctx context.Context) error {
 	if _, _, _, err := cfg.EtcdSecurity.Client(); err != nil {
 		return usagef("%v", err)
 	}
+	// The etcd client only ever says etcd did not answer; a refused or
+	// untrusted certificate is reported here by name.
+	if err := cfg.EtcdSecurity.Probe(ctx, strings.Split(cmd.etcdEndpoints, ",")); err != nil {
+		return err
+	}
 	if cmd.natsURL == "" {
 		cfg.Servers = &devcluster.Config{DataDir: cmd.dataDir, NATSPort: cmd.natsPort, Logger: log, NATSSyncInterval: cmd.jsSync.interval}
 	} else {

@@ -12,12 +12,16 @@
 package security
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
@@ -215,4 +219,44 @@ func tlsConfig(prefix, ca, cert, key string) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{pair}
 	}
 	return tc, nil
+}
+
+// Probe opens one TLS connection to each endpoint with the settings, to
+// report a refused or untrusted certificate by name: the etcd client only
+// ever says that etcd did not answer. A server that accepts the handshake
+// and the client certificate is silent until spoken to, so waiting a
+// moment for an alert tells the two apart. Probe returns nil without TLS
+// and for endpoints it cannot reach (etcd may start later).
+func (c Etcd) Probe(ctx context.Context, endpoints []string) error {
+	tc, _, _, err := c.Client()
+	if err != nil || tc == nil {
+		return err
+	}
+	var errs []error
+	for _, ep := range endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || u.Host == "" {
+			continue
+		}
+		cfg := tc.Clone()
+		cfg.ServerName = u.Hostname()
+		d := tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: 2 * time.Second}}
+		conn, err := d.DialContext(ctx, "tcp", u.Host)
+		var opErr *net.OpError
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			continue // not up: the client retries
+		}
+		if err == nil {
+			_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			_, err = conn.Read(make([]byte, 1))
+			conn.Close()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("etcd at %s refused the TLS connection: %w (check -etcd-ca is the CA of etcd's certificate, and -etcd-cert is a current certificate from the CA etcd trusts)", ep, err))
+		}
+	}
+	return errors.Join(errs...)
 }

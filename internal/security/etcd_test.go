@@ -50,18 +50,32 @@ func TestEtcdClientCertificates(t *testing.T) {
 	if err := put(etcdClient(t, endpoint, coordinator), "/asymptote/x"); err != nil {
 		t.Fatalf("the coordinator's certificate: %v", err)
 	}
+	if err := coordinator.Probe(t.Context(), []string{endpoint}); err != nil {
+		t.Errorf("probe with the coordinator's certificate: %v", err)
+	}
 	other := newBundle(t)
-	for name, sec := range map[string]security.Etcd{
-		"no client certificate": {CA: coordinator.CA},
-		"server not trusted":    securitytest.EtcdOf(other, "coordinator"),
+	for name, tt := range map[string]struct {
+		sec   security.Etcd
+		probe string // what the probe, run by the coordinator at start, says
+	}{
+		"no client certificate": {security.Etcd{CA: coordinator.CA}, "certificate required"},
+		"server not trusted":    {securitytest.EtcdOf(other, "coordinator"), "certificate signed by unknown authority"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := put(etcdClient(t, endpoint, sec), "/asymptote/x")
+			err := put(etcdClient(t, endpoint, tt.sec), "/asymptote/x")
 			if err == nil {
 				t.Fatal("the write went through")
 			}
-			t.Logf("the user sees: %v", err)
+			err = tt.sec.Probe(t.Context(), []string{endpoint})
+			if err == nil || !strings.Contains(err.Error(), tt.probe) || !strings.Contains(err.Error(), "refused the TLS connection") {
+				t.Errorf("probe: %v, want it to say %q", err, tt.probe)
+			}
+			t.Logf("the coordinator logs: %v", err)
 		})
+	}
+	// An endpoint nobody listens on is no refusal.
+	if err := coordinator.Probe(t.Context(), []string{fmt.Sprintf("https://127.0.0.1:%d", securitytest.FreePort(t))}); err != nil {
+		t.Errorf("probe of a closed port: %v", err)
 	}
 }
 
