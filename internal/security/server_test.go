@@ -225,6 +225,9 @@ func TestJobs(t *testing.T) {
 		if _, err := c.Cancel(ctx, api.CancelRequest{Study: "s"}); err == nil || !strings.Contains(err.Error(), "may not cancel") {
 			t.Errorf("viewer cancel: %v, want the server's permissions violation", err)
 		}
+		if _, err := c.Drain(ctx, "gpu-01"); err == nil || !strings.Contains(err.Error(), "may not drain") {
+			t.Errorf("viewer drain: %v, want the server's permissions violation", err)
+		}
 	})
 	t.Run("submitter", func(t *testing.T) {
 		c := bus.NewClient(mustDial(t, srv.URL, securitytest.NATSOf(b, "submitter")).Conn, 2*time.Second)
