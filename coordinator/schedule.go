@@ -144,6 +144,7 @@ func (l *leaderState) dispatch(t *trial, n *node, now time.Time) {
 		Timeout:       bus.Duration(s.spec.Timeout),
 		Leader:        l.cfg.ID,
 		Config:        s.methodConfig,
+		Resume:        resumeFrom(t),
 	}
 	l.outbox[n] = append(l.outbox[n], d)
 }
