@@ -7,6 +7,7 @@ import (
 
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/checkpoint"
 )
 
 // Role is what an identity does in a deployment.
@@ -82,6 +83,30 @@ var historyReads = []string{
 	"$JS.API.CONSUMER.INFO." + bus.StreamEvents + "." + bus.ConsumerCoordinator,
 }
 
+// checkpointStore is what an agent needs of the JetStream object store
+// that keeps checkpoints (internal/checkpoint): publish chunks and
+// metadata, read them back (stream info, direct gets, ordered consumers
+// and their flow control) and purge an object's old chunks. The
+// coordinator creates the bucket; an agent cannot create or delete
+// streams.
+var checkpointStore = func() []string {
+	stream := "OBJ_" + checkpoint.DefaultBucket
+	return []string{
+		"$O." + checkpoint.DefaultBucket + ".>",
+		"$JS.API.STREAM.INFO." + stream,
+		"$JS.API.STREAM.MSG.GET." + stream,
+		"$JS.API.DIRECT.GET." + stream,
+		"$JS.API.DIRECT.GET." + stream + ".>",
+		"$JS.API.STREAM.PURGE." + stream,
+		"$JS.API.CONSUMER.CREATE." + stream,
+		"$JS.API.CONSUMER.CREATE." + stream + ".>",
+		"$JS.API.CONSUMER.INFO." + stream + ".>",
+		"$JS.API.CONSUMER.DELETE." + stream + ".>",
+		"$JS.API.CONSUMER.MSG.NEXT." + stream + ".>",
+		"$JS.FC." + stream + ".>",
+	}
+}()
+
 func apiVerbs(verbs ...string) []string {
 	out := make([]string, len(verbs))
 	for i, v := range verbs {
@@ -112,13 +137,13 @@ func (id Identity) Permissions() Permissions {
 		// an outcome's sender is what stops one agent overwriting
 		// another's results (docs/security.md, "Not yet done").
 		return Permissions{
-			Publish: []string{
+			Publish: append([]string{
 				bus.HeartbeatSubject(id.Node),
 				bus.SubjectEvents + ".>",
 				bus.SubjectStarted + ".>",
 				bus.SubjectMetrics + ".>",
 				bus.SubjectCurves + ".>",
-			},
+			}, checkpointStore...),
 			Subscribe: append([]string{bus.SubjectNode + "." + id.Node + ".>"}, inbox...),
 			Responses: true,
 		}

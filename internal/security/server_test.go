@@ -2,6 +2,7 @@ package security_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/checkpoint"
 	"asymptote.dev/asymptote/internal/security"
 	"asymptote.dev/asymptote/internal/security/securitytest"
 )
@@ -279,6 +281,33 @@ func TestJobs(t *testing.T) {
 		}
 		if got := <-heartbeats; got != bus.HeartbeatSubject("gpu-01") {
 			t.Errorf("heartbeat on %s", got)
+		}
+
+		// The agent saves a checkpoint in the store the coordinator made,
+		// and reads it back to resume.
+		if _, err := checkpoint.NewObject(ctx, js, checkpoint.ObjectConfig{}); err != nil {
+			t.Fatalf("coordinator creates the checkpoint store: %v", err)
+		}
+		store, err := checkpoint.NewObject(ctx, ajs, checkpoint.ObjectConfig{Open: true})
+		if err != nil {
+			t.Fatalf("agent opens the checkpoint store: %v", err)
+		}
+		blob := bytes.Repeat([]byte("weights "), 1<<14)
+		info, err := store.Put(ctx, "s/t1/1/step-100", bytes.NewReader(blob))
+		if err != nil {
+			t.Fatalf("agent saves a checkpoint: %v", err)
+		}
+		r, err := store.Get(ctx, "s/t1/1/step-100", info)
+		if err != nil {
+			t.Fatalf("agent opens its checkpoint: %v", err)
+		}
+		back, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(back, blob) {
+			t.Errorf("agent reads its checkpoint back: %d bytes, %v; want %d", len(back), err, len(blob))
+		}
+		if list, err := store.List(ctx, "s/"); err != nil || len(list) != 1 {
+			t.Errorf("agent lists checkpoints: %v, %v", list, err)
 		}
 
 		// The viewer reads the history the agent wrote.
