@@ -7,7 +7,6 @@ import (
 
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
-	"asymptote.dev/asymptote/internal/checkpoint"
 )
 
 // Role is what an identity does in a deployment.
@@ -83,6 +82,11 @@ var historyReads = []string{
 	"$JS.API.CONSUMER.INFO." + bus.StreamEvents + "." + bus.ConsumerCoordinator,
 }
 
+// CheckpointBucket is internal/checkpoint's DefaultBucket (a test keeps
+// them equal): importing that package here would make a cycle through
+// the embedded servers in its tests.
+const CheckpointBucket = "asymptote-checkpoints"
+
 // checkpointStore is what an agent needs of the JetStream object store
 // that keeps checkpoints (internal/checkpoint): publish chunks and
 // metadata, read them back (stream info, direct gets, ordered consumers
@@ -90,9 +94,9 @@ var historyReads = []string{
 // coordinator creates the bucket; an agent cannot create or delete
 // streams.
 var checkpointStore = func() []string {
-	stream := "OBJ_" + checkpoint.DefaultBucket
+	stream := "OBJ_" + CheckpointBucket
 	return []string{
-		"$O." + checkpoint.DefaultBucket + ".>",
+		"$O." + CheckpointBucket + ".>",
 		"$JS.API.STREAM.INFO." + stream,
 		"$JS.API.STREAM.MSG.GET." + stream,
 		"$JS.API.DIRECT.GET." + stream,

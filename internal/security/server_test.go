@@ -174,6 +174,14 @@ func TestPermissions(t *testing.T) {
 	}
 }
 
+// TestCheckpointBucket: the permissions name the bucket the checkpoint
+// store uses.
+func TestCheckpointBucket(t *testing.T) {
+	if security.CheckpointBucket != checkpoint.DefaultBucket {
+		t.Errorf("security.CheckpointBucket %q, checkpoint.DefaultBucket %q: agents would be refused their checkpoints", security.CheckpointBucket, checkpoint.DefaultBucket)
+	}
+}
+
 // TestJobs runs each identity's job end to end over the secure server:
 // the coordinator answers the API and declares the streams; a viewer reads
 // status and metric history but gets the server's refusal when it
