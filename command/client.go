@@ -27,17 +27,26 @@ import (
 type clientFlags struct {
 	natsURL string
 	timeout time.Duration
+	sec     natsSecurityFlags
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.natsURL, "nats-url", defaultNATSURL, "NATS `URL` of the cluster")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "how long to wait for the leader to answer")
+	c.sec.register(fs)
 }
 
 func (c *clientFlags) connect(env Env) (*bus.Client, *nats.Conn, error) {
-	nc, err := nats.Connect(c.natsURL, nats.Name("asymptote-cli"), nats.Timeout(5*time.Second))
+	opts, err := c.sec.Options()
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w (is 'asymptote dev' or a coordinator running? set -nats-url or ASYMPTOTE_NATS_URL)", c.natsURL, err)
+		return nil, nil, usagef("%v", err)
+	}
+	nc, err := nats.Connect(c.natsURL, append(opts, nats.Name("asymptote-cli"), nats.Timeout(5*time.Second),
+		// The requests report the server's refusals; nats.go would also
+		// print them.
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w (%s)", c.natsURL, err, connectHint(err))
 	}
 	return bus.NewClient(nc, c.timeout), nc, nil
 }

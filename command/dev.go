@@ -14,6 +14,7 @@ import (
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/devcluster"
 	"asymptote.dev/asymptote/internal/node"
+	"asymptote.dev/asymptote/internal/security"
 	"asymptote.dev/asymptote/sweep"
 )
 
@@ -22,6 +23,7 @@ type devCommand struct {
 	invocation
 	dataDir                string
 	natsPort, agents, show int
+	secure                 bool
 	jsSync                 natsSync
 	copts                  coordinatorOptions
 	aopts                  agentOptions
@@ -35,6 +37,7 @@ func (cmd *devCommand) flags() *flag.FlagSet {
 	cmd.jsSync.register(fs)
 	fs.IntVar(&cmd.agents, "agents", 1, "number of local agents; they split the host's CPUs, memory and GPUs between them (-cpus and -memory, when given, are what each offers)")
 	fs.IntVar(&cmd.show, "show", 20, "rows of the results table to print (best first)")
+	fs.BoolVar(&cmd.secure, "secure", false, "run as a secure cluster does: TLS with client certificates on NATS and etcd, and each process connecting as its own identity, from `asymptote secure init` in DATA_DIR/secure (docs/security.md)")
 	cmd.copts.register(fs)
 	cmd.aopts.register(fs)
 	return fs
@@ -48,8 +51,12 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 		return err
 	}
 	log := newLogger(env.Stderr, slog.LevelWarn)
+	bundle, err := cmd.bundle("")
+	if err != nil {
+		return err
+	}
 	n, err := node.Start(ctx, node.Config{
-		Servers: &devcluster.Config{DataDir: cmd.dataDir, NATSPort: cmd.natsPort, Logger: log, NATSSyncInterval: cmd.jsSync.interval},
+		Servers: &devcluster.Config{DataDir: cmd.dataDir, NATSPort: cmd.natsPort, Logger: log, NATSSyncInterval: cmd.jsSync.interval, Security: bundle},
 		Logger:  log,
 	})
 	if err != nil {
@@ -59,10 +66,19 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 	// servers they use are closed.
 	defer n.Close()
 	fmt.Fprintf(env.Stderr, "asymptote dev: NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), cmd.dataDir)
-	if err := startDevNode(env, n, cmd.copts, cmd.aopts, cmd.agents, cmd.dataDir, log); err != nil {
+	client := &clientFlags{natsURL: n.NATSURL, timeout: 30 * time.Second}
+	if bundle != nil {
+		// Again, now that the URL is known, for the environment files.
+		if bundle, err = cmd.bundle(n.NATSURL); err != nil {
+			return err
+		}
+		client.sec.NATS = bundle.NATS("submitter")
+		fmt.Fprintf(env.Stderr, "asymptote dev: secure; each process is its own identity; to connect: set -a; . %s; set +a\n", filepath.Join(bundle.Dir, security.EnvFile("submitter")))
+	}
+	if err := startDevNode(env, n, cmd.copts, cmd.aopts, cmd.agents, cmd.dataDir, log, bundle); err != nil {
 		return err
 	}
-	client, nc, err := (&clientFlags{natsURL: n.NATSURL, timeout: 30 * time.Second}).connect(env)
+	c, nc, err := client.connect(env)
 	if err != nil {
 		return err
 	}
@@ -72,8 +88,24 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 		<-n.Context().Done()
 		return n.Close()
 	}
-	return cmd.runStudy(ctx, n, client, *req)
+	return cmd.runStudy(ctx, n, c, *req)
 }
+
+// bundle writes (or completes) DATA_DIR/secure with an identity for each
+// of dev's agents when -secure is given, with natsURL in the identities'
+// environment files; nil without -secure.
+func (cmd *devCommand) bundle(natsURL string) (*security.Bundle, error) {
+	if !cmd.secure {
+		return nil, nil
+	}
+	agents := make([]string, cmd.agents)
+	for i := range agents {
+		agents[i] = devNodeID(i + 1)
+	}
+	return security.Init(security.Plan{Dir: filepath.Join(cmd.dataDir, "secure"), Agents: agents, NATSURL: natsURL})
+}
+
+func devNodeID(i int) string { return fmt.Sprintf("dev-%d", i) }
 
 // request parses and checks the command line and reads the study spec it
 // names, if any (nil: dev only serves).
@@ -151,11 +183,15 @@ func (cmd *devCommand) runStudy(ctx context.Context, n *node.Node, client *bus.C
 
 // startDevNode starts dev's coordinator, its HTTP API and its agents,
 // which split the host between them.
-func startDevNode(env Env, n *node.Node, copts coordinatorOptions, aopts agentOptions, agents int, dataDir string, log *slog.Logger) error {
+func startDevNode(env Env, n *node.Node, copts coordinatorOptions, aopts agentOptions, agents int, dataDir string, log *slog.Logger, bundle *security.Bundle) error {
 	if copts.id == "" {
 		copts.id = "dev"
 	}
 	c := copts.coordinator(log)
+	if bundle != nil {
+		nc, ec := bundle.NATS("coordinator"), bundle.Etcd("coordinator")
+		c.NATSSecurity, c.EtcdSecurity = &nc, &ec
+	}
 	var err error
 	if c.HTTP, err = copts.http.listen(env.Stderr); err != nil {
 		return err
@@ -169,11 +205,15 @@ func startDevNode(env Env, n *node.Node, copts coordinatorOptions, aopts agentOp
 	for i := 1; i <= agents; i++ {
 		o := aopts
 		o.checkpoints = copts.checkpoints
-		o.nodeID = fmt.Sprintf("dev-%d", i)
+		o.nodeID = devNodeID(i)
 		o.dataDir = filepath.Join(dataDir, "agents", o.nodeID)
 		a, err := o.agent(n.Context(), log, hostShare{index: i - 1, of: agents})
 		if err != nil {
 			return err
+		}
+		if bundle != nil {
+			sec := bundle.NATS("agent-" + o.nodeID)
+			a.NATSSecurity = &sec
 		}
 		if _, err := n.StartAgent(a); err != nil {
 			return err

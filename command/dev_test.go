@@ -81,7 +81,7 @@ space:
 retries: 1
 resources: {cpu: 0.5, memory: 32MiB}
 `)
-	code, out, errOut := runCLI(t, "dev", spec, "-data-dir", filepath.Join(dir, "data"), "-nats-port", "-1")
+	code, out, errOut := runCLI(t, "dev", spec, "-data-dir", filepath.Join(dir, "data"), "-nats-port", "-1", "-test-methods")
 	if code != 1 {
 		t.Fatalf("dev exited %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}

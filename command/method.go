@@ -31,10 +31,17 @@ func (cmd *methodCommand) Run(_ context.Context) error {
 }
 
 // methodsCommand lists the built-in methods with their parameters.
-type methodsCommand struct{ invocation }
+type methodsCommand struct {
+	invocation
+	testMethods bool
+}
 
-// flags declares methods' flags: none.
-func (cmd *methodsCommand) flags() *flag.FlagSet { return newFlagSet(cmd.env, "methods", "") }
+// flags declares methods' flags.
+func (cmd *methodsCommand) flags() *flag.FlagSet {
+	fs := newFlagSet(cmd.env, "methods", "[flags]")
+	fs.BoolVar(&cmd.testMethods, "test-methods", false, "also list the methods an agent offers with -test-methods (faulty)")
+	return fs
+}
 
 // Run runs the command.
 func (cmd *methodsCommand) Run(ctx context.Context) error {
@@ -43,7 +50,11 @@ func (cmd *methodsCommand) Run(ctx context.Context) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	for i, name := range methods.Names() {
+	names := methods.Names()
+	if cmd.testMethods {
+		names = append(names, methods.TestNames()...)
+	}
+	for i, name := range names {
 		m, _ := methods.Lookup(name)
 		info, err := m.Info(ctx)
 		if err != nil {

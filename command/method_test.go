@@ -5,14 +5,29 @@ import (
 	"testing"
 )
 
+// TestMethodsListing: the test methods are listed only when asked for,
+// as an agent offers them only with -test-methods.
 func TestMethodsListing(t *testing.T) {
-	code, out, errOut := runCLI(t, "methods")
-	if code != 0 {
-		t.Fatalf("asymptote methods = %d, stderr %q", code, errOut)
+	clearAsymptoteEnv(t)
+	tests := []struct {
+		args   []string
+		faulty bool
+	}{
+		{args: []string{"methods"}},
+		{args: []string{"methods", "-test-methods"}, faulty: true},
 	}
-	for _, want := range []string{"synthetic (version", "faulty (version", "  unique_tokens", "optional", `default "ok"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
+	for _, tt := range tests {
+		code, out, errOut := runCLI(t, tt.args...)
+		if code != 0 {
+			t.Fatalf("asymptote %v = %d, stderr %q", tt.args, code, errOut)
+		}
+		for _, want := range []string{"synthetic (version", "  unique_tokens", "optional"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: output lacks %q:\n%s", tt.args, want, out)
+			}
+		}
+		if got := strings.Contains(out, "faulty (version") && strings.Contains(out, `default "ok"`); got != tt.faulty {
+			t.Errorf("%v lists faulty: %v, want %v", tt.args, got, tt.faulty)
 		}
 	}
 }

@@ -143,6 +143,8 @@ type agentOptions struct {
 	memory       string
 	queue        float64
 	heartbeat    time.Duration
+	testMethods  bool
+	passEnv      listFlag
 	grace        time.Duration
 	ckptGrace    time.Duration
 	checkpoints  checkpointStore
@@ -162,6 +164,8 @@ func (o *agentOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.memory, "memory", "", "memory to offer, such as 16GiB (default: all the host has)")
 	fs.Float64Var(&o.queue, "queue", 1, "accept attempts beyond the offered resources, up to this `multiple` of them, to start the moment a running one ends (0: none)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", time.Second, "heartbeat interval")
+	fs.BoolVar(&o.testMethods, "test-methods", false, "also offer the methods that misbehave on request (faulty), for testing fault handling; never on an agent that runs real work")
+	fs.Var(&o.passEnv, "pass-env", "environment `variables` the agent passes on to methods, comma-separated, NAME or a PREFIX* (repeatable; methods otherwise get only a short list such as PATH, HOME, LANG and CUDA_*: no bus URLs or credentials; docs/security.md)")
 	fs.DurationVar(&o.grace, "shutdown-grace", 10*time.Second, "on SIGTERM or a drain, how long to checkpoint, stop and report running attempts before exiting; keep it under what the cluster waits before SIGKILL (SLURM's KillWait, Kubernetes' terminationGracePeriodSeconds)")
 	fs.DurationVar(&o.ckptGrace, "checkpoint-grace", 0, "of -shutdown-grace, how long running attempts get to save and upload a checkpoint before they are stopped (default half of it)")
 }
@@ -262,7 +266,11 @@ func (o *agentOptions) agent(ctx context.Context, log *slog.Logger, share hostSh
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
 		return a, err
 	}
-	names := methods.Names()
+	names, builtins := methods.Names(), methods.Names()
+	if o.testMethods {
+		builtins = append(builtins, methods.TestNames()...)
+		names = append(names, methods.TestNames()...)
+	}
 	var methodEnv map[string][]string
 	if len(o.programs) == 0 {
 		// Nothing to run: studies of the command method wait for an
@@ -284,7 +292,8 @@ func (o *agentOptions) agent(ctx context.Context, log *slog.Logger, share hostSh
 		},
 		Checkpoints: o.checkpoints.v,
 		Manager: &node.ManagerConfig{
-			Builtins:  methods.Names(),
+			Builtins:  builtins,
+			PassEnv:   o.passEnv,
 			PluginDir: o.pluginDir,
 			Allowlist: o.allowlist,
 			WorkDir:   workDir,

@@ -19,6 +19,8 @@ type coordinatorCommand struct {
 	natsURL, etcdEndpoints, dataDir string
 	natsPort                        int
 	jsSync                          natsSync
+	natsSec                         natsSecurityFlags
+	etcdSec                         etcdSecurityFlags
 	opts                            coordinatorOptions
 }
 
@@ -29,6 +31,8 @@ func (cmd *coordinatorCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client `URLs` (default: start an embedded etcd server)")
 	fs.StringVar(&cmd.dataDir, "data-dir", "asymptote-data", "`directory` for the embedded servers' state")
 	fs.IntVar(&cmd.natsPort, "nats-port", 4222, "port of the embedded NATS server")
+	cmd.natsSec.register(fs)
+	cmd.etcdSec.register(fs)
 	cmd.jsSync.register(fs)
 	cmd.opts.register(fs)
 	return fs
@@ -47,7 +51,21 @@ func (cmd *coordinatorCommand) Run(ctx context.Context) error {
 	if (cmd.natsURL == "") != (cmd.etcdEndpoints == "") {
 		return usagef("give both -nats-url and -etcd-endpoints for external clusters, or neither for embedded servers")
 	}
-	cfg := node.Config{Logger: log, NATSURL: cmd.natsURL}
+	cfg := node.Config{Logger: log, NATSURL: cmd.natsURL, NATSSecurity: cmd.natsSec.NATS, EtcdSecurity: cmd.etcdSec.Etcd}
+	if cmd.natsURL == "" && (cfg.NATSSecurity.Secure() || cfg.EtcdSecurity.Secure()) {
+		return usagef("the TLS and credential flags (-nats-ca, -etcd-cert, ...) are for external servers: give -nats-url and -etcd-endpoints too (the embedded servers listen on loopback without TLS)")
+	}
+	if _, err := cfg.NATSSecurity.Options(); err != nil {
+		return usagef("%v", err)
+	}
+	if _, _, _, err := cfg.EtcdSecurity.Client(); err != nil {
+		return usagef("%v", err)
+	}
+	// The etcd client only ever says etcd did not answer; a refused or
+	// untrusted certificate is reported here by name.
+	if err := cfg.EtcdSecurity.Probe(ctx, strings.Split(cmd.etcdEndpoints, ",")); err != nil {
+		return err
+	}
 	if cmd.natsURL == "" {
 		cfg.Servers = &devcluster.Config{DataDir: cmd.dataDir, NATSPort: cmd.natsPort, Logger: log, NATSSyncInterval: cmd.jsSync.interval}
 	} else {
@@ -78,6 +96,7 @@ func (cmd *coordinatorCommand) Run(ctx context.Context) error {
 type agentCommand struct {
 	invocation
 	natsURL string
+	natsSec natsSecurityFlags
 	opts    agentOptions
 }
 
@@ -85,6 +104,7 @@ type agentCommand struct {
 func (cmd *agentCommand) flags() *flag.FlagSet {
 	fs := newFlagSet(cmd.env, "agent", "[flags]")
 	fs.StringVar(&cmd.natsURL, "nats-url", defaultNATSURL, "NATS `URL`")
+	cmd.natsSec.register(fs)
 	fs.StringVar(&cmd.opts.nodeID, "node-id", defaultNodeID(), "stable, unique `name` of this agent (give each agent on one host its own)")
 	fs.StringVar(&cmd.opts.dataDir, "data-dir", "", "`directory` for the agent's local state: its lock, and its method processes' registry and sockets (default "+defaultAgentDataDir("NODE_ID")+", one per -node-id)")
 	cmd.opts.register(fs)
@@ -107,12 +127,15 @@ func (cmd *agentCommand) Run(ctx context.Context) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
+	if _, err := cmd.natsSec.Options(); err != nil {
+		return usagef("%v", err)
+	}
 	log := newLogger(env.Stderr, slog.LevelInfo)
 	a, err := opts.agent(ctx, log, hostShare{})
 	if err != nil {
 		return err
 	}
-	n, err := node.Start(ctx, node.Config{NATSURL: cmd.natsURL, Logger: log, Agents: []node.Agent{a}})
+	n, err := node.Start(ctx, node.Config{NATSURL: cmd.natsURL, NATSSecurity: cmd.natsSec.NATS, Logger: log, Agents: []node.Agent{a}})
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func runTestAgent(dir string) int {
 	if err != nil {
 		return 1
 	}
-	m, err := New(Config{Executable: exe, Builtins: methods.Names(), WorkDir: dir})
+	m, err := New(Config{Executable: exe, Builtins: append(methods.Names(), methods.TestNames()...), WorkDir: dir})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

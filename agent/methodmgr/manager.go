@@ -86,6 +86,12 @@ type Config struct {
 	// Logger receives the manager's and the plugins' log entries; plugin
 	// entries carry module=<method>. Default: discard.
 	Logger *slog.Logger
+	// PassEnv names environment variables (NAME, or PREFIX*) that method
+	// processes inherit from the agent besides a short base list (PATH,
+	// HOME, locales, CUDA_*, ...; environ.go). Everything else of the
+	// agent's environment, its bus URL and credentials included, is left
+	// out; a Run's Env is added on top.
+	PassEnv []string
 }
 
 // Run describes one attempt to run.
@@ -509,7 +515,7 @@ func (m *Manager) launch(ctx context.Context, spec launchSpec, key string, env [
 			base := exec.Command(spec.path, spec.args...)
 			cmd.Path, cmd.Args, cmd.Err = base.Path, base.Args, base.Err
 			pluginEnv := cmd.Env
-			cmd.Env = append(os.Environ(), env...)
+			cmd.Env = append(scrubEnv(os.Environ(), m.cfg.PassEnv), env...)
 			cmd.Env = append(cmd.Env, entry.marker(), sdk.LogLevelEnv+"="+m.pluginLogLevel())
 			cmd.Env = append(cmd.Env, pluginEnv...)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -50,7 +50,7 @@ func newManager(t *testing.T, mod func(*Config)) *Manager {
 	}
 	cfg := Config{
 		Executable:  exe,
-		Builtins:    methods.Names(),
+		Builtins:    append(methods.Names(), methods.TestNames()...),
 		WorkDir:     filepath.Join(shortTempDir(t), "w"),
 		IdleTimeout: time.Minute,
 		KillGrace:   300 * time.Millisecond,
@@ -276,7 +276,7 @@ func BenchmarkRunWarm(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	m, err := New(Config{Executable: exe, Builtins: methods.Names(), WorkDir: dir})
+	m, err := New(Config{Executable: exe, Builtins: append(methods.Names(), methods.TestNames()...), WorkDir: dir})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -82,6 +82,12 @@ var rules = []rule{
 		why:      "checkpoint storage is the layer the agent and the leader share: the agent writes and reads checkpoints without etcd, and neither side's code may leak into it",
 	},
 	{
+		pattern:  module + "/internal/security",
+		required: true,
+		deny:     []string{"go.etcd.io/etcd/server/", "github.com/nats-io/nats-server/", "github.com/hashicorp/go-plugin", module + "/coordinator", module + "/agent", module + "/internal/node"},
+		why:      "connection settings and the bootstrap are read by every command, agents' included: they use the client libraries, nkeys and the standard library's crypto, never a server or the control plane",
+	},
+	{
 		pattern: module + "/agent/...",
 		deny:    []string{"go.etcd.io/etcd/client/"},
 		why:     "agents talk to the coordinator over NATS only; etcd is the coordinator's",

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,7 +46,7 @@ func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
 	}
 	// A leader may be between elections: retry until the deadline.
 	for {
-		msg, err := c.nc.RequestWithContext(ctx, APISubject(verb), b)
+		msg, err := c.request(ctx, APISubject(verb), verb, b)
 		if err == nil {
 			var remote *api.RemoteError
 			if err := api.DecodeReply(msg.Data, reply); err != nil && !errors.As(err, &remote) {
@@ -67,6 +68,42 @@ func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// request sends one request to subject, for what (a verb, "drain"). A
+// server with permissions drops a request its sender may not make and
+// sends the client an error instead, so no one would ever answer: the
+// request then ends at once with that refusal.
+func (c *Client) request(ctx context.Context, subject, what string, b []byte) (*nats.Msg, error) {
+	before := c.nc.LastError()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if err := c.nc.LastError(); err != before && refused(err, subject) {
+				cancel(err)
+				return
+			}
+		}
+	}()
+	msg, err := c.nc.RequestWithContext(ctx, subject, b)
+	if cause := context.Cause(ctx); err != nil && refused(cause, subject) {
+		return nil, fmt.Errorf("%w; this identity may not %s (docs/security.md lists what each may do)", cause, what)
+	}
+	return msg, err
+}
+
+// refused reports whether err is the server's refusal of a publish to
+// subject.
+func refused(err error, subject string) bool {
+	return errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+subject+`"`)
 }
 
 // Submit submits a study spec.
@@ -121,7 +158,7 @@ func (c *Client) Drain(ctx context.Context, node string) (*DrainReply, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	msg, err := c.nc.RequestWithContext(ctx, DrainSubject(node), nil)
+	msg, err := c.request(ctx, DrainSubject(node), "drain", nil)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, fmt.Errorf("drain: no agent %s is listening (is it running? 'asymptote status' lists the agents)", node)

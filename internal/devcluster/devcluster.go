@@ -19,6 +19,8 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"asymptote.dev/asymptote/internal/security"
 )
 
 // Config describes the embedded servers.
@@ -44,6 +46,12 @@ type Config struct {
 	// last flush. A positive interval trades that window for throughput
 	// (docs/operations.md, "What survives what").
 	NATSSyncInterval time.Duration
+	// Security, when set, is a bundle from `asymptote secure init`: NATS
+	// then requires TLS with client certificates and lets in only the
+	// bundle's identities, each with its permissions (its
+	// nats-auth.conf), and etcd serves clients over TLS and requires a
+	// client certificate from the bundle's CA (`asymptote dev -secure`).
+	Security *security.Bundle
 }
 
 // Cluster is a running pair of embedded servers.
@@ -106,6 +114,13 @@ func startEtcd(ctx context.Context, cfg Config) (*embed.Etcd, string, error) {
 		return nil, "", err
 	}
 	cu := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", clientPort)}
+	if b := cfg.Security; b != nil {
+		cu.Scheme = "https"
+		ec.ClientTLSInfo.CertFile = filepath.Join(b.Dir, security.ServerFile)
+		ec.ClientTLSInfo.KeyFile = filepath.Join(b.Dir, security.ServerKeyFile)
+		ec.ClientTLSInfo.TrustedCAFile = filepath.Join(b.Dir, security.CAFile)
+		ec.ClientTLSInfo.ClientCertAuth = true
+	}
 	pu := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", peerPort)}
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
@@ -160,6 +175,15 @@ func startNATS(cfg Config) (*natsserver.Server, error) {
 		opts.SyncInterval = cfg.NATSSyncInterval
 	} else {
 		opts.SyncAlways = true
+	}
+	if b := cfg.Security; b != nil {
+		// The same TLS and users a real server reads from the bundle.
+		auth, err := natsserver.ProcessConfigFile(filepath.Join(b.Dir, security.NATSAuthFile))
+		if err != nil {
+			return nil, fmt.Errorf("devcluster: %w", err)
+		}
+		opts.TLS, opts.TLSConfig, opts.TLSVerify, opts.TLSTimeout = auth.TLS, auth.TLSConfig, auth.TLSVerify, auth.TLSTimeout
+		opts.Nkeys = auth.Nkeys
 	}
 	ns, err := natsserver.NewServer(opts)
 	if err != nil {

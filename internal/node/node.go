@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"asymptote.dev/asymptote/internal/devcluster"
+	"asymptote.dev/asymptote/internal/security"
 )
 
 // Config describes a node.
@@ -35,6 +36,10 @@ type Config struct {
 	// when Servers is nil. Etcd is dialled only for coordinators.
 	NATSURL       string
 	EtcdEndpoints []string
+	// NATSSecurity and EtcdSecurity are the TLS settings and credentials
+	// of every connection the node dials (zero: plaintext, anonymous).
+	NATSSecurity security.NATS
+	EtcdSecurity security.Etcd
 	// Logger is the processes' logger unless their own config names one
 	// (default: discard).
 	Logger *slog.Logger
@@ -123,8 +128,15 @@ func (n *Node) Defer(f func()) {
 }
 
 // Conn dials the node's NATS server; the node closes the connection.
-func (n *Node) Conn(name string) (*nats.Conn, error) {
-	nc, err := DialNATS(n.NATSURL, name, n.cfg.Logger, n.cfg.ReconnectWait)
+func (n *Node) Conn(name string) (*nats.Conn, error) { return n.conn(name, nil) }
+
+// conn dials the node's NATS server with sec, or the node's settings when
+// sec is nil.
+func (n *Node) conn(name string, sec *security.NATS) (*nats.Conn, error) {
+	if sec == nil {
+		sec = &n.cfg.NATSSecurity
+	}
+	nc, err := DialNATS(n.NATSURL, name, n.cfg.Logger, n.cfg.ReconnectWait, *sec)
 	if err != nil {
 		return nil, err
 	}
@@ -135,10 +147,19 @@ func (n *Node) Conn(name string) (*nats.Conn, error) {
 // Etcd returns a client of endpoints (default: the node's etcd); the node
 // closes it.
 func (n *Node) Etcd(endpoints ...string) (*clientv3.Client, error) {
+	return n.etcd(nil, endpoints...)
+}
+
+// etcd returns a client of endpoints with sec, or the node's settings
+// when sec is nil.
+func (n *Node) etcd(sec *security.Etcd, endpoints ...string) (*clientv3.Client, error) {
 	if len(endpoints) == 0 {
 		endpoints = n.EtcdEndpoints
 	}
-	cli, err := DialEtcd(endpoints)
+	if sec == nil {
+		sec = &n.cfg.EtcdSecurity
+	}
+	cli, err := DialEtcd(endpoints, *sec)
 	if err != nil {
 		return nil, err
 	}
@@ -249,11 +270,27 @@ func (p *Process) Done() <-chan struct{} { return p.done }
 // Err is what the process returned; call it once Done is closed.
 func (p *Process) Err() error { return p.err }
 
-// DialNATS dials NATS with reconnects that never give up, every wait
-// apart: agents and coordinators outlive NATS restarts.
-func DialNATS(url, name string, log *slog.Logger, wait time.Duration) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+// DialNATS dials NATS with sec's TLS and credentials and with reconnects
+// that never give up, every wait apart: agents and coordinators outlive
+// NATS restarts. A server that refuses the credentials is retried too
+// (the operator may be reloading its configuration), and each refusal is
+// logged.
+func DialNATS(url, name string, log *slog.Logger, wait time.Duration, sec security.NATS) (*nats.Conn, error) {
+	secure, err := sec.Options()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, append(secure,
 		nats.Name(name),
+		nats.IgnoreAuthErrorAbort(),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("NATS refused", "error", err)
+		}),
+		// A refused or failed (re)connect: without this, a process given
+		// credentials the server does not list would retry in silence.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("cannot connect to NATS; retrying", "url", url, "error", err)
+		}),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(wait),
 		nats.RetryOnFailedConnect(true),
@@ -263,19 +300,27 @@ func DialNATS(url, name string, log *slog.Logger, wait time.Duration) (*nats.Con
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("reconnected to NATS", "url", c.ConnectedUrl()) }),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
 	return nc, nil
 }
 
-// DialEtcd returns an etcd client for endpoints.
-func DialEtcd(endpoints []string) (*clientv3.Client, error) {
+// DialEtcd returns an etcd client for endpoints with sec's TLS and
+// credentials.
+func DialEtcd(endpoints []string, sec security.Etcd) (*clientv3.Client, error) {
+	tc, user, password, err := sec.Client()
+	if err != nil {
+		return nil, err
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
+		TLS:         tc,
+		Username:    user,
+		Password:    password,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd at %v: %w", endpoints, err)

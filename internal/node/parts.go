@@ -19,6 +19,7 @@ import (
 	"asymptote.dev/asymptote/internal/checkpoint"
 	"asymptote.dev/asymptote/internal/dashboard"
 	"asymptote.dev/asymptote/internal/httpapi"
+	"asymptote.dev/asymptote/internal/security"
 )
 
 // The configurations and method interfaces of coordinators and agents, so
@@ -45,6 +46,11 @@ type Coordinator struct {
 	// HTTP, when set, is where the HTTP API and dashboard are served
 	// beside the coordinator, on its connections, until the node stops.
 	HTTP net.Listener
+	// NATSSecurity and EtcdSecurity, when set, replace the node's for
+	// this coordinator's connections (`dev -secure` runs each process
+	// as its own identity).
+	NATSSecurity *security.NATS
+	EtcdSecurity *security.Etcd
 	// Checkpoints is where trials' checkpoints are kept, when
 	// Config.Checkpoints is nil.
 	Checkpoints Checkpoints
@@ -88,12 +94,12 @@ func (c Checkpoints) store(nc *nats.Conn, log *slog.Logger, open bool) (checkpoi
 
 // StartCoordinator dials the coordinator's connections and starts it.
 func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
-	etcd, err := n.Etcd(c.EtcdEndpoints...)
+	etcd, err := n.etcd(c.EtcdSecurity, c.EtcdEndpoints...)
 	if err != nil {
 		closeListener(c.HTTP)
 		return nil, err
 	}
-	nc, err := n.Conn("asymptote-coordinator-" + c.Config.ID)
+	nc, err := n.conn("asymptote-coordinator-"+c.Config.ID, c.NATSSecurity)
 	if err != nil {
 		closeListener(c.HTTP)
 		return nil, err
@@ -178,6 +184,9 @@ type Agent struct {
 	// closed, and when it fails to start (the agent's data-directory
 	// lock, say).
 	Release func()
+	// NATSSecurity, when set, replaces the node's for this agent's
+	// connection.
+	NATSSecurity *security.NATS
 	// Checkpoints is where the agent stores checkpoints, when
 	// Config.Checkpoints is nil.
 	Checkpoints Checkpoints
@@ -216,7 +225,7 @@ func (n *Node) StartAgent(a Agent) (p *Process, err error) {
 			mgr.Close()
 		}
 	}
-	nc, err := n.Conn("asymptote-agent-" + cfg.NodeID)
+	nc, err := n.conn("asymptote-agent-"+cfg.NodeID, a.NATSSecurity)
 	if err != nil {
 		closeMgr()
 		return nil, err

@@ -497,6 +497,19 @@ func TestChaosSingleServer(t *testing.T) {
 	runChaos(t, seed, topology{natsServers: 1, etcdMembers: 1, coordinators: 2, agents: 3, agentCPUs: 2}, 20*time.Second)
 }
 
+// TestChaosSecure runs the chaos pass on a deployment secured as
+// docs/security.md says: three NATS servers with TLS for clients and
+// routes and the generated users, etcd with client certificates and the
+// RBAC script, and every coordinator and agent as its own identity. The
+// faults and invariants are the cluster pass's; the leader's and agents'
+// permissions must be enough for everything they do under fault.
+func TestChaosSecure(t *testing.T) {
+	requireServers(t)
+	checkNoLeftovers(t, binPath)
+	seed := chooseSeed(t)
+	runChaos(t, seed, topology{natsServers: 3, etcdMembers: 3, coordinators: 2, agents: 3, agentCPUs: 2, secure: true}, 20*time.Second)
+}
+
 // TestSoak runs chaos rounds on the clusters, one fresh deployment and
 // seed after another, for -chaos.soak, and reports the totals.
 func TestSoak(t *testing.T) {

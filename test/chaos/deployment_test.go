@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/security"
 	"asymptote.dev/asymptote/internal/store"
 )
 
@@ -24,6 +28,11 @@ type topology struct {
 	agents       int
 	// agentCPUs is what each agent offers (-cpus).
 	agentCPUs float64
+	// secure runs the deployment as docs/security.md says: `secure init`,
+	// NATS with TLS and the generated users, etcd with TLS, client
+	// certificates and the RBAC script, and each process as its own
+	// identity.
+	secure bool
 }
 
 // Timings every deployment uses: short, so faults resolve within seconds.
@@ -46,16 +55,36 @@ type deployment struct {
 	// cli reads etcd directly, for the invariants and the leader.
 	cli *clientv3.Client
 	nc  *nats.Conn
+	// bundle is the secure deployment's `secure init` (nil: plain).
+	bundle *security.Bundle
 }
 
 // newDeployment starts the servers, then the coordinators and agents.
 func newDeployment(t testing.TB, dir string, topo topology) *deployment {
 	t.Helper()
 	d := &deployment{t: t, dir: dir, topo: topo}
-	d.nats = startNATS(t, dir, topo.natsServers)
-	d.etcd = startEtcd(t, dir, topo.etcdMembers)
+	if topo.secure {
+		agents := make([]string, topo.agents)
+		for i := range agents {
+			agents[i] = fmt.Sprintf("agent%d", i)
+		}
+		b, err := security.Init(security.Plan{Dir: filepath.Join(dir, "secure"), Agents: agents})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.bundle = b
+	}
+	d.nats = startNATS(t, dir, topo.natsServers, d.bundle)
+	d.etcd = startEtcd(t, dir, topo.etcdMembers, d.bundle)
 	d.cli = d.etcd.client(t)
-	nc, err := nats.Connect(d.nats.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if d.bundle != nil {
+		rbac := exec.Command("sh", filepath.Join(d.bundle.Dir, security.EtcdScriptFile))
+		rbac.Env = append(os.Environ(), "ETCD_ENDPOINTS="+d.etcd.Endpoints())
+		if out, err := rbac.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", security.EtcdScriptFile, err, out)
+		}
+	}
+	nc, err := nats.Connect(d.nats.URL(), append(d.nats.opts(t), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))...)
 	if err != nil {
 		t.Fatalf("connect NATS: %v", err)
 	}
@@ -67,7 +96,7 @@ func newDeployment(t testing.TB, dir string, topo topology) *deployment {
 			"-id", id, "-nats-url", d.nats.URL(), "-etcd-endpoints", d.etcd.Endpoints(),
 			"-stream-replicas", fmt.Sprint(topo.natsServers),
 			"-lease-ttl", leaseTTL.String(), "-heartbeat-grace", heartbeatGrace.String(),
-		})
+		}, d.identity("coordinator")...)
 		p.start()
 		d.coords = append(d.coords, p)
 	}
@@ -84,7 +113,28 @@ func (d *deployment) newAgent(node string, env ...string) *proc {
 	return newProc(d.t, d.dir, node, []string{binPath, "agent",
 		"-node-id", node, "-nats-url", d.nats.URL(), "-data-dir", filepath.Join(d.dir, node),
 		"-cpus", fmt.Sprint(d.topo.agentCPUs), "-memory", "4GiB", "-heartbeat", agentHeartbeat.String(),
-	}, env...)
+		"-test-methods", // the method-fault tests run the faulty method
+	}, append(d.identity("agent-"+node), env...)...)
+}
+
+// identity returns the environment of the secure deployment's identity
+// name, as its .env file gives it (none on a plain deployment); the
+// command line's flags still win.
+func (d *deployment) identity(name string) []string {
+	if d.bundle == nil {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(d.bundle.Dir, security.EnvFile(name)))
+	if err != nil {
+		d.t.Fatalf("identity %s: %v", name, err)
+	}
+	var env []string
+	for line := range strings.Lines(string(b)) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			env = append(env, line)
+		}
+	}
+	return env
 }
 
 // coordinator returns the coordinator process named id.

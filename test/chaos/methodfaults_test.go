@@ -126,7 +126,9 @@ func TestMethodFaultsThroughAgent(t *testing.T) {
 	// A plugin that exits before its handshake: an agent whose plugins
 	// all do, and still runs the healthy method.
 	d.agents[0].stop(15 * time.Second)
-	early := d.newAgent("early", "ASYMPTOTE_FAULTY_STARTUP=exit_early")
+	// Agents pass methods only the environment they are told to
+	// (-pass-env, here from the environment as ASYMPTOTE_PASS_ENV).
+	early := d.newAgent("early", "ASYMPTOTE_FAULTY_STARTUP=exit_early", "ASYMPTOTE_PASS_ENV=ASYMPTOTE_FAULTY_STARTUP")
 	early.start()
 	d.submit("early", faultySpec("early", "ok"))
 	d.waitDone("early", time.Minute)

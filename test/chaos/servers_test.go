@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"asymptote.dev/asymptote/internal/security"
 )
 
 // natsServer is one nats-server process with JetStream on, as a
@@ -27,14 +29,41 @@ type natsServer struct {
 // standalone server when n is 1).
 type natsCluster struct {
 	servers []*natsServer
+	// bundle, when set, is the deployment's secure init: the servers
+	// require TLS and its identities, and opts connects as its
+	// coordinator.
+	bundle *security.Bundle
+}
+
+// opts returns the options of a connection with every right: none on a
+// plain cluster, the coordinator identity's on a secure one.
+func (c *natsCluster) opts(t testing.TB) []nats.Option {
+	if c.bundle == nil {
+		return nil
+	}
+	opts, err := c.bundle.NATS("coordinator").Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opts
+}
+
+// include returns an include line for the bundle's file name, relative to
+// the server's directory sdir, as nats-server wants includes.
+func (c *natsCluster) include(t testing.TB, sdir, name string) string {
+	rel, err := filepath.Rel(sdir, filepath.Join(c.bundle.Dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("include %q\n", rel)
 }
 
 // startNATS starts n nats-server processes and waits until JetStream
 // answers through them.
-func startNATS(t testing.TB, dir string, n int) *natsCluster {
+func startNATS(t testing.TB, dir string, n int, bundle *security.Bundle) *natsCluster {
 	t.Helper()
 	ports := freePorts(t, 2*n)
-	c := &natsCluster{}
+	c := &natsCluster{bundle: bundle}
 	for i := range n {
 		name := fmt.Sprintf("nats%d", i)
 		sdir := filepath.Join(dir, name)
@@ -49,7 +78,14 @@ func startNATS(t testing.TB, dir string, n int) *natsCluster {
 					routes = append(routes, fmt.Sprintf("%q", fmt.Sprintf("nats://127.0.0.1:%d", ports[n+j])))
 				}
 			}
-			conf += fmt.Sprintf("cluster {\n  name: \"chaos\"\n  listen: \"127.0.0.1:%d\"\n  routes: [%s]\n}\n", ports[n+i], strings.Join(routes, ", "))
+			routeTLS := ""
+			if bundle != nil {
+				routeTLS = c.include(t, sdir, security.NATSRouteTLSFile)
+			}
+			conf += fmt.Sprintf("cluster {\n  name: \"chaos\"\n  listen: \"127.0.0.1:%d\"\n  routes: [%s]\n%s}\n", ports[n+i], strings.Join(routes, ", "), routeTLS)
+		}
+		if bundle != nil {
+			conf += c.include(t, sdir, security.NATSAuthFile)
 		}
 		path := filepath.Join(sdir, "nats.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
@@ -92,7 +128,7 @@ func (c *natsCluster) restart(t testing.TB, i int, down time.Duration) {
 // elects its meta leader).
 func (c *natsCluster) waitJetStream(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	nc, err := nats.Connect(c.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
+	nc, err := nats.Connect(c.URL(), append(c.opts(t), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))...)
 	if err != nil {
 		t.Fatalf("connect to NATS: %v", err)
 	}
@@ -126,21 +162,31 @@ type etcdMember struct {
 // etcdCluster is n etcd processes forming one cluster.
 type etcdCluster struct {
 	members []*etcdMember
+	// bundle, when set, makes the members serve clients over TLS and
+	// require client certificates; client then connects as etcd's root.
+	bundle *security.Bundle
+}
+
+func (c *etcdCluster) scheme() string {
+	if c.bundle != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // startEtcd starts an n-member etcd cluster with short election timings
 // and waits until it serves a read.
-func startEtcd(t testing.TB, dir string, n int) *etcdCluster {
+func startEtcd(t testing.TB, dir string, n int, bundle *security.Bundle) *etcdCluster {
 	t.Helper()
 	ports := freePorts(t, 2*n)
 	var initial []string
 	for i := range n {
 		initial = append(initial, fmt.Sprintf("etcd%d=http://127.0.0.1:%d", i, ports[n+i]))
 	}
-	c := &etcdCluster{}
+	c := &etcdCluster{bundle: bundle}
 	for i := range n {
 		name := fmt.Sprintf("etcd%d", i)
-		client := fmt.Sprintf("http://127.0.0.1:%d", ports[i])
+		client := fmt.Sprintf("%s://127.0.0.1:%d", c.scheme(), ports[i])
 		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[n+i])
 		argv := []string{"etcd",
 			"--name", name,
@@ -151,6 +197,10 @@ func startEtcd(t testing.TB, dir string, n int) *etcdCluster {
 			"--initial-cluster-state", "new", "--initial-cluster-token", "chaos",
 			"--heartbeat-interval", "50", "--election-timeout", "500",
 			"--logger", "zap", "--log-level", "warn",
+		}
+		if bundle != nil {
+			argv = append(argv, "--cert-file", filepath.Join(bundle.Dir, security.ServerFile), "--key-file", filepath.Join(bundle.Dir, security.ServerKeyFile),
+				"--trusted-ca-file", filepath.Join(bundle.Dir, security.CAFile), "--client-cert-auth")
 		}
 		m := &etcdMember{name: name, client: ports[i], proc: newProc(t, dir, name, argv)}
 		m.start()
@@ -176,7 +226,7 @@ func startEtcd(t testing.TB, dir string, n int) *etcdCluster {
 func (c *etcdCluster) Endpoints() string {
 	var eps []string
 	for _, m := range c.members {
-		eps = append(eps, fmt.Sprintf("http://127.0.0.1:%d", m.client))
+		eps = append(eps, fmt.Sprintf("%s://127.0.0.1:%d", c.scheme(), m.client))
 	}
 	return strings.Join(eps, ",")
 }
@@ -184,9 +234,16 @@ func (c *etcdCluster) Endpoints() string {
 // client returns an etcd client on every member, closed at cleanup.
 func (c *etcdCluster) client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints: strings.Split(c.Endpoints(), ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-	})
+	cfg := clientv3.Config{Endpoints: strings.Split(c.Endpoints(), ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if c.bundle != nil {
+		root := security.Etcd{CA: filepath.Join(c.bundle.Dir, security.CAFile), Cert: filepath.Join(c.bundle.Dir, security.CertFile("etcd-root")), Key: filepath.Join(c.bundle.Dir, security.KeyFile("etcd-root"))}
+		tc, _, _, err := root.Client()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.TLS = tc
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		t.Fatalf("etcd client: %v", err)
 	}

@@ -1,0 +1,196 @@
+package security
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
+)
+
+// Role is what an identity does in a deployment.
+type Role string
+
+// The roles, from most to least rights.
+const (
+	// RoleCoordinator is the only etcd client and has every bus right:
+	// it leads, records, dispatches and serves the HTTP API.
+	RoleCoordinator Role = "coordinator"
+	// RoleOperator may call every API verb (quarantine, resume and
+	// delete besides a submitter's) and drain agents.
+	RoleOperator Role = "operator"
+	// RoleSubmitter may submit, cancel, and read status and results.
+	RoleSubmitter Role = "submitter"
+	// RoleViewer may read status and results only.
+	RoleViewer Role = "viewer"
+	// RoleAgent receives its own node's dispatches, cancellations and
+	// drains, and publishes heartbeats for its own node and trial events.
+	RoleAgent Role = "agent"
+)
+
+// Identity is one credential of a deployment.
+type Identity struct {
+	// Name names the identity's files and its inbox: coordinator,
+	// operator, submitter, viewer, or agent-NODE for an agent.
+	Name string
+	Role Role
+	// Node is an agent's node ID.
+	Node string
+}
+
+// Agent returns the identity of the agent with node ID node.
+func Agent(node string) (Identity, error) {
+	if err := bus.ValidToken(node); err != nil {
+		return Identity{}, fmt.Errorf("agent node ID %q: %w (it names NATS subjects); give a name such as gpu-01", node, err)
+	}
+	return Identity{Name: "agent-" + node, Role: RoleAgent, Node: node}, nil
+}
+
+// fixedIdentities are the identities every deployment has.
+var fixedIdentities = []Identity{
+	{Name: "coordinator", Role: RoleCoordinator},
+	{Name: "operator", Role: RoleOperator},
+	{Name: "submitter", Role: RoleSubmitter},
+	{Name: "viewer", Role: RoleViewer},
+}
+
+// Inbox is the prefix of the identity's reply subjects (-nats-inbox):
+// the server lets it receive replies there and nowhere else.
+func (id Identity) Inbox() string { return "_INBOX." + id.Name }
+
+// Permissions are the subjects an identity may publish to and subscribe
+// to, and whether it may reply to requests it received.
+type Permissions struct {
+	Publish, Subscribe []string
+	// Responses lets the identity publish one reply to each request it
+	// received, on the requester's reply subject (NATS allow_responses).
+	Responses bool
+}
+
+// historyReads are the JetStream API subjects that reading a study's
+// metric history (results --history, fit --study) and the events backlog
+// (status) use: stream info, ordered consumers that are created, fetched
+// from and deleted, and the leader's consumer's info. Nothing here writes
+// or deletes stored messages.
+var historyReads = []string{
+	"$JS.API.STREAM.INFO." + bus.StreamHistory,
+	"$JS.API.CONSUMER.CREATE." + bus.StreamHistory,
+	"$JS.API.CONSUMER.CREATE." + bus.StreamHistory + ".>",
+	"$JS.API.CONSUMER.MSG.NEXT." + bus.StreamHistory + ".>",
+	"$JS.API.CONSUMER.DELETE." + bus.StreamHistory + ".>",
+	"$JS.API.CONSUMER.INFO." + bus.StreamEvents + "." + bus.ConsumerCoordinator,
+}
+
+// CheckpointBucket is internal/checkpoint's DefaultBucket (a test keeps
+// them equal): importing that package here would make a cycle through
+// the embedded servers in its tests.
+const CheckpointBucket = "asymptote-checkpoints"
+
+// checkpointStore is what an agent needs of the JetStream object store
+// that keeps checkpoints (internal/checkpoint): publish chunks and
+// metadata, read them back (stream info, direct gets, ordered consumers
+// and their flow control) and purge an object's old chunks. The
+// coordinator creates the bucket; an agent cannot create or delete
+// streams.
+var checkpointStore = func() []string {
+	stream := "OBJ_" + CheckpointBucket
+	return []string{
+		"$O." + CheckpointBucket + ".>",
+		"$JS.API.STREAM.INFO." + stream,
+		"$JS.API.STREAM.MSG.GET." + stream,
+		"$JS.API.DIRECT.GET." + stream,
+		"$JS.API.DIRECT.GET." + stream + ".>",
+		"$JS.API.STREAM.PURGE." + stream,
+		"$JS.API.CONSUMER.CREATE." + stream,
+		"$JS.API.CONSUMER.CREATE." + stream + ".>",
+		"$JS.API.CONSUMER.INFO." + stream + ".>",
+		"$JS.API.CONSUMER.DELETE." + stream + ".>",
+		"$JS.API.CONSUMER.MSG.NEXT." + stream + ".>",
+		"$JS.FC." + stream + ".>",
+	}
+}()
+
+func apiVerbs(verbs ...string) []string {
+	out := make([]string, len(verbs))
+	for i, v := range verbs {
+		out[i] = bus.APISubject(v)
+	}
+	return out
+}
+
+// Permissions returns what the identity may do on the bus, derived from
+// the subjects in internal/bus.
+func (id Identity) Permissions() Permissions {
+	inbox := []string{id.Inbox() + ".>"}
+	switch id.Role {
+	case RoleCoordinator:
+		return Permissions{Publish: []string{">"}, Subscribe: []string{">"}}
+	case RoleOperator:
+		pub := append(apiVerbs(api.Verbs...), bus.DrainSubject("*"))
+		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}
+	case RoleSubmitter:
+		pub := apiVerbs(api.VerbSubmit, api.VerbCancel, api.VerbStatus, api.VerbResults)
+		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}
+	case RoleViewer:
+		pub := apiVerbs(api.VerbStatus, api.VerbResults)
+		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}
+	case RoleAgent:
+		// Trial subjects name the study and trial, not the node, so an
+		// agent may publish events for any trial: the leader's check of
+		// an outcome's sender is what stops one agent overwriting
+		// another's results (docs/security.md, "Not yet done").
+		return Permissions{
+			Publish: append([]string{
+				bus.HeartbeatSubject(id.Node),
+				bus.SubjectEvents + ".>",
+				bus.SubjectStarted + ".>",
+				bus.SubjectMetrics + ".>",
+				bus.SubjectCurves + ".>",
+			}, checkpointStore...),
+			Subscribe: append([]string{bus.SubjectNode + "." + id.Node + ".>"}, inbox...),
+			Responses: true,
+		}
+	}
+	return Permissions{}
+}
+
+// natsUser writes the identity's entry of the NATS server's
+// authorization users.
+func natsUser(b *strings.Builder, id Identity, publicKey string) {
+	p := id.Permissions()
+	fmt.Fprintf(b, "    # %s (%s)\n", id.Name, id.Role)
+	fmt.Fprintf(b, "    {\n      nkey: %s\n      permissions: {\n", publicKey)
+	fmt.Fprintf(b, "        publish: { allow: %s }\n", quoteList(p.Publish))
+	fmt.Fprintf(b, "        subscribe: { allow: %s }\n", quoteList(p.Subscribe))
+	if p.Responses {
+		b.WriteString("        allow_responses: true\n")
+	}
+	b.WriteString("      }\n    }\n")
+}
+
+func quoteList(subjects []string) string {
+	q := make([]string, len(subjects))
+	for i, s := range subjects {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// sortIdentities orders the fixed identities first, then agents by node.
+func sortIdentities(ids []Identity) {
+	rank := func(id Identity) int {
+		for i, f := range fixedIdentities {
+			if f.Name == id.Name {
+				return i
+			}
+		}
+		return len(fixedIdentities)
+	}
+	slices.SortFunc(ids, func(a, b Identity) int {
+		if d := rank(a) - rank(b); d != 0 {
+			return d
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+}
