@@ -76,6 +76,12 @@ var rules = []rule{
 		why:      "the retry pacing is shared by the coordinator and the agent; it needs only the standard library",
 	},
 	{
+		pattern:  module + "/internal/health",
+		required: true,
+		allow:    []string{},
+		why:      "the health endpoints serve coordinators and agents alike; each passes its own checks in, so the handler needs only the standard library",
+	},
+	{
 		pattern:  module + "/internal/checkpoint",
 		required: true,
 		deny:     []string{"go.etcd.io/etcd/", module + "/coordinator", module + "/agent"},

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"asymptote.dev/asymptote/agent/methodmgr"
 	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/dashboard"
+	"asymptote.dev/asymptote/internal/health"
 	"asymptote.dev/asymptote/internal/httpapi"
 )
 
@@ -41,18 +43,25 @@ type Coordinator struct {
 	// HTTP, when set, is where the HTTP API and dashboard are served
 	// beside the coordinator, on its connections, until the node stops.
 	HTTP net.Listener
+	// Health, when set, is where the coordinator's liveness and readiness
+	// (NATS connected, etcd answering) are served until the node stops.
+	Health net.Listener
 }
 
 // StartCoordinator dials the coordinator's connections and starts it.
 func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
+	closeListeners := func() {
+		closeListener(c.HTTP)
+		closeListener(c.Health)
+	}
 	etcd, err := n.Etcd(c.EtcdEndpoints...)
 	if err != nil {
-		closeListener(c.HTTP)
+		closeListeners()
 		return nil, err
 	}
 	nc, err := n.Conn("asymptote-coordinator-" + c.Config.ID)
 	if err != nil {
-		closeListener(c.HTTP)
+		closeListeners()
 		return nil, err
 	}
 	cfg := c.Config
@@ -62,7 +71,7 @@ func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
 	}
 	co, err := coordinator.New(cfg)
 	if err != nil {
-		closeListener(c.HTTP)
+		closeListeners()
 		return nil, err
 	}
 	p := n.Go("coordinator", co.Run, func() {
@@ -72,6 +81,9 @@ func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
 		etcd.Close()
 		nc.Close()
 	})
+	if c.Health != nil {
+		n.serve("health", c.Health, health.Handler(0, natsCheck(nc), etcdCheck(etcd)))
+	}
 	if c.HTTP != nil {
 		if err := n.serveHTTP(c.HTTP, etcd, nc); err != nil {
 			return nil, err
@@ -93,8 +105,14 @@ func (n *Node) serveHTTP(ln net.Listener, etcd *clientv3.Client, nc *nats.Conn) 
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	n.Go("http api", func(ctx context.Context) error {
+	n.serve("http api", ln, api.Handler())
+	return nil
+}
+
+// serve serves h on ln as a process of the node until the node stops.
+func (n *Node) serve(name string, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	n.Go(name, func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -106,7 +124,6 @@ func (n *Node) serveHTTP(ln net.Listener, etcd *clientv3.Client, nc *nats.Conn) 
 		}
 		return nil
 	}, nil)
-	return nil
 }
 
 // Agent is an agent to start.
@@ -123,6 +140,9 @@ type Agent struct {
 	// closed, and when it fails to start (the agent's data-directory
 	// lock, say).
 	Release func()
+	// Health, when set, is where the agent's liveness and readiness (NATS
+	// connected) are served until the node stops.
+	Health net.Listener
 }
 
 // StartAgent starts the agent with its own NATS connection and, when asked
@@ -136,6 +156,7 @@ func (n *Node) StartAgent(a Agent) (p *Process, err error) {
 	defer func() {
 		if err != nil {
 			release()
+			closeListener(a.Health)
 		}
 	}()
 	cfg := a.Config
@@ -169,9 +190,39 @@ func (n *Node) StartAgent(a Agent) (p *Process, err error) {
 		closeMgr()
 		return nil, err
 	}
-	return n.Go("agent "+cfg.NodeID, func(ctx context.Context) error {
+	p = n.Go("agent "+cfg.NodeID, func(ctx context.Context) error {
 		defer release()
 		defer closeMgr()
 		return ag.Run(ctx)
-	}, nc.Close), nil
+	}, nc.Close)
+	if a.Health != nil {
+		n.serve("health", a.Health, health.Handler(0, natsCheck(nc)))
+	}
+	return p, nil
+}
+
+// natsCheck is ready while nc is connected (not reconnecting, draining or
+// closed).
+func natsCheck(nc *nats.Conn) health.Check {
+	return health.Check{Name: "nats", Probe: func(context.Context) error {
+		if s := nc.Status(); s != nats.CONNECTED {
+			if err := nc.LastError(); err != nil {
+				return fmt.Errorf("NATS connection is %s: %w", s, err)
+			}
+			return fmt.Errorf("NATS connection is %s", s)
+		}
+		return nil
+	}}
+}
+
+// etcdCheck is ready while etcd answers a linearizable read, which needs
+// a quorum of its members: a coordinator cut off from the quorum can
+// neither lead nor serve current reads.
+func etcdCheck(cli *clientv3.Client) health.Check {
+	return health.Check{Name: "etcd", Probe: func(ctx context.Context) error {
+		if _, err := cli.Get(ctx, "/asymptote/health", clientv3.WithCountOnly()); err != nil {
+			return fmt.Errorf("etcd read: %w", err)
+		}
+		return nil
+	}}
 }
