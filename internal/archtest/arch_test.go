@@ -88,6 +88,12 @@ var rules = []rule{
 		why:      "checkpoint storage is the layer the agent and the leader share: the agent writes and reads checkpoints without etcd, and neither side's code may leak into it",
 	},
 	{
+		pattern:  module + "/cmd/asymptote",
+		required: true,
+		deny:     []string{"k8s.io/api/", "k8s.io/apimachinery/"},
+		why:      "the Kubernetes API types are for the manifests' test (deploy/kubernetes) alone; the binary runs under Kubernetes without linking its API",
+	},
+	{
 		pattern: module + "/agent/...",
 		deny:    []string{"go.etcd.io/etcd/client/"},
 		why:     "agents talk to the coordinator over NATS only; etcd is the coordinator's",
