@@ -21,6 +21,7 @@ var commands = []Command{
 	{Name: "method", Hidden: true, New: func() Runner { return new(methodCommand) }},
 	{Name: "methods", Summary: "list the built-in methods and their parameters", New: func() Runner { return new(methodsCommand) }},
 	{Name: "results", Summary: "print a study's trials and results", New: func() Runner { return new(resultsCommand) }},
+	{Name: "slurm", Summary: "keep a SLURM partition's allocations sized to the waiting trials (docs/slurm.md)", New: func() Runner { return new(slurmCommand) }},
 	{Name: "status", Summary: "show studies, agents and the leader", New: func() Runner { return new(statusCommand) }},
 	{Name: "study", Summary: "quarantine, resume or delete a study (recovery; see docs/operations.md)", New: func() Runner { return new(studyCommand) }},
 	{Name: "submit", Summary: "submit or extend a study", New: func() Runner { return new(submitCommand) }},

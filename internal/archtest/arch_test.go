@@ -94,6 +94,12 @@ var rules = []rule{
 		why:      "the Kubernetes API types are for the manifests' test (deploy/kubernetes) alone; the binary runs under Kubernetes without linking its API",
 	},
 	{
+		pattern:  module + "/slurm",
+		required: true,
+		deny:     []string{"go.etcd.io/etcd/", "github.com/nats-io/", module + "/coordinator", module + "/agent", module + "/internal/store", module + "/internal/bus"},
+		why:      "the SLURM provisioner only submits: it reads the cluster's status through a function it is given and runs SLURM's commands, so etcd and the leader never hear of SLURM",
+	},
+	{
 		pattern: module + "/agent/...",
 		deny:    []string{"go.etcd.io/etcd/client/"},
 		why:     "agents talk to the coordinator over NATS only; etcd is the coordinator's",
