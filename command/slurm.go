@@ -36,7 +36,7 @@ type slurmCommand struct {
 func (cmd *slurmCommand) flags() *flag.FlagSet {
 	fs := cmd.newFlags("slurm", "[flags]")
 	q := &cmd.queue
-	fs.StringVar(&q.Name, "queue", "gpu", "`name` of this queue: allocations are SLURM jobs asymptote-NAME, agents slurm-NAME-JOBID-RANK")
+	fs.StringVar(&q.Name, "queue-name", "gpu", "`name` of this queue: allocations are SLURM jobs asymptote-NAME, agents slurm-NAME-JOBID-RANK")
 	fs.StringVar(&q.Partition, "partition", "", "SLURM `partition` (sbatch --partition; default: SLURM's)")
 	fs.StringVar(&q.Account, "account", "", "SLURM `account` to charge (sbatch --account)")
 	fs.StringVar(&q.QoS, "qos", "", "SLURM `QoS` (sbatch --qos)")
@@ -58,6 +58,16 @@ func (cmd *slurmCommand) flags() *flag.FlagSet {
 	return fs
 }
 
+// slurmFlagNames turns the queue's field names in its errors into the
+// flags that set them.
+var slurmFlagNames = strings.NewReplacer(
+	": name:", ": -queue-name:", ": partition:", ": -partition:", ": account:", ": -account:", ": qos:", ": -qos:",
+	": time_limit:", ": -time:", ": cpus:", ": -cpus:", ": memory:", ": -memory:", ": gpus:", ": -gpus:",
+	": agents_per_allocation:", ": -agents-per-allocation:", ": trials_per_agent:", ": -trials-per-agent:",
+	": max_allocations:", ": -max-allocations:", ": idle_release:", ": -idle-release:",
+	": start_timeout:", ": -start-timeout:", ": signal_before:", ": -signal-before:",
+)
+
 // Run runs the command.
 func (cmd *slurmCommand) Run(ctx context.Context) error {
 	if _, err := cmd.parse(cmd.flags()); err != nil {
@@ -69,7 +79,7 @@ func (cmd *slurmCommand) Run(ctx context.Context) error {
 	}
 	cmd.queue.Memory = mem
 	if err := cmd.queue.Validate(); err != nil {
-		return usagef("%v (the flags are named as the fields, with dashes)", err)
+		return usagef("%s", slurmFlagNames.Replace(err.Error()))
 	}
 	agent := slurm.Agent{Binary: cmd.binary, NATSURL: cmp.Or(cmd.agentNATSURL, cmd.client.natsURL), Output: cmd.output, Env: map[string]string{}}
 	if agent.Binary == "" {

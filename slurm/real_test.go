@@ -32,7 +32,7 @@ type realSLURM struct {
 
 // startSLURM starts the cluster and stops it at cleanup, after cancelling
 // every job left. It fails, naming what is missing, where it cannot run.
-func startSLURM(t *testing.T) *realSLURM {
+func startSLURM(t testing.TB) *realSLURM {
 	t.Helper()
 	var missing []string
 	for _, b := range []string{"munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "srun", "sinfo"} {
@@ -146,7 +146,7 @@ PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 
 // daemon starts a server in the foreground as a child and kills it, by
 // its own process ID, at cleanup.
-func daemon(t *testing.T, dir, name string, args ...string) {
+func daemon(t testing.TB, dir, name string, args ...string) {
 	t.Helper()
 	logf, err := os.Create(filepath.Join(dir, "log", name+".out"))
 	if err != nil {
@@ -170,7 +170,7 @@ func daemon(t *testing.T, dir, name string, args ...string) {
 	})
 }
 
-func waitFile(t *testing.T, path string) {
+func waitFile(t testing.TB, path string) {
 	t.Helper()
 	clustertest.WaitFor(t, 10*time.Second, func() error {
 		_, err := os.Stat(path)
@@ -178,7 +178,7 @@ func waitFile(t *testing.T, path string) {
 	})
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -209,7 +209,7 @@ func testQueue() slurm.Queue {
 }
 
 // buildBinary builds asymptote for the jobs to run.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "asymptote")
 	out, err := exec.Command("go", "build", "-o", bin, "asymptote.dev/asymptote/cmd/asymptote").CombinedOutput()
@@ -222,7 +222,7 @@ func buildBinary(t *testing.T) string {
 // harness is a real SLURM, an asymptote cluster with one coordinator, and
 // a provisioner for q running until the test ends.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	slurm  *realSLURM
 	c      *clustertest.Cluster
 	client *bus.Client
@@ -231,7 +231,7 @@ type harness struct {
 	submitted []string // job IDs, in order
 }
 
-func newHarness(t *testing.T, q slurm.Queue) *harness {
+func newHarness(t testing.TB, q slurm.Queue) *harness {
 	t.Helper()
 	r := startSLURM(t)
 	bin := buildBinary(t)
@@ -458,7 +458,7 @@ func TestRealSLURM(t *testing.T) {
 
 // firstBusyAllocation waits until an agent of an allocation runs a trial
 // and returns the allocation's job ID.
-func (h *harness) firstBusyAllocation(t *testing.T) string {
+func (h *harness) firstBusyAllocation(t testing.TB) string {
 	t.Helper()
 	var id string
 	clustertest.WaitFor(t, 2*time.Minute, func() error {
@@ -490,4 +490,61 @@ func attemptsCut(trials []api.Trial, id string) map[sweep.AttemptState]int {
 		}
 	}
 	return cut
+}
+
+// BenchmarkSLURM measures the provisioner's overhead on the real one-node
+// SLURM: how long a trial waits before an agent of a new allocation
+// heartbeats (s/first-heartbeat: from the submit's reply to the agent's
+// first appearance in status), and how many allocations a 200-trial study
+// uses against the fewest that could run it at the queue's cap
+// (allocations: the most any iteration used; minimum). Run it with -benchtime=1x; each iteration
+// starts from no allocation held.
+func BenchmarkSLURM(b *testing.B) {
+	h := newHarness(b, testQueue())
+	ctx := context.Background()
+	// Study names are unique across the runs the benchmark framework
+	// makes (b.N = 1, then more): a resubmitted name would add nothing.
+	studies := 0
+	b.Run("first-heartbeat", func(b *testing.B) {
+		h.t = b
+		var total time.Duration
+		for range b.N {
+			h.waitReleased()
+			studies++
+			name := fmt.Sprintf("first-%d", studies)
+			if _, err := h.client.Submit(ctx, api.SubmitRequest{SpecFile: name + ".yaml", Spec: spec(name, 1, 0)}); err != nil {
+				b.Fatal(err)
+			}
+			waited := time.Now()
+			clustertest.WaitFor(b, 2*time.Minute, func() error {
+				st, err := h.client.Status(ctx, "")
+				if err != nil {
+					return err
+				}
+				for _, n := range st.Nodes {
+					if n.State == api.NodeAlive && strings.HasPrefix(n.ID, "slurm-test-") && n.Joined.After(waited) {
+						return nil
+					}
+				}
+				return errors.New("no new SLURM agent yet")
+			})
+			total += time.Since(waited)
+			h.c.WaitDone(h.client, name, time.Minute)
+		}
+		b.ReportMetric(total.Seconds()/float64(b.N), "s/first-heartbeat")
+	})
+	b.Run("200-trial-study", func(b *testing.B) {
+		h.t = b
+		most := 0
+		for range b.N {
+			h.waitReleased()
+			before := len(h.jobs())
+			studies++
+			h.run(fmt.Sprintf("two-hundred-%d", studies), 200, 0, nil)
+			most = max(most, len(h.jobs())-before)
+		}
+		q := testQueue()
+		b.ReportMetric(float64(most), "allocations") // the most any iteration used
+		b.ReportMetric(float64(min((200+q.Slots()-1)/q.Slots(), q.MaxAllocations)), "minimum")
+	})
 }
