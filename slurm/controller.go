@@ -43,6 +43,9 @@ func (c *Commands) run(ctx context.Context, stdin string, name string, args ...s
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	// A command killed at the timeout may leave a child holding its
+	// output open; stop waiting for it soon after.
+	cmd.WaitDelay = time.Second
 	if len(c.Env) > 0 {
 		cmd.Env = append(cmd.Environ(), c.Env...)
 	}
