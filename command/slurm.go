@@ -121,7 +121,8 @@ func (cmd *slurmCommand) Run(ctx context.Context) error {
 }
 
 // slurmReports asks every provisioner for its report, waiting wait for
-// the answers (there is one per queue, or none).
+// the answers (there is one per queue, or none; with none, the server
+// says so at once).
 func slurmReports(ctx context.Context, nc *nats.Conn, wait time.Duration) []slurm.Report {
 	inbox := nc.NewRespInbox()
 	ch := make(chan *nats.Msg, 64)
@@ -139,6 +140,9 @@ func slurmReports(ctx context.Context, nc *nats.Conn, wait time.Duration) []slur
 	for {
 		select {
 		case m := <-ch:
+			if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+				return reports // no provisioner listens: no need to wait
+			}
 			var r slurm.Report
 			if json.Unmarshal(m.Data, &r) == nil {
 				reports = append(reports, r)
