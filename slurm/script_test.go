@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,5 +80,21 @@ func TestParseSqueue(t *testing.T) {
 	}
 	if _, err := parseSqueue("12|PENDING\n"); err == nil {
 		t.Error("a short line parsed; want an error naming the format")
+	}
+}
+
+// TestDocumentedScript checks that docs/slurm.md's worked example shows
+// the script its flags really give.
+func TestDocumentedScript(t *testing.T) {
+	q := Queue{Name: "gpu", Partition: "gpu", Account: "ml-lab", QoS: "normal", TimeLimit: 12 * time.Hour, CPUs: 32, Memory: 256 << 30, GPUs: 4,
+		AgentsPerAllocation: 1, TrialsPerAgent: 4, MaxAllocations: 8, IdleRelease: 10 * time.Minute, StartTimeout: 10 * time.Minute, SignalBefore: 2 * time.Minute}
+	got := Script(q, Agent{Binary: "/shared/bin/asymptote", NATSURL: "nats://login-1:4222", Output: "/scratch/alice/asymptote/%j.out",
+		Env: map[string]string{"ASYMPTOTE_ALLOW_PROGRAM": "/usr/bin/python3"}})
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "slurm.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), got) {
+		t.Errorf("docs/slurm.md's worked example lacks the script its flags give:\n%s", got)
 	}
 }
