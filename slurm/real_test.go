@@ -418,10 +418,12 @@ func TestRealSLURM(t *testing.T) {
 	t.Run("an allocation hitting its time limit", func(t *testing.T) {
 		h.t = t
 		before := len(h.jobs())
-		// SLURM counts limits in minutes: the study outlasts a minute,
-		// and the first allocation's limit is cut to one minute under it.
+		// SLURM counts limits in minutes: the first allocation's limit is
+		// cut to one minute under a study of three rounds of 45 s trials
+		// (12 trials, 4 slots), so whenever in the minute after it SLURM
+		// enforces the limit, the allocation is busy.
 		var limited, ended string
-		trials := h.run("limited", 8, 30*time.Second, func() {
+		trials := h.run("limited", 12, 45*time.Second, func() {
 			limited = h.firstBusyAllocation(t)
 			out, err := exec.Command("scontrol", "update", "JobId="+limited, "TimeLimit=1").CombinedOutput()
 			if err != nil {
