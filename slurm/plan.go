@@ -29,20 +29,22 @@ const (
 // Allocation is one SLURM job of the queue, as squeue and the cluster's
 // status show it.
 type Allocation struct {
-	JobID string
-	State JobState
+	JobID string   `json:"job_id"`
+	State JobState `json:"state"`
 	// Reason is why a pending job waits (squeue's %r: Resources,
 	// Priority, QOSMaxJobsPerUserLimit, ...).
-	Reason string
+	Reason string `json:"reason,omitempty"`
 	// Submitted and Started are when SLURM took and started the job
 	// (Started is zero while it is pending).
-	Submitted, Started time.Time
+	Submitted time.Time `json:"submitted"`
+	Started   time.Time `json:"started"`
 	// Agents counts its agents alive in the cluster; Busy the attempts
 	// they run or hold queued.
-	Agents, Busy int
+	Agents int `json:"agents"`
+	Busy   int `json:"busy"`
 	// IdleSince is when its agents last ran nothing (zero while they run
 	// something, or before they joined).
-	IdleSince time.Time
+	IdleSince time.Time `json:"idle_since"`
 }
 
 // Inputs are what one planning round sees.
