@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -492,4 +493,53 @@ func checkSelector(t *testing.T, who string, s *metav1.LabelSelector, pod map[st
 	if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod)) {
 		t.Errorf("%s selector %v (%v) does not select its pods %v", who, s, err, pod)
 	}
+}
+
+// TestEnvironmentNamesFlags checks that every ASYMPTOTE_ variable a pod
+// gets names a flag of the command its container runs: the binary ignores
+// a variable no flag has, so a misspelt one would change nothing, silently.
+func TestEnvironmentNamesFlags(t *testing.T) {
+	objs := load(t)
+	bin := filepath.Join(t.TempDir(), "asymptote")
+	if out, err := exec.Command("go", "build", "-o", bin, "asymptote.dev/asymptote/cmd/asymptote").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	pods := []struct {
+		name string
+		spec corev1.PodSpec
+	}{
+		{"coordinator", find[*appsv1.StatefulSet](t, objs, "asymptote-coordinator").Spec.Template.Spec},
+		{"agent", find[*appsv1.Deployment](t, objs, "asymptote-agent").Spec.Template.Spec},
+	}
+	for _, p := range pods {
+		c := container(t, p.spec, p.name)
+		flags := commandFlags(t, bin, c.Args[0])
+		for name := range environment(t, objs, c) {
+			flag, ok := strings.CutPrefix(name, "ASYMPTOTE_")
+			if !ok {
+				continue
+			}
+			flag = strings.ToLower(strings.ReplaceAll(flag, "_", "-"))
+			if !flags[flag] {
+				t.Errorf("%s: %s names no flag of asymptote %s (-%s)", p.name, name, c.Args[0], flag)
+			}
+		}
+	}
+}
+
+// commandFlags lists the flags `asymptote cmd -h` prints.
+func commandFlags(t *testing.T, bin, cmd string) map[string]bool {
+	t.Helper()
+	out, _ := exec.Command(bin, cmd, "-h").CombinedOutput() // -h exits non-zero
+	flags := map[string]bool{}
+	for line := range strings.Lines(string(out)) {
+		if f, ok := strings.CutPrefix(strings.TrimSpace(line), "-"); ok && strings.HasPrefix(line, "  -") {
+			name, _, _ := strings.Cut(f, " ")
+			flags[name] = true
+		}
+	}
+	if len(flags) < 3 {
+		t.Fatalf("asymptote %s -h listed %d flags:\n%s", cmd, len(flags), out)
+	}
+	return flags
 }
