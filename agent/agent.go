@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -28,6 +30,7 @@ import (
 	"asymptote.dev/asymptote/agent/methodmgr"
 	"asymptote.dev/asymptote/internal/backoff"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/checkpoint"
 	"asymptote.dev/asymptote/internal/resource"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
@@ -68,6 +71,19 @@ type Config struct {
 	// ends, without a round trip to the coordinator. 0 queues nothing;
 	// the leader fills the queue only for studies of short trials.
 	Queue float64
+	// Checkpoints is where attempts' checkpoints are stored so they
+	// outlive this host; nil keeps none (methods are told so, and every
+	// attempt starts from scratch).
+	Checkpoints checkpoint.Store
+	// ScratchDir holds attempts' checkpoint files on this host while they
+	// are written, uploaded and restored; it must be this agent's alone,
+	// since the agent empties it when it starts (default: a new directory
+	// in the system's temporary directory).
+	ScratchDir string
+	// CheckpointGrace is how long, of ShutdownGrace, a stopping agent
+	// waits for each running attempt to save and store a checkpoint
+	// before it stops it (default half of ShutdownGrace).
+	CheckpointGrace time.Duration
 	// Logger receives lifecycle and error logs.
 	Logger *slog.Logger
 }
@@ -112,6 +128,12 @@ type attempt struct {
 	// queued is set while the attempt waits in Agent.queue; an attempt
 	// dropped from the queue has neither queued nor cancel.
 	queued bool
+	// ckpt asks the running method for a checkpoint now; up stores its
+	// checkpoints; ended is closed when the method has returned. Set when
+	// the attempt starts.
+	ckpt  chan methodmgr.CheckpointRequest
+	up    *uploader
+	ended chan struct{}
 }
 
 // Causes of an attempt's cancellation, which decide the outcome reported.
@@ -137,6 +159,10 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Queue < 0 {
 		return nil, fmt.Errorf("agent: queue %g: must be zero or positive", cfg.Queue)
 	}
+	if cfg.CheckpointGrace <= 0 || cfg.CheckpointGrace > cfg.ShutdownGrace {
+		cfg.CheckpointGrace = cfg.ShutdownGrace / 2
+	}
+
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -146,6 +172,11 @@ func New(cfg Config) (*Agent, error) {
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
+	if cfg.ScratchDir == "" {
+		// This process's own: agents of one node ID in several test
+		// processes must not clean up each other's.
+		cfg.ScratchDir = filepath.Join(os.TempDir(), "asymptote-scratch-"+cfg.NodeID+"-"+hex.EncodeToString(b))
+	}
 	return &Agent{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "agent", "node_id", cfg.NodeID),
@@ -168,6 +199,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	publishing, stopPublishing := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPublishing()
 	a.publishing = publishing
+	// Checkpoint files a killed predecessor left behind (the directory is
+	// the agent's own: its data directory is locked) are in the store, or
+	// were never stored and are of no use.
+	if err := os.RemoveAll(a.cfg.ScratchDir); err != nil {
+		a.log.Warn("old checkpoint files not removed", "dir", a.cfg.ScratchDir, "error", err)
+	}
+	defer os.RemoveAll(a.cfg.ScratchDir)
 	nc := a.cfg.NATS
 	dsub, err := nc.Subscribe(bus.DispatchSubject(a.cfg.NodeID), a.onDispatch)
 	if err != nil {
@@ -221,10 +259,24 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.stopping = true
 	var refs []bus.AttemptRef
-	for r := range a.running {
+	var checkpointing []*attempt
+	for r, at := range a.running {
 		refs = append(refs, r)
+		if at.ckpt != nil {
+			checkpointing = append(checkpointing, at)
+		}
 	}
 	a.mu.Unlock()
+	// Tell the leader at once, so it sends nothing more here: a trial
+	// preempted below must run again elsewhere.
+	a.heartbeat(grace)
+	// Each running attempt first gets the chance to save its work, so
+	// the attempt that runs it next resumes where this one stopped.
+	var saving sync.WaitGroup
+	for _, at := range checkpointing {
+		saving.Go(func() { a.checkpointBeforeStop(grace, at) })
+	}
+	saving.Wait()
 	for _, r := range refs {
 		a.stop(r, errStopping)
 	}
@@ -409,10 +461,58 @@ func (a *Agent) start(at *attempt, after *bus.AttemptRef) {
 		cancel = func(err error) { inner(err); c2() }
 	}
 	at.cancel, at.queued = cancel, false
+	at.ckpt = make(chan methodmgr.CheckpointRequest, 1)
+	at.ended = make(chan struct{})
 	a.usedCPU += d.Resources.CPU
 	a.usedMem += d.Resources.Memory
 	a.wg.Add(1)
-	go a.run(ctx, d, cancel, start, after)
+	go a.run(ctx, at, cancel, start, after)
+}
+
+// checkpointBeforeStop asks a running attempt's method for a checkpoint
+// and waits, within the checkpoint grace and ctx, until one newer than
+// what it had is stored or the method has returned.
+func (a *Agent) checkpointBeforeStop(ctx context.Context, at *attempt) {
+	a.mu.Lock()
+	up := at.up
+	a.mu.Unlock()
+	if a.cfg.Checkpoints == nil || up == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.CheckpointGrace)
+	defer cancel()
+	before, stored := up.latest()
+	found := make(chan bool, 1)
+	select {
+	case at.ckpt <- methodmgr.CheckpointRequest{Reason: "the agent is stopping", Found: found}:
+	default: // a request is already waiting
+	}
+	select {
+	case ok := <-found:
+		if !ok {
+			return // the method is not running, or keeps no checkpoints
+		}
+	case <-at.ended:
+		return
+	case <-ctx.Done():
+		return
+	}
+	for {
+		select {
+		case <-stored:
+			var step int64
+			step, stored = up.latest()
+			if step > before {
+				return
+			}
+		case <-at.ended:
+			return
+		case <-ctx.Done():
+			a.log.Warn("no checkpoint stored within the checkpoint grace; stopping the attempt, which resumes from its last one",
+				"study", at.d.Study, "trial_id", at.d.Trial, "attempt", at.d.Attempt, "grace", a.cfg.CheckpointGrace)
+			return
+		}
+	}
 }
 
 // startQueued starts the queued attempts that now fit, oldest first; the
@@ -451,13 +551,24 @@ func hasGPU(gpus []bus.GPU, idx int) bool {
 
 // run runs one attempt, whose timeout began counting at start, and
 // publishes its events.
-func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCauseFunc, start time.Time, after *bus.AttemptRef) {
+func (a *Agent) run(ctx context.Context, at *attempt, cancel context.CancelCauseFunc, start time.Time, after *bus.AttemptRef) {
 	defer a.wg.Done()
+	d := at.d
 	log := a.log.With("study", d.Study, "trial_id", d.Trial, "attempt", d.Attempt, "method", d.Method)
+	dir := a.scratch(d.AttemptRef)
+	defer func() {
+		if err := os.RemoveAll(dir); err != nil {
+			log.Warn("scratch directory not removed", "dir", dir, "error", err)
+		}
+	}()
+	resume, note := a.restore(ctx, d, dir, log)
 	// The started event is a plain NATS message, sent without waiting:
 	// it only moves the attempt to running in status, and the leader
 	// applies a finished event that overtakes it and ignores it after.
-	started := &bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventStarted, Node: a.cfg.NodeID, Time: start}
+	started := &bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventStarted, Node: a.cfg.NodeID, Time: start, Resume: note}
+	if resume != nil {
+		started.StartStep = resume.Step
+	}
 	if after != nil {
 		// This attempt took the place of one whose outcome is still on
 		// its way through JetStream and may reach the leader after this
@@ -473,8 +584,20 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 	}
 	req := &sdk.TrialRequest{
 		Study: d.Study, TrialID: d.Trial, Attempt: d.Attempt, Params: d.Params,
-		Seed: d.Seed, Threads: d.Threads, GPUs: d.GPUs, Config: d.Config,
+		Seed: d.Seed, Threads: d.Threads, GPUs: d.GPUs, Config: d.Config, Resume: resume,
 	}
+	if a.cfg.Checkpoints != nil {
+		root := filepath.Join(dir, "new")
+		if err := os.MkdirAll(root, 0o700); err != nil {
+			log.Error("no checkpoint directory; the attempt runs without checkpoints", "error", err)
+		} else {
+			req = req.WithCheckpointRoot(root)
+		}
+	}
+	up := newUploader(a, d.AttemptRef, log)
+	a.mu.Lock()
+	at.up = up
+	a.mu.Unlock()
 	history := &historyWriter{js: a.js, log: log}
 	report := func(m sdk.Metrics) error {
 		// A report the bus would refuse fails the attempt with the
@@ -483,18 +606,26 @@ func (a *Agent) run(ctx context.Context, d bus.Dispatch, cancel context.CancelCa
 			return fmt.Errorf("step %d: %w", m.Step, err)
 		}
 		finite, nonFinite := bus.SplitFinite(m.Values)
-		history.add(&bus.MetricsReport{AttemptRef: d.AttemptRef, Time: time.Now(), Step: m.Step, Values: finite, NonFinite: nonFinite})
+		history.add(&bus.MetricsReport{AttemptRef: d.AttemptRef, Time: time.Now(), Step: m.Step, Values: finite, NonFinite: nonFinite, Checkpoint: m.Checkpoint != ""})
+		if m.Checkpoint != "" {
+			up.add(m)
+		}
 		return nil
 	}
 	res, err := a.cfg.Methods.Run(ctx, methodmgr.Run{
-		Method: d.Method, Request: req,
+		Method: d.Method, Request: req, Checkpoint: at.ckpt,
 		// Trials see only the GPUs assigned to them, none when they asked
 		// for none, and use only the threads they were given.
 		Env: append(append([]string{"CUDA_VISIBLE_DEVICES=" + strings.Join(gpus, ",")}, threadEnv(d.Threads)...), a.cfg.MethodEnv[d.Method]...),
 	}, report)
 	cause := context.Cause(ctx)
 	cancel(nil)
-	ev := &bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventFinished, Node: a.cfg.NodeID, Time: time.Now(), Duration: bus.Duration(time.Since(start))}
+	close(at.ended)
+	// Checkpoints go out before the outcome, so a preempted attempt's
+	// successor finds the latest one recorded.
+	up.wait(a.publishing)
+	ev := &bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventFinished, Node: a.cfg.NodeID, Time: time.Now(), Duration: bus.Duration(time.Since(start)),
+		StartStep: started.StartStep, Resume: note}
 	ev.Outcome, ev.Error = classify(res, err, cause)
 	if res != nil && ev.Outcome == bus.OutcomeSucceeded {
 		ev.MethodVersion = a.versions.get(a.publishing, a.cfg.Methods, d.Method)
@@ -574,7 +705,7 @@ func classify(res *sdk.Result, err, cause error) (bus.Outcome, string) {
 // it or a.publishing ends (the shutdown grace is over). The message ID
 // makes retries and restarts idempotent. An event given up leaves its
 // attempt to the coordinator, which marks it stale and runs it again.
-func (a *Agent) publish(ev *bus.Event) {
+func (a *Agent) publish(ev *bus.Event) bool {
 	ctx := a.publishing
 	data := bus.Encode(ev)
 	subj := bus.EventSubject(ev.Study, ev.Trial)
@@ -585,15 +716,15 @@ func (a *Agent) publish(ev *bus.Event) {
 		_, err := a.js.Publish(pctx, subj, data, jetstream.WithMsgID(ev.MsgID()))
 		cancel()
 		if err == nil {
-			return
+			return true
 		}
 		if a.cfg.NATS.IsClosed() {
 			log.Error("event not published: the NATS connection is closed", "error", err)
-			return
+			return false
 		}
 		if ctx.Err() != nil {
 			log.Error("event not published within the shutdown grace; the coordinator will mark the attempt stale", "error", err)
-			return
+			return false
 		}
 		log.Warn("publish event failed; retrying", "error", err)
 		_ = wait.Wait(ctx) // an ended ctx is reported on the next turn

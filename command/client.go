@@ -353,8 +353,10 @@ type resultsCommand struct {
 	clientCommand
 	format  string
 	history bool
-	trials  listFlag
-	out     string
+	// checkpoints prints only the reports saved with a checkpoint.
+	checkpoints bool
+	trials      listFlag
+	out         string
 }
 
 // flags declares results' flags.
@@ -362,7 +364,8 @@ func (cmd *resultsCommand) flags() *flag.FlagSet {
 	fs := cmd.newFlags("results", "STUDY [flags]")
 	fs.StringVar(&cmd.format, "format", "table", "output format: table, csv, json, jsonl (one record a line, for pandas.read_json(lines=True), Polars and DuckDB) or parquet")
 	fs.BoolVar(&cmd.history, "history", false, "print the metric history (every report of every attempt, one row a metric value in csv and parquet) instead of the trials")
-	fs.Var(&cmd.trials, "trial", "with -history, only this trial `ID` (repeatable)")
+	fs.BoolVar(&cmd.checkpoints, "checkpoints", false, "print the anytime records: the metrics each attempt reported with its checkpoints (tokens and FLOPs so far among them), in -history's shape")
+	fs.Var(&cmd.trials, "trial", "with -history or -checkpoints, only this trial `ID` (repeatable)")
 	fs.StringVar(&cmd.out, "o", "", "write to this `file` (whole or not at all) instead of standard output; parquet needs it unless standard output is redirected")
 	return fs
 }
@@ -381,11 +384,14 @@ func (cmd *resultsCommand) Run(ctx context.Context) error {
 	if !slices.Contains(formats, cmd.format) {
 		return usagef("-format %q: want table, csv or json, or jsonl for one record a line, or parquet", cmd.format)
 	}
-	if cmd.history && cmd.format == "table" {
+	if cmd.history && cmd.checkpoints {
+		return usagef("-history and -checkpoints both choose what to print; give one")
+	}
+	if (cmd.history || cmd.checkpoints) && cmd.format == "table" {
 		cmd.format = "csv"
 	}
-	if len(cmd.trials) > 0 && !cmd.history {
-		return usagef("-trial selects trials of the metric history; add -history")
+	if len(cmd.trials) > 0 && !cmd.history && !cmd.checkpoints {
+		return usagef("-trial selects trials of the metric history; add -history or -checkpoints")
 	}
 	if cmd.format == "parquet" && cmd.out == "" && isTerminal(env.Stdout) {
 		return usagef("-format parquet writes binary; give -o FILE.parquet or redirect standard output")
@@ -396,8 +402,8 @@ func (cmd *resultsCommand) Run(ctx context.Context) error {
 	}
 	defer nc.Close()
 	return writeOutput(env.Stdout, cmd.out, func(w io.Writer) error {
-		if cmd.history {
-			rows, err := readHistory(ctx, nc, pos[0], cmd.trials)
+		if cmd.history || cmd.checkpoints {
+			rows, err := readHistory(ctx, nc, pos[0], cmd.trials, cmd.checkpoints)
 			if err != nil {
 				return err
 			}
@@ -438,7 +444,7 @@ func writeOutput(stdout io.Writer, path string, write func(io.Writer) error) err
 
 // readHistory reads a study's metric history from the bus (no
 // coordinator needed), keeping only the given trials when any are.
-func readHistory(ctx context.Context, nc *nats.Conn, study string, trials []string) ([]export.Report, error) {
+func readHistory(ctx context.Context, nc *nats.Conn, study string, trials []string, checkpoints bool) ([]export.Report, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -449,7 +455,7 @@ func readHistory(ctx context.Context, nc *nats.Conn, study string, trials []stri
 	}
 	var rows []export.Report
 	err = bus.History(ctx, js, study, one, func(m *bus.MetricsReport) error {
-		if len(trials) > 1 && !slices.Contains(trials, m.Trial) {
+		if len(trials) > 1 && !slices.Contains(trials, m.Trial) || checkpoints && !m.Checkpoint {
 			return nil
 		}
 		rows = append(rows, export.ReportOf(m))

@@ -18,6 +18,11 @@ type crossoverCommand struct {
 	versus, rng   string
 	noise, target float64
 	names, plot   string
+	multiplier    string
+	dataMult      string
+	gate          float64
+	certainty     float64
+	candidates    string
 }
 
 // flags declares crossover's flags.
@@ -30,7 +35,12 @@ func (cmd *crossoverCommand) flags() *flag.FlagSet {
 	fs.Float64Var(&cmd.noise, "noise", scaling.DefaultNoiseFloor, "seed-noise `LEVEL` of the loss for the within-noise flag")
 	fs.Float64Var(&cmd.target, "target", 0, "report P(first curve lower) at this `SCALE`")
 	fs.StringVar(&cmd.names, "names", "", "labels of the two recipes `A,B` (default: the studies' names or groups' values)")
-	fs.StringVar(&cmd.plot, "plot", "", "write a plot to `FILE`.png or FILE.svg")
+	fs.StringVar(&cmd.plot, "plot", "", "write a plot to `FILE`.png or FILE.svg (with --multiplier, also the multiplier to FILE-multiplier.png)")
+	fs.StringVar(&cmd.multiplier, "multiplier", "", "compute multiplier of the second recipe over the first at these scales `X,...` (compute for chinchilla laws): the first needs m times the second's compute for the same loss")
+	fs.StringVar(&cmd.dataMult, "data-multiplier", "", "data multiplier at `POINTS` N:D (chinchilla) or N:D:U (datablations), comma-separated: at the same N (and U) the first recipe needs m times the second's tokens for the same loss")
+	fs.Float64Var(&cmd.certainty, "certainty", 0, "cost of certainty: the cheapest runs from --candidates, to either recipe, that narrow the interval of the multiplier at the first --multiplier scale to `WIDTH`")
+	fs.StringVar(&cmd.candidates, "candidates", "", "with --certainty: the runs that may be added, `POINTS` as fit --at takes them, each priced at its scale")
+	fs.Float64Var(&cmd.gate, "gate", 0, "with --multiplier and --bootstrap: answer yes, no or undecided to \"is m above `G`\" at --level confidence")
 	return fs
 }
 
@@ -66,6 +76,15 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 		}
 	}
 	rep := cmd.report(recipes, fits, r, label, lohi)
+	if rep.Multiplier, err = cmd.multipliers(fits); err != nil {
+		return err
+	}
+	if cmd.plot != "" && rep.Multiplier != nil {
+		file := groupFile(cmd.plot, "multiplier")
+		if err := scalingplot.Multiplier(file, fits[0], fits[1], cmd.gate, scalingplot.Options{XLabel: recipes[0].x, Names: label}); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+	}
 	if cmd.format == "json" {
 		return writeJSON(cmd.env.Stdout, rep)
 	}
@@ -164,6 +183,7 @@ func (cmd *crossoverCommand) printTable(w io.Writer, rep *crossoverJSON) {
 		}
 		fmt.Fprintln(w)
 	}
+	defer cmd.printMultiplier(w, rep)
 	if rep.Replicates == 0 {
 		fmt.Fprintln(w, "no intervals: pass --bootstrap N for crossing probabilities and root intervals")
 		return
@@ -256,6 +276,7 @@ type crossoverJSON struct {
 	PFirstBelow *jnum        `json:"p_first_below,omitempty"`
 	MaxGap      jnum         `json:"max_gap"`
 	WithinNoise bool         `json:"within_noise"`
+	Multiplier  *multJSON    `json:"multiplier,omitempty"`
 }
 
 type rootJSON struct {

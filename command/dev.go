@@ -168,6 +168,7 @@ func startDevNode(env Env, n *node.Node, copts coordinatorOptions, aopts agentOp
 	}
 	for i := 1; i <= agents; i++ {
 		o := aopts
+		o.checkpoints = copts.checkpoints
 		o.nodeID = fmt.Sprintf("dev-%d", i)
 		o.dataDir = filepath.Join(dataDir, "agents", o.nodeID)
 		a, err := o.agent(n.Context(), log, hostShare{index: i - 1, of: agents})

@@ -25,6 +25,9 @@ type fitCommand struct {
 	residuals        bool
 	holdout          int
 	nested           bool
+	identify         bool
+	certainty        string
+	candidates       string
 }
 
 // flags declares fit's flags.
@@ -37,6 +40,9 @@ func (cmd *fitCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.lrTest, "lr-test", "", "likelihood-ratio test of given parameters `NAME=VALUE,...` against the fit")
 	fs.BoolVar(&cmd.residuals, "residuals", false, "print the residual table (always in json)")
 	fs.IntVar(&cmd.holdout, "holdout", 0, "fit without the `K` largest-scale runs and report how well the fit predicts them")
+	fs.BoolVar(&cmd.identify, "identify", false, "say which parameters the data pin down: Fisher-information directions in words, profile intervals, and the fit's sensitivity to the loss and to each point")
+	fs.StringVar(&cmd.certainty, "certainty", "", "cost of certainty: the cheapest runs from --candidates that narrow a parameter's interval to a width, `NAME=WIDTH`")
+	fs.StringVar(&cmd.candidates, "candidates", "", "with --certainty: the runs that may be added, `POINTS` as --at takes them (x, N:D or N:D:U), each priced at its scale (x or 6ND)")
 	fs.BoolVar(&cmd.nested, "nested", false, "ensemble law: fit L(K) for each model size (--params), then a power law in N to the K → ∞ asymptotes, and report lim_N lim_K (Kim et al. 2025)")
 	return fs
 }
@@ -123,6 +129,18 @@ func (cmd *fitCommand) fitOne(ctx context.Context, c curve, given map[string]flo
 	if err != nil {
 		return nil, nil, c.wrap(err)
 	}
+	if cmd.identify {
+		id, err := scaling.Identify(ctx, fit, scaling.IdentifyOptions{Level: cmd.fit.level, Profile: true, Sensitivity: true})
+		if err != nil {
+			return nil, nil, c.wrap(err)
+		}
+		rep.Identify = newIdentifyJSON(fit, id)
+	}
+	if cmd.certainty != "" || cmd.candidates != "" {
+		if rep.Certainty, err = cmd.costOfCertainty(fit); err != nil {
+			return nil, nil, c.wrap(err)
+		}
+	}
 	if cmd.plot != "" {
 		file := cmd.plot
 		if grouped {
@@ -156,8 +174,12 @@ func fitCurve(ctx context.Context, c curve, at []scaling.Obs, given map[string]f
 	}
 	for _, p := range at {
 		pr := fit.PredictInterval(p)
-		rep.Predictions = append(rep.Predictions, predictionJSON{At: pointLabel(law, p), Value: jnum(pr.Value),
-			CI: intervalOrNil(fit, pr.Mean), PI: intervalOrNil(fit, pr.Range)})
+		pj := predictionJSON{At: pointLabel(law, p), Value: jnum(pr.Value),
+			CI: intervalOrNil(fit, pr.Mean), PI: intervalOrNil(fit, pr.Range)}
+		if fit.Noise() != nil {
+			pj.SeedPI = intervalOrNil(fit, pr.Seed)
+		}
+		rep.Predictions = append(rep.Predictions, pj)
 	}
 	if len(given) > 0 {
 		t, err := scaling.LikelihoodRatio(fit, given)
@@ -329,6 +351,7 @@ type fitReport struct {
 	Order       []string             `json:"order"`
 	Params      map[string]paramJSON `json:"params"`
 	LogSigma    *jnum                `json:"log_sigma,omitempty"`
+	SeedNoise   *noiseJSON           `json:"seed_noise,omitempty"`
 	Bootstrap   *bootJSON            `json:"bootstrap,omitempty"`
 	Goodness    goodJSON             `json:"goodness"`
 	Optima      []optimumJSON        `json:"optima"`
@@ -337,6 +360,8 @@ type fitReport struct {
 	LRTest      *lrJSON              `json:"lr_test,omitempty"`
 	Holdout     []holdoutJSON        `json:"holdout,omitempty"`
 	ChiSquare   *chiJSON             `json:"chi2_test,omitempty"`
+	Identify    *identifyJSON        `json:"identify,omitempty"`
+	Certainty   *certaintyJSON       `json:"certainty,omitempty"`
 	Residuals   []residualJSON       `json:"residuals"`
 }
 
@@ -353,6 +378,9 @@ type bootJSON struct {
 	Level     jnum `json:"level"`
 	Failed    int  `json:"failed"`
 	ByRun     bool `json:"by_run"`
+	// Hierarchical: configurations, then runs within them, resampled.
+	Hierarchical bool `json:"hierarchical,omitempty"`
+	Configs      int  `json:"configurations,omitempty"`
 	// NotIdentified: the fit has no residual degrees of freedom, so no
 	// refit was run and no interval is given.
 	NotIdentified bool `json:"not_identified,omitempty"`
@@ -383,6 +411,56 @@ type predictionJSON struct {
 	Value jnum   `json:"value"`
 	CI    []jnum `json:"ci"` // null when the fit is not identified
 	PI    []jnum `json:"pi"`
+	// SeedPI is the new-seed interval under the seed-noise model.
+	SeedPI []jnum `json:"seed_pi,omitempty"`
+}
+
+// noiseJSON is the seed-noise model a fit used.
+type noiseJSON struct {
+	Measured bool   `json:"measured"`
+	Source   string `json:"source"`
+	// Pooled is the SD of log loss; PooledCI its χ² interval.
+	Pooled   jnum   `json:"pooled_log_sd"`
+	PooledCI []jnum `json:"pooled_ci,omitempty"`
+	DoF      int    `json:"dof,omitempty"`
+	Median   jnum   `json:"median_log_sd"`
+	Configs  int    `json:"configurations"`
+	Slope    *jnum  `json:"slope,omitempty"`
+	SlopeSE  *jnum  `json:"slope_se,omitempty"`
+	Trend    bool   `json:"trend"`
+}
+
+func newNoiseJSON(n *scaling.Noise) *noiseJSON {
+	j := &noiseJSON{Measured: n.Measured, Source: n.Source, Pooled: jnum(n.Pooled), Median: jnum(n.Median),
+		Configs: len(n.Configs), DoF: n.DoF, Trend: n.Trend}
+	if n.Measured {
+		j.PooledCI = jivl(n.PooledCI)
+		if len(n.Configs) >= 3 {
+			s, se := jnum(n.Slope), jnum(n.SlopeSE)
+			j.Slope, j.SlopeSE = &s, &se
+		}
+	}
+	return j
+}
+
+// printNoise says which seed noise the fit used and how it was used.
+func (r *fitReport) printNoise(w io.Writer) {
+	n := r.SeedNoise
+	if n == nil {
+		return
+	}
+	fmt.Fprintf(w, "seed noise: SD of log loss %s", num(float64(n.Pooled)))
+	if n.PooledCI != nil {
+		fmt.Fprintf(w, " (%s, %s)", num(float64(n.PooledCI[0])), num(float64(n.PooledCI[1])))
+	}
+	fmt.Fprintf(w, ", %s", n.Source)
+	switch {
+	case n.Trend:
+		fmt.Fprintf(w, "; σ ∝ L^%s ± %s, so the fit is weighted by it", num(float64(*n.Slope)), num(float64(*n.SlopeSE)))
+	case n.Slope != nil:
+		fmt.Fprintf(w, "; no trend with the loss resolved (σ ∝ L^%s ± %s), so equal weights", num(float64(*n.Slope)), num(float64(*n.SlopeSE)))
+	}
+	fmt.Fprintln(w)
 }
 
 type chiJSON struct {
@@ -436,9 +514,12 @@ func newFitReport(f *scaling.Fit, dropped int) *fitReport {
 		ls := jnum(f.LogSigma)
 		r.LogSigma = &ls
 	}
+	if n := f.Noise(); n != nil {
+		r.SeedNoise = newNoiseJSON(n)
+	}
 	if b := f.Bootstrap; b != nil {
 		r.Bootstrap = &bootJSON{Resamples: b.Resamples, Level: jnum(b.Level), Failed: b.Failed, ByRun: b.ByGroup,
-			NotIdentified: b.NotIdentified}
+			NotIdentified: b.NotIdentified, Hierarchical: b.Hierarchical, Configs: b.Configs}
 	}
 	g := f.Goodness
 	r.Goodness = goodJSON{R2: jnum(g.R2), R2Log: jnum(g.R2Log), RMSE: jnum(g.RMSE), RMSELog: jnum(g.RMSELog),
@@ -462,8 +543,11 @@ func (r *fitReport) printTable(w io.Writer, residuals bool) {
 	r.printHead(w)
 	r.printParams(w, intervals)
 	r.printQuality(w, intervals)
+	r.printNoise(w)
 	r.printPredictions(w, intervals)
 	r.printTests(w)
+	r.printIdentify(w)
+	r.printCertainty(w)
 	if residuals {
 		r.printResiduals(w)
 	}
@@ -531,6 +615,9 @@ func (r *fitReport) printQuality(w io.Writer, intervals bool) {
 		if r.Bootstrap.ByRun {
 			by = "runs"
 		}
+		if r.Bootstrap.Hierarchical {
+			by = fmt.Sprintf("%d configurations, then of the runs within each", r.Bootstrap.Configs)
+		}
 		fmt.Fprintf(w, "bootstrap: %d resamples of %s, %d failed\n", r.Bootstrap.Resamples, by, r.Bootstrap.Failed)
 	case r.Bootstrap != nil:
 		fmt.Fprintln(w, "bootstrap: not run: with no residual degrees of freedom every refit would return the fit itself; no interval is given")
@@ -553,9 +640,17 @@ func (r *fitReport) printPredictions(w io.Writer, intervals bool) {
 	if len(r.Predictions) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "AT\tPREDICTED\tCURVE CI\tPREDICTION INTERVAL")
+		head := "AT\tPREDICTED\tCURVE CI\tPREDICTION INTERVAL"
+		if r.SeedNoise != nil {
+			head += "\tNEW SEED"
+		}
+		fmt.Fprintln(tw, head)
 		for _, p := range r.Predictions {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.At, num(float64(p.Value)), ivl(p.CI), ivl(p.PI))
+			line := fmt.Sprintf("%s\t%s\t%s\t%s", p.At, num(float64(p.Value)), ivl(p.CI), ivl(p.PI))
+			if r.SeedNoise != nil {
+				line += "\t" + ivl(p.SeedPI)
+			}
+			fmt.Fprintln(tw, line)
 		}
 		tw.Flush()
 	}

@@ -169,6 +169,34 @@ type curve struct {
 	points []analysis.Point
 }
 
+// withNoise applies --seed-noise to the curve: the noise model measured
+// from its replicates (weights, a hierarchical bootstrap) or assumed at a
+// level (new-seed prediction intervals only).
+func (c *curve) withNoise(mode string) error {
+	var nz *scaling.Noise
+	switch mode {
+	case "":
+		return nil
+	case "measure":
+		var err error
+		if nz, err = scaling.SeedNoise(c.law, c.obs, c.boot.Level); err != nil {
+			return usagef("--seed-noise measure: %v", err)
+		}
+		c.obs = nz.Weigh(c.obs, c.opts.Loss)
+		c.boot.Hierarchical = true
+	default:
+		v, err := strconv.ParseFloat(mode, 64)
+		if err != nil {
+			return usagef("--seed-noise: want measure or a level on the loss such as %g, got %q", scaling.DefaultNoiseFloor, mode)
+		}
+		if nz, err = scaling.AssumedNoise(c.obs, v, fmt.Sprintf("assumed: %g on the loss (--seed-noise)", v)); err != nil {
+			return usagef("--seed-noise: %v", err)
+		}
+	}
+	c.opts.Noise = nz
+	return nil
+}
+
 // fit fits the curve and, when it asks for one, bootstraps it.
 func (c *curve) fit(ctx context.Context) (*scaling.Fit, error) {
 	fit, err := scaling.FitLaw(ctx, c.law, c.obs, c.opts)
@@ -221,7 +249,8 @@ func (d *dataFlags) flagCurve(ff *fitFlags, src string, read func(inputs []strin
 		return curve{}, fmt.Errorf("%s: %w", src, err)
 	}
 	obs, dropped := dropHighest(obs, d.dropHighest)
-	return curve{x: d.x, obs: obs, dropped: dropped, law: law, opts: o, boot: ff.bootstrapOptions(ff.seed)}, nil
+	c := curve{x: d.x, obs: obs, dropped: dropped, law: law, opts: o, boot: ff.bootstrapOptions(ff.seed)}
+	return c, c.withNoise(ff.seedNoise)
 }
 
 // A results CSV, as `asymptote results --format csv` writes it, starts its
@@ -382,10 +411,12 @@ func parseFloats(s string) ([]float64, error) {
 // fitFlags are the fitting options shared by the scaling commands.
 type fitFlags struct {
 	law, loss, fix, starts string
-	delta, level, screen   float64
-	bootstrap, workers     int
-	seed                   uint64
-	tie                    bool
+	// seedNoise is --seed-noise: "" (none), "measure" or a level.
+	seedNoise            string
+	delta, level, screen float64
+	bootstrap, workers   int
+	seed                 uint64
+	tie                  bool
 }
 
 func (f *fitFlags) register(fs *flag.FlagSet, lawDefault string) {
@@ -399,6 +430,7 @@ func (f *fitFlags) register(fs *flag.FlagSet, lawDefault string) {
 	fs.Uint64Var(&f.seed, "seed", 1, "seed for random starts and resamples (for a study fitted by its plan: the plan's seed)")
 	fs.IntVar(&f.workers, "workers", 0, "parallel starts and refits (default: all cores)")
 	fs.BoolVar(&f.tie, "tie", false, "fit alpha = beta as one parameter")
+	fs.StringVar(&f.seedNoise, "seed-noise", "", "seed noise: `measure` it from replicate runs (identical sizes; --group names runs) to weight the fit, bootstrap configurations then seeds, and give new-seed prediction intervals; or a LEVEL on the loss to assume (0.004 is the datablations median)")
 	fs.Float64Var(&f.screen, "screen", 1e-5, "relative `TOLERANCE` of the screening pass over all starts; starts within twice the best objective are then converged to 1e-12 (negative: converge every start fully)")
 }
 

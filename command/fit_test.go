@@ -81,12 +81,23 @@ func TestScalingGolden(t *testing.T) {
 		{"fit_chinchilla.txt", "fit", []string{"--law", "chinchilla", "--data", synthCSV, "--starts", "24", "--drop-highest", "5", "--lr-test", "E=1.69,A=406.4,B=410.7,alpha=0.34,beta=0.28"}},
 		{"fit_datablations.txt", "fit", []string{"--law", "datablations", "--data", datablationsCSV, "--y", "val_loss",
 			"--fix", "E=1.8691,A=520.82,B=1487.7,alpha=0.3526596,beta=0.3526596", "--bootstrap", "50"}},
+		{"fit_identify.txt", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--identify"}},
+		{"fit_identify.json", "fit", []string{"--law", "chinchilla", "--data", scalingTestdata + "isoflop.csv", "--starts", "24", "--identify", "--format", "json"}},
+		{"fit_certainty.txt", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--certainty", "E=0.01", "--candidates", "1e3,1e4,1e5"}},
+		{"fit_seed_noise.txt", "fit", []string{"--law", "power", "--data", scalingTestdata + "replicates.csv", "--group", "run", "--loss", "ls", "--bootstrap", "50", "--seed-noise", "measure", "--at", "1e4"}},
+		{"fit_seed_noise_assumed.json", "fit", []string{"--law", "power", "--data", a, "--loss", "ls", "--bootstrap", "50", "--seed-noise", "0.004", "--at", "1e4", "--format", "json"}},
 		{"crossover.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "100", "--target", "1e5", "--names", "baseline,regularized"}},
+		{"crossover_multiplier.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "100", "--multiplier", "10,100,1e4", "--gate", "1.1", "--names", "baseline,regularized"}},
+		{"crossover_multiplier.json", "crossover", []string{"--data", b, "--versus", a, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "50", "--multiplier", "10", "--format", "json"}},
+		{"crossover_data_multiplier.txt", "crossover", []string{"--law", "chinchilla", "--data", scalingTestdata + "isoflop.csv", "--versus", synthCSV, "--range", "1e18:1e24", "--starts", "24", "--bootstrap", "20", "--multiplier", "1e21", "--data-multiplier", "1e9:2e10,1e10:1e12", "--names", "iso,synthetic"}},
+		{"crossover_certainty.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--multiplier", "100", "--certainty", "0.05", "--candidates", "100,1000", "--names", "baseline,regularized"}},
 		{"crossover.json", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--format", "json"}},
 		{"frontier.txt", "frontier", []string{"--given", "E=1.8169,A=482.01,B=2085.43,alpha=0.3478,beta=0.3658", "--budget", "1e21,5.88e23"}},
 		{"frontier_constrained.json", "frontier", []string{"--law", "datablations", "--given",
 			"E=1.8691,A=520.82,B=1487.7,alpha=0.3526596,beta=0.3526596,RD_star=15.387756,RN_star=5.309743",
 			"--budget", "1e22", "--unique", "25e9", "--format", "json"}},
+		{"frontier_approaches.txt", "frontier", []string{"--approach", "2,3", "--data", scalingTestdata + "isoflop.csv", "--bootstrap", "50", "--starts", "24", "--budget", "1e22,1e24"}},
+		{"frontier_approach2.json", "frontier", []string{"--approach", "2", "--data", scalingTestdata + "isoflop.csv", "--bootstrap", "50", "--seed-noise", "0.01", "--budget", "1e22", "--format", "json"}},
 		{"epochs.txt", "epochs", []string{"--data", datablationsCSV, "--y", "val_loss", "--base", "datablations"}},
 	}
 	for _, tc := range tests {
@@ -123,6 +134,12 @@ func TestScalingInputErrors(t *testing.T) {
 		{"unknown parameter", []string{"--data", scalingTestdata + "recipe_a.csv", "--fix", "gamma=1"}, []string{`no parameter "gamma"`}},
 		{"no tokens or compute", []string{"--law", "chinchilla", "--data", write("f.csv", "params,loss\n1e8,3\n")}, []string{`column "tokens": missing`}},
 		{"unknown law", []string{"--law", "cubic", "--data", scalingTestdata + "recipe_a.csv"}, []string{`unknown law "cubic"`}},
+		{"certainty without candidates", []string{"--data", scalingTestdata + "recipe_a.csv", "--certainty", "E=0.01"}, []string{"--certainty NAME=WIDTH and --candidates"}},
+		{"certainty of a fixed parameter", []string{"--data", scalingTestdata + "recipe_a.csv", "--fix", "E=2", "--certainty", "E=0.01", "--candidates", "1e3"}, []string{"--certainty", "E is fixed"}},
+		{"certainty of an unknown parameter", []string{"--data", scalingTestdata + "recipe_a.csv", "--certainty", "B=0.01", "--candidates", "1e3"}, []string{"--certainty", `no parameter "B"`}},
+		{"seed noise without replicates", []string{"--data", scalingTestdata + "recipe_a.csv", "--seed-noise", "measure"}, []string{"--seed-noise measure", "no configuration has two runs", "0.004"}},
+		{"seed noise not a level", []string{"--data", scalingTestdata + "recipe_a.csv", "--seed-noise", "lots"}, []string{"--seed-noise", "want measure or a level"}},
+		{"seed noise negative", []string{"--data", scalingTestdata + "recipe_a.csv", "--seed-noise", "-1"}, []string{"--seed-noise", "positive"}},
 	}
 	t.Setenv("ASYMPTOTE_NATS_URL", "nats://127.0.0.1:1")
 	for _, tc := range tests {
@@ -167,6 +184,25 @@ func TestScalingPlot(t *testing.T) {
 		}
 		if st, err := os.Stat(path); err != nil || st.Size() < 1000 {
 			t.Errorf("plot %s: %v", path, err)
+		}
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		cmd   string
+		args  []string
+		files []string
+	}{
+		{"fit", []string{"--data", scalingTestdata + "replicates.csv", "--group", "run", "--loss", "ls", "--bootstrap", "20", "--seed-noise", "measure", "--plot", filepath.Join(dir, "weighted.png")}, []string{"weighted.png"}},
+		{"frontier", []string{"--approach", "2", "--data", scalingTestdata + "isoflop.csv", "--bootstrap", "20", "--budget", "1e22", "--plot", filepath.Join(dir, "iso.svg")}, []string{"iso.svg"}},
+		{"crossover", []string{"--data", scalingTestdata + "recipe_a.csv", "--versus", scalingTestdata + "recipe_b.csv", "--range", "1:1e6", "--loss", "ls", "--bootstrap", "20", "--multiplier", "10", "--gate", "1.1", "--plot", filepath.Join(dir, "cross.png")}, []string{"cross.png", "cross-multiplier.png"}},
+	} {
+		if _, err := runCommand(t, tc.cmd, tc.args...); err != nil {
+			t.Fatalf("%s: %v", tc.cmd, err)
+		}
+		for _, f := range tc.files {
+			if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() < 1000 {
+				t.Errorf("%s plot %s: %v", tc.cmd, f, err)
+			}
 		}
 	}
 	path := filepath.Join(t.TempDir(), "epochs.png")

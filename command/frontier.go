@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"asymptote.dev/asymptote/scaling"
@@ -16,6 +17,9 @@ type frontierCommand struct {
 	scalingFlags
 	budget, given string
 	unique        float64
+	approach      string
+	tolerance     float64
+	plot          string
 }
 
 // flags declares frontier's flags.
@@ -25,7 +29,34 @@ func (cmd *frontierCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.budget, "budget", "", "compute budgets in FLOP, `C,...`")
 	fs.StringVar(&cmd.given, "given", "", "use these parameters instead of fitting: `NAME=VALUE,...` (E, A, B, alpha, beta; RD_star, RN_star for datablations)")
 	fs.Float64Var(&cmd.unique, "unique", 0, "unique tokens `U`: also give the data-constrained allocation (datablations law)")
+	fs.StringVar(&cmd.approach, "approach", "3", "Hoffmann et al.'s `APPROACHES`, comma-separated: 2 (IsoFLOP parabolas per budget, then power laws) and 3 (the parametric law); 2,3 compares them on the same data")
+	fs.StringVar(&cmd.plot, "plot", "", "approach 2: write the IsoFLOP parabolas with their minima to `FILE`.png or FILE.svg")
+	fs.Float64Var(&cmd.tolerance, "flop-tolerance", 0.1, "approach 2: runs whose compute 6ND is within this relative `TOLERANCE` of a budget's smallest belong to it")
 	return fs
+}
+
+// approaches reads --approach: which of Hoffmann et al.'s approaches to
+// run.
+func (cmd *frontierCommand) approaches() (two, three bool, err error) {
+	for _, a := range strings.Split(cmd.approach, ",") {
+		switch strings.TrimSpace(a) {
+		case "2":
+			two = true
+		case "3":
+			three = true
+		case "1":
+			return false, false, usagef("--approach 1 (the lower envelope of training curves) needs per-step losses, which frontier does not read yet; use 2 or 3")
+		default:
+			return false, false, usagef("--approach: want 2, 3 or 2,3, got %q", cmd.approach)
+		}
+	}
+	if cmd.plot != "" && !two {
+		return false, false, usagef("--plot draws approach 2's IsoFLOP parabolas: pass --approach 2 (or 2,3)")
+	}
+	if two && cmd.given != "" {
+		return false, false, usagef("--approach 2 fits runs: give --data or --study, not --given")
+	}
+	return two, three, nil
 }
 
 // Run runs the command.
@@ -38,22 +69,49 @@ func (cmd *frontierCommand) Run(ctx context.Context) error {
 	if err != nil || len(cs) == 0 {
 		return usagef("--budget: want one or more budgets in FLOP")
 	}
-	law, o, err := cmd.options()
+	two, three, err := cmd.approaches()
 	if err != nil {
 		return err
 	}
-	fit, params, err := cmd.params(ctx, law, o)
-	if err != nil {
-		return err
+	var rep2 *isoJSON
+	if two {
+		if rep2, err = cmd.isoFLOP(ctx, cs); err != nil {
+			return err
+		}
 	}
-	rep, err := cmd.report(law, fit, params, cs)
-	if err != nil {
-		return err
+	var rep *frontierJSON
+	if three {
+		law, o, err := cmd.options()
+		if err != nil {
+			return err
+		}
+		fit, params, err := cmd.params(ctx, law, o)
+		if err != nil {
+			return err
+		}
+		if rep, err = cmd.report(law, fit, params, cs); err != nil {
+			return err
+		}
 	}
 	if cmd.format == "json" {
-		return writeJSON(cmd.env.Stdout, rep)
+		if !two {
+			return writeJSON(cmd.env.Stdout, rep)
+		}
+		return writeJSON(cmd.env.Stdout, approachesJSON{Approach2: rep2, Approach3: rep})
 	}
-	cmd.printTable(cmd.env.Stdout, rep)
+	w := cmd.env.Stdout
+	if two {
+		cmd.printIso(w, rep2)
+	}
+	if three {
+		if two {
+			fmt.Fprintln(w, "\n== approach 3: the parametric law ==")
+		}
+		cmd.printTable(w, rep)
+	}
+	if two && three {
+		cmd.printComparison(w, rep2, rep)
+	}
 	return nil
 }
 

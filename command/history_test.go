@@ -29,7 +29,7 @@ func TestResultsHistory(t *testing.T) {
 	cl.StartAgent("a1", bus.Resources{CPU: 2, Memory: 1 << 30}, clustertest.InProcess{"synthetic": synthetic.New()})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	spec := "name: hist\nmethod: synthetic\nspace:\n  params: [1e6, 1e7, 1e8]\nfixed: {tokens: 1e9, steps: 4}\nresources: {cpu: 0.5, memory: 16MiB}\n"
+	spec := "name: hist\nmethod: synthetic\nspace:\n  params: [1e6, 1e7, 1e8]\nfixed: {tokens: 1e9, steps: 4, checkpoint_every: 2}\nresources: {cpu: 0.5, memory: 16MiB}\n"
 	if _, err := cl.Client().Submit(ctx, api.SubmitRequest{SpecFile: "hist.yaml", Spec: spec}); err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +44,8 @@ func TestResultsHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 3 trials x 4 steps x 3 values (val_loss, train_loss, tokens).
-	if len(rows) != 1+36 || strings.Join(rows[0], ",") != "trial,attempt,step,time,metric,value" {
+	// 3 trials x 4 steps x 4 values (val_loss, train_loss, tokens, flops).
+	if len(rows) != 1+48 || strings.Join(rows[0], ",") != "trial,attempt,step,time,metric,value" {
 		t.Fatalf("%d rows, header %v:\n%s", len(rows), rows[0], out)
 	}
 
@@ -63,10 +63,29 @@ func TestResultsHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 36 {
-		t.Errorf("%d parquet records, want 36", len(recs))
+	if len(recs) != 48 {
+		t.Errorf("%d parquet records, want 48", len(recs))
 	}
 	if code, _, errOut := runCLI(t, "results", "hist", "-trial", "x", "-nats-url", url); code != 2 || !strings.Contains(errOut, "add -history") {
 		t.Errorf("-trial without -history: exit %d, %s", code, errOut)
+	}
+
+	// The anytime records: the reports saved with a checkpoint, after
+	// step 2 of each trial (none after the last step).
+	code, out, errOut = runCLI(t, "results", "hist", "-checkpoints", "-nats-url", url)
+	if code != 0 {
+		t.Fatalf("-checkpoints: exit %d: %s", code, errOut)
+	}
+	rows, err = csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1+3*4 {
+		t.Fatalf("-checkpoints: %d rows, want a header and 3 trials x 4 values:\n%s", len(rows), out)
+	}
+	for _, r := range rows[1:] {
+		if r[2] != "2" {
+			t.Errorf("-checkpoints row at step %s, want 2: %v", r[2], r)
+		}
 	}
 }

@@ -40,6 +40,7 @@ type coordinatorOptions struct {
 	allowUnoffered bool
 	history        time.Duration
 	http           httpOptions
+	checkpoints    checkpointStore
 }
 
 func (o *coordinatorOptions) register(fs *flag.FlagSet) {
@@ -55,6 +56,38 @@ func (o *coordinatorOptions) register(fs *flag.FlagSet) {
 	fs.Var(&o.http, "http", "`address` of the HTTP API (studies, trials, metric history, fits; docs/python.md), or off (default "+defaultHTTPAddr+", loopback only)")
 	fs.DurationVar(&o.history, "history-retention", bus.DefaultHistoryRetention, "how long the metric history keeps a report (0: until its study is deleted)")
 	fs.IntVar(&o.etcdMaxRequest, "etcd-max-request-bytes", store.DefaultMaxRequestBytes, "the etcd server's --max-request-bytes; the leader sizes its writes by it")
+	fs.Var(&o.checkpoints, "checkpoint-store", checkpointStoreUsage)
+}
+
+const checkpointStoreUsage = "where trials' checkpoints are kept: nats (the JetStream object store, the default), a `directory` every agent and coordinator mounts (NFS, Lustre), or off; agents and coordinators must agree"
+
+// checkpointStore is the -checkpoint-store flag.
+type checkpointStore struct{ v node.Checkpoints }
+
+func (c *checkpointStore) String() string {
+	switch {
+	case c == nil:
+		return ""
+	case c.v.Off:
+		return "off"
+	case c.v.Dir != "":
+		return c.v.Dir
+	}
+	return "nats"
+}
+
+func (c *checkpointStore) Set(s string) error {
+	switch {
+	case s == "nats":
+		c.v = node.Checkpoints{}
+	case s == "off":
+		c.v = node.Checkpoints{Off: true}
+	case filepath.IsAbs(s):
+		c.v = node.Checkpoints{Dir: filepath.Clean(s)}
+	default:
+		return fmt.Errorf("%q: want nats, off, or an absolute directory such as /shared/asymptote/checkpoints", s)
+	}
+	return nil
 }
 
 // validate checks the limits, naming the flag.
@@ -96,7 +129,7 @@ func (o *coordinatorOptions) coordinator(log *slog.Logger) node.Coordinator {
 		LeaseTTL: o.leaseTTL, HeartbeatGrace: o.heartbeatGrace, StreamReplicas: o.replicas, HistoryRetention: o.history,
 		QueueBelow: o.queueBelow, Limits: o.limits, EtcdMaxRequestBytes: o.etcdMaxRequest,
 		AllowUnofferedMethods: o.allowUnoffered,
-	}}
+	}, Checkpoints: o.checkpoints.v}
 }
 
 // agentOptions are the agent's tunables shared by `dev` and `agent`.
@@ -110,6 +143,9 @@ type agentOptions struct {
 	memory       string
 	queue        float64
 	heartbeat    time.Duration
+	grace        time.Duration
+	ckptGrace    time.Duration
+	checkpoints  checkpointStore
 
 	// Set by validate.
 	memBytes  int64
@@ -126,6 +162,14 @@ func (o *agentOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.memory, "memory", "", "memory to offer, such as 16GiB (default: all the host has)")
 	fs.Float64Var(&o.queue, "queue", 1, "accept attempts beyond the offered resources, up to this `multiple` of them, to start the moment a running one ends (0: none)")
 	fs.DurationVar(&o.heartbeat, "heartbeat", time.Second, "heartbeat interval")
+	fs.DurationVar(&o.grace, "shutdown-grace", 10*time.Second, "on SIGTERM or a drain, how long to checkpoint, stop and report running attempts before exiting; keep it under what the cluster waits before SIGKILL (SLURM's KillWait, Kubernetes' terminationGracePeriodSeconds)")
+	fs.DurationVar(&o.ckptGrace, "checkpoint-grace", 0, "of -shutdown-grace, how long running attempts get to save and upload a checkpoint before they are stopped (default half of it)")
+}
+
+// registerStore registers -checkpoint-store for the agent command (dev
+// takes the coordinator's).
+func (o *agentOptions) registerStore(fs *flag.FlagSet) {
+	fs.Var(&o.checkpoints, "checkpoint-store", checkpointStoreUsage)
 }
 
 // validate checks the flags, naming the flag and what it wants, before
@@ -151,6 +195,12 @@ func (o *agentOptions) validate() error {
 	}
 	if o.heartbeat <= 0 {
 		return usagef("-heartbeat %s: want a positive interval, such as 1s", o.heartbeat)
+	}
+	if o.grace <= 0 {
+		return usagef("-shutdown-grace %s: want a positive duration, such as 25s", o.grace)
+	}
+	if o.ckptGrace < 0 || o.ckptGrace > o.grace {
+		return usagef("-checkpoint-grace %s: want a duration between 0 (half of -shutdown-grace) and -shutdown-grace (%s)", o.ckptGrace, o.grace)
 	}
 	allow, err := parseAllow(o.allow)
 	if err != nil {
@@ -229,7 +279,10 @@ func (o *agentOptions) agent(ctx context.Context, log *slog.Logger, share hostSh
 		Config: node.AgentConfig{
 			NodeID: o.nodeID, Resources: o.offer(host, share), MethodNames: names, MethodEnv: methodEnv,
 			HeartbeatInterval: o.heartbeat, Queue: o.queue, Logger: log,
+			ShutdownGrace: o.grace, CheckpointGrace: o.ckptGrace,
+			ScratchDir: filepath.Join(o.dataDir, "checkpoints"),
 		},
+		Checkpoints: o.checkpoints.v,
 		Manager: &node.ManagerConfig{
 			Builtins:  methods.Names(),
 			PluginDir: o.pluginDir,

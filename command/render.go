@@ -47,6 +47,16 @@ func progressLine(s *api.StudyStatus) string {
 	if s.PreemptedAttempts > 0 {
 		parts = append(parts, fmt.Sprintf("%d preempted", s.PreemptedAttempts))
 	}
+	if n := len(s.Resuming); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d resumed", n))
+	}
+	if s.Checkpoints > 0 {
+		c := fmt.Sprintf("%d checkpoints (%s", s.Checkpoints, humanBytes(s.CheckpointBytes))
+		if s.CheckpointQuota > 0 {
+			c += " of " + humanBytes(s.CheckpointQuota)
+		}
+		parts = append(parts, c+")")
+	}
 	if s.Rate > 0 {
 		parts = append(parts, fmt.Sprintf("%.1f trials/s", s.Rate))
 	}
@@ -155,6 +165,9 @@ func printStudyDetail(w io.Writer, s *api.StudyStatus) {
 	}
 	for _, f := range s.Failures {
 		fmt.Fprintf(w, "failed: trial %s %s: %s\n", f.ID, formatParams(f.Params), f.Error)
+	}
+	for _, r := range s.Resuming {
+		fmt.Fprintf(w, "running: trial %s attempt %d on %s, resumed after step %d\n", r.Trial, r.Attempt, r.Node, r.StartStep)
 	}
 	printAnalysis(w, s.Analysis)
 	printBudget(w, s.Budget)

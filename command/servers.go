@@ -98,6 +98,7 @@ func (cmd *agentCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.health, "health", "", healthUsage)
 	fs.StringVar(&cmd.opts.dataDir, "data-dir", "", "`directory` for the agent's local state: its lock, and its method processes' registry and sockets (default "+defaultAgentDataDir("NODE_ID")+", one per -node-id)")
 	cmd.opts.register(fs)
+	cmd.opts.registerStore(fs)
 	return fs
 }
 

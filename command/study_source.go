@@ -244,10 +244,14 @@ func planCurves(st *studyData, ff *fitFlags, d *dataFlags, set map[string]bool) 
 		if plan.Group != "" {
 			label = g
 		}
-		out = append(out, curve{label: label, x: plan.X, obs: obs, dropped: dropped, law: law, opts: o, boot: bo,
+		c := curve{label: label, x: plan.X, obs: obs, dropped: dropped, law: law, opts: o, boot: bo,
 			plan: &planJSON{Study: st.Name, Law: plan.Law, X: plan.X, Group: plan.Group, GroupValue: g, BestOver: plan.BestOver,
 				Bootstrap: plan.Bootstrap, Seed: plan.Seed, Points: len(groups[g]), Trials: succeeded, Flags: flags},
-			points: groups[g]})
+			points: groups[g]}
+		if err := c.withNoise(ff.seedNoise); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }

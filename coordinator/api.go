@@ -388,7 +388,12 @@ func (l *leaderState) fullStatus(s *study, now time.Time) api.StudyStatus {
 	maximize := s.rec.Direction == string(sweep.Maximize)
 	bestVal := math.Inf(1)
 	versions := map[string]bool{}
+	st.CheckpointBytes, st.CheckpointQuota = s.checkpointBytes, s.spec.CheckpointPolicy().Quota
 	for _, t := range s.trials {
+		st.Checkpoints += len(t.rec.Checkpoints)
+		if a := t.rec.Current(); a != nil && !a.State.Terminal() && a.StartStep > 0 && len(st.Resuming) < api.MaxResumedShown {
+			st.Resuming = append(st.Resuming, api.ResumedAttempt{Trial: t.rec.ID, Attempt: a.N, Node: a.Node, StartStep: a.StartStep})
+		}
 		switch t.rec.State {
 		case sweep.Succeeded:
 			if r := t.rec.Result; r != nil {

@@ -21,6 +21,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
+	"asymptote.dev/asymptote/internal/checkpoint"
 	"asymptote.dev/asymptote/internal/store"
 )
 
@@ -64,6 +65,10 @@ type Config struct {
 	// Limits bound what one study may hold; its zero fields take the
 	// defaults (see Limits).
 	Limits Limits
+	// Checkpoints is the store of trials' checkpoints, where the leader
+	// deletes those it lets go of (retention, succeeded and cancelled
+	// trials, deleted studies); nil deletes none.
+	Checkpoints checkpoint.Store
 	// EtcdMaxRequestBytes is the etcd server's --max-request-bytes
 	// (default store.DefaultMaxRequestBytes, etcd's own default). The
 	// leader sizes its transactions and its largest record by it.

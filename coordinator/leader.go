@@ -80,6 +80,7 @@ func (l *leader) run(ctx context.Context) error {
 	if err := l.load(ctx); err != nil {
 		return err
 	}
+	l.sweepCheckpoints(l.checkpointSweep())
 	nc := l.cfg.NATS
 	var subs []*nats.Subscription
 	defer func() {
@@ -585,6 +586,8 @@ func (l *leader) perform(a action) {
 		}
 	case purgeHistory:
 		go l.purgeHistory(a.study)
+	case deleteCheckpoints:
+		l.deleteCheckpoints(a)
 	}
 }
 

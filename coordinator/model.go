@@ -100,6 +100,9 @@ type study struct {
 	rungs strategy.Rungs
 	// q is set while the study is quarantined (quarantine.go).
 	q *quarantineState
+	// checkpointBytes is the size of the checkpoints its trials keep,
+	// for checkpoints.quota.
+	checkpointBytes int64
 }
 
 func newStudy(rec api.Study, rev int64, spec *sweep.Spec) *study {

@@ -17,6 +17,11 @@ import (
 // forever.
 const maxStale = 10
 
+// maxPreempted bounds how often one trial may be preempted before it is
+// failed: spot markets and SLURM preempt often, so the bound is generous,
+// but a method that asks to run again every time must end.
+const maxPreempted = 100
+
 // quarantineRedelivery is how long the stream waits before offering again
 // an outcome of a quarantined study.
 const quarantineRedelivery = 5 * time.Second
@@ -76,9 +81,12 @@ func (l *leaderState) onEvent(in eventInput, now time.Time) {
 			cur.State = api.AttemptRunning
 			at := ev.Time
 			cur.Started = &at
+			cur.StartStep, cur.Resume = ev.StartStep, bus.Clip(ev.Resume, bus.MaxErrorBytes)
 			l.setState(t, sweep.Running, now)
 			l.dirtyTrials[t] = true
 		}
+	case bus.EventCheckpoint:
+		l.recordCheckpoint(t, ev, current, now)
 	case bus.EventFinished:
 		if current {
 			l.finish(t, cur, ev, now)
@@ -94,6 +102,11 @@ func (l *leaderState) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Ti
 	s := t.study
 	end := ev.Time
 	a.Ended = &end
+	// The started event is not durable: the finished one says again
+	// where the attempt began.
+	if ev.StartStep > 0 || ev.Resume != "" {
+		a.StartStep, a.Resume = ev.StartStep, bus.Clip(ev.Resume, bus.MaxErrorBytes)
+	}
 	// An agent clips its errors; a message from elsewhere is clipped
 	// here, so an attempt's record stays small.
 	ev.Error = bus.Clip(ev.Error, bus.MaxErrorBytes)
@@ -217,6 +230,13 @@ func (l *leaderState) preempt(t *trial, a *api.Attempt, reason string, now time.
 	a.Error = "preempted: " + reason
 	t.rec.Preempted++
 	t.study.preempted++
+	if t.rec.Preempted >= maxPreempted {
+		// A method that asks to run again every time (a script that
+		// always exits 75) must not cycle forever.
+		t.rec.Error = fmt.Sprintf("preempted %d times; last: %s; a method that asks to run again each time never finishes: check why it exits with 75 or returns ErrPreempted", t.rec.Preempted, reason)
+		l.setState(t, sweep.Failed, now)
+		return
+	}
 	t.rec.NotBefore = nil
 	l.setState(t, sweep.Pending, now)
 	t.study.toFront(t)

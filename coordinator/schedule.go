@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -144,6 +145,7 @@ func (l *leaderState) dispatch(t *trial, n *node, now time.Time) {
 		Timeout:       bus.Duration(s.spec.Timeout),
 		Leader:        l.cfg.ID,
 		Config:        s.methodConfig,
+		Resume:        resumeFrom(t),
 	}
 	l.outbox[n] = append(l.outbox[n], d)
 }
@@ -157,7 +159,7 @@ func (l *leader) sendDispatches() {
 	for n, ds := range l.outbox {
 		node := n.rec.ID
 		for len(ds) > 0 {
-			k := min(len(ds), bus.MaxDispatchBatch)
+			k := batchLen(ds)
 			batch := bus.DispatchBatch{Dispatches: make([]bus.Dispatch, k)}
 			for i, d := range ds[:k] {
 				batch.Dispatches[i] = *d
@@ -179,6 +181,32 @@ func (l *leader) sendDispatches() {
 		}
 	}
 	clear(l.outbox)
+}
+
+// maxBatchBytes bounds a dispatch batch's encoding, well below NATS's
+// default 1 MB payload limit: dispatches that resume from checkpoints carry
+// their records, so a batch of MaxDispatchBatch of them may not fit.
+const maxBatchBytes = 512 << 10
+
+// batchLen returns how many of ds the next batch takes: at most
+// bus.MaxDispatchBatch, and no more than fit in maxBatchBytes (at least
+// one).
+func batchLen(ds []*bus.Dispatch) int {
+	size := 0
+	for i, d := range ds {
+		if i == bus.MaxDispatchBatch {
+			return i
+		}
+		b, err := json.Marshal(d)
+		if err != nil {
+			return max(i, 1) // Encode reports it
+		}
+		size += len(b) + 1
+		if size > maxBatchBytes && i > 0 {
+			return i
+		}
+	}
+	return len(ds)
 }
 
 // dispatchBatch sends one batch to node and returns the attempts it did

@@ -169,6 +169,9 @@ func (l *leaderState) apply(in any, now time.Time) {
 func (l *leaderState) addTrial(s *study, t *trial, now time.Time) {
 	s.trials = append(s.trials, t)
 	s.byID[t.rec.ID] = t
+	for _, c := range t.rec.Checkpoints {
+		s.checkpointBytes += c.Size
+	}
 	s.counts[t.rec.State]++
 	switch t.rec.State {
 	case sweep.Pending:
@@ -236,6 +239,7 @@ func (l *leaderState) setState(t *trial, to sweep.State, now time.Time) {
 		s.enqueue(t, now)
 	}
 	if to.Terminal() {
+		l.releaseCheckpoints(t, to)
 		if to == sweep.Succeeded && s.spec.Analysis != nil && s.spec.Analysis.Fit != nil {
 			s.refitDue = true
 		}

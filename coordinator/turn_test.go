@@ -464,3 +464,25 @@ func TestPreemptedRunsFirst(t *testing.T) {
 		t.Errorf("status counts %d preempted and %d stale attempts, want 1 and 0", st.PreemptedAttempts, st.StaleAttempts)
 	}
 }
+
+// TestPreemptedWithoutEnd fails a trial whose method asks to run again
+// every time, once it has been preempted maxPreempted times.
+func TestPreemptedWithoutEnd(t *testing.T) {
+	l := offline(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	l.heartbeat("a", 1, 1<<30, 0, nil, now)
+	s := l.addStudy(t, studySpec("s", 1, "{cpu: 1, memory: 16MiB}"), 0, now)
+	tr := s.trials[0]
+	for n := 1; n <= maxPreempted; n++ {
+		clear(l.outbox)
+		l.schedule(now)
+		if tr.rec.State != sweep.Dispatched || tr.rec.Attempt != n {
+			t.Fatalf("round %d: trial %s at attempt %d", n, tr.rec.State, tr.rec.Attempt)
+		}
+		l.apply(eventInput{ev: bus.Event{Kind: bus.EventFinished, Outcome: bus.OutcomePreempted, Node: "a", Time: now, Error: "the program exited with status 75",
+			AttemptRef: bus.AttemptRef{Study: "s", Trial: tr.rec.ID, Attempt: n}}, msg: &durable{}}, now)
+	}
+	if tr.rec.State != sweep.Failed || !strings.Contains(tr.rec.Error, "preempted 100 times") {
+		t.Errorf("after %d preemptions: %s (%q), want failed naming the count", maxPreempted, tr.rec.State, tr.rec.Error)
+	}
+}

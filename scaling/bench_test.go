@@ -51,3 +51,19 @@ func BenchmarkChinchillaBootstrap(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkChinchillaWeighted times the 4,500-start grid on the same 240
+// points with per-point noise scales (a noise-weighted fit), which runs the
+// general residual loop instead of the fused Huber kernel; compare with
+// BenchmarkChinchillaGrid.
+func BenchmarkChinchillaWeighted(b *testing.B) {
+	obs := readSynthetic(b)
+	for i := range obs {
+		obs[i].Scale = 0.5 + float64(i%7)/6
+	}
+	for b.Loop() {
+		if _, err := FitLaw(context.Background(), Chinchilla, obs, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -24,6 +24,14 @@ type BootstrapOptions struct {
 	// from (Besiroglu et al. start from Hoffmann et al.'s estimates); by
 	// default refits start at the fit's optimum.
 	Start []float64
+	// Hierarchical resamples in two stages: configurations (observations
+	// with identical law inputs) with replacement, then, within each
+	// configuration drawn, its runs (Obs.Group, or rows) with replacement,
+	// so both the spread across configurations and the seed noise within
+	// them enter the intervals. Configurations are the top level: a run
+	// whose rows have different inputs (checkpoints at growing D) spans
+	// several configurations, and its rows are then resampled apart.
+	Hierarchical bool
 }
 
 // Interval is a closed interval [Lo, Hi].
@@ -48,6 +56,10 @@ type BootstrapResult struct {
 	StdErr    []float64
 	// ByGroup is true when whole runs (Obs.Group) were resampled.
 	ByGroup bool
+	// Hierarchical is true when configurations, then runs within them,
+	// were resampled; Configs is then the number of configurations.
+	Hierarchical bool
+	Configs      int
 	// NotIdentified is set when the fit has no residual degrees of
 	// freedom (see Fit.Identified): no refit is run, and every free
 	// parameter's interval, median and standard error is NaN.
@@ -75,6 +87,11 @@ func quantile(v []float64, q float64) float64 {
 	if i >= len(v)-1 {
 		return v[len(v)-1]
 	}
+	if h == lo {
+		// Exactly on a sample: also keeps an infinite neighbour from
+		// turning 0·∞ into NaN.
+		return v[i]
+	}
 	return v[i] + (h-lo)*(v[i+1]-v[i])
 }
 
@@ -90,6 +107,37 @@ func resampleIndex(rng *rand.Rand, groups [][]int, n int, dst []int) []int {
 	}
 	for range groups {
 		dst = append(dst, groups[rng.IntN(len(groups))]...)
+	}
+	return dst
+}
+
+// runsByConfig returns, per configuration (identical law inputs), the
+// observation indices of each of its runs: rows sharing a Group are one
+// run, a row without a Group is a run of its own.
+func runsByConfig(law Law, obs []Obs) [][][]int {
+	var out [][][]int
+	for _, idx := range configsOf(law, obs) {
+		runs := keyGroups(idx, func(i int) string {
+			if g := obs[i].Group; g != "" {
+				return "g" + g
+			}
+			return fmt.Sprint("row ", i)
+		})
+		out = append(out, runs)
+	}
+	return out
+}
+
+// resampleNested draws a two-stage resample: configurations with
+// replacement, then as many runs of each drawn configuration as it has,
+// with replacement.
+func resampleNested(rng *rand.Rand, configs [][][]int, dst []int) []int {
+	dst = dst[:0]
+	for range configs {
+		runs := configs[rng.IntN(len(configs))]
+		for range runs {
+			dst = append(dst, runs[rng.IntN(len(runs))]...)
+		}
 	}
 	return dst
 }
@@ -143,6 +191,11 @@ func Bootstrap(ctx context.Context, f *Fit, o BootstrapOptions) (*BootstrapResul
 	groups := groupsOf(f.obs)
 	b := &BootstrapResult{Resamples: o.Resamples, Level: o.Level, ByGroup: groups != nil,
 		Samples: make([][]float64, o.Resamples)}
+	var configs [][][]int
+	if o.Hierarchical {
+		configs = runsByConfig(f.Law, f.obs)
+		b.Hierarchical, b.Configs = true, len(configs)
+	}
 	if !f.Identified() {
 		b.NotIdentified = true
 		p := len(f.Names)
@@ -179,7 +232,11 @@ func Bootstrap(ctx context.Context, f *Fit, o BootstrapOptions) (*BootstrapResul
 					return
 				}
 				rng := rand.New(rand.NewPCG(o.Seed, uint64(i)+1))
-				idx = resampleIndex(rng, groups, len(f.obs), idx)
+				if configs != nil {
+					idx = resampleNested(rng, configs, idx)
+				} else {
+					idx = resampleIndex(rng, groups, len(f.obs), idx)
+				}
 				sub = sub[:0]
 				for _, k := range idx {
 					sub = append(sub, f.obs[k])
@@ -326,8 +383,15 @@ type Prediction struct {
 	// (a confidence interval for the expected loss).
 	Mean Interval
 	// Range is the prediction interval for a new run's loss: the curve's
-	// bootstrap spread combined with the fitted log residuals.
+	// bootstrap spread combined with the fitted log residuals, which
+	// carry the law's misfit as well as seed noise.
 	Range Interval
+	// Seed, when the fit has a seed-noise model (Options.Noise), is the
+	// prediction interval for a new seed if the law is right: the curve's
+	// spread combined with seed noise drawn from the model. Where it is
+	// much narrower than Range, the residuals are mostly misfit. Without
+	// a model it equals Range.
+	Seed Interval
 }
 
 // PredictInterval predicts o with intervals at the bootstrap's level. It
@@ -335,18 +399,19 @@ type Prediction struct {
 // Value, and for a fit that is not identified both are NaN.
 func (f *Fit) PredictInterval(o Obs) Prediction {
 	v := f.Predict(o)
-	pr := Prediction{Value: v, Mean: Interval{v, v}, Range: Interval{v, v}}
+	pr := Prediction{Value: v, Mean: Interval{v, v}, Range: Interval{v, v}, Seed: Interval{v, v}}
 	b := f.Bootstrap
 	if b == nil {
 		return pr
 	}
 	if b.NotIdentified {
 		nan := math.NaN()
-		pr.Mean, pr.Range = Interval{nan, nan}, Interval{nan, nan}
+		pr.Mean, pr.Range, pr.Seed = Interval{nan, nan}, Interval{nan, nan}, Interval{nan, nan}
 		return pr
 	}
 	curve := make([]float64, 0, len(b.Samples))
 	with := make([]float64, 0, len(b.Samples))
+	var seed []float64
 	rng := rand.New(rand.NewPCG(f.opts.Seed, 0x9e3779b9))
 	for _, s := range b.Samples {
 		if s == nil {
@@ -356,10 +421,18 @@ func (f *Fit) PredictInterval(o Obs) Prediction {
 		curve = append(curve, c)
 		r := f.Residuals[rng.IntN(len(f.Residuals))].LogResid
 		with = append(with, c*math.Exp(-r))
+		if nz := f.opts.Noise; nz != nil {
+			seed = append(seed, c*math.Exp(nz.At(c)*rng.NormFloat64()))
+		}
 	}
 	a := (1 - b.Level) / 2
 	curve, with = sortedCopy(curve), sortedCopy(with)
 	pr.Mean = Interval{quantile(curve, a), quantile(curve, 1-a)}
 	pr.Range = Interval{quantile(with, a), quantile(with, 1-a)}
+	pr.Seed = pr.Range
+	if seed != nil {
+		seed = sortedCopy(seed)
+		pr.Seed = Interval{quantile(seed, a), quantile(seed, 1-a)}
+	}
 	return pr
 }

@@ -49,6 +49,11 @@ type Options struct {
 	// AgreeTol is the relative distance to the best objective within which
 	// a start counts as agreeing (default 1e-9).
 	AgreeTol float64
+	// Noise, when set, is the seed-noise model of the runs (see SeedNoise):
+	// predictions then also carry a new seed's interval drawn from it
+	// (Prediction.Seed). Weighting is separate: pass the observations
+	// through Noise.Weigh.
+	Noise *Noise
 }
 
 // Fit is a fitted law.
@@ -119,6 +124,10 @@ func (f *Fit) Param(name string) (float64, bool) {
 
 // Predict returns the fitted law's prediction for o.
 func (f *Fit) Predict(o Obs) float64 { return f.Law.Predict(f.Params, o) }
+
+// Noise returns the seed-noise model the fit was given (Options.Noise),
+// nil for none.
+func (f *Fit) Noise() *Noise { return f.opts.Noise }
 
 // Obs returns the observations the law was fitted to.
 func (f *Fit) Obs() []Obs { return f.obs }
@@ -305,6 +314,8 @@ type evaluator struct {
 	mdl     model
 	loss    Loss
 	ly, y   []float64
+	scale   []float64 // per-observation noise scale; nil when all are 1
+	inv     []float64 // 1/scale, for the fused kernel; nil with scale
 	theta   []float64
 	lp, jac []float64
 	dr, gt  []float64
@@ -318,13 +329,28 @@ func newEvaluator(mdl model, lay *layout, loss Loss, obs []Obs) *evaluator {
 		gt: make([]float64, lay.p)}
 	for i, o := range obs {
 		e.y[i], e.ly[i] = o.Loss, math.Log(o.Loss)
+		if o.Scale > 0 && o.Scale != 1 && e.scale == nil {
+			e.scale = make([]float64, n)
+			for k := range e.scale {
+				e.scale[k] = 1
+			}
+		}
+		if e.scale != nil && o.Scale > 0 {
+			e.scale[i] = o.Scale
+		}
+	}
+	if e.scale != nil {
+		e.inv = make([]float64, n)
+		for i, s := range e.scale {
+			e.inv[i] = 1 / s
+		}
 	}
 	return e
 }
 
 // fusedHuber is implemented by models with a one-pass Huber objective.
 type fusedHuber interface {
-	huberFused(theta, ly []float64, delta float64, g []float64) (float64, bool)
+	huberFused(theta, ly, inv []float64, delta float64, g []float64) (float64, bool)
 }
 
 func (e *evaluator) fg(z, g []float64) float64 {
@@ -334,7 +360,7 @@ func (e *evaluator) fg(z, g []float64) float64 {
 		if g != nil {
 			gt = e.gt
 		}
-		if f, ok := fm.huberFused(e.theta, e.ly, e.loss.delta(), gt); ok {
+		if f, ok := fm.huberFused(e.theta, e.ly, e.inv, e.loss.delta(), gt); ok {
 			if g != nil {
 				e.lay.foldGrad(e.gt, g)
 			}
@@ -350,7 +376,7 @@ func (e *evaluator) fg(z, g []float64) float64 {
 	if e.lay.extra > 0 {
 		logSigma = z[len(z)-1]
 	}
-	f, dSigma := e.loss.residualGrad(e.lp, e.ly, e.y, dr, logSigma)
+	f, dSigma := e.loss.residualGrad(e.lp, e.ly, e.y, e.scale, dr, logSigma)
 	if g == nil {
 		return f
 	}

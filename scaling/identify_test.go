@@ -201,3 +201,155 @@ func TestNotIdentifiedDownstream(t *testing.T) {
 		}
 	})
 }
+
+// TestIdentifyDirections checks the Fisher information's verdicts: on a
+// Chinchilla design the least determined direction couples a coefficient
+// with its exponent (log A and alpha, or log B and beta: log L̂ depends on
+// them through a − alpha·log N, and log N is about 20 here), and on a power
+// law over three decades with 0.1 % noise every direction is pinned down.
+func TestIdentifyDirections(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var obs []Obs
+	truth := []float64{1.8, 480, 2100, 0.34, 0.37}
+	for i := range 5 {
+		n := math.Pow(10, 8+0.4*float64(i))
+		for j := range 5 {
+			o := Obs{N: n, D: n * math.Pow(10, 0.5+0.4*float64(j))}
+			o.Loss = Chinchilla.Predict(truth, o) * math.Exp(0.01*rng.NormFloat64())
+			obs = append(obs, o)
+		}
+	}
+	f, err := FitLaw(ctx, Chinchilla, obs, Options{RandomStarts: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := Identify(ctx, f, IdentifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak := id.Directions[0]
+	t.Logf("condition %.3g; weakest: %s", id.Condition, weak.Words)
+	coupled := func(a, b string) bool {
+		ia, ib := indexOf(id.Names, a), indexOf(id.Names, b)
+		return math.Abs(weak.Vector[ia]) > 0.01 && math.Abs(weak.Vector[ib]) > 0.5
+	}
+	if !coupled("alpha", "log A") && !coupled("beta", "log B") {
+		t.Errorf("weakest direction %v over %v couples neither log A with alpha nor log B with beta", weak.Vector, id.Names)
+	}
+	if weak.Pinned || !strings.Contains(weak.Words, "cannot tell apart") {
+		t.Errorf("weakest direction pinned %v: %q", weak.Pinned, weak.Words)
+	}
+	if !(id.Condition > 1e6) {
+		t.Errorf("condition number %g, want the near-collinearity to show (> 1e6)", id.Condition)
+	}
+
+	var xs []float64
+	for i := range 24 {
+		xs = append(xs, math.Pow(10, 3*float64(i)/23))
+	}
+	pw := PowerData(rng, []float64{2, 5, 0.4}, xs, 0.001)
+	g, err := FitLaw(ctx, Power, pw, Options{Loss: Loss{Kind: LeastSquares}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid, err := Identify(ctx, g, IdentifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range gid.Directions {
+		if !d.Pinned {
+			t.Errorf("power law over three decades: %s", d.Words)
+		}
+	}
+}
+
+// TestIdentifyAllFixed checks that a fit with nothing free is refused
+// rather than given an empty information matrix.
+func TestIdentifyAllFixed(t *testing.T) {
+	obs := PowerData(rand.New(rand.NewPCG(1, 1)), []float64{2, 5, 0.4}, []float64{1, 10, 100, 1000}, 0.01)
+	f, err := FitLaw(context.Background(), Power, obs, Options{Fixed: map[string]float64{"E": 2, "A": 5, "alpha": 0.4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Identify(context.Background(), f, IdentifyOptions{}); err == nil || !strings.Contains(err.Error(), "every parameter is fixed") {
+		t.Errorf("Identify = %v, want an error saying every parameter is fixed", err)
+	}
+}
+
+// TestIdentifyInfluence checks the drop-one sensitivity: a corrupted point
+// is the one whose removal moves the parameters most, and a change of
+// loss moves the fit.
+func TestIdentifyInfluence(t *testing.T) {
+	ctx := context.Background()
+	var xs []float64
+	for i := range 12 {
+		xs = append(xs, math.Pow(10, 3*float64(i)/11))
+	}
+	obs := PowerData(rand.New(rand.NewPCG(3, 3)), []float64{2, 5, 0.4}, xs, 0.002)
+	obs[10].Loss *= 1.03
+	f, err := FitLaw(ctx, Power, obs, Options{Loss: Loss{Kind: LeastSquares}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := Identify(ctx, f, IdentifyOptions{Sensitivity: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range id.Influence {
+		if in.Row != 10 {
+			t.Errorf("%s moves most without row %d (by %.3g), want row 10, the corrupted one", in.Name, in.Row, in.Change)
+		}
+	}
+	if len(id.Losses) != 5 {
+		t.Fatalf("%d loss variants, want 5", len(id.Losses))
+	}
+	if ls := id.Losses[4]; ls.Loss != "ls" || math.Abs(ls.Params[0]-f.Params[0]) > 1e-6 {
+		t.Errorf("least squares from the least-squares optimum moved E: %v vs %v", ls.Params, f.Params)
+	}
+	if h := id.Losses[1]; math.Abs(h.Params[0]-f.Params[0]) < 1e-6 {
+		t.Errorf("the near-L1 Huber fit left E at the least-squares value %g despite the corrupted point", h.Params[0])
+	}
+}
+
+// TestProfileCoverage checks that the profile intervals hold the truth at
+// the nominal rate for a fit by the summed Huber loss, with the coverage
+// study's binomial design (SCALING_LONG=1 for the long run).
+func TestProfileCoverage(t *testing.T) {
+	truth := []float64{2.0, 5.0, 0.4}
+	d, _, err := coveragePlan(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xs []float64
+	for i := range 24 {
+		xs = append(xs, math.Pow(10, 0.5+3*float64(i)/23))
+	}
+	st := coverageStudy{names: Power.Params(), pos: Power.positive(), truth: truth,
+		est: make([][]float64, 3), ivs: make([][]Interval, 3)}
+	ctx := context.Background()
+	for s := range d.sets {
+		rng := rand.New(rand.NewPCG(uint64(s), 55))
+		obs := PowerData(rng, truth, xs, 0.01)
+		f, err := FitLaw(ctx, Power, obs, Options{Seed: uint64(s)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := Identify(ctx, f, IdentifyOptions{Profile: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, p := range id.Profile {
+			st.est[j] = append(st.est[j], f.Params[j])
+			st.ivs[j] = append(st.ivs[j], p.Interval)
+		}
+	}
+	var report string
+	for _, r := range st.assess(d) {
+		report += fmt.Sprintf(" %s %.3f (%.3f–%.3f, width ×%.2f)", r.name, float64(r.hits)/float64(r.sets), r.lo, r.hi, r.widthRatio)
+		for _, msg := range r.failures {
+			t.Errorf("%s: %s", r.name, msg)
+		}
+	}
+	t.Logf("%d data sets, threshold %d; profile coverage:%s", d.sets, d.minHits, report)
+}

@@ -36,6 +36,10 @@ type Obs struct {
 	// bootstrap resamples groups (runs) instead of single rows, so several
 	// checkpoints or seeds of one run move together.
 	Group string
+	// Scale is the observation's noise relative to the others' (zero
+	// means 1): a fit divides its residual by Scale inside the loss, so
+	// noisier runs weigh less (Noise.Weigh sets it from seed noise).
+	Scale float64
 }
 
 // model evaluates a law's log-prediction for every bound observation.
@@ -279,8 +283,10 @@ func (m *chinchillaModel) eval(t, lp, jac []float64) {
 // huberFused computes the summed Huber objective on log residuals and its
 // gradient in one pass, without the Jacobian: the hot loop of the grid
 // fit and the bootstrap. It reports false (and computes nothing) when an
-// exponent is large enough to need the log-sum-exp shift.
-func (m *chinchillaModel) huberFused(t, ly []float64, delta float64, g []float64) (float64, bool) {
+// exponent is large enough to need the log-sum-exp shift. inv, when not
+// nil, holds each observation's inverse noise scale, which multiplies its
+// residual inside the Huber loss (a noise-weighted fit).
+func (m *chinchillaModel) huberFused(t, ly, inv []float64, delta float64, g []float64) (float64, bool) {
 	e, a, b, al, be := t[0], t[1], t[2], t[3], t[4]
 	if math.Abs(e) > 700 {
 		return 0, false
@@ -316,6 +322,11 @@ func (m *chinchillaModel) huberFused(t, ly []float64, delta float64, g []float64
 		pu := u - u*u*(0.5-u*(1.0/3-u*(0.25-u*0.2)))
 		ex := float64(int64(bits>>52) - 1023)
 		r := ex*ln2Hi + (logC[j] + (pu + ex*ln2Lo)) - ly[i]
+		w := 1.0
+		if inv != nil {
+			w = inv[i]
+			r *= w
+		}
 		var d float64
 		switch {
 		case r > delta:
@@ -328,6 +339,7 @@ func (m *chinchillaModel) huberFused(t, ly []float64, delta float64, g []float64
 			f += r * r / 2
 			d = r
 		}
+		d *= w
 		d /= s
 		ge += d
 		d1, d2 := d*t1, d*t2

@@ -98,18 +98,26 @@ func huberLogZ(d float64) float64 {
 
 // residualGrad fills dr[i] = ∂objective/∂ log L̂_i and returns the
 // objective, given log-predictions lp, log observations ly and linear
-// observations y; sigma is log σ for the likelihood (ignored otherwise), and
-// dSigma receives ∂objective/∂ log σ.
-func (l Loss) residualGrad(lp, ly, y, dr []float64, logSigma float64) (f, dSigma float64) {
+// observations y; scale (nil: all 1) divides each residual, so a noisier
+// observation weighs less; sigma is log σ for the likelihood (ignored
+// otherwise), and dSigma receives ∂objective/∂ log σ.
+func (l Loss) residualGrad(lp, ly, y, scale, dr []float64, logSigma float64) (f, dSigma float64) {
 	d := l.delta()
+	inv := func(i int) float64 {
+		if scale == nil {
+			return 1
+		}
+		return 1 / scale[i]
+	}
 	switch l.Kind {
 	case LeastSquares:
 		for i, v := range lp {
 			p := math.Exp(v)
-			r := p - y[i]
+			w := inv(i)
+			r := (p - y[i]) * w
 			f += r * r
 			if dr != nil {
-				dr[i] = 2 * r * p
+				dr[i] = 2 * r * w * p
 			}
 		}
 	case HuberLikelihood:
@@ -118,20 +126,26 @@ func (l Loss) residualGrad(lp, ly, y, dr []float64, logSigma float64) (f, dSigma
 		f = n*logSigma + n*huberLogZ(d)
 		dSigma = n
 		for i, v := range lp {
-			z := (v - ly[i]) * s
+			w := inv(i)
+			if scale != nil {
+				// The density of rᵢ has scale σ·scaleᵢ.
+				f -= math.Log(w)
+			}
+			z := (v - ly[i]) * s * w
 			h, dh := huber(z, d)
 			f += h
 			dSigma -= dh * z
 			if dr != nil {
-				dr[i] = dh * s
+				dr[i] = dh * s * w
 			}
 		}
 	default:
 		for i, v := range lp {
-			h, dh := huber(v-ly[i], d)
+			w := inv(i)
+			h, dh := huber((v-ly[i])*w, d)
 			f += h
 			if dr != nil {
-				dr[i] = dh
+				dr[i] = dh * w
 			}
 		}
 	}

@@ -66,6 +66,37 @@ type Spec struct {
 	// Command is the program the built-in command method runs; set
 	// exactly when Method is CommandMethod.
 	Command *Command
+	// Checkpoints is the spec's checkpoints section; nil when it has
+	// none. Use CheckpointPolicy for the settings with their defaults.
+	Checkpoints *Checkpoints
+}
+
+// Checkpoints says how many of a study's checkpoints are kept, and for how
+// long.
+type Checkpoints struct {
+	// Keep is how many of each trial's latest checkpoints are kept (at
+	// least 1; 2 by default, so a corrupt latest one leaves another).
+	Keep int `json:"keep"`
+	// KeepOnSuccess keeps a trial's checkpoints after it succeeds;
+	// otherwise they are deleted when its result is recorded.
+	KeepOnSuccess bool `json:"keep_on_success,omitempty"`
+	// Quota bounds the bytes of all the study's kept checkpoints; 0 sets
+	// no bound. A checkpoint that would pass it is not kept, and the
+	// trial's history says so.
+	Quota int64 `json:"quota,omitempty"`
+}
+
+// DefaultCheckpointKeep is how many checkpoints per trial a spec without
+// checkpoints.keep keeps.
+const DefaultCheckpointKeep = 2
+
+// CheckpointPolicy returns the spec's checkpoint settings, defaults filled
+// in.
+func (s *Spec) CheckpointPolicy() Checkpoints {
+	if s.Checkpoints == nil {
+		return Checkpoints{Keep: DefaultCheckpointKeep}
+	}
+	return *s.Checkpoints
 }
 
 // Direction says whether the objective is minimised or maximised.
@@ -128,7 +159,7 @@ var (
 	versionRE = regexp.MustCompile(`^(>=|<=|!=|==|=|>|<|~|\^)?\s*v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.-]+)?$`)
 )
 
-var topKeys = []string{"name", "method", "objective", "space", "random", "fixed", "derived", "seeds", "replicates", "resources", "retries", "timeout", "priority", "analysis", "search", "budget", "command"}
+var topKeys = []string{"name", "method", "objective", "space", "random", "fixed", "derived", "seeds", "replicates", "resources", "retries", "timeout", "priority", "analysis", "search", "budget", "command", "checkpoints"}
 
 // ParseFile reads the spec at path and parses it with Parse.
 func ParseFile(path string) (*Spec, error) {
@@ -241,6 +272,9 @@ func (d *decoder) spec(root *node, s *Spec) {
 	if n, ok := m["budget"]; ok {
 		d.budget(n, s)
 	}
+	if n, ok := m["checkpoints"]; ok {
+		d.checkpoints(n, s)
+	}
 	d.checkSize(root, m, s)
 }
 
@@ -322,6 +356,39 @@ func (d *decoder) resources(n *node, r *Resources) {
 		r.Memory, _ = d.memory(v, "resources.memory")
 	}
 }
+
+func (d *decoder) checkpoints(n *node, s *Spec) {
+	m, ok := d.mapping(n, "checkpoints", "keep", "keep_on_success", "quota")
+	if !ok {
+		return
+	}
+	c := Checkpoints{Keep: DefaultCheckpointKeep}
+	if v, ok := m["keep"]; ok {
+		if k, ok := d.intAtLeast(v, "checkpoints.keep", 1); ok {
+			if k > MaxCheckpointKeep {
+				d.errorf(v.line, "checkpoints.keep", "keep %d is over the limit of %d checkpoints per trial; a trial resumes from its latest, so a few are enough", k, MaxCheckpointKeep)
+			}
+			c.Keep = k
+		}
+	}
+	if v, ok := m["keep_on_success"]; ok {
+		if b, ok := d.scalar(v, "checkpoints.keep_on_success"); ok {
+			if bv, isBool := b.(bool); isBool {
+				c.KeepOnSuccess = bv
+			} else {
+				d.errorf(v.line, "checkpoints.keep_on_success", "want true or false, got %s", describe(v))
+			}
+		}
+	}
+	if v, ok := m["quota"]; ok {
+		c.Quota, _ = d.memory(v, "checkpoints.quota")
+	}
+	s.Checkpoints = &c
+}
+
+// MaxCheckpointKeep bounds checkpoints.keep, so a trial's record, which
+// lists its kept checkpoints, stays small.
+const MaxCheckpointKeep = 16
 
 // maxCPU bounds resources.cpu: no agent has more cores, and a bound keeps
 // sums of requests finite.
@@ -538,10 +605,12 @@ func (s *Spec) Hash() string {
 		Fixed         map[string]any `json:"fixed"`
 		Derived       []derived      `json:"derived"`
 		Command       *Command       `json:"command,omitempty"`
+		Checkpoints   *Checkpoints   `json:"checkpoints,omitempty"`
 	}{
 		Name: s.Name, Method: s.Method, MethodVersion: s.MethodVersion, Objective: s.Objective,
 		Seeds: s.Seeds, Resources: s.Resources, Retries: s.Retries, Timeout: int64(s.Timeout),
 		Priority: s.Priority, Random: s.Random, Fixed: s.Fixed, Command: s.Command,
+		Checkpoints: s.Checkpoints,
 	}
 	for _, a := range s.Axes {
 		c.Axes = append(c.Axes, axis{a.Name, a.Values})

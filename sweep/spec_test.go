@@ -78,6 +78,16 @@ func TestParseShorthands(t *testing.T) {
 	}
 }
 
+func TestParseCheckpoints(t *testing.T) {
+	if got := mustParse(t, "name: m\nmethod: x\n").CheckpointPolicy(); got != (Checkpoints{Keep: DefaultCheckpointKeep}) {
+		t.Errorf("default policy %+v", got)
+	}
+	s := mustParse(t, "name: m\nmethod: x\ncheckpoints: {keep: 3, keep_on_success: true, quota: 2GiB}\n")
+	if got, want := s.CheckpointPolicy(), (Checkpoints{Keep: 3, KeepOnSuccess: true, Quota: 2 << 30}); got != want {
+		t.Errorf("policy %+v, want %+v", got, want)
+	}
+}
+
 func TestParseMemory(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -117,6 +127,16 @@ func TestParseErrors(t *testing.T) {
 			[]string{`test.yaml:3: spcae: unknown key "spcae" (did you mean "space"?); allowed:`}},
 		{"unknown nested key", head + "resources: {cpus: 2}\n",
 			[]string{`test.yaml:3: resources.cpus: unknown key "cpus" (did you mean "cpu"?); allowed: cpu, gpu, memory`}},
+		{"checkpoints keep zero", head + "checkpoints: {keep: 0}\n",
+			[]string{`test.yaml:3: checkpoints.keep:`}},
+		{"checkpoints keep too many", head + "checkpoints: {keep: 100}\n",
+			[]string{`test.yaml:3: checkpoints.keep: keep 100 is over the limit of 16 checkpoints per trial`}},
+		{"checkpoints keep_on_success not a bool", head + "checkpoints: {keep_on_success: yes please}\n",
+			[]string{`test.yaml:3: checkpoints.keep_on_success: want true or false`}},
+		{"checkpoints bad quota", head + "checkpoints: {quota: lots}\n",
+			[]string{`test.yaml:3: checkpoints.quota:`}},
+		{"checkpoints unknown key", head + "checkpoints: {kep: 3}\n",
+			[]string{`checkpoints.kep: unknown key "kep" (did you mean "keep"?)`}},
 		{"missing name and method", "retries: 1\n",
 			[]string{`test.yaml: name: missing`, `test.yaml: method: missing`}},
 		{"bad name", "name: Big Study\nmethod: x\n",

@@ -97,6 +97,18 @@ type Run struct {
 	// Env is extra environment for the plugin process, for example
 	// CUDA_VISIBLE_DEVICES=0. Processes are pooled per (Method, Env).
 	Env []string
+	// Checkpoint, when not nil, carries the host's requests for a
+	// checkpoint now; each is passed to the running method, and its Found
+	// answered.
+	Checkpoint <-chan CheckpointRequest
+}
+
+// CheckpointRequest asks a running method for a checkpoint at its next
+// safe point. Found, if not nil, receives whether the method was running
+// and understood the request (a plugin that predates checkpoints does not).
+type CheckpointRequest struct {
+	Reason string
+	Found  chan<- bool
 }
 
 // Manager runs trials on pooled plugin processes. Its methods are safe for
@@ -625,6 +637,26 @@ func (m *Manager) runOn(ctx context.Context, p *proc, r Run, report func(sdk.Met
 		res, err := p.client.Run(runCtx, r.Request, wrapped)
 		done <- outcome{res, err}
 	}()
+	if r.Checkpoint != nil {
+		go func() {
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case req := <-r.Checkpoint:
+					cctx, cancel := context.WithTimeout(runCtx, 5*time.Second)
+					found, err := p.client.RequestCheckpoint(cctx, r.Request.TrialID, r.Request.Attempt, req.Reason)
+					cancel()
+					if err != nil {
+						m.log.Debug("checkpoint request failed", logging.KeyTrialID, r.Request.TrialID, "error", err)
+					}
+					if req.Found != nil {
+						req.Found <- found
+					}
+				}
+			}
+		}()
+	}
 	var (
 		o      outcome
 		killed error // why we killed the process, if we did

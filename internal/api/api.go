@@ -83,8 +83,15 @@ type StudyStatus struct {
 	// PreemptedAttempts counts attempts given up on purpose (preempted,
 	// drained); they used no retry.
 	PreemptedAttempts int `json:"preempted_attempts,omitempty"`
-	LateResults       int `json:"late_results"`
-	Retries           int `json:"retries"`
+	// Checkpoints counts the checkpoints the study's trials keep and
+	// their bytes; Resuming lists running attempts that resumed from one
+	// (the first few), with the step each started after.
+	Checkpoints     int              `json:"checkpoints,omitempty"`
+	CheckpointBytes int64            `json:"checkpoint_bytes,omitempty"`
+	CheckpointQuota int64            `json:"checkpoint_quota,omitempty"`
+	Resuming        []ResumedAttempt `json:"resuming,omitempty"`
+	LateResults     int              `json:"late_results"`
+	Retries         int              `json:"retries"`
 	// Rate is trials finished per second over the last minute.
 	Rate float64 `json:"rate"`
 	// ETA estimates the time left at the current rate (zero if unknown).
@@ -278,3 +285,14 @@ func DecodeReply(data []byte, v any) error {
 	}
 	return json.Unmarshal(env.Data, v)
 }
+
+// ResumedAttempt is a running attempt that resumed from a checkpoint.
+type ResumedAttempt struct {
+	Trial     string `json:"trial"`
+	Attempt   int    `json:"attempt"`
+	Node      string `json:"node"`
+	StartStep int64  `json:"start_step"`
+}
+
+// MaxResumedShown bounds StudyStatus.Resuming.
+const MaxResumedShown = 10

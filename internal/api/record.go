@@ -134,6 +134,36 @@ type Attempt struct {
 	Started    *time.Time   `json:"started,omitempty"`
 	Ended      *time.Time   `json:"ended,omitempty"`
 	Error      string       `json:"error,omitempty"`
+	// StartStep is the step the attempt resumed after (0: it started
+	// from scratch); Resume says from which checkpoint, and why an
+	// earlier one was passed over.
+	StartStep int64  `json:"start_step,omitempty"`
+	Resume    string `json:"resume,omitempty"`
+	// Notes say what happened to the attempt's checkpoints that were not
+	// kept (over the study's quota, from an attempt no longer current).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// MaxAttemptNotes bounds an attempt's notes.
+const MaxAttemptNotes = 8
+
+// Checkpoint is the record of one stored checkpoint of a trial: where it
+// is, what it holds, and the metrics the method reported with its step
+// (tokens and FLOPs so far among them, where the method reports them).
+// The bytes live in the checkpoint store; etcd keeps only this.
+type Checkpoint struct {
+	Attempt int    `json:"attempt"`
+	Step    int64  `json:"step"`
+	Node    string `json:"node,omitempty"`
+	// Key, Size and SHA256 locate and verify the bytes in the store.
+	Key    string `json:"key"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	// Metrics are the finite values reported with the step; NonFinite the
+	// others, as in Result.
+	Metrics   map[string]float64 `json:"metrics,omitempty"`
+	NonFinite map[string]string  `json:"non_finite,omitempty"`
+	Time      time.Time          `json:"time"`
 }
 
 // Result is the one recorded result of a trial.
@@ -186,6 +216,9 @@ type Trial struct {
 	// drained, or asked to run again by the method).
 	Preempted int       `json:"preempted,omitempty"`
 	Attempts  []Attempt `json:"attempts,omitempty"`
+	// Checkpoints are the trial's kept checkpoints, oldest first; a new
+	// attempt resumes from the latest that verifies.
+	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
 	// NotBefore delays the next attempt (retry backoff).
 	NotBefore *time.Time   `json:"not_before,omitempty"`
 	Result    *Result      `json:"result,omitempty"`

@@ -41,6 +41,9 @@ type Curve struct {
 	Values    map[string][]float64  `json:"values"`
 	Missing   map[string][]int      `json:"missing,omitempty"`
 	NonFinite map[string][]NonFinAt `json:"non_finite,omitempty"`
+	// Checkpoints are the indices of the reports a checkpoint was saved
+	// with.
+	Checkpoints []int `json:"checkpoints,omitempty"`
 }
 
 // NonFinAt is a non-finite value in a curve: the report's index and the
@@ -100,6 +103,12 @@ func (c *Curve) validate() error {
 			}
 		}
 	}
+	for _, i := range c.Checkpoints {
+		if i < 0 || i >= n {
+			errs = append(errs, fmt.Errorf("checkpoints: index %d out of range", i))
+			break
+		}
+	}
 	if c.Chunk < 0 || c.First < 0 {
 		errs = append(errs, errors.New("chunk, first: negative"))
 	}
@@ -157,6 +166,9 @@ func (b *CurveBuilder) flush(last bool) *Curve {
 	}
 	for i, r := range b.rows {
 		c.Steps[i] = r.Step
+		if r.Checkpoint {
+			c.Checkpoints = append(c.Checkpoints, i)
+		}
 		if !r.Time.IsZero() {
 			c.Times[i] = r.Time.UnixMicro()
 		}
@@ -200,6 +212,9 @@ func (c *Curve) Reports() []MetricsReport {
 			m[a.I] = a.W
 		}
 		nonFinite[name] = m
+	}
+	for _, i := range c.Checkpoints {
+		out[i].Checkpoint = true
 	}
 	names := slices.Sorted(maps.Keys(c.Values))
 	for i := range out {

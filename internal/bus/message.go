@@ -71,6 +71,37 @@ type Dispatch struct {
 	// (sweep.MethodConfig: the command method's command section); empty
 	// for none.
 	Config json.RawMessage `json:"config,omitempty"`
+	// Resume lists the trial's checkpoints, latest first: the attempt
+	// resumes from the first one that downloads and verifies, and from
+	// scratch when none does.
+	Resume []Checkpoint `json:"resume,omitempty"`
+}
+
+// Checkpoint is the record of a stored checkpoint (api.Checkpoint).
+type Checkpoint = api.Checkpoint
+
+// MaxResume bounds a dispatch's checkpoints (sweep.MaxCheckpointKeep).
+const MaxResume = 16
+
+func validCheckpoint(c *Checkpoint) error {
+	var errs []error
+	if c.Step < 1 {
+		errs = append(errs, fmt.Errorf("step: %d, want at least 1", c.Step))
+	}
+	if c.Attempt < 1 {
+		errs = append(errs, fmt.Errorf("attempt: %d, want at least 1", c.Attempt))
+	}
+	if c.Key == "" || len(c.Key) > 512 {
+		errs = append(errs, errors.New("key: empty or longer than 512 bytes"))
+	}
+	if c.Size < 0 {
+		errs = append(errs, errors.New("size: negative"))
+	}
+	if len(c.SHA256) != 64 {
+		errs = append(errs, fmt.Errorf("sha256: %d characters, want 64 hex digits", len(c.SHA256)))
+	}
+	errs = append(errs, checkReported(c.Metrics, c.NonFinite))
+	return errors.Join(errs...)
 }
 
 func (d *Dispatch) validate() error {
@@ -86,6 +117,14 @@ func (d *Dispatch) validate() error {
 	}
 	if len(d.Config) > maxConfigBytes {
 		errs = append(errs, fmt.Errorf("config: %d bytes, over the limit of %d", len(d.Config), maxConfigBytes))
+	}
+	if len(d.Resume) > MaxResume {
+		errs = append(errs, fmt.Errorf("resume: %d checkpoints, over the limit of %d", len(d.Resume), MaxResume))
+	}
+	for i := range d.Resume {
+		if err := validCheckpoint(&d.Resume[i]); err != nil {
+			errs = append(errs, fmt.Errorf("resume[%d]: %w", i, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -227,6 +266,9 @@ const (
 	EventStarted EventKind = "started"
 	// EventFinished reports the attempt's outcome, durably (EventSubject).
 	EventFinished EventKind = "finished"
+	// EventCheckpoint reports a checkpoint the agent stored, durably
+	// (EventSubject), before the attempt's finished event.
+	EventCheckpoint EventKind = "checkpoint"
 )
 
 // Outcome is how an attempt ended on the agent.
@@ -388,10 +430,20 @@ type Event struct {
 	MethodVersion string `json:"method_version,omitempty"`
 	// Duration is the attempt's run time on the agent.
 	Duration Duration `json:"duration,omitempty"`
+	// StartStep, on started and finished events, is the step the
+	// attempt resumed after (0: from scratch); Resume says from which
+	// checkpoint, and why any later one was passed over.
+	StartStep int64  `json:"start_step,omitempty"`
+	Resume    string `json:"resume,omitempty"`
+	// Checkpoint is the checkpoint a checkpoint event reports.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 }
 
 // MsgID is the JetStream de-duplication ID of the event.
 func (e *Event) MsgID() string {
+	if e.Kind == EventCheckpoint && e.Checkpoint != nil {
+		return fmt.Sprintf("%s/%s/%d/%s/%d", e.Study, e.Trial, e.Attempt, e.Kind, e.Checkpoint.Step)
+	}
 	return fmt.Sprintf("%s/%s/%d/%s", e.Study, e.Trial, e.Attempt, e.Kind)
 }
 
@@ -399,6 +451,14 @@ func (e *Event) validate() error {
 	errs := []error{e.AttemptRef.validate()}
 	switch e.Kind {
 	case EventStarted:
+	case EventCheckpoint:
+		if e.Checkpoint == nil {
+			errs = append(errs, errors.New("checkpoint: missing from a checkpoint event"))
+		} else if err := validCheckpoint(e.Checkpoint); err != nil {
+			errs = append(errs, fmt.Errorf("checkpoint: %w", err))
+		} else if e.Checkpoint.Attempt != e.Attempt {
+			errs = append(errs, fmt.Errorf("checkpoint: attempt %d, but the event is of attempt %d", e.Checkpoint.Attempt, e.Attempt))
+		}
 	case EventFinished:
 		switch e.Outcome {
 		case OutcomeSucceeded, OutcomeFailed, OutcomeInvalid, OutcomeTimedOut, OutcomeCancelled, OutcomeLost, OutcomePreempted:
@@ -406,10 +466,16 @@ func (e *Event) validate() error {
 			errs = append(errs, fmt.Errorf("outcome: %q is not one of succeeded, failed, invalid, timed_out, cancelled, lost, preempted", e.Outcome))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("kind: %q is not started or finished", e.Kind))
+		errs = append(errs, fmt.Errorf("kind: %q is not started, checkpoint or finished", e.Kind))
 	}
 	if e.Node == "" {
 		errs = append(errs, errors.New("node: empty"))
+	}
+	if e.StartStep < 0 {
+		errs = append(errs, errors.New("start_step: negative"))
+	}
+	if len(e.Resume) > MaxErrorBytes {
+		errs = append(errs, fmt.Errorf("resume: %d bytes, over the limit of %d", len(e.Resume), MaxErrorBytes))
 	}
 	errs = append(errs, checkReported(e.Metrics, e.NonFinite))
 	if len(e.After) > MaxAfter {
@@ -435,6 +501,9 @@ type MetricsReport struct {
 	Values map[string]float64 `json:"values"`
 	// NonFinite holds the values that are NaN or infinite, as in Event.
 	NonFinite map[string]string `json:"non_finite,omitempty"`
+	// Checkpoint marks the report a checkpoint was saved with: its values
+	// are the anytime record of the trial at that step.
+	Checkpoint bool `json:"checkpoint,omitempty"`
 }
 
 func (m *MetricsReport) validate() error {

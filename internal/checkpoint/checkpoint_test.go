@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"asymptote.dev/asymptote/internal/clustertest"
+	"asymptote.dev/asymptote/internal/devcluster"
 )
 
 // fixture is a store under test and a way to replace the bytes stored
@@ -43,10 +43,18 @@ func dirFixture(t testing.TB) fixture {
 
 // startJetStream starts the project's embedded test servers and returns
 // them with a JetStream client.
-func startJetStream(t testing.TB) (*clustertest.Cluster, *nats.Conn, jetstream.JetStream) {
+func startJetStream(t testing.TB) (*devcluster.Cluster, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	cl := clustertest.New(t)
-	nc := cl.Conn("checkpoint")
+	cl, err := devcluster.Start(context.Background(), devcluster.Config{DataDir: t.TempDir(), NATSPort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	nc, err := nats.Connect(cl.NATSURL, nats.Name("checkpoint"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -388,8 +396,8 @@ func TestObjectUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := put(t, o, "s/t/1-1", []byte("checkpoint"))
-	cl.Servers.NATS.Shutdown()
-	cl.Servers.NATS.WaitForShutdown()
+	cl.NATS.Shutdown()
+	cl.NATS.WaitForShutdown()
 
 	calls := []struct {
 		name string

@@ -48,6 +48,10 @@ type ObjectConfig struct {
 	StallGrace time.Duration
 	// Logger receives debug lines for puts and deletes; nil discards them.
 	Logger *slog.Logger
+	// Open uses the bucket as it is when it exists, creating it only when
+	// it does not: what agents do, so that only coordinators, which know
+	// the cluster's replication, set the bucket's settings.
+	Open bool
 }
 
 // DefaultBucket is the object store an ObjectConfig without a Bucket uses.
@@ -98,13 +102,20 @@ func NewObject(ctx context.Context, js jetstream.JetStream, cfg ObjectConfig) (*
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      cfg.Bucket,
-		Description: "asymptote trial checkpoints",
-		Replicas:    cfg.Replicas,
-		MaxBytes:    cfg.MaxBytes,
-		Storage:     jetstream.FileStorage,
-	})
+	var obs jetstream.ObjectStore
+	var err error
+	if cfg.Open {
+		obs, err = js.ObjectStore(ctx, cfg.Bucket)
+	}
+	if !cfg.Open || errors.Is(err, jetstream.ErrBucketNotFound) {
+		obs, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      cfg.Bucket,
+			Description: "asymptote trial checkpoints",
+			Replicas:    cfg.Replicas,
+			MaxBytes:    cfg.MaxBytes,
+			Storage:     jetstream.FileStorage,
+		})
+	}
 	if err != nil {
 		return nil, objectErr(ctx, "create checkpoint object store "+cfg.Bucket, err)
 	}

@@ -143,6 +143,25 @@ func (m InProcess) Run(ctx context.Context, r node.MethodRun, report func(sdk.Me
 	if !ok {
 		return nil, fmt.Errorf("unknown method %q", r.Method)
 	}
+	if r.Checkpoint != nil {
+		// Requests for a checkpoint now reach the method as a plugin's
+		// would.
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case q := <-r.Checkpoint:
+					ok := r.Request.AskCheckpoint()
+					if q.Found != nil {
+						q.Found <- ok
+					}
+				}
+			}
+		}()
+	}
 	return meth.Run(ctx, r.Request, report)
 }
 

@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"asymptote.dev/asymptote/agent"
 	"asymptote.dev/asymptote/agent/methodmgr"
 	"asymptote.dev/asymptote/coordinator"
+	"asymptote.dev/asymptote/internal/checkpoint"
 	"asymptote.dev/asymptote/internal/dashboard"
 	"asymptote.dev/asymptote/internal/health"
 	"asymptote.dev/asymptote/internal/httpapi"
@@ -46,6 +49,45 @@ type Coordinator struct {
 	// Health, when set, is where the coordinator's liveness and readiness
 	// (NATS connected, etcd answering) are served until the node stops.
 	Health net.Listener
+	// Checkpoints is where trials' checkpoints are kept, when
+	// Config.Checkpoints is nil.
+	Checkpoints Checkpoints
+}
+
+// Checkpoints says where a coordinator or agent keeps trials'
+// checkpoints. The zero value is the NATS JetStream object store, reached
+// over the process's own connection.
+type Checkpoints struct {
+	// Dir, when set, is a directory on a filesystem every agent and
+	// coordinator mounts (NFS, Lustre) instead.
+	Dir string
+	// Off keeps none: methods are told so, and every attempt starts from
+	// scratch.
+	Off bool
+	// Replicas is the object store's replication (a coordinator sets the
+	// bucket's; an agent uses the bucket as it finds it).
+	Replicas int
+}
+
+// store opens the store; for agents (open) an existing bucket keeps its
+// settings.
+func (c Checkpoints) store(nc *nats.Conn, log *slog.Logger, open bool) (checkpoint.Store, error) {
+	switch {
+	case c.Off:
+		return nil, nil
+	case c.Dir != "":
+		return checkpoint.NewDir(c.Dir, log)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	cfg := checkpoint.ObjectConfig{Replicas: c.Replicas, Logger: log, Open: open}
+	return checkpoint.Lazy(func(ctx context.Context) (checkpoint.Store, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return checkpoint.NewObject(ctx, js, cfg)
+	}), nil
 }
 
 // StartCoordinator dials the coordinator's connections and starts it.
@@ -68,6 +110,18 @@ func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
 	cfg.Etcd, cfg.NATS = etcd, nc
 	if cfg.Logger == nil {
 		cfg.Logger = n.cfg.Logger.With("coordinator", cfg.ID)
+	}
+	if cfg.Checkpoints == nil {
+		ck := c.Checkpoints
+		if ck.Replicas == 0 {
+			ck.Replicas = cfg.StreamReplicas
+		}
+		if cfg.Checkpoints, err = ck.store(nc, cfg.Logger, false); err != nil {
+			closeListeners()
+			nc.Close()
+			etcd.Close()
+			return nil, fmt.Errorf("checkpoint store: %w", err)
+		}
 	}
 	co, err := coordinator.New(cfg)
 	if err != nil {
@@ -143,6 +197,9 @@ type Agent struct {
 	// Health, when set, is where the agent's liveness and readiness (NATS
 	// connected) are served until the node stops.
 	Health net.Listener
+	// Checkpoints is where the agent stores checkpoints, when
+	// Config.Checkpoints is nil.
+	Checkpoints Checkpoints
 }
 
 // StartAgent starts the agent with its own NATS connection and, when asked
@@ -185,6 +242,13 @@ func (n *Node) StartAgent(a Agent) (p *Process, err error) {
 		return nil, err
 	}
 	cfg.NATS = nc
+	if cfg.Checkpoints == nil {
+		if cfg.Checkpoints, err = a.Checkpoints.store(nc, cfg.Logger, true); err != nil {
+			closeMgr()
+			nc.Close()
+			return nil, fmt.Errorf("checkpoint store: %w", err)
+		}
+	}
 	ag, err := agent.New(cfg)
 	if err != nil {
 		closeMgr()

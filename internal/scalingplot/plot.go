@@ -138,21 +138,30 @@ func (ticksWithMinor) Ticks(min, max float64) []plot.Tick {
 	return plot.DefaultTicks{}.Ticks(min, max)
 }
 
+// addBand fills the region between lower and upper (same x values) in a
+// faded c.
+func addBand(p *plot.Plot, lower, upper plotter.XYs, c color.RGBA) error {
+	poly := append(plotter.XYs{}, lower...)
+	for i := len(upper) - 1; i >= 0; i-- {
+		poly = append(poly, upper[i])
+	}
+	pg, err := plotter.NewPolygon(poly)
+	if err != nil {
+		return err
+	}
+	pg.Color = faded(c)
+	pg.LineStyle.Width = 0
+	p.Add(pg)
+	return nil
+}
+
 // addFit draws one fit in colour c and returns the label position.
 func addFit(p *plot.Plot, f *scaling.Fit, c color.RGBA, name string, lo, hi float64, row int) error {
 	curve, lower, upper := band(f, lo, hi)
 	if len(lower) > 0 {
-		poly := append(plotter.XYs{}, lower...)
-		for i := len(upper) - 1; i >= 0; i-- {
-			poly = append(poly, upper[i])
-		}
-		pg, err := plotter.NewPolygon(poly)
-		if err != nil {
+		if err := addBand(p, lower, upper, c); err != nil {
 			return err
 		}
-		pg.Color = faded(c)
-		pg.LineStyle.Width = 0
-		p.Add(pg)
 	}
 	var pts plotter.XYs
 	for _, o := range f.Obs() {
@@ -165,6 +174,9 @@ func addFit(p *plot.Plot, f *scaling.Fit, c color.RGBA, name string, lo, hi floa
 	sc.GlyphStyle.Color = c
 	sc.GlyphStyle.Radius = vg.Points(2.2)
 	sc.GlyphStyle.Shape = draw.CircleGlyph{}
+	if err := addNoiseBars(p, f, c); err != nil {
+		return err
+	}
 	ln, err := plotter.NewLine(curve)
 	if err != nil {
 		return err
@@ -218,6 +230,25 @@ func addFit(p *plot.Plot, f *scaling.Fit, c color.RGBA, name string, lo, hi floa
 	labels.TextStyle[1].XAlign = draw.XRight
 	labels.Offset = vg.Point{X: -vg.Points(4), Y: 0}
 	p.Add(labels)
+	return nil
+}
+
+// addNoiseBars draws, when f has a seed-noise model, each point's ±1σ seed
+// noise as a vertical bar: the weights of a noise-weighted fit.
+func addNoiseBars(p *plot.Plot, f *scaling.Fit, c color.RGBA) error {
+	nz := f.Noise()
+	if nz == nil {
+		return nil
+	}
+	for _, o := range f.Obs() {
+		x, sd := xOf(f, o), nz.At(o.Loss)
+		bar, err := plotter.NewLine(plotter.XYs{{X: x, Y: o.Loss * math.Exp(-sd)}, {X: x, Y: o.Loss * math.Exp(sd)}})
+		if err != nil {
+			return err
+		}
+		bar.LineStyle.Color, bar.LineStyle.Width = faded(c), vg.Points(1.5)
+		p.Add(bar)
+	}
 	return nil
 }
 
@@ -279,6 +310,9 @@ func Fit(path string, f *scaling.Fit, o Options) error {
 		}
 		if f.Bootstrap != nil {
 			title += fmt.Sprintf(", band: %.0f%% bootstrap CI", f.Bootstrap.Level*100)
+		}
+		if f.Noise() != nil {
+			title += "; bars: ±1σ seed noise"
 		}
 	}
 	p := newPlot(title, xlabel(f, o.XLabel))

@@ -37,6 +37,7 @@ func TestPlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	iso := isoFit(t)
 	dir := t.TempDir()
 	tests := []struct {
 		file string
@@ -45,6 +46,9 @@ func TestPlots(t *testing.T) {
 		{"fit.png", func(p string) error { return Fit(p, a, Options{XLabel: "params"}) }},
 		{"fit.svg", func(p string) error { return Fit(p, a, Options{}) }},
 		{"crossover.png", func(p string) error { return Crossover(p, a, b, r, Options{Names: [2]string{"a", "b"}}) }},
+		{"isoflop.png", func(p string) error { return IsoFLOP(p, iso, Options{}) }},
+		{"multiplier.png", func(p string) error { return Multiplier(p, a, b, 1.1, Options{Names: [2]string{"a", "b"}}) }},
+		{"multiplier.svg", func(p string) error { return Multiplier(p, b, a, 0, Options{}) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
@@ -76,5 +80,45 @@ func TestAsymptoteLabel(t *testing.T) {
 	}
 	if got := asymptoteLabel(g, "A: "); got != fmt.Sprintf("A: asymptote E = %.4g (not identified: no interval)", g.Params[0]) {
 		t.Errorf("three points, three parameters: %q", got)
+	}
+}
+
+// isoFit is an IsoFLOP analysis of four budgets of a Chinchilla law, one
+// of them refused (its sizes all lie above the optimum).
+func isoFit(t *testing.T) *scaling.IsoFLOP {
+	t.Helper()
+	truth := []float64{1.69, 406.4, 410.7, 0.34, 0.28}
+	fr := scaling.FrontierOf(truth)
+	var obs []scaling.Obs
+	for k, c := range []float64{1e18, 1e19, 1e20, 1e21} {
+		n0 := fr.At(c).N
+		if k == 3 {
+			n0 *= 8
+		}
+		for i := range 5 {
+			n := n0 * math.Pow(10, float64(i-2)/4)
+			o := scaling.Obs{N: n, D: c / (6 * n)}
+			o.Loss = scaling.Chinchilla.Predict(truth, o)
+			obs = append(obs, o)
+		}
+	}
+	r, err := scaling.IsoFLOPFit(context.Background(), obs, scaling.IsoFLOPOptions{Resamples: 20, Noise: &scaling.Noise{Pooled: 0.003}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Used != 3 {
+		t.Fatalf("%d budgets used, want 3", r.Used)
+	}
+	return r
+}
+
+// TestMultiplierNothingToDraw checks that a second recipe that never
+// reaches the first's loss is an error, not an empty plot.
+func TestMultiplierNothingToDraw(t *testing.T) {
+	a := powerFit(t, []float64{2, 10, 0.5}, 1)
+	b := powerFit(t, []float64{25, 10, 0.5}, 2) // above every loss of a
+	err := Multiplier(filepath.Join(t.TempDir(), "m.png"), a, b, 0, Options{})
+	if err == nil || !strings.Contains(err.Error(), "nowhere") {
+		t.Errorf("Multiplier = %v, want an error saying the second recipe reaches the first's loss nowhere", err)
 	}
 }

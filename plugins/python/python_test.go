@@ -359,6 +359,49 @@ func TestTorchCharlm(t *testing.T) {
 		}
 	})
 
+	t.Run("resume", func(t *testing.T) {
+		// Through the plugin process, as the agent runs it: checkpoints
+		// every 25 steps (between reports, which come every 20), and a
+		// new attempt resumed from the first ends with the uninterrupted
+		// losses (tests/test_torch_charlm.py checks the pieces).
+		p := small()
+		p["checkpoint_every"], p["dropout"] = 25.0, 0.1
+		collect := func(reports *[]sdk.Metrics) func(sdk.Metrics) error {
+			return func(mt sdk.Metrics) error { *reports = append(*reports, mt); return nil }
+		}
+		var reports []sdk.Metrics
+		full, err := m.Run(ctx, methodmgr.Run{Method: "torch_charlm", Request: request("ck", 4, p).WithCheckpointRoot(shortTempDir(t))}, collect(&reports))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var saved []sdk.Metrics
+		for _, r := range reports {
+			if r.Checkpoint != "" {
+				saved = append(saved, r)
+			}
+		}
+		if len(saved) != 2 || saved[0].Step != 25 || saved[1].Step != 50 {
+			t.Fatalf("checkpoints at %v, want steps 25 and 50", saved)
+		}
+		req := request("ck", 4, p).WithCheckpointRoot(shortTempDir(t))
+		req.Attempt = 2
+		req.Resume = &sdk.Checkpoint{Step: saved[0].Step, Metrics: saved[0].Values, Dir: saved[0].Checkpoint}
+		var after []sdk.Metrics
+		res, err := m.Run(ctx, methodmgr.Run{Method: "torch_charlm", Request: req}, collect(&after))
+		if err != nil {
+			t.Fatalf("resume from step 25: %v", err)
+		}
+		if len(after) == 0 || after[0].Step != 40 {
+			t.Fatalf("resumed reports %v, want the first at step 40", after)
+		}
+		const tol = 1e-6 // on the CPU they agree bit for bit; the tolerance leaves room for other builds
+		for _, k := range []string{"val_loss", "train_loss", "tokens", "flops"} {
+			if g, w := res.Metrics[k], full.Metrics[k]; math.Abs(g-w) > tol*math.Abs(w) {
+				t.Errorf("%s = %v after resume, %v uninterrupted", k, g, w)
+			}
+		}
+	})
+
 	t.Run("graceful shutdown", func(t *testing.T) {
 		start := time.Now()
 		if err := m.Close(); err != nil {

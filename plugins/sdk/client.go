@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	asymptotev1 "asymptote.dev/asymptote/proto/asymptote/v1"
 )
@@ -117,10 +119,20 @@ func (c *Client) Run(ctx context.Context, req *TrialRequest, report func(Metrics
 		}
 		switch ev := resp.GetEvent().(type) {
 		case *asymptotev1.RunTrialResponse_Metrics:
+			m := metricsFromProto(ev.Metrics)
+			if m.Checkpoint != "" {
+				// The host deletes a checkpoint's directory after its
+				// upload: a plugin may name nothing else.
+				if err := checkCheckpointDir(req.CheckpointRoot(), m.Checkpoint); err != nil {
+					reportErr = err
+					go cancelRemote(err.Error())
+					continue
+				}
+			}
 			if report == nil {
 				continue
 			}
-			if err := report(metricsFromProto(ev.Metrics)); err != nil {
+			if err := report(m); err != nil {
 				// Keep reading until the method returns, so the plugin is
 				// idle when Run returns.
 				reportErr = fmt.Errorf("report metrics: %w", err)
@@ -134,4 +146,20 @@ func (c *Client) Run(ctx context.Context, req *TrialRequest, report func(Metrics
 			return nil, fmt.Errorf("%w: unknown event %T", ErrProtocol, ev)
 		}
 	}
+}
+
+// RequestCheckpoint asks the plugin's running attempt of trialID to save a
+// checkpoint at its next safe point. It reports whether that attempt was
+// running; a plugin that predates checkpoints answers false, no error.
+func (c *Client) RequestCheckpoint(ctx context.Context, trialID string, attempt int, reason string) (bool, error) {
+	resp, err := c.rpc.RequestCheckpoint(ctx, &asymptotev1.RequestCheckpointRequest{
+		TrialId: trialID, Attempt: int32(attempt), Reason: reason,
+	})
+	if status.Code(err) == codes.Unimplemented {
+		return false, nil
+	}
+	if err != nil {
+		return false, fromStatus(err)
+	}
+	return resp.GetFound(), nil
 }

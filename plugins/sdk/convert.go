@@ -63,6 +63,12 @@ func requestToProto(in *TrialRequest, deadline time.Time) (*asymptotev1.RunTrial
 		Threads:    int32(in.Threads),
 		ConfigJson: string(in.Config),
 	}
+	if in.checkpoints != nil {
+		out.CheckpointRoot = in.checkpoints.root
+	}
+	if c := in.Resume; c != nil {
+		out.Resume = &asymptotev1.Checkpoint{Step: c.Step, Metrics: c.Metrics, Dir: c.Dir}
+	}
 	for _, g := range in.GPUs {
 		out.Gpus = append(out.Gpus, int32(g))
 	}
@@ -80,6 +86,12 @@ func requestFromProto(in *asymptotev1.RunTrialRequest) (*TrialRequest, error) {
 		Seed:    in.GetSeed(),
 		Threads: max(int(in.GetThreads()), 1),
 		Params:  map[string]any{},
+		// A server's request always has the state, so the host's
+		// RequestCheckpoint finds it.
+		checkpoints: &checkpointState{root: in.GetCheckpointRoot()},
+	}
+	if c := in.GetResume(); c != nil {
+		out.Resume = &Checkpoint{Step: c.GetStep(), Metrics: nonNil(c.GetMetrics()), Dir: c.GetDir()}
 	}
 	if c := in.GetConfigJson(); c != "" {
 		out.Config = json.RawMessage(c)
@@ -101,12 +113,12 @@ func requestFromProto(in *asymptotev1.RunTrialRequest) (*TrialRequest, error) {
 
 func metricsToProto(in Metrics) *asymptotev1.RunTrialResponse {
 	return &asymptotev1.RunTrialResponse{Event: &asymptotev1.RunTrialResponse_Metrics{
-		Metrics: &asymptotev1.Metrics{Step: in.Step, Values: in.Values},
+		Metrics: &asymptotev1.Metrics{Step: in.Step, Values: in.Values, CheckpointDir: in.Checkpoint},
 	}}
 }
 
 func metricsFromProto(in *asymptotev1.Metrics) Metrics {
-	return Metrics{Step: in.GetStep(), Values: nonNil(in.GetValues())}
+	return Metrics{Step: in.GetStep(), Values: nonNil(in.GetValues()), Checkpoint: in.GetCheckpointDir()}
 }
 
 func resultToProto(in *Result) *asymptotev1.RunTrialResponse {

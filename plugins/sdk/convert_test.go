@@ -24,6 +24,10 @@ func TestRequestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if out.checkpoints == nil || out.checkpoints.root != "" {
+		t.Errorf("checkpoint state = %+v, want one with no root", out.checkpoints)
+	}
+	out.checkpoints = nil
 	if !reflect.DeepEqual(out, in) {
 		t.Errorf("round trip = %+v, want %+v", out, in)
 	}

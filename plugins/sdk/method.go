@@ -83,6 +83,12 @@ type TrialRequest struct {
 	// (the command method's command section); nil when the spec gives
 	// none. Most methods read only Params.
 	Config json.RawMessage
+	// Resume is the checkpoint this attempt continues from, its files
+	// already on this host; nil starts the trial from step 0. See
+	// NewCheckpoint and CheckpointWanted for saving them.
+	Resume *Checkpoint
+
+	checkpoints *checkpointState
 }
 
 // Metrics is one report while a trial runs: the step and named values such
@@ -90,6 +96,10 @@ type TrialRequest struct {
 type Metrics struct {
 	Step   int64
 	Values map[string]float64
+	// Checkpoint, when set, is the directory (from
+	// TrialRequest.NewCheckpoint) holding a checkpoint taken after Step;
+	// Values are its metrics. The host takes the directory over.
+	Checkpoint string
 }
 
 // Result is the final outcome of a successful attempt.

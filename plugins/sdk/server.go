@@ -27,6 +27,7 @@ type runningTrial struct {
 	trialID string
 	attempt int32
 	cancel  context.CancelCauseFunc
+	ckpt    *checkpointState
 }
 
 func newServer(m Method) *server { return &server{m: m} }
@@ -66,7 +67,7 @@ func (s *server) RunTrial(in *asymptotev1.RunTrialRequest, stream asymptotev1.Me
 		s.mu.Unlock()
 		return status.Errorf(codes.FailedPrecondition, "busy with trial %s attempt %d", r.trialID, r.attempt)
 	}
-	s.running = &runningTrial{trialID: in.GetTrialId(), attempt: in.GetAttempt(), cancel: cancel}
+	s.running = &runningTrial{trialID: in.GetTrialId(), attempt: in.GetAttempt(), cancel: cancel, ckpt: req.checkpoints}
 	s.mu.Unlock()
 	// The host reads the stream to its end before it sends the next trial,
 	// and the end comes after this returns, so the next trial finds the
@@ -81,6 +82,11 @@ func (s *server) RunTrial(in *asymptotev1.RunTrialRequest, stream asymptotev1.Me
 	report := func(m Metrics) error {
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
+		}
+		if m.Checkpoint != "" {
+			if err := checkCheckpointDir(req.checkpoints.root, m.Checkpoint); err != nil {
+				return err
+			}
 		}
 		sendMu.Lock()
 		defer sendMu.Unlock()
@@ -119,4 +125,18 @@ func (s *server) CancelTrial(_ context.Context, in *asymptotev1.CancelTrialReque
 	}
 	r.cancel(fmt.Errorf("%w by host: %s", context.Canceled, in.GetReason()))
 	return &asymptotev1.CancelTrialResponse{Found: true}, nil
+}
+
+// RequestCheckpoint implements MethodService: the running attempt's
+// CheckpointWanted turns true.
+func (s *server) RequestCheckpoint(_ context.Context, in *asymptotev1.RequestCheckpointRequest) (*asymptotev1.RequestCheckpointResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.running
+	if r == nil || r.trialID != in.GetTrialId() || r.attempt != in.GetAttempt() {
+		return &asymptotev1.RequestCheckpointResponse{}, nil
+	}
+	r.ckpt.wanted.Store(true)
+	Logger().Debug("host asked for a checkpoint", "trial_id", r.trialID, "attempt", r.attempt, "reason", in.GetReason())
+	return &asymptotev1.RequestCheckpointResponse{Found: true}, nil
 }

@@ -430,12 +430,7 @@ func runChaos(t testing.TB, seed uint64, topo topology, window time.Duration) ch
 	d := newDeployment(t, dir, topo)
 	const study = "chaos"
 	spec := chaosSpec(study)
-	var (
-		want    map[string]float64
-		wantErr error
-		refDone = make(chan struct{})
-	)
-	go func() { defer close(refDone); want, wantErr = reference(spec) }()
+	ref := referenceAsync(spec)
 
 	c := newChaos(t, d, seed)
 	kinds := faults
@@ -451,9 +446,9 @@ func runChaos(t testing.TB, seed uint64, topo topology, window time.Duration) ch
 	t.Logf("submitted %d trials", r.Total)
 	c.run(study, window, kinds)
 	d.waitDone(study, 4*time.Minute)
-	<-refDone
-	if wantErr != nil {
-		t.Fatalf("reference run: %v", wantErr)
+	want, err := ref()
+	if err != nil {
+		t.Fatalf("reference run: %v", err)
 	}
 	trials := d.trials(study)
 	v := append(checkTrials(trials, want), checkHistory(d.nc, study, trials, chaosSteps)...)

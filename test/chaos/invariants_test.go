@@ -61,6 +61,18 @@ func reference(spec string) (map[string]float64, error) {
 	return out, nil
 }
 
+// referenceAsync runs reference in the background (its trials take their
+// sleeps) and returns a function that waits for its answer.
+func referenceAsync(spec string) func() (map[string]float64, error) {
+	var (
+		want map[string]float64
+		err  error
+		done = make(chan struct{})
+	)
+	go func() { defer close(done); want, err = reference(spec) }()
+	return func() (map[string]float64, error) { <-done; return want, err }
+}
+
 // checkTrials returns every violation of the recording invariants in a
 // finished study of a method that never fails (synthetic): each trial
 // succeeded with exactly one result, from its last attempt; attempts are
@@ -197,41 +209,43 @@ func stats(trials []api.Trial) studyStats {
 
 // checkHistory returns every violation of the metric history of a finished
 // study whose trials report steps steps each: the recorded attempt of every
-// trial has each step once, in order (none lost to a fault, none doubled
-// by a retried publish), and its last val_loss is the recorded objective.
-// Superseded attempts may have stored only part of their curves.
+// trial has each step once, in order, from the step after the one it
+// resumed from (none lost to a fault, none doubled by a retried publish),
+// the attempts it resumed from cover the steps before, and its last
+// val_loss is the recorded objective. Superseded attempts may have stored
+// only part of their curves.
 func checkHistory(nc *nats.Conn, study string, trials []api.Trial, steps int) []string {
-	js, err := jetstream.New(nc)
+	got, err := readHistory(nc, study)
 	if err != nil {
-		return []string{"history: " + err.Error()}
-	}
-	type attempt struct {
-		trial string
-		n     int
-	}
-	got := map[attempt][]bus.MetricsReport{}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := bus.History(ctx, js, study, "", func(r *bus.MetricsReport) error {
-		got[attempt{r.Trial, r.Attempt}] = append(got[attempt{r.Trial, r.Attempt}], *r)
-		return nil
-	}); err != nil {
-		return []string{"read history: " + err.Error()}
+		return []string{err.Error()}
 	}
 	var v []string
 	for _, t := range trials {
 		if t.Result == nil {
 			continue
 		}
-		rs := got[attempt{t.ID, t.Result.Attempt}]
-		if len(rs) != steps {
-			v = append(v, fmt.Sprintf("trial %s: attempt %d has %d reports in its history, want %d", t.ID, t.Result.Attempt, len(rs), steps))
+		from := t.Attempts[len(t.Attempts)-1].StartStep
+		rs := got[attemptKey{t.ID, t.Result.Attempt}]
+		if want := steps - int(from); len(rs) != want {
+			v = append(v, fmt.Sprintf("trial %s: attempt %d (resumed after step %d) has %d reports in its history, want %d", t.ID, t.Result.Attempt, from, len(rs), want))
 			continue
 		}
 		for i, r := range rs {
-			if r.Step != int64(i+1) || r.Seq != int64(i+1) {
-				v = append(v, fmt.Sprintf("trial %s: report %d is step %d (seq %d), want step %d", t.ID, i+1, r.Step, r.Seq, i+1))
+			if r.Step != from+int64(i+1) || r.Seq != int64(i+1) {
+				v = append(v, fmt.Sprintf("trial %s: report %d is step %d (seq %d), want step %d", t.ID, i+1, r.Step, r.Seq, from+int64(i+1)))
 				break
+			}
+		}
+		if from > 0 {
+			// Some earlier attempt reached the step it resumed from.
+			reached := false
+			for _, a := range t.Attempts[:len(t.Attempts)-1] {
+				for _, r := range got[attemptKey{t.ID, a.N}] {
+					reached = reached || r.Step == from
+				}
+			}
+			if !reached {
+				v = append(v, fmt.Sprintf("trial %s: resumed after step %d, which no earlier attempt's history reached", t.ID, from))
 			}
 		}
 		if last := rs[len(rs)-1].Values["val_loss"]; t.Result.Objective == nil || !same(last, *t.Result.Objective) {
@@ -239,4 +253,29 @@ func checkHistory(nc *nats.Conn, study string, trials []api.Trial, steps int) []
 		}
 	}
 	return v
+}
+
+// attemptKey names one attempt of a trial.
+type attemptKey struct {
+	trial string
+	n     int
+}
+
+// readHistory reads a study's whole metric history, by attempt.
+func readHistory(nc *nats.Conn, study string) (map[attemptKey][]bus.MetricsReport, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	got := map[attemptKey][]bus.MetricsReport{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := bus.History(ctx, js, study, "", func(r *bus.MetricsReport) error {
+		k := attemptKey{r.Trial, r.Attempt}
+		got[k] = append(got[k], *r)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	return got, nil
 }

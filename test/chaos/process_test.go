@@ -323,3 +323,26 @@ func orphanPlugins(bin string, agents []int) []string {
 	}
 	return out
 }
+
+// waitExit waits up to timeout for the process to exit on its own (an
+// agent asked to drain) and reports whether it did; once it has, start
+// runs it again.
+func (p *proc) waitExit(timeout time.Duration) bool {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return true
+	}
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		return false
+	}
+	p.mu.Lock()
+	if p.cmd == cmd {
+		p.cmd, p.paused = nil, false
+	}
+	p.mu.Unlock()
+	return true
+}

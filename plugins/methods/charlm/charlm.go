@@ -55,6 +55,7 @@ var paramInfo = []sdk.ParamInfo{
 	{Name: "members", Type: "int", Default: 1.0, Description: "independently seeded ensemble members trained in the trial, 1–64; evaluation averages their predicted distributions"},
 	{Name: "eval_tokens", Type: "int", Default: 16384.0, Description: "validation characters scored, 1000 to the validation split's size"},
 	{Name: "report_every", Type: "int", Default: 0.0, Description: "optimizer steps between reports of train_loss and val_loss (0: about 8 reports)"},
+	{Name: "checkpoint_every", Type: "int", Default: 0.0, Description: "optimizer steps between checkpoints (0: only when the host asks for one); results do not depend on it"},
 }
 
 // Info describes the method.
@@ -73,6 +74,7 @@ type config struct {
 	lr, weightDecay, dropout     float64
 	unique, tokens, batch        int
 	members, evalTokens, every   int
+	checkpointEvery              int
 }
 
 func parse(req *sdk.TrialRequest, text *corpus.Text) (*config, error) {
@@ -90,6 +92,9 @@ func parse(req *sdk.TrialRequest, text *corpus.Text) (*config, error) {
 		members:     r.Int("members", 1, 1, 64),
 		evalTokens:  r.Int("eval_tokens", 16384, 1000, int64(text.EvalSize())),
 		every:       r.Int("report_every", 0, 0, 1e9),
+		// checkpoint_every is not in the model: trials that set it differ
+		// from those that do not only by their extra reports.
+		checkpointEvery: r.Int("checkpoint_every", 0, 0, 1e9),
 	}
 	switch {
 	case r.Has("tokens") && r.Has("epochs"):
@@ -143,6 +148,7 @@ func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk
 			v, err := t.evaluate(ctx)
 			return map[string]float64{sdk.MetricValLoss: v}, err
 		},
+		Checkpoints: &nn.Checkpoints{Request: req, Every: c.checkpointEvery, Learners: t.learners()},
 	}
 	last, err := loop.Run(ctx, report)
 	if err != nil {
@@ -165,6 +171,7 @@ func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk
 // initialisation, data order and dropout) and optimizer.
 type member struct {
 	*model
+	src    *rand.PCG
 	rng    *rand.Rand
 	opt    *nn.AdamW
 	epochs *nn.Epochs // over training targets context … unique_tokens-1
@@ -183,9 +190,11 @@ type trainer struct {
 func newTrainer(c *config, text *corpus.Text, seed int64, pool nn.Pool) *trainer {
 	t := &trainer{c: c, text: text, train: text.Train[:c.unique], dlogits: make([]float64, c.batch*len(text.Vocab))}
 	for k := range c.members {
-		rng := rand.New(rand.NewPCG(uint64(seed), uint64(k)+1))
+		src := rand.NewPCG(uint64(seed), uint64(k)+1)
+		rng := rand.New(src)
 		mb := &member{
 			model:  newModel(len(text.Vocab), c.context, c.embed, c.width, c.depth, c.dropout, rng, pool),
+			src:    src,
 			rng:    rng,
 			opt:    nn.NewAdamW(c.weightDecay),
 			epochs: nn.NewEpochs(c.unique-c.context, rng),
@@ -194,6 +203,17 @@ func newTrainer(c *config, text *corpus.Text, seed int64, pool nn.Pool) *trainer
 	}
 	t.mix = nn.NewMixture(c.evalTokens, len(text.Vocab))
 	return t
+}
+
+// learners is what a checkpoint saves: per member its weights, optimizer,
+// generator and data position. The rest of a member (its scratch) is
+// rebuilt each step.
+func (t *trainer) learners() []nn.Learner {
+	ls := make([]nn.Learner, len(t.members))
+	for k, mb := range t.members {
+		ls[k] = nn.Learner{Tensors: mb.tensors(), Opt: mb.opt, Src: mb.src, Epochs: mb.epochs}
+	}
+	return ls
 }
 
 // batch returns the next n training target positions of mb.

@@ -162,3 +162,25 @@ func TestConformance(t *testing.T) {
 		Invalid: &sdk.TrialRequest{Params: map[string]any{"width": 0.0}},
 	})
 }
+
+// resumable is small() with dropout and two members, so a checkpoint must
+// carry every member's generator, data order and optimizer to resume bit
+// for bit; checkpoints fall both on reports (every 50) and between them.
+func resumable() map[string]any {
+	p := small()
+	p["dropout"], p["members"], p["checkpoint_every"] = 0.2, 2.0, 30.0
+	return p
+}
+
+// TestCheckpoints checks that charlm resumes bit for bit from its
+// checkpoints, saves one when asked, refuses one of another model, and
+// that checkpoint_every changes no result, so a study may turn
+// checkpoints on without changing its results.
+func TestCheckpoints(t *testing.T) {
+	methodtest.RequireKJV(t)
+	methodtest.Checkpoints(t, New(), methodtest.CheckpointCase{
+		Params: resumable(), ReportEvery: 50,
+		Saved:  6, // after steps 30, 60, …, 180 of 200
+		Others: map[string]any{"width": 16.0, "members": 1.0, "tokens": 6400.0},
+	})
+}

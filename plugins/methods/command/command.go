@@ -6,6 +6,10 @@
 // standard output that match the section's pattern. The last value of each
 // metric is the result.
 //
+// The program saves checkpoints where $ASYMPTOTE_CHECKPOINT_DIR says and
+// announces each on a metrics line; it resumes from $ASYMPTOTE_RESUME_DIR,
+// and SIGUSR1 asks it for a checkpoint now (checkpoint.go).
+//
 // The program runs in the plugin's process group, so the agent's handling
 // of a method that crashes, hangs or floods its output covers it and
 // everything it starts. A cancellation or a timeout sends SIGTERM to all
@@ -98,7 +102,7 @@ func (Method) Info(context.Context) (*sdk.Info, error) {
 	return &sdk.Info{
 		Name:        sweep.CommandMethod,
 		Version:     Version,
-		Description: "runs any program (the spec's command section): parameters as arguments, environment and a JSON file; metrics as JSON lines on fd 3 or matched on stdout",
+		Description: "runs any program (the spec's command section): parameters as arguments, environment and a JSON file; metrics as JSON lines on fd 3 or matched on stdout; checkpoints through $ASYMPTOTE_CHECKPOINT_DIR and SIGUSR1",
 	}, nil
 }
 
@@ -131,12 +135,21 @@ func (m Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.
 	if err := os.WriteFile(paramsFile, doc, 0o600); err != nil {
 		return nil, fmt.Errorf("command: %w", err)
 	}
+	ck, err := newCheckpoints(req)
+	if err != nil {
+		return nil, err
+	}
 	r := &run{
-		cmd:    c,
-		argv:   append(argv, args...),
-		dir:    dir,
-		env:    environment(os.Environ(), req, paramsFile),
-		report: report,
+		cmd:         c,
+		argv:        append(argv, args...),
+		dir:         dir,
+		env:         append(environment(os.Environ(), req, paramsFile), ck.env()...),
+		report:      report,
+		checkpoints: ck,
+	}
+	if req.Resume != nil {
+		// Reports without a step go on numbering after the checkpoint's.
+		r.reports = req.Resume.Step
 	}
 	return r.do(ctx)
 }
@@ -336,7 +349,8 @@ func hostname() string {
 func environment(base []string, req *sdk.TrialRequest, paramsFile string) []string {
 	env := slices.DeleteFunc(slices.Clone(base), func(kv string) bool {
 		k, _, _ := strings.Cut(kv, "=")
-		return k == AllowEnv || k == sdk.Handshake.MagicCookieKey || strings.HasPrefix(k, "PLUGIN_") || strings.HasPrefix(k, EnvParamPrefix)
+		return k == AllowEnv || k == sdk.Handshake.MagicCookieKey || strings.HasPrefix(k, "PLUGIN_") || strings.HasPrefix(k, EnvParamPrefix) ||
+			k == EnvCheckpointDir || k == EnvResumeDir || k == EnvResumeStep
 	})
 	gpus := make([]string, len(req.GPUs))
 	for i, g := range req.GPUs {
@@ -365,6 +379,9 @@ type run struct {
 	dir    string
 	env    []string
 	report func(sdk.Metrics) error
+	// checkpoints hands the program's checkpoints to the agent and
+	// passes the agent's requests for one on as a signal.
+	checkpoints *checkpoints
 
 	proc *exec.Cmd
 	// own is set when the program leads a process group of its own
@@ -432,6 +449,8 @@ func (r *run) do(ctx context.Context) (*sdk.Result, error) {
 
 	exited := make(chan error, 1)
 	go func() { exited <- r.proc.Wait() }()
+	unwatch, unwatched := make(chan struct{}), make(chan struct{})
+	go func() { defer close(unwatched); r.checkpoints.watch(unwatch, r.proc.Process.Pid) }()
 	var waitErr error
 	stopped := false
 	select {
@@ -443,6 +462,8 @@ func (r *run) do(ctx context.Context) (*sdk.Result, error) {
 		r.signal(syscall.SIGKILL)
 		waitErr = <-exited
 	}
+	close(unwatch)
+	<-unwatched
 	// What the program left running dies with the attempt.
 	left := r.signal(syscall.SIGKILL)
 	drained := make(chan struct{})

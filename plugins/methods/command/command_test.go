@@ -73,6 +73,15 @@ func (h *harness) script(name, body string) string {
 // run runs one trial of c with params and returns its result and error.
 func (h *harness) run(ctx context.Context, c sweep.Command, params map[string]any) (*sdk.Result, error) {
 	h.t.Helper()
+	return h.runWith(ctx, c, params, nil, nil)
+}
+
+// runWith is run with the request passed through prep first (to give it
+// a checkpoint root or a checkpoint to resume from), and seen called with
+// the request after each report.
+func (h *harness) runWith(ctx context.Context, c sweep.Command, params map[string]any,
+	prep func(*sdk.TrialRequest) *sdk.TrialRequest, seen func(*sdk.TrialRequest, sdk.Metrics)) (*sdk.Result, error) {
+	h.t.Helper()
 	b, _ := json.Marshal(h.allow)
 	h.t.Setenv(AllowEnv, string(b))
 	if c.Workdir == "" {
@@ -80,10 +89,16 @@ func (h *harness) run(ctx context.Context, c sweep.Command, params map[string]an
 	}
 	cfg, _ := json.Marshal(sweep.MethodConfig{Command: &c})
 	req := &sdk.TrialRequest{Study: "s", TrialID: "t1", Attempt: 1, Seed: 7, Threads: 2, Params: params, Config: cfg}
+	if prep != nil {
+		req = prep(req)
+	}
 	return New().Run(ctx, req, func(m sdk.Metrics) error {
 		h.mu.Lock()
-		defer h.mu.Unlock()
 		h.reports = append(h.reports, m)
+		h.mu.Unlock()
+		if seen != nil {
+			seen(req, m)
+		}
 		return nil
 	})
 }
@@ -340,11 +355,12 @@ func TestConfigErrors(t *testing.T) {
 
 func TestParseLine(t *testing.T) {
 	for _, tc := range []struct {
-		in      string
-		step    int64
-		hasStep bool
-		values  map[string]float64
-		err     string
+		in         string
+		step       int64
+		hasStep    bool
+		values     map[string]float64
+		checkpoint string
+		err        string
 	}{
 		{in: `{"step": 3, "loss": 1.5}`, step: 3, hasStep: true, values: map[string]float64{"loss": 1.5}},
 		{in: `{"step": 1e3, "loss": -2}`, step: 1000, hasStep: true, values: map[string]float64{"loss": -2}},
@@ -355,8 +371,13 @@ func TestParseLine(t *testing.T) {
 		{in: `{"a": true}`, err: `metric "a" is the bool true`},
 		{in: `{"a": {"b": 1}}`, err: `metric "a" is an object`},
 		{in: `{"step": "x"}`, err: "step is x"},
+		{in: `{"step": 5, "loss": 1, "checkpoint": "ck-5"}`, step: 5, hasStep: true, values: map[string]float64{"loss": 1}, checkpoint: "ck-5"},
+		{in: `{"step": 5, "checkpoint": "ck-5"}`, step: 5, hasStep: true, values: map[string]float64{}, checkpoint: "ck-5"},
+		{in: `{"checkpoint": 5}`, err: "checkpoint is 5; want the name of the directory"},
+		{in: `{"checkpoint": ""}`, err: "want the name of the directory"},
 	} {
-		step, hasStep, values, err := parseLine([]byte(tc.in))
+		rep, err := parseLine([]byte(tc.in))
+		step, hasStep, values := rep.step, rep.hasStep, rep.values
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: error %v, want %q", tc.in, err, tc.err)
@@ -367,8 +388,8 @@ func TestParseLine(t *testing.T) {
 			t.Errorf("%s: %v", tc.in, err)
 			continue
 		}
-		if step != tc.step || hasStep != tc.hasStep || len(values) != len(tc.values) {
-			t.Errorf("%s: step %d %v values %v, want %d %v %v", tc.in, step, hasStep, values, tc.step, tc.hasStep, tc.values)
+		if step != tc.step || hasStep != tc.hasStep || len(values) != len(tc.values) || rep.checkpoint != tc.checkpoint {
+			t.Errorf("%s: step %d %v values %v checkpoint %q, want %d %v %v %q", tc.in, step, hasStep, values, rep.checkpoint, tc.step, tc.hasStep, tc.values, tc.checkpoint)
 		}
 		for k, want := range tc.values {
 			got, ok := values[k]

@@ -40,12 +40,12 @@ func (r *run) readMetrics(f io.Reader, fail func(error)) {
 			return
 		}
 		if len(bytes.TrimSpace(line)) > 0 {
-			step, hasStep, values, perr := parseLine(line)
+			rep, perr := parseLine(line)
 			if perr != nil {
 				fail(fmt.Errorf("command: metrics line %d: %w", n, perr))
 				return
 			}
-			if err := r.emit(step, hasStep, values); err != nil {
+			if err := r.emit(rep); err != nil {
 				fail(fmt.Errorf("command: metrics line %d: %w", n, err))
 				return
 			}
@@ -70,9 +70,9 @@ func (r *run) readStdout(f io.Reader, fail func(error)) {
 		_, _ = output.Write(line)
 		if re != nil && whole && len(line) > 0 {
 			if m := re.FindSubmatch(line); m != nil {
-				step, hasStep, values, perr := matchValues(re, m)
+				rep, perr := matchValues(re, m)
 				if perr == nil {
-					perr = r.emit(step, hasStep, values)
+					perr = r.emit(rep)
 				}
 				if perr != nil {
 					fail(fmt.Errorf("command.pattern: output line %d: %w", n, perr))
@@ -95,56 +95,84 @@ func (r *run) readStderr(f io.Reader) {
 	_, _ = io.Copy(io.MultiWriter(output, &r.stderr), f)
 }
 
-// emit reports one set of metrics and remembers each value as the latest.
-func (r *run) emit(step int64, hasStep bool, values map[string]float64) error {
-	if len(values) == 0 {
+// report is what one metrics line or matched output line says.
+type report struct {
+	step    int64
+	hasStep bool
+	values  map[string]float64
+	// checkpoint is the directory the line announces a checkpoint in, as
+	// the program wrote it; empty for none.
+	checkpoint string
+}
+
+// emit reports one set of metrics, with the checkpoint it announces, and
+// remembers each value as the latest.
+func (r *run) emit(rep report) error {
+	if len(rep.values) == 0 && rep.checkpoint == "" {
 		return nil
 	}
 	r.mu.Lock()
 	r.reports++
-	if !hasStep {
-		step = r.reports
+	if !rep.hasStep {
+		rep.step = r.reports
 	}
-	maps.Copy(r.last, values)
+	maps.Copy(r.last, rep.values)
 	r.mu.Unlock()
 	r.reportMu.Lock()
 	defer r.reportMu.Unlock()
-	return r.report(sdk.Metrics{Step: step, Values: values})
+	m := sdk.Metrics{Step: rep.step, Values: rep.values}
+	if rep.checkpoint != "" {
+		dir, err := r.checkpoints.take(rep.step, rep.checkpoint)
+		if err != nil {
+			return err
+		}
+		m.Checkpoint = dir
+	}
+	return r.report(m)
 }
 
 // parseLine reads one metrics line: a JSON object whose "step", if any, is
-// a whole number and whose other values are numbers. NaN, Infinity and
-// -Infinity, which Python's json module writes bare, are accepted bare or
-// quoted.
-func parseLine(line []byte) (step int64, hasStep bool, values map[string]float64, err error) {
+// a whole number, whose "checkpoint", if any, is a string naming a
+// checkpoint's directory, and whose other values are numbers. NaN,
+// Infinity and -Infinity, which Python's json module writes bare, are
+// accepted bare or quoted.
+func parseLine(line []byte) (report, error) {
 	dec := json.NewDecoder(bytes.NewReader(quoteNonFinite(bytes.TrimSpace(line))))
 	dec.UseNumber()
 	var obj map[string]any
 	if err := dec.Decode(&obj); err != nil || obj == nil || dec.More() {
-		return 0, false, nil, fmt.Errorf("not a JSON object: %q; write one object a line, such as {\"step\": 100, \"val_loss\": 2.31}", clip(line))
+		return report{}, fmt.Errorf("not a JSON object: %q; write one object a line, such as {\"step\": 100, \"val_loss\": 2.31}", clip(line))
 	}
-	values = make(map[string]float64, len(obj))
+	rep := report{values: make(map[string]float64, len(obj))}
 	for k, v := range obj {
-		if k == "step" {
+		switch k {
+		case "step":
 			n, ok := v.(json.Number)
 			s, perr := strconv.ParseInt(string(n), 10, 64)
 			if !ok || perr != nil {
 				f, ferr := strconv.ParseFloat(string(n), 64)
 				if !ok || ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-					return 0, false, nil, fmt.Errorf("step is %v; want a whole number", v)
+					return report{}, fmt.Errorf("step is %v; want a whole number", v)
 				}
 				s = int64(f)
 			}
-			step, hasStep = s, true
+			rep.step, rep.hasStep = s, true
+			continue
+		case checkpointKey:
+			dir, ok := v.(string)
+			if !ok || dir == "" {
+				return report{}, fmt.Errorf("checkpoint is %s; want the name of the directory under $%s that holds it", describe(v), EnvCheckpointDir)
+			}
+			rep.checkpoint = dir
 			continue
 		}
 		f, ok := number(v)
 		if !ok {
-			return 0, false, nil, fmt.Errorf("metric %q is %s; a metric is a number (or NaN, Infinity, -Infinity)", k, describe(v))
+			return report{}, fmt.Errorf("metric %q is %s; a metric is a number (or NaN, Infinity, -Infinity)", k, describe(v))
 		}
-		values[k] = f
+		rep.values[k] = f
 	}
-	return step, hasStep, values, nil
+	return rep, nil
 }
 
 // number reads a JSON value as a metric.
@@ -233,32 +261,37 @@ func quoteNonFinite(b []byte) []byte {
 	return out
 }
 
-// matchValues reads the named groups of a pattern match.
-func matchValues(re *regexp.Regexp, m [][]byte) (step int64, hasStep bool, values map[string]float64, err error) {
-	values = map[string]float64{}
+// matchValues reads the named groups of a pattern match: step, checkpoint
+// (a directory, as in a metrics line) and metrics.
+func matchValues(re *regexp.Regexp, m [][]byte) (report, error) {
+	rep := report{values: map[string]float64{}}
 	for i, name := range re.SubexpNames() {
 		if name == "" || m[i] == nil {
 			continue
 		}
 		text := strings.TrimSpace(string(m[i]))
-		if name == "step" {
+		switch name {
+		case "step":
 			f, err := strconv.ParseFloat(text, 64)
 			if err != nil || f != math.Trunc(f) {
-				return 0, false, nil, fmt.Errorf("step %q is not a whole number", text)
+				return report{}, fmt.Errorf("step %q is not a whole number", text)
 			}
-			step, hasStep = int64(f), true
+			rep.step, rep.hasStep = int64(f), true
+			continue
+		case checkpointKey:
+			rep.checkpoint = text
 			continue
 		}
 		f, err := strconv.ParseFloat(text, 64)
 		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			var ok bool
 			if f, ok = nonFinite(text); !ok {
-				return 0, false, nil, fmt.Errorf("%s %q is not a number; make the group match only the number", name, text)
+				return report{}, fmt.Errorf("%s %q is not a number; make the group match only the number", name, text)
 			}
 		}
-		values[name] = f
+		rep.values[name] = f
 	}
-	return step, hasStep, values, nil
+	return rep, nil
 }
 
 func clip(b []byte) string {

@@ -58,6 +58,7 @@ var paramInfo = []sdk.ParamInfo{
 	{Name: "members", Type: "int", Default: 1.0, Description: "independently seeded ensemble members trained in the trial, 1–64; evaluation averages their predicted distributions"},
 	{Name: "val_size", Type: "int", Default: 10000.0, Description: "test images scored (a prefix of the 10,000), 100–10000"},
 	{Name: "report_every", Type: "int", Default: 0.0, Description: "optimizer steps between reports (0: about 8 reports)"},
+	{Name: "checkpoint_every", Type: "int", Default: 0.0, Description: "optimizer steps between checkpoints (0: only when the host asks for one); results do not depend on it"},
 }
 
 // Info describes the method.
@@ -75,6 +76,7 @@ type config struct {
 	lr, weightDecay, dropout, noise float64
 	trainSize, samples, batch       int
 	members, valSize, every         int
+	checkpointEvery                 int
 	epochs                          float64
 }
 
@@ -93,6 +95,9 @@ func parse(req *sdk.TrialRequest, train, test *corpus.Images) (*config, error) {
 		members:     r.Int("members", 1, 1, 64),
 		valSize:     r.Int("val_size", 10000, 100, int64(test.Len())),
 		every:       r.Int("report_every", 0, 0, 1e9),
+		// checkpoint_every is not in the model: trials that set it differ
+		// from those that do not only by their extra reports.
+		checkpointEvery: r.Int("checkpoint_every", 0, 0, 1e9),
 	}
 	if err := r.Err(); err != nil {
 		return nil, err
@@ -142,7 +147,8 @@ func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk
 			n := min(c.batch, c.samples-i*c.batch)
 			return t.step(i, steps, n), n * c.members
 		},
-		Eval: t.evaluate,
+		Eval:        t.evaluate,
+		Checkpoints: &nn.Checkpoints{Request: req, Every: c.checkpointEvery, Learners: t.learners()},
 	}
 	last, err := loop.Run(ctx, report)
 	if err != nil {
@@ -165,6 +171,7 @@ func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk
 // data order, dropout) and optimizer.
 type member struct {
 	*nn.MLP
+	src    *rand.PCG
 	rng    *rand.Rand
 	opt    *nn.AdamW
 	epochs *nn.Epochs
@@ -200,13 +207,25 @@ func newTrainer(c *config, train, test *corpus.Images, seed int64, pool nn.Pool)
 	}
 	sizes = append(sizes, classes)
 	for k := range c.members {
-		rng := rand.New(rand.NewPCG(uint64(seed), uint64(k)+1))
+		src := rand.NewPCG(uint64(seed), uint64(k)+1)
+		rng := rand.New(src)
 		mlp := nn.NewMLP(sizes, c.dropout, rng)
 		mlp.Pool = pool
-		t.members = append(t.members, &member{MLP: mlp, rng: rng, opt: nn.NewAdamW(c.weightDecay), epochs: nn.NewEpochs(c.trainSize, rng)})
+		t.members = append(t.members, &member{MLP: mlp, src: src, rng: rng, opt: nn.NewAdamW(c.weightDecay), epochs: nn.NewEpochs(c.trainSize, rng)})
 	}
 	t.mix = nn.NewMixture(c.valSize, classes)
 	return t
+}
+
+// learners is what a checkpoint saves: per member its weights, optimizer,
+// generator and data position. The noisy labels are drawn again from the
+// seed (stream 0), and the rest is scratch.
+func (t *trainer) learners() []nn.Learner {
+	ls := make([]nn.Learner, len(t.members))
+	for k, mb := range t.members {
+		ls[k] = nn.Learner{Tensors: mb.Tensors(), Opt: mb.opt, Src: mb.src, Epochs: mb.epochs}
+	}
+	return ls
 }
 
 // load writes the standardised pixels of images idx (from row0) into t.x.

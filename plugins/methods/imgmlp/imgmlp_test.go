@@ -186,3 +186,25 @@ func TestConformance(t *testing.T) {
 		Invalid: &sdk.TrialRequest{Params: map[string]any{"label_noise": 2.0}},
 	})
 }
+
+// resumable is small() with dropout, label noise and two members, so a
+// checkpoint must carry every member's generator, data order and
+// optimizer to resume bit for bit; checkpoints fall both on reports
+// (every 10) and between them.
+func resumable() map[string]any {
+	p := small()
+	p["dropout"], p["label_noise"], p["members"], p["checkpoint_every"] = 0.2, 0.2, 2.0, 15.0
+	return p
+}
+
+// TestCheckpoints checks that imgmlp resumes bit for bit from its
+// checkpoints, saves one when asked, refuses one of another model, and
+// that checkpoint_every changes no result.
+func TestCheckpoints(t *testing.T) {
+	methodtest.RequireFashion(t)
+	methodtest.Checkpoints(t, New(), methodtest.CheckpointCase{
+		Params: resumable(), ReportEvery: 10,
+		Saved:  2, // after steps 15 and 30 of 40
+		Others: map[string]any{"width": 16.0, "depth": 2.0, "train_size": 1000.0},
+	})
+}

@@ -19,10 +19,13 @@ package synthetic
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"time"
 
 	"asymptote.dev/asymptote/plugins/methods/internal/params"
@@ -60,6 +63,7 @@ var paramInfo = []sdk.ParamInfo{
 	{Name: "noise", Type: "float", Default: 0.0, Description: "standard deviation of the log-normal multiplicative noise"},
 	{Name: "steps", Type: "int", Default: 0.0, Description: "report a learning curve of this many steps (0: only the result)"},
 	{Name: "sleep", Type: "float", Default: 0.0, Description: "seconds to take, spread over the steps"},
+	{Name: "checkpoint_every", Type: "int", Default: 0.0, Description: "save a checkpoint every this many steps (0: only when the host asks for one)"},
 }
 
 // Info describes the method.
@@ -81,6 +85,9 @@ type Law struct {
 	Overfit, Noise               float64
 	Steps                        int64
 	Sleep                        time.Duration
+	// CheckpointEvery is the period of checkpoints, in steps (0: only
+	// when the host asks).
+	CheckpointEvery int64
 }
 
 // Parse reads and checks the trial's parameters; a parameter the method
@@ -113,6 +120,11 @@ func Parse(req *sdk.TrialRequest) (*Law, error) {
 		errs = append(errs, err)
 	}
 	l.Steps = steps
+	every, err := req.Int("checkpoint_every", 0)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	l.CheckpointEvery = every
 	l.Sleep = time.Duration(f("sleep", 0) * float64(time.Second))
 	if len(errs) > 0 {
 		return nil, errs[0]
@@ -134,6 +146,7 @@ func Parse(req *sdk.TrialRequest) (*Law, error) {
 		{"noise", l.Noise >= 0, "must not be negative"},
 		{"steps", l.Steps >= 0 && l.Steps <= 1e6, "must be between 0 and 1e6"},
 		{"sleep", l.Sleep >= 0, "must not be negative"},
+		{"checkpoint_every", l.CheckpointEvery >= 0, "must not be negative (0 checkpoints only when the host asks)"},
 		{"weight_decay", math.IsNaN(l.WeightDecay) || l.WeightDecay >= 0, "must not be negative"},
 		{"wd_opt", l.WDOpt > 0, "must be positive"},
 	}
@@ -217,8 +230,19 @@ func (Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Me
 	if err != nil {
 		return nil, err
 	}
-	rng := rand.New(rand.NewPCG(uint64(req.Seed), paramsHash(req.Params)))
+	src := rand.NewPCG(uint64(req.Seed), paramsHash(req.Params))
+	rng := rand.New(src)
 	trialNoise := math.Exp(l.Noise * rng.NormFloat64())
+	first := int64(1)
+	if req.Resume != nil {
+		// The checkpoint holds the step and the generator's state after
+		// it, so the resumed curve and result are the uninterrupted ones.
+		step, err := restore(req.Resume.Dir, src)
+		if err != nil {
+			return nil, err
+		}
+		first = step + 1
+	}
 
 	pause := func(d time.Duration) error {
 		if d <= 0 {
@@ -238,7 +262,7 @@ func (Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Me
 			return nil, err
 		}
 	}
-	for s := int64(1); s <= l.Steps; s++ {
+	for s := first; s <= l.Steps; s++ {
 		if err := pause(l.Sleep / time.Duration(l.Steps)); err != nil {
 			return nil, err
 		}
@@ -250,11 +274,20 @@ func (Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Me
 			stepNoise *= math.Exp(0.5 * l.Noise * rng.NormFloat64())
 		}
 		v := l.Loss(d) * stepNoise
-		if err := report(sdk.Metrics{Step: s, Values: map[string]float64{
+		m := sdk.Metrics{Step: s, Values: map[string]float64{
 			sdk.MetricValLoss:   v,
 			sdk.MetricTrainLoss: l.trainLoss(v, d),
 			sdk.MetricTokens:    d,
-		}}); err != nil {
+			sdk.MetricFLOPs:     6 * l.N * d,
+		}}
+		if s < l.Steps && (req.CheckpointWanted() || l.CheckpointEvery > 0 && s%l.CheckpointEvery == 0) {
+			dir, err := save(req, s, src)
+			if err != nil {
+				return nil, err
+			}
+			m.Checkpoint = dir
+		}
+		if err := report(m); err != nil {
 			return nil, err
 		}
 	}
@@ -281,4 +314,52 @@ func paramsHash(p map[string]any) uint64 {
 	h := fnv.New64a()
 	_, _ = h.Write(b)
 	return h.Sum64()
+}
+
+// state is what a checkpoint of the synthetic method holds.
+type state struct {
+	Step int64  `json:"step"`
+	RNG  []byte `json:"rng"` // the PCG generator's state after Step
+}
+
+const stateFile = "state.json"
+
+// save writes a checkpoint after step, or returns "" when the host keeps
+// none.
+func save(req *sdk.TrialRequest, step int64, src *rand.PCG) (string, error) {
+	dir, err := req.NewCheckpoint(step)
+	if errors.Is(err, sdk.ErrNoCheckpoints) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	b, err := src.MarshalBinary()
+	if err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	data, err := json.Marshal(state{Step: step, RNG: b})
+	if err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, stateFile), data, 0o600); err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	return dir, nil
+}
+
+// restore reads a checkpoint into src and returns its step.
+func restore(dir string, src *rand.PCG) (int64, error) {
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return 0, fmt.Errorf("resume: %w", err)
+	}
+	var st state
+	if err := json.Unmarshal(data, &st); err != nil {
+		return 0, fmt.Errorf("resume: %s is not a synthetic checkpoint: %w", stateFile, err)
+	}
+	if err := src.UnmarshalBinary(st.RNG); err != nil {
+		return 0, fmt.Errorf("resume: generator state: %w", err)
+	}
+	return st.Step, nil
 }

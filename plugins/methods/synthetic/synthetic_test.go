@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"asymptote.dev/asymptote/plugins/sdk"
+	"asymptote.dev/asymptote/plugins/sdk/sdktest"
 )
 
 func run(t *testing.T, params map[string]any, seed int64) *sdk.Result {
@@ -158,5 +159,52 @@ func BenchmarkRun(b *testing.B) {
 		if _, err := m.Run(context.Background(), req, report); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestResumeIsBitIdentical(t *testing.T) {
+	n := sdktest.Resume(t, New(), sdktest.ResumeCase{Request: &sdk.TrialRequest{
+		TrialID: "t", Attempt: 1, Seed: 7,
+		Params: map[string]any{"params": 1e8, "steps": 50.0, "noise": 0.05, "checkpoint_every": 10.0},
+	}})
+	if n != 4 { // after steps 10, 20, 30 and 40; none after the last
+		t.Errorf("saved %d checkpoints, want 4", n)
+	}
+}
+
+func TestCheckpointWhenAsked(t *testing.T) {
+	// No period: a checkpoint comes only when the host asks for one, and
+	// exactly one per request.
+	c := sdktest.Client(t, New())
+	req := (&sdk.TrialRequest{TrialID: "t", Attempt: 1, Threads: 1,
+		Params: map[string]any{"steps": 200.0, "sleep": 2.0}}).WithCheckpointRoot(t.TempDir())
+	found := make(chan bool, 1)
+	var saved []int64
+	_, err := c.Run(t.Context(), req, func(m sdk.Metrics) error {
+		if m.Step == 20 {
+			go func() {
+				ok, err := c.RequestCheckpoint(t.Context(), "t", 1, "test")
+				if err != nil {
+					t.Error(err)
+				}
+				found <- ok
+			}()
+		}
+		if m.Checkpoint != "" {
+			saved = append(saved, m.Step)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !<-found {
+		t.Error("RequestCheckpoint did not find the running attempt")
+	}
+	if len(saved) != 1 || saved[0] <= 20 {
+		t.Errorf("saved checkpoints at steps %v, want one after step 20", saved)
+	}
+	if ok, err := c.RequestCheckpoint(t.Context(), "t", 1, "test"); ok || err != nil {
+		t.Errorf("RequestCheckpoint after the run = %v, %v; want false, nil", ok, err)
 	}
 }

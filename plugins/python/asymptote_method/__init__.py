@@ -37,8 +37,10 @@ from .api import (
     METRIC_VAL_LOSS,
     CancelEvent,
     Cancelled,
+    Checkpoint,
     Info,
     Method,
+    NoCheckpoints,
     ParamError,
     ParamInfo,
     Preempted,
@@ -51,6 +53,6 @@ from .server import MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE, PROTOCOL_VERSION, serv
 __all__ = [
     "METRIC_EPOCHS", "METRIC_FLOPS", "METRIC_MEMBERS", "METRIC_PARAMS", "METRIC_TOKENS",
     "METRIC_TRAIN_LOSS", "METRIC_UNIQUE_TOKENS", "METRIC_VAL_LOSS",
-    "CancelEvent", "Cancelled", "Info", "Method", "ParamError", "ParamInfo", "Preempted", "Report", "TrialRequest",
+    "CancelEvent", "Cancelled", "Checkpoint", "Info", "Method", "NoCheckpoints", "ParamError", "ParamInfo", "Preempted", "Report", "TrialRequest",
     "logger", "serve", "MAGIC_COOKIE_KEY", "MAGIC_COOKIE_VALUE", "PROTOCOL_VERSION",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import math
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -118,6 +119,42 @@ class Info:
 _MISSING = object()
 
 
+class NoCheckpoints(Exception):
+    """Raised by TrialRequest.new_checkpoint when the host keeps no
+    checkpoints for this attempt; carry on without saving."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A saved state of a trial: the step it was taken after (a resumed
+    attempt continues with step + 1), the metrics reported with that step,
+    and the directory holding its files on this host (read only)."""
+
+    step: int
+    metrics: Mapping[str, float]
+    dir: str
+
+
+class _CheckpointState:
+    """What a request shares with the server running it: the root under
+    which checkpoints go, and whether the host asked for one now."""
+
+    def __init__(self, root: str = "") -> None:
+        self.root = root
+        self.wanted = threading.Event()
+        self._lock = threading.Lock()
+        self._saved = 0
+
+    def next_dir(self, step: int) -> str:
+        with self._lock:
+            self._saved += 1
+            n = self._saved
+        self.wanted.clear()
+        path = os.path.join(self.root, f"step-{int(step)}-{n}")
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        return path
+
+
 @dataclass
 class TrialRequest:
     """One attempt of one trial.
@@ -141,6 +178,31 @@ class TrialRequest:
     # The study's configuration of the method (the command section for
     # the command method), decoded from JSON; empty for most methods.
     config: dict = field(default_factory=dict)
+    # The checkpoint this attempt continues from, its files already on
+    # this host; None starts the trial from step 0.
+    resume: Optional[Checkpoint] = None
+    _checkpoints: _CheckpointState = field(default_factory=_CheckpointState, repr=False)
+
+    def keeps_checkpoints(self) -> bool:
+        """Reports whether the host keeps checkpoints for this attempt."""
+        return bool(self._checkpoints.root)
+
+    def new_checkpoint(self, step: int) -> str:
+        """Returns a new empty directory for a checkpoint taken after step.
+
+        Write the checkpoint's files into it, then pass it to report with
+        that step's metrics (report(step, values, checkpoint=path)); the
+        host uploads it and deletes it. Raises NoCheckpoints when the host
+        keeps none."""
+        if not self._checkpoints.root:
+            raise NoCheckpoints("the host keeps no checkpoints for this attempt")
+        return self._checkpoints.next_dir(step)
+
+    def checkpoint_wanted(self) -> bool:
+        """Reports whether the host asked for a checkpoint now (it is about
+        to stop the attempt); save one at the next safe point. It turns
+        false again with the next new_checkpoint."""
+        return bool(self._checkpoints.root) and self._checkpoints.wanted.is_set()
 
     def has(self, name: str) -> bool:
         """Reports whether the request sets name."""
@@ -201,10 +263,12 @@ class TrialRequest:
             raise ParamError(unknown[0], "unknown parameter; this method takes " + ", ".join(names))
 
 
-# Report sends one step's metrics to the host. It raises Cancelled when the
-# attempt was cancelled (so a method that reports often stops without
-# polling) and an Exception when the host can no longer receive them.
-Report = Callable[[int, Mapping[str, float]], None]
+# Report sends one step's metrics to the host, with the directory of a
+# checkpoint taken after that step as an optional third argument
+# (checkpoint=...). It raises Cancelled when the attempt was cancelled (so
+# a method that reports often stops without polling) and an Exception when
+# the host can no longer receive them.
+Report = Callable[..., None]
 
 
 class Method(abc.ABC):

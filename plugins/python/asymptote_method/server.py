@@ -28,7 +28,7 @@ from google.protobuf import any_pb2
 from . import log as _log
 from ._pb import goplugin_pb2, goplugin_pb2_grpc, health_pb2, health_pb2_grpc
 from ._pb import method_pb2, method_pb2_grpc, rpc_status_pb2
-from .api import Cancelled, CancelEvent, Info, Method, ParamError, Preempted, TrialRequest
+from .api import Cancelled, CancelEvent, Checkpoint, Info, Method, ParamError, Preempted, TrialRequest, _CheckpointState
 
 # The handshake shared with the agent (plugins/sdk.Handshake). The cookie is
 # not a secret: it only stops a plugin from being run by hand.
@@ -119,9 +119,25 @@ def request_from_proto(msg: Any) -> TrialRequest:
             raise ParamError("", f"the method configuration is not a JSON object: {e}") from e
         if not isinstance(config, dict):
             raise ParamError("", "the method configuration is not a JSON object")
+    resume = None
+    if msg.HasField("resume"):
+        resume = Checkpoint(step=msg.resume.step, metrics=dict(msg.resume.metrics), dir=msg.resume.dir)
     return TrialRequest(study=msg.study, trial_id=msg.trial_id, attempt=msg.attempt, params=params,
                         seed=msg.seed, threads=max(msg.threads, 1), gpus=list(msg.gpus), deadline=deadline,
-                        config=config)
+                        config=config, resume=resume, _checkpoints=_CheckpointState(msg.checkpoint_root))
+
+
+def _check_checkpoint_dir(root: str, path: str) -> None:
+    """Refuses a checkpoint directory that is not strictly inside root: the
+    host deletes it after its upload."""
+    if not root:
+        raise ValueError(f"a checkpoint was reported ({path!r}), but the host keeps none for this attempt")
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root or real == real_root or os.path.islink(path):
+        raise ValueError(f"checkpoint directory {path!r} is not inside {root!r}; use the path new_checkpoint returned")
+    if not os.path.isdir(path):
+        raise ValueError(f"checkpoint {path!r} is not a directory")
 
 
 def info_to_proto(info: Info) -> Any:
@@ -146,6 +162,7 @@ class _Running(NamedTuple):
     trial_id: str
     attempt: int
     cancelled: CancelEvent
+    checkpoints: _CheckpointState
 
 
 _DONE = object()
@@ -176,6 +193,14 @@ class MethodServicer(method_pb2_grpc.MethodServiceServicer):
         r.cancelled.cancel(f"cancelled by host: {request.reason}")
         return method_pb2.CancelTrialResponse(found=True)
 
+    def RequestCheckpoint(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with self._lock:
+            r = self._running
+            if r is None or r.trial_id != request.trial_id or r.attempt != request.attempt:
+                return method_pb2.RequestCheckpointResponse(found=False)
+        r.checkpoints.wanted.set()
+        return method_pb2.RequestCheckpointResponse(found=True)
+
     def cancel_all(self, reason: str) -> None:
         """Cancels the running trial, if any (on shutdown)."""
         with self._lock:
@@ -196,7 +221,7 @@ class MethodServicer(method_pb2_grpc.MethodServiceServicer):
                 context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                               f"busy with trial {r.trial_id} attempt {r.attempt}")
                 return
-            self._running = _Running(req.trial_id, req.attempt, cancelled)
+            self._running = _Running(req.trial_id, req.attempt, cancelled, req._checkpoints)
         # The host abandoning the stream cancels too (the callback also runs
         # after a normal end, when it no longer matters).
         context.add_callback(lambda: cancelled.cancel("the host ended the stream"))
@@ -208,10 +233,13 @@ class MethodServicer(method_pb2_grpc.MethodServiceServicer):
             timer.start()
         events: "queue.Queue[Any]" = queue.Queue()
 
-        def report(step: int, values: Mapping[str, float]) -> None:
+        def report(step: int, values: Mapping[str, float], checkpoint: Optional[str] = None) -> None:
             cancelled.check()
             m = method_pb2.Metrics(step=int(step))
             m.values.update(_floats(values))
+            if checkpoint:
+                _check_checkpoint_dir(req._checkpoints.root, checkpoint)
+                m.checkpoint_dir = checkpoint
             events.put(method_pb2.RunTrialResponse(metrics=m))
 
         def work() -> None:

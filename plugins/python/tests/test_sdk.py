@@ -10,6 +10,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import shutil
+import tempfile
 import threading
 import time
 import unittest
@@ -17,7 +20,7 @@ from concurrent import futures
 
 import grpc
 
-from asymptote_method import CancelEvent, Cancelled, Info, Method, ParamError, ParamInfo, Preempted, TrialRequest
+from asymptote_method import CancelEvent, Cancelled, Info, Method, NoCheckpoints, ParamError, ParamInfo, Preempted, TrialRequest
 from asymptote_method import log as alog
 from asymptote_method._pb import method_pb2, method_pb2_grpc, rpc_status_pb2
 from asymptote_method.server import MethodServicer, request_from_proto, status_for
@@ -227,3 +230,104 @@ class ServerTest(unittest.TestCase):
 if __name__ == "__main__":
     logging.basicConfig()
     unittest.main()
+
+
+class Resumable(Method):
+    """Counts to steps from where its checkpoint left off, saving one when
+    the host asks."""
+
+    def info(self) -> Info:
+        return Info("resumable", "1", "counts and checkpoints", [ParamInfo("steps", "int", 3)])
+
+    def run(self, request, report, cancelled):
+        steps = request.int("steps", 3, 0, 10**6)
+        total = 0
+        first = 1
+        if request.resume is not None:
+            with open(os.path.join(request.resume.dir, "total")) as f:
+                total = int(f.read())
+            first = request.resume.step + 1
+        for i in range(first, steps + 1):
+            cancelled.check()
+            total += i
+            path = None
+            if request.checkpoint_wanted():
+                path = request.new_checkpoint(i)
+                with open(os.path.join(path, "total"), "w") as f:
+                    f.write(str(total))
+            report(i, {"total": total}, checkpoint=path)
+            cancelled.wait(0.005)
+        return {"total": total}
+
+
+class CheckpointTest(unittest.TestCase):
+    def setUp(self) -> None:
+        alog.setup(io.StringIO())
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        method_pb2_grpc.add_MethodServiceServicer_to_server(MethodServicer(Resumable()), self.server)
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = method_pb2_grpc.MethodServiceStub(self.channel)
+        self.root = tempfile.mkdtemp()
+
+    def tearDown(self) -> None:
+        self.channel.close()
+        self.server.stop(0).wait()
+        shutil.rmtree(self.root)
+        alog.setup()
+
+    def test_no_checkpoints_without_a_root(self) -> None:
+        req = TrialRequest()
+        self.assertFalse(req.keeps_checkpoints())
+        with self.assertRaises(NoCheckpoints):
+            req.new_checkpoint(1)
+
+    def test_checkpoint_when_asked_then_resume(self) -> None:
+        steps = 200
+        stream = self.stub.RunTrial(method_pb2.RunTrialRequest(
+            trial_id="c", attempt=1, params_json=json.dumps({"steps": steps}), checkpoint_root=self.root))
+        saved = []
+        asked = False
+        final = None
+        for ev in stream:
+            if ev.HasField("result"):
+                final = ev.result.metrics["total"]
+                continue
+            if ev.metrics.step == 20 and not asked:
+                asked = True
+                self.assertTrue(self.stub.RequestCheckpoint(method_pb2.RequestCheckpointRequest(trial_id="c", attempt=1)).found)
+            if ev.metrics.checkpoint_dir:
+                saved.append((ev.metrics.step, ev.metrics.checkpoint_dir))
+        self.assertEqual(final, steps * (steps + 1) / 2)
+        self.assertEqual(len(saved), 1, saved)
+        step, path = saved[0]
+        self.assertGreater(step, 20)
+        self.assertTrue(path.startswith(self.root))
+        # A new attempt resumes from the checkpoint and ends where the
+        # uninterrupted one did.
+        req = method_pb2.RunTrialRequest(trial_id="c", attempt=2, params_json=json.dumps({"steps": steps}))
+        req.resume.step = step
+        req.resume.dir = path
+        events = list(self.stub.RunTrial(req))
+        self.assertEqual(events[0].metrics.step, step + 1)
+        self.assertEqual(events[-1].result.metrics["total"], final)
+
+    def test_checkpoint_outside_the_root_fails_the_attempt(self) -> None:
+        class Rogue(Resumable):
+            def run(self, request, report, cancelled):
+                report(1, {"x": 1}, checkpoint="/etc")
+                return {"x": 1}
+
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        method_pb2_grpc.add_MethodServiceServicer_to_server(MethodServicer(Rogue()), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+                stub = method_pb2_grpc.MethodServiceStub(ch)
+                with self.assertRaises(grpc.RpcError) as cm:
+                    list(stub.RunTrial(method_pb2.RunTrialRequest(trial_id="r", attempt=1, checkpoint_root=self.root)))
+                self.assertIn("not inside", cm.exception.details())
+        finally:
+            server.stop(0).wait()

@@ -5,13 +5,17 @@ parameters, the schedule, the data order and the evaluation plan.
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 import unittest
 
 import torch
 
-from asymptote_method import CancelEvent, ParamError, TrialRequest
+from asymptote_method import CancelEvent, Checkpoint, ParamError, TrialRequest
+from asymptote_method.api import _CheckpointState
 from torch_charlm import corpus
-from torch_charlm.method import Windows, cosine_lr, eval_windows, parse
+from torch_charlm.method import Trainer, Windows, cosine_lr, eval_windows, parse
 
 
 def fake_text(n: int = 200_000) -> corpus.Text:
@@ -97,6 +101,101 @@ class CancelTest(unittest.TestCase):
         ev.cancel("stop")
         with self.assertRaises(Exception):
             ev.check()
+
+
+class CheckpointTest(unittest.TestCase):
+    """Trains on a made-up text (the Go tests train on the real one) and
+    resumes from checkpoints in fresh trainers, as a new attempt on
+    another host would."""
+
+    # 24 steps of 4 sequences of 16 characters, two members with dropout,
+    # reported every 5 steps and checkpointed every 7 (on and between
+    # reports). An epoch of 1000 unique characters is 62 windows, so the
+    # run starts a second epoch (a new shuffle) after the checkpoints at
+    # steps 7 and 14.
+    PARAMS = {"width": 16, "depth": 1, "heads": 2, "context": 16, "batch": 4, "tokens": 4 * 16 * 24,
+              "eval_tokens": 1000, "report_every": 5, "unique_tokens": 1000, "members": 2, "dropout": 0.2,
+              "checkpoint_every": 7}
+    # Relative difference allowed between resumed and uninterrupted
+    # losses. On the CPU, with deterministic algorithms and one thread,
+    # they agree bit for bit; the tolerance leaves room for other builds.
+    TOLERANCE = 1e-6
+
+    def setUp(self) -> None:
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True)
+        self.text = fake_text()
+        self.root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.root)
+
+    def request(self, params: dict, resume=None) -> TrialRequest:
+        root = tempfile.mkdtemp(dir=self.root)
+        return TrialRequest(params=params, seed=3, resume=resume, _checkpoints=_CheckpointState(root))
+
+    def run_trial(self, params: dict, resume=None, ask_at=None):
+        """Trains a trial in a fresh trainer; returns its last report and
+        its reports as (step, values, checkpoint) triples."""
+        req = self.request(params, resume)
+        reports = []
+
+        def report(step, values, checkpoint=None):
+            reports.append((step, values, checkpoint))
+            if ask_at is not None and step == ask_at:
+                req._checkpoints.wanted.set()
+
+        tr = Trainer(parse(req, self.text), self.text, req.seed, torch.device("cpu"))
+        return tr.train(report, CancelEvent(), req), reports
+
+    def assertClose(self, got: dict, want: dict, what: str) -> None:
+        keys = {k for k in want if k != "tokens_per_second"}
+        self.assertEqual({k for k in got if k != "tokens_per_second"}, keys, what)
+        for k in keys:
+            self.assertLessEqual(abs(got[k] - want[k]), self.TOLERANCE * max(abs(want[k]), 1e-12),
+                                 f"{what}: {k} = {got[k]!r} after resume, want {want[k]!r}")
+
+    def test_resume_matches_uninterrupted(self) -> None:
+        last, reports = self.run_trial(self.PARAMS)
+        saved = [(s, v, c) for s, v, c in reports if c]
+        self.assertEqual([s for s, _, _ in saved], [7, 14, 21])
+        self.assertTrue(os.path.isfile(os.path.join(saved[1][2], "state.pt")))
+        for step, values, path in saved:
+            with self.subTest(step=step):
+                got, after = self.run_trial(self.PARAMS, Checkpoint(step, values, path))
+                want = [(s, v) for s, v, _ in reports if s > step]
+                self.assertEqual([s for s, _, _ in after], [s for s, _ in want])
+                for (s, v, _), (_, w) in zip(after, want):
+                    self.assertClose(v, w, f"step {s}")
+                self.assertClose(got, last, "last report")
+
+    def test_checkpoints_change_no_report(self) -> None:
+        _, with_ckpt = self.run_trial(self.PARAMS)
+        plain = dict(self.PARAMS)
+        del plain["checkpoint_every"]
+        _, without = self.run_trial(plain)
+        regular = [(s, v) for s, v, _ in with_ckpt if "train_loss" in v]
+        self.assertEqual([s for s, _ in regular], [s for s, _, _ in without])
+        for (s, v), (_, w, _) in zip(regular, without):
+            for k in ("train_loss", "val_loss", "tokens"):
+                self.assertEqual(v[k], w[k], f"step {s}: {k}")
+        between = [s for s, v, c in with_ckpt if c and "train_loss" not in v]
+        self.assertEqual(between, [7, 14, 21])
+
+    def test_checkpoint_when_asked(self) -> None:
+        params = dict(self.PARAMS)
+        del params["checkpoint_every"]
+        last, reports = self.run_trial(params, ask_at=10)
+        saved = [(s, v, c) for s, v, c in reports if c]
+        self.assertEqual([s for s, _, _ in saved], [11])
+        got, _ = self.run_trial(params, Checkpoint(*saved[0]))
+        self.assertClose(got, last, "resumed from the asked checkpoint")
+
+    def test_resume_refuses_other_parameters(self) -> None:
+        _, reports = self.run_trial(self.PARAMS)
+        step, values, path = next(r for r in reports if r[2])
+        for change in ({"width": 32}, {"members": 1}, {"tokens": 4 * 16 * 30}):
+            with self.subTest(change=change):
+                with self.assertRaisesRegex(ValueError, "other parameters"):
+                    self.run_trial({**self.PARAMS, **change}, Checkpoint(step, values, path))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@ trained with PyTorch; the reference for methods written in Python.
 
 It exposes the axes charlm does, under the same names where they mean the
 same thing (width, depth, context, lr, weight_decay, dropout,
-unique_tokens, tokens or epochs, members, eval_tokens, report_every), so a
-study can swap one method for the other. Losses are in nats per character;
+unique_tokens, tokens or epochs, members, eval_tokens, report_every,
+checkpoint_every), so a study can swap one method for the other. Losses are in nats per character;
 val_loss scores the same validation characters as charlm and ngram (the
 first eval_tokens characters of the validation split from position 64 on).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import time
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
@@ -29,6 +30,7 @@ from asymptote_method import (
     CancelEvent,
     Info,
     Method,
+    NoCheckpoints,
     ParamError,
     ParamInfo,
     Report,
@@ -64,6 +66,8 @@ PARAMS: Sequence[ParamInfo] = (
     ParamInfo("eval_tokens", "int", 16384, "validation characters scored, 1000 to the validation split's size"),
     ParamInfo("report_every", "int", 0, "optimizer steps between reports of train_loss and val_loss "
                                         "(0: about 8 reports)"),
+    ParamInfo("checkpoint_every", "int", 0, "optimizer steps between checkpoints (0: only when the host asks "
+                                            "for one); results do not depend on it"),
 )
 
 
@@ -84,6 +88,9 @@ class Config:
     members: int
     eval_tokens: int
     every: int
+    # Not part of the model: trials that set it differ from those that do
+    # not only by their extra reports.
+    checkpoint_every: int = 0
 
 
 def parse(req: TrialRequest, text: corpus.Text) -> Config:
@@ -107,6 +114,7 @@ def parse(req: TrialRequest, text: corpus.Text) -> Config:
         members=req.int("members", 1, 1, 64),
         eval_tokens=req.int("eval_tokens", 16384, 1000, text.eval_size()),
         every=req.int("report_every", 0, 0, 10**9),
+        checkpoint_every=req.int("checkpoint_every", 0, 0, 10**9),
     )
     if req.has("tokens") and req.has("epochs"):
         raise ParamError("epochs", "give tokens or epochs, not both")
@@ -192,7 +200,7 @@ class TorchCharLM(Method):
         self.log.info("training", extra={"trial_id": request.trial_id, "attempt": request.attempt,
                                          "device": str(device), "threads": request.threads,
                                          "params": tr.num_params(), "steps": tr.steps})
-        last = tr.train(report, cancelled)
+        last = tr.train(report, cancelled, request)
         return {
             METRIC_VAL_LOSS: last[METRIC_VAL_LOSS],
             METRIC_TRAIN_LOSS: last[METRIC_TRAIN_LOSS],
@@ -336,31 +344,131 @@ class Trainer:
         mix = torch.logsumexp(torch.stack(logps), dim=0) - math.log(len(logps))
         return float(-mix.mean())
 
-    def train(self, report: Report, cancelled: CancelEvent) -> dict:
+    def train(self, report: Report, cancelled: CancelEvent, request: Optional[TrialRequest] = None) -> dict:
         """Runs every step, reporting train_loss (mean since the last
         report), val_loss, tokens and tokens_per_second about eight times
-        (or every report_every steps); returns the last report."""
+        (or every report_every steps); returns the last report.
+
+        With a request, it resumes from request.resume and saves a
+        checkpoint every checkpoint_every steps and when the host asks
+        (never after the last step). A checkpoint on a report step rides
+        on its report; one between reports gets a report of its own with
+        val_loss and tokens but no train_loss, which keeps accumulating
+        into the next regular report, so checkpoints add reports without
+        changing the others."""
         c = self.cfg
         every = c.every or max(1, self.steps // 8)
         total_seq = math.ceil(c.tokens / c.context)
-        loss_sum, loss_n, seen, train_time = 0.0, 0, 0, 0.0
+        loop = {"step": 0, "loss_sum": 0.0, "loss_n": 0, "seen": 0, "train_time": 0.0}
+        if request is not None and request.resume is not None:
+            loop = self.restore(request.resume.dir, request.resume.step)
+        keeps = request is not None and request.keeps_checkpoints()
         last: dict = {}
-        for i in range(self.steps):
+        for i in range(loop["step"], self.steps):
             cancelled.check()
             seqs = min(c.batch, total_seq - i * c.batch)
             t0 = time.perf_counter()
-            loss_sum += self.step(i, seqs)
-            train_time += time.perf_counter() - t0
-            loss_n += seqs * c.context * c.members
-            seen += seqs * c.context
-            if (i + 1) % every and i + 1 != self.steps:
+            loop["loss_sum"] += self.step(i, seqs)
+            loop["train_time"] += time.perf_counter() - t0
+            loop["loss_n"] += seqs * c.context * c.members
+            loop["seen"] += seqs * c.context
+            loop["step"] = i + 1
+            regular = (i + 1) % every == 0 or i + 1 == self.steps
+            save = keeps and i + 1 < self.steps and (
+                request.checkpoint_wanted() or c.checkpoint_every > 0 and (i + 1) % c.checkpoint_every == 0)
+            if not regular and not save:
                 continue
-            last = {
-                METRIC_TRAIN_LOSS: loss_sum / loss_n,
+            values = {
                 METRIC_VAL_LOSS: self.evaluate(cancelled),
-                METRIC_TOKENS: float(min(seen, c.tokens)),
-                "tokens_per_second": seen * c.members / max(train_time, 1e-9),
+                METRIC_TOKENS: float(min(loop["seen"], c.tokens)),
+                "tokens_per_second": loop["seen"] * c.members / max(loop["train_time"], 1e-9),
             }
-            report(i + 1, last)
-            loss_sum, loss_n = 0.0, 0
+            if regular:
+                values[METRIC_TRAIN_LOSS] = loop["loss_sum"] / loop["loss_n"]
+                loop["loss_sum"], loop["loss_n"] = 0.0, 0
+                last = values
+            path = None
+            if save:
+                try:
+                    path = request.new_checkpoint(i + 1)
+                except NoCheckpoints:
+                    path = None
+                else:
+                    self.save(path, loop)
+            report(i + 1, dict(values), checkpoint=path)
         return last
+
+    # A checkpoint is one file, state.pt, written by torch.save: the loop's
+    # counters, and per member the model's and the optimizer's state dicts
+    # and the data order (its generator's state, the epoch's window order
+    # and the position in it), with the process's torch (and CUDA) RNG
+    # state, which drives dropout. Python's and numpy's generators are
+    # saved too, for code that adds draws from them; this method makes
+    # none. Everything in it is a tensor or a plain value, so torch 2 loads
+    # it with weights_only (no unpickled code from a checkpoint store).
+    STATE_FILE = "state.pt"
+    FORMAT = 1
+
+    def save(self, path: str, loop: dict) -> None:
+        """Writes a checkpoint of the members and the loop's counters into
+        the directory path."""
+        import numpy
+        import torch
+
+        np_state = numpy.random.get_state()
+        state = {
+            "format": self.FORMAT,
+            "steps": self.steps,
+            "loop": dict(loop),
+            "members": [
+                {"model": m.state_dict(), "opt": opt.state_dict(), "gen": w.gen.get_state(),
+                 "order": w.order, "i": w.i}
+                for m, opt, w in zip(self.models, self.opts, self.windows)
+            ],
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "python_rng": random.getstate(),
+            "numpy_rng": [np_state[0], torch.from_numpy(np_state[1].astype("int64")), *np_state[2:]],
+        }
+        torch.save(state, os.path.join(path, self.STATE_FILE))
+
+    def restore(self, path: str, step: int) -> dict:
+        """Loads a checkpoint saved after step and returns the loop's
+        counters; raises ValueError when it is of another run."""
+        import numpy
+        import torch
+
+        file = os.path.join(path, self.STATE_FILE)
+        if int(torch.__version__.split(".")[0]) >= 2:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        else:
+            # Torch 1.x (Debian's 1.13) has a weights_only loader that
+            # cannot read a float, and so no optimizer state: there the
+            # file is unpickled in full, as trusted as the store the agent
+            # keeps its checkpoints in.
+            state = torch.load(file, map_location="cpu")
+        if not isinstance(state, dict) or state.get("format") != self.FORMAT:
+            raise ValueError(f"resume: {file} is not a torch_charlm checkpoint of format {self.FORMAT}")
+        loop = state["loop"]
+        if loop["step"] != step:
+            raise ValueError(f"resume: the checkpoint holds step {loop['step']}, but the host resumes from step {step}")
+        if state["steps"] != self.steps or len(state["members"]) != len(self.models):
+            raise ValueError(f"resume: the checkpoint is of {len(state['members'])} members over {state['steps']} "
+                             f"steps, this run has {len(self.models)} over {self.steps}: it was taken with other "
+                             "parameters")
+        for k, (m, opt, w, saved) in enumerate(zip(self.models, self.opts, self.windows, state["members"])):
+            try:
+                m.load_state_dict(saved["model"])
+                opt.load_state_dict(saved["opt"])
+            except (RuntimeError, ValueError, KeyError) as e:
+                raise ValueError(f"resume: member {k}: the checkpoint was taken with other parameters: {e}") from e
+            w.gen.set_state(saved["gen"])
+            w.order, w.i = saved["order"], saved["i"]
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        py = state["python_rng"]
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        np_state = state["numpy_rng"]
+        numpy.random.set_state((np_state[0], np_state[1].numpy().astype("uint32"), *np_state[2:]))
+        return dict(loop)

@@ -19,7 +19,9 @@ package sdktest
 import (
 	"context"
 	"errors"
+	"math"
 	"reflect"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -192,4 +194,83 @@ func Conformance(t *testing.T, m sdk.Method, c Cases) {
 			t.Errorf("ParamError over the wire = %+v, want %+v", got, want)
 		}
 	})
+}
+
+// ResumeCase describes a resume check: Request must make the method save
+// checkpoints on its own (for example a checkpoint period among its
+// parameters), and Tolerance bounds the relative difference allowed
+// between the resumed and the uninterrupted run's values (0: bit for
+// bit, what a deterministic method gives).
+type ResumeCase struct {
+	Request   *sdk.TrialRequest
+	Tolerance float64
+}
+
+// Resume checks that m resumes from its checkpoints with the result it
+// would have reached uninterrupted: it runs Request through once with a
+// checkpoint directory, then resumes a new attempt from the middle
+// checkpoint it saved, as an agent would on another host, and compares the
+// result and every report after the checkpoint's step with the first run's.
+// It returns the number of checkpoints the first run saved.
+func Resume(t *testing.T, m sdk.Method, c ResumeCase) int {
+	t.Helper()
+	req := c.Request.WithCheckpointRoot(t.TempDir())
+	full, reports, err := Run(t, m, req)
+	if err != nil {
+		t.Fatalf("uninterrupted run: %v", err)
+	}
+	var saved []sdk.Metrics
+	for _, r := range reports {
+		if r.Checkpoint != "" {
+			saved = append(saved, r)
+		}
+	}
+	if len(saved) == 0 {
+		t.Fatalf("the run saved no checkpoint in %d reports; give the request a checkpoint period", len(reports))
+	}
+	from := saved[len(saved)/2]
+	resumed := c.Request.WithCheckpointRoot(t.TempDir())
+	resumed.Attempt = max(c.Request.Attempt, 1) + 1
+	resumed.Resume = &sdk.Checkpoint{Step: from.Step, Metrics: from.Values, Dir: from.Checkpoint}
+	res, after, err := Run(t, m, resumed)
+	if err != nil {
+		t.Fatalf("resumed from step %d: %v", from.Step, err)
+	}
+	var want []sdk.Metrics
+	for _, r := range reports {
+		if r.Step > from.Step {
+			want = append(want, r)
+		}
+	}
+	if len(after) != len(want) {
+		t.Fatalf("resumed from step %d: %d reports, want the %d after it", from.Step, len(after), len(want))
+	}
+	for i := range want {
+		if after[i].Step != want[i].Step {
+			t.Fatalf("resumed report %d is step %d, want %d", i, after[i].Step, want[i].Step)
+		}
+		compareValues(t, "step "+strconv.FormatInt(want[i].Step, 10), after[i].Values, want[i].Values, c.Tolerance)
+	}
+	compareValues(t, "result", res.Metrics, full.Metrics, c.Tolerance)
+	return len(saved)
+}
+
+func compareValues(t *testing.T, what string, got, want map[string]float64, tol float64) {
+	t.Helper()
+	for k, w := range want {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			t.Errorf("%s: %s missing after resume", what, k)
+		case tol == 0 && math.Float64bits(g) != math.Float64bits(w):
+			t.Errorf("%s: %s = %v after resume, want %v bit for bit", what, k, g, w)
+		case tol > 0 && math.Abs(g-w) > tol*math.Max(math.Abs(w), 1e-12):
+			t.Errorf("%s: %s = %v after resume, want %v within %g", what, k, g, w, tol)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: %s appears only after resume", what, k)
+		}
+	}
 }

@@ -242,7 +242,14 @@ type RunTrialRequest struct {
 	// The study's configuration of the method, as a JSON object; empty when
 	// the spec gives none. The built-in command method reads the spec's
 	// command section from it.
-	ConfigJson    string `protobuf:"bytes,9,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	ConfigJson string `protobuf:"bytes,9,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	// A directory on the method's host under which the method may write
+	// checkpoints, one new subdirectory each; empty when the host keeps no
+	// checkpoints for this attempt.
+	CheckpointRoot string `protobuf:"bytes,10,opt,name=checkpoint_root,json=checkpointRoot,proto3" json:"checkpoint_root,omitempty"`
+	// The checkpoint this attempt continues from, its files already on the
+	// method's host; unset when the attempt starts from step 0.
+	Resume        *Checkpoint `protobuf:"bytes,11,opt,name=resume,proto3" json:"resume,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +347,82 @@ func (x *RunTrialRequest) GetConfigJson() string {
 	return ""
 }
 
+func (x *RunTrialRequest) GetCheckpointRoot() string {
+	if x != nil {
+		return x.CheckpointRoot
+	}
+	return ""
+}
+
+func (x *RunTrialRequest) GetResume() *Checkpoint {
+	if x != nil {
+		return x.Resume
+	}
+	return nil
+}
+
+// Checkpoint is a saved state of a trial: the step it was taken after,
+// the metrics reported at that step, and the directory holding its files.
+type Checkpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Step          int64                  `protobuf:"varint,1,opt,name=step,proto3" json:"step,omitempty"`
+	Metrics       map[string]float64     `protobuf:"bytes,2,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Dir           string                 `protobuf:"bytes,3,opt,name=dir,proto3" json:"dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_asymptote_v1_method_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_asymptote_v1_method_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Checkpoint) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetMetrics() map[string]float64 {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+func (x *Checkpoint) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
 // RunTrialResponse is one event of a running attempt.
 type RunTrialResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -354,7 +437,7 @@ type RunTrialResponse struct {
 
 func (x *RunTrialResponse) Reset() {
 	*x = RunTrialResponse{}
-	mi := &file_asymptote_v1_method_proto_msgTypes[4]
+	mi := &file_asymptote_v1_method_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +449,7 @@ func (x *RunTrialResponse) String() string {
 func (*RunTrialResponse) ProtoMessage() {}
 
 func (x *RunTrialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_asymptote_v1_method_proto_msgTypes[4]
+	mi := &file_asymptote_v1_method_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +462,7 @@ func (x *RunTrialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunTrialResponse.ProtoReflect.Descriptor instead.
 func (*RunTrialResponse) Descriptor() ([]byte, []int) {
-	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{4}
+	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RunTrialResponse) GetEvent() isRunTrialResponse_Event {
@@ -427,16 +510,20 @@ func (*RunTrialResponse_Result) isRunTrialResponse_Event() {}
 
 // Metrics is one report: a step and named values.
 type Metrics struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Step          int64                  `protobuf:"varint,1,opt,name=step,proto3" json:"step,omitempty"`
-	Values        map[string]float64     `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Step   int64                  `protobuf:"varint,1,opt,name=step,proto3" json:"step,omitempty"`
+	Values map[string]float64     `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// When set, the method saved a checkpoint after this step in this
+	// directory, a subdirectory of the request's checkpoint_root that it no
+	// longer touches: the host uploads it and then deletes it.
+	CheckpointDir string `protobuf:"bytes,3,opt,name=checkpoint_dir,json=checkpointDir,proto3" json:"checkpoint_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Metrics) Reset() {
 	*x = Metrics{}
-	mi := &file_asymptote_v1_method_proto_msgTypes[5]
+	mi := &file_asymptote_v1_method_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +535,7 @@ func (x *Metrics) String() string {
 func (*Metrics) ProtoMessage() {}
 
 func (x *Metrics) ProtoReflect() protoreflect.Message {
-	mi := &file_asymptote_v1_method_proto_msgTypes[5]
+	mi := &file_asymptote_v1_method_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +548,7 @@ func (x *Metrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metrics.ProtoReflect.Descriptor instead.
 func (*Metrics) Descriptor() ([]byte, []int) {
-	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{5}
+	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Metrics) GetStep() int64 {
@@ -478,6 +565,13 @@ func (x *Metrics) GetValues() map[string]float64 {
 	return nil
 }
 
+func (x *Metrics) GetCheckpointDir() string {
+	if x != nil {
+		return x.CheckpointDir
+	}
+	return ""
+}
+
 // Result is the final outcome of a successful attempt.
 type Result struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -488,7 +582,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_asymptote_v1_method_proto_msgTypes[6]
+	mi := &file_asymptote_v1_method_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +594,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_asymptote_v1_method_proto_msgTypes[6]
+	mi := &file_asymptote_v1_method_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +607,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{6}
+	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Result) GetMetrics() map[string]float64 {
@@ -536,7 +630,7 @@ type CancelTrialRequest struct {
 
 func (x *CancelTrialRequest) Reset() {
 	*x = CancelTrialRequest{}
-	mi := &file_asymptote_v1_method_proto_msgTypes[7]
+	mi := &file_asymptote_v1_method_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +642,7 @@ func (x *CancelTrialRequest) String() string {
 func (*CancelTrialRequest) ProtoMessage() {}
 
 func (x *CancelTrialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_asymptote_v1_method_proto_msgTypes[7]
+	mi := &file_asymptote_v1_method_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +655,7 @@ func (x *CancelTrialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTrialRequest.ProtoReflect.Descriptor instead.
 func (*CancelTrialRequest) Descriptor() ([]byte, []int) {
-	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{7}
+	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CancelTrialRequest) GetTrialId() string {
@@ -596,7 +690,7 @@ type CancelTrialResponse struct {
 
 func (x *CancelTrialResponse) Reset() {
 	*x = CancelTrialResponse{}
-	mi := &file_asymptote_v1_method_proto_msgTypes[8]
+	mi := &file_asymptote_v1_method_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +702,7 @@ func (x *CancelTrialResponse) String() string {
 func (*CancelTrialResponse) ProtoMessage() {}
 
 func (x *CancelTrialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_asymptote_v1_method_proto_msgTypes[8]
+	mi := &file_asymptote_v1_method_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,10 +715,117 @@ func (x *CancelTrialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTrialResponse.ProtoReflect.Descriptor instead.
 func (*CancelTrialResponse) Descriptor() ([]byte, []int) {
-	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{8}
+	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CancelTrialResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+// RequestCheckpointRequest names the attempt that should checkpoint.
+type RequestCheckpointRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TrialId string                 `protobuf:"bytes,1,opt,name=trial_id,json=trialId,proto3" json:"trial_id,omitempty"`
+	Attempt int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Why the host asks (for example "the agent is draining"); for logs.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestCheckpointRequest) Reset() {
+	*x = RequestCheckpointRequest{}
+	mi := &file_asymptote_v1_method_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestCheckpointRequest) ProtoMessage() {}
+
+func (x *RequestCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_asymptote_v1_method_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*RequestCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RequestCheckpointRequest) GetTrialId() string {
+	if x != nil {
+		return x.TrialId
+	}
+	return ""
+}
+
+func (x *RequestCheckpointRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *RequestCheckpointRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RequestCheckpointResponse reports whether the attempt was running.
+type RequestCheckpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestCheckpointResponse) Reset() {
+	*x = RequestCheckpointResponse{}
+	mi := &file_asymptote_v1_method_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestCheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestCheckpointResponse) ProtoMessage() {}
+
+func (x *RequestCheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_asymptote_v1_method_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestCheckpointResponse.ProtoReflect.Descriptor instead.
+func (*RequestCheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_asymptote_v1_method_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RequestCheckpointResponse) GetFound() bool {
 	if x != nil {
 		return x.Found
 	}
@@ -647,7 +848,7 @@ const file_asymptote_v1_method_proto_rawDesc = "" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12!\n" +
 	"\fdefault_json\x18\x03 \x01(\tR\vdefaultJson\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x19\n" +
-	"\bmay_omit\x18\x05 \x01(\bR\amayOmit\"\x98\x02\n" +
+	"\bmay_omit\x18\x05 \x01(\bR\amayOmit\"\xf3\x02\n" +
 	"\x0fRunTrialRequest\x12\x14\n" +
 	"\x05study\x18\x01 \x01(\tR\x05study\x12\x19\n" +
 	"\btrial_id\x18\x02 \x01(\tR\atrialId\x12\x18\n" +
@@ -659,14 +860,26 @@ const file_asymptote_v1_method_proto_rawDesc = "" +
 	"\x04gpus\x18\a \x03(\x05R\x04gpus\x126\n" +
 	"\bdeadline\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x1f\n" +
 	"\vconfig_json\x18\t \x01(\tR\n" +
-	"configJson\"~\n" +
+	"configJson\x12'\n" +
+	"\x0fcheckpoint_root\x18\n" +
+	" \x01(\tR\x0echeckpointRoot\x120\n" +
+	"\x06resume\x18\v \x01(\v2\x18.asymptote.v1.CheckpointR\x06resume\"\xaf\x01\n" +
+	"\n" +
+	"Checkpoint\x12\x12\n" +
+	"\x04step\x18\x01 \x01(\x03R\x04step\x12?\n" +
+	"\ametrics\x18\x02 \x03(\v2%.asymptote.v1.Checkpoint.MetricsEntryR\ametrics\x12\x10\n" +
+	"\x03dir\x18\x03 \x01(\tR\x03dir\x1a:\n" +
+	"\fMetricsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"~\n" +
 	"\x10RunTrialResponse\x121\n" +
 	"\ametrics\x18\x01 \x01(\v2\x15.asymptote.v1.MetricsH\x00R\ametrics\x12.\n" +
 	"\x06result\x18\x02 \x01(\v2\x14.asymptote.v1.ResultH\x00R\x06resultB\a\n" +
-	"\x05event\"\x93\x01\n" +
+	"\x05event\"\xba\x01\n" +
 	"\aMetrics\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\x03R\x04step\x129\n" +
-	"\x06values\x18\x02 \x03(\v2!.asymptote.v1.Metrics.ValuesEntryR\x06values\x1a9\n" +
+	"\x06values\x18\x02 \x03(\v2!.asymptote.v1.Metrics.ValuesEntryR\x06values\x12%\n" +
+	"\x0echeckpoint_dir\x18\x03 \x01(\tR\rcheckpointDir\x1a9\n" +
 	"\vValuesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x81\x01\n" +
@@ -680,11 +893,18 @@ const file_asymptote_v1_method_proto_rawDesc = "" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"+\n" +
 	"\x13CancelTrialResponse\x12\x14\n" +
-	"\x05found\x18\x01 \x01(\bR\x05found2\xef\x01\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\"g\n" +
+	"\x18RequestCheckpointRequest\x12\x19\n" +
+	"\btrial_id\x18\x01 \x01(\tR\atrialId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"1\n" +
+	"\x19RequestCheckpointResponse\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found2\xd5\x02\n" +
 	"\rMethodService\x12=\n" +
 	"\x04Info\x12\x19.asymptote.v1.InfoRequest\x1a\x1a.asymptote.v1.InfoResponse\x12K\n" +
 	"\bRunTrial\x12\x1d.asymptote.v1.RunTrialRequest\x1a\x1e.asymptote.v1.RunTrialResponse0\x01\x12R\n" +
-	"\vCancelTrial\x12 .asymptote.v1.CancelTrialRequest\x1a!.asymptote.v1.CancelTrialResponseB8Z6asymptote.dev/asymptote/proto/asymptote/v1;asymptotev1b\x06proto3"
+	"\vCancelTrial\x12 .asymptote.v1.CancelTrialRequest\x1a!.asymptote.v1.CancelTrialResponse\x12d\n" +
+	"\x11RequestCheckpoint\x12&.asymptote.v1.RequestCheckpointRequest\x1a'.asymptote.v1.RequestCheckpointResponseB8Z6asymptote.dev/asymptote/proto/asymptote/v1;asymptotev1b\x06proto3"
 
 var (
 	file_asymptote_v1_method_proto_rawDescOnce sync.Once
@@ -698,39 +918,47 @@ func file_asymptote_v1_method_proto_rawDescGZIP() []byte {
 	return file_asymptote_v1_method_proto_rawDescData
 }
 
-var file_asymptote_v1_method_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_asymptote_v1_method_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_asymptote_v1_method_proto_goTypes = []any{
-	(*InfoRequest)(nil),           // 0: asymptote.v1.InfoRequest
-	(*InfoResponse)(nil),          // 1: asymptote.v1.InfoResponse
-	(*ParamInfo)(nil),             // 2: asymptote.v1.ParamInfo
-	(*RunTrialRequest)(nil),       // 3: asymptote.v1.RunTrialRequest
-	(*RunTrialResponse)(nil),      // 4: asymptote.v1.RunTrialResponse
-	(*Metrics)(nil),               // 5: asymptote.v1.Metrics
-	(*Result)(nil),                // 6: asymptote.v1.Result
-	(*CancelTrialRequest)(nil),    // 7: asymptote.v1.CancelTrialRequest
-	(*CancelTrialResponse)(nil),   // 8: asymptote.v1.CancelTrialResponse
-	nil,                           // 9: asymptote.v1.Metrics.ValuesEntry
-	nil,                           // 10: asymptote.v1.Result.MetricsEntry
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*InfoRequest)(nil),               // 0: asymptote.v1.InfoRequest
+	(*InfoResponse)(nil),              // 1: asymptote.v1.InfoResponse
+	(*ParamInfo)(nil),                 // 2: asymptote.v1.ParamInfo
+	(*RunTrialRequest)(nil),           // 3: asymptote.v1.RunTrialRequest
+	(*Checkpoint)(nil),                // 4: asymptote.v1.Checkpoint
+	(*RunTrialResponse)(nil),          // 5: asymptote.v1.RunTrialResponse
+	(*Metrics)(nil),                   // 6: asymptote.v1.Metrics
+	(*Result)(nil),                    // 7: asymptote.v1.Result
+	(*CancelTrialRequest)(nil),        // 8: asymptote.v1.CancelTrialRequest
+	(*CancelTrialResponse)(nil),       // 9: asymptote.v1.CancelTrialResponse
+	(*RequestCheckpointRequest)(nil),  // 10: asymptote.v1.RequestCheckpointRequest
+	(*RequestCheckpointResponse)(nil), // 11: asymptote.v1.RequestCheckpointResponse
+	nil,                               // 12: asymptote.v1.Checkpoint.MetricsEntry
+	nil,                               // 13: asymptote.v1.Metrics.ValuesEntry
+	nil,                               // 14: asymptote.v1.Result.MetricsEntry
+	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
 }
 var file_asymptote_v1_method_proto_depIdxs = []int32{
 	2,  // 0: asymptote.v1.InfoResponse.params:type_name -> asymptote.v1.ParamInfo
-	11, // 1: asymptote.v1.RunTrialRequest.deadline:type_name -> google.protobuf.Timestamp
-	5,  // 2: asymptote.v1.RunTrialResponse.metrics:type_name -> asymptote.v1.Metrics
-	6,  // 3: asymptote.v1.RunTrialResponse.result:type_name -> asymptote.v1.Result
-	9,  // 4: asymptote.v1.Metrics.values:type_name -> asymptote.v1.Metrics.ValuesEntry
-	10, // 5: asymptote.v1.Result.metrics:type_name -> asymptote.v1.Result.MetricsEntry
-	0,  // 6: asymptote.v1.MethodService.Info:input_type -> asymptote.v1.InfoRequest
-	3,  // 7: asymptote.v1.MethodService.RunTrial:input_type -> asymptote.v1.RunTrialRequest
-	7,  // 8: asymptote.v1.MethodService.CancelTrial:input_type -> asymptote.v1.CancelTrialRequest
-	1,  // 9: asymptote.v1.MethodService.Info:output_type -> asymptote.v1.InfoResponse
-	4,  // 10: asymptote.v1.MethodService.RunTrial:output_type -> asymptote.v1.RunTrialResponse
-	8,  // 11: asymptote.v1.MethodService.CancelTrial:output_type -> asymptote.v1.CancelTrialResponse
-	9,  // [9:12] is the sub-list for method output_type
-	6,  // [6:9] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	15, // 1: asymptote.v1.RunTrialRequest.deadline:type_name -> google.protobuf.Timestamp
+	4,  // 2: asymptote.v1.RunTrialRequest.resume:type_name -> asymptote.v1.Checkpoint
+	12, // 3: asymptote.v1.Checkpoint.metrics:type_name -> asymptote.v1.Checkpoint.MetricsEntry
+	6,  // 4: asymptote.v1.RunTrialResponse.metrics:type_name -> asymptote.v1.Metrics
+	7,  // 5: asymptote.v1.RunTrialResponse.result:type_name -> asymptote.v1.Result
+	13, // 6: asymptote.v1.Metrics.values:type_name -> asymptote.v1.Metrics.ValuesEntry
+	14, // 7: asymptote.v1.Result.metrics:type_name -> asymptote.v1.Result.MetricsEntry
+	0,  // 8: asymptote.v1.MethodService.Info:input_type -> asymptote.v1.InfoRequest
+	3,  // 9: asymptote.v1.MethodService.RunTrial:input_type -> asymptote.v1.RunTrialRequest
+	8,  // 10: asymptote.v1.MethodService.CancelTrial:input_type -> asymptote.v1.CancelTrialRequest
+	10, // 11: asymptote.v1.MethodService.RequestCheckpoint:input_type -> asymptote.v1.RequestCheckpointRequest
+	1,  // 12: asymptote.v1.MethodService.Info:output_type -> asymptote.v1.InfoResponse
+	5,  // 13: asymptote.v1.MethodService.RunTrial:output_type -> asymptote.v1.RunTrialResponse
+	9,  // 14: asymptote.v1.MethodService.CancelTrial:output_type -> asymptote.v1.CancelTrialResponse
+	11, // 15: asymptote.v1.MethodService.RequestCheckpoint:output_type -> asymptote.v1.RequestCheckpointResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_asymptote_v1_method_proto_init() }
@@ -738,7 +966,7 @@ func file_asymptote_v1_method_proto_init() {
 	if File_asymptote_v1_method_proto != nil {
 		return
 	}
-	file_asymptote_v1_method_proto_msgTypes[4].OneofWrappers = []any{
+	file_asymptote_v1_method_proto_msgTypes[5].OneofWrappers = []any{
 		(*RunTrialResponse_Metrics)(nil),
 		(*RunTrialResponse_Result)(nil),
 	}
@@ -748,7 +976,7 @@ func file_asymptote_v1_method_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_asymptote_v1_method_proto_rawDesc), len(file_asymptote_v1_method_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

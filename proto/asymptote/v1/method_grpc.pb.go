@@ -28,9 +28,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	MethodService_Info_FullMethodName        = "/asymptote.v1.MethodService/Info"
-	MethodService_RunTrial_FullMethodName    = "/asymptote.v1.MethodService/RunTrial"
-	MethodService_CancelTrial_FullMethodName = "/asymptote.v1.MethodService/CancelTrial"
+	MethodService_Info_FullMethodName              = "/asymptote.v1.MethodService/Info"
+	MethodService_RunTrial_FullMethodName          = "/asymptote.v1.MethodService/RunTrial"
+	MethodService_CancelTrial_FullMethodName       = "/asymptote.v1.MethodService/CancelTrial"
+	MethodService_RequestCheckpoint_FullMethodName = "/asymptote.v1.MethodService/RequestCheckpoint"
 )
 
 // MethodServiceClient is the client API for MethodService service.
@@ -57,6 +58,13 @@ type MethodServiceClient interface {
 	// it can tell a method that honours cancellation (its process is reused)
 	// from one that ignores it (its process is killed).
 	CancelTrial(ctx context.Context, in *CancelTrialRequest, opts ...grpc.CallOption) (*CancelTrialResponse, error)
+	// RequestCheckpoint asks the running attempt to save a checkpoint at its
+	// next safe point (the host is about to stop it: a preemption, a drain,
+	// a pause between rungs). The method answers with a Metrics event that
+	// carries checkpoint_dir. A method that keeps no checkpoints ignores it;
+	// a server that predates checkpoints answers UNIMPLEMENTED, which the
+	// host treats the same way.
+	RequestCheckpoint(ctx context.Context, in *RequestCheckpointRequest, opts ...grpc.CallOption) (*RequestCheckpointResponse, error)
 }
 
 type methodServiceClient struct {
@@ -106,6 +114,16 @@ func (c *methodServiceClient) CancelTrial(ctx context.Context, in *CancelTrialRe
 	return out, nil
 }
 
+func (c *methodServiceClient) RequestCheckpoint(ctx context.Context, in *RequestCheckpointRequest, opts ...grpc.CallOption) (*RequestCheckpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestCheckpointResponse)
+	err := c.cc.Invoke(ctx, MethodService_RequestCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MethodServiceServer is the server API for MethodService service.
 // All implementations must embed UnimplementedMethodServiceServer
 // for forward compatibility.
@@ -130,6 +148,13 @@ type MethodServiceServer interface {
 	// it can tell a method that honours cancellation (its process is reused)
 	// from one that ignores it (its process is killed).
 	CancelTrial(context.Context, *CancelTrialRequest) (*CancelTrialResponse, error)
+	// RequestCheckpoint asks the running attempt to save a checkpoint at its
+	// next safe point (the host is about to stop it: a preemption, a drain,
+	// a pause between rungs). The method answers with a Metrics event that
+	// carries checkpoint_dir. A method that keeps no checkpoints ignores it;
+	// a server that predates checkpoints answers UNIMPLEMENTED, which the
+	// host treats the same way.
+	RequestCheckpoint(context.Context, *RequestCheckpointRequest) (*RequestCheckpointResponse, error)
 	mustEmbedUnimplementedMethodServiceServer()
 }
 
@@ -148,6 +173,9 @@ func (UnimplementedMethodServiceServer) RunTrial(*RunTrialRequest, grpc.ServerSt
 }
 func (UnimplementedMethodServiceServer) CancelTrial(context.Context, *CancelTrialRequest) (*CancelTrialResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelTrial not implemented")
+}
+func (UnimplementedMethodServiceServer) RequestCheckpoint(context.Context, *RequestCheckpointRequest) (*RequestCheckpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestCheckpoint not implemented")
 }
 func (UnimplementedMethodServiceServer) mustEmbedUnimplementedMethodServiceServer() {}
 func (UnimplementedMethodServiceServer) testEmbeddedByValue()                       {}
@@ -217,6 +245,24 @@ func _MethodService_CancelTrial_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MethodService_RequestCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MethodServiceServer).RequestCheckpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MethodService_RequestCheckpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MethodServiceServer).RequestCheckpoint(ctx, req.(*RequestCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // MethodService_ServiceDesc is the grpc.ServiceDesc for MethodService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -231,6 +277,10 @@ var MethodService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelTrial",
 			Handler:    _MethodService_CancelTrial_Handler,
+		},
+		{
+			MethodName: "RequestCheckpoint",
+			Handler:    _MethodService_RequestCheckpoint_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

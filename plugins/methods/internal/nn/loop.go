@@ -58,50 +58,78 @@ type Loop struct {
 	Step func(i int) (loss float64, n int)
 	// Eval returns the values to report besides train_loss.
 	Eval func(ctx context.Context) (map[string]float64, error)
+	// Checkpoints, when set, saves checkpoints and resumes from the one
+	// its request carries. Nil saves none and always starts at step 0.
+	Checkpoints *Checkpoints
 }
 
 // Run runs the loop, checking ctx before every step, and returns the last
-// report's values. Each report carries train_loss, the mean training loss since
-// the previous report, tokens, the examples each member has seen so far,
-// and Eval's values.
+// report's values. Each report carries train_loss, the mean training loss
+// since the previous report, tokens, the examples each member has seen so
+// far, and Eval's values.
+//
+// With Checkpoints, a run resumed from a checkpoint carries on after its
+// step with the loop's counters restored, and a checkpoint is saved after
+// each step it is due (never after the last). A checkpoint that falls on a
+// report step rides on that report; one between reports gets a report of
+// its own with tokens and Eval's values but no train_loss, which keeps
+// accumulating into the next regular report, so checkpoints add reports
+// without changing the others or the result.
 func (l Loop) Run(ctx context.Context, report func(sdk.Metrics) error) (map[string]float64, error) {
 	every := l.Every
 	if every <= 0 {
 		every = max(1, l.Steps/8)
 	}
 	var (
-		sum   float64
-		n     int
-		total float64 // examples seen, over all members
+		st    loopState // sum and n since the last report; examples seen over all members
 		last  map[string]float64
+		first int
 	)
-	for i := range l.Steps {
+	st.Steps = l.Steps
+	if c := l.Checkpoints; c != nil && c.Request.Resume != nil {
+		var err error
+		if st, err = c.restore(l.Steps); err != nil {
+			return nil, err
+		}
+		first = st.Step
+	}
+	for i := first; i < l.Steps; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		s, k := l.Step(i)
-		sum, n, total = sum+s, n+k, total+float64(k)
-		if (i+1)%every != 0 && i+1 != l.Steps {
+		st.Step, st.LossSum, st.LossN, st.Seen = i+1, st.LossSum+s, st.LossN+k, st.Seen+float64(k)
+		regular := (i+1)%every == 0 || i+1 == l.Steps
+		save := l.Checkpoints.due(i+1, l.Steps)
+		if !regular && !save {
 			continue
 		}
 		vals, err := l.Eval(ctx)
 		if err != nil {
 			return nil, err
 		}
-		m := map[string]float64{
-			sdk.MetricTrainLoss: sum / float64(n),
-			sdk.MetricTokens:    total / float64(max(l.Members, 1)),
+		m := map[string]float64{sdk.MetricTokens: st.Seen / float64(max(l.Members, 1))}
+		if regular {
+			m[sdk.MetricTrainLoss] = st.LossSum / float64(st.LossN)
+			st.LossSum, st.LossN = 0, 0
 		}
 		for k, v := range vals {
 			m[k] = v
 		}
-		last = m
-		if report != nil {
-			if err := report(sdk.Metrics{Step: int64(i + 1), Values: maps.Clone(m)}); err != nil {
+		out := sdk.Metrics{Step: int64(i + 1), Values: maps.Clone(m)}
+		if save {
+			if out.Checkpoint, err = l.Checkpoints.save(st); err != nil {
 				return nil, err
 			}
 		}
-		sum, n = 0, 0
+		if regular {
+			last = m
+		}
+		if report != nil {
+			if err := report(out); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return last, nil
 }

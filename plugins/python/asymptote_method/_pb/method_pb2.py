@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61symptote/v1/method.proto\x12\x0c\x61symptote.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\r\n\x0bInfoRequest\"k\n\x0cInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\'\n\x06params\x18\x04 \x03(\x0b\x32\x17.asymptote.v1.ParamInfo\"d\n\tParamInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08may_omit\x18\x05 \x01(\x08\"\xc8\x01\n\x0fRunTrialRequest\x12\r\n\x05study\x18\x01 \x01(\t\x12\x10\n\x08trial_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x13\n\x0bparams_json\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x0f\n\x07threads\x18\x06 \x01(\x05\x12\x0c\n\x04gpus\x18\x07 \x03(\x05\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63onfig_json\x18\t \x01(\t\"m\n\x10RunTrialResponse\x12(\n\x07metrics\x18\x01 \x01(\x0b\x32\x15.asymptote.v1.MetricsH\x00\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x14.asymptote.v1.ResultH\x00\x42\x07\n\x05\x65vent\"y\n\x07Metrics\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x31\n\x06values\x18\x02 \x03(\x0b\x32!.asymptote.v1.Metrics.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"l\n\x06Result\x12\x32\n\x07metrics\x18\x01 \x03(\x0b\x32!.asymptote.v1.Result.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"G\n\x12\x43\x61ncelTrialRequest\x12\x10\n\x08trial_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"$\n\x13\x43\x61ncelTrialResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x32\xef\x01\n\rMethodService\x12=\n\x04Info\x12\x19.asymptote.v1.InfoRequest\x1a\x1a.asymptote.v1.InfoResponse\x12K\n\x08RunTrial\x12\x1d.asymptote.v1.RunTrialRequest\x1a\x1e.asymptote.v1.RunTrialResponse0\x01\x12R\n\x0b\x43\x61ncelTrial\x12 .asymptote.v1.CancelTrialRequest\x1a!.asymptote.v1.CancelTrialResponseB8Z6asymptote.dev/asymptote/proto/asymptote/v1;asymptotev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61symptote/v1/method.proto\x12\x0c\x61symptote.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\r\n\x0bInfoRequest\"k\n\x0cInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\'\n\x06params\x18\x04 \x03(\x0b\x32\x17.asymptote.v1.ParamInfo\"d\n\tParamInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x10\n\x08may_omit\x18\x05 \x01(\x08\"\x8b\x02\n\x0fRunTrialRequest\x12\r\n\x05study\x18\x01 \x01(\t\x12\x10\n\x08trial_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12\x13\n\x0bparams_json\x18\x04 \x01(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x03\x12\x0f\n\x07threads\x18\x06 \x01(\x05\x12\x0c\n\x04gpus\x18\x07 \x03(\x05\x12,\n\x08\x64\x65\x61\x64line\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63onfig_json\x18\t \x01(\t\x12\x17\n\x0f\x63heckpoint_root\x18\n \x01(\t\x12(\n\x06resume\x18\x0b \x01(\x0b\x32\x18.asymptote.v1.Checkpoint\"\x8f\x01\n\nCheckpoint\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x36\n\x07metrics\x18\x02 \x03(\x0b\x32%.asymptote.v1.Checkpoint.MetricsEntry\x12\x0b\n\x03\x64ir\x18\x03 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"m\n\x10RunTrialResponse\x12(\n\x07metrics\x18\x01 \x01(\x0b\x32\x15.asymptote.v1.MetricsH\x00\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x14.asymptote.v1.ResultH\x00\x42\x07\n\x05\x65vent\"\x91\x01\n\x07Metrics\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x31\n\x06values\x18\x02 \x03(\x0b\x32!.asymptote.v1.Metrics.ValuesEntry\x12\x16\n\x0e\x63heckpoint_dir\x18\x03 \x01(\t\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"l\n\x06Result\x12\x32\n\x07metrics\x18\x01 \x03(\x0b\x32!.asymptote.v1.Result.MetricsEntry\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"G\n\x12\x43\x61ncelTrialRequest\x12\x10\n\x08trial_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"$\n\x13\x43\x61ncelTrialResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\"M\n\x18RequestCheckpointRequest\x12\x10\n\x08trial_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"*\n\x19RequestCheckpointResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x32\xd5\x02\n\rMethodService\x12=\n\x04Info\x12\x19.asymptote.v1.InfoRequest\x1a\x1a.asymptote.v1.InfoResponse\x12K\n\x08RunTrial\x12\x1d.asymptote.v1.RunTrialRequest\x1a\x1e.asymptote.v1.RunTrialResponse0\x01\x12R\n\x0b\x43\x61ncelTrial\x12 .asymptote.v1.CancelTrialRequest\x1a!.asymptote.v1.CancelTrialResponse\x12\x64\n\x11RequestCheckpoint\x12&.asymptote.v1.RequestCheckpointRequest\x1a\'.asymptote.v1.RequestCheckpointResponseB8Z6asymptote.dev/asymptote/proto/asymptote/v1;asymptotev1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'asymptote.v1.method_pb2', globals())
@@ -22,6 +22,8 @@ if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'Z6asymptote.dev/asymptote/proto/asymptote/v1;asymptotev1'
+  _CHECKPOINT_METRICSENTRY._options = None
+  _CHECKPOINT_METRICSENTRY._serialized_options = b'8\001'
   _METRICS_VALUESENTRY._options = None
   _METRICS_VALUESENTRY._serialized_options = b'8\001'
   _RESULT_METRICSENTRY._options = None
@@ -33,21 +35,29 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _PARAMINFO._serialized_start=200
   _PARAMINFO._serialized_end=300
   _RUNTRIALREQUEST._serialized_start=303
-  _RUNTRIALREQUEST._serialized_end=503
-  _RUNTRIALRESPONSE._serialized_start=505
-  _RUNTRIALRESPONSE._serialized_end=614
-  _METRICS._serialized_start=616
-  _METRICS._serialized_end=737
-  _METRICS_VALUESENTRY._serialized_start=692
-  _METRICS_VALUESENTRY._serialized_end=737
-  _RESULT._serialized_start=739
-  _RESULT._serialized_end=847
-  _RESULT_METRICSENTRY._serialized_start=801
-  _RESULT_METRICSENTRY._serialized_end=847
-  _CANCELTRIALREQUEST._serialized_start=849
-  _CANCELTRIALREQUEST._serialized_end=920
-  _CANCELTRIALRESPONSE._serialized_start=922
-  _CANCELTRIALRESPONSE._serialized_end=958
-  _METHODSERVICE._serialized_start=961
-  _METHODSERVICE._serialized_end=1200
+  _RUNTRIALREQUEST._serialized_end=570
+  _CHECKPOINT._serialized_start=573
+  _CHECKPOINT._serialized_end=716
+  _CHECKPOINT_METRICSENTRY._serialized_start=670
+  _CHECKPOINT_METRICSENTRY._serialized_end=716
+  _RUNTRIALRESPONSE._serialized_start=718
+  _RUNTRIALRESPONSE._serialized_end=827
+  _METRICS._serialized_start=830
+  _METRICS._serialized_end=975
+  _METRICS_VALUESENTRY._serialized_start=930
+  _METRICS_VALUESENTRY._serialized_end=975
+  _RESULT._serialized_start=977
+  _RESULT._serialized_end=1085
+  _RESULT_METRICSENTRY._serialized_start=670
+  _RESULT_METRICSENTRY._serialized_end=716
+  _CANCELTRIALREQUEST._serialized_start=1087
+  _CANCELTRIALREQUEST._serialized_end=1158
+  _CANCELTRIALRESPONSE._serialized_start=1160
+  _CANCELTRIALRESPONSE._serialized_end=1196
+  _REQUESTCHECKPOINTREQUEST._serialized_start=1198
+  _REQUESTCHECKPOINTREQUEST._serialized_end=1275
+  _REQUESTCHECKPOINTRESPONSE._serialized_start=1277
+  _REQUESTCHECKPOINTRESPONSE._serialized_end=1319
+  _METHODSERVICE._serialized_start=1322
+  _METHODSERVICE._serialized_end=1663
 # @@protoc_insertion_point(module_scope)

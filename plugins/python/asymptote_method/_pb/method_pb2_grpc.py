@@ -30,6 +30,11 @@ class MethodServiceStub(object):
                 request_serializer=asymptote_dot_v1_dot_method__pb2.CancelTrialRequest.SerializeToString,
                 response_deserializer=asymptote_dot_v1_dot_method__pb2.CancelTrialResponse.FromString,
                 )
+        self.RequestCheckpoint = channel.unary_unary(
+                '/asymptote.v1.MethodService/RequestCheckpoint',
+                request_serializer=asymptote_dot_v1_dot_method__pb2.RequestCheckpointRequest.SerializeToString,
+                response_deserializer=asymptote_dot_v1_dot_method__pb2.RequestCheckpointResponse.FromString,
+                )
 
 
 class MethodServiceServicer(object):
@@ -69,6 +74,18 @@ class MethodServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestCheckpoint(self, request, context):
+        """RequestCheckpoint asks the running attempt to save a checkpoint at its
+        next safe point (the host is about to stop it: a preemption, a drain,
+        a pause between rungs). The method answers with a Metrics event that
+        carries checkpoint_dir. A method that keeps no checkpoints ignores it;
+        a server that predates checkpoints answers UNIMPLEMENTED, which the
+        host treats the same way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MethodServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -86,6 +103,11 @@ def add_MethodServiceServicer_to_server(servicer, server):
                     servicer.CancelTrial,
                     request_deserializer=asymptote_dot_v1_dot_method__pb2.CancelTrialRequest.FromString,
                     response_serializer=asymptote_dot_v1_dot_method__pb2.CancelTrialResponse.SerializeToString,
+            ),
+            'RequestCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestCheckpoint,
+                    request_deserializer=asymptote_dot_v1_dot_method__pb2.RequestCheckpointRequest.FromString,
+                    response_serializer=asymptote_dot_v1_dot_method__pb2.RequestCheckpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -146,5 +168,22 @@ class MethodService(object):
         return grpc.experimental.unary_unary(request, target, '/asymptote.v1.MethodService/CancelTrial',
             asymptote_dot_v1_dot_method__pb2.CancelTrialRequest.SerializeToString,
             asymptote_dot_v1_dot_method__pb2.CancelTrialResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RequestCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/asymptote.v1.MethodService/RequestCheckpoint',
+            asymptote_dot_v1_dot_method__pb2.RequestCheckpointRequest.SerializeToString,
+            asymptote_dot_v1_dot_method__pb2.RequestCheckpointResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
