@@ -281,6 +281,9 @@ func (h *harness) jobs() []string {
 }
 
 // spec is a study of n synthetic trials of half a CPU, each taking sleep.
+// SLURM signals every process of an ending allocation, method processes
+// included, and one that dies before its agent has stopped it counts as
+// a crash: the retries keep such an attempt from failing its trial.
 func spec(name string, n int, sleep time.Duration) string {
 	return fmt.Sprintf(`name: %s
 method: synthetic
@@ -293,7 +296,7 @@ fixed:
   steps: 4
   sleep: %g
 resources: {cpu: 0.5, memory: 64MiB}
-retries: 0
+retries: 2
 timeout: 5m
 `, name, n, sleep.Seconds())
 }
@@ -312,7 +315,13 @@ func (h *harness) run(name string, n int, sleep time.Duration, during func()) []
 	}
 	st := h.c.WaitDone(h.client, name, 5*time.Minute)
 	if st.Counts[string(sweep.Succeeded)] != n {
-		h.t.Fatalf("%s: %v, want all %d succeeded", name, st.Counts, n)
+		var why []string
+		for _, f := range st.Failures {
+			for _, a := range f.Attempts {
+				why = append(why, fmt.Sprintf("%s attempt %d on %s: %s %s", f.ID, a.N, a.Node, a.State, a.Error))
+			}
+		}
+		h.t.Fatalf("%s: %v, want all %d succeeded; failed attempts:\n%s", name, st.Counts, n, strings.Join(why, "\n"))
 	}
 	res, err := h.client.Results(ctx, name)
 	if err != nil {
@@ -374,6 +383,7 @@ func TestRealSLURM(t *testing.T) {
 
 	t.Run("a study larger than one allocation", func(t *testing.T) {
 		h.t = t
+		h.waitReleased()
 		before := len(h.jobs())
 		trials := h.run("larger", 12, time.Second, nil)
 		h.waitReleased()
@@ -395,6 +405,7 @@ func TestRealSLURM(t *testing.T) {
 
 	t.Run("an allocation cancelled mid-study", func(t *testing.T) {
 		h.t = t
+		h.waitReleased()
 		before := len(h.jobs())
 		var cancelled string
 		trials := h.run("cancelled", 8, 3*time.Second, func() {
@@ -417,6 +428,7 @@ func TestRealSLURM(t *testing.T) {
 
 	t.Run("an allocation hitting its time limit", func(t *testing.T) {
 		h.t = t
+		h.waitReleased()
 		before := len(h.jobs())
 		// SLURM counts limits in minutes: the first allocation's limit is
 		// cut to one minute under a study of three rounds of 45 s trials
