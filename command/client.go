@@ -182,6 +182,7 @@ func (cmd *statusCommand) Run(ctx context.Context) error {
 	}
 	printStatus(env.Stdout, r, study != "", time.Now())
 	printBacklog(ctx, env.Stdout, nc)
+	printSLURM(env.Stdout, slurmReports(ctx, nc, 300*time.Millisecond), time.Now())
 	return nil
 }
 

@@ -22,6 +22,7 @@ var commands = []Command{
 	{Name: "methods", Summary: "list the built-in methods and their parameters", New: func() Runner { return new(methodsCommand) }},
 	{Name: "results", Summary: "print a study's trials and results", New: func() Runner { return new(resultsCommand) }},
 	{Name: "secure", Summary: "write a CA, certificates, nkeys and NATS and etcd permissions for a secure cluster (secure init DIR)", New: func() Runner { return new(secureCommand) }},
+	{Name: "slurm", Summary: "keep a SLURM partition's allocations sized to the waiting trials (docs/slurm.md)", New: func() Runner { return new(slurmCommand) }},
 	{Name: "status", Summary: "show studies, agents and the leader", New: func() Runner { return new(statusCommand) }},
 	{Name: "study", Summary: "quarantine, resume or delete a study (recovery; see docs/operations.md)", New: func() Runner { return new(studyCommand) }},
 	{Name: "submit", Summary: "submit or extend a study", New: func() Runner { return new(submitCommand) }},

@@ -55,3 +55,20 @@ func httpURL(ln net.Listener) string {
 	}
 	return "http://" + ln.Addr().String()
 }
+
+// healthUsage is the -health flag's help, shared by `coordinator` and
+// `agent`.
+const healthUsage = "`address` to serve liveness (/livez) and readiness (/readyz) on, such as :8471, for a scheduler's probes (docs/kubernetes.md); default: none"
+
+// listenHealth opens the listener of the health endpoints on addr, or
+// returns nil when addr is empty or off.
+func listenHealth(addr string) (net.Listener, error) {
+	if addr == "" || addr == "off" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usagef("-health %s: %v; pick a free address such as :8471, or leave -health out", addr, err)
+	}
+	return ln, nil
+}

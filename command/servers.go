@@ -17,6 +17,7 @@ import (
 type coordinatorCommand struct {
 	invocation
 	natsURL, etcdEndpoints, dataDir string
+	health                          string
 	natsPort                        int
 	jsSync                          natsSync
 	natsSec                         natsSecurityFlags
@@ -33,6 +34,7 @@ func (cmd *coordinatorCommand) flags() *flag.FlagSet {
 	fs.IntVar(&cmd.natsPort, "nats-port", 4222, "port of the embedded NATS server")
 	cmd.natsSec.register(fs)
 	cmd.etcdSec.register(fs)
+	fs.StringVar(&cmd.health, "health", "", healthUsage)
 	cmd.jsSync.register(fs)
 	cmd.opts.register(fs)
 	return fs
@@ -80,7 +82,13 @@ func (cmd *coordinatorCommand) Run(ctx context.Context) error {
 		fmt.Fprintf(env.Stderr, "embedded NATS at %s, etcd at %s, state in %s\n", n.NATSURL, strings.Join(n.EtcdEndpoints, ","), cmd.dataDir)
 	}
 	c := opts.coordinator(log)
+	if c.Health, err = listenHealth(cmd.health); err != nil {
+		return err
+	}
 	if c.HTTP, err = opts.http.listen(env.Stderr); err != nil {
+		if c.Health != nil {
+			c.Health.Close()
+		}
 		return err
 	}
 	if _, err := n.StartCoordinator(c); err != nil {
@@ -97,6 +105,7 @@ type agentCommand struct {
 	invocation
 	natsURL string
 	natsSec natsSecurityFlags
+	health  string
 	opts    agentOptions
 }
 
@@ -106,6 +115,7 @@ func (cmd *agentCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.natsURL, "nats-url", defaultNATSURL, "NATS `URL`")
 	cmd.natsSec.register(fs)
 	fs.StringVar(&cmd.opts.nodeID, "node-id", defaultNodeID(), "stable, unique `name` of this agent (give each agent on one host its own)")
+	fs.StringVar(&cmd.health, "health", "", healthUsage)
 	fs.StringVar(&cmd.opts.dataDir, "data-dir", "", "`directory` for the agent's local state: its lock, and its method processes' registry and sockets (default "+defaultAgentDataDir("NODE_ID")+", one per -node-id)")
 	cmd.opts.register(fs)
 	cmd.opts.registerStore(fs)
@@ -133,6 +143,10 @@ func (cmd *agentCommand) Run(ctx context.Context) error {
 	log := newLogger(env.Stderr, slog.LevelInfo)
 	a, err := opts.agent(ctx, log, hostShare{})
 	if err != nil {
+		return err
+	}
+	if a.Health, err = listenHealth(cmd.health); err != nil {
+		a.Release()
 		return err
 	}
 	n, err := node.Start(ctx, node.Config{NATSURL: cmd.natsURL, NATSSecurity: cmd.natsSec.NATS, Logger: log, Agents: []node.Agent{a}})

@@ -4,7 +4,8 @@
 # etcdctl, handy when something goes wrong), the Python runtime of the
 # Python method plugins (python3-grpcio, python3-protobuf, python3-torch),
 # and what the Python client's tests use (python3-pandas, python3-pytest,
-# python3-pip, python3-setuptools).
+# python3-pip, python3-setuptools), and the one-node SLURM cluster the
+# provisioner's test starts (slurm-wlm, munge).
 # Idempotent: it does nothing when the binaries are already on PATH and
 # Debian's python3 imports the modules.
 #
@@ -33,6 +34,11 @@ py_has pip || missing+=(python3-pip)
 py_has setuptools || missing+=(python3-setuptools)
 # The dashboard's browser tests drive Debian's headless Chromium.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The SLURM provisioner's test (slurm/real_test.go) starts a one-node SLURM
+# cluster on loopback as root: munged, slurmctld and slurmd, with sbatch,
+# squeue, scancel and srun.
+command -v slurmctld >/dev/null 2>&1 || missing+=(slurm-wlm)
+command -v munged >/dev/null 2>&1 || missing+=(munge)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -58,7 +64,7 @@ if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
 fi
 # The Debian packages enable system services; the tests start their own
 # servers on other ports and never use these.
-for svc in etcd nats-server; do
+for svc in etcd nats-server munge slurmctld slurmd; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

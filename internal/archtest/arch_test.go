@@ -76,6 +76,12 @@ var rules = []rule{
 		why:      "the retry pacing is shared by the coordinator and the agent; it needs only the standard library",
 	},
 	{
+		pattern:  module + "/internal/health",
+		required: true,
+		allow:    []string{},
+		why:      "the health endpoints serve coordinators and agents alike; each passes its own checks in, so the handler needs only the standard library",
+	},
+	{
 		pattern:  module + "/internal/checkpoint",
 		required: true,
 		deny:     []string{"go.etcd.io/etcd/", module + "/coordinator", module + "/agent"},
@@ -86,6 +92,18 @@ var rules = []rule{
 		required: true,
 		deny:     []string{"go.etcd.io/etcd/server/", "github.com/nats-io/nats-server/", "github.com/hashicorp/go-plugin", module + "/coordinator", module + "/agent", module + "/internal/node"},
 		why:      "connection settings and the bootstrap are read by every command, agents' included: they use the client libraries, nkeys and the standard library's crypto, never a server or the control plane",
+	},
+	{
+		pattern:  module + "/cmd/asymptote",
+		required: true,
+		deny:     []string{"k8s.io/api/", "k8s.io/apimachinery/"},
+		why:      "the Kubernetes API types are for the manifests' test (deploy/kubernetes) alone; the binary runs under Kubernetes without linking its API",
+	},
+	{
+		pattern:  module + "/slurm",
+		required: true,
+		deny:     []string{"go.etcd.io/etcd/", "github.com/nats-io/", module + "/coordinator", module + "/agent", module + "/internal/store", module + "/internal/bus"},
+		why:      "the SLURM provisioner only submits: it reads the cluster's status through a function it is given and runs SLURM's commands, so etcd and the leader never hear of SLURM",
 	},
 	{
 		pattern: module + "/agent/...",

@@ -30,6 +30,10 @@ const (
 	// SubjectNode is the prefix of per-node subjects:
 	// asymptote.node.<node>.dispatch and asymptote.node.<node>.cancel.
 	SubjectNode = "asymptote.node"
+	// SubjectSLURMStatus is answered by every `asymptote slurm`
+	// provisioner with its latest report (its queue's allocations and
+	// why work waits); `asymptote status` gathers the answers.
+	SubjectSLURMStatus = "asymptote.slurm.status"
 )
 
 // StreamEvents is the JetStream stream of trial events.

@@ -18,6 +18,7 @@ import (
 	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/checkpoint"
 	"asymptote.dev/asymptote/internal/dashboard"
+	"asymptote.dev/asymptote/internal/health"
 	"asymptote.dev/asymptote/internal/httpapi"
 	"asymptote.dev/asymptote/internal/security"
 )
@@ -51,6 +52,9 @@ type Coordinator struct {
 	// as its own identity).
 	NATSSecurity *security.NATS
 	EtcdSecurity *security.Etcd
+	// Health, when set, is where the coordinator's liveness and readiness
+	// (NATS connected, etcd answering) are served until the node stops.
+	Health net.Listener
 	// Checkpoints is where trials' checkpoints are kept, when
 	// Config.Checkpoints is nil.
 	Checkpoints Checkpoints
@@ -94,14 +98,18 @@ func (c Checkpoints) store(nc *nats.Conn, log *slog.Logger, open bool) (checkpoi
 
 // StartCoordinator dials the coordinator's connections and starts it.
 func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
+	closeListeners := func() {
+		closeListener(c.HTTP)
+		closeListener(c.Health)
+	}
 	etcd, err := n.etcd(c.EtcdSecurity, c.EtcdEndpoints...)
 	if err != nil {
-		closeListener(c.HTTP)
+		closeListeners()
 		return nil, err
 	}
 	nc, err := n.conn("asymptote-coordinator-"+c.Config.ID, c.NATSSecurity)
 	if err != nil {
-		closeListener(c.HTTP)
+		closeListeners()
 		return nil, err
 	}
 	cfg := c.Config
@@ -115,7 +123,7 @@ func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
 			ck.Replicas = cfg.StreamReplicas
 		}
 		if cfg.Checkpoints, err = ck.store(nc, cfg.Logger, false); err != nil {
-			closeListener(c.HTTP)
+			closeListeners()
 			nc.Close()
 			etcd.Close()
 			return nil, fmt.Errorf("checkpoint store: %w", err)
@@ -123,7 +131,7 @@ func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
 	}
 	co, err := coordinator.New(cfg)
 	if err != nil {
-		closeListener(c.HTTP)
+		closeListeners()
 		return nil, err
 	}
 	p := n.Go("coordinator", co.Run, func() {
@@ -133,6 +141,9 @@ func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
 		etcd.Close()
 		nc.Close()
 	})
+	if c.Health != nil {
+		n.serve("health", c.Health, health.Handler(0, natsCheck(nc), etcdCheck(etcd)))
+	}
 	if c.HTTP != nil {
 		if err := n.serveHTTP(c.HTTP, etcd, nc); err != nil {
 			return nil, err
@@ -154,8 +165,14 @@ func (n *Node) serveHTTP(ln net.Listener, etcd *clientv3.Client, nc *nats.Conn) 
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	n.Go("http api", func(ctx context.Context) error {
+	n.serve("http api", ln, api.Handler())
+	return nil
+}
+
+// serve serves h on ln as a process of the node until the node stops.
+func (n *Node) serve(name string, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	n.Go(name, func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -167,7 +184,6 @@ func (n *Node) serveHTTP(ln net.Listener, etcd *clientv3.Client, nc *nats.Conn) 
 		}
 		return nil
 	}, nil)
-	return nil
 }
 
 // Agent is an agent to start.
@@ -187,6 +203,9 @@ type Agent struct {
 	// NATSSecurity, when set, replaces the node's for this agent's
 	// connection.
 	NATSSecurity *security.NATS
+	// Health, when set, is where the agent's liveness and readiness (NATS
+	// connected) are served until the node stops.
+	Health net.Listener
 	// Checkpoints is where the agent stores checkpoints, when
 	// Config.Checkpoints is nil.
 	Checkpoints Checkpoints
@@ -203,6 +222,7 @@ func (n *Node) StartAgent(a Agent) (p *Process, err error) {
 	defer func() {
 		if err != nil {
 			release()
+			closeListener(a.Health)
 		}
 	}()
 	cfg := a.Config
@@ -243,9 +263,39 @@ func (n *Node) StartAgent(a Agent) (p *Process, err error) {
 		closeMgr()
 		return nil, err
 	}
-	return n.Go("agent "+cfg.NodeID, func(ctx context.Context) error {
+	p = n.Go("agent "+cfg.NodeID, func(ctx context.Context) error {
 		defer release()
 		defer closeMgr()
 		return ag.Run(ctx)
-	}, nc.Close), nil
+	}, nc.Close)
+	if a.Health != nil {
+		n.serve("health", a.Health, health.Handler(0, natsCheck(nc)))
+	}
+	return p, nil
+}
+
+// natsCheck is ready while nc is connected (not reconnecting, draining or
+// closed).
+func natsCheck(nc *nats.Conn) health.Check {
+	return health.Check{Name: "nats", Probe: func(context.Context) error {
+		if s := nc.Status(); s != nats.CONNECTED {
+			if err := nc.LastError(); err != nil {
+				return fmt.Errorf("NATS connection is %s: %w", s, err)
+			}
+			return fmt.Errorf("NATS connection is %s", s)
+		}
+		return nil
+	}}
+}
+
+// etcdCheck is ready while etcd answers a linearizable read, which needs
+// a quorum of its members: a coordinator cut off from the quorum can
+// neither lead nor serve current reads.
+func etcdCheck(cli *clientv3.Client) health.Check {
+	return health.Check{Name: "etcd", Probe: func(ctx context.Context) error {
+		if _, err := cli.Get(ctx, "/asymptote/health", clientv3.WithCountOnly()); err != nil {
+			return fmt.Errorf("etcd read: %w", err)
+		}
+		return nil
+	}}
 }
