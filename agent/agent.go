@@ -627,6 +627,15 @@ func (a *Agent) run(ctx context.Context, at *attempt, cancel context.CancelCause
 	ev := &bus.Event{AttemptRef: d.AttemptRef, Kind: bus.EventFinished, Node: a.cfg.NodeID, Time: time.Now(), Duration: bus.Duration(time.Since(start)),
 		StartStep: started.StartStep, Resume: note}
 	ev.Outcome, ev.Error = classify(res, err, cause)
+	a.mu.Lock()
+	stopping := a.stopping
+	a.mu.Unlock()
+	if stopping && ev.Outcome == bus.OutcomeFailed {
+		// The method's process died while the agent was leaving: a
+		// signal sent to every process of the job (SLURM's, at a time
+		// limit or a cancellation) reached it too. Not its fault.
+		ev.Outcome, ev.Error = bus.OutcomePreempted, "the method ended while the agent was stopping: "+ev.Error
+	}
 	if res != nil && ev.Outcome == bus.OutcomeSucceeded {
 		ev.MethodVersion = a.versions.get(a.publishing, a.cfg.Methods, d.Method)
 		if err := bus.CheckMetrics(res.Metrics); err != nil {

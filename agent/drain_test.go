@@ -2,15 +2,20 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"asymptote.dev/asymptote/agent"
+	"asymptote.dev/asymptote/agent/methodmgr"
 	"asymptote.dev/asymptote/internal/bus"
+	"asymptote.dev/asymptote/internal/checkpoint"
 	"asymptote.dev/asymptote/internal/clustertest"
+	"asymptote.dev/asymptote/plugins/sdk"
 )
 
 // TestDrain asks a running agent to drain, as `asymptote drain` does: it
@@ -73,5 +78,68 @@ func TestDrain(t *testing.T) {
 	// An agent that is gone says so by name.
 	if _, err := bus.NewClient(nc, time.Second).Drain(t.Context(), "n1"); err == nil {
 		t.Error("a second drain of a stopped agent succeeded")
+	}
+}
+
+// killedWithTheJob is a method whose process dies of the signal the agent
+// gets too, as every process of a SLURM job step does at its time limit:
+// the agent's request for a checkpoint finds it gone.
+type killedWithTheJob struct{ started chan struct{} }
+
+func (k *killedWithTheJob) Run(ctx context.Context, r methodmgr.Run, _ func(sdk.Metrics) error) (*sdk.Result, error) {
+	close(k.started)
+	select {
+	case q := <-r.Checkpoint:
+		if q.Found != nil {
+			q.Found <- true
+		}
+		return nil, &methodmgr.MethodError{Method: r.Method, Kind: methodmgr.Crashed, Err: errors.New("plugin process exited (signal: terminated)")}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestMethodDyingWithTheAgentIsPreempted: a method whose process ends
+// while its agent is stopping is preempted, not failed, so it uses no
+// retry.
+func TestMethodDyingWithTheAgentIsPreempted(t *testing.T) {
+	const trial = "eeeeeeeeeeeeeeeeeeee"
+	cl := clustertest.New(t)
+	nc := cl.Conn("cli")
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := bus.Declare(t.Context(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := checkpoint.NewDir(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &killedWithTheJob{started: make(chan struct{})}
+	a, err := agent.New(agent.Config{
+		NodeID: "n1", NATS: cl.Conn("agent"), Methods: m, Checkpoints: store,
+		Resources:         bus.Resources{CPU: 1, Memory: 1 << 30},
+		HeartbeatInterval: 100 * time.Millisecond, ShutdownGrace: 5 * time.Second,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = a.Run(context.Background()) }()
+	waitSubscribed(t, nc, "n1")
+	dispatch(t, nc, "n1", bus.Dispatch{
+		AttemptRef: bus.AttemptRef{Study: "q", Trial: trial, Attempt: 1},
+		Method:     "m", Threads: 1, Params: map[string]any{},
+		Resources: bus.Resources{CPU: 1, Memory: 1 << 20},
+	})
+	<-m.started
+	if _, err := bus.NewClient(nc, 5*time.Second).Drain(t.Context(), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := finished(t, cons, trial); ev.Outcome != bus.OutcomePreempted || !strings.Contains(ev.Error, "while the agent was stopping") {
+		t.Errorf("outcome %s (%s), want preempted", ev.Outcome, ev.Error)
 	}
 }

@@ -3,6 +3,8 @@ package sdk
 import (
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -28,6 +30,19 @@ type Starter interface {
 // with [Logger].
 func Serve(m Method) {
 	if os.Getenv(Handshake.MagicCookieKey) == Handshake.MagicCookieValue {
+		// The agent decides when a method stops. A SIGTERM sent to every
+		// process of a job (SLURM signals all of a step's processes at a
+		// time limit) also reaches the agent, which asks the method for a
+		// checkpoint and then stops it; dying here would lose that work.
+		// (Caught, not ignored: programs this process starts get the
+		// default again.)
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() {
+			for range term {
+				Logger().Info("SIGTERM ignored: the agent stops this method when it is done with it")
+			}
+		}()
 		if s, ok := m.(Starter); ok {
 			if err := s.Start(); err != nil {
 				fmt.Fprintf(stderr, "method start: %v\n", err)

@@ -377,10 +377,12 @@ def serve(method: Method) -> None:
     network, addr, sock = _listen(server)
     server.start()
 
-    # SIGINT goes to the agent; SIGTERM asks for the same graceful exit as
-    # GRPCController.Shutdown.
+    # SIGINT and SIGTERM go to the agent, which decides when the method
+    # stops: a SIGTERM sent to every process of a job (SLURM at a time
+    # limit) lets the agent ask for a checkpoint first. (SIGTERM is caught,
+    # not ignored, so programs the method starts get the default again.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: shutdown.set())
+    signal.signal(signal.SIGTERM, lambda *_: _log_sdk.info("SIGTERM ignored: the agent stops this method"))
 
     sys.stdout.write(f"{CORE_PROTOCOL_VERSION}|{PROTOCOL_VERSION}|{network}|{addr}|grpc\n")
     sys.stdout.flush()
