@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"asymptote.dev/asymptote/agent"
 	"asymptote.dev/asymptote/agent/methodmgr"
 	"asymptote.dev/asymptote/internal/bus"
@@ -23,16 +21,7 @@ import (
 // returns with no context ending.
 func TestDrain(t *testing.T) {
 	const trial = "dddddddddddddddddddd"
-	cl := clustertest.New(t)
-	nc := cl.Conn("cli")
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := bus.Declare(t.Context(), js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, nc, cons := eventsOf(t, "cli")
 	g := &gate{release: map[string]chan struct{}{}}
 	a, err := agent.New(agent.Config{
 		NodeID: "n1", NATS: cl.Conn("agent"), Methods: g,
@@ -104,16 +93,7 @@ func (k *killedWithTheJob) Run(ctx context.Context, r methodmgr.Run, _ func(sdk.
 // retry.
 func TestMethodDyingWithTheAgentIsPreempted(t *testing.T) {
 	const trial = "eeeeeeeeeeeeeeeeeeee"
-	cl := clustertest.New(t)
-	nc := cl.Conn("cli")
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := bus.Declare(t.Context(), js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, nc, cons := eventsOf(t, "cli")
 	store, err := checkpoint.NewDir(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)

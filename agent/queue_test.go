@@ -179,16 +179,7 @@ func (w *wire) heartbeat() []string {
 // cancelled queued attempt finishes without starting; attempts beyond the
 // queue, or larger than the agent, are refused.
 func TestQueue(t *testing.T) {
-	cl := clustertest.New(t)
-	nc := cl.Conn("leader")
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := bus.Declare(t.Context(), js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, nc, cons := eventsOf(t, "leader")
 	g := &gate{release: map[string]chan struct{}{}}
 	anc := cl.Conn("agent")
 	a, err := agent.New(agent.Config{

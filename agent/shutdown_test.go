@@ -98,6 +98,24 @@ func dispatch(t *testing.T, nc *nats.Conn, node string, d bus.Dispatch) {
 }
 
 // finished waits for trial's finished event in the events stream.
+// eventsOf starts the test servers and returns the cluster, a connection
+// for the test's side, and a consumer of the events stream as the leader
+// declares it.
+func eventsOf(t *testing.T, conn string) (*clustertest.Cluster, *nats.Conn, jetstream.Consumer) {
+	t.Helper()
+	cl := clustertest.New(t)
+	nc := cl.Conn(conn)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := bus.Declare(t.Context(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, nc, cons
+}
+
 func finished(t *testing.T, cons jetstream.Consumer, trial string) *bus.Event {
 	t.Helper()
 	var got *bus.Event
@@ -250,16 +268,7 @@ func TestShutdownGraceBoundsPublishing(t *testing.T) {
 func TestTrialThreadsBoundNumericLibraries(t *testing.T) {
 	// The agent's own value, which trials must not inherit.
 	t.Setenv("OMP_NUM_THREADS", "64")
-	cl := clustertest.New(t)
-	nc := cl.Conn("leader")
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := bus.Declare(t.Context(), js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, nc, cons := eventsOf(t, "leader")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
