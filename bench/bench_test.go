@@ -417,6 +417,9 @@ func TestCheckpointReport(t *testing.T) {
 	r := &Report{Machine: "test", Sections: []string{"checkpoints"}, Checkpoint: runs, CheckpointPause: []PauseResult{{
 		Store: "object", Size: 10 * mib, Checkpoints: 3, Write: 20 * time.Millisecond, Report: 150 * time.Microsecond,
 		Plain: 60 * time.Microsecond, During: 90 * time.Microsecond, DuringN: 40, Upload: 200 * time.Millisecond, UploadMax: 250 * time.Millisecond,
+	}, {
+		Store: "object", Size: 1 << 30, Checkpoints: 2, Write: 2 * time.Second, Report: 150 * time.Microsecond,
+		Plain: 60 * time.Microsecond, During: 90 * time.Microsecond, DuringN: 400, Failed: 2, Error: "nats: timeout waiting for ack",
 	}}}
 	table := tableHas(t, r,
 		"medians of 2 interleaved repetition(s)",
@@ -425,6 +428,9 @@ func TestCheckpointReport(t *testing.T) {
 		"| 10 MiB | save (write) | **600** (400–600) | **300** (200–300) | 0.50× (0.33–0.75) | **200** (100–200) | 0.33× (0.25–0.33) | met |",
 		"| 10 MiB | restore (read) | **1000** | **600** | 0.60× (0.60–0.60) | **200** | 0.20× (0.20–0.20) | missed: object (0.20× < 0.25×) |",
 		"| object | 10 MiB | 3 | 20ms | **150µs** | 60µs | 90µs (40 reports) | **200ms** (250ms) | 52 |",
+		// Every upload failed: no time, no rate, and the error below.
+		"| object | 1.00 GiB | 2 | 2s | **150µs** | 60µs | 90µs (400 reports) | **–** (–); **2 of 2 failed** | – |",
+		"Upload failed (the agent logs it and the trial goes on): object store, 1.00 GiB: nats: timeout waiting for ack",
 	)
 	for _, absent := range []string{"Dispatch throughput", "Everything else", "failover"} {
 		if strings.Contains(table, absent) {

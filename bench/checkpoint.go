@@ -268,8 +268,13 @@ type PauseResult struct {
 	Report, Plain, During time.Duration
 	DuringN               int
 	// Upload is the median time from the report call to the store
-	// holding the checkpoint (Put returned), UploadMax the slowest.
+	// holding the checkpoint (Put returned), UploadMax the slowest, of
+	// the uploads that succeeded.
 	Upload, UploadMax time.Duration
+	// Failed counts the uploads that failed, and Error is the last one's
+	// error; the agent, and the trial, go on without them.
+	Failed int    `json:",omitempty"`
+	Error  string `json:",omitempty"`
 }
 
 // UploadMBps is the checkpoint's size over the median upload.
@@ -451,6 +456,7 @@ func (m *pauseMethod) run(ctx context.Context, req *sdk.TrialRequest, report fun
 		return time.Since(start), err
 	}
 	var writes, reports, plain, during, uploads []time.Duration
+	failed, failure := 0, ""
 	for range k {
 		d, err := timed("")
 		if err != nil {
@@ -485,8 +491,10 @@ func (m *pauseMethod) run(ctx context.Context, req *sdk.TrialRequest, report fun
 					return nil, fmt.Errorf("the store got checkpoint %q, want %q", p.key, key)
 				}
 				if p.err != nil {
-					tick.Stop()
-					return nil, fmt.Errorf("upload: %w", p.err)
+					// The agent goes on without it, and so does the trial:
+					// the report says how many failed.
+					failed, failure = failed+1, p.err.Error()
+					break wait
 				}
 				uploads = append(uploads, p.end.Sub(reported))
 				break wait
@@ -507,7 +515,10 @@ func (m *pauseMethod) run(ctx context.Context, req *sdk.TrialRequest, report fun
 	m.mu.Lock()
 	m.results[size] = &PauseResult{
 		Size: size, Checkpoints: int(k), Write: median(writes), Report: median(reports), Plain: median(plain),
-		During: median(during), DuringN: len(during), Upload: median(uploads), UploadMax: slices.Max(uploads),
+		During: median(during), DuringN: len(during), Upload: median(uploads), Failed: failed, Error: failure,
+	}
+	if len(uploads) > 0 {
+		m.results[size].UploadMax = slices.Max(uploads)
 	}
 	m.mu.Unlock()
 	// The objective is the default, val_loss; nothing is trained.
@@ -552,9 +563,22 @@ func (r *Report) writeCheckpoints(p func(string, ...any)) {
 	}
 	p("\nWhat a checkpoint costs a running trial (a method on a real agent with a real store; medians over the trial's checkpoints). The method writes its files, then reports the step with them; the agent uploads them in the background while the method goes on reporting a step every %s:\n\n", pauseInterval)
 	p("| store | checkpoint | checkpoints | method writes its files (fsynced) | `report` with the checkpoint | `report` without, before it | `report` while it uploads | upload: report → stored (slowest) | upload MB/s |\n|---|---|---|---|---|---|---|---|---|\n")
+	var failures []string
 	for _, ps := range r.CheckpointPause {
-		p("| %s | %s | %d | %s | **%s** | %s | %s (%d reports) | **%s** (%s) | %.0f |\n", ps.Store, bytesStr(ps.Size), ps.Checkpoints,
-			durStr(ps.Write), durStr(ps.Report), durStr(ps.Plain), durStr(ps.During), ps.DuringN, durStr(ps.Upload), durStr(ps.UploadMax), ps.UploadMBps())
+		upload := fmt.Sprintf("**%s** (%s)", durStr(ps.Upload), durStr(ps.UploadMax))
+		if ps.Failed > 0 {
+			upload += fmt.Sprintf("; **%d of %d failed**", ps.Failed, ps.Checkpoints)
+			failures = append(failures, fmt.Sprintf("%s store, %s: %s", ps.Store, bytesStr(ps.Size), ps.Error))
+		}
+		rate := "–"
+		if ps.Upload > 0 {
+			rate = fmt.Sprintf("%.0f", ps.UploadMBps())
+		}
+		p("| %s | %s | %d | %s | **%s** | %s | %s (%d reports) | %s | %s |\n", ps.Store, bytesStr(ps.Size), ps.Checkpoints,
+			durStr(ps.Write), durStr(ps.Report), durStr(ps.Plain), durStr(ps.During), ps.DuringN, upload, rate)
+	}
+	for _, f := range failures {
+		p("\nUpload failed (the agent logs it and the trial goes on): %s\n", f)
 	}
 }
 
