@@ -105,8 +105,12 @@ func TestSmoke(t *testing.T) {
 					return fmt.Errorf("run %d is %+v, want %s of %d bytes", i, r, want, sizes[i/len(checkpointOps)%len(sizes)])
 				}
 			}
-			for _, row := range CheckpointRows(runs) {
-				if row.DirRatio.Pairs != 2 || row.ObjectRatio.Pairs != 2 || row.DirRatio.Ratio <= 0 || row.ObjectRatio.Ratio <= 0 {
+			rows := CheckpointRows(runs)
+			if len(rows) != len(sizes)*2*len(checkpointStores) {
+				return fmt.Errorf("%d rows, want one per size, direction and store", len(rows))
+			}
+			for _, row := range rows {
+				if row.Ratio.Pairs != 2 || row.Ratio.Ratio <= 0 {
 					return fmt.Errorf("row %+v lacks a ratio of two pairs", row)
 				}
 			}
@@ -406,10 +410,11 @@ func BenchmarkScale100k(b *testing.B) {
 func TestCheckpointReport(t *testing.T) {
 	const mib = 1 << 20
 	var runs []CheckpointRun
-	// Two repetitions of 10 MiB. Saves: disk 400 and 600, directory 300
-	// and 200, object 100 and 200. Restores: disk 1000, directory 600,
-	// object 200, both times.
-	for rep, mbps := range [][]float64{{400, 300, 100, 1000, 600, 200}, {600, 200, 200, 1000, 600, 200}} {
+	// Two repetitions of 10 MiB, in checkpointOps' order. Saves: disk
+	// 400 and 600, directory 300 and 200, object 100 and 200, flushed
+	// object 300 both times. Restores: disk 1000, directory 600, object
+	// 200, flushed object 300, both times.
+	for rep, mbps := range [][]float64{{400, 300, 100, 300, 1000, 600, 200, 300}, {600, 200, 200, 300, 1000, 600, 200, 300}} {
 		for i, op := range checkpointOps {
 			runs = append(runs, CheckpointRun{Rep: rep, Size: 10 * mib, Op: op, MBps: mbps[i]})
 		}
@@ -423,10 +428,13 @@ func TestCheckpointReport(t *testing.T) {
 	}}}
 	table := tableHas(t, r,
 		"medians of 2 interleaved repetition(s)",
-		// Medians of two are the upper: 600/300 = 0.5 (0.75 and 0.33 per
-		// repetition), 200/600 = 0.33 (0.25 and 0.33).
-		"| 10 MiB | save (write) | **600** (400–600) | **300** (200–300) | 0.50× (0.33–0.75) | **200** (100–200) | 0.33× (0.25–0.33) | met |",
-		"| 10 MiB | restore (read) | **1000** | **600** | 0.60× (0.60–0.60) | **200** | 0.20× (0.20–0.20) | missed: object (0.20× < 0.25×) |",
+		// Medians of two are the upper: 300/600 = 0.5 (0.75 and 0.33 per
+		// repetition), 200/600 = 0.33 (0.25 and 0.33), 300/600 = 0.5.
+		"| 10 MiB | save (write) | **600** (400–600) | directory | **300** (200–300) | 0.50× (0.33–0.75) | ≥ 0.5× | met |",
+		"| 10 MiB | save (write) | **600** (400–600) | object, NATS syncing every write (the embedded default) | **200** (100–200) | 0.33× (0.25–0.33) | ≥ 0.25× | met |",
+		"| 10 MiB | save (write) | **600** (400–600) | object, NATS flushing every 2m (nats-server's default) | **300** | 0.50× (0.50–0.75) | ≥ 0.25× | met |",
+		"| 10 MiB | restore (read) | **1000** | directory | **600** | 0.60× (0.60–0.60) | ≥ 0.5× | met |",
+		"| 10 MiB | restore (read) | **1000** | object, NATS syncing every write (the embedded default) | **200** | 0.20× (0.20–0.20) | ≥ 0.25× | missed |",
 		"| object | 10 MiB | 3 | 20ms | **150µs** | 60µs | 90µs (40 reports) | **200ms** (250ms) | 52 |",
 		// Every upload failed: no time, no rate, and the error below.
 		"| object | 1.00 GiB | 2 | 2s | **150µs** | 60µs | 90µs (400 reports) | **–** (–); **2 of 2 failed** | – |",
