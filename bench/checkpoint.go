@@ -338,7 +338,7 @@ func CheckpointPause(ctx context.Context, opts Options, sizes []int64, checkpoin
 	defer c.close()
 	// Both agents first, each with its own store and its own method's
 	// name, so each study runs on its store's agent.
-	names := []string{"directory", "object"}
+	names := []string{DirStore, ObjectStore}
 	methods := map[string]*pauseMethod{}
 	for _, name := range names {
 		m := &pauseMethod{name: "checkpoint-pause-" + name, puts: make(chan putDone, 1), results: map[int64]*PauseResult{}}
@@ -378,8 +378,34 @@ func CheckpointPause(ctx context.Context, opts Options, sizes []int64, checkpoin
 			r.Store = name
 			out = append(out, *r)
 		}
+		if name == ObjectStore {
+			// The coordinator's store; it never sees the directory
+			// store's checkpoints, which go with the cluster's directory.
+			c.awaitDeleted(ctx, stores[name], m.name+"/")
+		}
 	}
 	return out, nil
+}
+
+// awaitDeleted waits, for a minute at most (the leader's own bound on a
+// turn's deletions), until the leader has deleted the checkpoints under
+// prefix, which it does once their trials have succeeded: the cluster
+// then closes with no deletion under way.
+func (c *cluster) awaitDeleted(ctx context.Context, s checkpoint.Store, prefix string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		left, err := s.List(ctx, prefix)
+		if err == nil && len(left) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			c.opts.components.Warn("bench: checkpoints the leader has not deleted", "prefix", prefix, "left", len(left), "error", err)
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // trialErrors lists the errors of study's failed trials, for a message.
