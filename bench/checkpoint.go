@@ -508,8 +508,11 @@ func (m *pauseMethod) run(ctx context.Context, req *sdk.TrialRequest, report fun
 	if err != nil {
 		return nil, err
 	}
-	if size <= 0 || k <= 0 {
-		return nil, &sdk.ParamError{Param: "bytes", Reason: "bytes and checkpoints must be positive"}
+	switch {
+	case size <= 0:
+		return nil, &sdk.ParamError{Param: "bytes", Reason: "must be positive: the size of each checkpoint"}
+	case k <= 0:
+		return nil, &sdk.ParamError{Param: "checkpoints", Reason: "must be positive: how many the trial saves"}
 	}
 	var step int64
 	timed := func(ckpt string) (time.Duration, error) {
