@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"asymptote.dev/asymptote/plugins/methods"
 	"asymptote.dev/asymptote/plugins/sdk"
 )
+
+var ckptBig = flag.Bool("ckpt.big", false, "BenchmarkCheckpointPause: also 1 GiB checkpoints")
 
 // TestMain doubles as the plugin: agents re-execute this test binary as
 // `<test binary> method <name>`, and go-plugin's cookie in the environment
@@ -86,6 +89,47 @@ func TestSmoke(t *testing.T) {
 				err = fmt.Errorf("%d answered, %d false alarms", r.Answered, r.FalseDead)
 			}
 			return err
+		}},
+		{"checkpoints", func() error {
+			sizes := []int64{1 << 20, 3 << 20}
+			runs, err := Checkpoints(ctx, o, sizes, 2)
+			if err != nil {
+				return err
+			}
+			if len(runs) != 2*len(sizes)*len(checkpointOps) {
+				return fmt.Errorf("%d runs, want %d", len(runs), 2*len(sizes)*len(checkpointOps))
+			}
+			for i, r := range runs {
+				// Interleaved: repetition, then size, then operation.
+				if want := checkpointOps[i%len(checkpointOps)]; r.Op != want || r.Size != sizes[i/len(checkpointOps)%len(sizes)] || r.Rep != i/(len(sizes)*len(checkpointOps)) || r.MBps <= 0 {
+					return fmt.Errorf("run %d is %+v, want %s of %d bytes", i, r, want, sizes[i/len(checkpointOps)%len(sizes)])
+				}
+			}
+			rows := CheckpointRows(runs)
+			if len(rows) != len(sizes)*2*len(checkpointStores) {
+				return fmt.Errorf("%d rows, want one per size, direction and store", len(rows))
+			}
+			for _, row := range rows {
+				if row.Ratio.Pairs != 2 || row.Ratio.Ratio <= 0 {
+					return fmt.Errorf("row %+v lacks a ratio of two pairs", row)
+				}
+			}
+			return nil
+		}},
+		{"checkpoint pause", func() error {
+			res, err := CheckpointPause(ctx, o, []int64{2 << 20}, 2)
+			if err != nil {
+				return err
+			}
+			if len(res) != 2 || res[0].Store != "directory" || res[1].Store != "object" {
+				return fmt.Errorf("got %+v, want the directory store's result, then the object store's", res)
+			}
+			for _, r := range res {
+				if r.Size != 2<<20 || r.Checkpoints != 2 || r.Write <= 0 || r.Report <= 0 || r.Plain <= 0 || r.Upload <= 0 || r.UploadMax < r.Upload {
+					return fmt.Errorf("got %+v", r)
+				}
+			}
+			return nil
 		}},
 		{"plugins", func() error {
 			r, err := Plugins(ctx, o, 1, 50, 100)
@@ -356,5 +400,97 @@ func BenchmarkScale100k(b *testing.B) {
 		}
 		b.ReportMetric(float64(r.PeakRSS>>20), "peak-RSS-MiB")
 		b.ReportMetric(float64(r.Status.Milliseconds()), "status-ms")
+	}
+}
+
+// TestCheckpointReport renders the checkpoint tables from hand-made runs:
+// medians and ranges, ratios to the disk with their per-repetition range,
+// each goal's verdict, and a report of that section alone, with nothing of
+// the others.
+func TestCheckpointReport(t *testing.T) {
+	const mib = 1 << 20
+	var runs []CheckpointRun
+	// Two repetitions of 10 MiB, in checkpointOps' order. Saves: disk
+	// 400 and 600, directory 300 and 200, object 100 and 200, flushed
+	// object 300 both times. Restores: disk 1000, directory 600, object
+	// 200, flushed object 300, both times.
+	for rep, mbps := range [][]float64{{400, 300, 100, 300, 1000, 600, 200, 300}, {600, 200, 200, 300, 1000, 600, 200, 300}} {
+		for i, op := range checkpointOps {
+			runs = append(runs, CheckpointRun{Rep: rep, Size: 10 * mib, Op: op, MBps: mbps[i]})
+		}
+	}
+	r := &Report{Machine: "test", Sections: []string{"checkpoints"}, Checkpoint: runs, CheckpointPause: []PauseResult{{
+		Store: "object", Size: 10 * mib, Checkpoints: 3, Write: 20 * time.Millisecond, Report: 150 * time.Microsecond,
+		Plain: 60 * time.Microsecond, During: 90 * time.Microsecond, DuringN: 40, Upload: 200 * time.Millisecond, UploadMax: 250 * time.Millisecond,
+	}, {
+		Store: "object", Size: 1 << 30, Checkpoints: 2, Write: 2 * time.Second, Report: 150 * time.Microsecond,
+		Plain: 60 * time.Microsecond, During: 90 * time.Microsecond, DuringN: 400, Failed: 2, Error: "nats: timeout waiting for ack",
+	}}}
+	table := tableHas(t, r,
+		"medians of 2 interleaved repetition(s)",
+		// Medians of two are the upper: 300/600 = 0.5 (0.75 and 0.33 per
+		// repetition), 200/600 = 0.33 (0.25 and 0.33), 300/600 = 0.5.
+		"| 10 MiB | save (write) | **600** (400–600) | directory | **300** (200–300) | 0.50× (0.33–0.75) | ≥ 0.5× | met |",
+		"| 10 MiB | save (write) | **600** (400–600) | object, NATS syncing every write (the embedded default) | **200** (100–200) | 0.33× (0.25–0.33) | ≥ 0.25× | met |",
+		"| 10 MiB | save (write) | **600** (400–600) | object, NATS flushing every 2m (nats-server's default) | **300** | 0.50× (0.50–0.75) | ≥ 0.25× | met |",
+		"| 10 MiB | restore (read) | **1000** | directory | **600** | 0.60× (0.60–0.60) | ≥ 0.5× | met |",
+		"| 10 MiB | restore (read) | **1000** | object, NATS syncing every write (the embedded default) | **200** | 0.20× (0.20–0.20) | ≥ 0.25× | missed |",
+		"| object | 10 MiB | 3 | 20ms | **150µs** | 60µs | 90µs (40 reports) | **200ms** (250ms) | 52 |",
+		// Every upload failed: no time, no rate, and the error below.
+		"| object | 1.00 GiB | 2 | 2s | **150µs** | 60µs | 90µs (400 reports) | **–** (–); **2 of 2 failed** | – |",
+		"Upload failed (the agent logs it and the trial goes on): object store, 1.00 GiB: nats: timeout waiting for ack",
+	)
+	for _, absent := range []string{"Dispatch throughput", "Everything else", "failover"} {
+		if strings.Contains(table, absent) {
+			t.Errorf("a report of the checkpoints alone has %q:\n%s", absent, table)
+		}
+	}
+	if _, err := Run(t.Context(), Options{Only: []string{"checkpoint"}}); err == nil || !strings.Contains(err.Error(), "checkpoints") {
+		t.Errorf("Run with an unknown section: %v, want an error naming the sections", err)
+	}
+}
+
+// tableHas renders r's tables and checks that they hold every line of
+// want; it returns them.
+func tableHas(t *testing.T, r *Report, want ...string) string {
+	t.Helper()
+	var b strings.Builder
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	table := b.String()
+	for _, w := range want {
+		if !strings.Contains(table, w) {
+			t.Errorf("table lacks %q:\n%s", w, table)
+		}
+	}
+	return table
+}
+
+// BenchmarkCheckpointPause is what checkpoints cost a running trial on a
+// real agent, with each store: the report call that carries one, the
+// calls beside it, and the upload (-ckpt.big adds 1 GiB).
+func BenchmarkCheckpointPause(b *testing.B) {
+	sizes := []int64{10 << 20, 100 << 20}
+	if *ckptBig {
+		sizes = append(sizes, 1<<30)
+	}
+	o := testOptions(b)
+	o.RunTimeout = 10 * time.Minute
+	for _, n := range sizes {
+		b.Run(bytesStr(n), func(b *testing.B) {
+			var res []PauseResult
+			for b.Loop() {
+				var err error
+				if res, err = CheckpointPause(b.Context(), o, []int64{n}, 3); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for _, r := range res {
+				b.ReportMetric(float64(r.Report.Nanoseconds())/1e3, "report-µs/"+r.Store)
+				b.ReportMetric(float64(r.Plain.Nanoseconds())/1e3, "plain-report-µs/"+r.Store)
+				b.ReportMetric(float64(r.Upload.Nanoseconds())/1e6, "upload-ms/"+r.Store)
+			}
+		})
 	}
 }

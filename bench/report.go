@@ -37,11 +37,24 @@ func (r *Report) WriteTable(w io.Writer) error {
 	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
 	p("Machine: %s. Suite took %s%s.\n\n", r.Machine, r.Took.Round(time.Second), map[bool]string{true: " (quick mode: smoke sizes, not comparable)"}[r.Quick])
 
-	r.writeDispatch(p)
-	if r.OptunaErr != "" {
-		p("\nOptuna: %s\n", r.OptunaErr)
+	if r.ran("dispatch") {
+		r.writeDispatch(p)
+		if r.OptunaErr != "" {
+			p("\nOptuna: %s\n", r.OptunaErr)
+		}
 	}
+	if r.ran("overhead") || r.ran("scale") || r.ran("heartbeats") || r.ran("plugins") || r.ran("failover") {
+		r.writeElse(p)
+	}
+	if r.ran("checkpoints") {
+		r.writeCheckpoints(p)
+	}
+	return bw.Flush()
+}
 
+// writeElse prints the table of everything but throughput and
+// checkpoints, each row only when its section ran.
+func (r *Report) writeElse(p func(string, ...any)) {
 	o := r.Overhead
 	p("\n### Everything else\n\n")
 	p("| measurement | asymptote | peer or target | ratio / verdict |\n|---|---|---|---|\n")
@@ -52,25 +65,36 @@ func (r *Report) WriteTable(w io.Writer) error {
 		p("| overhead, %d trials of %s on %d slots%s (ideal %s) | **%.2f %%** (wall %s, of which submit %s; %d stale attempts) | Ray Tune 14 %% published; target < 1 %% | %s |\n",
 			o.Trials, o.Sleep, o.Slots, setup, o.Ideal, o.Percent, o.Wall.Round(10*time.Millisecond), o.Expand.Round(time.Millisecond), o.Stale, verdict(o.Percent < 1, fmt.Sprintf("%.0f× less than Ray Tune", rayTuneOverheadPct/max(o.Percent, 0.01))))
 	}
-	overheadRow(r.OverheadRay, ", as Ray Tune's 16 CPUs")
-	overheadRow(o, "")
-	s := r.Scale
-	p("| %d-trial study: expand + submit | **%s** | – | – |\n", s.Trials, s.Submit.Round(time.Millisecond))
-	p("| %d-trial study: run to the last result (2 agents) | **%s** (%.0f trials/s) | – | – |\n", s.Trials, s.Run.Round(100*time.Millisecond), float64(s.Trials)/max(s.Run.Seconds(), 1e-9))
-	p("| %d-trial study: peak memory | **%s RSS** of the whole process (coordinator + etcd + NATS + agents); Go heap peak %s | target coordinator < 1 GiB | %s |\n",
-		s.Trials, bytesStr(s.PeakRSS), bytesStr(s.PeakHeap), verdict(s.PeakRSS < 1<<30, "upper bound"))
-	p("| %d-trial study: etcd database | **%s** | – | – |\n", s.Trials, bytesStr(s.EtcdDB))
-	p("| %d-trial study: `status` | **%s** | target < 1 s | %s |\n", s.Trials, s.Status.Round(time.Millisecond), verdict(s.Status < time.Second, ""))
-	p("| %d-trial study: `results` (every record, paged) | **%s** | – | – |\n", s.Trials, s.Results.Round(time.Millisecond))
-	h := r.Swarm
-	p("| %d simulated agents at 1 heartbeat/s for %s: heartbeat round trip | **p50 %s, p99 %s, max %s** (%d of %d answered) | – | – |\n",
-		h.Agents, h.Duration, h.P50.Round(10*time.Microsecond), h.P99.Round(10*time.Microsecond), h.Max.Round(10*time.Microsecond), h.Answered, h.Sent)
-	p("| %d simulated agents: CPU and heap | **%.2f cores** (coordinator + NATS + etcd + simulators), Go heap peak %s | – | – |\n", h.Agents, h.CPU, bytesStr(h.PeakHeap))
-	p("| %d simulated agents: false dead-agent alarms | **%d** | target 0 | %s |\n", h.Agents, h.FalseDead, verdict(h.FalseDead == 0, ""))
-	pl := r.Plugins
-	p("| plugin cold start to first result | **%s** | go-plugin floor 6.6 ms (perf.md §4) | %.2f× the floor |\n", pl.Cold.Round(10*time.Microsecond), pl.Cold.Seconds()/0.0066)
-	p("| plugin warm per-trial overhead (reused process) | **%s** | target < 2 ms | %s |\n", pl.Warm.Round(time.Microsecond), verdict(pl.Warm < 2*time.Millisecond, ""))
-	p("| metric streaming, one trial reporting every step | **%.0f reports/s** | – | – |\n", pl.StreamPerSec)
+	if r.ran("overhead") {
+		overheadRow(r.OverheadRay, ", as Ray Tune's 16 CPUs")
+		overheadRow(o, "")
+	}
+	if r.ran("scale") {
+		s := r.Scale
+		p("| %d-trial study: expand + submit | **%s** | – | – |\n", s.Trials, s.Submit.Round(time.Millisecond))
+		p("| %d-trial study: run to the last result (2 agents) | **%s** (%.0f trials/s) | – | – |\n", s.Trials, s.Run.Round(100*time.Millisecond), float64(s.Trials)/max(s.Run.Seconds(), 1e-9))
+		p("| %d-trial study: peak memory | **%s RSS** of the whole process (coordinator + etcd + NATS + agents); Go heap peak %s | target coordinator < 1 GiB | %s |\n",
+			s.Trials, bytesStr(s.PeakRSS), bytesStr(s.PeakHeap), verdict(s.PeakRSS < 1<<30, "upper bound"))
+		p("| %d-trial study: etcd database | **%s** | – | – |\n", s.Trials, bytesStr(s.EtcdDB))
+		p("| %d-trial study: `status` | **%s** | target < 1 s | %s |\n", s.Trials, s.Status.Round(time.Millisecond), verdict(s.Status < time.Second, ""))
+		p("| %d-trial study: `results` (every record, paged) | **%s** | – | – |\n", s.Trials, s.Results.Round(time.Millisecond))
+	}
+	if r.ran("heartbeats") {
+		h := r.Swarm
+		p("| %d simulated agents at 1 heartbeat/s for %s: heartbeat round trip | **p50 %s, p99 %s, max %s** (%d of %d answered) | – | – |\n",
+			h.Agents, h.Duration, h.P50.Round(10*time.Microsecond), h.P99.Round(10*time.Microsecond), h.Max.Round(10*time.Microsecond), h.Answered, h.Sent)
+		p("| %d simulated agents: CPU and heap | **%.2f cores** (coordinator + NATS + etcd + simulators), Go heap peak %s | – | – |\n", h.Agents, h.CPU, bytesStr(h.PeakHeap))
+		p("| %d simulated agents: false dead-agent alarms | **%d** | target 0 | %s |\n", h.Agents, h.FalseDead, verdict(h.FalseDead == 0, ""))
+	}
+	if r.ran("plugins") {
+		pl := r.Plugins
+		p("| plugin cold start to first result | **%s** | go-plugin floor 6.6 ms (perf.md §4) | %.2f× the floor |\n", pl.Cold.Round(10*time.Microsecond), pl.Cold.Seconds()/0.0066)
+		p("| plugin warm per-trial overhead (reused process) | **%s** | target < 2 ms | %s |\n", pl.Warm.Round(time.Microsecond), verdict(pl.Warm < 2*time.Millisecond, ""))
+		p("| metric streaming, one trial reporting every step | **%.0f reports/s** | – | – |\n", pl.StreamPerSec)
+	}
+	if !r.ran("failover") {
+		return
+	}
 	var fo []float64
 	for _, d := range r.Failover {
 		fo = append(fo, d.Seconds())
@@ -83,7 +107,6 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		p("| failover with `-lease-ttl 3s` | **%.2f s** (median of %d) | target < 5 s | %s |\n", median(f3), len(f3), verdict(median(f3) < 5, "not the default"))
 	}
-	return bw.Flush()
 }
 
 // writeDispatch prints the throughput tables: the two comparisons with

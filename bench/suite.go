@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -42,6 +44,9 @@ type Options struct {
 	Repeats int
 	// NoOptuna skips the peer runs.
 	NoOptuna bool
+	// Only, when not empty, names the sections to run (Sections lists
+	// them); the others are left out of the run and of the report.
+	Only []string
 	// HeapProfile, when set, receives a heap profile taken when the
 	// large study has finished, to attribute its memory to the
 	// coordinator, etcd and NATS (go tool pprof -top -inuse_space).
@@ -121,6 +126,12 @@ type sizes struct {
 	simFor                 time.Duration
 	colds, warms, steps    int
 	failovers              int
+	// checkpointSizes are the checkpoint sizes, measured checkpointReps
+	// times each (throughput) and saved pauseCheckpoints times by each
+	// trial (the pause).
+	checkpointSizes  []int64
+	checkpointReps   int
+	pauseCheckpoints int
 }
 
 // SyncInterval is the JetStream flush interval the synchronous writes are
@@ -148,6 +159,7 @@ func (o *Options) sizes() sizes {
 			overheadTrials: 40, slots: 20, overheadAgents: 2, overheadSleep: 200 * time.Millisecond, raySlots: 4,
 			scaleTrials: 500, simAgents: 50, simFor: 3 * time.Second,
 			colds: 2, warms: 50, steps: 1000, failovers: 1,
+			checkpointSizes: []int64{10 << 20}, checkpointReps: 1, pauseCheckpoints: 2,
 		}
 	}
 	return sizes{
@@ -156,6 +168,7 @@ func (o *Options) sizes() sizes {
 		overheadTrials: 2000, slots: 100, overheadAgents: 4, overheadSleep: time.Second, raySlots: RayTuneSlots,
 		scaleTrials: 100_000, simAgents: 1000, simFor: 30 * time.Second,
 		colds: 10, warms: 500, steps: 100_000, failovers: o.Repeats,
+		checkpointSizes: []int64{10 << 20, 100 << 20, 1 << 30}, checkpointReps: o.Repeats, pauseCheckpoints: o.Repeats,
 	}
 }
 
@@ -262,22 +275,115 @@ type Report struct {
 	Failover    []time.Duration
 	// Failover3s is failover with a 3 s lease (-lease-ttl 3s).
 	Failover3s []time.Duration
+	// Checkpoint is every timed operation of the checkpoint schedule, in
+	// the order run; CheckpointPause what checkpoints cost a running
+	// trial.
+	Checkpoint      []CheckpointRun
+	CheckpointPause []PauseResult
+	// Sections are the sections run (Options.Only); empty in a report
+	// that ran them all.
+	Sections []string
+}
+
+// Sections are the suite's sections, in the order Run runs them.
+var Sections = []string{"dispatch", "overhead", "plugins", "checkpoints", "failover", "heartbeats", "scale"}
+
+// ran reports whether the report holds section.
+func (r *Report) ran(section string) bool {
+	return len(r.Sections) == 0 || slices.Contains(r.Sections, section)
+}
+
+// checkOnly checks that every name in only is a section.
+func checkOnly(only []string) error {
+	for _, s := range only {
+		if !slices.Contains(Sections, s) {
+			return fmt.Errorf("bench: no section %q to run alone; use one of %s", s, strings.Join(Sections, ", "))
+		}
+	}
+	return nil
 }
 
 // Run runs the whole suite.
 func Run(ctx context.Context, opts Options) (*Report, error) {
 	opts.setDefaults()
+	if err := checkOnly(opts.Only); err != nil {
+		return nil, err
+	}
 	sz := opts.sizes()
-	rep := &Report{Started: time.Now(), Machine: machine(), Quick: opts.Quick}
+	rep := &Report{Started: time.Now(), Machine: machine(), Quick: opts.Quick, Sections: opts.Only}
 	log := opts.Logger
-	step := func(name string) func() {
+	sections := map[string]func() error{
+		"dispatch": func() error { return rep.dispatch(ctx, opts, sz) },
+		"overhead": func() (err error) {
+			if rep.Overhead, err = Overhead(ctx, opts, sz.overheadTrials, sz.overheadAgents, sz.slots, sz.overheadSleep); err != nil {
+				return fmt.Errorf("overhead: %w", err)
+			}
+			if rep.OverheadRay, err = Overhead(ctx, opts, sz.overheadTrials, sz.overheadAgents, sz.raySlots, sz.overheadSleep); err != nil {
+				return fmt.Errorf("overhead on %d slots: %w", sz.raySlots, err)
+			}
+			return nil
+		},
+		"plugins": func() (err error) {
+			if rep.Plugins, err = Plugins(ctx, opts, sz.colds, sz.warms, sz.steps); err != nil {
+				return fmt.Errorf("plugins: %w", err)
+			}
+			return nil
+		},
+		"checkpoints": func() (err error) {
+			if rep.Checkpoint, err = Checkpoints(ctx, opts, sz.checkpointSizes, sz.checkpointReps); err != nil {
+				return fmt.Errorf("checkpoints: %w", err)
+			}
+			if rep.CheckpointPause, err = CheckpointPause(ctx, opts, sz.checkpointSizes, sz.pauseCheckpoints); err != nil {
+				return fmt.Errorf("checkpoint pause: %w", err)
+			}
+			return nil
+		},
+		"failover": func() error {
+			for range sz.failovers {
+				d, err := Failover(ctx, opts, 0)
+				if err != nil {
+					return fmt.Errorf("failover: %w", err)
+				}
+				rep.Failover = append(rep.Failover, d)
+				if d, err = Failover(ctx, opts, 3*time.Second); err != nil {
+					return fmt.Errorf("failover with a 3 s lease: %w", err)
+				}
+				rep.Failover3s = append(rep.Failover3s, d)
+			}
+			return nil
+		},
+		"heartbeats": func() (err error) {
+			if rep.Swarm, err = Heartbeats(ctx, opts, sz.simAgents, sz.simFor); err != nil {
+				return fmt.Errorf("heartbeats: %w", err)
+			}
+			return nil
+		},
+		"scale": func() (err error) {
+			if rep.Scale, err = Scale(ctx, opts, sz.scaleTrials, 2); err != nil {
+				return fmt.Errorf("scale: %w", err)
+			}
+			return nil
+		},
+	}
+	for _, name := range Sections {
+		if !rep.ran(name) {
+			continue
+		}
 		log.Info("bench: start", "step", name)
 		t := time.Now()
-		return func() { log.Info("bench: done", "step", name, "took", time.Since(t).Round(time.Millisecond)) }
+		if err := sections[name](); err != nil {
+			return rep, err
+		}
+		log.Info("bench: done", "step", name, "took", time.Since(t).Round(time.Millisecond))
 	}
+	rep.Took = time.Since(rep.Started)
+	return rep, nil
+}
 
-	// Throughput, both systems interleaved (dispatchPlan).
-	done := step("dispatch")
+// dispatch runs the throughput schedule, both systems interleaved
+// (dispatchPlan), and summarizes it.
+func (rep *Report) dispatch(ctx context.Context, opts Options, sz sizes) error {
+	log := opts.Logger
 	storages := optunaStorages
 	var peer *OptunaPeer
 	if opts.NoOptuna {
@@ -298,7 +404,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				if peer != nil {
 					peer.Close()
 				}
-				return rep, fmt.Errorf("dispatch with %s: %w", j.Config, err)
+				return fmt.Errorf("dispatch with %s: %w", j.Config, err)
 			}
 			r.Rep = j.Rep
 			log.Info("bench: dispatch", "config", j.Config.String(), "trials_per_s", r.TrialsPerSec)
@@ -325,49 +431,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		}
 	}
 	rep.Summarize()
-	done()
-
-	var err error
-	done = step("overhead")
-	if rep.Overhead, err = Overhead(ctx, opts, sz.overheadTrials, sz.overheadAgents, sz.slots, sz.overheadSleep); err != nil {
-		return rep, fmt.Errorf("overhead: %w", err)
-	}
-	done()
-	done = step("overhead on Ray Tune's setup")
-	if rep.OverheadRay, err = Overhead(ctx, opts, sz.overheadTrials, sz.overheadAgents, sz.raySlots, sz.overheadSleep); err != nil {
-		return rep, fmt.Errorf("overhead on %d slots: %w", sz.raySlots, err)
-	}
-	done()
-	done = step("plugins")
-	if rep.Plugins, err = Plugins(ctx, opts, sz.colds, sz.warms, sz.steps); err != nil {
-		return rep, fmt.Errorf("plugins: %w", err)
-	}
-	done()
-	done = step("failover")
-	for range sz.failovers {
-		d, err := Failover(ctx, opts, 0)
-		if err != nil {
-			return rep, fmt.Errorf("failover: %w", err)
-		}
-		rep.Failover = append(rep.Failover, d)
-		if d, err = Failover(ctx, opts, 3*time.Second); err != nil {
-			return rep, fmt.Errorf("failover with a 3 s lease: %w", err)
-		}
-		rep.Failover3s = append(rep.Failover3s, d)
-	}
-	done()
-	done = step("heartbeats")
-	if rep.Swarm, err = Heartbeats(ctx, opts, sz.simAgents, sz.simFor); err != nil {
-		return rep, fmt.Errorf("heartbeats: %w", err)
-	}
-	done()
-	done = step("scale")
-	if rep.Scale, err = Scale(ctx, opts, sz.scaleTrials, 2); err != nil {
-		return rep, fmt.Errorf("scale: %w", err)
-	}
-	done()
-	rep.Took = time.Since(rep.Started)
-	return rep, nil
+	return nil
 }
 
 // machine describes the host in one line.

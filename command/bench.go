@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"asymptote.dev/asymptote/bench"
@@ -18,6 +19,7 @@ type benchCommand struct {
 	quick, noOptuna                         bool
 	repeats                                 int
 	tmp, python, plot, json, from, heapPath string
+	only                                    listFlag
 }
 
 // flags declares bench's flags.
@@ -31,6 +33,7 @@ func (cmd *benchCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.plot, "plot", "", "write the throughput plot to this PNG `file`")
 	fs.StringVar(&cmd.json, "json", "", "write the raw figures to this JSON `file`")
 	fs.StringVar(&cmd.from, "from", "", "print the table (and plot) of a `report.json` written by -json instead of running the suite")
+	fs.Var(&cmd.only, "only", "run only these `sections`, comma-separated or repeated ("+strings.Join(bench.Sections, ", ")+"); default all")
 	fs.StringVar(&cmd.heapPath, "heap-profile", "", "write a heap profile taken when the large study has finished to this `file`")
 	return fs
 }
@@ -58,7 +61,7 @@ func (cmd *benchCommand) Run(ctx context.Context) error {
 		log := newLogger(env.Stderr, slog.LevelInfo)
 		rep, err = bench.Run(ctx, bench.Options{
 			TempDir: cmd.tmp, Python: cmd.python, Quick: cmd.quick, Repeats: cmd.repeats, NoOptuna: cmd.noOptuna,
-			HeapProfile: cmd.heapPath, RunTimeout: 5 * time.Minute, Logger: log,
+			HeapProfile: cmd.heapPath, RunTimeout: 5 * time.Minute, Logger: log, Only: cmd.only,
 		})
 		if err != nil {
 			return err

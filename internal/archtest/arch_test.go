@@ -106,6 +106,12 @@ var rules = []rule{
 		why:      "the SLURM provisioner only submits: it reads the cluster's status through a function it is given and runs SLURM's commands, so etcd and the leader never hear of SLURM",
 	},
 	{
+		pattern:  module + "/internal/checkpoint/diskspeed",
+		required: true,
+		allow:    []string{"golang.org/x/sys/unix"},
+		why:      "the disk floor is measured the same way by the store's Go benchmarks and by asymptote bench; it must stay plain files and the standard library, or it would measure more than the disk",
+	},
+	{
 		pattern: module + "/agent/...",
 		deny:    []string{"go.etcd.io/etcd/client/"},
 		why:     "agents talk to the coordinator over NATS only; etcd is the coordinator's",

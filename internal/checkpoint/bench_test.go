@@ -3,10 +3,10 @@ package checkpoint
 import (
 	"flag"
 	"io"
-	"os"
 	"path/filepath"
-	"sync"
 	"testing"
+
+	"asymptote.dev/asymptote/internal/checkpoint/diskspeed"
 )
 
 var big = flag.Bool("ckpt.big", false, "also benchmark 1 GiB checkpoints")
@@ -24,26 +24,6 @@ func benchSizes() []benchSize {
 	return sizes
 }
 
-// repeating returns n bytes made of one random MiB over and over, so a
-// benchmark streams a large checkpoint without holding it in memory.
-// Neither store compresses, so the repetition does not flatter them.
-func repeating(n int64) io.Reader {
-	return io.LimitReader(&cycle{b: benchBlock()}, n)
-}
-
-var benchBlock = sync.OnceValue(func() []byte { return randomBytes(1 << 20) })
-
-type cycle struct {
-	b   []byte
-	off int
-}
-
-func (c *cycle) Read(p []byte) (int, error) {
-	n := copy(p, c.b[c.off:])
-	c.off = (c.off + n) % len(c.b)
-	return n, nil
-}
-
 func benchFixtures(b *testing.B) []fixture {
 	return []fixture{dirFixture(b), objectFixture(b, 0)}
 }
@@ -54,7 +34,7 @@ func BenchmarkPut(b *testing.B) {
 			b.Run(f.name+"/"+sz.name, func(b *testing.B) {
 				b.SetBytes(sz.n)
 				for b.Loop() {
-					if _, err := f.store.Put(b.Context(), "bench/put/"+sz.name, repeating(sz.n)); err != nil {
+					if _, err := f.store.Put(b.Context(), "bench/put/"+sz.name, diskspeed.Data(sz.n)); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -68,7 +48,7 @@ func BenchmarkGet(b *testing.B) {
 		for _, sz := range benchSizes() {
 			b.Run(f.name+"/"+sz.name, func(b *testing.B) {
 				key := "bench/get/" + sz.name
-				want, err := f.store.Put(b.Context(), key, repeating(sz.n))
+				want, err := f.store.Put(b.Context(), key, diskspeed.Data(sz.n))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -94,23 +74,12 @@ func BenchmarkGet(b *testing.B) {
 // directory as the Dir store's.
 func BenchmarkDisk(b *testing.B) {
 	dir := b.TempDir()
-	buf := make([]byte, copyBuf)
 	for _, sz := range benchSizes() {
 		path := filepath.Join(dir, "disk-"+sz.name)
 		b.Run("write/"+sz.name, func(b *testing.B) {
 			b.SetBytes(sz.n)
 			for b.Loop() {
-				f, err := os.Create(path)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.CopyBuffer(struct{ io.Writer }{f}, repeating(sz.n), buf); err != nil {
-					b.Fatal(err)
-				}
-				if err := f.Sync(); err != nil {
-					b.Fatal(err)
-				}
-				if err := f.Close(); err != nil {
+				if _, err := diskspeed.Write(path, sz.n); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -118,15 +87,9 @@ func BenchmarkDisk(b *testing.B) {
 		b.Run("read/"+sz.name, func(b *testing.B) {
 			b.SetBytes(sz.n)
 			for b.Loop() {
-				f, err := os.Open(path)
-				if err != nil {
+				if _, err := diskspeed.Read(path, sz.n); err != nil {
 					b.Fatal(err)
 				}
-				n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{f}, buf)
-				if err != nil || n != sz.n {
-					b.Fatalf("read %d bytes of %d: %v", n, sz.n, err)
-				}
-				f.Close()
 			}
 		})
 	}

@@ -442,3 +442,24 @@ func TestObjectUnavailable(t *testing.T) {
 		t.Errorf("NewObject on a closed connection = %v, want one that says to check the NATS servers", err)
 	}
 }
+
+// TestObjectPartDeadline: with no deadline from the caller, each part of
+// a Put gets the store's own (StallGrace plus a part at MinRate) in place
+// of JetStream's 5 s per acknowledgement, so a tiny one fails the Put,
+// says to check the servers, and stores nothing.
+func TestObjectPartDeadline(t *testing.T) {
+	_, _, js := startJetStream(t)
+	o, err := NewObject(t.Context(), js, ObjectConfig{StallGrace: time.Nanosecond, MinRate: 1 << 62})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = o.Put(context.Background(), "s/t/1-1", bytes.NewReader(randomBytes(1<<20)))
+	if err == nil || !strings.Contains(err.Error(), "NATS JetStream did not answer") {
+		t.Fatalf("Put past its part's deadline = %v, want one that says JetStream did not answer", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a List without one would get the 1 ns grace
+	defer cancel()
+	if got, err := o.List(ctx, ""); err != nil || len(got) != 0 {
+		t.Errorf("after the failed Put, List = %v, %v; want nothing", got, err)
+	}
+}

@@ -39,9 +39,10 @@ type ObjectConfig struct {
 	// that buffer.
 	PartSize int64
 	// MinRate is the slowest rate, in bytes per second, at which a part
-	// may stream before a Get fails as stalled (default 4 MiB/s, after a
-	// grace of StallGrace). JetStream bounds every read by a deadline;
-	// without one from the caller, Get gives each part one.
+	// may stream before a Get or Put fails as stalled (default 4 MiB/s,
+	// after a grace of StallGrace). JetStream bounds every read and every
+	// acknowledgement by a deadline; without one from the caller, Get and
+	// Put give each part one.
 	MinRate int64
 	// StallGrace is added to the deadline MinRate gives (default 30s),
 	// and bounds a List whose context has no deadline.
@@ -185,7 +186,10 @@ func (o *Object) Put(ctx context.Context, key string, r io.Reader) (Info, error)
 		}
 		name := prefix + strconv.Itoa(len(parts))
 		parts = append(parts, name)
-		if _, err := o.obs.Put(ctx, jetstream.ObjectMeta{Name: name}, io.LimitReader(br, o.partSize)); err != nil {
+		pctx, cancel := o.partContext(ctx)
+		_, err := o.obs.Put(pctx, jetstream.ObjectMeta{Name: name}, io.LimitReader(br, o.partSize))
+		cancel()
+		if err != nil {
 			return fail(err)
 		}
 	}
@@ -306,13 +310,22 @@ func (r *partsReader) Read(p []byte) (int, error) {
 	}
 }
 
-// open starts streaming part, with a deadline of its own when the
-// caller's context has none: JetStream would otherwise give it 5s.
-func (r *partsReader) open(part string) error {
-	ctx, cancel := r.ctx, context.CancelFunc(func() {})
-	if _, ok := ctx.Deadline(); !ok {
-		ctx, cancel = context.WithTimeout(ctx, r.o.grace+time.Duration(float64(r.o.partSize)/float64(r.o.minRate)*float64(time.Second)))
+// partContext gives one part's upload or download a deadline of its own
+// when ctx has none: the grace plus a part at MinRate. JetStream would
+// otherwise give a read 5 s, and each chunk of a write 5 s to be
+// acknowledged, which a server fsyncing a deep queue of chunks on a busy
+// disk misses though it is making progress.
+func (o *Object) partContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
 	}
+	return context.WithTimeout(ctx, o.grace+time.Duration(float64(o.partSize)/float64(o.minRate)*float64(time.Second)))
+}
+
+// open starts streaming part, with a deadline of its own when the
+// caller's context has none (partContext).
+func (r *partsReader) open(part string) error {
+	ctx, cancel := r.o.partContext(r.ctx)
 	res, err := r.o.obs.Get(ctx, part)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		cancel()
