@@ -114,6 +114,12 @@ func TestCancel(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			m := newManager(t, nil)
+			// Start the plugin process first: on a loaded machine its
+			// start can outlast the 200ms below, and a cancellation
+			// during the start is another case (the start is abandoned).
+			if _, err := m.Run(t.Context(), faultyRun("warm", nil), nil); err != nil {
+				t.Fatal(err)
+			}
 			ctx, cancel := context.WithCancelCause(t.Context())
 			time.AfterFunc(200*time.Millisecond, func() { cancel(cause) })
 			start := time.Now()
