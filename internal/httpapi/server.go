@@ -79,6 +79,7 @@ var routes = []route{
 	{"GET", "/api/v1/studies/{study}/trials/{trial}", (*Server).trial},
 	{"GET", "/api/v1/studies/{study}/history", (*Server).history},
 	{"GET", "/api/v1/studies/{study}/fit", (*Server).fit},
+	{"GET", "/api/v1/studies/{study}/epochs", (*Server).epochs},
 	{"GET", "/api/v1/studies/{study}/events", (*Server).events},
 	{"GET", "/api/v1/crossover", (*Server).crossover},
 	{"GET", "/api/v1/agents", (*Server).agents},
@@ -193,6 +194,9 @@ func (s *Server) loadTrials(ctx context.Context, study string) ([]api.Trial, err
 type StudySummary struct {
 	api.Study
 	Counts map[sweep.State]int `json:"counts"`
+	// FitLaw is the law of the study's analysis plan, empty when it has
+	// none; only the single study's endpoint fills it.
+	FitLaw string `json:"fit_law,omitempty"`
 }
 
 func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
@@ -249,6 +253,9 @@ func (s *Server) study(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	sum := StudySummary{Study: st, Counts: map[sweep.State]int{}}
+	if spec, err := sweep.Parse(st.SpecFile, []byte(st.Spec)); err == nil && spec.Analysis != nil && spec.Analysis.Fit != nil {
+		sum.FitLaw = spec.Analysis.Fit.Law
+	}
 	for _, t := range trials {
 		sum.Counts[t.State]++
 	}
