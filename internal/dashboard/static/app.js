@@ -10,6 +10,8 @@ const api = (path) => fetch("/api/v1" + path).then(async (r) => {
 });
 const $ = (sel) => document.querySelector(sel);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+// sci writes a count the way a spec does (2e8).
+const sci = (v) => (typeof v === "number" && Math.abs(v) >= 1e5 ? v.toExponential().replace("e+", "e") : num(v));
 const num = (v) => (typeof v === "number" ? (Math.abs(v) >= 1e5 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : +v.toPrecision(5)) : v);
 
 // Everything a view starts (timers, streams) is stopped when the view
@@ -97,6 +99,8 @@ function studyView(name) {
           <label><input type="checkbox" id="logx"> log x</label><label><input type="checkbox" id="logy"> log y</label></div>
         <div id="curves" class="plot"></div></div>
       <div class="card"><h2>Scaling law</h2><div id="fit" class="plot"></div><div id="fitinfo" class="muted"></div></div>
+      <div class="card" id="epochs-card" hidden><h2>Repeated data <span class="muted">(ring: best; cross: worse than the best beyond the seed noise)</span></h2>
+        <div id="epochs" class="plot"></div><div id="epochsinfo" class="muted"></div></div>
       <div class="card"><h2>Decisions</h2><div id="decisions" class="muted">none</div></div>
     </div>`;
   const state = { name, study: null, trials: new Map(), changed: new Set(), table: null, selected: null, dirty: true };
@@ -144,6 +148,7 @@ function studyView(name) {
     Promise.all([api(`/studies/${encodeURIComponent(name)}`), api(`/studies/${encodeURIComponent(name)}/trials`)])
       .then(([st, page]) => {
         if (!state.study) state.study = st;
+        state.fitLaw = st.fit_law || "";
         page.trials.forEach(put);
         state.loaded = true;
         state.dirty = true;
@@ -157,6 +162,7 @@ function studyView(name) {
   every(300, () => { if (state.ready && state.loaded && state.dirty) { state.dirty = false; render(state); } });
   every(3000, () => state.ready && curves(state));
   every(5000, () => fit(state));
+  every(5000, () => epochs(state));
 }
 
 function row(t) {
@@ -375,7 +381,7 @@ async function curves(state) {
   pick.forEach((id) => q.append("trial", id));
   let hist;
   try {
-    hist = (await api(`/studies/${encodeURIComponent(state.name)}/history?${q}`)).history;
+    hist = (await api(`/studies/${encodeURIComponent(state.name)}/history?${q}`)).history || [];
   } catch (e) {
     if ($("#curves")) $("#curves").innerHTML = `<p class="error">${esc(e.message)}</p>`;
     return;
@@ -408,7 +414,13 @@ async function curves(state) {
 
 async function fit(state) {
   const st = state.study;
-  if (!st) return;
+  if (!st || state.fitLaw == null) return;
+  if (state.fitLaw !== "power" && state.fitLaw !== "ensemble") {
+    $("#fitinfo").textContent = state.fitLaw
+      ? `the analysis plan fits ${state.fitLaw}, a law over more than one variable: asymptote fit --study ${state.name} reports it`
+      : "no analysis plan: add analysis: {fit: {law: power, x: params}} to the spec for a fitted curve";
+    return;
+  }
   // A fit bootstraps on the server: ask again only when results changed
   // (or the selection did, which only restyles).
   const results = [...state.trials.values()].filter((t) => t.result).length;
@@ -448,10 +460,129 @@ async function fit(state) {
     $("#fitinfo").textContent = (r.fits || []).map((f) => f.error).filter(Boolean).join("; ") || "no fit yet";
     return;
   }
+  // Two recipes: where their curves cross, with each crossing's
+  // bootstrap interval, over the range the curves are drawn on.
+  const drawn = (r.curves || []).filter((c) => c.x && c.x.length);
+  let cross = null;
+  if (r.curves && r.curves.length === 2 && drawn.length === 2) {
+    cross = await crossover(state, results, drawn);
+    if (!$("#fit")) return;
+    traces.push(...crossTraces(cross, drawn));
+    info.push(crossInfo(cross, r.group));
+  }
   Plotly.react("fit", traces, {
     margin: { l: 50, r: 10, t: 30, b: 40 }, legend: { orientation: "h", y: 1.12 },
     xaxis: { title: r.x, type: "log" }, yaxis: { title: st.objective, type: "log" },
   }, { displayModeBar: false, responsive: true });
   pickable(state, $("#fit"));
   $("#fitinfo").textContent = info.join("; ");
+}
+
+// crossover asks where the two recipes' curves cross between the ends of
+// the grid they are drawn on; it asks again only when results changed
+// (the server refits and bootstraps both). An error is returned as
+// {error}.
+async function crossover(state, results, curves) {
+  if (state.cross && state.cross.results === results) return state.cross.reply;
+  const lo = Math.min(...curves.map((c) => c.x[0])), hi = Math.max(...curves.map((c) => c.x[c.x.length - 1]));
+  let reply;
+  try {
+    reply = await api(`/crossover?${new URLSearchParams({ study: state.name, lo, hi })}`);
+  } catch (e) {
+    reply = { error: e.message };
+  }
+  state.cross = { results, reply };
+  return reply;
+}
+
+// interp reads curve c at x, interpolating linearly in log-log.
+function interp(c, x) {
+  let i = 1;
+  while (i < c.x.length - 1 && c.x[i] < x) i++;
+  const [x0, x1, y0, y1] = [c.x[i - 1], c.x[i], c.y[i - 1], c.y[i]];
+  const f = (Math.log(x) - Math.log(x0)) / (Math.log(x1) - Math.log(x0));
+  return Math.exp(Math.log(y0) + f * (Math.log(y1) - Math.log(y0)));
+}
+
+// crossTraces draws each crossing as a diamond on the first curve, its
+// interval as a shaded span over the height of the points.
+function crossTraces(cross, curves) {
+  if (cross.error || !cross.roots.length) return [];
+  const ys = curves.flatMap((c) => c.point_y).filter((v) => v > 0);
+  const ylo = Math.min(...ys) / 1.1, yhi = Math.max(...ys) * 1.1;
+  const out = [];
+  cross.roots.forEach((rt, k) => {
+    if (rt.lo == null) return;
+    out.push({ x: [rt.lo, rt.hi, rt.hi, rt.lo, rt.lo], y: [ylo, ylo, yhi, yhi, ylo], mode: "lines", fill: "toself",
+      fillcolor: "#d6454522", line: { width: 0 }, hoverinfo: "skip", showlegend: false, name: "crossover 95% interval" });
+  });
+  out.push({ x: cross.roots.map((rt) => rt.x), y: cross.roots.map((rt) => interp(curves[0], rt.x)), mode: "markers", name: "crossover",
+    marker: { symbol: "diamond", size: 12, color: "#d64545", line: { color: "#fff", width: 1 } },
+    hovertemplate: "crossover<br>%{x}<extra></extra>" });
+  return out;
+}
+
+// crossInfo says where the recipes cross, how sure the bootstrap is of
+// it, and whether the gap between them ever leaves the seed noise.
+function crossInfo(cross, group) {
+  if (cross.error) return `crossover: ${cross.error}`;
+  const [a, b] = cross.names.map((n) => (group ? `${group}=${n}` : n));
+  let s = cross.roots.length
+    ? `${a} and ${b} cross at ${cross.x} = ` + cross.roots.map((rt) => num(rt.x) +
+      (rt.lo != null ? ` (95%: ${num(rt.lo)} to ${num(rt.hi)})` : "") + (rt.extrapolated ? ", extrapolated" : "")).join(", ")
+    : `${a} and ${b} do not cross between ${num(cross.lo)} and ${num(cross.hi)}`;
+  if (cross.p_count && cross.p_count.length) {
+    s += ` (replicates with 0/1/2/3+ crossings: ${cross.p_count.map((p) => Math.round(100 * p) + "%").join("/")})`;
+  }
+  if (cross.within_noise) s += `; the gap between the curves (at most ${num(cross.max_gap)}) stays within the seed noise, so the crossing may be noise`;
+  return s;
+}
+
+// epochs draws the repeated-data analysis of a study whose trials train
+// on a pool of unique tokens: each (params, unique tokens) series of loss
+// against epochs, the data-constrained law fitted to all of them, each
+// series' best epoch count and where repeating starts to hurt. It asks
+// again only when results changed.
+async function epochs(state) {
+  const all = [...state.trials.values()];
+  const repeated = all.some((t) => (t.params && t.params.unique_tokens != null) || (t.result && t.result.metrics && t.result.metrics.unique_tokens != null));
+  const results = all.filter((t) => t.result).length;
+  if (!repeated || !results || results === state.epochsKey) return;
+  state.epochsKey = results;
+  let r;
+  try {
+    r = await api(`/studies/${encodeURIComponent(state.name)}/epochs`);
+  } catch (e) {
+    if ($("#epochsinfo")) { $("#epochs-card").hidden = false; $("#epochsinfo").textContent = e.message; }
+    return;
+  }
+  if (!$("#epochs")) return; // the view changed while we waited
+  $("#epochs-card").hidden = false;
+  const colors = ["#2f6fec", "#e8a33d", "#1f9d55", "#9b51e0", "#d64545", "#00a3a3"];
+  const traces = [], info = [];
+  r.series.forEach((s, i) => {
+    const color = colors[i % colors.length];
+    const label = `N=${sci(s.params)}, U=${sci(s.unique_tokens)}`;
+    traces.push({ x: s.epochs, y: s.loss, mode: "markers", marker: { color, size: 7 }, name: label,
+      customdata: s.seeds, hovertemplate: `${label}<br>%{x} epochs: %{y} (mean of %{customdata} seeds)<extra></extra>` });
+    if (s.fit_epochs) {
+      traces.push({ x: s.fit_epochs, y: s.fit_loss, mode: "lines", line: { color, width: 1.5 }, name: label + " fit", showlegend: false, hoverinfo: "skip" });
+    }
+    const at = (e) => s.loss[s.epochs.indexOf(e)];
+    traces.push({ x: [s.best_epochs], y: [at(s.best_epochs)], mode: "markers", name: label + " best", showlegend: false,
+      marker: { symbol: "circle-open", size: 16, color, line: { width: 2 } }, hovertemplate: `${label}: best at %{x} epochs<extra></extra>` });
+    if (s.degrades_at != null) {
+      traces.push({ x: [s.degrades_at], y: [at(s.degrades_at)], mode: "markers", name: label + " degrades", showlegend: false,
+        marker: { symbol: "x-thin-open", size: 16, color, line: { width: 3 } }, hovertemplate: `${label}: repetition hurts from %{x} epochs<extra></extra>` });
+    }
+    info.push(`${label}: best at ${num(s.best_epochs)} epochs, ` + (s.degrades_at != null ? `worse from ${num(s.degrades_at)}` : "no degradation seen"));
+  });
+  Plotly.react("epochs", traces, {
+    margin: { l: 50, r: 10, t: 30, b: 40 }, legend: { orientation: "h", y: 1.12 },
+    xaxis: { title: "epochs", type: "log" }, yaxis: { title: state.study ? state.study.objective : "loss" },
+  }, { displayModeBar: false, responsive: true });
+  const rd = r.fit && r.fit.RD_star;
+  $("#epochsinfo").textContent = `seed noise σ = ${num(r.sigma_seed)} (${r.sigma_source}), degradation beyond ${num(r.z)}σ. ` +
+    (r.fit ? `Data-constrained fit: R_D* = ${num(rd)} (repeated tokens are worth 1/e of a fresh one after that many repeats). ` : `No data-constrained fit: ${r.fit_error}. `) +
+    info.join("; ");
 }
