@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -142,6 +143,35 @@ func TestAPI(t *testing.T) {
 	}
 	if all.Trials[2].ID != page.Trials[0].ID {
 		t.Errorf("offset 2 starts at %s, want the third trial %s", page.Trials[0].ID, all.Trials[2].ID)
+	}
+	// The same page as columns: entry i of every column is trial i's.
+	var cols httpapi.TrialColumns
+	e.get("/api/v1/studies/web/trials?format=columns&sort=-objective&offset=2&limit=3", 200, &cols)
+	if cols.Total != 12 || cols.Offset != 2 || cols.Count != 3 || len(cols.ID) != 3 || len(cols.Params) != len(page.Trials[0].Params) {
+		t.Fatalf("columns: %+v, want the page of 3 at offset 2 of 12 with every parameter", cols)
+	}
+	for i, tr := range page.Trials {
+		if cols.ID[i] != tr.ID || cols.Index[i] != tr.Index || cols.State[i] != tr.State || cols.Seed[i] != tr.Seed || cols.Attempt[i] != tr.Attempt ||
+			cols.Updated[i] != tr.Updated.UnixMicro() || cols.Objective[i] == nil || *cols.Objective[i] != *tr.Result.Objective {
+			t.Errorf("columns, trial %d: %s %d %s %d %d %d %v; the record has %s %d %s %d %d %d %g", i, cols.ID[i], cols.Index[i], cols.State[i], cols.Seed[i], cols.Attempt[i],
+				cols.Updated[i], cols.Objective[i], tr.ID, tr.Index, tr.State, tr.Seed, tr.Attempt, tr.Updated.UnixMicro(), *tr.Result.Objective)
+		}
+		for k, v := range tr.Params {
+			if col := cols.Params[k]; len(col) != 3 || col[i] != v {
+				t.Errorf("columns, trial %d: parameter %s is %v, the record's %v", i, k, col, v)
+			}
+		}
+		for k, v := range tr.Result.Metrics {
+			if col := cols.Metrics[k]; len(col) != 3 || col[i] == nil || *col[i] != v {
+				t.Errorf("columns, trial %d: metric %s is %v, the record's %g", i, k, col, v)
+			}
+		}
+	}
+	// metric= keeps only the metrics it names.
+	var oneMetric httpapi.TrialColumns
+	e.get("/api/v1/studies/web/trials?format=columns&metric=train_loss", 200, &oneMetric)
+	if _, ok := oneMetric.Metrics["train_loss"]; len(oneMetric.Metrics) != 1 || !ok || oneMetric.Count != 12 {
+		t.Errorf("columns with metric=train_loss: %d trials, metrics %v", oneMetric.Count, slices.Collect(maps.Keys(oneMetric.Metrics)))
 	}
 	e.get("/api/v1/studies/web/trials?sort=params", 200, &all)
 	if p0, p1 := all.Trials[0].Params["params"].(float64), all.Trials[11].Params["params"].(float64); p0 != 1e6 || p1 != 3e8 {
