@@ -362,6 +362,10 @@ func TestDashboard(t *testing.T) {
 	// The fit plot: points, the fitted curve, its band and the asymptote.
 	b.waitJS(t, 20*time.Second, `(() => { const d = document.getElementById("fit").data || [];
 		return d.some(t => t.fill === "tonexty") && d.some(t => /asymptote/.test(t.name)) && d.some(t => t.mode === "markers" && t.x.length === 12); })()`)
+	// Its trials all train for one epoch: no repeated-data plot.
+	if hidden := eval[bool](t, b, `document.getElementById("epochs-card").hidden`); !hidden {
+		t.Errorf("the repeated-data plot shows for a study of one epoch count")
+	}
 	// Learning curves of the best trials, against tokens on log axes.
 	b.waitJS(t, 20*time.Second, `(document.getElementById("curves").data || []).length > 0`)
 	b.run(t, chromedp.SetValue(chromedp.CSS(`#xaxis`), "tokens"), chromedp.Click(chromedp.CSS(`#logx`)))

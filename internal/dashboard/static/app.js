@@ -123,7 +123,9 @@ function studyView(name) {
   state.table.on("tableBuilt", () => { state.ready = true; state.dirty = true; });
 
   // Changes stream in from the moment the page opens; the records
-  // themselves come in one bulk request. An event applies only if it is
+  // themselves come in one bulk request, as columns with the one metric
+  // the page reads (it counts the trials itself, so the study comes
+  // without its counts). An event applies only if it is
   // not older than what the page holds, so the order of the two does not
   // matter.
   const es = new EventSource(`/api/v1/studies/${encodeURIComponent(name)}/events?snapshot=0`);
@@ -132,7 +134,7 @@ function studyView(name) {
   onLeave(() => $("#live").classList.remove("on"));
   const put = (t) => {
     const old = state.trials.get(t.id);
-    if (old && Date.parse(old.updated) > Date.parse(t.updated)) return;
+    if (old && stamp(old) > stamp(t)) return;
     state.trials.set(t.id, t);
     state.changed.add(t.id);
     state.dirty = true;
@@ -145,11 +147,11 @@ function studyView(name) {
     $("#live").classList.add("on");
     if (state.loading) return; // a reconnect
     state.loading = true;
-    Promise.all([api(`/studies/${encodeURIComponent(name)}`), api(`/studies/${encodeURIComponent(name)}/trials`)])
+    Promise.all([api(`/studies/${encodeURIComponent(name)}?counts=0`), api(`/studies/${encodeURIComponent(name)}/trials?format=columns&metric=unique_tokens`)])
       .then(([st, page]) => {
         if (!state.study) state.study = st;
         state.fitLaw = st.fit_law || "";
-        page.trials.forEach(put);
+        fromColumns(page).forEach(put);
         state.loaded = true;
         state.dirty = true;
       })
@@ -165,9 +167,39 @@ function studyView(name) {
   every(5000, () => epochs(state));
 }
 
+// stamp is when a trial's record last changed, in Unix milliseconds: a
+// record from the event stream has it as text, one from the bulk load as
+// a number.
+function stamp(t) {
+  return typeof t.updated === "number" ? t.updated : Date.parse(t.updated);
+}
+
+// fromColumns turns the bulk load's columns (format=columns) into the
+// parts of trial records the page reads. A trial has a result when it has
+// an objective or a metric.
+function fromColumns(c) {
+  const params = Object.entries(c.params || {}), metrics = Object.entries(c.metrics || {});
+  const out = new Array(c.count);
+  for (let i = 0; i < c.count; i++) {
+    const p = {};
+    for (const [k, col] of params) if (col[i] !== null) p[k] = col[i];
+    let result = null;
+    const obj = c.objective[i];
+    for (const [k, col] of metrics) {
+      if (col[i] === null) continue;
+      result = result || { objective: obj, metrics: {} };
+      result.metrics[k] = col[i];
+    }
+    if (!result && obj !== null) result = { objective: obj, metrics: {} };
+    out[i] = { id: c.id[i], index: c.index[i], state: c.state[i], seed: c.seed[i], attempt: c.attempt[i],
+      updated: Math.floor(c.updated[i] / 1000), params: p, result };
+  }
+  return out;
+}
+
 function row(t) {
   const r = { trial: t.id, state: t.state, seed: t.seed, attempts: t.attempt };
-  for (const [k, v] of Object.entries(t.params || {})) r["p:" + k] = v;
+  for (const k in t.params) r["p:" + k] = t.params[k];
   r.objective = t.result && t.result.objective != null ? t.result.objective : null;
   return r;
 }
@@ -191,10 +223,15 @@ function render(state) {
   if (added) {
     state.shown = all.length;
     const rows = all.map(row);
-    const allParams = [...new Set(rows.flatMap((r) => Object.keys(r).filter((k) => k.startsWith("p:"))))].sort();
+    const seen = new Set();
+    for (const t of all) for (const k in t.params) seen.add("p:" + k);
+    const allParams = [...seen].sort();
     // The table shows what the study varies; what it holds fixed is
     // listed once above it.
-    const varies = (p) => { const first = JSON.stringify(rows[0][p]); return rows.some((r) => JSON.stringify(r[p]) !== first); };
+    const varies = (p) => {
+      const first = rows[0][p], text = JSON.stringify(first);
+      return rows.some((r) => r[p] !== first && JSON.stringify(r[p]) !== text);
+    };
     state.params = allParams.filter(varies);
     const fixed = allParams.filter((p) => !state.params.includes(p));
     $("#fixed").textContent = fixed.length && rows.length ? "fixed: " + fixed.map((p) => `${p.slice(2)}=${num(rows[0][p])}`).join(", ") : "";
@@ -279,7 +316,13 @@ function parcoords(state, rows, params) {
 // over every finished trial, drawn or not.
 function applyFilter(state) {
   const pc = state.pc;
-  if (!pc || !state.pcAll || !pc.ranges.some((r) => r)) return state.table.clearFilter();
+  if (!pc || !state.pcAll || !pc.ranges.some((r) => r)) {
+    // Clearing refilters every row: only when a filter is set.
+    if (state.filtered) state.table.clearFilter();
+    state.filtered = false;
+    return;
+  }
+  state.filtered = true;
   const { rows, value } = state.pcAll;
   const keep = new Set();
   for (const r of rows) {
@@ -538,16 +581,33 @@ function crossInfo(cross, group) {
   return s;
 }
 
-// epochs draws the repeated-data analysis of a study whose trials train
-// on a pool of unique tokens: each (params, unique tokens) series of loss
-// against epochs, the data-constrained law fitted to all of them, each
-// series' best epoch count and where repeating starts to hurt. It asks
+// repeats reports whether trials train over more than one number of
+// epochs (tokens over unique tokens, or their epochs parameter): what the
+// repeated-data plot is about. A measured value wins over a parameter, as
+// on the server.
+function repeats(trials) {
+  const seen = new Set();
+  const get = (t, k) => (t.result && t.result.metrics && t.result.metrics[k] != null ? t.result.metrics[k] : t.params && t.params[k]);
+  for (const t of trials) {
+    const u = get(t, "unique_tokens");
+    if (!(u > 0)) continue;
+    const d = get(t, "tokens"), e = d > 0 ? d / u : get(t, "epochs");
+    if (e > 0) seen.add(+e.toPrecision(6));
+    if (seen.size > 1) return true;
+  }
+  return false;
+}
+
+// epochs draws the repeated-data analysis of a study whose trials repeat
+// a pool of unique tokens over more than one number of epochs: each
+// (params, unique tokens) series of loss against epochs, the
+// data-constrained law fitted to all of them, each series' best epoch
+// count and where repeating starts to hurt. It asks
 // again only when results changed.
 async function epochs(state) {
   const all = [...state.trials.values()];
-  const repeated = all.some((t) => (t.params && t.params.unique_tokens != null) || (t.result && t.result.metrics && t.result.metrics.unique_tokens != null));
   const results = all.filter((t) => t.result).length;
-  if (!repeated || !results || results === state.epochsKey) return;
+  if (!results || results === state.epochsKey || !repeats(all)) return;
   state.epochsKey = results;
   let r;
   try {
