@@ -210,8 +210,15 @@ func (b *browser) screenshot(t *testing.T, name string) {
 	if !*update {
 		return
 	}
+	b.write(t, chromedp.FullScreenshot(100), name)
+}
+
+// write waits for the page to settle, then writes the image shoot takes
+// to docs/img/name.
+func (b *browser) write(t *testing.T, shoot chromedp.Action[[]byte], name string) {
+	t.Helper()
 	b.run(t, chromedp.Sleep(500*time.Millisecond))
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(b.ctx, shoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +227,26 @@ func (b *browser) screenshot(t *testing.T, name string) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s", path)
+}
+
+// example returns the spec of examples/name.
+func example(t *testing.T, name string) string {
+	t.Helper()
+	spec, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(spec)
+}
+
+// shot writes a screenshot of the element sel matches to docs/img/name,
+// under -update.
+func (b *browser) shot(t *testing.T, sel, name string) {
+	t.Helper()
+	if !*update {
+		return
+	}
+	b.write(t, chromedp.Screenshot(chromedp.CSS(sel)), name)
 }
 
 // TestDashboard drives every view in a real headless Chromium against a
@@ -336,6 +363,10 @@ func TestDashboard(t *testing.T) {
 	// The fit plot: points, the fitted curve, its band and the asymptote.
 	b.waitJS(t, 20*time.Second, `(() => { const d = document.getElementById("fit").data || [];
 		return d.some(t => t.fill === "tonexty") && d.some(t => /asymptote/.test(t.name)) && d.some(t => t.mode === "markers" && t.x.length === 12); })()`)
+	// Its trials all train for one epoch: no repeated-data plot.
+	if hidden := eval[bool](t, b, `document.getElementById("epochs-card").hidden`); !hidden {
+		t.Errorf("the repeated-data plot shows for a study of one epoch count")
+	}
 	// Learning curves of the best trials, against tokens on log axes.
 	b.waitJS(t, 20*time.Second, `(document.getElementById("curves").data || []).length > 0`)
 	b.run(t, chromedp.SetValue(chromedp.CSS(`#xaxis`), "tokens"), chromedp.Click(chromedp.CSS(`#logx`)))

@@ -79,6 +79,7 @@ var routes = []route{
 	{"GET", "/api/v1/studies/{study}/trials/{trial}", (*Server).trial},
 	{"GET", "/api/v1/studies/{study}/history", (*Server).history},
 	{"GET", "/api/v1/studies/{study}/fit", (*Server).fit},
+	{"GET", "/api/v1/studies/{study}/epochs", (*Server).epochs},
 	{"GET", "/api/v1/studies/{study}/events", (*Server).events},
 	{"GET", "/api/v1/crossover", (*Server).crossover},
 	{"GET", "/api/v1/agents", (*Server).agents},
@@ -179,11 +180,24 @@ func (s *Server) getJSON(ctx context.Context, key string, v any) (bool, error) {
 }
 
 func (s *Server) loadTrials(ctx context.Context, study string) ([]api.Trial, error) {
-	var out []api.Trial
+	// A trial record is a large value: gathered in chunks that are never
+	// regrown and copied once into place, 100,000 of them cost a copy, not
+	// the many of a doubling slice.
+	var chunks [][]api.Trial
+	cur, n := make([]api.Trial, 0, 256), 0
 	err := s.store.StudyTrials(ctx, study, func(v store.Versioned[api.Trial]) error {
-		out = append(out, v.Value)
+		if len(cur) == cap(cur) {
+			chunks = append(chunks, cur)
+			cur = make([]api.Trial, 0, 2*cap(cur))
+		}
+		cur = append(cur, v.Value)
+		n++
 		return nil
 	})
+	out := make([]api.Trial, 0, n)
+	for _, c := range append(chunks, cur) {
+		out = append(out, c...)
+	}
 	slices.SortFunc(out, func(a, b api.Trial) int { return cmp.Compare(a.Index, b.Index) })
 	return out, err
 }
@@ -193,6 +207,9 @@ func (s *Server) loadTrials(ctx context.Context, study string) ([]api.Trial, err
 type StudySummary struct {
 	api.Study
 	Counts map[sweep.State]int `json:"counts"`
+	// FitLaw is the law of the study's analysis plan, empty when it has
+	// none; only the single study's endpoint fills it.
+	FitLaw string `json:"fit_law,omitempty"`
 }
 
 func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
@@ -239,18 +256,30 @@ func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// study returns one study with its trials counted by state; counts=0
+// leaves them out, for a client that reads every trial anyway (a large
+// study's page), which spares the server reading them twice.
 func (s *Server) study(w http.ResponseWriter, r *http.Request) error {
 	st, err := s.loadStudy(r.Context(), r.PathValue("study"))
 	if err != nil {
 		return err
 	}
-	trials, err := s.loadTrials(r.Context(), st.Name)
-	if err != nil {
-		return err
-	}
 	sum := StudySummary{Study: st, Counts: map[sweep.State]int{}}
-	for _, t := range trials {
-		sum.Counts[t.State]++
+	if spec, err := sweep.Parse(st.SpecFile, []byte(st.Spec)); err == nil && spec.Analysis != nil && spec.Analysis.Fit != nil {
+		sum.FitLaw = spec.Analysis.Fit.Law
+	}
+	switch c := r.URL.Query().Get("counts"); c {
+	case "0":
+	case "", "1":
+		trials, err := s.loadTrials(r.Context(), st.Name)
+		if err != nil {
+			return err
+		}
+		for _, t := range trials {
+			sum.Counts[t.State]++
+		}
+	default:
+		return badField("counts", "counts=%q: want 0 (leave the counts out) or 1 (the default)", c)
 	}
 	writeJSON(w, http.StatusOK, sum)
 	return nil
@@ -310,7 +339,10 @@ func (s *Server) trial(w http.ResponseWriter, r *http.Request) error {
 // trials lists a study's trials, filtered, sorted and paged on the
 // server: state=STATE (repeatable), sort=FIELD or -FIELD (index,
 // objective, seed, updated, or a parameter's name), offset, limit;
-// format=jsonl streams one trial a line instead of one JSON document.
+// format=jsonl streams one trial a line instead of one JSON document, and
+// format=columns is one document of columns (TrialColumns), the compact
+// form a large study's table loads, with only the metrics metric= names
+// when it is given (metric= alone: none).
 func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	study := r.PathValue("study")
@@ -357,10 +389,18 @@ func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
 	switch f := q.Get("format"); f {
 	case "", "json":
 		writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "trials": trials})
+	case "columns":
+		var only []string
+		if m, ok := q["metric"]; ok {
+			only = m
+		}
+		if err := writeColumns(w, trialColumns(trials, total, offset, only)); err != nil {
+			s.log.Debug("trials response cut short", "error", err)
+		}
 	default:
 		write, ok := trialWriters[f]
 		if !ok {
-			return badField("format", "unknown format %q; want json, jsonl, csv or parquet", f)
+			return badField("format", "unknown format %q; want json, columns, jsonl, csv or parquet", f)
 		}
 		w.Header().Set("Content-Type", contentTypes[f])
 		// Which columns are parameters and which metrics, for a client

@@ -6,9 +6,13 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"maps"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -139,6 +143,35 @@ func TestAPI(t *testing.T) {
 	}
 	if all.Trials[2].ID != page.Trials[0].ID {
 		t.Errorf("offset 2 starts at %s, want the third trial %s", page.Trials[0].ID, all.Trials[2].ID)
+	}
+	// The same page as columns: entry i of every column is trial i's.
+	var cols httpapi.TrialColumns
+	e.get("/api/v1/studies/web/trials?format=columns&sort=-objective&offset=2&limit=3", 200, &cols)
+	if cols.Total != 12 || cols.Offset != 2 || cols.Count != 3 || len(cols.ID) != 3 || len(cols.Params) != len(page.Trials[0].Params) {
+		t.Fatalf("columns: %+v, want the page of 3 at offset 2 of 12 with every parameter", cols)
+	}
+	for i, tr := range page.Trials {
+		if cols.ID[i] != tr.ID || cols.Index[i] != tr.Index || cols.State[i] != tr.State || cols.Seed[i] != tr.Seed || cols.Attempt[i] != tr.Attempt ||
+			cols.Updated[i] != tr.Updated.UnixMicro() || cols.Objective[i] == nil || *cols.Objective[i] != *tr.Result.Objective {
+			t.Errorf("columns, trial %d: %s %d %s %d %d %d %v; the record has %s %d %s %d %d %d %g", i, cols.ID[i], cols.Index[i], cols.State[i], cols.Seed[i], cols.Attempt[i],
+				cols.Updated[i], cols.Objective[i], tr.ID, tr.Index, tr.State, tr.Seed, tr.Attempt, tr.Updated.UnixMicro(), *tr.Result.Objective)
+		}
+		for k, v := range tr.Params {
+			if col := cols.Params[k]; len(col) != 3 || col[i] != v {
+				t.Errorf("columns, trial %d: parameter %s is %v, the record's %v", i, k, col, v)
+			}
+		}
+		for k, v := range tr.Result.Metrics {
+			if col := cols.Metrics[k]; len(col) != 3 || col[i] == nil || *col[i] != v {
+				t.Errorf("columns, trial %d: metric %s is %v, the record's %g", i, k, col, v)
+			}
+		}
+	}
+	// metric= keeps only the metrics it names.
+	var oneMetric httpapi.TrialColumns
+	e.get("/api/v1/studies/web/trials?format=columns&metric=train_loss", 200, &oneMetric)
+	if _, ok := oneMetric.Metrics["train_loss"]; len(oneMetric.Metrics) != 1 || !ok || oneMetric.Count != 12 {
+		t.Errorf("columns with metric=train_loss: %d trials, metrics %v", oneMetric.Count, slices.Collect(maps.Keys(oneMetric.Metrics)))
 	}
 	e.get("/api/v1/studies/web/trials?sort=params", 200, &all)
 	if p0, p1 := all.Trials[0].Params["params"].(float64), all.Trials[11].Params["params"].(float64); p0 != 1e6 || p1 != 3e8 {
@@ -352,28 +385,24 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 }
 
+// example returns the spec of examples/name.
+func example(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // TestCrossover compares two recipes of one study, grouped by alpha, whose
-// curves cross where 100·N^-0.2 = 2000·N^-0.4, at N = 20^5 = 3.2e6.
+// curves cross where 100·N^-0.2 = 2000·N^-0.4, at N = 20^5 = 3.2e6
+// (examples/synthetic-crossover.yaml).
 func TestCrossover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: embedded servers")
 	}
-	e, _ := serve(t, `name: cross
-method: synthetic
-space:
-  params: [3e5, 1e6, 3e6, 1e7, 3e7, 1e8]
-  alpha: [0.2, 0.4]
-fixed:
-  tokens: 1e12
-  E: 1.5
-  noise: 0.002
-derived:
-  A: 100 * 20 ^ ((alpha - 0.2) / 0.2)
-seeds: [0, 1]
-analysis:
-  fit: {law: power, x: params, group: alpha, bootstrap: 100}
-resources: {cpu: 0.25, memory: 16MiB}
-`)
+	e, _ := serve(t, example(t, "synthetic-crossover.yaml"))
 	var r httpapi.CrossoverReply
 	e.get("/api/v1/crossover?study=cross&lo=1e5&hi=1e9", 200, &r)
 	if len(r.Roots) != 1 {
@@ -447,4 +476,49 @@ func TestEventsLive(t *testing.T) {
 		}
 	}
 	t.Fatalf("the stream ended without a trial event: %v", ctx.Err())
+}
+
+// TestEpochs analyses a study over repeated data
+// (examples/synthetic-epochs.yaml) whose weight decay is held at its
+// one-epoch optimum, so that its loss falls with the first
+// repeats and rises once the optimum has moved away: every series must
+// have a best epoch count, a later one where it degrades beyond the seed
+// noise, and a fitted data-constrained curve over its epochs.
+func TestEpochs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: embedded servers")
+	}
+	e, _ := serve(t, example(t, "synthetic-epochs.yaml"))
+	var r httpapi.EpochsReply
+	e.get("/api/v1/studies/reps/epochs", 200, &r)
+	if len(r.Series) != 4 || r.Z != 2 || !strings.Contains(r.SigmaSource, "replicated") || r.FitError != "" || len(r.Fit) == 0 {
+		t.Fatalf("reply %+v, want 4 series, z 2, σ from the replicates and a fit", r)
+	}
+	for _, s := range r.Series {
+		if len(s.Epochs) != 7 || len(s.Loss) != 7 || s.Seeds[0] != 2 {
+			t.Errorf("series %g/%g: %d epoch counts of %v seeds, want 7 of 2", s.Params, s.UniqueTokens, len(s.Epochs), s.Seeds)
+			continue
+		}
+		if s.DegradesAt == nil || *s.DegradesAt <= s.Best {
+			t.Errorf("series %g/%g: best at %g, degrades at %v; want a degradation after the best", s.Params, s.UniqueTokens, s.Best, s.DegradesAt)
+			continue
+		}
+		best := slices.Min(s.Loss)
+		at := s.Loss[slices.Index(s.Epochs, *s.DegradesAt)]
+		if at <= best+r.Z*r.Sigma {
+			t.Errorf("series %g/%g: loss %g at %g epochs is within %g·σ of the best %g", s.Params, s.UniqueTokens, at, *s.DegradesAt, r.Z, best)
+		}
+		if len(s.FitEpochs) != 60 || s.FitEpochs[0] != s.Epochs[0] || math.Abs(s.FitEpochs[59]-s.Epochs[6]) > 1e-9*s.Epochs[6] {
+			t.Errorf("series %g/%g: fitted curve over %d epochs from %v, want 60 spanning the data", s.Params, s.UniqueTokens, len(s.FitEpochs), s.FitEpochs[:1])
+		}
+		// The curve's ends are the data's first and last epoch counts.
+		for _, end := range [][2]float64{{s.FitLoss[0], s.Loss[0]}, {s.FitLoss[59], s.Loss[6]}} {
+			if math.Abs(end[0]-end[1])/end[1] > 0.1 {
+				t.Errorf("series %g/%g: fitted loss %g where the data has %g", s.Params, s.UniqueTokens, end[0], end[1])
+			}
+		}
+	}
+	e.wantField("/api/v1/studies/reps/epochs?z=0", 400, "z")
+	e.wantField("/api/v1/studies/reps/epochs?noise=-1", 400, "noise")
+	e.wantField("/api/v1/studies/none/epochs", 404, "study")
 }

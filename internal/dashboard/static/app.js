@@ -10,6 +10,8 @@ const api = (path) => fetch("/api/v1" + path).then(async (r) => {
 });
 const $ = (sel) => document.querySelector(sel);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+// sci writes a count the way a spec does (2e8).
+const sci = (v) => (typeof v === "number" && Math.abs(v) >= 1e5 ? v.toExponential().replace("e+", "e") : num(v));
 const num = (v) => (typeof v === "number" ? (Math.abs(v) >= 1e5 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : +v.toPrecision(5)) : v);
 
 // Everything a view starts (timers, streams) is stopped when the view
@@ -97,6 +99,8 @@ function studyView(name) {
           <label><input type="checkbox" id="logx"> log x</label><label><input type="checkbox" id="logy"> log y</label></div>
         <div id="curves" class="plot"></div></div>
       <div class="card"><h2>Scaling law</h2><div id="fit" class="plot"></div><div id="fitinfo" class="muted"></div></div>
+      <div class="card" id="epochs-card" hidden><h2>Repeated data <span class="muted">(ring: best; cross: worse than the best beyond the seed noise)</span></h2>
+        <div id="epochs" class="plot"></div><div id="epochsinfo" class="muted"></div></div>
       <div class="card"><h2>Decisions</h2><div id="decisions" class="muted">none</div></div>
     </div>`;
   const state = { name, study: null, trials: new Map(), changed: new Set(), table: null, selected: null, dirty: true };
@@ -119,7 +123,9 @@ function studyView(name) {
   state.table.on("tableBuilt", () => { state.ready = true; state.dirty = true; });
 
   // Changes stream in from the moment the page opens; the records
-  // themselves come in one bulk request. An event applies only if it is
+  // themselves come in one bulk request, as columns with the one metric
+  // the page reads (it counts the trials itself, so the study comes
+  // without its counts). An event applies only if it is
   // not older than what the page holds, so the order of the two does not
   // matter.
   const es = new EventSource(`/api/v1/studies/${encodeURIComponent(name)}/events?snapshot=0`);
@@ -128,7 +134,7 @@ function studyView(name) {
   onLeave(() => $("#live").classList.remove("on"));
   const put = (t) => {
     const old = state.trials.get(t.id);
-    if (old && Date.parse(old.updated) > Date.parse(t.updated)) return;
+    if (old && stamp(old) > stamp(t)) return;
     state.trials.set(t.id, t);
     state.changed.add(t.id);
     state.dirty = true;
@@ -141,10 +147,11 @@ function studyView(name) {
     $("#live").classList.add("on");
     if (state.loading) return; // a reconnect
     state.loading = true;
-    Promise.all([api(`/studies/${encodeURIComponent(name)}`), api(`/studies/${encodeURIComponent(name)}/trials`)])
+    Promise.all([api(`/studies/${encodeURIComponent(name)}?counts=0`), api(`/studies/${encodeURIComponent(name)}/trials?format=columns&metric=unique_tokens`)])
       .then(([st, page]) => {
         if (!state.study) state.study = st;
-        page.trials.forEach(put);
+        state.fitLaw = st.fit_law || "";
+        fromColumns(page).forEach(put);
         state.loaded = true;
         state.dirty = true;
       })
@@ -157,11 +164,42 @@ function studyView(name) {
   every(300, () => { if (state.ready && state.loaded && state.dirty) { state.dirty = false; render(state); } });
   every(3000, () => state.ready && curves(state));
   every(5000, () => fit(state));
+  every(5000, () => epochs(state));
+}
+
+// stamp is when a trial's record last changed, in Unix milliseconds: a
+// record from the event stream has it as text, one from the bulk load as
+// a number.
+function stamp(t) {
+  return typeof t.updated === "number" ? t.updated : Date.parse(t.updated);
+}
+
+// fromColumns turns the bulk load's columns (format=columns) into the
+// parts of trial records the page reads. A trial has a result when it has
+// an objective or a metric.
+function fromColumns(c) {
+  const params = Object.entries(c.params || {}), metrics = Object.entries(c.metrics || {});
+  const out = new Array(c.count);
+  for (let i = 0; i < c.count; i++) {
+    const p = {};
+    for (const [k, col] of params) if (col[i] !== null) p[k] = col[i];
+    let result = null;
+    const obj = c.objective[i];
+    for (const [k, col] of metrics) {
+      if (col[i] === null) continue;
+      result = result || { objective: obj, metrics: {} };
+      result.metrics[k] = col[i];
+    }
+    if (!result && obj !== null) result = { objective: obj, metrics: {} };
+    out[i] = { id: c.id[i], index: c.index[i], state: c.state[i], seed: c.seed[i], attempt: c.attempt[i],
+      updated: Math.floor(c.updated[i] / 1000), params: p, result };
+  }
+  return out;
 }
 
 function row(t) {
   const r = { trial: t.id, state: t.state, seed: t.seed, attempts: t.attempt };
-  for (const [k, v] of Object.entries(t.params || {})) r["p:" + k] = v;
+  for (const k in t.params) r["p:" + k] = t.params[k];
   r.objective = t.result && t.result.objective != null ? t.result.objective : null;
   return r;
 }
@@ -185,10 +223,15 @@ function render(state) {
   if (added) {
     state.shown = all.length;
     const rows = all.map(row);
-    const allParams = [...new Set(rows.flatMap((r) => Object.keys(r).filter((k) => k.startsWith("p:"))))].sort();
+    const seen = new Set();
+    for (const t of all) for (const k in t.params) seen.add("p:" + k);
+    const allParams = [...seen].sort();
     // The table shows what the study varies; what it holds fixed is
     // listed once above it.
-    const varies = (p) => { const first = JSON.stringify(rows[0][p]); return rows.some((r) => JSON.stringify(r[p]) !== first); };
+    const varies = (p) => {
+      const first = rows[0][p], text = JSON.stringify(first);
+      return rows.some((r) => r[p] !== first && JSON.stringify(r[p]) !== text);
+    };
     state.params = allParams.filter(varies);
     const fixed = allParams.filter((p) => !state.params.includes(p));
     $("#fixed").textContent = fixed.length && rows.length ? "fixed: " + fixed.map((p) => `${p.slice(2)}=${num(rows[0][p])}`).join(", ") : "";
@@ -273,7 +316,13 @@ function parcoords(state, rows, params) {
 // over every finished trial, drawn or not.
 function applyFilter(state) {
   const pc = state.pc;
-  if (!pc || !state.pcAll || !pc.ranges.some((r) => r)) return state.table.clearFilter();
+  if (!pc || !state.pcAll || !pc.ranges.some((r) => r)) {
+    // Clearing refilters every row: only when a filter is set.
+    if (state.filtered) state.table.clearFilter();
+    state.filtered = false;
+    return;
+  }
+  state.filtered = true;
   const { rows, value } = state.pcAll;
   const keep = new Set();
   for (const r of rows) {
@@ -375,7 +424,7 @@ async function curves(state) {
   pick.forEach((id) => q.append("trial", id));
   let hist;
   try {
-    hist = (await api(`/studies/${encodeURIComponent(state.name)}/history?${q}`)).history;
+    hist = (await api(`/studies/${encodeURIComponent(state.name)}/history?${q}`)).history || [];
   } catch (e) {
     if ($("#curves")) $("#curves").innerHTML = `<p class="error">${esc(e.message)}</p>`;
     return;
@@ -408,7 +457,13 @@ async function curves(state) {
 
 async function fit(state) {
   const st = state.study;
-  if (!st) return;
+  if (!st || state.fitLaw == null) return;
+  if (state.fitLaw !== "power" && state.fitLaw !== "ensemble") {
+    $("#fitinfo").textContent = state.fitLaw
+      ? `the analysis plan fits ${state.fitLaw}, a law over more than one variable: asymptote fit --study ${state.name} reports it`
+      : "no analysis plan: add analysis: {fit: {law: power, x: params}} to the spec for a fitted curve";
+    return;
+  }
   // A fit bootstraps on the server: ask again only when results changed
   // (or the selection did, which only restyles).
   const results = [...state.trials.values()].filter((t) => t.result).length;
@@ -448,10 +503,146 @@ async function fit(state) {
     $("#fitinfo").textContent = (r.fits || []).map((f) => f.error).filter(Boolean).join("; ") || "no fit yet";
     return;
   }
+  // Two recipes: where their curves cross, with each crossing's
+  // bootstrap interval, over the range the curves are drawn on.
+  const drawn = (r.curves || []).filter((c) => c.x && c.x.length);
+  let cross = null;
+  if (r.curves && r.curves.length === 2 && drawn.length === 2) {
+    cross = await crossover(state, results, drawn);
+    if (!$("#fit")) return;
+    traces.push(...crossTraces(cross, drawn));
+    info.push(crossInfo(cross, r.group));
+  }
   Plotly.react("fit", traces, {
     margin: { l: 50, r: 10, t: 30, b: 40 }, legend: { orientation: "h", y: 1.12 },
     xaxis: { title: r.x, type: "log" }, yaxis: { title: st.objective, type: "log" },
   }, { displayModeBar: false, responsive: true });
   pickable(state, $("#fit"));
   $("#fitinfo").textContent = info.join("; ");
+}
+
+// crossover asks where the two recipes' curves cross between the ends of
+// the grid they are drawn on; it asks again only when results changed
+// (the server refits and bootstraps both). An error is returned as
+// {error}.
+async function crossover(state, results, curves) {
+  if (state.cross && state.cross.results === results) return state.cross.reply;
+  const lo = Math.min(...curves.map((c) => c.x[0])), hi = Math.max(...curves.map((c) => c.x[c.x.length - 1]));
+  let reply;
+  try {
+    reply = await api(`/crossover?${new URLSearchParams({ study: state.name, lo, hi })}`);
+  } catch (e) {
+    reply = { error: e.message };
+  }
+  state.cross = { results, reply };
+  return reply;
+}
+
+// interp reads curve c at x, interpolating linearly in log-log.
+function interp(c, x) {
+  let i = 1;
+  while (i < c.x.length - 1 && c.x[i] < x) i++;
+  const [x0, x1, y0, y1] = [c.x[i - 1], c.x[i], c.y[i - 1], c.y[i]];
+  const f = (Math.log(x) - Math.log(x0)) / (Math.log(x1) - Math.log(x0));
+  return Math.exp(Math.log(y0) + f * (Math.log(y1) - Math.log(y0)));
+}
+
+// crossTraces draws each crossing as a diamond on the first curve, its
+// interval as a shaded span over the height of the points.
+function crossTraces(cross, curves) {
+  if (cross.error || !cross.roots.length) return [];
+  const ys = curves.flatMap((c) => c.point_y).filter((v) => v > 0);
+  const ylo = Math.min(...ys) / 1.1, yhi = Math.max(...ys) * 1.1;
+  const out = [];
+  cross.roots.forEach((rt, k) => {
+    if (rt.lo == null) return;
+    out.push({ x: [rt.lo, rt.hi, rt.hi, rt.lo, rt.lo], y: [ylo, ylo, yhi, yhi, ylo], mode: "lines", fill: "toself",
+      fillcolor: "#d6454522", line: { width: 0 }, hoverinfo: "skip", showlegend: false, name: "crossover 95% interval" });
+  });
+  out.push({ x: cross.roots.map((rt) => rt.x), y: cross.roots.map((rt) => interp(curves[0], rt.x)), mode: "markers", name: "crossover",
+    marker: { symbol: "diamond", size: 12, color: "#d64545", line: { color: "#fff", width: 1 } },
+    hovertemplate: "crossover<br>%{x}<extra></extra>" });
+  return out;
+}
+
+// crossInfo says where the recipes cross, how sure the bootstrap is of
+// it, and whether the gap between them ever leaves the seed noise.
+function crossInfo(cross, group) {
+  if (cross.error) return `crossover: ${cross.error}`;
+  const [a, b] = cross.names.map((n) => (group ? `${group}=${n}` : n));
+  let s = cross.roots.length
+    ? `${a} and ${b} cross at ${cross.x} = ` + cross.roots.map((rt) => num(rt.x) +
+      (rt.lo != null ? ` (95%: ${num(rt.lo)} to ${num(rt.hi)})` : "") + (rt.extrapolated ? ", extrapolated" : "")).join(", ")
+    : `${a} and ${b} do not cross between ${num(cross.lo)} and ${num(cross.hi)}`;
+  if (cross.p_count && cross.p_count.length) {
+    s += ` (replicates with 0/1/2/3+ crossings: ${cross.p_count.map((p) => Math.round(100 * p) + "%").join("/")})`;
+  }
+  if (cross.within_noise) s += `; the gap between the curves (at most ${num(cross.max_gap)}) stays within the seed noise, so the crossing may be noise`;
+  return s;
+}
+
+// repeats reports whether trials train over more than one number of
+// epochs (tokens over unique tokens, or their epochs parameter): what the
+// repeated-data plot is about. A measured value wins over a parameter, as
+// on the server.
+function repeats(trials) {
+  const seen = new Set();
+  const get = (t, k) => (t.result && t.result.metrics && t.result.metrics[k] != null ? t.result.metrics[k] : t.params && t.params[k]);
+  for (const t of trials) {
+    const u = get(t, "unique_tokens");
+    if (!(u > 0)) continue;
+    const d = get(t, "tokens"), e = d > 0 ? d / u : get(t, "epochs");
+    if (e > 0) seen.add(+e.toPrecision(6));
+    if (seen.size > 1) return true;
+  }
+  return false;
+}
+
+// epochs draws the repeated-data analysis of a study whose trials repeat
+// a pool of unique tokens over more than one number of epochs: each
+// (params, unique tokens) series of loss against epochs, the
+// data-constrained law fitted to all of them, each series' best epoch
+// count and where repeating starts to hurt. It asks
+// again only when results changed.
+async function epochs(state) {
+  const all = [...state.trials.values()];
+  const results = all.filter((t) => t.result).length;
+  if (!results || results === state.epochsKey || !repeats(all)) return;
+  state.epochsKey = results;
+  let r;
+  try {
+    r = await api(`/studies/${encodeURIComponent(state.name)}/epochs`);
+  } catch (e) {
+    if ($("#epochsinfo")) { $("#epochs-card").hidden = false; $("#epochsinfo").textContent = e.message; }
+    return;
+  }
+  if (!$("#epochs")) return; // the view changed while we waited
+  $("#epochs-card").hidden = false;
+  const colors = ["#2f6fec", "#e8a33d", "#1f9d55", "#9b51e0", "#d64545", "#00a3a3"];
+  const traces = [], info = [];
+  r.series.forEach((s, i) => {
+    const color = colors[i % colors.length];
+    const label = `N=${sci(s.params)}, U=${sci(s.unique_tokens)}`;
+    traces.push({ x: s.epochs, y: s.loss, mode: "markers", marker: { color, size: 7 }, name: label,
+      customdata: s.seeds, hovertemplate: `${label}<br>%{x} epochs: %{y} (mean of %{customdata} seeds)<extra></extra>` });
+    if (s.fit_epochs) {
+      traces.push({ x: s.fit_epochs, y: s.fit_loss, mode: "lines", line: { color, width: 1.5 }, name: label + " fit", showlegend: false, hoverinfo: "skip" });
+    }
+    const at = (e) => s.loss[s.epochs.indexOf(e)];
+    traces.push({ x: [s.best_epochs], y: [at(s.best_epochs)], mode: "markers", name: label + " best", showlegend: false,
+      marker: { symbol: "circle-open", size: 16, color, line: { width: 2 } }, hovertemplate: `${label}: best at %{x} epochs<extra></extra>` });
+    if (s.degrades_at != null) {
+      traces.push({ x: [s.degrades_at], y: [at(s.degrades_at)], mode: "markers", name: label + " degrades", showlegend: false,
+        marker: { symbol: "x-thin-open", size: 16, color, line: { width: 3 } }, hovertemplate: `${label}: repetition hurts from %{x} epochs<extra></extra>` });
+    }
+    info.push(`${label}: best at ${num(s.best_epochs)} epochs, ` + (s.degrades_at != null ? `worse from ${num(s.degrades_at)}` : "no degradation seen"));
+  });
+  Plotly.react("epochs", traces, {
+    margin: { l: 50, r: 10, t: 30, b: 40 }, legend: { orientation: "h", y: 1.12 },
+    xaxis: { title: "epochs", type: "log" }, yaxis: { title: state.study ? state.study.objective : "loss" },
+  }, { displayModeBar: false, responsive: true });
+  const rd = r.fit && r.fit.RD_star;
+  $("#epochsinfo").textContent = `seed noise σ = ${num(r.sigma_seed)} (${r.sigma_source}), degradation beyond ${num(r.z)}σ. ` +
+    (r.fit ? `Data-constrained fit: R_D* = ${num(rd)} (repeated tokens are worth 1/e of a fresh one after that many repeats). ` : `No data-constrained fit: ${r.fit_error}. `) +
+    info.join("; ");
 }
