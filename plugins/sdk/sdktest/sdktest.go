@@ -21,6 +21,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -204,6 +205,9 @@ func Conformance(t *testing.T, m sdk.Method, c Cases) {
 type ResumeCase struct {
 	Request   *sdk.TrialRequest
 	Tolerance float64
+	// Ignore names metrics that may differ between the runs, such as a
+	// throughput in tokens per second.
+	Ignore []string
 }
 
 // Resume checks that m resumes from its checkpoints with the result it
@@ -249,10 +253,24 @@ func Resume(t *testing.T, m sdk.Method, c ResumeCase) int {
 		if after[i].Step != want[i].Step {
 			t.Fatalf("resumed report %d is step %d, want %d", i, after[i].Step, want[i].Step)
 		}
-		compareValues(t, "step "+strconv.FormatInt(want[i].Step, 10), after[i].Values, want[i].Values, c.Tolerance)
+		compareValues(t, "step "+strconv.FormatInt(want[i].Step, 10), drop(after[i].Values, c.Ignore), drop(want[i].Values, c.Ignore), c.Tolerance)
 	}
-	compareValues(t, "result", res.Metrics, full.Metrics, c.Tolerance)
+	compareValues(t, "result", drop(res.Metrics, c.Ignore), drop(full.Metrics, c.Ignore), c.Tolerance)
 	return len(saved)
+}
+
+// drop returns m without the names in ignore.
+func drop(m map[string]float64, ignore []string) map[string]float64 {
+	if len(ignore) == 0 {
+		return m
+	}
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		if !slices.Contains(ignore, k) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func compareValues(t *testing.T, what string, got, want map[string]float64, tol float64) {

@@ -82,3 +82,42 @@ func TestDeadlineTravels(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 }
+
+// clocked saves a checkpoint every 5 steps and reports a wall-clock figure
+// that differs between any two runs, as a throughput does.
+type clocked struct{ runs int }
+
+func (c *clocked) Info(context.Context) (*sdk.Info, error) {
+	return &sdk.Info{Name: "clocked", Version: "1"}, nil
+}
+
+func (c *clocked) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Metrics) error) (*sdk.Result, error) {
+	c.runs++
+	first := int64(1)
+	if req.Resume != nil {
+		first = req.Resume.Step + 1
+	}
+	for s := first; s <= 20; s++ {
+		m := sdk.Metrics{Step: s, Values: map[string]float64{"loss": 1 / float64(s), "per_second": float64(c.runs)}}
+		if s%5 == 0 && s < 20 {
+			dir, err := req.NewCheckpoint(s)
+			if err != nil {
+				return nil, err
+			}
+			m.Checkpoint = dir
+		}
+		if err := report(m); err != nil {
+			return nil, err
+		}
+	}
+	return &sdk.Result{Metrics: map[string]float64{"loss": 1.0 / 20, "per_second": float64(c.runs)}}, nil
+}
+
+func TestResumeIgnores(t *testing.T) {
+	n := sdktest.Resume(t, &clocked{}, sdktest.ResumeCase{
+		Request: &sdk.TrialRequest{TrialID: "t"}, Ignore: []string{"per_second"},
+	})
+	if n != 3 {
+		t.Errorf("saved %d checkpoints, want 3", n)
+	}
+}
