@@ -389,6 +389,8 @@ func (l *leaderState) fullStatus(s *study, now time.Time) api.StudyStatus {
 	bestVal := math.Inf(1)
 	versions := map[string]bool{}
 	st.CheckpointBytes, st.CheckpointQuota = s.checkpointBytes, s.spec.CheckpointPolicy().Quota
+	needs := s.needs
+	st.Needs = &needs
 	for _, t := range s.trials {
 		st.Checkpoints += len(t.rec.Checkpoints)
 		if a := t.rec.Current(); a != nil && !a.State.Terminal() && a.StartStep > 0 && len(st.Resuming) < api.MaxResumedShown {

@@ -128,7 +128,7 @@ func (p *Provisioner) Round(ctx context.Context) (Decision, error) {
 		return Decision{}, err
 	}
 	now := time.Now()
-	in := Inputs{Now: now, Waiting: waiting(st), Allocations: p.allocations(st, jobs, now)}
+	in := Inputs{Now: now, Waiting: waiting(st, p.cfg.Queue), Allocations: p.allocations(st, jobs, now)}
 	d := Plan(q, in)
 	rep.Waiting, rep.Allocations, rep.Why = in.Waiting, in.Allocations, d.Why
 
@@ -158,10 +158,15 @@ func (p *Provisioner) Round(ctx context.Context) (Decision, error) {
 	return d, nil
 }
 
-// waiting counts the trials that wait for an agent, over every study.
-func waiting(st *api.StatusReply) int {
+// waiting counts the trials that wait for an agent, over every study
+// whose trials one of q's agents could run (all of them when the status
+// does not say what a trial needs).
+func waiting(st *api.StatusReply, q Queue) int {
 	n := 0
 	for _, s := range st.Studies {
+		if s.Needs != nil && !q.Holds(*s.Needs) {
+			continue
+		}
 		n += s.Counts[string(sweep.Pending)]
 	}
 	return n

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/resource"
 )
 
 // fakeSLURM is a controller whose squeue can fail or lag behind sbatch.
@@ -227,5 +228,34 @@ func TestSlowController(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("Jobs returned after %s; the timeout did not cut squeue off", took)
+	}
+}
+
+// TestWaitingCountsWhatTheQueueHolds: trials a queue's agents could never
+// run (a GPU study on a CPU queue, a trial larger than an agent) do not
+// make it ask for allocations.
+func TestWaitingCountsWhatTheQueueHolds(t *testing.T) {
+	cpuQueue := Queue{CPUs: 4, Memory: 8 << 30}
+	gpuQueue := Queue{CPUs: 8, Memory: 64 << 30, GPUs: 2}
+	study := func(n int, needs *resource.Resources) api.StudyStatus {
+		return api.StudyStatus{Counts: map[string]int{"pending": n, "running": 3}, Needs: needs}
+	}
+	st := &api.StatusReply{Studies: []api.StudyStatus{
+		study(5, &resource.Resources{CPU: 1, Memory: 1 << 30}),
+		study(7, &resource.Resources{CPU: 2, Memory: 4 << 30, GPUCount: 1}),
+		study(11, &resource.Resources{CPU: 16, Memory: 1 << 30}),
+		study(2, nil), // a coordinator that does not say: counted
+	}}
+	for _, tc := range []struct {
+		name string
+		q    Queue
+		want int
+	}{
+		{"cpu queue", cpuQueue, 5 + 2},
+		{"gpu queue", gpuQueue, 5 + 7 + 2},
+	} {
+		if got := waiting(st, tc.q); got != tc.want {
+			t.Errorf("%s: %d waiting, want %d", tc.name, got, tc.want)
+		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"asymptote.dev/asymptote/internal/resource"
 )
 
 // Queue is how one SLURM queue's allocations are asked for and sized.
@@ -38,9 +40,9 @@ type Queue struct {
 	// agent on each (--nodes, --ntasks-per-node=1).
 	AgentsPerAllocation int `json:"agents_per_allocation"`
 	// TrialsPerAgent is how many trials one agent runs at once, which
-	// sizes the allocations: the bus says how many trials wait, not what
-	// each needs, so this is the queue's estimate (its CPUs, memory or
-	// GPUs over one trial's).
+	// sizes the allocations: the queue's estimate (its CPUs, memory or
+	// GPUs over one trial's). Trials whose needs no agent of the queue
+	// offers (Holds) are not counted at all.
 	TrialsPerAgent int `json:"trials_per_agent"`
 	// MaxAllocations bounds the allocations held at once, pending ones
 	// included.
@@ -61,6 +63,13 @@ var queueName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
 
 // Slots is how many trials one allocation runs at once.
 func (q Queue) Slots() int { return q.AgentsPerAllocation * q.TrialsPerAgent }
+
+// Holds reports whether one of the queue's agents offers what a trial
+// needs: a study of GPU trials waits in vain for a CPU queue's agents, so
+// its trials must not make that queue ask for allocations.
+func (q Queue) Holds(need resource.Resources) bool {
+	return need.CPU <= float64(q.CPUs) && need.Memory <= q.Memory && need.GPUCount <= q.GPUs
+}
 
 // Validate checks the queue, naming the field and what it wants.
 func (q Queue) Validate() error {

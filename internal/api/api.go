@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"asymptote.dev/asymptote/internal/resource"
 )
 
 // The client API verbs; each is a NATS request on asymptote.api.<verb>,
@@ -83,6 +85,9 @@ type StudyStatus struct {
 	// PreemptedAttempts counts attempts given up on purpose (preempted,
 	// drained); they used no retry.
 	PreemptedAttempts int `json:"preempted_attempts,omitempty"`
+	// Needs is what one trial of the study reserves on an agent, so a
+	// provisioner counts only the waiting trials its agents could run.
+	Needs *resource.Resources `json:"needs,omitempty"`
 	// Checkpoints counts the checkpoints the study's trials keep and
 	// their bytes; Resuming lists running attempts that resumed from one
 	// (the first few), with the step each started after.
