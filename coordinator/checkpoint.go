@@ -18,7 +18,7 @@ import (
 // agent's checkpoint event of the trial's current attempt; the trial keeps
 // its latest few (checkpoints.keep), within the study's quota; a new
 // attempt is dispatched with them, latest first. The blobs a turn lets go
-// of are deleted once its commit is durable (deleteCheckpoints).
+// of are deleted once its commit is durable (blobDeletion).
 
 // recordCheckpoint applies a checkpoint event. Replays find the record
 // already there and change nothing.
@@ -34,7 +34,7 @@ func (l *leaderState) recordCheckpoint(t *trial, ev bus.Event, current bool, now
 		if a != nil {
 			l.noteAttempt(t, a, fmt.Sprintf("checkpoint after step %d not kept: the attempt was no longer current when it arrived", c.Step))
 		}
-		l.do(deleteCheckpoints{keys: []string{c.Key}})
+		l.deleteBlobs([]string{c.Key}, "")
 		return
 	}
 	pol := t.study.spec.CheckpointPolicy()
@@ -55,7 +55,7 @@ func (l *leaderState) recordCheckpoint(t *trial, ev bus.Event, current bool, now
 		}
 		if after > pol.Quota {
 			l.noteAttempt(t, a, fmt.Sprintf("checkpoint after step %d (%d bytes) not kept: the study's checkpoints would take %d bytes, over its quota of %d; raise checkpoints.quota or lower checkpoints.keep", c.Step, c.Size, after, pol.Quota))
-			l.do(deleteCheckpoints{keys: []string{c.Key}})
+			l.deleteBlobs([]string{c.Key}, "")
 			return
 		}
 	}
@@ -68,7 +68,7 @@ func (l *leaderState) recordCheckpoint(t *trial, ev bus.Event, current bool, now
 	t.rec.Checkpoints = kept
 	l.dirtyTrials[t] = true
 	if len(dropped) > 0 {
-		l.do(deleteCheckpoints{keys: dropped})
+		l.deleteBlobs(dropped, "")
 	}
 }
 
@@ -137,9 +137,9 @@ func (l *leaderState) releaseCheckpoints(t *trial, to sweep.State) {
 		// the leader had given up on may have stored some that no
 		// record names. (Listing costs a read of the store's index, so
 		// only trials that had such attempts pay it.)
-		l.do(deleteCheckpoints{keys: keys, prefix: t.rec.Study + "/" + t.rec.ID + "/"})
+		l.deleteBlobs(keys, t.rec.Study+"/"+t.rec.ID+"/")
 	case len(keys) > 0:
-		l.do(deleteCheckpoints{keys: keys})
+		l.deleteBlobs(keys, "")
 	}
 }
 
@@ -157,41 +157,57 @@ func resumeFrom(t *trial) []bus.Checkpoint {
 	return out
 }
 
-// deleteCheckpoints removes checkpoint blobs (keys), or every blob of a
-// deleted study (study), from the store once the turn that let go of them
-// is durable.
-type deleteCheckpoints struct {
-	keys []string
-	// prefix, when set, also deletes every blob under it: a deleted
-	// study's, a finished trial's.
-	prefix string
+// blobDeletion gathers the checkpoint blobs a turn lets go of: keys, and
+// every blob under each of prefixes (a deleted study's, a finished
+// trial's). The term deletes them once the turn's commit is durable, all
+// in one pass, so a turn that cancels a thousand trials lists the store
+// once, not a thousand times.
+type blobDeletion struct {
+	keys     []string
+	prefixes []string
 }
 
-func (deleteCheckpoints) isAction() {}
+func (d *blobDeletion) empty() bool { return len(d.keys) == 0 && len(d.prefixes) == 0 }
+
+// deleteBlobs queues keys, and everything under prefix when it is not
+// empty, for deletion after the turn's commit.
+func (l *leaderState) deleteBlobs(keys []string, prefix string) {
+	l.blobs.keys = append(l.blobs.keys, keys...)
+	if prefix != "" {
+		l.blobs.prefixes = append(l.blobs.prefixes, prefix)
+	}
+}
 
 // checkpointDeleteTimeout bounds one turn's deletions.
 const checkpointDeleteTimeout = time.Minute
 
-// deleteCheckpoints performs a deleteCheckpoints action in the
-// background: a failure leaves a blob that no record names, which the
-// next sweep of the study (its deletion) or an operator removes, and is
-// logged.
-func (l *leader) deleteCheckpoints(a deleteCheckpoints) {
+// deleteCheckpoints deletes a turn's blobs in the background: a failure
+// leaves a blob that no record names, which the next term's sweep
+// removes, and is logged.
+func (l *leader) deleteCheckpoints(d blobDeletion) {
 	st := l.cfg.Checkpoints
-	if st == nil {
+	if st == nil || d.empty() {
 		return
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), checkpointDeleteTimeout)
 		defer cancel()
-		keys := a.keys
-		if a.prefix != "" {
-			infos, err := st.List(ctx, a.prefix)
+		keys := d.keys
+		if len(d.prefixes) > 0 {
+			prefix := "" // one listing for them all
+			if len(d.prefixes) == 1 {
+				prefix = d.prefixes[0]
+			}
+			infos, err := st.List(ctx, prefix)
 			if err != nil {
-				l.log.Warn("checkpoints not listed for deletion; they stay in the store until the next leader's sweep", "prefix", a.prefix, "error", err)
+				l.log.Warn("checkpoints not listed for deletion; they stay in the store until the next leader's sweep", "prefixes", d.prefixes, "error", err)
+			}
+			seen := make(map[string]bool, len(keys))
+			for _, k := range keys {
+				seen[k] = true
 			}
 			for _, i := range infos {
-				if !slices.Contains(keys, i.Key) {
+				if !seen[i.Key] && slices.ContainsFunc(d.prefixes, func(p string) bool { return strings.HasPrefix(i.Key, p) }) {
 					keys = append(keys, i.Key)
 				}
 			}

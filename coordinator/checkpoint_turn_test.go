@@ -13,16 +13,8 @@ import (
 	"asymptote.dev/asymptote/sweep"
 )
 
-// deleted returns the blob keys the turn's actions delete.
-func (l *leaderState) deletedBlobs() []string {
-	var keys []string
-	for _, a := range l.actions {
-		if d, ok := a.(deleteCheckpoints); ok {
-			keys = append(keys, d.keys...)
-		}
-	}
-	return keys
-}
+// deletedBlobs returns the blob keys the turn deletes.
+func (l *leaderState) deletedBlobs() []string { return l.blobs.keys }
 
 func ckptEvent(tr *trial, attempt int, step, size int64) bus.Event {
 	key := fmt.Sprintf("%s/%s/%d-%d", tr.rec.Study, tr.rec.ID, attempt, step)
@@ -49,7 +41,7 @@ func TestCheckpointRecords(t *testing.T) {
 		if ev.Kind == bus.EventStarted {
 			in.msg = nil
 		}
-		l.actions = nil
+		l.actions, l.blobs = nil, blobDeletion{}
 		l.apply(in, now)
 	}
 	steps := func() []int64 {

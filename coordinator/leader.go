@@ -187,6 +187,8 @@ func (l *leader) run(ctx context.Context) error {
 		}
 		clear(l.actions)
 		l.actions = l.actions[:0]
+		l.deleteCheckpoints(l.blobs)
+		l.blobs = blobDeletion{}
 		l.sendDispatches()
 		l.maybeRefit(ctx, now)
 		l.searchSteps(ctx, now)
@@ -586,8 +588,6 @@ func (l *leader) perform(a action) {
 		}
 	case purgeHistory:
 		go l.purgeHistory(a.study)
-	case deleteCheckpoints:
-		l.deleteCheckpoints(a)
 	}
 }
 

@@ -179,7 +179,7 @@ func (l *leaderState) deleteStudy(s *study, now time.Time) (int, error) {
 	// the retention age, and is logged).
 	name := s.rec.Name
 	l.do(purgeHistory{name})
-	l.do(deleteCheckpoints{prefix: name + "/"})
+	l.deleteBlobs(nil, name+"/")
 	for node, refs := range byNode {
 		data := bus.Encode(&bus.Cancel{Attempts: refs, Reason: "the study was deleted"})
 		subj := bus.CancelSubject(node)

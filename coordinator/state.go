@@ -41,6 +41,9 @@ type leaderState struct {
 	dirtyStudies map[*study]bool
 	dirtyNodes   map[*node]bool
 	actions      []action
+	// blobs are the checkpoint blobs the turn let go of, deleted after the
+	// commit.
+	blobs blobDeletion
 	// outbox holds the turn's dispatches by node, sent after the commit
 	// as one batch per node.
 	outbox map[*node][]*bus.Dispatch

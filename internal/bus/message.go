@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/checkpoint"
 	"asymptote.dev/asymptote/internal/resource"
+	"asymptote.dev/asymptote/sweep"
 )
 
 // Resources are what a host offers or a trial asks for (see
@@ -80,8 +82,8 @@ type Dispatch struct {
 // Checkpoint is the record of a stored checkpoint (api.Checkpoint).
 type Checkpoint = api.Checkpoint
 
-// MaxResume bounds a dispatch's checkpoints (sweep.MaxCheckpointKeep).
-const MaxResume = 16
+// MaxResume bounds a dispatch's checkpoints: a trial keeps no more.
+const MaxResume = sweep.MaxCheckpointKeep
 
 func validCheckpoint(c *Checkpoint) error {
 	var errs []error
@@ -91,8 +93,8 @@ func validCheckpoint(c *Checkpoint) error {
 	if c.Attempt < 1 {
 		errs = append(errs, fmt.Errorf("attempt: %d, want at least 1", c.Attempt))
 	}
-	if c.Key == "" || len(c.Key) > 512 {
-		errs = append(errs, errors.New("key: empty or longer than 512 bytes"))
+	if err := checkpoint.ValidateKey(c.Key); err != nil {
+		errs = append(errs, fmt.Errorf("key: %w", err))
 	}
 	if c.Size < 0 {
 		errs = append(errs, errors.New("size: negative"))
