@@ -106,3 +106,32 @@ func TestCheckMetrics(t *testing.T) {
 		t.Errorf("CheckMetrics = %v, want 257 over the limit", err)
 	}
 }
+
+func TestCheckpointEventKey(t *testing.T) {
+	sum := strings.Repeat("a", 64)
+	ck := func(key string) string {
+		return `{"study":"s","trial":"t","attempt":1,"kind":"checkpoint","node":"n","checkpoint":{"attempt":1,"step":5,"key":"` + key + `","size":10,"sha256":"` + sum + `"}}`
+	}
+	cases := []struct {
+		name, key, want string
+	}{
+		{"fine", "s/t/1-5", ""},
+		{"empty", "", "key: empty"},
+		{"long", strings.Repeat("k", maxCheckpointKey+1), "over the limit of 512"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ev Event
+			err := Decode([]byte(ck(c.key)), &ev)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("Decode = %v, want no error", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Decode = %v, want an error with %q", err, c.want)
+			}
+		})
+	}
+}
