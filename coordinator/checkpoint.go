@@ -113,15 +113,39 @@ func (l *leaderState) noteAttempt(t *trial, a *api.Attempt, note string) {
 }
 
 // releaseCheckpoints lets go of a trial's checkpoints as it reaches to: a
-// succeeded trial needs them no more (unless its spec keeps them), nor a
-// cancelled one.
+// succeeded trial needs them no more (unless its spec keeps them, or a
+// promotion may continue from its last one), nor a cancelled one. An
+// ended trial that continued another lets go of that one's too.
 func (l *leaderState) releaseCheckpoints(t *trial, to sweep.State) {
+	defer l.releaseLower(t)
 	switch {
 	case to == sweep.Cancelled:
+	case to == sweep.Succeeded && holdsForPromotion(t):
+		if n := len(t.rec.Checkpoints); n > 1 {
+			l.dropCheckpointsBefore(t, n-1)
+		}
+		return
 	case to == sweep.Succeeded && !t.study.spec.CheckpointPolicy().KeepOnSuccess:
 	default:
 		return
 	}
+	l.dropCheckpoints(t)
+}
+
+// dropCheckpointsBefore lets go of t's checkpoints before the i-th.
+func (l *leaderState) dropCheckpointsBefore(t *trial, i int) {
+	keys := make([]string, i)
+	for j, c := range t.rec.Checkpoints[:i] {
+		keys[j] = c.Key
+		t.study.checkpointBytes -= c.Size
+	}
+	t.rec.Checkpoints = slices.Clone(t.rec.Checkpoints[i:])
+	l.dirtyTrials[t] = true
+	l.deleteBlobs(keys, "")
+}
+
+// dropCheckpoints lets go of all of t's checkpoints.
+func (l *leaderState) dropCheckpoints(t *trial) {
 	keys := make([]string, len(t.rec.Checkpoints))
 	for i, c := range t.rec.Checkpoints {
 		keys[i] = c.Key
@@ -148,6 +172,9 @@ func (l *leaderState) releaseCheckpoints(t *trial, to sweep.State) {
 func resumeFrom(t *trial) []bus.Checkpoint {
 	n := len(t.rec.Checkpoints)
 	if n == 0 {
+		if f := t.rec.From; f != nil && f.Dropped == "" {
+			return []bus.Checkpoint{f.Checkpoint}
+		}
 		return nil
 	}
 	out := make([]bus.Checkpoint, 0, min(n, bus.MaxResume))

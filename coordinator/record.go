@@ -82,6 +82,7 @@ func (l *leaderState) onEvent(in eventInput, now time.Time) {
 			at := ev.Time
 			cur.Started = &at
 			cur.StartStep, cur.Resume = ev.StartStep, bus.Clip(ev.Resume, bus.MaxErrorBytes)
+			l.noteStart(t, cur)
 			l.setState(t, sweep.Running, now)
 			l.dirtyTrials[t] = true
 		}
@@ -107,6 +108,7 @@ func (l *leaderState) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Ti
 	if ev.StartStep > 0 || ev.Resume != "" {
 		a.StartStep, a.Resume = ev.StartStep, bus.Clip(ev.Resume, bus.MaxErrorBytes)
 	}
+	l.noteStart(t, a)
 	// An agent clips its errors; a message from elsewhere is clipped
 	// here, so an attempt's record stays small.
 	ev.Error = bus.Clip(ev.Error, bus.MaxErrorBytes)
@@ -157,6 +159,7 @@ func (l *leaderState) finish(t *trial, a *api.Attempt, ev bus.Event, now time.Ti
 		if ev.Outcome == bus.OutcomeTimedOut {
 			a.State = api.AttemptTimedOut
 		}
+		l.dropContinuation(t, a, bus.Clip(ev.Error, 200))
 		l.retryOrFail(t, ev.Error, now)
 	case bus.OutcomePreempted:
 		l.preempt(t, a, ev.Error, now)

@@ -40,6 +40,7 @@ func (l *leaderState) searchSteps(ctx context.Context, now time.Time) {
 		}
 		if !more {
 			s.searchDone = true
+			l.releaseHeld(s, nil)
 			l.maybeFinish(s, now)
 		}
 	}
@@ -82,7 +83,14 @@ func (l *leaderState) applyStep(s *study, st strategy.Step, now time.Time) error
 	switch {
 	case len(st.Add) > 0:
 		record(len(st.Add))
-		return l.addTrials(s, st.Add, now)
+		if err := l.addTrials(s, st.Add, now); err != nil {
+			return err
+		}
+		l.continueFrom(s, st.Continue)
+		if st.Decision != nil {
+			l.releaseHeld(s, st.Decision.Stopped)
+		}
+		return nil
 	case st.Spec != nil:
 		for _, x := range st.Extend {
 			x.Time = now

@@ -15,10 +15,16 @@ func Usage(spec *sweep.Spec, t *api.Trial) float64 {
 		return 0
 	}
 	if b.FLOPs > 0 {
-		if r := t.Result; r != nil {
-			return r.Metrics["flops"]
+		r := t.Result
+		if r == nil {
+			return 0
 		}
-		return 0
+		// A promotion that continued a lower trial's run spent only what
+		// came after its checkpoint: the lower trial counts the rest.
+		if f := t.From; f != nil && f.Resumed {
+			return max(r.Metrics["flops"]-f.Checkpoint.Metrics["flops"], 0)
+		}
+		return r.Metrics["flops"]
 	}
 	units := float64(spec.Resources.GPU)
 	if units == 0 {

@@ -92,6 +92,12 @@ func Halving(s *Study) (Step, error) {
 				return Step{}, err
 			}
 			st.Add = append(st.Add, v)
+			if h.Continue {
+				if st.Continue == nil {
+					st.Continue = map[string]string{}
+				}
+				st.Continue[v.ID] = t.ID
+			}
 		}
 	}
 	if len(st.Add) == 0 {

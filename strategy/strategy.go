@@ -81,6 +81,10 @@ type Step struct {
 	// Add holds new trials with the parameters given (halving's
 	// promotions).
 	Add []sweep.Trial
+	// Continue maps a promoted trial's ID (in Add) to the trial of the
+	// rung below that it continues from its last checkpoint, for a
+	// search that continues promotions rather than restarting them.
+	Continue map[string]string
 	// Extend holds the axis values added, in order, each with its reason
 	// (its Time is left for the leader to set); Spec is the spec with them
 	// applied, whose expansion holds the new trials.

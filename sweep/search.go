@@ -89,6 +89,13 @@ type HalvingSearch struct {
 	Max float64
 	// Eta is the factor between rungs and the share promoted (default 3).
 	Eta float64
+	// Continue has a promoted configuration resume from the last
+	// checkpoint of its run at the rung below, so the compute of the
+	// lower rung is spent once. It suits a method whose run to a small
+	// budget is the start of its run to a larger one (a constant or
+	// warm-up-stable learning rate, not a cosine decay to the budget);
+	// off by default, promotions start again from step 0.
+	Continue bool
 }
 
 // DegradationSearch bisects a numeric axis (usually epochs) for the first
@@ -183,7 +190,7 @@ func (d *decoder) search(n *node, s *Spec) {
 }
 
 func (d *decoder) halving(n *node, s *Spec) {
-	m, ok := d.mapping(n, "search.halving", "fidelity", "max", "eta")
+	m, ok := d.mapping(n, "search.halving", "fidelity", "max", "eta", "continue")
 	if !ok {
 		return
 	}
@@ -206,6 +213,9 @@ func (d *decoder) halving(n *node, s *Spec) {
 			}
 			h.Eta = f
 		}
+	}
+	if v, ok := m["continue"]; ok {
+		h.Continue = d.boolean(v, "search.halving.continue")
 	}
 	mn, ok := m["max"]
 	if !ok {
@@ -257,13 +267,7 @@ func (d *decoder) asymptote(n *node, s *Spec) {
 		a.MaxValues, _ = d.intAtLeast(v, "search.asymptote.max_values", 1)
 	}
 	if v, ok := m["both"]; ok {
-		if b, ok := d.scalar(v, "search.asymptote.both"); ok {
-			bb, isBool := b.(bool)
-			if !isBool {
-				d.errorf(v.line, "search.asymptote.both", "want true or false")
-			}
-			a.Both = bb
-		}
+		a.Both = d.boolean(v, "search.asymptote.both")
 	}
 	s.Search = &Search{Asymptote: a}
 }
@@ -330,4 +334,17 @@ func (d *decoder) asha(n *node, s *Spec) {
 		}
 	}
 	s.Search = &Search{ASHA: a}
+}
+
+// boolean decodes a true or false, reporting anything else at field.
+func (d *decoder) boolean(n *node, field string) bool {
+	v, ok := d.scalar(n, field)
+	if !ok {
+		return false
+	}
+	b, isBool := v.(bool)
+	if !isBool {
+		d.errorf(n.line, field, "want true or false")
+	}
+	return b
 }

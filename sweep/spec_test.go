@@ -357,3 +357,20 @@ func TestDocsExamples(t *testing.T) {
 		}
 	}
 }
+
+func TestHalvingContinue(t *testing.T) {
+	base := "name: h\nmethod: synthetic\nspace:\n  wd: [1, 2]\nfixed: {tokens: 1e6}\nsearch:\n  halving: {fidelity: tokens, max: 9e6"
+	s, err := Parse("h.yaml", []byte(base+", continue: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Search.Halving.Continue {
+		t.Error("continue: true decoded as false")
+	}
+	if s, err := Parse("h.yaml", []byte(base+"}\n")); err != nil || s.Search.Halving.Continue {
+		t.Errorf("without continue: %v, %v; want promotions to restart by default", s.Search.Halving, err)
+	}
+	if _, err := Parse("h.yaml", []byte(base+", continue: yes please}\n")); err == nil || !strings.Contains(err.Error(), "search.halving.continue: want true or false") {
+		t.Errorf("continue: yes please: %v, want an error naming the field", err)
+	}
+}

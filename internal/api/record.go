@@ -166,6 +166,23 @@ type Checkpoint struct {
 	Time      time.Time          `json:"time"`
 }
 
+// Continuation is where a promoted trial starts: the last checkpoint of
+// the same configuration at the rung below, instead of step 0.
+type Continuation struct {
+	// Trial is the lower-rung trial; Checkpoint its checkpoint (the
+	// record stays in that trial, which keeps the blob until this trial
+	// ends).
+	Trial      string     `json:"trial"`
+	Checkpoint Checkpoint `json:"checkpoint"`
+	// Resumed is whether the trial's latest attempt started from it (or
+	// from a checkpoint of its own after it): the compute before the
+	// checkpoint was then spent, and counted, in Trial.
+	Resumed bool `json:"resumed,omitempty"`
+	// Dropped says why the trial stopped continuing and starts from
+	// scratch (an attempt that started from the checkpoint failed).
+	Dropped string `json:"dropped,omitempty"`
+}
+
 // Result is the one recorded result of a trial.
 type Result struct {
 	Attempt   int                `json:"attempt"`
@@ -219,6 +236,9 @@ type Trial struct {
 	// Checkpoints are the trial's kept checkpoints, oldest first; a new
 	// attempt resumes from the latest that verifies.
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
+	// From is set on a trial promoted by a search that continues: the
+	// lower-rung trial it continues and the checkpoint it resumes from.
+	From *Continuation `json:"from,omitempty"`
 	// NotBefore delays the next attempt (retry backoff).
 	NotBefore *time.Time   `json:"not_before,omitempty"`
 	Result    *Result      `json:"result,omitempty"`

@@ -45,7 +45,8 @@ var paramInfo = []sdk.ParamInfo{
 	{Name: "depth", Type: "int", Default: 1.0, Description: "hidden layers, 1–8"},
 	{Name: "context", Type: "int", Default: 8.0, Description: "characters of history, 1–64"},
 	{Name: "embed", Type: "int", Default: 16.0, Description: "embedding size per character, 1–256"},
-	{Name: "lr", Type: "float", Default: 1e-2, Description: "peak AdamW learning rate (warm-up, then cosine decay to lr/10), (0, 1]"},
+	{Name: "lr", Type: "float", Default: 1e-2, Description: "peak AdamW learning rate (warm-up, then the schedule), (0, 1]"},
+	{Name: "schedule", Type: "string", Default: "cosine", Description: "learning-rate schedule after the warm-up: cosine (decay to lr/10 at the last step) or constant (lr to the end, 100 warm-up steps; a run of more tokens may continue this one's checkpoints, as successive halving with continue does)"},
 	{Name: "weight_decay", Type: "float", Default: 0.0, Description: "decoupled AdamW weight decay on weights and embeddings, 0–100"},
 	{Name: "dropout", Type: "float", Default: 0.0, Description: "dropout after each hidden layer, 0–0.9"},
 	{Name: "unique_tokens", Type: "int", Default: 1e6, Description: "distinct training characters: a prefix of the training split, 1000 to its length (3,869,183)"},
@@ -75,6 +76,8 @@ type config struct {
 	unique, tokens, batch        int
 	members, evalTokens, every   int
 	checkpointEvery              int
+	// constant is the constant schedule (else cosine).
+	constant bool
 }
 
 func parse(req *sdk.TrialRequest, text *corpus.Text) (*config, error) {
@@ -95,6 +98,14 @@ func parse(req *sdk.TrialRequest, text *corpus.Text) (*config, error) {
 		// checkpoint_every is not in the model: trials that set it differ
 		// from those that do not only by their extra reports.
 		checkpointEvery: r.Int("checkpoint_every", 0, 0, 1e9),
+	}
+	switch sched, err := req.String("schedule", "cosine"); {
+	case err != nil:
+		r.Fail(err)
+	case sched == "constant":
+		c.constant = true
+	case sched != "cosine":
+		r.Fail(&sdk.ParamError{Param: "schedule", Reason: fmt.Sprintf("%q is not a schedule; use cosine or constant", sched)})
 	}
 	switch {
 	case r.Has("tokens") && r.Has("epochs"):
@@ -148,7 +159,8 @@ func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk
 			v, err := t.evaluate(ctx)
 			return map[string]float64{sdk.MetricValLoss: v}, err
 		},
-		Checkpoints: &nn.Checkpoints{Request: req, Every: c.checkpointEvery, Learners: t.learners()},
+		Checkpoints: &nn.Checkpoints{Request: req, Every: c.checkpointEvery, Learners: t.learners(),
+			Continue: c.constant, StepExamples: c.batch * c.members},
 	}
 	last, err := loop.Run(ctx, report)
 	if err != nil {
@@ -166,6 +178,10 @@ func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk
 		sdk.MetricMembers:      float64(c.members),
 	}}, nil
 }
+
+// constantWarmup is the warm-up of the constant schedule: fixed, so that it
+// does not depend on the run's length.
+const constantWarmup = 100
 
 // member is one ensemble member with its own random stream (for
 // initialisation, data order and dropout) and optimizer.
@@ -228,8 +244,10 @@ func (mb *member) batch(n, context int) []int32 {
 // step trains every member on its next n positions and returns the summed
 // training loss over members and positions.
 func (t *trainer) step(step, steps, n int) float64 {
-	warmup := min(100, steps/20)
-	lr := nn.CosineLR(t.c.lr, step, steps, warmup)
+	lr := nn.CosineLR(t.c.lr, step, steps, min(100, steps/20))
+	if t.c.constant {
+		lr = nn.ConstantLR(t.c.lr, step, constantWarmup)
+	}
 	v := len(t.text.Vocab)
 	total := 0.0
 	for _, mb := range t.members {

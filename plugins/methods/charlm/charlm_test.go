@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,5 +183,47 @@ func TestCheckpoints(t *testing.T) {
 		Params: resumable(), ReportEvery: 50,
 		Saved:  6, // after steps 30, 60, …, 180 of 200
 		Others: map[string]any{"width": 16.0, "members": 1.0, "tokens": 6400.0},
+	})
+}
+
+// TestContinues checks that under the constant schedule a run of more
+// tokens continues a shorter run's last checkpoint to the uninterrupted
+// result, and that under cosine, whose decay depends on the budget, it
+// refuses to.
+func TestContinues(t *testing.T) {
+	methodtest.RequireKJV(t)
+	p := small()
+	p["schedule"], p["checkpoint_every"], p["dropout"] = "constant", 50.0, 0.1
+	t.Run("constant", func(t *testing.T) {
+		methodtest.Continues(t, New(), p, "tokens", 6400, 19200, sdk.MetricValLoss, sdk.MetricTokens, sdk.MetricFLOPs)
+	})
+	t.Run("cosine", func(t *testing.T) {
+		c := maps.Clone(p)
+		c["schedule"] = "cosine"
+		methodtest.ResumeRefuses(t, New(), c, map[string]any{"tokens": 19200.0}, "schedule: constant")
+	})
+	t.Run("partial batch", func(t *testing.T) {
+		c := maps.Clone(p)
+		c["tokens"], c["checkpoint_every"] = 6400.0-32, 20.0 // 99 full steps and one of 32
+		req := (&sdk.TrialRequest{Params: c, Seed: 3, Attempt: 1, Threads: 1}).WithCheckpointRoot(t.TempDir())
+		var last sdk.Metrics
+		if _, err := New().Run(t.Context(), req, func(x sdk.Metrics) error {
+			if x.Checkpoint != "" {
+				last = x
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if last.Step != 100 {
+			t.Fatalf("last checkpoint after step %d, want 100 (the last)", last.Step)
+		}
+		c["tokens"] = 19200.0
+		next := (&sdk.TrialRequest{Params: c, Seed: 3, Attempt: 1, Threads: 1}).WithCheckpointRoot(t.TempDir())
+		next.Resume = &sdk.Checkpoint{Step: last.Step, Dir: last.Checkpoint}
+		_, err := New().Run(t.Context(), next, func(sdk.Metrics) error { return nil })
+		if err == nil || !strings.Contains(err.Error(), "partial batch") {
+			t.Errorf("continuing after a partial last batch: %v, want an error naming the partial batch", err)
+		}
 	})
 }

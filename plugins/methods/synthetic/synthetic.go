@@ -62,6 +62,7 @@ var paramInfo = []sdk.ParamInfo{
 	{Name: "overfit", Type: "float", Default: 0.05, Description: "train loss sits this fraction below val loss as epochs grow"},
 	{Name: "noise", Type: "float", Default: 0.0, Description: "standard deviation of the log-normal multiplicative noise"},
 	{Name: "steps", Type: "int", Default: 0.0, Description: "report a learning curve of this many steps (0: only the result)"},
+	{Name: "step_tokens", Type: "float", Default: nil, Optional: true, Description: "tokens per step, instead of steps (steps = tokens / step_tokens, rounded up): a run of more tokens may then continue this one's checkpoints, as successive halving with continue does"},
 	{Name: "sleep", Type: "float", Default: 0.0, Description: "seconds to take, spread over the steps"},
 	{Name: "checkpoint_every", Type: "int", Default: 0.0, Description: "save a checkpoint every this many steps (0: only when the host asks for one)"},
 }
@@ -84,7 +85,10 @@ type Law struct {
 	WDOpt, WDEpochExp, WDPenalty float64
 	Overfit, Noise               float64
 	Steps                        int64
-	Sleep                        time.Duration
+	// StepTokens is the tokens per step when the trial gives step_tokens
+	// (0 otherwise).
+	StepTokens float64
+	Sleep      time.Duration
 	// CheckpointEvery is the period of checkpoints, in steps (0: only
 	// when the host asks).
 	CheckpointEvery int64
@@ -120,6 +124,7 @@ func Parse(req *sdk.TrialRequest) (*Law, error) {
 		errs = append(errs, err)
 	}
 	l.Steps = steps
+	l.StepTokens = f("step_tokens", 0)
 	every, err := req.Int("checkpoint_every", 0)
 	if err != nil {
 		errs = append(errs, err)
@@ -134,6 +139,17 @@ func Parse(req *sdk.TrialRequest) (*Law, error) {
 	}
 	if err := l.resolveData(); err != nil {
 		return nil, err
+	}
+	if req.Params["step_tokens"] != nil {
+		switch {
+		case req.Params["steps"] != nil:
+			return nil, &sdk.ParamError{Param: "step_tokens", Reason: "give steps or step_tokens, not both"}
+		case !(l.StepTokens > 0):
+			return nil, &sdk.ParamError{Param: "step_tokens", Reason: "must be positive"}
+		case l.D/l.StepTokens > 1e6:
+			return nil, &sdk.ParamError{Param: "step_tokens", Reason: fmt.Sprintf("makes %.0f steps of %g tokens; at most 1e6", math.Ceil(l.D/l.StepTokens), l.D)}
+		}
+		l.Steps = int64(math.Ceil(l.D/l.StepTokens - 1e-9))
 	}
 	checks := []struct {
 		name string
@@ -237,7 +253,7 @@ func (Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Me
 	if req.Resume != nil {
 		// The checkpoint holds the step and the generator's state after
 		// it, so the resumed curve and result are the uninterrupted ones.
-		step, err := restore(req.Resume.Dir, src)
+		step, err := l.restore(req.Resume.Dir, src, rng)
 		if err != nil {
 			return nil, err
 		}
@@ -266,7 +282,7 @@ func (Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Me
 		if err := pause(l.Sleep / time.Duration(l.Steps)); err != nil {
 			return nil, err
 		}
-		d := l.D * float64(s) / float64(l.Steps)
+		d := l.tokensAt(s)
 		// Per-step noise is smaller and independent; the final step
 		// carries the trial's noise alone, so it matches the result.
 		stepNoise := trialNoise
@@ -280,8 +296,11 @@ func (Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.Me
 			sdk.MetricTokens:    d,
 			sdk.MetricFLOPs:     6 * l.N * d,
 		}}
-		if s < l.Steps && (req.CheckpointWanted() || l.CheckpointEvery > 0 && s%l.CheckpointEvery == 0) {
-			dir, err := save(req, s, src)
+		periodic := l.CheckpointEvery > 0 && s%l.CheckpointEvery == 0
+		// A run that may be continued saves one after its last step
+		// too, for the promotion that continues it.
+		if s < l.Steps && (req.CheckpointWanted() || periodic) || s == l.Steps && periodic && l.StepTokens > 0 {
+			dir, err := l.save(req, s, src)
 			if err != nil {
 				return nil, err
 			}
@@ -316,17 +335,29 @@ func paramsHash(p map[string]any) uint64 {
 	return h.Sum64()
 }
 
+// tokensAt returns the tokens trained on after step s.
+func (l *Law) tokensAt(s int64) float64 {
+	if l.StepTokens > 0 {
+		return min(float64(s)*l.StepTokens, l.D)
+	}
+	return l.D * float64(s) / float64(l.Steps)
+}
+
 // state is what a checkpoint of the synthetic method holds.
 type state struct {
 	Step int64  `json:"step"`
 	RNG  []byte `json:"rng"` // the PCG generator's state after Step
+	// Tokens and StepTokens are the run's: a run of more tokens with the
+	// same StepTokens may continue it.
+	Tokens     float64 `json:"tokens,omitempty"`
+	StepTokens float64 `json:"step_tokens,omitempty"`
 }
 
 const stateFile = "state.json"
 
 // save writes a checkpoint after step, or returns "" when the host keeps
 // none.
-func save(req *sdk.TrialRequest, step int64, src *rand.PCG) (string, error) {
+func (l *Law) save(req *sdk.TrialRequest, step int64, src *rand.PCG) (string, error) {
 	dir, err := req.NewCheckpoint(step)
 	if errors.Is(err, sdk.ErrNoCheckpoints) {
 		return "", nil
@@ -338,7 +369,7 @@ func save(req *sdk.TrialRequest, step int64, src *rand.PCG) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
-	data, err := json.Marshal(state{Step: step, RNG: b})
+	data, err := json.Marshal(state{Step: step, RNG: b, Tokens: l.D, StepTokens: l.StepTokens})
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
@@ -348,8 +379,11 @@ func save(req *sdk.TrialRequest, step int64, src *rand.PCG) (string, error) {
 	return dir, nil
 }
 
-// restore reads a checkpoint into src and returns its step.
-func restore(dir string, src *rand.PCG) (int64, error) {
+// restore reads a checkpoint into src and returns its step. A checkpoint
+// of a run of fewer tokens (a promotion continuing it) leaves the
+// generator this trial's own, drawn on past the steps it skips, so the
+// curve and result are this trial's uninterrupted ones.
+func (l *Law) restore(dir string, src *rand.PCG, rng *rand.Rand) (int64, error) {
 	data, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
 		return 0, fmt.Errorf("resume: %w", err)
@@ -357,6 +391,18 @@ func restore(dir string, src *rand.PCG) (int64, error) {
 	var st state
 	if err := json.Unmarshal(data, &st); err != nil {
 		return 0, fmt.Errorf("resume: %s is not a synthetic checkpoint: %w", stateFile, err)
+	}
+	if st.Tokens != 0 && st.Tokens != l.D {
+		switch {
+		case l.StepTokens == 0 || st.StepTokens != l.StepTokens:
+			return 0, fmt.Errorf("resume: the checkpoint is of a run of %g tokens, this one has %g; a run continues another only with the same step_tokens (it has %g, this one %g)", st.Tokens, l.D, st.StepTokens, l.StepTokens)
+		case st.Step >= l.Steps:
+			return 0, fmt.Errorf("resume: the checkpoint is after step %d, past this run's %d steps: only a longer run continues a shorter one", st.Step, l.Steps)
+		}
+		for s := int64(1); s <= st.Step; s++ {
+			rng.NormFloat64() // the step's noise, as the uninterrupted run draws it
+		}
+		return st.Step, nil
 	}
 	if err := src.UnmarshalBinary(st.RNG); err != nil {
 		return 0, fmt.Errorf("resume: generator state: %w", err)

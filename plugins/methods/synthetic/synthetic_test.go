@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"asymptote.dev/asymptote/plugins/methods/internal/methodtest"
 	"asymptote.dev/asymptote/plugins/sdk"
 	"asymptote.dev/asymptote/plugins/sdk/sdktest"
 )
@@ -207,4 +208,15 @@ func TestCheckpointWhenAsked(t *testing.T) {
 	if ok, err := c.RequestCheckpoint(t.Context(), "t", 1, "test"); ok || err != nil {
 		t.Errorf("RequestCheckpoint after the run = %v, %v; want false, nil", ok, err)
 	}
+}
+
+// TestContinues checks that with step_tokens a run of more tokens
+// continues a shorter run's last checkpoint to its uninterrupted result
+// and curve, and that without it the checkpoint is refused.
+func TestContinues(t *testing.T) {
+	p := map[string]any{"params": 1e7, "step_tokens": 1e6, "checkpoint_every": 5.0, "noise": 0.05}
+	methodtest.Continues(t, New(), p, "tokens", 2e7, 6e7, sdk.MetricValLoss, sdk.MetricTrainLoss, sdk.MetricFLOPs)
+
+	q := map[string]any{"params": 1e7, "steps": 20.0, "checkpoint_every": 5.0, "tokens": 2e7}
+	methodtest.ResumeRefuses(t, New(), q, map[string]any{"tokens": 6e7}, "same step_tokens")
 }

@@ -258,3 +258,37 @@ func ResumeRefuses(t *testing.T, m sdk.Method, params, others map[string]any, wa
 		})
 	}
 }
+
+// Continues fails t unless the trial with params and fidelity set to long
+// ends, when resumed from the last checkpoint of the run with fidelity
+// short, with the objective bit for bit and the other metrics in same
+// (besides the objective) that the uninterrupted long run reports: what
+// successive halving with continue relies on. The short run must save a
+// checkpoint after its last step.
+func Continues(t *testing.T, m sdk.Method, params map[string]any, fidelity string, short, long float64, objective string, same ...string) {
+	t.Helper()
+	lower := maps.Clone(params)
+	lower[fidelity] = short
+	_, reports := runSaving(t, m, &sdk.TrialRequest{Params: lower, Seed: 3}, nil)
+	i := slices.IndexFunc(reports, func(x sdk.Metrics) bool { return x.Checkpoint != "" && x.Step == reports[len(reports)-1].Step })
+	if i < 0 {
+		t.Fatalf("the run with %s = %v saved no checkpoint after its last step %d", fidelity, short, reports[len(reports)-1].Step)
+	}
+	upper := maps.Clone(params)
+	upper[fidelity] = long
+	want, _, err := Run(t.Context(), m, upper, 3, 1)
+	if err != nil {
+		t.Fatalf("uninterrupted run with %s = %v: %v", fidelity, long, err)
+	}
+	req := (&sdk.TrialRequest{Params: upper, Seed: 3, Attempt: 1, Threads: 1}).WithCheckpointRoot(t.TempDir())
+	req.Resume = &sdk.Checkpoint{Step: reports[i].Step, Metrics: reports[i].Values, Dir: reports[i].Checkpoint}
+	got, err := m.Run(t.Context(), req, func(sdk.Metrics) error { return nil })
+	if err != nil {
+		t.Fatalf("continuing %s = %v from step %d of %s = %v: %v", fidelity, long, reports[i].Step, fidelity, short, err)
+	}
+	for _, k := range append([]string{objective}, same...) {
+		if g, w := got.Metrics[k], want.Metrics[k]; g != w || !(g == g) {
+			t.Errorf("continued from %s = %v: %s = %v, uninterrupted %v", fidelity, short, k, g, w)
+		}
+	}
+}

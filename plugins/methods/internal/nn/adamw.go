@@ -41,6 +41,16 @@ func (o *AdamW) Step(ts []*Tensor, lr float64) {
 	}
 }
 
+// ConstantLR is the learning rate at step (from 0): a linear warm-up over
+// warmup steps, then base. It does not depend on the run's length, so a
+// longer run's first steps are a shorter one's.
+func ConstantLR(base float64, step, warmup int) float64 {
+	if step < warmup {
+		return base * float64(step+1) / float64(warmup)
+	}
+	return base
+}
+
 // CosineLR is the learning rate at step (from 0) of total steps: a linear
 // warm-up over the first warmup steps to base, then a cosine decay to a
 // tenth of base at the last step.

@@ -29,12 +29,24 @@ type Learner struct {
 
 // Checkpoints makes a Loop save and resume checkpoints through the SDK's
 // request: one every Every steps (0: only when the host asks with
-// CheckpointWanted), and never after the last step.
+// CheckpointWanted), and never after the last step unless the run may be
+// continued.
 type Checkpoints struct {
 	Request *sdk.TrialRequest
 	Every   int
 	// Learners are the models the loop trains, in a fixed order.
 	Learners []Learner
+	// Continue says that a longer run may continue from this one's
+	// checkpoints (its steps up to any point do not depend on how many
+	// there are in all, as under a constant learning rate): a promotion
+	// that continues resumes a longer run from a shorter one's last
+	// checkpoint. A run that may be continued also saves a checkpoint
+	// after its last step when that falls on Every. StepExamples is the
+	// examples a full step trains over all learners: a continued run
+	// refuses a checkpoint taken after a partial last batch, which a
+	// longer run would not have trained.
+	Continue     bool
+	StepExamples int
 }
 
 // A checkpoint directory holds two files: loop.json, the loop's own
@@ -58,13 +70,19 @@ type loopState struct {
 	LossSum  float64 `json:"loss_sum"` // training loss summed since the last report
 	LossN    int     `json:"loss_n"`
 	Seen     float64 `json:"seen"` // examples seen, over all members
+	// TrainLoss is the last reported train_loss, for a run resumed after
+	// its last step.
+	TrainLoss float64 `json:"train_loss,omitempty"`
 }
 
 // due reports whether a checkpoint is to be taken after step (from 1) of
 // steps: never when the host keeps none.
 func (c *Checkpoints) due(step, steps int) bool {
-	if c == nil || step >= steps || !c.Request.Checkpoints() {
+	if c == nil || step > steps || !c.Request.Checkpoints() {
 		return false
+	}
+	if step == steps {
+		return c.Continue && c.Every > 0 && step%c.Every == 0
 	}
 	return c.Request.CheckpointWanted() || c.Every > 0 && step%c.Every == 0
 }
@@ -108,12 +126,16 @@ func (c *Checkpoints) restore(steps int) (loopState, error) {
 	switch {
 	case int64(st.Step) != res.Step:
 		return st, fmt.Errorf("resume: the checkpoint holds step %d, but the host resumes from step %d", st.Step, res.Step)
-	case st.Steps != steps:
-		return st, fmt.Errorf("resume: the checkpoint is of a run of %d steps, this one has %d: it was taken with other parameters", st.Steps, steps)
+	case st.Steps != steps && !c.Continue:
+		return st, fmt.Errorf("resume: the checkpoint is of a run of %d steps, this one has %d: it was taken with other parameters (a run continued into a larger budget needs a schedule that does not depend on it, such as schedule: constant)", st.Steps, steps)
+	case st.Steps != steps && st.Step >= steps:
+		return st, fmt.Errorf("resume: the checkpoint is after step %d, past this run's %d steps: only a longer run continues a shorter one", st.Step, steps)
+	case st.Steps != steps && c.StepExamples > 0 && st.Seen != float64(st.Step*c.StepExamples):
+		return st, fmt.Errorf("resume: the checkpoint's run ended on a partial batch (%g examples in %d steps of %d): a longer run would not have trained it; make tokens a multiple of batch", st.Seen, st.Step, c.StepExamples)
 	case st.Learners != len(c.Learners):
 		return st, fmt.Errorf("resume: the checkpoint holds %d members, this run has %d: it was taken with other parameters", st.Learners, len(c.Learners))
-	case st.Step < 1 || st.Step >= steps:
-		return st, fmt.Errorf("resume: checkpoint step %d is outside 1…%d", st.Step, steps-1)
+	case st.Step < 1 || st.Step > steps:
+		return st, fmt.Errorf("resume: checkpoint step %d is outside 1…%d", st.Step, steps)
 	}
 	f, err := os.Open(filepath.Join(res.Dir, learnersFile))
 	if err != nil {

@@ -70,7 +70,7 @@ type Loop struct {
 //
 // With Checkpoints, a run resumed from a checkpoint carries on after its
 // step with the loop's counters restored, and a checkpoint is saved after
-// each step it is due (never after the last). A checkpoint that falls on a
+// each step it is due (after the last only for a run that may be continued). A checkpoint that falls on a
 // report step rides on that report; one between reports gets a report of
 // its own with tokens and Eval's values but no train_loss, which keeps
 // accumulating into the next regular report, so checkpoints add reports
@@ -92,6 +92,20 @@ func (l Loop) Run(ctx context.Context, report func(sdk.Metrics) error) (map[stri
 			return nil, err
 		}
 		first = st.Step
+		st.Steps = l.Steps
+		if first == l.Steps {
+			// Resumed after the last step: the result is the model's
+			// as it stands.
+			vals, err := l.Eval(ctx)
+			if err != nil {
+				return nil, err
+			}
+			last = map[string]float64{sdk.MetricTokens: st.Seen / float64(max(l.Members, 1)), sdk.MetricTrainLoss: st.TrainLoss}
+			for k, v := range vals {
+				last[k] = v
+			}
+			return last, nil
+		}
 	}
 	for i := first; i < l.Steps; i++ {
 		if err := ctx.Err(); err != nil {
@@ -111,6 +125,7 @@ func (l Loop) Run(ctx context.Context, report func(sdk.Metrics) error) (map[stri
 		m := map[string]float64{sdk.MetricTokens: st.Seen / float64(max(l.Members, 1))}
 		if regular {
 			m[sdk.MetricTrainLoss] = st.LossSum / float64(st.LossN)
+			st.TrainLoss = m[sdk.MetricTrainLoss]
 			st.LossSum, st.LossN = 0, 0
 		}
 		for k, v := range vals {

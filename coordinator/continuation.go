@@ -1,0 +1,135 @@
+package coordinator
+
+import (
+	"fmt"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// Promotions that continue: successive halving with continue promotes a
+// configuration by resuming the run of the rung below from its last
+// checkpoint. That rung's trial keeps its last checkpoint past success
+// while a promotion may still want it (holdsForPromotion); the promoted
+// trial's record names it (api.Continuation), a new attempt of that trial
+// resumes from it until the trial has checkpoints of its own, and the
+// lower trial lets go of it once the promoted trial ends, once the search
+// stops its configuration there, or once the search is over.
+
+// continuing returns the study's halving search when it continues its
+// promotions, else nil.
+func continuing(s *study) *sweep.HalvingSearch {
+	if g := s.spec.Search; g != nil && g.Halving != nil && g.Halving.Continue {
+		return g.Halving
+	}
+	return nil
+}
+
+// holdsForPromotion reports whether succeeded trial t keeps its last
+// checkpoint for a promotion that may continue from it: its study's search
+// continues, is not over, and t's rung is below the last.
+func holdsForPromotion(t *trial) bool {
+	h := continuing(t.study)
+	if h == nil || t.study.searchDone || t.study.spec.CheckpointPolicy().KeepOnSuccess {
+		return false
+	}
+	f, ok := t.rec.Params[h.Fidelity].(float64)
+	return ok && f*h.Eta <= h.Max*(1+1e-9)
+}
+
+// continueFrom sets where each trial a search step promoted starts: from
+// the last checkpoint of the trial of the rung below that it continues.
+// A promoted trial that already ran, or whose lower trial kept no
+// checkpoint, is left to start as it would.
+func (l *leaderState) continueFrom(s *study, cont map[string]string) {
+	for id, from := range cont {
+		t, lower := s.byID[id], s.byID[from]
+		if t == nil || lower == nil || t.rec.From != nil || t.rec.Attempt > 0 || len(lower.rec.Checkpoints) == 0 {
+			continue
+		}
+		c := lower.rec.Checkpoints[len(lower.rec.Checkpoints)-1]
+		t.rec.From = &api.Continuation{Trial: from, Checkpoint: c}
+		l.dirtyTrials[t] = true
+	}
+}
+
+// noteStart records where an attempt of a continuing trial began: from
+// the lower trial's checkpoint (or a later one of its own), or from
+// scratch.
+func (l *leaderState) noteStart(t *trial, a *api.Attempt) {
+	f := t.rec.From
+	if f == nil {
+		return
+	}
+	resumed := a.StartStep >= f.Checkpoint.Step && a.StartStep > 0
+	if resumed != f.Resumed {
+		f.Resumed = resumed
+		l.dirtyTrials[t] = true
+	}
+	if a.StartStep == f.Checkpoint.Step && len(t.rec.Checkpoints) == 0 {
+		l.noteAttempt(t, a, fmt.Sprintf("continues trial %s from its checkpoint after step %d", f.Trial, f.Checkpoint.Step))
+	}
+}
+
+// dropContinuation stops a trial from continuing when its attempt that
+// started from the lower trial's checkpoint failed: a method may refuse a
+// checkpoint of another budget (a schedule that decays to the budget), and
+// the same refusal would fail every retry. Later attempts start from
+// scratch, and the record says why.
+func (l *leaderState) dropContinuation(t *trial, a *api.Attempt, reason string) {
+	f := t.rec.From
+	if f == nil || f.Dropped != "" || a.StartStep != f.Checkpoint.Step || a.StartStep == 0 || len(t.rec.Checkpoints) > 0 {
+		return
+	}
+	f.Dropped = fmt.Sprintf("attempt %d failed after continuing trial %s from step %d (%s); later attempts start from scratch", a.N, f.Trial, f.Checkpoint.Step, reason)
+	f.Resumed = false
+	l.noteAttempt(t, a, f.Dropped)
+	l.dirtyTrials[t] = true
+}
+
+// releaseLower lets the lower trial of ended trial t go of the checkpoint
+// t continued from.
+func (l *leaderState) releaseLower(t *trial) {
+	if t.rec.From == nil {
+		return
+	}
+	if lower := t.study.byID[t.rec.From.Trial]; lower != nil && lower.rec.State == sweep.Succeeded && !t.study.spec.CheckpointPolicy().KeepOnSuccess {
+		l.dropCheckpoints(lower)
+	}
+}
+
+// releaseHeld lets go of the checkpoints succeeded trials of s held for
+// promotions: those of trials a decision stopped, or all of them once the
+// search is over (ids nil).
+func (l *leaderState) releaseHeld(s *study, ids []string) {
+	if continuing(s) == nil || s.spec.CheckpointPolicy().KeepOnSuccess {
+		return
+	}
+	drop := func(t *trial) {
+		if t.rec.State == sweep.Succeeded && len(t.rec.Checkpoints) > 0 && !l.continuedBy(s, t) {
+			l.dropCheckpoints(t)
+		}
+	}
+	if ids == nil {
+		for _, t := range s.trials {
+			drop(t)
+		}
+		return
+	}
+	for _, id := range ids {
+		if t := s.byID[id]; t != nil {
+			drop(t)
+		}
+	}
+}
+
+// continuedBy reports whether a trial of s that has not ended continues
+// lower.
+func (l *leaderState) continuedBy(s *study, lower *trial) bool {
+	for _, t := range s.trials {
+		if f := t.rec.From; f != nil && f.Trial == lower.rec.ID && !t.rec.State.Terminal() {
+			return true
+		}
+	}
+	return false
+}
