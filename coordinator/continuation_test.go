@@ -10,6 +10,7 @@ import (
 
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/clustertest"
+	"asymptote.dev/asymptote/plugins/methods/charlm"
 )
 
 // halvingSpec is successive halving over tokens on the synthetic law:
@@ -42,18 +43,56 @@ func TestHalvingContinues(t *testing.T) {
 	cl, client := syntheticCluster(t)
 	submit(t, client, halvingSpec("restart", false, "step_tokens: 1e6"))
 	submit(t, client, halvingSpec("continue", true, "step_tokens: 1e6"))
+	compareContinuing(t, cl, 9+3+1, 3+1)
+}
+
+// TestHalvingContinuesCharlm is TestHalvingContinues on charlm under its
+// constant schedule: three learning rates at 6,400 characters, the best
+// continued to 19,200.
+func TestHalvingContinuesCharlm(t *testing.T) {
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"charlm": charlm.New()})
+	spec := func(name string, cont bool) string {
+		return fmt.Sprintf(`name: %s
+method: charlm
+space:
+  lr: [0.003, 0.01, 0.03]
+fixed: {width: 32, context: 4, embed: 8, unique_tokens: 20000, tokens: 6400, batch: 64, eval_tokens: 2000, report_every: 50, checkpoint_every: 50, schedule: constant, dropout: 0.1}
+seeds: [4]
+resources: {cpu: 1, memory: 256MiB}
+budget: {flops: 1e20}
+search:
+  halving: {fidelity: tokens, max: 19200, eta: 3, continue: %v}
+`, name, cont)
+	}
+	submit(t, cl.Client(), spec("restart", false))
+	submit(t, cl.Client(), spec("continue", true))
+	compareContinuing(t, cl, 3+1, 1)
+}
+
+// compareContinuing checks the studies "restart" and "continue" of cl,
+// which differ only in halving's continue: the same trials (want of them)
+// with the same results, promotions (continued of them) that continue
+// their configuration's run at the rung below from its last checkpoint,
+// and a budget that counts the lower rungs' compute once.
+func compareContinuing(t *testing.T, cl *clustertest.Cluster, want, continued int) {
+	t.Helper()
+	client := cl.Client()
 	byStudy := map[string]map[string]api.Trial{}
 	used := map[string]float64{}
 	for _, name := range []string{"restart", "continue"} {
-		st := cl.WaitDone(client, name, 90*time.Second)
-		if st.Counts["succeeded"] != 9+3+1 {
-			t.Fatalf("%s: counts %v, want 9, 3 and 1 trials on the three rungs", name, st.Counts)
+		st := cl.WaitDone(client, name, 2*time.Minute)
+		if st.Counts["succeeded"] != want {
+			t.Fatalf("%s: counts %v, want %d succeeded", name, st.Counts, want)
 		}
 		byStudy[name] = results(t, client, name)
 		used[name] = st.Budget.Used
 	}
 	restart, cont := byStudy["restart"], byStudy["continue"]
-	wantSaved, total, continued := 0.0, 0.0, 0
+	fidelity := "tokens"
+	wantSaved, total, n := 0.0, 0.0, 0
+	var best string
 	for id, r := range restart {
 		c, ok := cont[id]
 		if !ok {
@@ -66,34 +105,33 @@ func TestHalvingContinues(t *testing.T) {
 		if r.From != nil {
 			t.Errorf("trial %s continues %s though the search restarts promotions", id, r.From.Trial)
 		}
-		tokens := c.Params["tokens"].(float64)
-		if tokens == 2e7 {
-			if c.From != nil {
-				t.Errorf("first-rung trial %s continues %s", id, c.From.Trial)
-			}
-			continue
-		}
 		f := c.From
-		if f == nil || !f.Resumed || f.Dropped != "" {
-			t.Errorf("promoted trial %s (tokens %g): continuation %+v, want one resumed", id, tokens, f)
+		if f == nil {
 			continue
 		}
-		continued++
+		if !f.Resumed || f.Dropped != "" {
+			t.Errorf("promoted trial %s: continuation %+v, want one resumed", id, f)
+			continue
+		}
+		n++
 		lower := cont[f.Trial]
-		if lower.Params["tokens"].(float64)*3 != tokens || lower.Params["weight_decay"] != c.Params["weight_decay"] {
+		if lower.Params[fidelity].(float64)*3 != c.Params[fidelity].(float64) {
 			t.Errorf("trial %s (%v) continues %s (%v), not its configuration at the rung below", id, c.Params, f.Trial, lower.Params)
 		}
-		if f.Checkpoint.Step != int64(lower.Params["tokens"].(float64)/1e6) {
-			t.Errorf("trial %s continues from step %d, want the lower run's last (%g)", id, f.Checkpoint.Step, lower.Params["tokens"].(float64)/1e6)
+		if want := lower.Attempts[len(lower.Attempts)-1]; f.Checkpoint.Attempt != want.N || f.Checkpoint.Metrics["flops"] != lower.Result.Metrics["flops"] {
+			t.Errorf("trial %s continues from step %d (flops %g), want the lower run's end (flops %g)", id, f.Checkpoint.Step, f.Checkpoint.Metrics["flops"], lower.Result.Metrics["flops"])
 		}
 		a := c.Attempts[len(c.Attempts)-1]
 		if a.StartStep != f.Checkpoint.Step || !slices.ContainsFunc(a.Notes, func(n string) bool { return strings.Contains(n, "continues trial "+f.Trial) }) {
 			t.Errorf("trial %s: attempt started after step %d with notes %q, want after %d with a note naming %s", id, a.StartStep, a.Notes, f.Checkpoint.Step, f.Trial)
 		}
 		wantSaved += lower.Result.Metrics["flops"]
+		if best == "" || c.Params[fidelity].(float64) > cont[best].Params[fidelity].(float64) {
+			best = id
+		}
 	}
-	if continued != 3+1 {
-		t.Errorf("%d promotions continued, want 4", continued)
+	if n != continued {
+		t.Errorf("%d promotions continued, want %d", n, continued)
 	}
 	if math.Abs(used["restart"]-total) > 1e-9*total {
 		t.Errorf("restarting: the budget counts %g FLOPs, the trials report %g", used["restart"], total)
@@ -101,7 +139,8 @@ func TestHalvingContinues(t *testing.T) {
 	if want := total - wantSaved; math.Abs(used["continue"]-want) > 1e-9*total {
 		t.Errorf("continuing: the budget counts %g FLOPs, want %g (%g less the lower rungs' %g)", used["continue"], want, total, wantSaved)
 	}
-	t.Logf("continuing spent %.1f%% less compute than restarting (%g of %g FLOPs), with the same %d trials and results", 100*(1-used["continue"]/used["restart"]), used["continue"], used["restart"], len(restart))
+	t.Logf("continuing spent %.1f%% less compute than restarting (%.4g of %.4g FLOPs), with the same %d trials and results; the winner %v (%s %.6g)",
+		100*(1-used["continue"]/used["restart"]), used["continue"], used["restart"], len(restart), cont[best].Params, "objective", *cont[best].Result.Objective)
 	for name, trials := range byStudy {
 		for id, tr := range trials {
 			if len(tr.Checkpoints) > 0 {

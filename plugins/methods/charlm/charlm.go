@@ -151,6 +151,8 @@ func (m *Method) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk
 		Steps:   steps,
 		Every:   c.every,
 		Members: c.members,
+		// As t.flops counts them: 6 per matmul parameter per example.
+		FLOPsPerExample: 6 * float64(t.members[0].mlp.MatmulParams()),
 		Step: func(i int) (float64, int) {
 			n := min(c.batch, c.tokens-i*c.batch)
 			return t.step(i, steps, n), n * c.members

@@ -53,6 +53,10 @@ type Loop struct {
 	Steps, Every int
 	// Members is the number of ensemble members each step trains.
 	Members int
+	// FLOPsPerExample, when set, adds flops (the training compute so
+	// far, over all members) to each report, so a checkpoint's record
+	// says what the run had spent at its step.
+	FLOPsPerExample float64
 	// Step runs optimizer step i and returns its summed training loss and
 	// the number of examples summed over all members.
 	Step func(i int) (loss float64, n int)
@@ -123,6 +127,9 @@ func (l Loop) Run(ctx context.Context, report func(sdk.Metrics) error) (map[stri
 			return nil, err
 		}
 		m := map[string]float64{sdk.MetricTokens: st.Seen / float64(max(l.Members, 1))}
+		if l.FLOPsPerExample > 0 {
+			m[sdk.MetricFLOPs] = l.FLOPsPerExample * st.Seen
+		}
 		if regular {
 			m[sdk.MetricTrainLoss] = st.LossSum / float64(st.LossN)
 			st.TrainLoss = m[sdk.MetricTrainLoss]
