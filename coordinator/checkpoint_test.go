@@ -150,6 +150,11 @@ func TestResumeAfterAgentKill(t *testing.T) {
 // running method for a checkpoint, stores it, reports the attempt
 // preempted, and the next attempt continues from where it stopped, though
 // the method saves checkpoints only when asked.
+// maxPreemptionLoss bounds the steps of 40 ms a preempted attempt runs
+// past the checkpoint the agent asked for: 200 ms for the upload and the
+// stop on a loaded machine.
+const maxPreemptionLoss = 5
+
 func TestPreemptionSavesWork(t *testing.T) {
 	ref := uninterrupted(t, 0)
 	cl := clustertest.New(t)
@@ -171,7 +176,10 @@ func TestPreemptionSavesWork(t *testing.T) {
 	}
 	checkResumed(t, cl, tr, 20, ref())
 	// The work lost is what the first attempt did after its checkpoint:
-	// the agent asked for one at once, so at most the step in progress.
+	// the agent asked for one at once, so the step in progress and those
+	// the method ran while the checkpoint uploaded and the stop reached
+	// it; on an idle machine that is at most one 40 ms step, and a few
+	// under load.
 	js, err := jetstream.New(cl.Conn("history"))
 	if err != nil {
 		t.Fatal(err)
@@ -187,8 +195,8 @@ func TestPreemptionSavesWork(t *testing.T) {
 	}
 	resumed := tr.Attempts[len(tr.Attempts)-1].StartStep
 	t.Logf("first attempt reached step %d; the second resumed after step %d", reached, resumed)
-	if reached-resumed > 1 {
-		t.Errorf("preemption lost %d steps (reached %d, resumed after %d), want at most the one in progress", reached-resumed, reached, resumed)
+	if reached-resumed > maxPreemptionLoss {
+		t.Errorf("preemption lost %d steps (reached %d, resumed after %d), want at most %d (the step in progress and the upload's)", reached-resumed, reached, resumed, maxPreemptionLoss)
 	}
 }
 
