@@ -575,7 +575,7 @@ func (a *Agent) run(ctx context.Context, at *attempt, cancel context.CancelCause
 		// event: say so, so status does not count both as running.
 		started.After = []bus.AttemptRef{*after}
 	}
-	if err := a.cfg.NATS.Publish(bus.StartedSubject(d.Study, d.Trial), bus.Encode(started)); err != nil {
+	if err := a.cfg.NATS.Publish(bus.StartedSubject(d.Study, d.Trial, started.Node), bus.Encode(started)); err != nil {
 		log.Debug("started event not sent", "error", err)
 	}
 	gpus := make([]string, len(d.GPUs))
@@ -717,7 +717,7 @@ func classify(res *sdk.Result, err, cause error) (bus.Outcome, string) {
 func (a *Agent) publish(ev *bus.Event) bool {
 	ctx := a.publishing
 	data := bus.Encode(ev)
-	subj := bus.EventSubject(ev.Study, ev.Trial)
+	subj := bus.EventSubject(ev.Study, ev.Trial, ev.Node)
 	log := a.log.With("study", ev.Study, "trial_id", ev.Trial, "attempt", ev.Attempt, "kind", ev.Kind, "outcome", ev.Outcome)
 	wait := publishBackoff.Start()
 	for {

@@ -212,7 +212,7 @@ func TestDuplicateAndLateEventsChangeNothing(t *testing.T) {
 			{AttemptRef: bus.AttemptRef{Study: "grid", Trial: id, Attempt: 1}, Kind: bus.EventStarted, Node: "a1", Time: time.Now()},
 			{AttemptRef: bus.AttemptRef{Study: "grid", Trial: id, Attempt: 7}, Kind: bus.EventFinished, Node: "a9", Time: time.Now(), Outcome: bus.OutcomeFailed, Error: "from the past"},
 		} {
-			if _, err := js.Publish(t.Context(), bus.EventSubject("grid", id), bus.Encode(&ev)); err != nil {
+			if _, err := js.Publish(t.Context(), bus.EventSubject("grid", id, ev.Node), bus.Encode(&ev)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -663,7 +663,7 @@ func reportSuccess(t *testing.T, nc *nats.Conn, ref bus.AttemptRef) {
 		t.Fatal(err)
 	}
 	ev := bus.Event{AttemptRef: ref, Kind: bus.EventFinished, Node: "fake", Time: time.Now(), Outcome: bus.OutcomeSucceeded, Metrics: map[string]float64{"val_loss": 0.5}}
-	if _, err := js.Publish(t.Context(), bus.EventSubject(ref.Study, ref.Trial), bus.Encode(&ev), jetstream.WithMsgID(ev.MsgID())); err != nil {
+	if _, err := js.Publish(t.Context(), bus.EventSubject(ref.Study, ref.Trial, ev.Node), bus.Encode(&ev), jetstream.WithMsgID(ev.MsgID())); err != nil {
 		t.Fatal(err)
 	}
 }

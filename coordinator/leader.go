@@ -54,6 +54,8 @@ type (
 	eventInput struct {
 		ev  bus.Event
 		msg jetstream.Msg // nil for a started event, which is not durable
+		// subject is the one the event came on; it names its sender.
+		subject string
 	}
 	heartbeatInput struct {
 		hb  bus.Heartbeat
@@ -115,7 +117,7 @@ func (l *leader) run(ctx context.Context) error {
 			l.log.Warn("dropping malformed started event", "subject", m.Subject, "error", err)
 			return
 		}
-		l.send(ctx, eventInput{ev: ev})
+		l.send(ctx, eventInput{ev: ev, subject: m.Subject})
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe started events: %w", err)
@@ -142,7 +144,7 @@ func (l *leader) run(ctx context.Context) error {
 			_ = m.Term()
 			return
 		}
-		l.send(ctx, eventInput{ev: ev, msg: m})
+		l.send(ctx, eventInput{ev: ev, msg: m, subject: m.Subject()})
 	}, jetstream.PullMaxMessages(1000), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("consume events: %w", err)

@@ -338,7 +338,9 @@ func TestOperatorQuarantineFreezesAndResumeFinishesExactlyOnce(t *testing.T) {
 // TestEventsThatCannotBeAppliedAreKept: an outcome for an unknown study or
 // trial, or from a node other than its attempt's, was acknowledged and
 // forgotten; now it is kept with its reason and counted in status, and it
-// changes no trial.
+// changes no trial. So is one sent on another node's subject than the node
+// it claims: on a permissive bus (no identities) anyone may publish, but
+// the body's node alone does not make an outcome the agent's.
 func TestEventsThatCannotBeAppliedAreKept(t *testing.T) {
 	cl := clustertest.New(t)
 	c1 := cl.StartCoordinator("c1", nil)
@@ -347,10 +349,13 @@ func TestEventsThatCannotBeAppliedAreKept(t *testing.T) {
 	submit(t, client, gridSpec)
 	cl.WaitDone(client, "grid", 30*time.Second)
 	before := results(t, client, "grid")
-	var id string
+	var id, other string
 	for tid := range before {
-		id = tid
-		break
+		if id == "" {
+			id = tid
+		} else if other == "" {
+			other = tid
+		}
 	}
 	js, err := jetstream.New(cl.Conn("stranger"))
 	if err != nil {
@@ -365,11 +370,16 @@ func TestEventsThatCannotBeAppliedAreKept(t *testing.T) {
 		ev.Time = time.Now()
 		// No message ID: the impostor's would be the real outcome's, which
 		// JetStream's deduplication already refuses.
-		if _, err := js.Publish(t.Context(), bus.EventSubject(ev.Study, ev.Trial), bus.Encode(&ev)); err != nil {
+		if _, err := js.Publish(t.Context(), bus.EventSubject(ev.Study, ev.Trial, ev.Node), bus.Encode(&ev)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := []string{"no study named never", "has no trial no-such-trial", "dispatched to node a1, not impostor"}
+	forged := bus.Event{AttemptRef: bus.AttemptRef{Study: "grid", Trial: other, Attempt: 1}, Kind: bus.EventFinished, Node: "a1", Time: time.Now(), Outcome: bus.OutcomeSucceeded, Metrics: map[string]float64{"val_loss": -200}}
+	if _, err := js.Publish(t.Context(), bus.EventSubject("grid", other, "impostor"), bus.Encode(&forged)); err != nil {
+		t.Fatal(err)
+	}
+	events = append(events, forged)
+	want := []string{"no study named never", "has no trial no-such-trial", "dispatched to node a1, not impostor", "sent on node impostor's subject but claims node a1"}
 	check := func(when string) {
 		t.Helper()
 		clustertest.WaitFor(t, 20*time.Second, func() error {

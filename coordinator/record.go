@@ -59,6 +59,12 @@ func (l *leaderState) onEvent(in eventInput, now time.Time) {
 		l.orphan(in, "study "+ev.Study+" has no trial "+ev.Trial, now)
 		return
 	}
+	if from, named := bus.Sender(in.subject); named && from != ev.Node {
+		// The bus lets an agent publish only under its own node: an
+		// event that claims another node is forged.
+		l.orphan(in, fmt.Sprintf("sent on node %s's subject but claims node %s", from, ev.Node), now)
+		return
+	}
 	if a := t.attempt(ev.Attempt); a != nil && a.Node != ev.Node {
 		// Only the agent an attempt was dispatched to may report it. (An
 		// attempt the trial never had is kept as a late result below,

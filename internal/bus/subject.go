@@ -18,10 +18,12 @@ const (
 	// SubjectAPI is the prefix of the client API: asymptote.api.<verb>.
 	SubjectAPI = "asymptote.api"
 	// SubjectEvents is the prefix of durable trial events:
-	// asymptote.events.<study>.<trial>.
+	// asymptote.events.<study>.<trial>.<node>, <node> the sender's, so a
+	// bus that lets an agent publish only under its own node (the agent
+	// identity's permissions) tells the leader who sent an event.
 	SubjectEvents = "asymptote.events"
 	// SubjectStarted is the prefix of started events, which are not
-	// durable: asymptote.started.<study>.<trial>. Losing one only leaves
+	// durable: asymptote.started.<study>.<trial>.<node>. Losing one only leaves
 	// the attempt shown as dispatched until its outcome arrives.
 	SubjectStarted = "asymptote.started"
 	// SubjectMetrics is the prefix of live metrics:
@@ -57,12 +59,26 @@ func DrainSubject(node string) string { return SubjectNode + "." + node + ".drai
 // CancelSubject returns the subject a node receives cancellations on.
 func CancelSubject(node string) string { return SubjectNode + "." + node + ".cancel" }
 
-// EventSubject returns the subject of a trial's durable events.
-func EventSubject(study, trial string) string { return SubjectEvents + "." + study + "." + trial }
+// EventSubject returns the subject node sends a trial's durable events on.
+func EventSubject(study, trial, node string) string {
+	return SubjectEvents + "." + study + "." + trial + "." + node
+}
 
-// StartedSubject returns the subject a trial's started events go to.
-func StartedSubject(study, trial string) string {
-	return SubjectStarted + "." + study + "." + trial
+// StartedSubject returns the subject node sends a trial's started events
+// on.
+func StartedSubject(study, trial, node string) string {
+	return SubjectStarted + "." + study + "." + trial + "." + node
+}
+
+// Sender returns the node an event or started subject names as its
+// sender, and false for a subject of the layout before senders were named
+// (asymptote.events.<study>.<trial>, still in a stream after an upgrade).
+func Sender(subject string) (string, bool) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 5 {
+		return "", false
+	}
+	return parts[4], true
 }
 
 // MetricsSubject returns the subject of a trial's live metrics.

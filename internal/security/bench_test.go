@@ -89,7 +89,7 @@ func BenchmarkBus(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				if _, err := ajs.Publish(ctx, bus.EventSubject("s", fmt.Sprint(i)), payload); err != nil {
+				if _, err := ajs.Publish(ctx, bus.EventSubject("s", fmt.Sprint(i), "gpu-01"), payload); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -99,7 +99,7 @@ func BenchmarkBus(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				if _, err := ajs.PublishAsync(bus.EventSubject("s", fmt.Sprint("a", i)), payload); err != nil {
+				if _, err := ajs.PublishAsync(bus.EventSubject("s", fmt.Sprint("a", i), "gpu-01"), payload); err != nil {
 					b.Fatal(err)
 				}
 			}

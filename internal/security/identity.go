@@ -136,15 +136,15 @@ func (id Identity) Permissions() Permissions {
 		pub := apiVerbs(api.VerbStatus, api.VerbResults)
 		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}
 	case RoleAgent:
-		// Trial subjects name the study and trial, not the node, so an
-		// agent may publish events for any trial: the leader's check of
-		// an outcome's sender is what stops one agent overwriting
-		// another's results (docs/security.md, "Not yet done").
+		// Event subjects end with the sender's node: an agent publishes
+		// only under its own, and the leader refuses an event whose body
+		// claims another node than its subject. (Metrics and curves do
+		// not name the node yet.)
 		return Permissions{
 			Publish: append([]string{
 				bus.HeartbeatSubject(id.Node),
-				bus.SubjectEvents + ".>",
-				bus.SubjectStarted + ".>",
+				bus.EventSubject("*", "*", id.Node),
+				bus.StartedSubject("*", "*", id.Node),
 				bus.SubjectMetrics + ".>",
 				bus.SubjectCurves + ".>",
 			}, checkpointStore...),

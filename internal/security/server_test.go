@@ -96,7 +96,11 @@ func TestPermissions(t *testing.T) {
 		{"agent-gpu-01", []check{
 			pub("asymptote.hb.gpu-01", true),
 			pub("asymptote.hb.gpu-02", false),
-			pub("asymptote.events.s.t", true),
+			pub("asymptote.events.s.t.gpu-01", true),
+			pub("asymptote.events.s.t.gpu-02", false),
+			pub("asymptote.events.s.t", false),
+			pub("asymptote.started.s.t.gpu-01", true),
+			pub("asymptote.started.s.t.gpu-02", false),
 			pub("asymptote.metrics.s.t", true),
 			pub("asymptote.api.submit", false),
 			pub("asymptote.api.cancel", false),
@@ -119,7 +123,7 @@ func TestPermissions(t *testing.T) {
 			pub("asymptote.api.submit", false),
 			pub("asymptote.api.cancel", false),
 			pub("asymptote.api.delete", false),
-			pub("asymptote.events.s.t", false),
+			pub("asymptote.events.s.t.gpu-01", false),
 			pub("asymptote.node.gpu-01.drain", false),
 			pub("$JS.API.STREAM.DELETE.ASYMPTOTE_HISTORY", false),
 			sub("_INBOX.viewer.x", true),
@@ -277,8 +281,22 @@ func TestJobs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ajs.Publish(ctx, bus.EventSubject("s", "t1"), []byte(`{"kind":"outcome"}`)); err != nil {
+		if _, err := ajs.Publish(ctx, bus.EventSubject("s", "t1", "gpu-01"), []byte(`{"kind":"outcome"}`)); err != nil {
 			t.Errorf("agent publishes an event to JetStream: %v", err)
+		}
+		// As another node: refused by the server, so the leader learns
+		// an event's sender from its subject.
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err = ajs.Publish(pctx, bus.EventSubject("s", "t1", "gpu-02"), []byte(`{"kind":"outcome"}`))
+		cancel()
+		if err == nil {
+			t.Error("agent gpu-01 published an event as gpu-02")
+		}
+		if err := ag.Publish(bus.StartedSubject("s", "t1", "gpu-02"), []byte("{}")); err == nil {
+			_ = ag.Flush()
+			if lerr := ag.LastError(); lerr == nil || !strings.Contains(lerr.Error(), "Permissions Violation") {
+				t.Errorf("agent gpu-01 sent a started event as gpu-02: %v", lerr)
+			}
 		}
 		report := bus.MetricsReport{AttemptRef: bus.AttemptRef{Study: "s", Trial: "t1", Attempt: 1}, Seq: 1, Step: 1, Values: map[string]float64{"val_loss": 2.5}}
 		if _, err := ajs.Publish(ctx, bus.MetricsSubject("s", "t1"), bus.Encode(&report)); err != nil {

@@ -325,7 +325,7 @@ func (c *chaos) replay() string {
 			id = fmt.Sprintf("replay-%d-%d", c.rng.Uint64(), i)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		_, err := js.Publish(ctx, bus.EventSubject(ev.Study, ev.Trial), data, jetstream.WithMsgID(id))
+		_, err := js.Publish(ctx, bus.EventSubject(ev.Study, ev.Trial, ev.Node), data, jetstream.WithMsgID(id))
 		cancel()
 		if err == nil {
 			sent++

@@ -199,7 +199,7 @@ func TestBusMessages(t *testing.T) {
 	}
 	subjects := []string{
 		bus.HeartbeatSubject("a1"), bus.HeartbeatSubject("ghost"),
-		bus.StartedSubject("s", "t"), bus.MetricsSubject("s", "t"),
+		bus.StartedSubject("s", "t", "a1"), bus.MetricsSubject("s", "t"),
 		bus.DispatchSubject("a1"), bus.CancelSubject("a1"),
 	}
 	for _, subj := range subjects {
@@ -211,7 +211,7 @@ func TestBusMessages(t *testing.T) {
 	}
 	for _, g := range garbage {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		_, err := e.js.Publish(ctx, bus.EventSubject("s", "t"), g)
+		_, err := e.js.Publish(ctx, bus.EventSubject("s", "t", "a1"), g)
 		cancel()
 		if err != nil {
 			t.Fatalf("publish a poison event: %v", err)
@@ -305,7 +305,7 @@ func TestRandomMutations(t *testing.T) {
 	e.healthy(t, "start")
 	valid := map[string][]byte{
 		bus.HeartbeatSubject("a1"):           bus.Encode(&bus.Heartbeat{Node: "a1", Boot: "x", Resources: bus.Resources{CPU: 1, Memory: 1 << 30}}),
-		bus.StartedSubject("healthy-1", "t"): bus.Encode(&bus.Event{AttemptRef: bus.AttemptRef{Study: "healthy-1", Trial: "t", Attempt: 1}, Kind: bus.EventStarted, Node: "a1"}),
+		bus.StartedSubject("healthy-1", "t", "a1"): bus.Encode(&bus.Event{AttemptRef: bus.AttemptRef{Study: "healthy-1", Trial: "t", Attempt: 1}, Kind: bus.EventStarted, Node: "a1"}),
 		bus.DispatchSubject("a1"):            bus.Encode(&bus.DispatchBatch{Dispatches: []bus.Dispatch{{AttemptRef: bus.AttemptRef{Study: "s", Trial: "t", Attempt: 1}, Method: "poison", Threads: 1}}}),
 		bus.APISubject(api.VerbSubmit):       specRequest(head + "space:\n  x: [1, 2]\n"),
 		bus.APISubject(api.VerbCancel):       []byte(`{"study":"nope","trials":["a"]}`),
@@ -320,7 +320,7 @@ func TestRandomMutations(t *testing.T) {
 			_, _ = e.nc.Request(subj, m, 50*time.Millisecond)
 		}
 		ev := bus.Encode(&bus.Event{AttemptRef: bus.AttemptRef{Study: "s", Trial: "t", Attempt: 1}, Kind: bus.EventFinished, Outcome: bus.OutcomeSucceeded, Node: "a1", Metrics: map[string]float64{"loss": 1}})
-		_, _ = e.js.Publish(t.Context(), bus.EventSubject("s", "t"), mutate(rng, ev))
+		_, _ = e.js.Publish(t.Context(), bus.EventSubject("s", "t", "a1"), mutate(rng, ev))
 	}
 	e.healthy(t, fmt.Sprintf("%d rounds of mutations", n))
 }
