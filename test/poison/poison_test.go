@@ -304,11 +304,11 @@ func TestRandomMutations(t *testing.T) {
 	e := start(t)
 	e.healthy(t, "start")
 	valid := map[string][]byte{
-		bus.HeartbeatSubject("a1"):           bus.Encode(&bus.Heartbeat{Node: "a1", Boot: "x", Resources: bus.Resources{CPU: 1, Memory: 1 << 30}}),
+		bus.HeartbeatSubject("a1"):                 bus.Encode(&bus.Heartbeat{Node: "a1", Boot: "x", Resources: bus.Resources{CPU: 1, Memory: 1 << 30}}),
 		bus.StartedSubject("healthy-1", "t", "a1"): bus.Encode(&bus.Event{AttemptRef: bus.AttemptRef{Study: "healthy-1", Trial: "t", Attempt: 1}, Kind: bus.EventStarted, Node: "a1"}),
-		bus.DispatchSubject("a1"):            bus.Encode(&bus.DispatchBatch{Dispatches: []bus.Dispatch{{AttemptRef: bus.AttemptRef{Study: "s", Trial: "t", Attempt: 1}, Method: "poison", Threads: 1}}}),
-		bus.APISubject(api.VerbSubmit):       specRequest(head + "space:\n  x: [1, 2]\n"),
-		bus.APISubject(api.VerbCancel):       []byte(`{"study":"nope","trials":["a"]}`),
+		bus.DispatchSubject("a1"):                  bus.Encode(&bus.DispatchBatch{Dispatches: []bus.Dispatch{{AttemptRef: bus.AttemptRef{Study: "s", Trial: "t", Attempt: 1}, Method: "poison", Threads: 1}}}),
+		bus.APISubject(api.VerbSubmit):             specRequest(head + "space:\n  x: [1, 2]\n"),
+		bus.APISubject(api.VerbCancel):             []byte(`{"study":"nope","trials":["a"]}`),
 	}
 	rng := rand.New(rand.NewPCG(1, uint64(n)))
 	for i := range n {
