@@ -80,6 +80,13 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Raw requests do not wait for a leader as the client does: wait
+	// until one answers, so the first poison meets a leader, not an
+	// empty subject.
+	clustertest.WaitFor(t, 30*time.Second, func() error {
+		_, err := nc.Request(bus.APISubject(api.VerbStatus), []byte(`{}`), time.Second)
+		return err
+	})
 	return &env{cl: cl, client: cl.Client(), nc: nc, js: js}
 }
 
