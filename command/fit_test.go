@@ -97,6 +97,9 @@ func TestScalingGolden(t *testing.T) {
 			"E=1.8691,A=520.82,B=1487.7,alpha=0.3526596,beta=0.3526596,RD_star=15.387756,RN_star=5.309743",
 			"--budget", "1e22", "--unique", "25e9", "--format", "json"}},
 		{"frontier_approaches.txt", "frontier", []string{"--approach", "2,3", "--data", scalingTestdata + "isoflop.csv", "--bootstrap", "50", "--starts", "24", "--budget", "1e22,1e24"}},
+		{"frontier_approach1.txt", "frontier", []string{"--approach", "1", "--curves", scalingTestdata + "curves.csv", "--group", "run", "--bootstrap", "100", "--budget", "1e21,1e23"}},
+		{"frontier_approach1_history.json", "frontier", []string{"--approach", "1", "--data", scalingTestdata + "history.csv", "--envelope-budgets", "12", "--budget", "1e21", "--format", "json"}},
+		{"frontier_approaches123.txt", "frontier", []string{"--approach", "1,2,3", "--curves", scalingTestdata + "curves.csv", "--data", scalingTestdata + "isoflop.csv", "--bootstrap", "50", "--starts", "24", "--budget", "1e22"}},
 		{"frontier_approach2.json", "frontier", []string{"--approach", "2", "--data", scalingTestdata + "isoflop.csv", "--bootstrap", "50", "--seed-noise", "0.01", "--budget", "1e22", "--format", "json"}},
 		{"epochs.txt", "epochs", []string{"--data", datablationsCSV, "--y", "val_loss", "--base", "datablations"}},
 	}
@@ -194,6 +197,7 @@ func TestScalingPlot(t *testing.T) {
 	}{
 		{"fit", []string{"--data", scalingTestdata + "replicates.csv", "--group", "run", "--loss", "ls", "--bootstrap", "20", "--seed-noise", "measure", "--plot", filepath.Join(dir, "weighted.png")}, []string{"weighted.png"}},
 		{"frontier", []string{"--approach", "2", "--data", scalingTestdata + "isoflop.csv", "--bootstrap", "20", "--budget", "1e22", "--plot", filepath.Join(dir, "iso.svg")}, []string{"iso.svg"}},
+		{"frontier", []string{"--approach", "1", "--curves", scalingTestdata + "curves.csv", "--group", "run", "--budget", "1e22", "--plot", filepath.Join(dir, "envelope.png")}, []string{"envelope.png"}},
 		{"crossover", []string{"--data", scalingTestdata + "recipe_a.csv", "--versus", scalingTestdata + "recipe_b.csv", "--range", "1:1e6", "--loss", "ls", "--bootstrap", "20", "--multiplier", "10", "--gate", "1.1", "--plot", filepath.Join(dir, "cross.png")}, []string{"cross.png", "cross-multiplier.png"}},
 	} {
 		if _, err := runCommand(t, tc.cmd, tc.args...); err != nil {

@@ -20,6 +20,9 @@ type frontierCommand struct {
 	approach      string
 	tolerance     float64
 	plot          string
+	// curves and envelopeBudgets are approach 1's input and grid.
+	curves          string
+	envelopeBudgets int
 }
 
 // flags declares frontier's flags.
@@ -29,34 +32,42 @@ func (cmd *frontierCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.budget, "budget", "", "compute budgets in FLOP, `C,...`")
 	fs.StringVar(&cmd.given, "given", "", "use these parameters instead of fitting: `NAME=VALUE,...` (E, A, B, alpha, beta; RD_star, RN_star for datablations)")
 	fs.Float64Var(&cmd.unique, "unique", 0, "unique tokens `U`: also give the data-constrained allocation (datablations law)")
-	fs.StringVar(&cmd.approach, "approach", "3", "Hoffmann et al.'s `APPROACHES`, comma-separated: 2 (IsoFLOP parabolas per budget, then power laws) and 3 (the parametric law); 2,3 compares them on the same data")
-	fs.StringVar(&cmd.plot, "plot", "", "approach 2: write the IsoFLOP parabolas with their minima to `FILE`.png or FILE.svg")
+	fs.StringVar(&cmd.approach, "approach", "3", "Hoffmann et al.'s `APPROACHES`, comma-separated: 1 (the lower envelope of training curves, then power laws), 2 (IsoFLOP parabolas per budget, then power laws) and 3 (the parametric law); 1,2,3 compares them")
+	fs.StringVar(&cmd.plot, "plot", "", "approach 1 or 2: write the envelope over the training curves, or the IsoFLOP parabolas with their minima, to `FILE`.png or FILE.svg")
+	fs.StringVar(&cmd.curves, "curves", "", "approach 1: training curves `FILE`.csv: params, tokens (or compute) and loss at each step, --group naming the run (default: one curve per size), or `asymptote results STUDY -checkpoints --format csv` output; default --data")
+	fs.IntVar(&cmd.envelopeBudgets, "envelope-budgets", 100, "approach 1: take the envelope at `K` log-spaced budgets where two or more curves overlap")
 	fs.Float64Var(&cmd.tolerance, "flop-tolerance", 0.1, "approach 2: runs whose compute 6ND is within this relative `TOLERANCE` of a budget's smallest belong to it")
 	return fs
 }
 
 // approaches reads --approach: which of Hoffmann et al.'s approaches to
 // run.
-func (cmd *frontierCommand) approaches() (two, three bool, err error) {
+func (cmd *frontierCommand) approaches() (one, two, three bool, err error) {
 	for _, a := range strings.Split(cmd.approach, ",") {
 		switch strings.TrimSpace(a) {
+		case "1":
+			one = true
 		case "2":
 			two = true
 		case "3":
 			three = true
-		case "1":
-			return false, false, usagef("--approach 1 (the lower envelope of training curves) needs per-step losses, which frontier does not read yet; use 2 or 3")
 		default:
-			return false, false, usagef("--approach: want 2, 3 or 2,3, got %q", cmd.approach)
+			return false, false, false, usagef("--approach: want 1, 2 or 3, or several such as 1,2,3, got %q", cmd.approach)
 		}
 	}
-	if cmd.plot != "" && !two {
-		return false, false, usagef("--plot draws approach 2's IsoFLOP parabolas: pass --approach 2 (or 2,3)")
+	switch {
+	case cmd.plot != "" && one && two:
+		return false, false, false, usagef("--plot draws one figure, approach 1's envelope or approach 2's parabolas: pass --approach 1 or 2 with it")
+	case cmd.plot != "" && !one && !two:
+		return false, false, false, usagef("--plot draws approach 1's envelope or approach 2's IsoFLOP parabolas: pass --approach 1 or 2 (or 2,3)")
+	case two && cmd.given != "":
+		return false, false, false, usagef("--approach 2 fits runs: give --data or --study, not --given")
+	case one && cmd.given != "":
+		return false, false, false, usagef("--approach 1 takes the envelope of training curves: give --curves or --data, not --given")
+	case cmd.curves != "" && !one:
+		return false, false, false, usagef("--curves is approach 1's input: add 1 to --approach")
 	}
-	if two && cmd.given != "" {
-		return false, false, usagef("--approach 2 fits runs: give --data or --study, not --given")
-	}
-	return two, three, nil
+	return one, two, three, nil
 }
 
 // Run runs the command.
@@ -69,9 +80,15 @@ func (cmd *frontierCommand) Run(ctx context.Context) error {
 	if err != nil || len(cs) == 0 {
 		return usagef("--budget: want one or more budgets in FLOP")
 	}
-	two, three, err := cmd.approaches()
+	one, two, three, err := cmd.approaches()
 	if err != nil {
 		return err
+	}
+	var rep1 *envelopeJSON
+	if one {
+		if rep1, err = cmd.envelope(ctx, cs); err != nil {
+			return err
+		}
 	}
 	var rep2 *isoJSON
 	if two {
@@ -94,23 +111,29 @@ func (cmd *frontierCommand) Run(ctx context.Context) error {
 		}
 	}
 	if cmd.format == "json" {
-		if !two {
+		if !one && !two {
 			return writeJSON(cmd.env.Stdout, rep)
 		}
-		return writeJSON(cmd.env.Stdout, approachesJSON{Approach2: rep2, Approach3: rep})
+		return writeJSON(cmd.env.Stdout, approachesJSON{Approach1: rep1, Approach2: rep2, Approach3: rep})
 	}
 	w := cmd.env.Stdout
+	if one {
+		cmd.printEnvelope(w, rep1)
+	}
 	if two {
+		if one {
+			fmt.Fprintln(w)
+		}
 		cmd.printIso(w, rep2)
 	}
 	if three {
-		if two {
+		if one || two {
 			fmt.Fprintln(w, "\n== approach 3: the parametric law ==")
 		}
 		cmd.printTable(w, rep)
 	}
-	if two && three {
-		cmd.printComparison(w, rep2, rep)
+	if btoi(one)+btoi(two)+btoi(three) > 1 {
+		cmd.printComparison(w, rep1, rep2, rep)
 	}
 	return nil
 }

@@ -41,8 +41,8 @@ func (cmd *frontierCommand) isoFLOP(ctx context.Context, cs []float64) (*isoJSON
 			return nil, fmt.Errorf("plot: %w", err)
 		}
 	}
-	rep := &isoJSON{Tolerance: jnum(o.Tolerance), Used: r.Used, A: jnum(r.A), B: jnum(r.B), KN: jnum(r.KN),
-		Replicates: r.Replicates, Failed: r.Failed, Expanded: r.Expanded, level: cmd.fit.level}
+	rep := &isoJSON{Tolerance: jnum(o.Tolerance), Used: r.Used, Expanded: r.Expanded, level: cmd.fit.level,
+		powerLawsJSON: powerLawsJSON{A: jnum(r.A), B: jnum(r.B), KN: jnum(r.KN), Replicates: r.Replicates, Failed: r.Failed}}
 	if o.Noise != nil {
 		rep.SeedNoise = newNoiseJSON(o.Noise)
 	}
@@ -60,16 +60,24 @@ func (cmd *frontierCommand) isoFLOP(ctx context.Context, cs []float64) (*isoJSON
 		}
 		rep.Budgets = append(rep.Budgets, bj)
 	}
+	rep.Optimal = powerLawAllocs(cs, r.At, r.Replicates > 0)
+	return rep, nil
+}
+
+// powerLawAllocs are the allocations at the budgets cs of approach 1's or
+// 2's power laws, at, with their intervals when boot; neither approach
+// has a loss law, so the loss is not predicted.
+func powerLawAllocs(cs []float64, at func(c float64) (n, d float64, nCI, dCI scaling.Interval), boot bool) []allocJSON {
+	var out []allocJSON
 	for _, c := range cs {
-		n, d, nci, dci := r.At(c)
-		// Approach 2 has no loss law: the loss is not predicted.
+		n, d, nci, dci := at(c)
 		row := allocJSON{C: jnum(c), N: jnum(n), D: jnum(d), TokensPerParam: jnum(d / n), Loss: jnum(math.NaN())}
-		if r.Replicates > 0 {
+		if boot {
 			row.NCI, row.DCI = jivl(nci), jivl(dci)
 		}
-		rep.Optimal = append(rep.Optimal, row)
+		out = append(out, row)
 	}
-	return rep, nil
+	return out
 }
 
 // printIso prints Approach 2: the budgets with their minima, the power
@@ -106,38 +114,60 @@ func (cmd *frontierCommand) printIso(w io.Writer, rep *isoJSON) {
 	printAllocs(w, "compute-optimal (approach 2)", rep.Optimal)
 }
 
-// printComparison sets the approaches' exponents side by side.
-func (cmd *frontierCommand) printComparison(w io.Writer, two *isoJSON, three *frontierJSON) {
+// printComparison sets the approaches' exponents side by side; an
+// approach not run is nil.
+func (cmd *frontierCommand) printComparison(w io.Writer, one *envelopeJSON, two *isoJSON, three *frontierJSON) {
 	fmt.Fprintln(w, "\nN_opt exponent a by approach:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "APPROACH\tA\t%d%% CI\n", int(cmd.fit.level*100+0.5))
-	fmt.Fprintf(tw, "2 (IsoFLOP)\t%s\t%s\n", num(float64(two.A)), ivl(two.ACI))
-	fmt.Fprintf(tw, "3 (parametric)\t%s\t%s\n", num(float64(three.A)), ivl(three.ACI))
+	if one != nil {
+		fmt.Fprintf(tw, "1 (envelope)\t%s\t%s\n", num(float64(one.A)), ivl(one.ACI))
+	}
+	if two != nil {
+		fmt.Fprintf(tw, "2 (IsoFLOP)\t%s\t%s\n", num(float64(two.A)), ivl(two.ACI))
+	}
+	if three != nil {
+		fmt.Fprintf(tw, "3 (parametric)\t%s\t%s\n", num(float64(three.A)), ivl(three.ACI))
+	}
 	tw.Flush()
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 type approachesJSON struct {
+	Approach1 *envelopeJSON `json:"approach1,omitempty"`
 	Approach2 *isoJSON      `json:"approach2,omitempty"`
 	Approach3 *frontierJSON `json:"approach3,omitempty"`
 }
 
 type isoJSON struct {
-	Tolerance  jnum         `json:"flop_tolerance"`
-	SeedNoise  *noiseJSON   `json:"seed_noise,omitempty"`
-	Budgets    []budgetJSON `json:"budgets"`
-	Used       int          `json:"used"`
-	A          jnum         `json:"a"`
-	ACI        []jnum       `json:"a_ci,omitempty"`
-	B          jnum         `json:"b"`
-	BCI        []jnum       `json:"b_ci,omitempty"`
-	KN         jnum         `json:"k_params"`
-	Replicates int          `json:"replicates"`
-	Failed     int          `json:"failed"`
+	Tolerance jnum         `json:"flop_tolerance"`
+	SeedNoise *noiseJSON   `json:"seed_noise,omitempty"`
+	Budgets   []budgetJSON `json:"budgets"`
+	Used      int          `json:"used"`
+	powerLawsJSON
 	// Expanded: the percentiles were widened for the residuals' degrees
 	// of freedom (no seed-noise model).
 	Expanded bool        `json:"expanded,omitempty"`
 	Optimal  []allocJSON `json:"optimal"`
 	level    float64
+}
+
+// powerLawsJSON are the power laws N_opt = k·C^a and D_opt ∝ C^b of
+// approaches 1 and 2, with their bootstrap.
+type powerLawsJSON struct {
+	A          jnum   `json:"a"`
+	ACI        []jnum `json:"a_ci,omitempty"`
+	B          jnum   `json:"b"`
+	BCI        []jnum `json:"b_ci,omitempty"`
+	KN         jnum   `json:"k_params"`
+	Replicates int    `json:"replicates"`
+	Failed     int    `json:"failed"`
 }
 
 type budgetJSON struct {

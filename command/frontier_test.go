@@ -45,7 +45,11 @@ func TestFrontierApproachErrors(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"approach 1", []string{"--approach", "1", "--data", iso, "--budget", "1e22"}, []string{"--approach 1", "per-step losses"}},
+		{"approach 1 on final losses", []string{"--approach", "1", "--data", iso, "--budget", "1e22"}, []string{"approach 1", "has 1 point", "per-step history or checkpoint records"}},
+		{"approach 1 without curves", []string{"--approach", "1", "--budget", "1e22"}, []string{"--approach 1", "--curves FILE.csv", "-checkpoints --format csv"}},
+		{"approach 1 from given constants", []string{"--approach", "1", "--given", "E=1,A=1,B=1,alpha=0.3,beta=0.3", "--budget", "1e22"}, []string{"--approach 1", "not --given"}},
+		{"curves without approach 1", []string{"--approach", "2", "--curves", iso, "--data", iso, "--budget", "1e22"}, []string{"--curves", "add 1 to --approach"}},
+		{"one plot", []string{"--approach", "1,2", "--data", iso, "--plot", "x.png", "--budget", "1e22"}, []string{"--plot draws one figure"}},
 		{"unknown approach", []string{"--approach", "4", "--data", iso, "--budget", "1e22"}, []string{"--approach", `"4"`}},
 		{"approach 2 from given constants", []string{"--approach", "2", "--given", "E=1,A=1,B=1,alpha=0.3,beta=0.3", "--budget", "1e22"}, []string{"--approach 2", "not --given"}},
 		{"one budget", []string{"--approach", "2", "--data", iso, "--budget", "1e22", "--flop-tolerance", "1e6"}, []string{"1 of 1 budgets", "needs two", "compute tolerance (1e+06)"}},

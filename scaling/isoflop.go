@@ -206,17 +206,23 @@ func IsoFLOPFit(ctx context.Context, obs []Obs, o IsoFLOPOptions) (*IsoFLOP, err
 // At returns N_opt and D_opt at compute c, with percentile intervals over
 // the replicates (equal to the values without a bootstrap).
 func (r *IsoFLOP) At(c float64) (n, d float64, nCI, dCI Interval) {
-	n = r.KN * math.Pow(c, r.A)
+	return allocationAt(c, r.KN, r.A, r.samples, r.q)
+}
+
+// allocationAt is N_opt = kn·c^a and D_opt = c/(6·N_opt) with percentile
+// intervals (lower tail q) over replicates' (log kn, a) in samples; the
+// intervals are the values when there are none.
+func allocationAt(c, kn, a float64, samples [][2]float64, q float64) (n, d float64, nCI, dCI Interval) {
+	n = kn * math.Pow(c, a)
 	d = c / (6 * n)
 	nCI, dCI = Interval{n, n}, Interval{d, d}
-	if len(r.samples) == 0 {
+	if len(samples) == 0 {
 		return
 	}
-	var ns []float64
-	for _, s := range r.samples {
-		ns = append(ns, s[0]+s[1]*math.Log(c))
+	ns := make([]float64, len(samples))
+	for i, s := range samples {
+		ns[i] = s[0] + s[1]*math.Log(c)
 	}
-	q := r.q
 	v := sortedCopy(ns)
 	nCI = Interval{math.Exp(quantile(v, q)), math.Exp(quantile(v, 1-q))}
 	dCI = Interval{c / (6 * nCI.Hi), c / (6 * nCI.Lo)}

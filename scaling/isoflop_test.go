@@ -143,10 +143,7 @@ func TestIsoFLOPCoverage(t *testing.T) {
 	const sigma = 0.004
 	for _, withNoise := range []bool{false, true} {
 		t.Run(fmt.Sprint("seed noise known: ", withNoise), func(t *testing.T) {
-			st := coverageStudy{names: []string{"a"}, pos: []bool{false}, truth: []float64{want},
-				est: make([][]float64, 1), ivs: make([][]Interval, 1)}
-			failed := 0
-			for s := range d.sets {
+			exponentCoverage(t, want, d, resamples, func(s int) (float64, Interval, int) {
 				rng := rand.New(rand.NewPCG(uint64(s), 31))
 				obs := isoDesign(rng, logBudgets(18, 21, 6), 1.5, sigma, 7)
 				o := IsoFLOPOptions{Resamples: resamples, Seed: uint64(s)}
@@ -157,18 +154,31 @@ func TestIsoFLOPCoverage(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				failed += r.Failed
-				st.est[0] = append(st.est[0], r.A)
-				st.ivs[0] = append(st.ivs[0], r.ACI)
-			}
-			for _, r := range st.assess(d) {
-				lo, hi := r.lo, r.hi
-				t.Logf("%d data sets, %d resamples: a's interval held %.4f in %d (%.3f, %.3f–%.3f; width ×%.2f), threshold %d; %d replicates failed",
-					d.sets, resamples, want, r.hits, float64(r.hits)/float64(r.sets), lo, hi, r.widthRatio, d.minHits, failed)
-				for _, msg := range r.failures {
-					t.Error(msg)
-				}
-			}
+				return r.A, r.ACI, r.Failed
+			})
 		})
+	}
+}
+
+// exponentCoverage runs a coverage study of the one exponent a with
+// truth want over d's data sets, fit(s) returning data set s's estimate,
+// interval and failed replicates, logs the hits and fails the test on the
+// assessment's failures.
+func exponentCoverage(t *testing.T, want float64, d coverageDesign, resamples int, fit func(s int) (float64, Interval, int)) {
+	t.Helper()
+	st := coverageStudy{names: []string{"a"}, pos: []bool{false}, truth: []float64{want},
+		est: make([][]float64, 1), ivs: make([][]Interval, 1)}
+	failed := 0
+	for s := range d.sets {
+		a, iv, f := fit(s)
+		failed += f
+		st.est[0], st.ivs[0] = append(st.est[0], a), append(st.ivs[0], iv)
+	}
+	for _, r := range st.assess(d) {
+		t.Logf("%d data sets, %d resamples: a's interval held %.4f in %d (%.3f, %.3f–%.3f; width ×%.2f), threshold %d; %d replicates failed",
+			d.sets, resamples, want, r.hits, float64(r.hits)/float64(r.sets), r.lo, r.hi, r.widthRatio, d.minHits, failed)
+		for _, msg := range r.failures {
+			t.Error(msg)
+		}
 	}
 }

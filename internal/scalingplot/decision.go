@@ -192,3 +192,53 @@ func Multiplier(path string, fa, fb *scaling.Fit, gate float64, o Options) error
 	}
 	return p.Save(9*vg.Inch, 5.5*vg.Inch, path)
 }
+
+// Envelope writes Hoffmann et al.'s Approach 1 to path: every training
+// curve's loss against compute, faded, and the lower envelope at each
+// budget, filled where it is fitted and hollow where it is left out (its
+// minimum on the smallest or largest size reaching the budget).
+func Envelope(path string, r *scaling.Envelope, o Options) error {
+	title := o.Title
+	if title == "" {
+		title = fmt.Sprintf("lower envelope of %d training curves: N_opt = k·C^a, a = %.3f over %d budgets", len(r.Curves), r.A, r.Used)
+		if r.Replicates > 0 {
+			title += fmt.Sprintf(" (%.0f%% CI %.3f–%.3f)", r.Level*100, r.ACI.Lo, r.ACI.Hi)
+		}
+	}
+	p := newPlot(title, "compute C = 6ND (FLOP)")
+	for k, c := range r.Curves {
+		var pts plotter.XYs
+		for j := range c.C {
+			pts = append(pts, plotter.XY{X: c.C[j], Y: c.Loss[j]})
+		}
+		ln, err := plotter.NewLine(pts)
+		if err != nil {
+			return err
+		}
+		ln.LineStyle.Color, ln.LineStyle.Width = faded(seriesPalette[k%len(seriesPalette)]), vg.Points(1.2)
+		p.Add(ln)
+	}
+	var used, edge plotter.XYs
+	for _, q := range r.Points {
+		if q.Edge == "" {
+			used = append(used, plotter.XY{X: q.C, Y: q.Loss})
+		} else {
+			edge = append(edge, plotter.XY{X: q.C, Y: q.Loss})
+		}
+	}
+	for _, s := range []struct {
+		pts   plotter.XYs
+		shape draw.GlyphDrawer
+	}{{used, draw.CircleGlyph{}}, {edge, draw.RingGlyph{}}} {
+		if len(s.pts) == 0 {
+			continue
+		}
+		sc, err := plotter.NewScatter(s.pts)
+		if err != nil {
+			return err
+		}
+		sc.GlyphStyle.Color, sc.GlyphStyle.Radius, sc.GlyphStyle.Shape = color.Black, vg.Points(1.8), s.shape
+		p.Add(sc)
+	}
+	return p.Save(9*vg.Inch, 5.5*vg.Inch, path)
+}

@@ -47,6 +47,7 @@ func TestPlots(t *testing.T) {
 		{"fit.svg", func(p string) error { return Fit(p, a, Options{}) }},
 		{"crossover.png", func(p string) error { return Crossover(p, a, b, r, Options{Names: [2]string{"a", "b"}}) }},
 		{"isoflop.png", func(p string) error { return IsoFLOP(p, iso, Options{}) }},
+		{"envelope.svg", func(p string) error { return Envelope(p, envelopeFit(t), Options{}) }},
 		{"multiplier.png", func(p string) error { return Multiplier(p, a, b, 1.1, Options{Names: [2]string{"a", "b"}}) }},
 		{"multiplier.svg", func(p string) error { return Multiplier(p, b, a, 0, Options{}) }},
 	}
@@ -121,4 +122,26 @@ func TestMultiplierNothingToDraw(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "nowhere") {
 		t.Errorf("Multiplier = %v, want an error saying the second recipe reaches the first's loss nowhere", err)
 	}
+}
+
+// envelopeFit is Approach 1 on six sizes' curves of a Chinchilla law.
+func envelopeFit(t *testing.T) *scaling.Envelope {
+	t.Helper()
+	p := []float64{1.69, 406.4, 410.7, 0.34, 0.28}
+	var curves []scaling.TrainingCurve
+	for k := range 6 {
+		n := 3e7 * math.Pow(4, float64(k))
+		c := scaling.TrainingCurve{Label: fmt.Sprint(k), N: n}
+		for j := range 30 {
+			d := 1e8 * math.Pow(3000, float64(j)/29)
+			c.C = append(c.C, 6*n*d)
+			c.Loss = append(c.Loss, scaling.Chinchilla.Predict(p, scaling.Obs{N: n, D: d}))
+		}
+		curves = append(curves, c)
+	}
+	r, err := scaling.EnvelopeFit(context.Background(), curves, scaling.EnvelopeOptions{Resamples: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
