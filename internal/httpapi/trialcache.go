@@ -1,0 +1,294 @@
+package httpapi
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/metadata"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/store"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// trialCache keeps, for each study whose table was read in bulk
+// (format=columns), the fields of its trials that the columns carry:
+// read from etcd once, at one revision, then kept current by a watch from
+// that revision on. A 100,000-trial study's table is then served without
+// reading and decoding 100,000 full records (attempts, checkpoints) each
+// time someone opens its page. Any coordinator's API keeps its own: it
+// needs no leader, only etcd.
+//
+// A read is never older than etcd was when it began: it waits until the
+// watch has passed the revision the request saw (asking etcd for a
+// progress report when nothing changed), and falls back to reading the
+// records itself when the watch cannot say so in time.
+type trialCache struct {
+	cli *clientv3.Client
+	log *slog.Logger
+	// idle is how long a study's cache outlives its last read.
+	idle time.Duration
+	// catchUp bounds a read's wait for the watch.
+	catchUp time.Duration
+
+	mu      sync.Mutex
+	studies map[string]*studyTrials
+}
+
+// studyTrials is one study's cached trials.
+type studyTrials struct {
+	ready  chan struct{} // closed once loaded, or once the load failed
+	err    error         // why the load failed; set before ready closes
+	cancel context.CancelFunc
+
+	mu   sync.Mutex
+	rev  int64 // etcd's revision the trials are current to
+	dead bool  // the watch ended: the trials no longer follow etcd
+	// moved is closed (and replaced) whenever rev advances.
+	moved  chan struct{}
+	byKey  map[string]api.Trial
+	sorted []api.Trial // byKey's trials by index; nil once changed
+	used   time.Time
+}
+
+// errBehind is a cache that could not show it is current.
+var errBehind = errors.New("trial cache: behind etcd")
+
+func newTrialCache(cli *clientv3.Client, log *slog.Logger) *trialCache {
+	return &trialCache{cli: cli, log: log, idle: 10 * time.Minute, catchUp: time.Second, studies: map[string]*studyTrials{}}
+}
+
+// watchCtx marks the cache's watches so that they share a gRPC stream of
+// their own: a progress request on it reaches only them.
+func watchCtx(ctx context.Context) context.Context {
+	return clientv3.WithRequireLeader(metadata.AppendToOutgoingContext(ctx, "asymptote-watch", "trial-cache"))
+}
+
+// trials returns study's trials by index, current to at least etcd
+// revision rev. The slice and the records are shared: the caller must
+// not change them. errBehind means the caller should read etcd itself.
+func (c *trialCache) trials(ctx context.Context, study string, rev int64) ([]api.Trial, error) {
+	st := c.study(study)
+	select {
+	case <-st.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if st.err != nil {
+		c.drop(study, st)
+		return nil, st.err
+	}
+	deadline := time.NewTimer(c.catchUp)
+	defer deadline.Stop()
+	asked := false
+	for {
+		st.mu.Lock()
+		st.used = time.Now()
+		if st.dead {
+			st.mu.Unlock()
+			c.drop(study, st)
+			return nil, errBehind
+		}
+		if st.rev >= rev {
+			if st.sorted == nil {
+				st.sorted = make([]api.Trial, 0, len(st.byKey))
+				for _, t := range st.byKey {
+					st.sorted = append(st.sorted, t)
+				}
+				slices.SortFunc(st.sorted, func(a, b api.Trial) int { return cmp.Compare(a.Index, b.Index) })
+			}
+			out := st.sorted
+			st.mu.Unlock()
+			return out, nil
+		}
+		moved := st.moved
+		st.mu.Unlock()
+		if !asked {
+			// Nothing of this study may have changed since: only etcd
+			// can say the watch has seen everything up to now.
+			asked = true
+			if err := c.cli.RequestProgress(watchCtx(context.Background())); err != nil {
+				c.log.Debug("trial cache: progress request", "study", study, "error", err)
+			}
+		}
+		select {
+		case <-moved:
+		case <-deadline.C:
+			return nil, errBehind
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// study returns study's cache, starting its load when there is none.
+func (c *trialCache) study(study string) *studyTrials {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.studies[study]; st != nil {
+		return st
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &studyTrials{ready: make(chan struct{}), cancel: cancel, moved: make(chan struct{}), used: time.Now()}
+	c.studies[study] = st
+	go c.follow(ctx, study, st)
+	return st
+}
+
+// drop forgets st, if it is still study's cache, and stops its watch.
+func (c *trialCache) drop(study string, st *studyTrials) {
+	c.mu.Lock()
+	if c.studies[study] == st {
+		delete(c.studies, study)
+	}
+	c.mu.Unlock()
+	st.cancel()
+}
+
+// follow loads study's trials and applies every change to them until the
+// watch ends or the cache has gone unread for c.idle.
+func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) {
+	defer func() {
+		st.mu.Lock()
+		st.dead = true
+		close(st.moved)
+		st.moved = make(chan struct{})
+		st.mu.Unlock()
+		c.drop(study, st)
+	}()
+	prefix := store.TrialPrefix + study + "/"
+	rev, byKey, err := loadRows(ctx, c.cli, prefix)
+	st.mu.Lock()
+	st.rev, st.byKey, st.err = rev, byKey, err
+	st.mu.Unlock()
+	close(st.ready)
+	if err != nil {
+		return
+	}
+	idle := time.NewTicker(c.idle / 4)
+	defer idle.Stop()
+	watch := c.cli.Watch(watchCtx(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-idle.C:
+			st.mu.Lock()
+			unused := time.Since(st.used) > c.idle
+			st.mu.Unlock()
+			if unused {
+				return
+			}
+		case resp, ok := <-watch:
+			if !ok {
+				return
+			}
+			if err := resp.Err(); err != nil {
+				c.log.Debug("trial cache: watch ended", "study", study, "error", err)
+				return
+			}
+			st.mu.Lock()
+			for _, ev := range resp.Events {
+				key := string(ev.Kv.Key)
+				if ev.Type == clientv3.EventTypeDelete {
+					delete(st.byKey, key)
+				} else if t, err := decodeRow(ev.Kv.Value); err == nil {
+					st.byKey[key] = t
+				} else {
+					c.log.Warn("trial cache: undecodable trial", "key", key, "error", err)
+					delete(st.byKey, key)
+				}
+			}
+			if len(resp.Events) > 0 {
+				st.sorted = nil
+			}
+			if r := resp.Header.Revision; r > st.rev {
+				st.rev = r
+			}
+			close(st.moved)
+			st.moved = make(chan struct{})
+			st.mu.Unlock()
+		}
+	}
+}
+
+// row is what the columns carry of a trial record; decoding into it
+// skips the rest (attempts, checkpoints, errors) without building it.
+type row struct {
+	ID      string         `json:"id"`
+	Index   int            `json:"index"`
+	Params  map[string]any `json:"params"`
+	Seed    int64          `json:"seed"`
+	State   sweep.State    `json:"state"`
+	Attempt int            `json:"attempt"`
+	Result  *struct {
+		Objective *float64           `json:"objective"`
+		Metrics   map[string]float64 `json:"metrics"`
+	} `json:"result"`
+	Updated time.Time `json:"updated"`
+}
+
+func decodeRow(b []byte) (api.Trial, error) {
+	var r row
+	if err := json.Unmarshal(b, &r); err != nil {
+		return api.Trial{}, err
+	}
+	t := api.Trial{ID: r.ID, Index: r.Index, Params: r.Params, Seed: r.Seed, State: r.State, Attempt: r.Attempt, Updated: r.Updated}
+	if r.Result != nil {
+		t.Result = &api.Result{Objective: r.Result.Objective, Metrics: r.Result.Metrics}
+	}
+	return t, nil
+}
+
+// loadRows reads every trial under prefix as of one revision, which it
+// returns, a page at a time, decoding each page on every core.
+func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, map[string]api.Trial, error) {
+	const page = 5000
+	out := map[string]api.Trial{}
+	key, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	var rev int64
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(page)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := cli.Get(ctx, key, opts...)
+		if err != nil {
+			return 0, nil, fmt.Errorf("trial cache: read %s: %w", prefix, err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		rows := make([]api.Trial, len(resp.Kvs))
+		errs := make([]error, len(resp.Kvs))
+		var wg sync.WaitGroup
+		workers := runtime.GOMAXPROCS(0)
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < len(resp.Kvs); i += workers {
+					rows[i], errs[i] = decodeRow(resp.Kvs[i].Value)
+				}
+			})
+		}
+		wg.Wait()
+		for i, kv := range resp.Kvs {
+			if errs[i] != nil {
+				return 0, nil, fmt.Errorf("trial cache: decode %s: %w", kv.Key, errs[i])
+			}
+			out[string(kv.Key)] = rows[i]
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return rev, out, nil
+		}
+		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
