@@ -250,28 +250,46 @@ func decodeRow(b []byte) (api.Trial, error) {
 }
 
 // loadRows reads every trial under prefix as of one revision, which it
-// returns, a page at a time, decoding each page on every core.
+// returns, a page at a time: the next page is read while this one is
+// decoded, on every core.
 func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, map[string]api.Trial, error) {
 	const page = 5000
-	out := map[string]api.Trial{}
-	key, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
-	var rev int64
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(page)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	first, err := cli.Get(ctx, prefix, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(page))
+	if err != nil {
+		return 0, nil, fmt.Errorf("trial cache: read %s: %w", prefix, err)
+	}
+	rev := first.Header.Revision
+	pages := make(chan *clientv3.GetResponse, 1)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(pages)
+		resp := first
+		for {
+			select {
+			case pages <- resp:
+			case <-ctx.Done():
+				return
+			}
+			if !resp.More || len(resp.Kvs) == 0 {
+				return
+			}
+			key := string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+			var err error
+			resp, err = cli.Get(ctx, key, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(page), clientv3.WithRev(rev))
+			if err != nil {
+				errc <- fmt.Errorf("trial cache: read %s at revision %d: %w", prefix, rev, err)
+				return
+			}
 		}
-		resp, err := cli.Get(ctx, key, opts...)
-		if err != nil {
-			return 0, nil, fmt.Errorf("trial cache: read %s: %w", prefix, err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
+	}()
+	out := make(map[string]api.Trial, first.Count)
+	workers := runtime.GOMAXPROCS(0)
+	for resp := range pages {
 		rows := make([]api.Trial, len(resp.Kvs))
 		errs := make([]error, len(resp.Kvs))
 		var wg sync.WaitGroup
-		workers := runtime.GOMAXPROCS(0)
 		for w := range workers {
 			wg.Go(func() {
 				for i := w; i < len(resp.Kvs); i += workers {
@@ -286,9 +304,14 @@ func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, 
 			}
 			out[string(kv.Key)] = rows[i]
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return rev, out, nil
-		}
-		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+	select {
+	case err := <-errc:
+		return 0, nil, err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
+	return rev, out, nil
 }
