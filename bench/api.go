@@ -28,10 +28,11 @@ type APIResult struct {
 	// just started (it reads every record from etcd); Columns the median
 	// of the later ones, answered from the server's cache of the table.
 	ColumnsFirst, Columns time.Duration
-	// JSON is one read of the full records (format=json).
-	JSON time.Duration
-	// ColumnsBytes and JSONBytes are the responses' sizes.
-	ColumnsBytes, JSONBytes int64
+	// CSV is one read as CSV (the Python client's trials()), from the
+	// same cache; JSON one read of the full records (format=json).
+	CSV, JSON time.Duration
+	// ColumnsBytes, CSVBytes and JSONBytes are the responses' sizes.
+	ColumnsBytes, CSVBytes, JSONBytes int64
 }
 
 // API writes a finished study of trials records into etcd, as a
@@ -70,6 +71,9 @@ func API(ctx context.Context, opts Options, trials, repeats int) (APIResult, err
 		times = append(times, d)
 	}
 	res.Columns = median(times)
+	if res.CSV, res.CSVBytes, err = timeGet(ctx, url+"/api/v1/studies/big/trials?format=csv"); err != nil {
+		return res, err
+	}
 	if res.JSON, res.JSONBytes, err = timeGet(ctx, url+"/api/v1/studies/big/trials?format=json"); err != nil {
 		return res, err
 	}

@@ -364,9 +364,9 @@ func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var trials []api.Trial
-	if q.Get("format") == "columns" {
-		// What the columns carry is cached, current to rev at least;
-		// the filters and the sort below work on a copy.
+	if f := q.Get("format"); f == "columns" || f == "csv" || f == "parquet" {
+		// What the table formats carry is cached, current to rev at
+		// least; the filters and the sort below work on a copy.
 		trials, err = s.cache.trials(r.Context(), study, rev)
 		if err != nil && r.Context().Err() == nil {
 			s.log.Debug("trials: reading etcd, not the cache", "study", study, "error", err)

@@ -21,7 +21,8 @@ import (
 )
 
 // trialCache keeps, for each study whose table was read in bulk
-// (format=columns), the fields of its trials that the columns carry:
+// (format=columns, csv or parquet), the fields of its trials that those
+// carry:
 // read from etcd once, at one revision, then kept current by a watch from
 // that revision on. A 100,000-trial study's table is then served without
 // reading and decoding 100,000 full records (attempts, checkpoints) each
@@ -221,8 +222,9 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 	}
 }
 
-// row is what the columns carry of a trial record; decoding into it
-// skips the rest (attempts, checkpoints, errors) without building it.
+// row is what the table formats (columns, CSV, Parquet) carry of a trial
+// record; decoding into it skips the rest (attempts, checkpoints, late
+// results) without building it.
 type row struct {
 	ID      string         `json:"id"`
 	Index   int            `json:"index"`
@@ -233,7 +235,9 @@ type row struct {
 	Result  *struct {
 		Objective *float64           `json:"objective"`
 		Metrics   map[string]float64 `json:"metrics"`
+		NonFinite map[string]string  `json:"non_finite"`
 	} `json:"result"`
+	Error   string    `json:"error"`
 	Updated time.Time `json:"updated"`
 }
 
@@ -242,9 +246,9 @@ func decodeRow(b []byte) (api.Trial, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return api.Trial{}, err
 	}
-	t := api.Trial{ID: r.ID, Index: r.Index, Params: r.Params, Seed: r.Seed, State: r.State, Attempt: r.Attempt, Updated: r.Updated}
+	t := api.Trial{ID: r.ID, Index: r.Index, Params: r.Params, Seed: r.Seed, State: r.State, Attempt: r.Attempt, Error: r.Error, Updated: r.Updated}
 	if r.Result != nil {
-		t.Result = &api.Result{Objective: r.Result.Objective, Metrics: r.Result.Metrics}
+		t.Result = &api.Result{Objective: r.Result.Objective, Metrics: r.Result.Metrics, NonFinite: r.Result.NonFinite}
 	}
 	return t, nil
 }

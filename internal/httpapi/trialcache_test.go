@@ -2,9 +2,11 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
@@ -79,7 +81,7 @@ func TestColumnsFollowEtcd(t *testing.T) {
 	tr.Result.Metrics["val_loss"] = obj
 	tr.Updated = time.Now()
 	added := tr
-	added.ID, added.Index, added.State, added.Result = trialID(20), 20, sweep.Running, nil
+	added.ID, added.Index, added.State, added.Result, added.Error = trialID(20), 20, sweep.Failed, nil, "out of memory"
 	if _, err := st.Commit(ctx, []store.Put{{Key: store.TrialKey("s", tr.ID), Value: tr, Rev: resp.Kvs[0].ModRevision}, {Key: store.TrialKey("s", added.ID), Value: added}}); err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +92,24 @@ func TestColumnsFollowEtcd(t *testing.T) {
 	if c.Count != 20 || c.ID[3] != trialID(3) || c.Objective[3] == nil || *c.Objective[3] != 0.5 || *c.Metrics["val_loss"][3] != 0.5 {
 		t.Fatalf("after the changes: %d trials, trial 3 %s with objective %v, want 20 with trial 3's new objective 0.5", c.Count, c.ID[3], c.Objective[3])
 	}
-	if c.ID[7] != trialID(8) || c.ID[19] != trialID(20) || c.State[19] != sweep.Running || c.Objective[19] != nil {
-		t.Errorf("after the changes: trial 7's place holds %s, the last %s (%s, objective %v); want trial 7 gone and trial 20 running without one",
+	if c.ID[7] != trialID(8) || c.ID[19] != trialID(20) || c.State[19] != sweep.Failed || c.Objective[19] != nil {
+		t.Errorf("after the changes: trial 7's place holds %s, the last %s (%s, objective %v); want trial 7 gone and trial 20 failed without one",
 			c.ID[7], c.ID[19], c.State[19], c.Objective[19])
+	}
+
+	// CSV, for the Python client, comes from the same cache: with the
+	// failed trial's error.
+	hresp, err := http.Get(ts.URL + "/api/v1/studies/s/trials?format=csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(hresp.Body).ReadAll()
+	hresp.Body.Close()
+	if err != nil || len(recs) != 21 {
+		t.Fatalf("csv: %d rows (%v), want a header and 20", len(recs), err)
+	}
+	if last := recs[20]; last[0] != trialID(20) || last[len(last)-1] != "out of memory" || recs[0][len(last)-1] != "error" {
+		t.Errorf("csv: last row %v, want trial 20 with its error", last)
 	}
 
 	// Each result recorded is in the very next read, every time.
