@@ -55,10 +55,81 @@ type studyTrials struct {
 	rev  int64 // etcd's revision the trials are current to
 	dead bool  // the watch ended: the trials no longer follow etcd
 	// moved is closed (and replaced) whenever rev advances.
-	moved  chan struct{}
-	byKey  map[string]api.Trial
-	sorted []api.Trial // byKey's trials by index; nil once changed
-	used   time.Time
+	moved chan struct{}
+	used  time.Time
+	table
+}
+
+// table is a study's trials by index, changed in place where no reader
+// holds them. A deleted trial leaves a hole (an empty key) until the next
+// read closes it.
+type table struct {
+	rows []api.Trial
+	keys []string       // rows[i]'s etcd key
+	pos  map[string]int // a key's place in rows
+	// shared: rows were handed to a reader, so a change copies them
+	// first; tidy: rows have no holes and are in index order.
+	shared, tidy bool
+}
+
+// put writes t under key.
+func (tb *table) put(key string, t api.Trial) {
+	if p, ok := tb.pos[key]; ok {
+		tb.own()
+		if tb.rows[p].Index != t.Index {
+			tb.tidy = false
+		}
+		tb.rows[p] = t
+		return
+	}
+	// Appending leaves what readers hold as it was: their slices end
+	// before it.
+	if n := len(tb.rows); n > 0 && tb.rows[n-1].Index > t.Index {
+		tb.tidy = false
+	}
+	tb.pos[key] = len(tb.rows)
+	tb.rows = append(tb.rows, t)
+	tb.keys = append(tb.keys, key)
+}
+
+// remove deletes key's trial, leaving a hole.
+func (tb *table) remove(key string) {
+	p, ok := tb.pos[key]
+	if !ok {
+		return
+	}
+	tb.own()
+	delete(tb.pos, key)
+	tb.rows[p], tb.keys[p] = api.Trial{}, ""
+	tb.tidy = false
+}
+
+// own copies the rows if a reader holds them.
+func (tb *table) own() {
+	if tb.shared {
+		tb.rows, tb.shared = slices.Clone(tb.rows), false
+	}
+}
+
+// read returns the rows by index, without holes, for a reader to keep.
+func (tb *table) read() []api.Trial {
+	if !tb.tidy {
+		live := make([]int, 0, len(tb.pos))
+		for i, k := range tb.keys {
+			if k != "" {
+				live = append(live, i)
+			}
+		}
+		slices.SortStableFunc(live, func(i, j int) int { return cmp.Compare(tb.rows[i].Index, tb.rows[j].Index) })
+		rows, keys := make([]api.Trial, len(live)), make([]string, len(live))
+		for n, i := range live {
+			rows[n], keys[n] = tb.rows[i], tb.keys[i]
+			tb.pos[keys[n]] = n
+		}
+		tb.rows, tb.keys, tb.tidy = rows, keys, true
+	}
+	tb.shared = true
+	return tb.rows
 }
 
 // errBehind is a cache that could not show it is current.
@@ -100,14 +171,7 @@ func (c *trialCache) trials(ctx context.Context, study string, rev int64) ([]api
 			return nil, errBehind
 		}
 		if st.rev >= rev {
-			if st.sorted == nil {
-				st.sorted = make([]api.Trial, 0, len(st.byKey))
-				for _, t := range st.byKey {
-					st.sorted = append(st.sorted, t)
-				}
-				slices.SortFunc(st.sorted, func(a, b api.Trial) int { return cmp.Compare(a.Index, b.Index) })
-			}
-			out := st.sorted
+			out := st.read()
 			st.mu.Unlock()
 			return out, nil
 		}
@@ -167,9 +231,9 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 		c.drop(study, st)
 	}()
 	prefix := store.TrialPrefix + study + "/"
-	rev, byKey, err := loadRows(ctx, c.cli, prefix)
+	rev, tb, err := loadRows(ctx, c.cli, prefix)
 	st.mu.Lock()
-	st.rev, st.byKey, st.err = rev, byKey, err
+	st.rev, st.table, st.err = rev, tb, err
 	st.mu.Unlock()
 	close(st.ready)
 	if err != nil {
@@ -201,16 +265,13 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 			for _, ev := range resp.Events {
 				key := string(ev.Kv.Key)
 				if ev.Type == clientv3.EventTypeDelete {
-					delete(st.byKey, key)
+					st.remove(key)
 				} else if t, err := decodeRow(ev.Kv.Value); err == nil {
-					st.byKey[key] = t
+					st.put(key, t)
 				} else {
 					c.log.Warn("trial cache: undecodable trial", "key", key, "error", err)
-					delete(st.byKey, key)
+					st.remove(key)
 				}
-			}
-			if len(resp.Events) > 0 {
-				st.sorted = nil
 			}
 			if r := resp.Header.Revision; r > st.rev {
 				st.rev = r
@@ -256,13 +317,13 @@ func decodeRow(b []byte) (api.Trial, error) {
 // loadRows reads every trial under prefix as of one revision, which it
 // returns, a page at a time: the next page is read while this one is
 // decoded, on every core.
-func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, map[string]api.Trial, error) {
+func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, table, error) {
 	const page = 5000
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	first, err := cli.Get(ctx, prefix, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(page))
 	if err != nil {
-		return 0, nil, fmt.Errorf("trial cache: read %s: %w", prefix, err)
+		return 0, table{}, fmt.Errorf("trial cache: read %s: %w", prefix, err)
 	}
 	rev := first.Header.Revision
 	pages := make(chan *clientv3.GetResponse, 1)
@@ -288,7 +349,7 @@ func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, 
 			}
 		}
 	}()
-	out := make(map[string]api.Trial, first.Count)
+	tb := table{rows: make([]api.Trial, 0, first.Count), keys: make([]string, 0, first.Count), pos: make(map[string]int, first.Count), tidy: true}
 	workers := runtime.GOMAXPROCS(0)
 	for resp := range pages {
 		rows := make([]api.Trial, len(resp.Kvs))
@@ -304,18 +365,18 @@ func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, 
 		wg.Wait()
 		for i, kv := range resp.Kvs {
 			if errs[i] != nil {
-				return 0, nil, fmt.Errorf("trial cache: decode %s: %w", kv.Key, errs[i])
+				return 0, table{}, fmt.Errorf("trial cache: decode %s: %w", kv.Key, errs[i])
 			}
-			out[string(kv.Key)] = rows[i]
+			tb.put(string(kv.Key), rows[i])
 		}
 	}
 	select {
 	case err := <-errc:
-		return 0, nil, err
+		return 0, table{}, err
 	default:
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, nil, err
+		return 0, table{}, err
 	}
-	return rev, out, nil
+	return rev, tb, nil
 }
