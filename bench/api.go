@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,6 +34,10 @@ type APIResult struct {
 	CSV, JSON time.Duration
 	// ColumnsBytes, CSVBytes and JSONBytes are the responses' sizes.
 	ColumnsBytes, CSVBytes, JSONBytes int64
+	// CacheHeap is how much the live Go heap grew over the first read:
+	// the server's cache of the table, with whatever else of the process
+	// (etcd, NATS) grew meanwhile.
+	CacheHeap int64
 }
 
 // API writes a finished study of trials records into etcd, as a
@@ -59,9 +64,11 @@ func API(ctx context.Context, opts Options, trials, repeats int) (APIResult, err
 	}
 	defer stop()
 	columns := url + "/api/v1/studies/big/trials?format=columns"
+	before := liveHeap()
 	if res.ColumnsFirst, res.ColumnsBytes, err = timeGet(ctx, columns); err != nil {
 		return res, err
 	}
+	res.CacheHeap = liveHeap() - before
 	var times []time.Duration
 	for range repeats {
 		d, _, err := timeGet(ctx, columns)
@@ -78,6 +85,14 @@ func API(ctx context.Context, opts Options, trials, repeats int) (APIResult, err
 		return res, err
 	}
 	return res, nil
+}
+
+// liveHeap returns the live Go heap after a collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
 
 // writeFinished writes study's record and n succeeded trials with results,

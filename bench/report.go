@@ -97,6 +97,7 @@ func (r *Report) writeElse(p func(string, ...any)) {
 		p("| API: %d trials as columns (the dashboard's table), first read after the server starts | **%s** (%s) | target < 2 s | %s |\n",
 			a.Trials, a.ColumnsFirst.Round(time.Millisecond), bytesStr(a.ColumnsBytes), verdict(a.ColumnsFirst < 2*time.Second, ""))
 		p("| API: %d trials as columns, from the server's cache | **%s** | target < 2 s | %s |\n", a.Trials, a.Columns.Round(time.Millisecond), verdict(a.Columns < 2*time.Second, ""))
+		p("| API: the server's cache of %d trials | **%s** of Go heap (the growth over the first read) | – | – |\n", a.Trials, bytesStr(a.CacheHeap))
 		p("| API: %d trials as CSV (the Python client's `trials()`), from the same cache | **%s** (%s) | target < 2 s | %s |\n", a.Trials, a.CSV.Round(time.Millisecond), bytesStr(a.CSVBytes), verdict(a.CSV < 2*time.Second, ""))
 		p("| API: %d trials as full JSON records | **%s** (%s) | target < 2 s | %s |\n", a.Trials, a.JSON.Round(time.Millisecond), bytesStr(a.JSONBytes), verdict(a.JSON < 2*time.Second, ""))
 	}
