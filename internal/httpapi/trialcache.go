@@ -181,7 +181,10 @@ func (c *trialCache) trials(ctx context.Context, study string, rev int64) ([]api
 			// Nothing of this study may have changed since: only etcd
 			// can say the watch has seen everything up to now.
 			asked = true
-			if err := c.cli.RequestProgress(watchCtx(context.Background())); err != nil {
+			pctx, cancel := context.WithTimeout(ctx, c.catchUp)
+			err := c.cli.RequestProgress(watchCtx(pctx))
+			cancel()
+			if err != nil {
 				c.log.Debug("trial cache: progress request", "study", study, "error", err)
 			}
 		}
