@@ -83,6 +83,20 @@ func TestSmoke(t *testing.T) {
 			}
 			return err
 		}},
+		{"api", func() error {
+			r, err := API(ctx, o, 300, 2)
+			if err == nil && (r.ColumnsFirst <= 0 || r.Columns <= 0 || r.ColumnsBytes <= 0 || r.CSVBytes <= 0 || r.JSONBytes <= r.ColumnsBytes) {
+				err = fmt.Errorf("got %+v, want times and full records larger than the columns", r)
+			}
+			return err
+		}},
+		{"history", func() error {
+			r, err := History(ctx, o, 2, 4, 20, 10)
+			if err == nil && (r.Streamed != 80 || r.Write <= 0 || r.StreamBytes <= 0 || r.ReadChunks < 10 || r.ReadBytes <= 0) {
+				err = fmt.Errorf("got %+v, want 80 reports streamed and stored, and at least a chunk for each of 10 trials read", r)
+			}
+			return err
+		}},
 		{"heartbeats", func() error {
 			r, err := Heartbeats(ctx, o, 20, 2*time.Second)
 			if err == nil && (r.Answered == 0 || r.FalseDead != 0) {
@@ -492,5 +506,35 @@ func BenchmarkCheckpointPause(b *testing.B) {
 				b.ReportMetric(float64(r.Upload.Nanoseconds())/1e6, "upload-ms/"+r.Store)
 			}
 		})
+	}
+}
+
+// TestReportAPIHistory prints the API and history rows of a hand-made
+// report: each figure against its goal, with the verdict it earns.
+func TestReportAPIHistory(t *testing.T) {
+	r := &Report{Machine: "test", Sections: []string{"api", "history"},
+		API: APIResult{Trials: 100_000, ColumnsFirst: 2500 * time.Millisecond, Columns: 150 * time.Millisecond, CSV: 400 * time.Millisecond, JSON: 3 * time.Second, CSVBytes: 9 << 20, CacheHeap: 80 << 20, ColumnsBytes: 15 << 20, JSONBytes: 65 << 20},
+		History: HistoryResult{Streamed: 20_000, Writers: 16, Values: 3, Write: 4 * time.Second, CPU: 2 * time.Second, StreamBytes: 7_200_000,
+			ReadTrials: 10_000, ReadSteps: 100, ReadChunks: 10_000, Read: 900 * time.Millisecond, ReadBytes: 62 << 20}}
+	var b strings.Builder
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| API: 100000 trials as columns (the dashboard's table), first read after the server starts | **2.5s** (15 MiB) | target < 2 s | missed |",
+		"| API: 100000 trials as columns, from the server's cache | **150ms** | target < 2 s | met |",
+		"| API: the server's cache of 100000 trials | **80 MiB** of Go heap (the growth over the first read) | – | – |",
+		"| API: 100000 trials as CSV (the Python client's `trials()`), from the same cache | **400ms** (9 MiB) | target < 2 s | met |",
+		"| API: 100000 trials as full JSON records | **3s** (65 MiB) | target < 2 s | missed |",
+		"| history: 20000 metric reports of 3 values from 16 trials at once, write | **200µs a report** wall, 100µs CPU",
+		"| history: stored size under that load (reports and their curve chunks) | **360 bytes a report** (120 a value;",
+		"| history: full histories of 10000 trials × 100 steps through the API (columns; the stream holding the other trials' chunks only) | **900ms** (62 MiB) | target < 5 s | met |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "failover") || strings.Contains(b.String(), "Dispatch") {
+		t.Errorf("table prints sections that did not run:\n%s", b.String())
 	}
 }

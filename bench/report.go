@@ -43,7 +43,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			p("\nOptuna: %s\n", r.OptunaErr)
 		}
 	}
-	if r.ran("overhead") || r.ran("scale") || r.ran("heartbeats") || r.ran("plugins") || r.ran("failover") {
+	if r.ran("overhead") || r.ran("scale") || r.ran("heartbeats") || r.ran("plugins") || r.ran("failover") || r.ran("api") || r.ran("history") {
 		r.writeElse(p)
 	}
 	if r.ran("checkpoints") {
@@ -91,6 +91,25 @@ func (r *Report) writeElse(p func(string, ...any)) {
 		p("| plugin cold start to first result | **%s** | go-plugin floor 6.6 ms (perf.md §4) | %.2f× the floor |\n", pl.Cold.Round(10*time.Microsecond), pl.Cold.Seconds()/0.0066)
 		p("| plugin warm per-trial overhead (reused process) | **%s** | target < 2 ms | %s |\n", pl.Warm.Round(time.Microsecond), verdict(pl.Warm < 2*time.Millisecond, ""))
 		p("| metric streaming, one trial reporting every step | **%.0f reports/s** | – | – |\n", pl.StreamPerSec)
+	}
+	if r.ran("api") {
+		a := r.API
+		p("| API: %d trials as columns (the dashboard's table), first read after the server starts | **%s** (%s) | target < 2 s | %s |\n",
+			a.Trials, a.ColumnsFirst.Round(time.Millisecond), bytesStr(a.ColumnsBytes), verdict(a.ColumnsFirst < 2*time.Second, ""))
+		p("| API: %d trials as columns, from the server's cache | **%s** | target < 2 s | %s |\n", a.Trials, a.Columns.Round(time.Millisecond), verdict(a.Columns < 2*time.Second, ""))
+		p("| API: the server's cache of %d trials | **%s** of Go heap (the growth over the first read) | – | – |\n", a.Trials, bytesStr(a.CacheHeap))
+		p("| API: %d trials as CSV (the Python client's `trials()`), from the same cache | **%s** (%s) | target < 2 s | %s |\n", a.Trials, a.CSV.Round(time.Millisecond), bytesStr(a.CSVBytes), verdict(a.CSV < 2*time.Second, ""))
+		p("| API: %d trials as full JSON records | **%s** (%s) | target < 2 s | %s |\n", a.Trials, a.JSON.Round(time.Millisecond), bytesStr(a.JSONBytes), verdict(a.JSON < 2*time.Second, ""))
+	}
+	if r.ran("history") {
+		h := r.History
+		per := func(d time.Duration) time.Duration { return d / time.Duration(max(h.Streamed, 1)) }
+		p("| history: %d metric reports of %d values from %d trials at once, write | **%s a report** wall, %s CPU (writers + NATS; %s in all) | – | – |\n",
+			h.Streamed, h.Values, h.Writers, per(h.Write).Round(time.Microsecond), per(h.CPU).Round(time.Microsecond), h.Write.Round(time.Millisecond))
+		p("| history: stored size under that load (reports and their curve chunks) | **%.0f bytes a report** (%.0f a value; %s in all) | – | – |\n",
+			float64(h.StreamBytes)/float64(max(h.Streamed, 1)), float64(h.StreamBytes)/float64(max(h.Streamed*h.Values, 1)), bytesStr(h.StreamBytes))
+		p("| history: full histories of %d trials × %d steps through the API (columns; the stream holding the other trials' chunks only) | **%s** (%s) | target < 5 s | %s |\n",
+			h.ReadTrials, h.ReadSteps, h.Read.Round(time.Millisecond), bytesStr(h.ReadBytes), verdict(h.Read < 5*time.Second, ""))
 	}
 	if !r.ran("failover") {
 		return

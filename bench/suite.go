@@ -132,6 +132,13 @@ type sizes struct {
 	checkpointSizes  []int64
 	checkpointReps   int
 	pauseCheckpoints int
+	// apiTrials is the finished study the API reads, apiReads times
+	// from its cache; historyWriters trials at once stream historyTrials
+	// trials of historySteps reports, then chunks fill the history up to
+	// historyRead trials, read back in full.
+	apiTrials, apiReads                         int
+	historyWriters, historyTrials, historySteps int
+	historyRead                                 int
 }
 
 // SyncInterval is the JetStream flush interval the synchronous writes are
@@ -160,6 +167,7 @@ func (o *Options) sizes() sizes {
 			scaleTrials: 500, simAgents: 50, simFor: 3 * time.Second,
 			colds: 2, warms: 50, steps: 1000, failovers: 1,
 			checkpointSizes: []int64{10 << 20}, checkpointReps: 1, pauseCheckpoints: 2,
+			apiTrials: 5000, apiReads: 1, historyWriters: 4, historyTrials: 20, historySteps: 100, historyRead: 500,
 		}
 	}
 	return sizes{
@@ -169,6 +177,7 @@ func (o *Options) sizes() sizes {
 		scaleTrials: 100_000, simAgents: 1000, simFor: 30 * time.Second,
 		colds: 10, warms: 500, steps: 100_000, failovers: o.Repeats,
 		checkpointSizes: []int64{10 << 20, 100 << 20, 1 << 30}, checkpointReps: o.Repeats, pauseCheckpoints: o.Repeats,
+		apiTrials: 100_000, apiReads: o.Repeats, historyWriters: 16, historyTrials: 200, historySteps: 100, historyRead: 10_000,
 	}
 }
 
@@ -280,13 +289,15 @@ type Report struct {
 	// trial.
 	Checkpoint      []CheckpointRun
 	CheckpointPause []PauseResult
+	API             APIResult
+	History         HistoryResult
 	// Sections are the sections run (Options.Only); empty in a report
 	// that ran them all.
 	Sections []string
 }
 
 // Sections are the suite's sections, in the order Run runs them.
-var Sections = []string{"dispatch", "overhead", "plugins", "checkpoints", "failover", "heartbeats", "scale"}
+var Sections = []string{"dispatch", "overhead", "plugins", "checkpoints", "failover", "heartbeats", "scale", "api", "history"}
 
 // ran reports whether the report holds section.
 func (r *Report) ran(section string) bool {
@@ -361,6 +372,18 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		"scale": func() (err error) {
 			if rep.Scale, err = Scale(ctx, opts, sz.scaleTrials, 2); err != nil {
 				return fmt.Errorf("scale: %w", err)
+			}
+			return nil
+		},
+		"api": func() (err error) {
+			if rep.API, err = API(ctx, opts, sz.apiTrials, sz.apiReads); err != nil {
+				return fmt.Errorf("api: %w", err)
+			}
+			return nil
+		},
+		"history": func() (err error) {
+			if rep.History, err = History(ctx, opts, sz.historyWriters, sz.historyTrials, sz.historySteps, sz.historyRead); err != nil {
+				return fmt.Errorf("history: %w", err)
 			}
 			return nil
 		},

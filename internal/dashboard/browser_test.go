@@ -464,3 +464,29 @@ func TestVendor(t *testing.T) {
 		}
 	}
 }
+
+// TestPlotWaitsForTheTable opens a finished study and sorts its table
+// over and over, a sort every quarter of a second for 3 s: the parallel
+// coordinates, whose draw holds the page, must not draw while the table
+// is in use, and must draw once it is left alone.
+func TestPlotWaitsForTheTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: embedded servers and Chromium")
+	}
+	url, cl := cluster(t)
+	cl.FinishedStudy("quiet", 2000)
+	b := open(t, url, cl, true)
+	b.run(t, chromedp.Navigate(b.url+"/#/study/quiet"))
+	b.waitJS(t, 30*time.Second, `(() => { const t = Tabulator.findTable("#trials")[0]; return !!t && t.getDataCount() === 2000; })()`)
+	const drawn = `(document.getElementById("parcoords").data || []).length === 1`
+	for i := range 12 {
+		dir := []string{"asc", "desc"}[i%2]
+		eval[bool](t, b, `Tabulator.findTable("#trials")[0].setSort("objective", "`+dir+`") || true`)
+		if eval[bool](t, b, drawn) {
+			t.Fatalf("the parallel coordinates drew while the table was being sorted (after %d sorts)", i+1)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	b.waitJS(t, 30*time.Second, drawn)
+	b.noErrors(t)
+}

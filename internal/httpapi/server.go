@@ -62,6 +62,7 @@ type Server struct {
 	store *store.Store
 	js    jetstream.JetStream
 	mux   *http.ServeMux
+	cache *trialCache
 }
 
 // route is one endpoint; routes is the table openapi.json must match.
@@ -97,7 +98,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: store.New(cfg.Etcd), js: js, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: store.New(cfg.Etcd), js: js, mux: http.NewServeMux(), cache: newTrialCache(cfg.Etcd, cfg.Logger)}
 	for _, r := range routes {
 		s.mux.HandleFunc(r.method+" "+r.path, func(w http.ResponseWriter, req *http.Request) {
 			if err := r.handle(s, w, req); err != nil {
@@ -156,27 +157,39 @@ func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) error {
 
 // loadStudy reads one study's record.
 func (s *Server) loadStudy(ctx context.Context, name string) (api.Study, error) {
+	st, _, err := s.loadStudyRev(ctx, name)
+	return st, err
+}
+
+// loadStudyRev reads one study's record and etcd's revision at the read.
+func (s *Server) loadStudyRev(ctx context.Context, name string) (api.Study, int64, error) {
 	var st api.Study
-	found, err := s.getJSON(ctx, store.StudyKey(name), &st)
+	found, rev, err := s.getJSONRev(ctx, store.StudyKey(name), &st)
 	if err == nil && !found {
 		err = &Error{Status: http.StatusNotFound, Field: "study", Msg: fmt.Sprintf("no study %q", name)}
 	}
-	return st, err
+	return st, rev, err
 }
 
 // getJSON reads the document at key into v, reporting whether it exists.
 func (s *Server) getJSON(ctx context.Context, key string, v any) (bool, error) {
+	found, _, err := s.getJSONRev(ctx, key, v)
+	return found, err
+}
+
+// getJSONRev is getJSON that also returns etcd's revision at the read.
+func (s *Server) getJSONRev(ctx context.Context, key string, v any) (bool, int64, error) {
 	resp, err := s.cfg.Etcd.Get(ctx, key)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if len(resp.Kvs) == 0 {
-		return false, nil
+		return false, resp.Header.Revision, nil
 	}
 	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
-		return false, fmt.Errorf("%s: %w", key, err)
+		return false, 0, fmt.Errorf("%s: %w", key, err)
 	}
-	return true, nil
+	return true, resp.Header.Revision, nil
 }
 
 func (s *Server) loadTrials(ctx context.Context, study string) ([]api.Trial, error) {
@@ -346,10 +359,24 @@ func (s *Server) trial(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	study := r.PathValue("study")
-	if _, err := s.loadStudy(r.Context(), study); err != nil {
+	_, rev, err := s.loadStudyRev(r.Context(), study)
+	if err != nil {
 		return err
 	}
-	trials, err := s.loadTrials(r.Context(), study)
+	var trials []api.Trial
+	if f := q.Get("format"); f == "columns" || f == "csv" || f == "parquet" {
+		// What the table formats carry is cached, current to rev at
+		// least; the filters and the sort below work on a copy.
+		trials, err = s.cache.trials(r.Context(), study, rev)
+		if err != nil && r.Context().Err() == nil {
+			s.log.Debug("trials: reading etcd, not the cache", "study", study, "error", err)
+			trials, err = s.loadTrials(r.Context(), study)
+		} else if err == nil && (len(q["state"]) > 0 || q.Get("sort") != "") {
+			trials = slices.Clone(trials)
+		}
+	} else {
+		trials, err = s.loadTrials(r.Context(), study)
+	}
 	if err != nil {
 		return err
 	}

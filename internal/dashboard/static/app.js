@@ -121,6 +121,11 @@ function studyView(name) {
   state.table.on("rowMouseLeave", () => hover(state, null));
   // Tabulator builds itself asynchronously; nothing may touch it before.
   state.table.on("tableBuilt", () => { state.ready = true; state.dirty = true; });
+  // A draw of the parallel coordinates waits while the table is in use.
+  for (const ev of ["dataSorting", "dataFiltering", "scrollVertical"]) {
+    state.table.on(ev, () => state.pcDraw && whenQuiet(state, state.pcDraw));
+  }
+  onLeave(() => clearTimeout(state.pcTimer));
 
   // Changes stream in from the moment the page opens; the records
   // themselves come in one bulk request, as columns with the one metric
@@ -255,11 +260,29 @@ function render(state) {
   if (finished !== state.pcFinished && now - (state.pcAt || 0) > 5000) {
     state.pcFinished = finished;
     state.pcAt = now;
-    // After the table has painted: it is what people look at first.
-    setTimeout(() => $("#parcoords") && parcoords(state, all.map(row), state.params), 0);
+    whenQuiet(state, () => $("#parcoords") && parcoords(state, [...state.trials.values()].map(row), state.params));
   } else if (finished !== state.pcFinished) {
     state.dirty = true; // come back for it
   }
+}
+
+// QUIET_MS is how long the table must go unused (no sort, filter or
+// scroll) before the parallel coordinates draw.
+const QUIET_MS = 1000;
+
+// whenQuiet runs draw once the table has painted and gone unused for
+// QUIET_MS: a draw holds the page's one thread (seconds, for thousands of
+// lines in software WebGL), and must not stand between someone and the
+// table they have just opened or sorted. Using the table again first
+// puts the draw off again.
+function whenQuiet(state, draw) {
+  state.pcDraw = draw;
+  clearTimeout(state.pcTimer);
+  state.pcTimer = setTimeout(() => {
+    const f = state.pcDraw;
+    state.pcDraw = null;
+    if (f) requestIdleCallback(f, { timeout: QUIET_MS });
+  }, QUIET_MS);
 }
 
 function numericParams(rows, params) {

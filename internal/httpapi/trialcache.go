@@ -1,0 +1,385 @@
+package httpapi
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/metadata"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/store"
+	"asymptote.dev/asymptote/sweep"
+)
+
+// trialCache keeps, for each study whose table was read in bulk
+// (format=columns, csv or parquet), the fields of its trials that those
+// carry:
+// read from etcd once, at one revision, then kept current by a watch from
+// that revision on. A 100,000-trial study's table is then served without
+// reading and decoding 100,000 full records (attempts, checkpoints) each
+// time someone opens its page. Any coordinator's API keeps its own: it
+// needs no leader, only etcd.
+//
+// A read is never older than etcd was when it began: it waits until the
+// watch has passed the revision the request saw (asking etcd for a
+// progress report when nothing changed), and falls back to reading the
+// records itself when the watch cannot say so in time.
+type trialCache struct {
+	cli *clientv3.Client
+	log *slog.Logger
+	// idle is how long a study's cache outlives its last read.
+	idle time.Duration
+	// catchUp bounds a read's wait for the watch.
+	catchUp time.Duration
+
+	mu      sync.Mutex
+	studies map[string]*studyTrials
+}
+
+// studyTrials is one study's cached trials.
+type studyTrials struct {
+	ready  chan struct{} // closed once loaded, or once the load failed
+	err    error         // why the load failed; set before ready closes
+	cancel context.CancelFunc
+
+	mu   sync.Mutex
+	rev  int64 // etcd's revision the trials are current to
+	dead bool  // the watch ended: the trials no longer follow etcd
+	// moved is closed (and replaced) whenever rev advances.
+	moved chan struct{}
+	used  time.Time
+	table
+}
+
+// table is a study's trials by index, changed in place where no reader
+// holds them. A deleted trial leaves a hole (an empty key) until the next
+// read closes it.
+type table struct {
+	rows []api.Trial
+	keys []string       // rows[i]'s etcd key
+	pos  map[string]int // a key's place in rows
+	// shared: rows were handed to a reader, so a change copies them
+	// first; tidy: rows have no holes and are in index order.
+	shared, tidy bool
+}
+
+// put writes t under key.
+func (tb *table) put(key string, t api.Trial) {
+	if p, ok := tb.pos[key]; ok {
+		tb.own()
+		if tb.rows[p].Index != t.Index {
+			tb.tidy = false
+		}
+		tb.rows[p] = t
+		return
+	}
+	// Appending leaves what readers hold as it was: their slices end
+	// before it.
+	if n := len(tb.rows); n > 0 && tb.rows[n-1].Index > t.Index {
+		tb.tidy = false
+	}
+	tb.pos[key] = len(tb.rows)
+	tb.rows = append(tb.rows, t)
+	tb.keys = append(tb.keys, key)
+}
+
+// remove deletes key's trial, leaving a hole.
+func (tb *table) remove(key string) {
+	p, ok := tb.pos[key]
+	if !ok {
+		return
+	}
+	tb.own()
+	delete(tb.pos, key)
+	tb.rows[p], tb.keys[p] = api.Trial{}, ""
+	tb.tidy = false
+}
+
+// own copies the rows if a reader holds them.
+func (tb *table) own() {
+	if tb.shared {
+		tb.rows, tb.shared = slices.Clone(tb.rows), false
+	}
+}
+
+// read returns the rows by index, without holes, for a reader to keep.
+func (tb *table) read() []api.Trial {
+	if !tb.tidy {
+		live := make([]int, 0, len(tb.pos))
+		for i, k := range tb.keys {
+			if k != "" {
+				live = append(live, i)
+			}
+		}
+		slices.SortStableFunc(live, func(i, j int) int { return cmp.Compare(tb.rows[i].Index, tb.rows[j].Index) })
+		rows, keys := make([]api.Trial, len(live)), make([]string, len(live))
+		for n, i := range live {
+			rows[n], keys[n] = tb.rows[i], tb.keys[i]
+			tb.pos[keys[n]] = n
+		}
+		tb.rows, tb.keys, tb.tidy = rows, keys, true
+	}
+	tb.shared = true
+	return tb.rows
+}
+
+// errBehind is a cache that could not show it is current.
+var errBehind = errors.New("trial cache: behind etcd")
+
+func newTrialCache(cli *clientv3.Client, log *slog.Logger) *trialCache {
+	return &trialCache{cli: cli, log: log, idle: 10 * time.Minute, catchUp: time.Second, studies: map[string]*studyTrials{}}
+}
+
+// watchCtx marks the cache's watches so that they share a gRPC stream of
+// their own: a progress request on it reaches only them.
+func watchCtx(ctx context.Context) context.Context {
+	return clientv3.WithRequireLeader(metadata.AppendToOutgoingContext(ctx, "asymptote-watch", "trial-cache"))
+}
+
+// trials returns study's trials by index, current to at least etcd
+// revision rev. The slice and the records are shared: the caller must
+// not change them. errBehind means the caller should read etcd itself.
+func (c *trialCache) trials(ctx context.Context, study string, rev int64) ([]api.Trial, error) {
+	st := c.study(study)
+	select {
+	case <-st.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if st.err != nil {
+		c.drop(study, st)
+		return nil, st.err
+	}
+	deadline := time.NewTimer(c.catchUp)
+	defer deadline.Stop()
+	asked := false
+	for {
+		st.mu.Lock()
+		st.used = time.Now()
+		if st.dead {
+			st.mu.Unlock()
+			c.drop(study, st)
+			return nil, errBehind
+		}
+		if st.rev >= rev {
+			out := st.read()
+			st.mu.Unlock()
+			return out, nil
+		}
+		moved := st.moved
+		st.mu.Unlock()
+		if !asked {
+			// Nothing of this study may have changed since: only etcd
+			// can say the watch has seen everything up to now.
+			asked = true
+			pctx, cancel := context.WithTimeout(ctx, c.catchUp)
+			err := c.cli.RequestProgress(watchCtx(pctx))
+			cancel()
+			if err != nil {
+				c.log.Debug("trial cache: progress request", "study", study, "error", err)
+			}
+		}
+		select {
+		case <-moved:
+		case <-deadline.C:
+			return nil, errBehind
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// study returns study's cache, starting its load when there is none.
+func (c *trialCache) study(study string) *studyTrials {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.studies[study]; st != nil {
+		return st
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &studyTrials{ready: make(chan struct{}), cancel: cancel, moved: make(chan struct{}), used: time.Now()}
+	c.studies[study] = st
+	go c.follow(ctx, study, st)
+	return st
+}
+
+// drop forgets st, if it is still study's cache, and stops its watch.
+func (c *trialCache) drop(study string, st *studyTrials) {
+	c.mu.Lock()
+	if c.studies[study] == st {
+		delete(c.studies, study)
+	}
+	c.mu.Unlock()
+	st.cancel()
+}
+
+// follow loads study's trials and applies every change to them until the
+// watch ends or the cache has gone unread for c.idle.
+func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) {
+	defer func() {
+		st.mu.Lock()
+		st.dead = true
+		close(st.moved)
+		st.moved = make(chan struct{})
+		st.mu.Unlock()
+		c.drop(study, st)
+	}()
+	prefix := store.TrialPrefix + study + "/"
+	rev, tb, err := loadRows(ctx, c.cli, prefix)
+	st.mu.Lock()
+	st.rev, st.table, st.err = rev, tb, err
+	st.mu.Unlock()
+	close(st.ready)
+	if err != nil {
+		return
+	}
+	idle := time.NewTicker(c.idle / 4)
+	defer idle.Stop()
+	watch := c.cli.Watch(watchCtx(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-idle.C:
+			st.mu.Lock()
+			unused := time.Since(st.used) > c.idle
+			st.mu.Unlock()
+			if unused {
+				return
+			}
+		case resp, ok := <-watch:
+			if !ok {
+				return
+			}
+			if err := resp.Err(); err != nil {
+				c.log.Debug("trial cache: watch ended", "study", study, "error", err)
+				return
+			}
+			st.mu.Lock()
+			for _, ev := range resp.Events {
+				key := string(ev.Kv.Key)
+				if ev.Type == clientv3.EventTypeDelete {
+					st.remove(key)
+				} else if t, err := decodeRow(ev.Kv.Value); err == nil {
+					st.put(key, t)
+				} else {
+					c.log.Warn("trial cache: undecodable trial", "key", key, "error", err)
+					st.remove(key)
+				}
+			}
+			if r := resp.Header.Revision; r > st.rev {
+				st.rev = r
+			}
+			close(st.moved)
+			st.moved = make(chan struct{})
+			st.mu.Unlock()
+		}
+	}
+}
+
+// row is what the table formats (columns, CSV, Parquet) carry of a trial
+// record; decoding into it skips the rest (attempts, checkpoints, late
+// results) without building it.
+type row struct {
+	ID      string         `json:"id"`
+	Index   int            `json:"index"`
+	Params  map[string]any `json:"params"`
+	Seed    int64          `json:"seed"`
+	State   sweep.State    `json:"state"`
+	Attempt int            `json:"attempt"`
+	Result  *struct {
+		Objective *float64           `json:"objective"`
+		Metrics   map[string]float64 `json:"metrics"`
+		NonFinite map[string]string  `json:"non_finite"`
+	} `json:"result"`
+	Error   string    `json:"error"`
+	Updated time.Time `json:"updated"`
+}
+
+func decodeRow(b []byte) (api.Trial, error) {
+	var r row
+	if err := json.Unmarshal(b, &r); err != nil {
+		return api.Trial{}, err
+	}
+	t := api.Trial{ID: r.ID, Index: r.Index, Params: r.Params, Seed: r.Seed, State: r.State, Attempt: r.Attempt, Error: r.Error, Updated: r.Updated}
+	if r.Result != nil {
+		t.Result = &api.Result{Objective: r.Result.Objective, Metrics: r.Result.Metrics, NonFinite: r.Result.NonFinite}
+	}
+	return t, nil
+}
+
+// loadRows reads every trial under prefix as of one revision, which it
+// returns, a page at a time: the next page is read while this one is
+// decoded, on every core.
+func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, table, error) {
+	const page = 5000
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	first, err := cli.Get(ctx, prefix, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(page))
+	if err != nil {
+		return 0, table{}, fmt.Errorf("trial cache: read %s: %w", prefix, err)
+	}
+	rev := first.Header.Revision
+	pages := make(chan *clientv3.GetResponse, 1)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(pages)
+		resp := first
+		for {
+			select {
+			case pages <- resp:
+			case <-ctx.Done():
+				return
+			}
+			if !resp.More || len(resp.Kvs) == 0 {
+				return
+			}
+			key := string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+			var err error
+			resp, err = cli.Get(ctx, key, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(page), clientv3.WithRev(rev))
+			if err != nil {
+				errc <- fmt.Errorf("trial cache: read %s at revision %d: %w", prefix, rev, err)
+				return
+			}
+		}
+	}()
+	tb := table{rows: make([]api.Trial, 0, first.Count), keys: make([]string, 0, first.Count), pos: make(map[string]int, first.Count), tidy: true}
+	workers := runtime.GOMAXPROCS(0)
+	for resp := range pages {
+		rows := make([]api.Trial, len(resp.Kvs))
+		errs := make([]error, len(resp.Kvs))
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := w; i < len(resp.Kvs); i += workers {
+					rows[i], errs[i] = decodeRow(resp.Kvs[i].Value)
+				}
+			})
+		}
+		wg.Wait()
+		for i, kv := range resp.Kvs {
+			if errs[i] != nil {
+				return 0, table{}, fmt.Errorf("trial cache: decode %s: %w", kv.Key, errs[i])
+			}
+			tb.put(string(kv.Key), rows[i])
+		}
+	}
+	select {
+	case err := <-errc:
+		return 0, table{}, err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, table{}, err
+	}
+	return rev, tb, nil
+}
