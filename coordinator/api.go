@@ -542,6 +542,10 @@ func (l *leaderState) cancel(req api.CancelRequest, now time.Time) (*api.CancelR
 		s.rec.Finished = &fin
 		s.rec.Updated = now
 		l.dirtyStudies[s] = true
+		// No promotion will come: what succeeded trials held for one
+		// goes.
+		s.searchDone = true
+		l.releaseHeld(s, nil)
 	}
 	for node, refs := range byNode {
 		data := bus.Encode(&bus.Cancel{Attempts: refs, Reason: reason})

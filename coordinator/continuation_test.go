@@ -199,3 +199,35 @@ func waitNoBlobs(t *testing.T, cl *clustertest.Cluster, study string) {
 		return nil
 	})
 }
+
+// TestCancelledHalvingLetsGoOfHeldCheckpoints cancels a continuing search
+// while its second rung runs: the checkpoints the first rung held for
+// promotions, and the promotions' own, are all deleted.
+func TestCancelledHalvingLetsGoOfHeldCheckpoints(t *testing.T) {
+	cl, client := syntheticCluster(t)
+	submit(t, client, halvingSpec("cut", true, "step_tokens: 1e6, sleep: 3"))
+	clustertest.WaitFor(t, 60*time.Second, func() error {
+		r, err := client.Results(t.Context(), "cut")
+		if err != nil {
+			return err
+		}
+		for _, tr := range r.Trials {
+			if tr.From != nil && tr.State == "running" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no promotion running yet (%d trials)", len(r.Trials))
+	})
+	if held := storedCheckpoints(t, cl, "cut"); len(held) < 3 {
+		t.Errorf("%d checkpoints stored while the second rung runs, want at least the 3 promoted runs' last", len(held))
+	}
+	if _, err := client.Cancel(t.Context(), api.CancelRequest{Study: "cut", Reason: "enough"}); err != nil {
+		t.Fatal(err)
+	}
+	waitNoBlobs(t, cl, "cut")
+	for id, tr := range results(t, client, "cut") {
+		if len(tr.Checkpoints) > 0 {
+			t.Errorf("trial %s (%s) keeps %d checkpoint records after the study was cancelled", id, tr.State, len(tr.Checkpoints))
+		}
+	}
+}
