@@ -84,6 +84,11 @@ type Config struct {
 	// waits for each running attempt to save and store a checkpoint
 	// before it stops it (default half of ShutdownGrace).
 	CheckpointGrace time.Duration
+	// RestoreWait is how long a new attempt waits for an unreachable
+	// checkpoint store (NATS restarting, a mount coming back) before it
+	// passes over the checkpoint (default 30s): starting from scratch
+	// loses all the trial's work, waiting loses seconds.
+	RestoreWait time.Duration
 	// Logger receives lifecycle and error logs.
 	Logger *slog.Logger
 }
@@ -158,6 +163,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Queue < 0 {
 		return nil, fmt.Errorf("agent: queue %g: must be zero or positive", cfg.Queue)
+	}
+	if cfg.RestoreWait <= 0 {
+		cfg.RestoreWait = 30 * time.Second
 	}
 	if cfg.CheckpointGrace <= 0 || cfg.CheckpointGrace > cfg.ShutdownGrace {
 		cfg.CheckpointGrace = cfg.ShutdownGrace / 2

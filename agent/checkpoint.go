@@ -42,9 +42,24 @@ func (a *Agent) restore(ctx context.Context, d bus.Dispatch, dir string, log *sl
 		return nil, "the agent has no checkpoint store configured; started from scratch"
 	}
 	var skipped []string
+	deadline := time.Now().Add(a.cfg.RestoreWait)
 	for i, c := range d.Resume {
 		into := filepath.Join(dir, fmt.Sprintf("resume-%d", i))
 		err := a.unpack(ctx, c, into)
+		for wait := 250 * time.Millisecond; err != nil && errors.As(err, new(*unreachableError)) && time.Now().Add(wait).Before(deadline); wait = min(2*wait, 4*time.Second) {
+			log.Warn("checkpoint store unreachable; trying again", "step", c.Step, "in", wait, "error", err)
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			_ = os.RemoveAll(into)
+			err = a.unpack(ctx, c, into)
+		}
 		if err == nil {
 			note := fmt.Sprintf("resumed from the checkpoint after step %d of attempt %d", c.Step, c.Attempt)
 			if len(skipped) > 0 {
@@ -62,6 +77,13 @@ func (a *Agent) restore(ctx context.Context, d bus.Dispatch, dir string, log *sl
 	return nil, "started from scratch; " + strings.Join(skipped, "; ")
 }
 
+// unreachableError is a store that did not answer when a checkpoint was
+// asked for: worth asking again, unlike a missing or corrupt one.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
 // restoreTimeout bounds the download of one checkpoint.
 const restoreTimeout = 30 * time.Minute
 
@@ -71,7 +93,11 @@ func (a *Agent) unpack(ctx context.Context, c bus.Checkpoint, dir string) error 
 	defer cancel()
 	rc, err := a.cfg.Checkpoints.Get(ctx, c.Key, checkpoint.Info{Key: c.Key, Size: c.Size, SHA256: c.SHA256})
 	if err != nil {
-		return err
+		var ce *checkpoint.CorruptError
+		if errors.Is(err, checkpoint.ErrNotFound) || errors.As(err, &ce) || ctx.Err() != nil {
+			return err
+		}
+		return &unreachableError{err}
 	}
 	defer rc.Close()
 	if err := untar(rc, dir); err != nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/checkpoint"
@@ -53,6 +54,21 @@ func damage(t *testing.T, st *checkpoint.Dir, c bus.Checkpoint, how func([]byte)
 	}
 }
 
+// flakyStore is a store that does not answer its first `down` Gets, as
+// NATS restarting does.
+type flakyStore struct {
+	checkpoint.Store
+	down *int
+}
+
+func (f flakyStore) Get(ctx context.Context, key string, info checkpoint.Info) (io.ReadCloser, error) {
+	if *f.down > 0 {
+		*f.down--
+		return nil, errors.New("NATS JetStream did not answer")
+	}
+	return f.Store.Get(ctx, key, info)
+}
+
 // failingStore is a store that is down.
 type failingStore struct{ checkpoint.Store }
 
@@ -72,6 +88,7 @@ func TestRestorePassesOverBadCheckpoints(t *testing.T) {
 		latest, earlier func([]byte) []byte
 		missing         bool
 		down            bool
+		flaky           int   // Gets that fail before the store answers
 		wantStep        int64 // 0: from scratch
 		wantNote        string
 	}{
@@ -81,6 +98,7 @@ func TestRestorePassesOverBadCheckpoints(t *testing.T) {
 		{name: "half-uploaded (missing)", missing: true, wantStep: 20, wantNote: "checkpoint not found"},
 		{name: "all corrupt", latest: flip, earlier: truncate, wantNote: "started from scratch"},
 		{name: "store unavailable", down: true, wantNote: "started from scratch; checkpoint after step 40 not used: NATS JetStream did not answer"},
+		{name: "store back within the wait", flaky: 2, wantStep: 40, wantNote: "resumed from the checkpoint after step 40 of attempt 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, err := checkpoint.NewDir(t.TempDir(), nil)
@@ -104,7 +122,10 @@ func TestRestorePassesOverBadCheckpoints(t *testing.T) {
 			if tc.down {
 				st = failingStore{dir}
 			}
-			a := &Agent{cfg: Config{Checkpoints: st}}
+			if tc.flaky > 0 {
+				st = flakyStore{dir, &tc.flaky}
+			}
+			a := &Agent{cfg: Config{Checkpoints: st, RestoreWait: 2 * time.Second}}
 			scratch := t.TempDir()
 			got, note := a.restore(t.Context(), bus.Dispatch{Resume: []bus.Checkpoint{late, early}}, scratch, slog.New(slog.DiscardHandler))
 			if !strings.Contains(note, tc.wantNote) {
