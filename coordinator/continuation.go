@@ -105,8 +105,16 @@ func (l *leaderState) releaseHeld(s *study, ids []string) {
 	if continuing(s) == nil || s.spec.CheckpointPolicy().KeepOnSuccess {
 		return
 	}
+	// The lower trials a promotion still running continues keep theirs
+	// until it ends (releaseLower).
+	inUse := map[string]bool{}
+	for _, t := range s.trials {
+		if f := t.rec.From; f != nil && !t.rec.State.Terminal() {
+			inUse[f.Trial] = true
+		}
+	}
 	drop := func(t *trial) {
-		if t.rec.State == sweep.Succeeded && len(t.rec.Checkpoints) > 0 && !l.continuedBy(s, t) {
+		if t.rec.State == sweep.Succeeded && len(t.rec.Checkpoints) > 0 && !inUse[t.rec.ID] {
 			l.dropCheckpoints(t)
 		}
 	}
@@ -121,15 +129,4 @@ func (l *leaderState) releaseHeld(s *study, ids []string) {
 			drop(t)
 		}
 	}
-}
-
-// continuedBy reports whether a trial of s that has not ended continues
-// lower.
-func (l *leaderState) continuedBy(s *study, lower *trial) bool {
-	for _, t := range s.trials {
-		if f := t.rec.From; f != nil && f.Trial == lower.rec.ID && !t.rec.State.Terminal() {
-			return true
-		}
-	}
-	return false
 }
