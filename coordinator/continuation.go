@@ -66,7 +66,10 @@ func (l *leaderState) noteStart(t *trial, a *api.Attempt) {
 		f.Resumed = resumed
 		l.dirtyTrials[t] = true
 	}
-	if a.StartStep == f.Checkpoint.Step && len(t.rec.Checkpoints) == 0 {
+	// Its own checkpoints come after the lower one's step, so starting
+	// at that step means starting from it, even when the started event
+	// (not durable) arrives after them or not at all.
+	if a.StartStep == f.Checkpoint.Step {
 		l.noteAttempt(t, a, fmt.Sprintf("continues trial %s from its checkpoint after step %d", f.Trial, f.Checkpoint.Step))
 	}
 }
