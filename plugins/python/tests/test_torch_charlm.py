@@ -197,6 +197,59 @@ class CheckpointTest(unittest.TestCase):
                 with self.assertRaisesRegex(ValueError, "other parameters"):
                     self.run_trial({**self.PARAMS, **change}, Checkpoint(step, values, path))
 
+    def test_constant_schedule_continues_a_shorter_run(self) -> None:
+        # Under the constant schedule a run of 24 steps continues the last
+        # checkpoint of a run of 14 (saved after its last step because 14
+        # falls on checkpoint_every) and ends as if it had run from 0: the
+        # promotion successive halving with continue makes.
+        long = {**self.PARAMS, "schedule": "constant"}
+        short = {**long, "tokens": 4 * 16 * 14}
+        last, reports = self.run_trial(long)
+        short_last, short_reports = self.run_trial(short)
+        saved = [(s, v, c) for s, v, c in short_reports if c]
+        self.assertEqual([s for s, _, _ in saved], [7, 14])
+        got, after = self.run_trial(long, Checkpoint(*saved[-1]))
+        want = [(s, v) for s, v, _ in reports if s > 14]
+        self.assertEqual([s for s, _, _ in after], [s for s, _ in want])
+        for (s, v, _), (_, w) in zip(after, want):
+            # The first report after the continuation averages train_loss
+            # over fewer steps (the short run reported at its end).
+            self.assertEqual(v.keys(), w.keys(), f"step {s}")
+            for k in ("val_loss", "tokens", "train_loss"):
+                if k not in w or (k == "train_loss" and s == 15):
+                    continue
+                self.assertLessEqual(abs(v[k] - w[k]), self.TOLERANCE * abs(w[k]), f"step {s}: {k}")
+        self.assertLessEqual(abs(got["val_loss"] - last["val_loss"]), self.TOLERANCE * last["val_loss"])
+        # The short run's own step-14 report is the long run's val_loss
+        # there: its steps did not depend on how many there were in all.
+        at14 = next(v for s, v, _ in reports if s == 14)
+        self.assertEqual(short_last["val_loss"], at14["val_loss"])
+        # Resuming the short run after its last step gives its result.
+        again, more = self.run_trial(short, Checkpoint(*saved[-1]))
+        self.assertEqual(more, [])
+        self.assertEqual(again["val_loss"], short_last["val_loss"])
+        self.assertEqual(again["train_loss"], short_last["train_loss"])
+
+    def test_continuing_refuses_what_does_not_continue(self) -> None:
+        constant = {**self.PARAMS, "schedule": "constant", "tokens": 4 * 16 * 14}
+        _, reports = self.run_trial(constant)
+        end = [r for r in reports if r[2]][-1]
+        _, cosine_reports = self.run_trial({**self.PARAMS, "tokens": 4 * 16 * 14})
+        cosine_mid = next(r for r in cosine_reports if r[2])
+        cases = [
+            ("a cosine run into a longer one", {**self.PARAMS}, cosine_mid, "schedule: constant"),
+            ("into another schedule", {**self.PARAMS, "tokens": 4 * 16 * 24}, end, "schedule constant"),
+            ("into a shorter run", {**constant, "tokens": 4 * 16 * 10}, end, "only a longer run"),
+        ]
+        for what, params, (step, values, path), want in cases:
+            with self.subTest(what):
+                with self.assertRaisesRegex(ValueError, want):
+                    self.run_trial(params, Checkpoint(step, values, path))
+
+    def test_schedule_is_checked(self) -> None:
+        with self.assertRaisesRegex(ParamError, "cosine or constant"):
+            parse(self.request({**self.PARAMS, "schedule": "linear"}), self.text)
+
 
 if __name__ == "__main__":
     unittest.main()

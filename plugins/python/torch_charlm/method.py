@@ -49,7 +49,11 @@ PARAMS: Sequence[ParamInfo] = (
     ParamInfo("depth", "int", 2, "transformer layers, 1–12"),
     ParamInfo("heads", "int", 4, "attention heads per layer, 1–16"),
     ParamInfo("context", "int", 64, "characters of history, 2–64"),
-    ParamInfo("lr", "float", 3e-3, "peak AdamW learning rate (warm-up, then cosine decay to lr/10), (0, 1]"),
+    ParamInfo("lr", "float", 3e-3, "peak AdamW learning rate (warm-up, then the schedule), (0, 1]"),
+    ParamInfo("schedule", "string", "cosine",
+              "learning-rate schedule: cosine (warm-up over the first 5% of steps, at most 100, then decay to "
+              "lr/10 at the last step) or constant (100 warm-up steps, then lr to the end; a run of more tokens "
+              "may continue this one's checkpoints, as successive halving with continue does)"),
     ParamInfo("weight_decay", "float", 0.0,
               "AdamW weight decay on weight matrices and embeddings (decoupled, scaled by the learning rate), 0–100"),
     ParamInfo("dropout", "float", 0.0, "dropout on embeddings, attention and residual branches, 0–0.9"),
@@ -91,6 +95,10 @@ class Config:
     # Not part of the model: trials that set it differ from those that do
     # not only by their extra reports.
     checkpoint_every: int = 0
+    # The constant schedule (else cosine): a run's steps up to any point do
+    # not depend on how many there are in all, so a longer run continues a
+    # shorter one's checkpoints.
+    constant: bool = False
 
 
 def parse(req: TrialRequest, text: corpus.Text) -> Config:
@@ -116,6 +124,10 @@ def parse(req: TrialRequest, text: corpus.Text) -> Config:
         every=req.int("report_every", 0, 0, 10**9),
         checkpoint_every=req.int("checkpoint_every", 0, 0, 10**9),
     )
+    schedule = req.string("schedule", "cosine")
+    if schedule not in ("cosine", "constant"):
+        raise ParamError("schedule", f"{schedule!r} is not a schedule; use cosine or constant")
+    c["constant"] = schedule == "constant"
     if req.has("tokens") and req.has("epochs"):
         raise ParamError("epochs", "give tokens or epochs, not both")
     if req.has("epochs"):
@@ -138,6 +150,19 @@ def cosine_lr(base: float, step: int, total: int, warmup: int) -> float:
         return base
     p = (step - warmup) / (total - warmup - 1)
     return base * (0.1 + 0.45 * (1 + math.cos(math.pi * p)))
+
+
+# CONSTANT_WARMUP is the constant schedule's warm-up: fixed, so that it does
+# not depend on the run's length (charlm's constantWarmup).
+CONSTANT_WARMUP = 100
+
+
+def constant_lr(base: float, step: int) -> float:
+    """Linear warm-up over CONSTANT_WARMUP steps, then base (charlm's
+    nn.ConstantLR): a longer run's first steps are a shorter one's."""
+    if step < CONSTANT_WARMUP:
+        return base * (step + 1) / CONSTANT_WARMUP
+    return base
 
 
 def pick_device(req: TrialRequest):
@@ -301,7 +326,7 @@ class Trainer:
         from torch.nn import functional as F
 
         c = self.cfg
-        lr = cosine_lr(c.lr, i, self.steps, min(100, self.steps // 20))
+        lr = constant_lr(c.lr, i) if c.constant else cosine_lr(c.lr, i, self.steps, min(100, self.steps // 20))
         total = 0.0
         for m, opt, w in zip(self.models, self.opts, self.windows):
             m.train()
@@ -351,7 +376,9 @@ class Trainer:
 
         With a request, it resumes from request.resume and saves a
         checkpoint every checkpoint_every steps and when the host asks
-        (never after the last step). A checkpoint on a report step rides
+        (never after the last step, except under the constant schedule when
+        the last step falls on checkpoint_every: a longer run may continue
+        from it). A checkpoint on a report step rides
         on its report; one between reports gets a report of its own with
         val_loss and tokens but no train_loss, which keeps accumulating
         into the next regular report, so checkpoints add reports without
@@ -364,6 +391,16 @@ class Trainer:
             loop = self.restore(request.resume.dir, request.resume.step)
         keeps = request is not None and request.keeps_checkpoints()
         last: dict = {}
+        if loop["step"] == self.steps:
+            # Resumed after the last step (a checkpoint a longer run may
+            # continue, then the attempt died before its result): the
+            # result is the model's as it stands.
+            return {
+                METRIC_VAL_LOSS: self.evaluate(cancelled),
+                METRIC_TRAIN_LOSS: loop.get("train_loss", math.nan),
+                METRIC_TOKENS: float(min(loop["seen"], c.tokens)),
+                "tokens_per_second": loop["seen"] * c.members / max(loop["train_time"], 1e-9),
+            }
         for i in range(loop["step"], self.steps):
             cancelled.check()
             seqs = min(c.batch, total_seq - i * c.batch)
@@ -374,8 +411,11 @@ class Trainer:
             loop["seen"] += seqs * c.context
             loop["step"] = i + 1
             regular = (i + 1) % every == 0 or i + 1 == self.steps
-            save = keeps and i + 1 < self.steps and (
-                request.checkpoint_wanted() or c.checkpoint_every > 0 and (i + 1) % c.checkpoint_every == 0)
+            on_every = c.checkpoint_every > 0 and (i + 1) % c.checkpoint_every == 0
+            if i + 1 < self.steps:
+                save = keeps and (request.checkpoint_wanted() or on_every)
+            else:
+                save = keeps and c.constant and on_every
             if not regular and not save:
                 continue
             values = {
@@ -386,6 +426,7 @@ class Trainer:
             if regular:
                 values[METRIC_TRAIN_LOSS] = loop["loss_sum"] / loop["loss_n"]
                 loop["loss_sum"], loop["loss_n"] = 0.0, 0
+                loop["train_loss"] = values[METRIC_TRAIN_LOSS]
                 last = values
             path = None
             if save:
@@ -419,6 +460,7 @@ class Trainer:
         state = {
             "format": self.FORMAT,
             "steps": self.steps,
+            "schedule": "constant" if self.cfg.constant else "cosine",
             "loop": dict(loop),
             "members": [
                 {"model": m.state_dict(), "opt": opt.state_dict(), "gen": w.gen.get_state(),
@@ -452,10 +494,26 @@ class Trainer:
         loop = state["loop"]
         if loop["step"] != step:
             raise ValueError(f"resume: the checkpoint holds step {loop['step']}, but the host resumes from step {step}")
-        if state["steps"] != self.steps or len(state["members"]) != len(self.models):
-            raise ValueError(f"resume: the checkpoint is of {len(state['members'])} members over {state['steps']} "
-                             f"steps, this run has {len(self.models)} over {self.steps}: it was taken with other "
-                             "parameters")
+        c = self.cfg
+        if state.get("schedule", "cosine") != ("constant" if c.constant else "cosine"):
+            raise ValueError(f"resume: the checkpoint was taken under schedule {state.get('schedule', 'cosine')}, "
+                             "this run has another: it was taken with other parameters")
+        if len(state["members"]) != len(self.models):
+            raise ValueError(f"resume: the checkpoint holds {len(state['members'])} members, this run has "
+                             f"{len(self.models)}: it was taken with other parameters")
+        if state["steps"] != self.steps:
+            if not c.constant:
+                raise ValueError(f"resume: the checkpoint is of a run of {state['steps']} steps, this one has "
+                                 f"{self.steps}: it was taken with other parameters (a run continued into a "
+                                 "larger budget needs a schedule that does not depend on it, such as "
+                                 "schedule: constant)")
+            if step >= self.steps:
+                raise ValueError(f"resume: the checkpoint is after step {step}, past this run's {self.steps} "
+                                 "steps: only a longer run continues a shorter one")
+            if loop["seen"] != step * c.batch * c.context:
+                raise ValueError(f"resume: the checkpoint's run ended on a partial batch ({loop['seen']} "
+                                 f"characters in {step} steps of {c.batch * c.context}): a longer run would "
+                                 "not have trained it; make tokens a multiple of batch × context")
         for k, (m, opt, w, saved) in enumerate(zip(self.models, self.opts, self.windows, state["members"])):
             try:
                 m.load_state_dict(saved["model"])
