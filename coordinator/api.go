@@ -43,6 +43,11 @@ func (l *leaderState) onAPI(in apiInput, now time.Time) {
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
 			out, err = l.cancel(req, now)
 		}
+	case api.VerbAllow:
+		var req api.AllowRequest
+		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
+			out, err = l.allow(req, now)
+		}
 	case api.VerbQuarantine, api.VerbResume, api.VerbDelete:
 		var req api.StudyRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {

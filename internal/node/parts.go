@@ -16,6 +16,7 @@ import (
 	"asymptote.dev/asymptote/agent"
 	"asymptote.dev/asymptote/agent/methodmgr"
 	"asymptote.dev/asymptote/coordinator"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/checkpoint"
 	"asymptote.dev/asymptote/internal/dashboard"
 	"asymptote.dev/asymptote/internal/health"
@@ -209,6 +210,11 @@ type Agent struct {
 	// Checkpoints is where the agent stores checkpoints, when
 	// Config.Checkpoints is nil.
 	Checkpoints Checkpoints
+	// Allowlist, when set and Config.Allowlist is not, says what the agent
+	// offers under the cluster's allowlist, given the list and the
+	// external methods of it that the node's method manager verified
+	// (methodmgr.Manager.Allow).
+	Allowlist func(l bus.Allowlist, external []string) (names []string, env map[string][]string)
 }
 
 // StartAgent starts the agent with its own NATS connection and, when asked
@@ -239,6 +245,11 @@ func (n *Node) StartAgent(a Agent) (p *Process, err error) {
 			return nil, err
 		}
 		cfg.Methods = mgr
+		if a.Allowlist != nil && cfg.Allowlist == nil {
+			cfg.Allowlist = func(l bus.Allowlist) ([]string, map[string][]string) {
+				return a.Allowlist(l, mgr.Allow(l.Methods))
+			}
+		}
 	}
 	closeMgr := func() {
 		if mgr != nil {
