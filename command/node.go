@@ -41,6 +41,7 @@ type coordinatorOptions struct {
 	allowUnoffered bool
 	history        time.Duration
 	http           httpOptions
+	httpSec        httpSecurity
 	checkpoints    checkpointStore
 }
 
@@ -55,6 +56,7 @@ func (o *coordinatorOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.limits.Trials, "max-trials", coordinator.DefaultTrials, "most trials one study may hold")
 	fs.BoolVar(&o.allowUnoffered, "allow-unoffered-methods", false, "accept studies whose method no live agent offers (they wait for one) instead of refusing them at submit")
 	fs.Var(&o.http, "http", "`address` of the HTTP API (studies, trials, metric history, fits; docs/python.md), or off (default "+defaultHTTPAddr+", loopback only)")
+	o.httpSec.register(fs)
 	fs.DurationVar(&o.history, "history-retention", bus.DefaultHistoryRetention, "how long the metric history keeps a report (0: until its study is deleted)")
 	fs.IntVar(&o.etcdMaxRequest, "etcd-max-request-bytes", store.DefaultMaxRequestBytes, "the etcd server's --max-request-bytes; the leader sizes its writes by it")
 	fs.Var(&o.checkpoints, "checkpoint-store", checkpointStoreUsage)

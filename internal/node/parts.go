@@ -48,6 +48,8 @@ type Coordinator struct {
 	// HTTP, when set, is where the HTTP API and dashboard are served
 	// beside the coordinator, on its connections, until the node stops.
 	HTTP net.Listener
+	// HTTPTokens, when set, are the tokens the HTTP API requires.
+	HTTPTokens *httpapi.Tokens
 	// NATSSecurity and EtcdSecurity, when set, replace the node's for
 	// this coordinator's connections (`dev -secure` runs each process
 	// as its own identity).
@@ -146,7 +148,7 @@ func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
 		n.serve("health", c.Health, health.Handler(0, natsCheck(nc), etcdCheck(etcd)))
 	}
 	if c.HTTP != nil {
-		if err := n.serveHTTP(c.HTTP, etcd, nc); err != nil {
+		if err := n.serveHTTP(c.HTTP, c.HTTPTokens, etcd, nc); err != nil {
 			return nil, err
 		}
 	}
@@ -160,8 +162,8 @@ func closeListener(ln net.Listener) {
 }
 
 // serveHTTP serves the HTTP API on ln until the node stops.
-func (n *Node) serveHTTP(ln net.Listener, etcd *clientv3.Client, nc *nats.Conn) error {
-	api, err := httpapi.New(httpapi.Config{Etcd: etcd, NATS: nc, Logger: n.cfg.Logger, UI: dashboard.Handler()})
+func (n *Node) serveHTTP(ln net.Listener, tokens *httpapi.Tokens, etcd *clientv3.Client, nc *nats.Conn) error {
+	api, err := httpapi.New(httpapi.Config{Etcd: etcd, NATS: nc, Logger: n.cfg.Logger, UI: dashboard.Handler(), Tokens: tokens})
 	if err != nil {
 		ln.Close()
 		return err
