@@ -77,6 +77,17 @@ func (l *leaderState) onHeartbeat(in heartbeatInput, now time.Time) {
 		switch {
 		case restarted:
 			l.markStale(t, a, "agent "+hb.Node+" restarted", now)
+		case t.unanswered != "" && running[t.ref()]:
+			l.log.Info("the agent runs the attempt whose dispatch went unanswered", "study", t.rec.Study, "trial_id", t.rec.ID, "attempt", a.N, "node_id", hb.Node)
+			t.unanswered, t.missing = "", time.Time{}
+		case t.unanswered != "":
+			// The first heartbeat may have been built before the agent
+			// took the dispatch: the second one decides.
+			if t.unlisted++; t.unlisted >= 2 {
+				reason := t.unanswered + ", and its heartbeats since do not list the attempt"
+				t.unanswered = ""
+				l.markStaleAfter(t, a, reason, now, time.Second)
+			}
 		case running[t.ref()] || now.Sub(a.Dispatched) <= dispatchSlack:
 			t.missing = time.Time{}
 		case t.missing.IsZero():

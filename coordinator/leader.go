@@ -69,6 +69,9 @@ type (
 		ref    bus.AttemptRef
 		node   string
 		reason string // empty when accepted
+		// unanswered: the agent did not answer in time, so it may
+		// have taken the attempt all the same.
+		unanswered bool
 	}
 )
 

@@ -29,6 +29,11 @@ type trial struct {
 	// missing is when the current attempt was first missing from its
 	// agent's heartbeats (zero while the agent reports it).
 	missing time.Time
+	// unanswered says why the current attempt's dispatch went unanswered
+	// ("" when it was answered); unlisted counts the agent's heartbeats
+	// since then that did not list the attempt.
+	unanswered string
+	unlisted   int
 	// ending is set when the agent said the current attempt ended (a
 	// started event of the attempt that took its place) before its
 	// outcome arrived; status counts it as finishing, not running.

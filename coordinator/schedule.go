@@ -124,6 +124,7 @@ func (l *leaderState) dispatch(t *trial, n *node, now time.Time) {
 	t.rec.Attempt++
 	t.rec.NotBefore = nil
 	t.missing = time.Time{}
+	t.unanswered = ""
 	gpus := n.reserve(t, s.needs)
 	t.rec.Attempts = append(t.rec.Attempts, api.Attempt{
 		N: t.rec.Attempt, Node: n.rec.ID, State: api.AttemptDispatched, GPUs: gpus, Dispatched: now,
@@ -226,7 +227,11 @@ func dispatchBatch(nc *nats.Conn, timeout time.Duration, node string, ds []bus.D
 	case errors.Is(err, nats.ErrNoResponders):
 		return all("agent " + node + " is not listening")
 	case err != nil:
-		return all("agent " + node + " did not answer: " + err.Error())
+		out := all("agent " + node + " did not answer: " + err.Error())
+		for i := range out {
+			out[i].unanswered = true
+		}
+		return out
 	}
 	var r bus.DispatchBatchReply
 	if err := bus.Decode(msg.Data, &r); err != nil {
@@ -244,9 +249,11 @@ func dispatchBatch(nc *nats.Conn, timeout time.Duration, node string, ds []bus.D
 	return failed
 }
 
-// onDispatchReply handles an agent's answer to a dispatch. A refused or
-// unanswered dispatch makes the attempt stale, and the trial runs again
-// elsewhere.
+// onDispatchReply handles an agent's answer to a dispatch. A refused
+// dispatch makes the attempt stale, and the trial runs again elsewhere. An
+// unanswered one may still have reached the agent, which then runs it (a
+// loaded host answers late): the agent's next heartbeats decide
+// (onHeartbeat), so a long trial that started is not run twice.
 func (l *leaderState) onDispatchReply(in dispatchInput, now time.Time) {
 	if in.reason == "" {
 		return
@@ -263,13 +270,18 @@ func (l *leaderState) onDispatchReply(in dispatchInput, now time.Time) {
 	if a == nil || a.N != in.ref.Attempt || a.State != api.AttemptDispatched {
 		return
 	}
-	l.log.Warn("dispatch failed", "study", in.ref.Study, "trial_id", in.ref.Trial, "attempt", in.ref.Attempt, "node_id", in.node, "reason", in.reason)
 	// Place nothing more there until the node heartbeats: a vanished
 	// agent would otherwise take every dispatch until its grace period
 	// ends, and a full one would refuse them.
 	if n := l.nodes[in.node]; n != nil {
 		n.held = true
 	}
+	if in.unanswered {
+		l.log.Warn("dispatch unanswered; the agent's next heartbeats say whether it runs the attempt", "study", in.ref.Study, "trial_id", in.ref.Trial, "attempt", in.ref.Attempt, "node_id", in.node, "reason", in.reason)
+		t.unanswered, t.unlisted = in.reason, 0
+		return
+	}
+	l.log.Warn("dispatch failed", "study", in.ref.Study, "trial_id", in.ref.Trial, "attempt", in.ref.Attempt, "node_id", in.node, "reason", in.reason)
 	// Hold the retry back a little so a node that keeps refusing is not
 	// hammered.
 	l.markStaleAfter(t, a, in.reason, now, time.Second)
