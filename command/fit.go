@@ -378,7 +378,7 @@ type bootJSON struct {
 	Level     jnum `json:"level"`
 	Failed    int  `json:"failed"`
 	ByRun     bool `json:"by_run"`
-	// Hierarchical: configurations, then runs within them, resampled.
+	// Hierarchical: the seed noise resampled by configuration in two stages.
 	Hierarchical bool `json:"hierarchical,omitempty"`
 	Configs      int  `json:"configurations,omitempty"`
 	// NotIdentified: the fit has no residual degrees of freedom, so no
@@ -615,10 +615,11 @@ func (r *fitReport) printQuality(w io.Writer, intervals bool) {
 		if r.Bootstrap.ByRun {
 			by = "runs"
 		}
+		what := "resamples of " + by
 		if r.Bootstrap.Hierarchical {
-			by = fmt.Sprintf("%d configurations, then of the runs within each", r.Bootstrap.Configs)
+			what = fmt.Sprintf("two-stage resamples of the seed noise in %d configurations (between them, then within)", r.Bootstrap.Configs)
 		}
-		fmt.Fprintf(w, "bootstrap: %d resamples of %s, %d failed\n", r.Bootstrap.Resamples, by, r.Bootstrap.Failed)
+		fmt.Fprintf(w, "bootstrap: %d %s, %d failed\n", r.Bootstrap.Resamples, what, r.Bootstrap.Failed)
 	case r.Bootstrap != nil:
 		fmt.Fprintln(w, "bootstrap: not run: with no residual degrees of freedom every refit would return the fit itself; no interval is given")
 	}

@@ -195,7 +195,7 @@ func (c *certainty) width() float64 {
 func (c *certainty) row(o Obs) *mat.VecDense {
 	o.Loss = c.f.Predict(o)
 	if nz := c.f.Noise(); nz != nil && nz.Pooled > 0 {
-		o.Scale = nz.At(o.Loss) / nz.Pooled
+		o.Scale = nz.Relative(o.Loss)
 	}
 	j, _ := c.f.jacobian([]Obs{o}, c.cols, false)
 	u := mat.NewVecDense(len(c.cols), nil)
