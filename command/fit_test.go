@@ -91,6 +91,8 @@ func TestScalingGolden(t *testing.T) {
 		{"crossover_multiplier.json", "crossover", []string{"--data", b, "--versus", a, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "50", "--multiplier", "10", "--format", "json"}},
 		{"crossover_data_multiplier.txt", "crossover", []string{"--law", "chinchilla", "--data", scalingTestdata + "isoflop.csv", "--versus", synthCSV, "--range", "1e18:1e24", "--starts", "24", "--bootstrap", "20", "--multiplier", "1e21", "--data-multiplier", "1e9:2e10,1e10:1e12", "--names", "iso,synthetic"}},
 		{"crossover_certainty.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--multiplier", "100", "--certainty", "0.05", "--candidates", "100,1000", "--names", "baseline,regularized"}},
+		{"crossover_crossing_certainty.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "50", "--crossing-certainty", "1.05", "--candidates", "30,100,300", "--names", "baseline,regularized"}},
+		{"crossover_crossing_certainty.json", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--crossing-certainty", "1.03", "--candidates", "30,100,300", "--format", "json"}},
 		{"crossover.json", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--format", "json"}},
 		{"frontier.txt", "frontier", []string{"--given", "E=1.8169,A=482.01,B=2085.43,alpha=0.3478,beta=0.3658", "--budget", "1e21,5.88e23"}},
 		{"frontier_constrained.json", "frontier", []string{"--law", "datablations", "--given",

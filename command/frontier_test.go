@@ -20,6 +20,9 @@ func TestMultiplierErrors(t *testing.T) {
 		{"zero scale", []string{"--multiplier", "0"}, []string{"--multiplier", "positive"}},
 		{"certainty without candidates", []string{"--multiplier", "100", "--certainty", "0.05"}, []string{"--certainty WIDTH needs --candidates"}},
 		{"certainty without a scale", []string{"--certainty", "0.05", "--candidates", "100"}, []string{"--certainty WIDTH needs"}},
+		{"crossing certainty without candidates", []string{"--crossing-certainty", "1.5"}, []string{"--crossing-certainty RATIO needs --candidates"}},
+		{"crossing certainty not a ratio", []string{"--crossing-certainty", "0.5", "--candidates", "100"}, []string{"--crossing-certainty", "above 1"}},
+		{"crossing certainty without a crossing", []string{"--range", "1e5:1e6", "--crossing-certainty", "1.5", "--candidates", "100"}, []string{"--crossing-certainty", "do not cross"}},
 		{"data multiplier of a power law", []string{"--data-multiplier", "1e9:2e10"}, []string{"--data-multiplier", "chinchilla or datablations"}},
 		{"gate without any scale", []string{"--gate", "2", "--bootstrap", "10"}, []string{"--gate needs --multiplier X,... or --data-multiplier"}},
 	}
