@@ -39,12 +39,16 @@ const (
 // from.
 var testLoadStudy func(ctx context.Context, name string) (*studyData, error)
 
+// testLoadHistory, when set, is what runCommand's commands read a study's
+// metric history from.
+var testLoadHistory func(ctx context.Context, name string, checkpoints bool) ([]byte, error)
+
 // runCommand runs the named command and returns its stdout.
 func runCommand(t *testing.T, name string, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	c, _ := lookup(name)
-	err := c.run(context.Background(), Env{Stdout: &out, Stderr: &errOut, loadStudy: testLoadStudy}, args)
+	err := c.run(context.Background(), Env{Stdout: &out, Stderr: &errOut, loadStudy: testLoadStudy, loadHistory: testLoadHistory}, args)
 	return out.String(), err
 }
 
