@@ -428,6 +428,10 @@ type noiseJSON struct {
 	Slope    *jnum  `json:"slope,omitempty"`
 	SlopeSE  *jnum  `json:"slope_se,omitempty"`
 	Trend    bool   `json:"trend"`
+	// RefSD and RefLoss, with a trend, are its level: σ(L) =
+	// RefSD·(L/RefLoss)^Slope.
+	RefSD   *jnum `json:"ref_log_sd,omitempty"`
+	RefLoss *jnum `json:"ref_loss,omitempty"`
 }
 
 func newNoiseJSON(n *scaling.Noise) *noiseJSON {
@@ -438,6 +442,10 @@ func newNoiseJSON(n *scaling.Noise) *noiseJSON {
 		if len(n.Configs) >= 3 {
 			s, se := jnum(n.Slope), jnum(n.SlopeSE)
 			j.Slope, j.SlopeSE = &s, &se
+		}
+		if n.Trend {
+			sd, l := jnum(n.RefSD), jnum(n.RefLoss)
+			j.RefSD, j.RefLoss = &sd, &l
 		}
 	}
 	return j
@@ -456,7 +464,7 @@ func (r *fitReport) printNoise(w io.Writer) {
 	fmt.Fprintf(w, ", %s", n.Source)
 	switch {
 	case n.Trend:
-		fmt.Fprintf(w, "; σ ∝ L^%s ± %s, so the fit is weighted by it", num(float64(*n.Slope)), num(float64(*n.SlopeSE)))
+		fmt.Fprintf(w, "; σ ∝ L^%s ± %s (σ = %s at L = %s), so the fit is weighted by it", num(float64(*n.Slope)), num(float64(*n.SlopeSE)), num(float64(*n.RefSD)), num(float64(*n.RefLoss)))
 	case n.Slope != nil:
 		fmt.Fprintf(w, "; no trend with the loss resolved (σ ∝ L^%s ± %s), so equal weights", num(float64(*n.Slope)), num(float64(*n.SlopeSE)))
 	}
