@@ -29,6 +29,11 @@ type Env struct {
 	// loadStudy, when set (by tests), replaces fetching a study from the
 	// leader for --study.
 	loadStudy func(ctx context.Context, name string) (*studyData, error)
+	// loadHistory, when set (by tests), replaces reading a study's metric
+	// history from the bus for frontier --approach 1 --study: it returns
+	// the records in `results -history` csv (checkpoints: only those
+	// saved with a checkpoint, as -checkpoints).
+	loadHistory func(ctx context.Context, name string, checkpoints bool) ([]byte, error)
 }
 
 // ExitError asks Main to exit with Code after printing nothing more than the

@@ -22,6 +22,7 @@ type crossoverCommand struct {
 	dataMult      string
 	gate          float64
 	certainty     float64
+	crossing      float64
 	candidates    string
 }
 
@@ -39,7 +40,8 @@ func (cmd *crossoverCommand) flags() *flag.FlagSet {
 	fs.StringVar(&cmd.multiplier, "multiplier", "", "compute multiplier of the second recipe over the first at these scales `X,...` (compute for chinchilla laws): the first needs m times the second's compute for the same loss")
 	fs.StringVar(&cmd.dataMult, "data-multiplier", "", "data multiplier at `POINTS` N:D (chinchilla) or N:D:U (datablations), comma-separated: at the same N (and U) the first recipe needs m times the second's tokens for the same loss")
 	fs.Float64Var(&cmd.certainty, "certainty", 0, "cost of certainty: the cheapest runs from --candidates, to either recipe, that narrow the interval of the multiplier at the first --multiplier scale to `WIDTH`")
-	fs.StringVar(&cmd.candidates, "candidates", "", "with --certainty: the runs that may be added, `POINTS` as fit --at takes them, each priced at its scale")
+	fs.Float64Var(&cmd.crossing, "crossing-certainty", 0, "cost of certainty: the cheapest runs from --candidates, to either recipe, that narrow the first crossing's interval to hi/lo at most `RATIO` (above 1, such as 1.5)")
+	fs.StringVar(&cmd.candidates, "candidates", "", "with --certainty or --crossing-certainty: the runs that may be added, `POINTS` as fit --at takes them, each priced at its scale")
 	fs.Float64Var(&cmd.gate, "gate", 0, "with --multiplier and --bootstrap: answer yes, no or undecided to \"is m above `G`\" at --level confidence")
 	return fs
 }
@@ -76,6 +78,9 @@ func (cmd *crossoverCommand) Run(ctx context.Context) error {
 		}
 	}
 	rep := cmd.report(recipes, fits, r, label, lohi)
+	if rep.Crossing, err = cmd.crossingCertainty(fits, r); err != nil {
+		return err
+	}
 	if rep.Multiplier, err = cmd.multipliers(fits); err != nil {
 		return err
 	}
@@ -183,6 +188,11 @@ func (cmd *crossoverCommand) printTable(w io.Writer, rep *crossoverJSON) {
 		}
 		fmt.Fprintln(w)
 	}
+	if c := rep.Crossing; c != nil {
+		fmt.Fprintf(w, "cost of certainty: the crossing at %s has a %d%% Wald interval %s× wide (hi/lo); target %s×: ",
+			num(float64(c.X)), int(cmd.fit.level*100+0.5), num(float64(c.Ratio)), num(float64(c.Target)))
+		printPlan(w, c.Runs, rep.Names, c.Reached, float64(c.Cost), "ratio "+num(float64(c.After))+"×")
+	}
 	defer cmd.printMultiplier(w, rep)
 	if rep.Replicates == 0 {
 		fmt.Fprintln(w, "no intervals: pass --bootstrap N for crossing probabilities and root intervals")
@@ -277,6 +287,8 @@ type crossoverJSON struct {
 	MaxGap      jnum         `json:"max_gap"`
 	WithinNoise bool         `json:"within_noise"`
 	Multiplier  *multJSON    `json:"multiplier,omitempty"`
+	// Crossing is the plan of --crossing-certainty.
+	Crossing *crossingCertaintyJSON `json:"crossing_certainty,omitempty"`
 }
 
 type rootJSON struct {

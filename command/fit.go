@@ -378,7 +378,7 @@ type bootJSON struct {
 	Level     jnum `json:"level"`
 	Failed    int  `json:"failed"`
 	ByRun     bool `json:"by_run"`
-	// Hierarchical: configurations, then runs within them, resampled.
+	// Hierarchical: the seed noise resampled by configuration in two stages.
 	Hierarchical bool `json:"hierarchical,omitempty"`
 	Configs      int  `json:"configurations,omitempty"`
 	// NotIdentified: the fit has no residual degrees of freedom, so no
@@ -428,6 +428,10 @@ type noiseJSON struct {
 	Slope    *jnum  `json:"slope,omitempty"`
 	SlopeSE  *jnum  `json:"slope_se,omitempty"`
 	Trend    bool   `json:"trend"`
+	// RefSD and RefLoss, with a trend, are its level: σ(L) =
+	// RefSD·(L/RefLoss)^Slope.
+	RefSD   *jnum `json:"ref_log_sd,omitempty"`
+	RefLoss *jnum `json:"ref_loss,omitempty"`
 }
 
 func newNoiseJSON(n *scaling.Noise) *noiseJSON {
@@ -438,6 +442,10 @@ func newNoiseJSON(n *scaling.Noise) *noiseJSON {
 		if len(n.Configs) >= 3 {
 			s, se := jnum(n.Slope), jnum(n.SlopeSE)
 			j.Slope, j.SlopeSE = &s, &se
+		}
+		if n.Trend {
+			sd, l := jnum(n.RefSD), jnum(n.RefLoss)
+			j.RefSD, j.RefLoss = &sd, &l
 		}
 	}
 	return j
@@ -456,7 +464,7 @@ func (r *fitReport) printNoise(w io.Writer) {
 	fmt.Fprintf(w, ", %s", n.Source)
 	switch {
 	case n.Trend:
-		fmt.Fprintf(w, "; σ ∝ L^%s ± %s, so the fit is weighted by it", num(float64(*n.Slope)), num(float64(*n.SlopeSE)))
+		fmt.Fprintf(w, "; σ ∝ L^%s ± %s (σ = %s at L = %s), so the fit is weighted by it", num(float64(*n.Slope)), num(float64(*n.SlopeSE)), num(float64(*n.RefSD)), num(float64(*n.RefLoss)))
 	case n.Slope != nil:
 		fmt.Fprintf(w, "; no trend with the loss resolved (σ ∝ L^%s ± %s), so equal weights", num(float64(*n.Slope)), num(float64(*n.SlopeSE)))
 	}
@@ -615,10 +623,11 @@ func (r *fitReport) printQuality(w io.Writer, intervals bool) {
 		if r.Bootstrap.ByRun {
 			by = "runs"
 		}
+		what := "resamples of " + by
 		if r.Bootstrap.Hierarchical {
-			by = fmt.Sprintf("%d configurations, then of the runs within each", r.Bootstrap.Configs)
+			what = fmt.Sprintf("two-stage resamples of the seed noise in %d configurations (between them, then within)", r.Bootstrap.Configs)
 		}
-		fmt.Fprintf(w, "bootstrap: %d resamples of %s, %d failed\n", r.Bootstrap.Resamples, by, r.Bootstrap.Failed)
+		fmt.Fprintf(w, "bootstrap: %d %s, %d failed\n", r.Bootstrap.Resamples, what, r.Bootstrap.Failed)
 	case r.Bootstrap != nil:
 		fmt.Fprintln(w, "bootstrap: not run: with no residual degrees of freedom every refit would return the fit itself; no interval is given")
 	}

@@ -39,12 +39,16 @@ const (
 // from.
 var testLoadStudy func(ctx context.Context, name string) (*studyData, error)
 
+// testLoadHistory, when set, is what runCommand's commands read a study's
+// metric history from.
+var testLoadHistory func(ctx context.Context, name string, checkpoints bool) ([]byte, error)
+
 // runCommand runs the named command and returns its stdout.
 func runCommand(t *testing.T, name string, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	c, _ := lookup(name)
-	err := c.run(context.Background(), Env{Stdout: &out, Stderr: &errOut, loadStudy: testLoadStudy}, args)
+	err := c.run(context.Background(), Env{Stdout: &out, Stderr: &errOut, loadStudy: testLoadStudy, loadHistory: testLoadHistory}, args)
 	return out.String(), err
 }
 
@@ -91,6 +95,8 @@ func TestScalingGolden(t *testing.T) {
 		{"crossover_multiplier.json", "crossover", []string{"--data", b, "--versus", a, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "50", "--multiplier", "10", "--format", "json"}},
 		{"crossover_data_multiplier.txt", "crossover", []string{"--law", "chinchilla", "--data", scalingTestdata + "isoflop.csv", "--versus", synthCSV, "--range", "1e18:1e24", "--starts", "24", "--bootstrap", "20", "--multiplier", "1e21", "--data-multiplier", "1e9:2e10,1e10:1e12", "--names", "iso,synthetic"}},
 		{"crossover_certainty.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--multiplier", "100", "--certainty", "0.05", "--candidates", "100,1000", "--names", "baseline,regularized"}},
+		{"crossover_crossing_certainty.txt", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--bootstrap", "50", "--crossing-certainty", "1.05", "--candidates", "30,100,300", "--names", "baseline,regularized"}},
+		{"crossover_crossing_certainty.json", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--crossing-certainty", "1.03", "--candidates", "30,100,300", "--format", "json"}},
 		{"crossover.json", "crossover", []string{"--data", a, "--versus", b, "--range", "1:1e6", "--loss", "ls", "--format", "json"}},
 		{"frontier.txt", "frontier", []string{"--given", "E=1.8169,A=482.01,B=2085.43,alpha=0.3478,beta=0.3658", "--budget", "1e21,5.88e23"}},
 		{"frontier_constrained.json", "frontier", []string{"--law", "datablations", "--given",

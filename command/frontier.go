@@ -34,7 +34,7 @@ func (cmd *frontierCommand) flags() *flag.FlagSet {
 	fs.Float64Var(&cmd.unique, "unique", 0, "unique tokens `U`: also give the data-constrained allocation (datablations law)")
 	fs.StringVar(&cmd.approach, "approach", "3", "Hoffmann et al.'s `APPROACHES`, comma-separated: 1 (the lower envelope of training curves, then power laws), 2 (IsoFLOP parabolas per budget, then power laws) and 3 (the parametric law); 1,2,3 compares them")
 	fs.StringVar(&cmd.plot, "plot", "", "approach 1 or 2: write the envelope over the training curves, or the IsoFLOP parabolas with their minima, to `FILE`.png or FILE.svg")
-	fs.StringVar(&cmd.curves, "curves", "", "approach 1: training curves `FILE`.csv: params, tokens (or compute) and loss at each step, --group naming the run (default: one curve per size), or `asymptote results STUDY -checkpoints --format csv` output; default --data")
+	fs.StringVar(&cmd.curves, "curves", "", "approach 1: training curves `FILE`.csv: params, tokens (or compute) and loss at each step, --group naming the run (default: one curve per size), or `asymptote results STUDY -checkpoints --format csv` output; default --data, else the checkpoint records (or metric history) of --study")
 	fs.IntVar(&cmd.envelopeBudgets, "envelope-budgets", 100, "approach 1: take the envelope at `K` log-spaced budgets where two or more curves overlap")
 	fs.Float64Var(&cmd.tolerance, "flop-tolerance", 0.1, "approach 2: runs whose compute 6ND is within this relative `TOLERANCE` of a budget's smallest belong to it")
 	return fs

@@ -27,16 +27,27 @@ func (cmd *frontierCommand) envelope(ctx context.Context, cs []float64) (*envelo
 	if file == "" {
 		file = cmd.data.data
 	}
-	if file == "" {
-		return nil, usagef("--approach 1 reads training curves from a file: --curves FILE.csv (or --data), with params, tokens (or compute) and loss at each step and --group naming the run, or a history from `asymptote results STUDY -checkpoints --format csv` (or -history)")
-	}
-	raw, err := os.ReadFile(file)
+	study, err := cmd.data.oneStudy()
 	if err != nil {
 		return nil, err
 	}
-	obs, err := cmd.curveObs(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+	var obs []scaling.Obs
+	var source string
+	switch {
+	case file != "":
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		if obs, err = cmd.curveObs(raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+	case study != "":
+		if obs, source, err = cmd.studyCurves(ctx, study); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, usagef("--approach 1 reads training curves: --study NAME (its checkpoint records, else its metric history), or --curves FILE.csv (or --data), with params, tokens (or compute) and loss at each step and --group naming the run, or a history from `asymptote results STUDY -checkpoints --format csv` (or -history)")
 	}
 	curves, err := scaling.CurvesOf(obs)
 	if err != nil {
@@ -52,7 +63,7 @@ func (cmd *frontierCommand) envelope(ctx context.Context, cs []float64) (*envelo
 			return nil, fmt.Errorf("plot: %w", err)
 		}
 	}
-	rep := &envelopeJSON{Curves: len(curves), Sizes: r.Sizes, Used: r.Used, Winners: r.Winners, level: cmd.fit.level,
+	rep := &envelopeJSON{Source: source, Curves: len(curves), Sizes: r.Sizes, Used: r.Used, Winners: r.Winners, level: cmd.fit.level,
 		powerLawsJSON: powerLawsJSON{A: jnum(r.A), B: jnum(r.B), KN: jnum(r.KN), Replicates: r.Replicates, Failed: r.Failed}}
 	if r.OneRunPerSize {
 		rep.Caveat = scaling.EnvelopeCaveat
@@ -66,6 +77,37 @@ func (cmd *frontierCommand) envelope(ctx context.Context, cs []float64) (*envelo
 	}
 	rep.Optimal = powerLawAllocs(cs, r.At, r.Replicates > 0)
 	return rep, nil
+}
+
+// studyCurves reads the training curves of a live study: the records its
+// trials saved with their checkpoints (tokens and FLOPs so far among
+// them), or, where it saved none, every report of its metric history, the
+// same records `asymptote results STUDY -checkpoints` (-history) prints.
+// source says which.
+func (cmd *frontierCommand) studyCurves(ctx context.Context, study string) ([]scaling.Obs, string, error) {
+	for _, checkpoints := range []bool{true, false} {
+		raw, err := loadHistory(ctx, study, checkpoints)
+		if err != nil {
+			return nil, "", fmt.Errorf("study %s: %w", study, err)
+		}
+		cr := csv.NewReader(bytes.NewReader(raw))
+		if _, err := cr.Read(); err != nil {
+			return nil, "", fmt.Errorf("study %s: its history: %w", study, err)
+		}
+		if _, err := cr.Read(); errors.Is(err, io.EOF) {
+			continue // no records of this kind
+		}
+		obs, err := cmd.curveObs(raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("study %s: %w", study, err)
+		}
+		kind := "checkpoint records"
+		if !checkpoints {
+			kind = "metric history (no checkpoint records)"
+		}
+		return obs, fmt.Sprintf("study %s, its %s", study, kind), nil
+	}
+	return nil, "", fmt.Errorf("study %s has no metric history yet: approach 1 needs its trials' per-step or per-checkpoint reports", study)
 }
 
 // curveObs reads the points of training curves: a history CSV pivoted to
@@ -176,6 +218,9 @@ func (cmd *frontierCommand) historyObs(cr *csv.Reader) ([]scaling.Obs, error) {
 // holds the envelope over, the power laws and the allocations.
 func (cmd *frontierCommand) printEnvelope(w io.Writer, rep *envelopeJSON) {
 	fmt.Fprintf(w, "== approach 1: lower envelope of %d training curves of %d sizes, %d budgets ==\n", rep.Curves, rep.Sizes, len(rep.Budgets))
+	if rep.Source != "" {
+		fmt.Fprintf(w, "curves from %s\n", rep.Source)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUDGETS\tPOINTS\tN_OPT\tRUN\tLOSS\tSTATUS")
 	for i := 0; i < len(rep.Budgets); {
@@ -206,6 +251,9 @@ func (cmd *frontierCommand) printEnvelope(w io.Writer, rep *envelopeJSON) {
 }
 
 type envelopeJSON struct {
+	// Source, for --study, says which of the study's records the curves
+	// are.
+	Source  string              `json:"source,omitempty"`
 	Curves  int                 `json:"curves"`
 	Sizes   int                 `json:"sizes"`
 	Budgets []envelopePointJSON `json:"budgets"`

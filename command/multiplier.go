@@ -14,7 +14,7 @@ import (
 // scales, with --gate's answer; nil without --multiplier.
 func (cmd *crossoverCommand) multipliers(fits [2]*scaling.Fit) (*multJSON, error) {
 	if cmd.multiplier == "" && cmd.dataMult == "" {
-		if cmd.certainty != 0 || cmd.candidates != "" {
+		if cmd.certainty != 0 || (cmd.candidates != "" && cmd.crossing == 0) {
 			return nil, usagef("--certainty WIDTH needs --candidates POINTS and a --multiplier scale")
 		}
 		if cmd.gate != 0 {
@@ -80,7 +80,7 @@ func (cmd *crossoverCommand) multipliers(fits [2]*scaling.Fit) (*multJSON, error
 // multiplierCertainty answers --certainty WIDTH over --candidates for the
 // multiplier at the first --multiplier scale.
 func (cmd *crossoverCommand) multiplierCertainty(fits [2]*scaling.Fit, at []float64) (*multCertaintyJSON, error) {
-	if cmd.certainty == 0 && cmd.candidates == "" {
+	if cmd.certainty == 0 && (cmd.candidates == "" || cmd.crossing != 0) {
 		return nil, nil
 	}
 	if !(cmd.certainty > 0) || cmd.candidates == "" || len(at) == 0 {
@@ -94,24 +94,78 @@ func (cmd *crossoverCommand) multiplierCertainty(fits [2]*scaling.Fit, at []floa
 	if err != nil {
 		return nil, usagef("--certainty: %v", err)
 	}
-	j := &multCertaintyJSON{X: jnum(at[0]), Width: jnum(plan.Width), Target: jnum(cmd.certainty), Reached: plan.Reached, Cost: jnum(plan.Cost)}
+	j := &multCertaintyJSON{X: jnum(at[0]), Width: jnum(plan.Width), Target: jnum(cmd.certainty), Reached: plan.Reached, Cost: jnum(plan.Cost),
+		Runs: planRuns(fits[0].Law, plan)}
+	j.After = j.Width
+	if n := len(plan.Widths); n > 0 {
+		j.After = jnum(plan.Widths[n-1])
+	}
+	return j, nil
+}
+
+// planRuns counts a two-recipe plan's added runs by recipe and point, in
+// the order they are first added.
+func planRuns(law scaling.Law, plan *scaling.CostPlan) []multRunJSON {
+	var runs []multRunJSON
 	counts := map[[2]string]int{}
 	for i, o := range plan.Added {
-		k := [2]string{fmt.Sprint(plan.Recipes[i]), pointLabel(fits[0].Law, o)}
+		k := [2]string{fmt.Sprint(plan.Recipes[i]), pointLabel(law, o)}
 		if counts[k] == 0 {
-			j.Runs = append(j.Runs, multRunJSON{Recipe: plan.Recipes[i], At: k[1]})
+			runs = append(runs, multRunJSON{Recipe: plan.Recipes[i], At: k[1]})
 		}
 		counts[k]++
 	}
-	for i := range j.Runs {
-		j.Runs[i].Count = counts[[2]string{fmt.Sprint(j.Runs[i].Recipe), j.Runs[i].At}]
+	for i := range runs {
+		runs[i].Count = counts[[2]string{fmt.Sprint(runs[i].Recipe), runs[i].At}]
 	}
+	return runs
+}
+
+// crossingCertainty answers --crossing-certainty RATIO over --candidates
+// for the first crossing of r; nil without it.
+func (cmd *crossoverCommand) crossingCertainty(fits [2]*scaling.Fit, r *scaling.CrossoverResult) (*crossingCertaintyJSON, error) {
+	if cmd.crossing == 0 {
+		return nil, nil
+	}
+	if !(cmd.crossing > 1) || cmd.candidates == "" {
+		return nil, usagef("--crossing-certainty RATIO needs --candidates POINTS, and RATIO must be above 1, such as 1.5")
+	}
+	if len(r.Roots) == 0 {
+		return nil, usagef("--crossing-certainty: the curves do not cross in --range, so there is no crossing to narrow")
+	}
+	cands, err := parsePoints(fits[0].Law, cmd.candidates)
+	if err != nil {
+		return nil, usagef("--candidates: %v", err)
+	}
+	x := r.Roots[0].X
+	plan, err := scaling.CrossingCost(fits[0], fits[1], x, scaling.CostOptions{Candidates: cands, Target: cmd.crossing, Level: cmd.fit.level})
+	if err != nil {
+		return nil, usagef("--crossing-certainty: %v", err)
+	}
+	j := &crossingCertaintyJSON{X: jnum(x), Ratio: jnum(plan.Width), Target: jnum(cmd.crossing), Reached: plan.Reached, Cost: jnum(plan.Cost),
+		Runs: planRuns(fits[0].Law, plan)}
+	j.After = j.Ratio
 	if n := len(plan.Widths); n > 0 {
 		j.After = jnum(plan.Widths[n-1])
-	} else {
-		j.After = j.Width
 	}
 	return j, nil
+}
+
+// printPlan ends a cost-of-certainty line: the runs to add with their
+// cost and what they reach (after).
+func printPlan(w io.Writer, runs []multRunJSON, names []string, reached bool, cost float64, after string) {
+	var rs []string
+	for _, r := range runs {
+		rs = append(rs, fmt.Sprintf("%d at %s for %s", r.Count, r.At, names[r.Recipe]))
+	}
+	switch {
+	case len(rs) == 0:
+		fmt.Fprintln(w, "already within it")
+	case reached:
+		fmt.Fprintf(w, "add %s (cost %s): %s\n", strings.Join(rs, ", "), num(cost), after)
+	default:
+		fmt.Fprintf(w, "64 runs (%s, cost %s) reach only %s\n", strings.Join(rs, ", "), num(cost), after)
+	}
 }
 
 // printMultiplier prints the compute multipliers, the ratio of asymptotes
@@ -142,18 +196,7 @@ func (cmd *crossoverCommand) printMultiplier(w io.Writer, rep *crossoverJSON) {
 	fmt.Fprintf(w, "in the limit of large scale: m → %s (%s)\n", limit, m.LimitRule)
 	if c := m.Certainty; c != nil {
 		fmt.Fprintf(w, "cost of certainty: m(%s)'s Wald interval is %s wide; target %s: ", num(float64(c.X)), num(float64(c.Width)), num(float64(c.Target)))
-		var runs []string
-		for _, r := range c.Runs {
-			runs = append(runs, fmt.Sprintf("%d at %s for %s", r.Count, r.At, rep.Names[r.Recipe]))
-		}
-		switch {
-		case len(runs) == 0:
-			fmt.Fprintln(w, "already within it")
-		case c.Reached:
-			fmt.Fprintf(w, "add %s (cost %s): width %s\n", strings.Join(runs, ", "), num(float64(c.Cost)), num(float64(c.After)))
-		default:
-			fmt.Fprintf(w, "64 runs (%s, cost %s) reach only %s\n", strings.Join(runs, ", "), num(float64(c.Cost)), num(float64(c.After)))
-		}
+		printPlan(w, c.Runs, rep.Names, c.Reached, float64(c.Cost), "width "+num(float64(c.After)))
 	}
 }
 
@@ -162,6 +205,18 @@ type multCertaintyJSON struct {
 	Width   jnum          `json:"width"`
 	Target  jnum          `json:"target"`
 	After   jnum          `json:"width_after"`
+	Reached bool          `json:"reached"`
+	Cost    jnum          `json:"cost"`
+	Runs    []multRunJSON `json:"runs"`
+}
+
+// crossingCertaintyJSON is --crossing-certainty's plan: the crossing X,
+// the ratio hi/lo of its Wald interval now and after the runs, the target.
+type crossingCertaintyJSON struct {
+	X       jnum          `json:"x"`
+	Ratio   jnum          `json:"ratio"`
+	Target  jnum          `json:"target"`
+	After   jnum          `json:"ratio_after"`
 	Reached bool          `json:"reached"`
 	Cost    jnum          `json:"cost"`
 	Runs    []multRunJSON `json:"runs"`

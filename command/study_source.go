@@ -1,6 +1,7 @@
 package command
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"asymptote.dev/asymptote/internal/analysis"
 	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/export"
 	"asymptote.dev/asymptote/scaling"
 	"asymptote.dev/asymptote/sweep"
 )
@@ -31,8 +33,9 @@ type studyData struct {
 // studySource is where a scaling command's --study reads from: the
 // cluster at its -nats-url and -timeout, unless a test gave a loader.
 type studySource struct {
-	flags *clientFlags
-	load  func(ctx context.Context, name string) (*studyData, error)
+	flags   *clientFlags
+	load    func(ctx context.Context, name string) (*studyData, error)
+	history func(ctx context.Context, name string, checkpoints bool) ([]byte, error)
 }
 
 // studySourceKey is the context key under which a scaling command passes
@@ -45,7 +48,35 @@ type studySourceKey struct{}
 // one), for loadStudy. cf is read when the study is fetched, after
 // parsing.
 func withStudySource(ctx context.Context, env Env, cf *clientFlags) context.Context {
-	return context.WithValue(ctx, studySourceKey{}, &studySource{flags: cf, load: env.loadStudy})
+	return context.WithValue(ctx, studySourceKey{}, &studySource{flags: cf, load: env.loadStudy, history: env.loadHistory})
+}
+
+// loadHistory returns a study's metric history from the command's study
+// source, in `results -history` csv: the records saved with a checkpoint,
+// or every report when checkpoints is false.
+func loadHistory(ctx context.Context, name string, checkpoints bool) ([]byte, error) {
+	src, _ := ctx.Value(studySourceKey{}).(*studySource)
+	if src != nil && src.history != nil {
+		return src.history(ctx, name, checkpoints)
+	}
+	cf := &clientFlags{natsURL: defaultNATSURL, timeout: 15 * time.Second}
+	if src != nil {
+		cf = src.flags
+	}
+	_, nc, err := cf.connect(Env{})
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	rows, err := readHistory(ctx, nc, name, nil, checkpoints)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := export.HistoryCSV(&b, rows); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // loadStudy returns the study name from the command's study source.

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+
+	"gonum.org/v1/gonum/mat"
 )
 
 // BootstrapOptions configure a nonparametric bootstrap.
@@ -24,13 +26,19 @@ type BootstrapOptions struct {
 	// from (Besiroglu et al. start from Hoffmann et al.'s estimates); by
 	// default refits start at the fit's optimum.
 	Start []float64
-	// Hierarchical resamples in two stages: configurations (observations
-	// with identical law inputs) with replacement, then, within each
-	// configuration drawn, its runs (Obs.Group, or rows) with replacement,
-	// so both the spread across configurations and the seed noise within
-	// them enter the intervals. Configurations are the top level: a run
-	// whose rows have different inputs (checkpoints at growing D) spans
-	// several configurations, and its rows are then resampled apart.
+	// Hierarchical resamples in two stages that split the variation
+	// between variance components (Davison and Hinkley 1997, §3.8): the
+	// configurations (observations with identical law inputs) stay where
+	// they are; the first stage moves each one's mean by its residual from
+	// the law times a weight drawn from Webb's six-point distribution (a
+	// wild cluster bootstrap, Cameron, Gelbach and Miller 2008), shrunk to
+	// the part of the means' spread their seed noise does not explain;
+	// the second draws every run's seed noise from the seed-noise model,
+	// its level and trend themselves drawn from their sampling
+	// distributions. Resampling configurations and then runs within them
+	// counts the seed noise twice, once in the configurations' means and
+	// again within them: its intervals covered 0.99 for a nominal 0.95.
+	// See docs/scaling.md.
 	Hierarchical bool
 }
 
@@ -56,8 +64,9 @@ type BootstrapResult struct {
 	StdErr    []float64
 	// ByGroup is true when whole runs (Obs.Group) were resampled.
 	ByGroup bool
-	// Hierarchical is true when configurations, then runs within them,
-	// were resampled; Configs is then the number of configurations.
+	// Hierarchical is true when the seed noise was resampled by
+	// configuration (BootstrapOptions.Hierarchical); Configs is then the
+	// number of configurations.
 	Hierarchical bool
 	Configs      int
 	// NotIdentified is set when the fit has no residual degrees of
@@ -128,18 +137,154 @@ func runsByConfig(law Law, obs []Obs) [][][]int {
 	return out
 }
 
-// resampleNested draws a two-stage resample: configurations with
-// replacement, then as many runs of each drawn configuration as it has,
-// with replacement.
-func resampleNested(rng *rand.Rand, configs [][][]int, dst []int) []int {
-	dst = dst[:0]
-	for range configs {
-		runs := configs[rng.IntN(len(configs))]
-		for range runs {
-			dst = append(dst, runs[rng.IntN(len(runs))]...)
+// webb holds Webb's six-point weights ±√(1/2), ±1, ±√(3/2), each drawn
+// with probability 1/6: mean 0 and variance 1 like Rademacher signs, but
+// with 6^G distinct resamples of G configurations instead of 2^G, which
+// matters when the configurations are few (Webb 2023).
+var webb = [6]float64{-math.Sqrt(1.5), -1, -math.Sqrt(0.5), math.Sqrt(0.5), 1, math.Sqrt(1.5)}
+
+// seedBlocks is the two-stage resampling plan of a fit's configurations
+// (see BootstrapOptions.Hierarchical).
+type seedBlocks struct {
+	// rows are each configuration's observation indices.
+	rows [][]int
+	// mean is each configuration's mean log residual divided by √(1 − h),
+	// h its leverage; shrink scales it to the variation between
+	// configurations that seed noise does not explain.
+	mean   []float64
+	shrink float64
+	// sd is each configuration's seed noise of log loss.
+	sd []float64
+	// nu is the degrees of freedom of the seed-noise level, slopeSE the
+	// standard error of its trend's exponent and logRel each
+	// configuration's log(L̂/RefLoss): every resample draws the level and
+	// the exponent from their sampling distributions, so that noise
+	// estimated from few seeds is not taken as known.
+	nu      int
+	slopeSE float64
+	logRel  []float64
+}
+
+// newSeedBlocks builds the plan: per configuration, the leverage-corrected
+// mean residual m̃ and the seed noise σ (the fit's seed-noise model, or
+// without one the variance pooled within the replicated configurations),
+// and the share of the means' spread that exceeds the seed noise,
+// shrink² = max(0, 1 − Σσ²/k / Σm̃²) (method of moments: zero when the law
+// explains the means to within their seed noise).
+func newSeedBlocks(f *Fit, configs [][][]int) *seedBlocks {
+	sb := &seedBlocks{}
+	for _, runs := range configs {
+		var rows []int
+		for _, run := range runs {
+			rows = append(rows, run...)
+		}
+		sb.rows = append(sb.rows, rows)
+	}
+	lev := blockLeverage(f, sb.rows)
+	pooledSS := 0.0
+	for c, rows := range sb.rows {
+		var m, r float64
+		for _, i := range rows {
+			l := math.Log(f.obs[i].Loss)
+			m += l
+			r += l - math.Log(f.Predict(f.obs[i]))
+		}
+		k := float64(len(rows))
+		m /= k
+		for _, i := range rows {
+			d := math.Log(f.obs[i].Loss) - m
+			pooledSS += d * d
+		}
+		sb.nu += len(rows) - 1
+		sb.mean = append(sb.mean, r/k/math.Sqrt(1-lev[c]))
+	}
+	nz := f.Noise()
+	if nz != nil && nz.DoF > 0 {
+		sb.nu = nz.DoF
+	}
+	var between, seed float64
+	for c, rows := range sb.rows {
+		l := f.Predict(f.obs[rows[0]])
+		var v, lr float64
+		switch {
+		case nz != nil && nz.Pooled > 0:
+			v = nz.At(l) * nz.At(l)
+			if nz.Trend {
+				sb.slopeSE, lr = nz.SlopeSE, math.Log(l/nz.RefLoss)
+			}
+		case sb.nu > 0:
+			v = pooledSS / float64(sb.nu)
+		}
+		sb.sd, sb.logRel = append(sb.sd, math.Sqrt(v)), append(sb.logRel, lr)
+		between += sb.mean[c] * sb.mean[c]
+		seed += v / float64(len(rows))
+	}
+	if between > 0 {
+		sb.shrink = math.Sqrt(math.Max(0, 1-seed/between))
+	}
+	return sb
+}
+
+// resample fills sub with one two-stage resample. The first stage moves
+// configuration c by shrink·w_c·m̃_c, w_c one of Webb's weights; the second
+// draws each run's seed noise, σ_c·g·(L̂_c/RefLoss)^δ·z, with the level's
+// draw g = √(ν/χ²_ν), the exponent's δ = SE·z′ (once per resample) and
+// z standard normal.
+func (sb *seedBlocks) resample(rng *rand.Rand, f *Fit, sub []Obs) []Obs {
+	sub = sub[:0]
+	level := 1.0
+	if sb.nu > 0 {
+		chi := 0.0
+		for range sb.nu {
+			z := rng.NormFloat64()
+			chi += z * z
+		}
+		level = math.Sqrt(float64(sb.nu) / chi)
+	}
+	dSlope := sb.slopeSE * rng.NormFloat64()
+	for c, rows := range sb.rows {
+		a := sb.shrink * webb[rng.IntN(len(webb))] * sb.mean[c]
+		sd := sb.sd[c] * level * math.Exp(dSlope*sb.logRel[c])
+		for _, i := range rows {
+			o := f.obs[i]
+			o.Loss = f.Predict(o) * math.Exp(a+sd*rng.NormFloat64())
+			sub = append(sub, o)
 		}
 	}
-	return dst
+	return sub
+}
+
+// blockLeverage returns, per block of observations, 1ᵀH_bb1/n_b: the share
+// of the block's mean residual the weighted fit absorbs, H = J(JᵀJ)⁻¹Jᵀ
+// the hat matrix of the scaled log-loss Jacobian at the optimum (for a
+// block of identical rows, the sum of their leverages). It is capped at
+// 0.9 so that a block the fit passes through (h → 1) is not blown up, and
+// all zeros when the Jacobian is singular.
+func blockLeverage(f *Fit, blocks [][]int) []float64 {
+	lev := make([]float64, len(blocks))
+	cols, _ := f.freeColumns()
+	if len(cols) == 0 {
+		return lev
+	}
+	j, _ := f.jacobian(f.obs, cols, false)
+	var jtj, inv mat.Dense
+	jtj.Mul(j.T(), j)
+	if err := inv.Inverse(&jtj); err != nil {
+		return lev
+	}
+	k := len(cols)
+	for b, rows := range blocks {
+		// 1ᵀH_bb1 = sᵀ(JᵀJ)⁻¹s with s the sum of the block's rows of J.
+		s := mat.NewVecDense(k, nil)
+		for _, i := range rows {
+			for c := range k {
+				s.SetVec(c, s.AtVec(c)+j.At(i, c))
+			}
+		}
+		h := mat.Inner(s, &inv, s) / float64(len(rows))
+		lev[b] = math.Min(math.Max(h, 0), 0.9)
+	}
+	return lev
 }
 
 // groupsOf returns the observation indices of each Group, in order of first
@@ -191,10 +336,13 @@ func Bootstrap(ctx context.Context, f *Fit, o BootstrapOptions) (*BootstrapResul
 	groups := groupsOf(f.obs)
 	b := &BootstrapResult{Resamples: o.Resamples, Level: o.Level, ByGroup: groups != nil,
 		Samples: make([][]float64, o.Resamples)}
-	var configs [][][]int
+	var blocks *seedBlocks
 	if o.Hierarchical {
-		configs = runsByConfig(f.Law, f.obs)
+		configs := runsByConfig(f.Law, f.obs)
 		b.Hierarchical, b.Configs = true, len(configs)
+		if f.Identified() {
+			blocks = newSeedBlocks(f, configs)
+		}
 	}
 	if !f.Identified() {
 		b.NotIdentified = true
@@ -232,14 +380,14 @@ func Bootstrap(ctx context.Context, f *Fit, o BootstrapOptions) (*BootstrapResul
 					return
 				}
 				rng := rand.New(rand.NewPCG(o.Seed, uint64(i)+1))
-				if configs != nil {
-					idx = resampleNested(rng, configs, idx)
+				if blocks != nil {
+					sub = blocks.resample(rng, f, sub)
 				} else {
 					idx = resampleIndex(rng, groups, len(f.obs), idx)
-				}
-				sub = sub[:0]
-				for _, k := range idx {
-					sub = append(sub, f.obs[k])
+					sub = sub[:0]
+					for _, k := range idx {
+						sub = append(sub, f.obs[k])
+					}
 				}
 				ev := newEvaluator(f.Law.bind(sub), &f.lay, f.Loss, sub)
 				z := f.freeVector()

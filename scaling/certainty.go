@@ -62,6 +62,19 @@ type CostPlan struct {
 	Recipes []int
 }
 
+// ByRecipe splits a two-recipe plan's added runs (MultiplierCost,
+// CrossingCost) into the first recipe's and the second's.
+func (p *CostPlan) ByRecipe() (first, second []Obs) {
+	for i, o := range p.Added {
+		if p.Recipes[i] == 0 {
+			first = append(first, o)
+		} else {
+			second = append(second, o)
+		}
+	}
+	return first, second
+}
+
 // prepare checks the options, sets MaxRuns' default and returns the cost
 // of a run.
 func (o *CostOptions) prepare(law Law) (func(Obs) float64, error) {
@@ -195,7 +208,7 @@ func (c *certainty) width() float64 {
 func (c *certainty) row(o Obs) *mat.VecDense {
 	o.Loss = c.f.Predict(o)
 	if nz := c.f.Noise(); nz != nil && nz.Pooled > 0 {
-		o.Scale = nz.At(o.Loss) / nz.Pooled
+		o.Scale = nz.Relative(o.Loss)
 	}
 	j, _ := c.f.jacobian([]Obs{o}, c.cols, false)
 	u := mat.NewVecDense(len(c.cols), nil)
@@ -282,12 +295,13 @@ func CostOfCertainty(f *Fit, q Quantity, o CostOptions) (*CostPlan, error) {
 	return plan, nil
 }
 
-// multiplierCertainty holds the information of both recipes and the
-// gradients of the multiplier m(x) in each one's parameters: the
-// recipes are fitted to independent runs, so the variances add.
-type multiplierCertainty struct{ a, b *certainty }
+// pairCertainty holds the information of both recipes and the gradients
+// of a quantity of the two (the multiplier m(x), the crossing) in each
+// one's parameters: the recipes are fitted to independent runs, so the
+// variances add.
+type pairCertainty struct{ a, b *certainty }
 
-func newMultiplierCertainty(fa, fb *Fit, x, level float64) (*multiplierCertainty, error) {
+func newMultiplierCertainty(fa, fb *Fit, x, level float64) (*pairCertainty, error) {
 	if fa.Law != fb.Law {
 		return nil, fmt.Errorf("the recipes are fitted with different laws (%s, %s)", fa.Law.Name(), fb.Law.Name())
 	}
@@ -302,10 +316,10 @@ func newMultiplierCertainty(fa, fb *Fit, x, level float64) (*multiplierCertainty
 	if err != nil {
 		return nil, fmt.Errorf("second recipe: %w", err)
 	}
-	return &multiplierCertainty{a: ca, b: cb}, nil
+	return &pairCertainty{a: ca, b: cb}, nil
 }
 
-func (c *multiplierCertainty) width() float64 {
+func (c *pairCertainty) width() float64 {
 	wa, wb := c.a.width(), c.b.width()
 	return math.Sqrt(wa*wa + wb*wb)
 }
@@ -341,6 +355,13 @@ func MultiplierCost(fa, fb *Fit, x float64, o CostOptions) (*CostPlan, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.cheapest(o, cost, o.Target), nil
+}
+
+// cheapest adds, greedily, the candidate run to whichever recipe with the
+// largest drop in the quantity's variance per unit cost, until its Wald
+// width is at most target or MaxRuns.
+func (c *pairCertainty) cheapest(o CostOptions, cost func(Obs) float64, target float64) *CostPlan {
 	recipes := [2]*certainty{c.a, c.b}
 	rows := [2][]*mat.VecDense{}
 	for _, cand := range o.Candidates {
@@ -350,7 +371,7 @@ func MultiplierCost(fa, fb *Fit, x float64, o CostOptions) (*CostPlan, error) {
 	}
 	plan := &CostPlan{Width: c.width()}
 	w := plan.Width
-	for len(plan.Added) < o.MaxRuns && w > o.Target {
+	for len(plan.Added) < o.MaxRuns && w > target {
 		bestR, best, bestV := -1, -1, 0.0
 		for r, rc := range recipes {
 			for i, u := range rows[r] {
@@ -369,6 +390,83 @@ func MultiplierCost(fa, fb *Fit, x float64, o CostOptions) (*CostPlan, error) {
 		plan.Widths = append(plan.Widths, w)
 		plan.Cost += cost(o.Candidates[best])
 	}
-	plan.Reached = w <= o.Target
+	plan.Reached = w <= target
+	return plan
+}
+
+// newCrossingCertainty is the certainty of log x*, x* the crossing of the
+// recipes' curves at x0. For each recipe the quantity is the crossing
+// linearised at x0, log x0 − (L_A(x0) − L_B(x0))/s with s = ∂(L_A − L_B)/∂log x
+// at x0 and the other recipe held at its fit: one Newton step from x0,
+// whose gradient is the implicit function theorem's ∂log x*/∂θ =
+// −(∂(L_A − L_B)/∂θ)/s.
+func newCrossingCertainty(fa, fb *Fit, x0, level float64) (*pairCertainty, error) {
+	if fa.Law != fb.Law {
+		return nil, fmt.Errorf("the recipes are fitted with different laws (%s, %s)", fa.Law.Name(), fb.Law.Name())
+	}
+	if !(x0 > 0) || math.IsInf(x0, 0) {
+		return nil, fmt.Errorf("the crossing %g is not a positive scale", x0)
+	}
+	ca, cb := CurveOf(fa.Law, fa.Params), CurveOf(fb.Law, fb.Params)
+	const h = 1e-4
+	gap := func(lx float64) float64 { x := math.Exp(lx); return ca(x) - cb(x) }
+	lx := math.Log(x0)
+	slope := (gap(lx+h) - gap(lx-h)) / (2 * h)
+	if !(math.Abs(slope) > 0) || math.IsInf(slope, 0) {
+		return nil, fmt.Errorf("the curves touch at %g without crossing: the crossing has no Wald interval", x0)
+	}
+	qa := func(p []float64) float64 { return lx - (CurveOf(fa.Law, p)(x0)-cb(x0))/slope }
+	qb := func(p []float64) float64 { return lx - (ca(x0)-CurveOf(fb.Law, p)(x0))/slope }
+	a, err := newCertainty(fa, qa, level)
+	if err != nil {
+		return nil, fmt.Errorf("first recipe: %w", err)
+	}
+	b, err := newCertainty(fb, qb, level)
+	if err != nil {
+		return nil, fmt.Errorf("second recipe: %w", err)
+	}
+	return &pairCertainty{a: a, b: b}, nil
+}
+
+// PredictCrossingRatio returns the ratio hi/lo of the Wald interval of the
+// recipes' crossing at x0 (exp of the width of log x*'s) now and after
+// adding runs addA to the first recipe and addB to the second.
+func PredictCrossingRatio(fa, fb *Fit, x0 float64, addA, addB []Obs, level float64) (now, after float64, err error) {
+	c, err := newCrossingCertainty(fa, fb, x0, level)
+	if err != nil {
+		return 0, 0, err
+	}
+	now = math.Exp(c.width())
+	for _, o := range addA {
+		c.a.add(c.a.row(o))
+	}
+	for _, o := range addB {
+		c.b.add(c.b.row(o))
+	}
+	return now, math.Exp(c.width()), nil
+}
+
+// CrossingCost is CostOfCertainty for the crossing x0 of the recipes'
+// curves: o.Target is the ratio hi/lo of its Wald interval to reach (above
+// 1), and the plan's Width and Widths are such ratios. Each step adds the
+// candidate run, to whichever recipe, with the largest drop in the
+// variance of log x* per unit cost.
+func CrossingCost(fa, fb *Fit, x0 float64, o CostOptions) (*CostPlan, error) {
+	if !(o.Target > 1) || math.IsInf(o.Target, 0) {
+		return nil, fmt.Errorf("cost of certainty: the target ratio of the crossing's interval must be above 1, such as 1.5, got %g", o.Target)
+	}
+	cost, err := o.prepare(fa.Law)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newCrossingCertainty(fa, fb, x0, o.Level)
+	if err != nil {
+		return nil, err
+	}
+	plan := c.cheapest(o, cost, math.Log(o.Target))
+	plan.Width = math.Exp(plan.Width)
+	for i, w := range plan.Widths {
+		plan.Widths[i] = math.Exp(w)
+	}
 	return plan, nil
 }

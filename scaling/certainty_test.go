@@ -18,13 +18,7 @@ import (
 // across data sets), and likewise before adding them.
 func TestPredictWidthAgainstAdding(t *testing.T) {
 	truth := []float64{2, 5, 0.4}
-	var base, added []Obs
-	for i := range 12 {
-		base = append(base, Obs{X: math.Pow(10, 0.5+2*float64(i)/11)})
-	}
-	for range 6 {
-		added = append(added, Obs{X: math.Pow(10, 3.5)})
-	}
+	base, added := addingDesign(12, 0.5, 2.5, 6, 3.5)
 	const sets, sigma = 300, 0.01
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -211,16 +205,109 @@ func TestMultiplierWidthAgainstAdding(t *testing.T) {
 	if len(plan.Recipes) != len(plan.Added) || !plan.Reached || plan.Widths[len(plan.Widths)-1] > 0.3 {
 		t.Errorf("plan to width 0.3: %+v", plan)
 	}
-	var addA, addB []Obs
-	for i, o := range plan.Added {
-		if plan.Recipes[i] == 0 {
-			addA = append(addA, o)
-		} else {
-			addB = append(addB, o)
-		}
-	}
+	addA, addB := plan.ByRecipe()
 	if _, after, err := PredictMultiplierWidth(fa, fb, 100, addA, addB, 0.95); err != nil || math.Abs(after-plan.Widths[len(plan.Widths)-1]) > 1e-9*after {
 		t.Errorf("the plan's last width %g, PredictMultiplierWidth of its runs %g (%v)", plan.Widths[len(plan.Widths)-1], after, err)
 	}
 	t.Logf("m(100) width %.4f → %.4f with %d runs (%d to the first recipe), cost %g", plan.Width, plan.Widths[len(plan.Widths)-1], len(plan.Added), len(addA), plan.Cost)
+}
+
+// addingDesign returns n runs log-spaced over 10^lo–10^hi and k runs at
+// 10^at, the design the tests of predicted widths add to.
+func addingDesign(n int, lo, hi float64, k int, at float64) (base, added []Obs) {
+	for i := range n {
+		base = append(base, Obs{X: math.Pow(10, lo+(hi-lo)*float64(i)/float64(n-1))})
+	}
+	for range k {
+		added = append(added, Obs{X: math.Pow(10, at)})
+	}
+	return base, added
+}
+
+// TestCrossingRatioAgainstAdding checks the crossing's cost of certainty
+// against adding the runs: two power laws crossing once at x* = 20^2.5 ≈
+// 1789 (L_A = 2 + 5x^−0.4, L_B = 2.1 + 3x^−0.4), 12 runs each over
+// 10^0.5–10^3, log-noise 0.005, 200 data sets; the predicted width of log
+// x*'s interval (the log of the ratio hi/lo) now and after four runs at
+// 10^3.5 to each recipe, against 2·1.96 times the standard deviation of
+// log x* across the data sets before and after those runs are drawn and
+// the laws refitted. Then the cheapest plan to a ratio reaches it, and
+// PredictCrossingRatio of the plan's runs gives the plan's last ratio.
+func TestCrossingRatioAgainstAdding(t *testing.T) {
+	truthA, truthB := []float64{2, 5, 0.4}, []float64{2.1, 3, 0.4}
+	base, added := addingDesign(12, 0.5, 3, 4, 3.5)
+	const sets, sigma = 200, 0.005
+	ctx := context.Background()
+	opts := Options{Loss: Loss{Kind: LeastSquares}}
+	draw := func(rng *rand.Rand, truth []float64, obs []Obs) []Obs {
+		out := append([]Obs(nil), obs...)
+		for i := range out {
+			out[i].Loss = Power.Predict(truth, out[i]) * math.Exp(sigma*rng.NormFloat64())
+		}
+		return out
+	}
+	fit := func(obs []Obs) *Fit {
+		f, err := FitLaw(ctx, Power, obs, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	root := func(fa, fb *Fit) float64 {
+		r := Roots(CurveOf(Power, fa.Params), CurveOf(Power, fb.Params), 1, 1e8)
+		if len(r) != 1 {
+			return math.NaN()
+		}
+		return math.Log(r[0])
+	}
+	var predNow, predAfter, xNow, xAfter []float64
+	for s := range sets {
+		rng := rand.New(rand.NewPCG(uint64(s), 11))
+		ba, bb := draw(rng, truthA, base), draw(rng, truthB, base)
+		fa, fb := fit(ba), fit(bb)
+		x0 := root(fa, fb)
+		if math.IsNaN(x0) {
+			t.Fatalf("data set %d: the fitted curves do not cross once", s)
+		}
+		now, after, err := PredictCrossingRatio(fa, fb, math.Exp(x0), added, added, 0.95)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x1 := root(fit(append(ba, draw(rng, truthA, added)...)), fit(append(bb, draw(rng, truthB, added)...)))
+		if math.IsNaN(x1) {
+			t.Fatalf("data set %d: with the added runs the curves do not cross once", s)
+		}
+		predNow, predAfter = append(predNow, math.Log(now)), append(predAfter, math.Log(after))
+		xNow, xAfter = append(xNow, x0), append(xAfter, x1)
+	}
+	z := 2 * 1.96
+	realNow, realAfter := z*stat.StdDev(xNow, nil), z*stat.StdDev(xAfter, nil)
+	pn, pa := stat.Mean(predNow, nil), stat.Mean(predAfter, nil)
+	t.Logf("crossing's interval ratio hi/lo: predicted %.3f now, %.3f after; actual %.3f and %.3f (log-width ratios %.2f, %.2f)",
+		math.Exp(pn), math.Exp(pa), math.Exp(realNow), math.Exp(realAfter), pn/realNow, pa/realAfter)
+	for _, r := range []float64{pn / realNow, pa / realAfter} {
+		if r < 0.8 || r > 1.25 {
+			t.Errorf("predicted/actual log width %.3f outside [0.8, 1.25]", r)
+		}
+	}
+
+	rng := rand.New(rand.NewPCG(1, 11))
+	fa, fb := fit(draw(rng, truthA, base)), fit(draw(rng, truthB, base))
+	x0 := math.Exp(root(fa, fb))
+	cands := []Obs{{X: 300}, {X: 3000}, {X: 30000}}
+	if _, err := CrossingCost(fa, fb, x0, CostOptions{Candidates: cands, Target: 1}); err == nil {
+		t.Error("a target ratio of 1 was accepted")
+	}
+	plan, err := CrossingCost(fa, fb, x0, CostOptions{Candidates: cands, Target: 1.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !plan.Reached || len(plan.Added) == 0 || plan.Widths[len(plan.Widths)-1] > 1.5 || plan.Width <= 1.5 {
+		t.Fatalf("plan to ratio 1.5 from %g: reached %v with %d runs, last ratio %v", plan.Width, plan.Reached, len(plan.Added), plan.Widths)
+	}
+	addA, addB := plan.ByRecipe()
+	if _, after, err := PredictCrossingRatio(fa, fb, x0, addA, addB, 0.95); err != nil || math.Abs(after-plan.Widths[len(plan.Widths)-1]) > 1e-9*after {
+		t.Errorf("the plan's last ratio %g, PredictCrossingRatio of its runs %g (%v)", plan.Widths[len(plan.Widths)-1], after, err)
+	}
+	t.Logf("crossing at %.4g: ratio %.3f → %.3f with %d runs (%d to the first recipe), cost %g", x0, plan.Width, plan.Widths[len(plan.Widths)-1], len(plan.Added), len(addA), plan.Cost)
 }

@@ -228,12 +228,21 @@ func TestDatablationsSeedNoise(t *testing.T) {
 		rd, _ := b.Interval(fit, "RD_star")
 		rn, _ := b.Interval(fit, "RN_star")
 		pr := fit.PredictInterval(at)
-		t.Logf("%s (%d runs, %d configurations resampled): R_D* %.3g (%.3g, %.3g), R_N* %.3g (%.3g, %.3g); L(6.34e9, 242e9, 25e9) %.4f, curve CI (%.4f, %.4f), new-run PI from residuals (%.4f, %.4f), new-seed PI (%.4f, %.4f)",
+		t.Logf("%s (%d runs, %d configurations): R_D* %.3g (%.3g, %.3g), R_N* %.3g (%.3g, %.3g); L(6.34e9, 242e9, 25e9) %.4f, curve CI (%.4f, %.4f), new-run PI from residuals (%.4f, %.4f), new-seed PI (%.4f, %.4f)",
 			v.name, len(v.obs), b.Configs, fit.Params[5], rd.Lo, rd.Hi, fit.Params[6], rn.Lo, rn.Hi, pr.Value, pr.Mean.Lo, pr.Mean.Hi, pr.Range.Lo, pr.Range.Hi, pr.Seed.Lo, pr.Seed.Hi)
 		if !(pr.Seed.Hi-pr.Seed.Lo >= pr.Mean.Hi-pr.Mean.Lo) || !(pr.Range.Hi-pr.Range.Lo >= pr.Mean.Hi-pr.Mean.Lo) {
 			t.Errorf("%s: a new-run interval (%v, seed %v) is narrower than the curve's %v", v.name, pr.Range, pr.Seed, pr.Mean)
 		}
 		widths = append(widths, rn.Hi-rn.Lo)
+		if v.boot.Hierarchical {
+			// The law's misfit (R² 0.77) is far above the seed noise, so
+			// the first stage, which carries it, must be on.
+			sb := newSeedBlocks(fit, runsByConfig(DataConstrained, fit.obs))
+			t.Logf("two-stage bootstrap: the law's misfit is %.3f of the configurations' mean residual spread", sb.shrink*sb.shrink)
+			if sb.shrink < 0.5 {
+				t.Errorf("first stage scaled by %g: the misfit would be dropped", sb.shrink)
+			}
+		}
 		if v.boot.Hierarchical && b.Configs != len(configsOf(DataConstrained, all)) {
 			t.Errorf("hierarchical bootstrap over %d configurations, the data have %d", b.Configs, len(configsOf(DataConstrained, all)))
 		}

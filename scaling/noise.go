@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"gonum.org/v1/gonum/mathext"
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
@@ -50,6 +51,13 @@ type Noise struct {
 	// σ(L) = Pooled everywhere.
 	Slope, SlopeSE, RefLoss float64
 	Trend                   bool
+	// RefSD is the trend's seed noise at RefLoss, σ(L) = RefSD·(L/RefLoss)^Slope:
+	// the exponential of the configurations' weighted mean log sᵢ, each
+	// corrected for its bias E[log sᵢ] − log σᵢ = ½(ψ(νᵢ/2) − log(νᵢ/2))
+	// with νᵢ = nᵢ − 1 (Bartlett and Kendall 1946). Pooled, a root mean
+	// square, is not the level of a trend: it is dominated by the
+	// noisiest configurations and overstated the noise everywhere else.
+	RefSD float64
 }
 
 // At returns the seed noise of log loss at a loss of l.
@@ -57,7 +65,16 @@ func (n *Noise) At(l float64) float64 {
 	if !n.Trend || !(l > 0) {
 		return n.Pooled
 	}
-	return n.Pooled * math.Pow(l/n.RefLoss, n.Slope)
+	return n.RefSD * math.Pow(l/n.RefLoss, n.Slope)
+}
+
+// Relative returns the seed noise at a loss of l relative to the model's
+// level: (l/RefLoss)^Slope with a trend, 1 without.
+func (n *Noise) Relative(l float64) float64 {
+	if !n.Trend || !(l > 0) {
+		return 1
+	}
+	return math.Pow(l/n.RefLoss, n.Slope)
 }
 
 // AssumedNoise is a noise model without replicates: sdLoss is the seed
@@ -195,6 +212,20 @@ func SeedNoise(law Law, obs []Obs, level float64) (*Noise, error) {
 	sort.Float64s(sds)
 	n.Median = quantile(sds, 0.5)
 	n.trend(logs, lls, sumW)
+	if n.Trend {
+		// The trend's level: the weighted mean of log sᵢ, less its
+		// small-sample bias, at the weighted mean log loss.
+		var sw, sl float64
+		for i, ls := range logs {
+			if math.IsNaN(ls) {
+				continue
+			}
+			nu := sumW[i]
+			sl += sumW[i] * (ls - 0.5*(mathext.Digamma(nu/2)-math.Log(nu/2)))
+			sw += sumW[i]
+		}
+		n.RefSD = math.Exp(sl / sw)
+	}
 	n.Source = fmt.Sprintf("measured from %d configurations with replicate seeds (%d degrees of freedom)", len(n.Configs), n.DoF)
 	return n, nil
 }
@@ -281,7 +312,7 @@ func (n *Noise) Weigh(obs []Obs, loss Loss) []Obs {
 	}
 	mean /= float64(max(len(obs), 1))
 	for i := range out {
-		s := n.At(out[i].Loss) / n.Pooled
+		s := n.Relative(out[i].Loss)
 		if loss.Kind == LeastSquares {
 			s *= out[i].Loss / mean
 		}

@@ -17,10 +17,41 @@ import (
 const asymptoteResamples = 100
 
 // Asymptote is one step of the asymptote search: it adds the scale value
-// expected to narrow the asymptote's interval most per unit of cost, or
+// predicted to narrow the asymptote's interval most per unit of cost, or
 // decides it is done when the interval is narrow enough, the value budget
-// is spent, or no candidate helps.
+// is spent, or no candidate helps. The prediction is the cost of
+// certainty's (certaintyWidth), and each decision states it.
 func Asymptote(ctx context.Context, s *Study) (Step, error) {
+	return asymptote(ctx, s, certaintyWidth)
+}
+
+// widthPredictor predicts the width of E's interval, cur wide on obs (fitted
+// by fit), after adding the runs added.
+type widthPredictor func(ctx context.Context, fit *scaling.Fit, obs []scaling.Obs, cur float64, added []scaling.Obs) (float64, error)
+
+// certaintyWidth predicts from the Fisher information of the fit, before
+// running anything: the measured width times the ratio of E's Wald
+// interval widths after and before adding the runs (scaling.PredictWidth,
+// a new run's noise being the fit's residual level). The ratio, not the
+// Wald width itself, because the search's target is the bootstrap
+// interval's width.
+func certaintyWidth(_ context.Context, fit *scaling.Fit, _ []scaling.Obs, cur float64, added []scaling.Obs) (float64, error) {
+	q, err := scaling.ParamQuantity(fit, "E")
+	if err != nil {
+		return 0, err
+	}
+	now, after, err := scaling.PredictWidth(fit, q, added, 0.95)
+	if err != nil {
+		return 0, err
+	}
+	if !(now > 0) || math.IsNaN(after) {
+		return 0, fmt.Errorf("E's Wald interval is %g wide: nothing to scale", now)
+	}
+	return cur * after / now, nil
+}
+
+// asymptote is Asymptote with the width prediction predict.
+func asymptote(ctx context.Context, s *Study, predict widthPredictor) (Step, error) {
 	g := s.Spec.Search.Asymptote
 	groups, err := analysis.Points(s.Spec.Analysis.Fit, s.succeeded(), s.Direction)
 	if err != nil {
@@ -53,30 +84,23 @@ func Asymptote(ctx context.Context, s *Study) (Step, error) {
 	if g.Both {
 		sides = append(sides, false)
 	}
+	runs := max(len(s.Spec.Seeds), 1)
 	for _, last := range sides {
 		x, ok := sweep.BeyondEdge(axis, last)
 		if !ok || x <= 0 {
 			continue
 		}
-		// The expected data at x: the current fit's prediction there, at
-		// every seed the study runs, spread by the fit's residual noise
-		// (alternately above and below), so a new point is worth what a
-		// real, noisy one would be.
-		hyp := slices.Clone(obs)
-		sigma := max(fit.Goodness.RMSELog, 1e-3)
-		pred := fit.Predict(scaling.Obs{X: x, N: x})
-		for i := range max(len(s.Spec.Seeds), 2) {
-			z := sigma
-			if i%2 == 1 {
-				z = -sigma
-			}
-			hyp = append(hyp, scaling.Obs{X: x, N: x, Loss: pred * math.Exp(z)})
+		// A new value runs once per seed; its cost is the value (a model
+		// size) per run.
+		added := make([]scaling.Obs, runs)
+		for i := range added {
+			added[i] = scaling.Obs{X: x, N: x}
 		}
-		_, w, err := eWidth(ctx, hyp)
+		w, err := predict(ctx, fit, obs, cur, added)
 		if err != nil {
 			continue
 		}
-		cands = append(cands, cand{x: x, width: w, score: (cur - w) / x, last: last})
+		cands = append(cands, cand{x: x, width: w, score: (cur - w) / (x * float64(runs)), last: last})
 	}
 	slices.SortStableFunc(cands, func(a, b cand) int {
 		switch {
@@ -88,11 +112,14 @@ func Asymptote(ctx context.Context, s *Study) (Step, error) {
 		return 0
 	})
 	if len(cands) == 0 || cands[0].score <= 0 {
-		st.decide(fmt.Sprintf("asymptote search: E's interval is %.4g wide (target %.4g) and no value past the grid is expected to narrow it", cur, g.TargetWidth), nil)
+		st.decide(fmt.Sprintf("asymptote search: E's interval is %.4g wide (target %.4g) and no value past the grid is predicted to narrow it", cur, g.TargetWidth), nil)
 		return st, nil
 	}
 	c := cands[0]
-	reason := fmt.Sprintf("asymptote search: E's 95%% interval is %.4g wide (target %.4g); adding %s=%g (%s value) is expected to narrow it to %.4g, the most per unit of cost", cur, g.TargetWidth, g.Axis, c.x, side(c.last), c.width)
+	reason := fmt.Sprintf("asymptote search: E's 95%% interval is %.4g wide (target %.4g); adding %s=%g (%s value, %d runs) is predicted to narrow it to %.4g, the most per unit of cost", cur, g.TargetWidth, g.Axis, c.x, side(c.last), runs, c.width)
+	for _, o := range cands[1:] {
+		reason += fmt.Sprintf("; %s=%g (%s value) to %.4g", g.Axis, o.x, side(o.last), o.width)
+	}
 	if err := st.extend(s.Spec, api.Extension{By: "asymptote", Axis: g.Axis, Value: c.x, Last: c.last, Reason: reason}); err != nil {
 		return Step{}, err
 	}

@@ -60,8 +60,10 @@ type CrossoverSearch struct {
 // has finished, it fits the analysis plan's law and, while the bootstrap
 // interval of the asymptote E is wider than TargetWidth, adds the value of
 // Axis (one step above or below the grid, keeping its spacing) that is
-// expected to narrow the interval most per unit of cost, the cost of a
-// value being proportional to the value itself (a model size).
+// predicted to narrow the interval most per unit of cost, the cost of a
+// value being proportional to the value itself (a model size). The
+// prediction is the cost of certainty's (scaling.PredictWidth), made
+// before running anything.
 type AsymptoteSearch struct {
 	// Axis is the numeric grid axis to extend; it must be the plan's x.
 	Axis string
