@@ -391,7 +391,11 @@ func (l *leaderState) fullStatus(s *study, now time.Time) api.StudyStatus {
 	st.CheckpointBytes, st.CheckpointQuota = s.checkpointBytes, s.spec.CheckpointPolicy().Quota
 	needs := s.needs
 	st.Needs = &needs
+	promoted := promotedFrom(s)
 	for _, t := range s.trials {
+		if paused(t, promoted) {
+			st.Paused++
+		}
 		st.Checkpoints += len(t.rec.Checkpoints)
 		if a := t.rec.Current(); a != nil && !a.State.Terminal() && a.StartStep > 0 && len(st.Resuming) < api.MaxResumedShown {
 			st.Resuming = append(st.Resuming, api.ResumedAttempt{Trial: t.rec.ID, Attempt: a.N, Node: a.Node, StartStep: a.StartStep})
@@ -441,8 +445,14 @@ func (l *leaderState) results(req api.ResultsRequest) (*api.ResultsReply, error)
 	if req.Offset == 0 {
 		r.SpecFile, r.Spec, r.Extensions = s.rec.SpecFile, s.rec.Spec, s.rec.Extensions
 	}
+	var promoted map[string]bool
+	if continuing(s) != nil {
+		promoted = promotedFrom(s)
+	}
 	for i := req.Offset; i < len(s.trials) && i < req.Offset+req.Limit; i++ {
-		r.Trials = append(r.Trials, s.trials[i].rec)
+		rec := s.trials[i].rec
+		rec.Paused = promoted != nil && paused(s.trials[i], promoted)
+		r.Trials = append(r.Trials, rec)
 	}
 	return r, nil
 }

@@ -180,6 +180,7 @@ func (l *leader) run(ctx context.Context) error {
 		}
 		l.account()
 		l.spendOut(now)
+		l.promoteSteps(ctx, now)
 		l.schedule(now)
 		if err := l.commit(ctx); err != nil {
 			return err

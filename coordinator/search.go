@@ -46,6 +46,41 @@ func (l *leaderState) searchSteps(ctx context.Context, now time.Time) {
 	}
 }
 
+// promoteSteps runs promotion ASHA's step for every active study where a
+// trial succeeded since its last one, before the turn schedules: a
+// promotion goes to the head of its study's queue, ahead of the first
+// rung's waiting trials, and with one slot every study decides the same
+// whether its promotions continue or restart. The end of the search is
+// left to searchSteps, once every trial has finished.
+func (l *leaderState) promoteSteps(ctx context.Context, now time.Time) {
+	for _, s := range l.order {
+		if !s.promoteDue {
+			continue
+		}
+		s.promoteDue = false
+		if g := s.spec.Search; g == nil || g.ASHA == nil || !g.ASHA.Promote || s.rec.State != api.StudyActive {
+			continue
+		}
+		if b := s.spec.Budget; b != nil && s.used >= b.Limit() {
+			continue // searchSteps ends the search
+		}
+		st, err := strategy.Next(ctx, s.snapshot(true))
+		if err == nil && st.More() {
+			if err = l.applyStep(s, st, now); err == nil {
+				for i := len(st.Add) - 1; i >= 0; i-- {
+					if t := s.byID[st.Add[i].ID]; t != nil {
+						s.toFront(t)
+					}
+				}
+			}
+		}
+		if err != nil {
+			s.promoteDue = true // tried again next turn
+			l.log.Error("adaptive search", "study", s.rec.Name, "error", err)
+		}
+	}
+}
+
 // snapshot returns what a strategy reads of the study; the trial records
 // are copied only with trials (the grid extension reads none).
 func (s *study) snapshot(trials bool) *strategy.Study {
@@ -87,7 +122,9 @@ func (l *leaderState) applyStep(s *study, st strategy.Step, now time.Time) error
 			return err
 		}
 		l.continueFrom(s, st.Continue)
-		if st.Decision != nil {
+		if st.Decision != nil && len(st.Decision.Stopped) > 0 {
+			// Only what the decision stopped: releaseHeld lets go of
+			// every held checkpoint when given none.
 			l.releaseHeld(s, st.Decision.Stopped)
 		}
 		return nil

@@ -24,20 +24,99 @@ type Search struct {
 	ASHA *ASHASearch
 }
 
-// ASHASearch is asynchronous successive halving as early stopping: every
-// trial runs toward its full budget and streams its metrics; when it first
-// reports a Fidelity value at or past a rung, its objective there is
-// compared with every other trial's at that rung, and unless it ranks in
-// the best 1/Eta (or fewer than Eta trials have reached the rung yet) it is
-// stopped, recording why. Decisions depend on the order trials reach the
-// rungs, as in ASHA; each is logged with its ranking.
+// ASHASearch is asynchronous successive halving, in one of two forms.
+//
+// As early stopping (the default), every trial runs toward its full
+// budget and streams its metrics; when it first reports a Fidelity value
+// at or past a rung, its objective there is compared with every other
+// trial's at that rung, and unless it ranks in the best 1/Eta (or fewer
+// than Eta trials have reached the rung yet) it is stopped, recording why.
+//
+// With Promote, Fidelity is a fixed parameter that sets a trial's budget
+// and every configuration starts at the first rung; each time a trial at
+// a rung succeeds, any configuration there that ranks in the best
+// floor(n/Eta) of the n finished at that rung, and has not gone on yet,
+// is promoted: a trial of it at the next rung is added (ahead of the
+// first rung's waiting work), resuming from the lower trial's last
+// checkpoint when Continue is set. Until it is promoted or the search is
+// over, a finished trial is paused.
+//
+// Decisions depend on the order trials reach the rungs, as in ASHA; each
+// is logged with its ranking.
 type ASHASearch struct {
-	// Fidelity is the metric that measures progress (tokens, epochs).
+	// Fidelity is the metric that measures progress (tokens, epochs), or
+	// with Promote the fixed parameter that sets a trial's budget.
 	Fidelity string
-	// Rungs are the fidelity values at which trials are compared.
+	// Rungs are the fidelity values at which trials are compared; with
+	// Promote the first is the spec's fixed value of Fidelity.
 	Rungs []float64
 	// Eta is the share kept at each rung, 1/Eta (default 3).
 	Eta float64
+	// Promote pauses trials at each rung and promotes the best instead
+	// of stopping the worst.
+	Promote bool
+	// Continue has a promotion resume from the last checkpoint of its
+	// configuration's trial at the rung below, as HalvingSearch.Continue
+	// does; it needs Promote.
+	Continue bool
+}
+
+// Next returns the rung after fidelity f, and whether there is one.
+func (g *ASHASearch) Next(f float64) (float64, bool) {
+	for i, r := range g.Rungs {
+		if sameRung(r, f) && i+1 < len(g.Rungs) {
+			return g.Rungs[i+1], true
+		}
+	}
+	return 0, false
+}
+
+// EarlyStopping returns the search's ASHA when it stops trials early from
+// their streamed metrics, else nil.
+func (g *Search) EarlyStopping() *ASHASearch {
+	if g == nil || g.ASHA == nil || g.ASHA.Promote {
+		return nil
+	}
+	return g.ASHA
+}
+
+// Promotion is how a search that promotes configurations from rung to
+// rung over a fixed fidelity parameter (halving, promotion ASHA,
+// Hyperband) reaches its next rungs.
+type Promotion struct {
+	// Fidelity is the fixed parameter that sets a trial's budget.
+	Fidelity string
+	// Next returns the rung after fidelity f, and whether there is one.
+	Next func(f float64) (float64, bool)
+	// Continue has promotions resume from the rung below's checkpoint.
+	Continue bool
+}
+
+// Promotion returns how the search promotes, or nil for a search that
+// does not promote.
+func (g *Search) Promotion() *Promotion {
+	switch {
+	case g == nil:
+		return nil
+	case g.Halving != nil:
+		h := g.Halving
+		return &Promotion{Fidelity: h.Fidelity, Continue: h.Continue, Next: func(f float64) (float64, bool) {
+			return f * h.Eta, f*h.Eta <= h.Max*(1+1e-9)
+		}}
+	case g.ASHA != nil && g.ASHA.Promote:
+		return &Promotion{Fidelity: g.ASHA.Fidelity, Continue: g.ASHA.Continue, Next: g.ASHA.Next}
+	}
+	return nil
+}
+
+// sameRung reports whether fidelities a and b are the same rung, within
+// the rounding of a product of factors.
+func sameRung(a, b float64) bool {
+	d := a - b
+	if d < 0 {
+		d = -d
+	}
+	return d <= 1e-9*max(a, b, -a, -b)
 }
 
 // CrossoverSearch refines where the fitted curves of the analysis plan's
@@ -301,13 +380,29 @@ func (d *decoder) crossover(n *node, s *Spec) {
 }
 
 func (d *decoder) asha(n *node, s *Spec) {
-	m, ok := d.mapping(n, "search.asha", "fidelity", "rungs", "eta")
+	m, ok := d.mapping(n, "search.asha", "fidelity", "rungs", "eta", "promote", "continue")
 	if !ok {
 		return
 	}
 	a := &ASHASearch{Fidelity: "tokens", Eta: 3}
+	fline := n.line
 	if v, ok := m["fidelity"]; ok {
 		a.Fidelity, _ = d.str(v, "search.asha.fidelity")
+		fline = v.line
+	}
+	if v, ok := m["promote"]; ok {
+		a.Promote = d.boolean(v, "search.asha.promote")
+	}
+	if v, ok := m["continue"]; ok {
+		a.Continue = d.boolean(v, "search.asha.continue")
+		if a.Continue && !a.Promote {
+			d.errorf(v.line, "search.asha.continue", "needs promote: true: early stopping ends trials, it has nothing to continue; add promote: true or remove continue")
+		}
+	}
+	start, isNum := s.Fixed[a.Fidelity].(float64)
+	if a.Promote && (!isNum || start <= 0) {
+		d.errorf(fline, "search.asha.fidelity", "with promote, %q must be a positive number under fixed: (the first rung's budget, which sets a trial's cost), not a streamed metric; as in fixed: {%s: 100000}", a.Fidelity, a.Fidelity)
+		return
 	}
 	rn, ok := m["rungs"]
 	if !ok {
@@ -324,6 +419,13 @@ func (d *decoder) asha(n *node, s *Spec) {
 			d.errorf(it.line, "search.asha.rungs", "rung %v: rungs must be positive and increasing", f)
 		}
 		a.Rungs = append(a.Rungs, f)
+	}
+	if a.Promote && ok && len(a.Rungs) > 0 {
+		if !sameRung(a.Rungs[0], start) {
+			d.errorf(rn.line, "search.asha.rungs", "with promote, the first rung %v must be fixed %s's value %v, where every configuration starts; as in rungs: [%v, %v, %v]", a.Rungs[0], a.Fidelity, start, start, start*3, start*9)
+		} else if len(a.Rungs) < 2 {
+			d.errorf(rn.line, "search.asha.rungs", "with promote, give at least two rungs: there is nothing to promote to past %v", start)
+		}
 	}
 	if v, ok := m["eta"]; ok {
 		if f, ok := d.number(v, "search.asha.eta"); ok {

@@ -250,6 +250,19 @@ type Trial struct {
 	Error   string    `json:"error,omitempty"`
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+	// Paused is set in answers (results, status), never in the stored
+	// record: the trial succeeded at its rung and keeps its checkpoint,
+	// holding no slot, for a promotion that may still continue it.
+	Paused bool `json:"paused,omitempty"`
+}
+
+// Shown is the state to show for the trial: "paused" for a paused one,
+// else its state.
+func (t *Trial) Shown() string {
+	if t.Paused {
+		return "paused"
+	}
+	return string(t.State)
 }
 
 // Current returns the current attempt, or nil before the first.

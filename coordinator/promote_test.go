@@ -1,0 +1,144 @@
+package coordinator_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"asymptote.dev/asymptote/internal/clustertest"
+	"asymptote.dev/asymptote/internal/node"
+	"asymptote.dev/asymptote/plugins/methods/charlm"
+	"asymptote.dev/asymptote/plugins/methods/synthetic"
+)
+
+// promoteSpec is promotion ASHA over tokens on the synthetic law, with the
+// configurations of halvingSpec: nine weight decays at 2e7 tokens and
+// rungs at 6e7 and 1.8e8. Each trial takes the whole agent, so trials run
+// one at a time and both studies see their results in the same order.
+func promoteSpec(name string, cont bool) string {
+	return fmt.Sprintf(`name: %s
+method: synthetic
+space:
+  weight_decay: {range: [0.01, 1], count: 9, scale: log}
+fixed: {params: 1e7, tokens: 2e7, noise: 0.01, checkpoint_every: 10, step_tokens: 1e6}
+derived:
+  unique_tokens: tokens
+resources: {cpu: 2, memory: 16MiB}
+retries: 2
+budget: {flops: 1e20}
+search:
+  asha: {fidelity: tokens, rungs: [2e7, 6e7, 1.8e8], eta: 3, promote: true, continue: %v}
+`, name, cont)
+}
+
+// oneAtATime is a cluster whose one agent runs one trial at a time, with
+// no trial queued on it ahead: the order of results is the order of the
+// queue, so promotion ASHA decides the same with and without continue.
+func oneAtATime(t *testing.T, runner clustertest.InProcess) *clustertest.Cluster {
+	t.Helper()
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", func(c *node.CoordinatorConfig) { c.QueueBelow = -1 })
+	cl.StartAgent("a1", cpuNode(2), runner)
+	return cl
+}
+
+// TestASHAPromotionContinues runs promotion ASHA twice, restarting each
+// promotion from step 0 and continuing it from the rung below's last
+// checkpoint: the same trials must run with the same results, every
+// promotion must continue, the budget must count the lower rungs' compute
+// once, and no checkpoint may be left behind. While the continuing study
+// runs, the trials that wait for a promotion show as paused; none does
+// once it is over.
+func TestASHAPromotionContinues(t *testing.T) {
+	cl := oneAtATime(t, clustertest.InProcess{"synthetic": synthetic.New()})
+	client := cl.Client()
+	submit(t, client, promoteSpec("restart", false))
+	st := cl.WaitDone(client, "restart", 2*time.Minute)
+	submit(t, client, promoteSpec("continue", true))
+	sawPaused := false
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		r, err := client.Status(t.Context(), "continue")
+		if err != nil || len(r.Studies) == 0 {
+			continue
+		}
+		s := r.Studies[0]
+		if s.Done() {
+			break
+		}
+		if s.Paused == 0 {
+			continue
+		}
+		sawPaused = true
+		n := 0
+		for _, tr := range results(t, client, "continue") {
+			if tr.Paused {
+				n++
+				if tr.State != "succeeded" || len(tr.Checkpoints) == 0 || tr.Shown() != "paused" {
+					t.Errorf("paused trial %s is %s (shown %s) with %d checkpoints, want succeeded with its last", tr.ID, tr.State, tr.Shown(), len(tr.Checkpoints))
+				}
+			}
+		}
+		if n == 0 {
+			t.Errorf("status counts %d paused, the results show none", s.Paused)
+		}
+		break
+	}
+	if !sawPaused {
+		t.Error("no trial showed as paused while the continuing study ran")
+	}
+	want := st.Counts["succeeded"]
+	if want <= 9 {
+		t.Fatalf("restarting: %d trials succeeded, want promotions past the nine of the first rung", want)
+	}
+	compareContinuing(t, cl, want, want-9)
+	for _, name := range []string{"restart", "continue"} {
+		r, err := client.Status(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := r.Studies[0].Paused; n != 0 {
+			t.Errorf("%s: %d trials paused after the study", name, n)
+		}
+		top := 0
+		for _, tr := range results(t, client, name) {
+			if tr.Paused {
+				t.Errorf("%s: trial %s shows as paused after the study", name, tr.ID)
+			}
+			if tr.Params["tokens"] == 1.8e8 {
+				top++
+			}
+		}
+		if top == 0 {
+			t.Errorf("%s: no configuration reached the top rung", name)
+		}
+	}
+}
+
+// TestASHAPromotionContinuesCharlm is TestASHAPromotionContinues on charlm
+// under its constant schedule: six learning rates at 6,400 characters,
+// promoted to 19,200 and 57,600.
+func TestASHAPromotionContinuesCharlm(t *testing.T) {
+	cl := oneAtATime(t, clustertest.InProcess{"charlm": charlm.New()})
+	spec := func(name string, cont bool) string {
+		return fmt.Sprintf(`name: %s
+method: charlm
+space:
+  lr: [0.001, 0.003, 0.01, 0.02, 0.03, 0.06]
+fixed: {width: 32, context: 4, embed: 8, unique_tokens: 20000, tokens: 6400, batch: 64, eval_tokens: 2000, report_every: 50, checkpoint_every: 50, schedule: constant, dropout: 0.1}
+seeds: [4]
+resources: {cpu: 2, memory: 256MiB}
+budget: {flops: 1e20}
+search:
+  asha: {fidelity: tokens, rungs: [6400, 19200, 57600], eta: 3, promote: true, continue: %v}
+`, name, cont)
+	}
+	client := cl.Client()
+	submit(t, client, spec("restart", false))
+	st := cl.WaitDone(client, "restart", 3*time.Minute)
+	want := st.Counts["succeeded"]
+	if want <= 6 {
+		t.Fatalf("restarting: %d trials succeeded, want promotions past the six of the first rung", want)
+	}
+	submit(t, client, spec("continue", true))
+	compareContinuing(t, cl, want, want-6)
+}
