@@ -258,7 +258,7 @@ func (l *leaderState) addTrials(s *study, trials []sweep.Trial, now time.Time) e
 		}
 		missing = append(missing, &trial{study: s, rec: api.Trial{
 			ID: tr.ID, Study: s.rec.Name, Index: next, Method: tr.Method, MethodVersion: tr.MethodVersion,
-			Params: tr.Params, Seed: tr.Seed, State: sweep.Pending, Created: now, Updated: now,
+			Params: tr.Params, Seed: tr.Seed, Bracket: tr.Bracket, State: sweep.Pending, Created: now, Updated: now,
 		}})
 		next++
 	}

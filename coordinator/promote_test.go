@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,4 +142,38 @@ search:
 	}
 	submit(t, client, spec("continue", true))
 	compareContinuing(t, cl, want, want-6)
+}
+
+// TestHyperbandContinues is TestASHAPromotionContinues for asynchronous
+// Hyperband: 27 weight decays dealt to three brackets that start at 2e7,
+// 6e7 and 1.8e8 tokens. Restarting and continuing must run the same
+// trials, in the same brackets, with the same results.
+func TestHyperbandContinues(t *testing.T) {
+	cl := oneAtATime(t, clustertest.InProcess{"synthetic": synthetic.New()})
+	client := cl.Client()
+	spec := func(name string, cont bool) string {
+		s := strings.Replace(promoteSpec(name, cont), "count: 9", "count: 27", 1)
+		return strings.Replace(s, "asha: {fidelity: tokens, rungs: [2e7, 6e7, 1.8e8], eta: 3, promote: true,", "hyperband: {fidelity: tokens, rungs: [2e7, 6e7, 1.8e8], eta: 3,", 1)
+	}
+	submit(t, client, spec("restart", false))
+	st := cl.WaitDone(client, "restart", 2*time.Minute)
+	submit(t, client, spec("continue", true))
+	want := st.Counts["succeeded"]
+	if want <= 27 {
+		t.Fatalf("restarting: %d trials succeeded, want promotions past the 27 configurations", want)
+	}
+	// Promotions are the trials beyond each configuration's first.
+	compareContinuing(t, cl, want, want-27)
+	starts := map[int]float64{}
+	for _, tr := range results(t, client, "continue") {
+		if tr.Bracket < 1 || tr.Bracket > 3 {
+			t.Fatalf("trial %s has bracket %d", tr.ID, tr.Bracket)
+		}
+		if f := tr.Params["tokens"].(float64); starts[tr.Bracket] == 0 || f < starts[tr.Bracket] {
+			starts[tr.Bracket] = f
+		}
+	}
+	if starts[1] != 2e7 || starts[2] != 6e7 || starts[3] != 1.8e8 {
+		t.Errorf("brackets start at %v, want 2e7, 6e7 and 1.8e8", starts)
+	}
 }

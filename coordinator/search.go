@@ -46,7 +46,7 @@ func (l *leaderState) searchSteps(ctx context.Context, now time.Time) {
 	}
 }
 
-// promoteSteps runs promotion ASHA's step for every active study where a
+// promoteSteps runs the step of promotion ASHA or Hyperband for every active study where a
 // trial succeeded since its last one, before the turn schedules: a
 // promotion goes to the head of its study's queue, ahead of the first
 // rung's waiting trials, and with one slot every study decides the same
@@ -58,7 +58,7 @@ func (l *leaderState) promoteSteps(ctx context.Context, now time.Time) {
 			continue
 		}
 		s.promoteDue = false
-		if g := s.spec.Search; g == nil || g.ASHA == nil || !g.ASHA.Promote || s.rec.State != api.StudyActive {
+		if !s.spec.Search.Promotes() || s.rec.State != api.StudyActive {
 			continue
 		}
 		if b := s.spec.Budget; b != nil && s.used >= b.Limit() {

@@ -35,7 +35,7 @@ func runAsync(t *testing.T, m *sim) {
 		snap := *m.s
 		snap.Trials = append([]api.Trial(nil), m.s.Trials...)
 		for _, q := range queue {
-			snap.Trials = append(snap.Trials, api.Trial{ID: q.ID, Params: q.Params, Seed: q.Seed, State: sweep.Pending})
+			snap.Trials = append(snap.Trials, api.Trial{ID: q.ID, Params: q.Params, Seed: q.Seed, Bracket: q.Bracket, State: sweep.Pending})
 		}
 		st, err := strategy.Next(t.Context(), &snap)
 		if err != nil {
@@ -96,6 +96,47 @@ func TestPromoteContinueSameDecisions(t *testing.T) {
 		if cont.s.Trials[i].ID != restart.s.Trials[i].ID {
 			t.Fatalf("trial %d is %s with continue, %s without", i, cont.s.Trials[i].ID, restart.s.Trials[i].ID)
 		}
+	}
+}
+
+// hyperbandSpec is rungStudy with 27 weight decays, enough for each
+// bracket to promote.
+var hyperbandSpec = strings.Replace(rungStudy, "count: 9", "count: 27", 1) + `search:
+  hyperband: {fidelity: tokens, rungs: [1e9, 3e9, 9e9], eta: 3%s}
+`
+
+// TestHyperbandStudy runs asynchronous Hyperband on the synthetic law one
+// trial at a time: every promotion stays in its bracket, each bracket
+// starts at its own rung, continuing changes no decision, and the log of
+// decisions is golden.
+func TestHyperbandStudy(t *testing.T) {
+	var logs []string
+	for _, cont := range []string{"", ", continue: true"} {
+		m := newSim(t, fmt.Sprintf(hyperbandSpec, cont))
+		m.ran, m.s.Trials, m.ids = 0, nil, map[string]bool{}
+		runAsync(t, m)
+		starts := map[int]float64{}
+		for _, tr := range m.s.Trials {
+			f := tr.Params["tokens"].(float64)
+			if s, ok := starts[tr.Bracket]; !ok || f < s {
+				starts[tr.Bracket] = f
+			}
+		}
+		if starts[1] != 1e9 || starts[2] != 3e9 || starts[3] != 9e9 || len(starts) != 3 {
+			t.Errorf("brackets start at %v, want 1 at 1e9, 2 at 3e9, 3 at 9e9", starts)
+		}
+		for _, line := range strings.Split(m.log.String(), "; ") {
+			if strings.Contains(line, "bracket 3: trial") {
+				t.Errorf("bracket 3 starts at the top rung, yet promoted: %s", line)
+			}
+		}
+		logs = append(logs, m.log.String())
+		if cont == "" {
+			m.golden("hyperband")
+		}
+	}
+	if logs[0] != logs[1] {
+		t.Errorf("decisions differ with continue:\n%s\nwithout:\n%s", logs[1], logs[0])
 	}
 }
 

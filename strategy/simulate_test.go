@@ -71,7 +71,7 @@ func (m *sim) run(trials []sweep.Trial) {
 		}
 		v := res.Metrics[m.s.Objective]
 		m.s.Trials = append(m.s.Trials, api.Trial{
-			ID: tr.ID, Study: m.s.Name, Index: len(m.s.Trials), Method: tr.Method, Params: tr.Params, Seed: tr.Seed,
+			ID: tr.ID, Study: m.s.Name, Index: len(m.s.Trials), Method: tr.Method, Params: tr.Params, Seed: tr.Seed, Bracket: tr.Bracket,
 			State: sweep.Succeeded, Result: &api.Result{Objective: &v, Metrics: res.Metrics},
 		})
 		m.ran++

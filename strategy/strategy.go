@@ -141,6 +141,8 @@ func Next(ctx context.Context, s *Study) (Step, error) {
 		return Degradation(s)
 	case g.ASHA != nil && g.ASHA.Promote:
 		return Promote(s)
+	case g.Hyperband != nil:
+		return Hyperband(s)
 	}
 	return Step{}, nil
 }

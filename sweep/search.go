@@ -19,9 +19,12 @@ type Search struct {
 	// Crossover places trials near where two groups' curves cross; nil if
 	// unused.
 	Crossover *CrossoverSearch
-	// ASHA stops unpromising trials early from the metrics they stream;
-	// nil if unused.
+	// ASHA stops unpromising trials early from the metrics they stream,
+	// or pauses and promotes them; nil if unused.
 	ASHA *ASHASearch
+	// Hyperband runs promotion ASHA in brackets that start at different
+	// rungs; nil if unused.
+	Hyperband *HyperbandSearch
 }
 
 // ASHASearch is asynchronous successive halving, in one of two forms.
@@ -62,13 +65,12 @@ type ASHASearch struct {
 }
 
 // Next returns the rung after fidelity f, and whether there is one.
-func (g *ASHASearch) Next(f float64) (float64, bool) {
-	for i, r := range g.Rungs {
-		if sameRung(r, f) && i+1 < len(g.Rungs) {
-			return g.Rungs[i+1], true
-		}
-	}
-	return 0, false
+func (g *ASHASearch) Next(f float64) (float64, bool) { return nextRung(g.Rungs, f) }
+
+// Promotes reports whether the search promotes as trials succeed
+// (promotion ASHA, Hyperband), rather than once every trial has finished.
+func (g *Search) Promotes() bool {
+	return g != nil && (g.ASHA != nil && g.ASHA.Promote || g.Hyperband != nil)
 }
 
 // EarlyStopping returns the search's ASHA when it stops trials early from
@@ -105,6 +107,8 @@ func (g *Search) Promotion() *Promotion {
 		}}
 	case g.ASHA != nil && g.ASHA.Promote:
 		return &Promotion{Fidelity: g.ASHA.Fidelity, Continue: g.ASHA.Continue, Next: g.ASHA.Next}
+	case g.Hyperband != nil:
+		return &Promotion{Fidelity: g.Hyperband.Fidelity, Continue: g.Hyperband.Continue, Next: g.Hyperband.Next}
 	}
 	return nil
 }
@@ -198,12 +202,16 @@ type DegradationSearch struct {
 
 // search decodes the optional search section.
 func (d *decoder) search(n *node, s *Spec) {
-	m, ok := d.mapping(n, "search", "degradation", "halving", "asymptote", "crossover", "asha")
+	m, ok := d.mapping(n, "search", "degradation", "halving", "asymptote", "crossover", "asha", "hyperband")
 	if !ok {
 		return
 	}
 	if len(m) > 1 {
-		d.errorf(n.line, "search", "give one strategy: degradation, halving, asymptote, crossover or asha")
+		d.errorf(n.line, "search", "give one strategy: degradation, halving, asymptote, crossover, asha or hyperband")
+		return
+	}
+	if hn, ok := m["hyperband"]; ok {
+		d.hyperband(hn, s)
 		return
 	}
 	if hn, ok := m["halving"]; ok {
@@ -285,14 +293,7 @@ func (d *decoder) halving(n *node, s *Spec) {
 		d.errorf(fn.line, "search.halving.fidelity", "%q must be a positive number under fixed: (the first rung's value), as in fixed: {%s: 100000}", h.Fidelity, h.Fidelity)
 		return
 	}
-	if v, ok := m["eta"]; ok {
-		if f, ok := d.number(v, "search.halving.eta"); ok {
-			if f < 2 {
-				d.errorf(v.line, "search.halving.eta", "eta %v must be at least 2", f)
-			}
-			h.Eta = f
-		}
-	}
+	d.eta(m, "search.halving.eta", &h.Eta)
 	if v, ok := m["continue"]; ok {
 		h.Continue = d.boolean(v, "search.halving.continue")
 	}
@@ -384,12 +385,9 @@ func (d *decoder) asha(n *node, s *Spec) {
 	if !ok {
 		return
 	}
-	a := &ASHASearch{Fidelity: "tokens", Eta: 3}
-	fline := n.line
-	if v, ok := m["fidelity"]; ok {
-		a.Fidelity, _ = d.str(v, "search.asha.fidelity")
-		fline = v.line
-	}
+	a := &ASHASearch{Eta: 3}
+	var fline int
+	a.Fidelity, fline = d.fidelity(n, m, "search.asha.fidelity")
 	if v, ok := m["promote"]; ok {
 		a.Promote = d.boolean(v, "search.asha.promote")
 	}
@@ -399,27 +397,18 @@ func (d *decoder) asha(n *node, s *Spec) {
 			d.errorf(v.line, "search.asha.continue", "needs promote: true: early stopping ends trials, it has nothing to continue; add promote: true or remove continue")
 		}
 	}
-	start, isNum := s.Fixed[a.Fidelity].(float64)
-	if a.Promote && (!isNum || start <= 0) {
-		d.errorf(fline, "search.asha.fidelity", "with promote, %q must be a positive number under fixed: (the first rung's budget, which sets a trial's cost), not a streamed metric; as in fixed: {%s: 100000}", a.Fidelity, a.Fidelity)
-		return
+	var start float64
+	if a.Promote {
+		if start, ok = d.fixedBudget(s, fline, "search.asha.fidelity", a.Fidelity, "with promote, "); !ok {
+			return
+		}
 	}
 	rn, ok := m["rungs"]
 	if !ok {
 		d.errorf(n.line, "search.asha.rungs", "missing; the %s values at which trials are compared, as in rungs: [1e5, 3e5, 9e5]", a.Fidelity)
 		return
 	}
-	items, ok := d.list(rn, "search.asha.rungs", "of increasing positive numbers")
-	for _, it := range items {
-		f, ok := d.number(it, "search.asha.rungs")
-		if !ok {
-			continue
-		}
-		if f <= 0 || (len(a.Rungs) > 0 && f <= a.Rungs[len(a.Rungs)-1]) {
-			d.errorf(it.line, "search.asha.rungs", "rung %v: rungs must be positive and increasing", f)
-		}
-		a.Rungs = append(a.Rungs, f)
-	}
+	a.Rungs, ok = d.rungs(rn, "search.asha.rungs")
 	if a.Promote && ok && len(a.Rungs) > 0 {
 		if !sameRung(a.Rungs[0], start) {
 			d.errorf(rn.line, "search.asha.rungs", "with promote, the first rung %v must be fixed %s's value %v, where every configuration starts; as in rungs: [%v, %v, %v]", a.Rungs[0], a.Fidelity, start, start, start*3, start*9)
@@ -427,15 +416,61 @@ func (d *decoder) asha(n *node, s *Spec) {
 			d.errorf(rn.line, "search.asha.rungs", "with promote, give at least two rungs: there is nothing to promote to past %v", start)
 		}
 	}
-	if v, ok := m["eta"]; ok {
-		if f, ok := d.number(v, "search.asha.eta"); ok {
-			if f < 2 {
-				d.errorf(v.line, "search.asha.eta", "eta %v must be at least 2", f)
-			}
-			a.Eta = f
-		}
-	}
+	d.eta(m, "search.asha.eta", &a.Eta)
 	s.Search = &Search{ASHA: a}
+}
+
+// fidelity decodes the optional fidelity of m (default tokens), with the
+// line to report it at.
+func (d *decoder) fidelity(n *node, m map[string]*node, field string) (string, int) {
+	v, ok := m["fidelity"]
+	if !ok {
+		return "tokens", n.line
+	}
+	name, _ := d.str(v, field)
+	return name, v.line
+}
+
+// fixedBudget returns the fixed value of fidelity parameter name, the
+// first rung, reporting at field when it is not a positive number.
+func (d *decoder) fixedBudget(s *Spec, line int, field, name, prefix string) (float64, bool) {
+	start, isNum := s.Fixed[name].(float64)
+	if !isNum || start <= 0 {
+		d.errorf(line, field, "%s%q must be a positive number under fixed: (the first rung's budget, which sets a trial's cost), not a streamed metric; as in fixed: {%s: 100000}", prefix, name, name)
+		return 0, false
+	}
+	return start, true
+}
+
+// rungs decodes a list of positive, increasing rungs at field.
+func (d *decoder) rungs(n *node, field string) ([]float64, bool) {
+	items, ok := d.list(n, field, "of increasing positive numbers")
+	var out []float64
+	for _, it := range items {
+		f, ok := d.number(it, field)
+		if !ok {
+			continue
+		}
+		if f <= 0 || (len(out) > 0 && f <= out[len(out)-1]) {
+			d.errorf(it.line, field, "rung %v: rungs must be positive and increasing", f)
+		}
+		out = append(out, f)
+	}
+	return out, ok
+}
+
+// eta decodes the optional eta of m into *eta, which must be at least 2.
+func (d *decoder) eta(m map[string]*node, field string, eta *float64) {
+	v, ok := m["eta"]
+	if !ok {
+		return
+	}
+	if f, ok := d.number(v, field); ok {
+		if f < 2 {
+			d.errorf(v.line, field, "eta %v must be at least 2", f)
+		}
+		*eta = f
+	}
 }
 
 // boolean decodes a true or false, reporting anything else at field.

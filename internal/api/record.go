@@ -222,7 +222,10 @@ type Trial struct {
 	MethodVersion string         `json:"method_version,omitempty"`
 	Params        map[string]any `json:"params"`
 	Seed          int64          `json:"seed"`
-	State         sweep.State    `json:"state"`
+	// Bracket is the trial's Hyperband bracket (from 1), part of its
+	// identity; 0 without brackets.
+	Bracket int         `json:"bracket,omitempty"`
+	State   sweep.State `json:"state"`
 	// Attempt is the current attempt's number (0 before the first).
 	Attempt int `json:"attempt"`
 	// Failures counts attempts the method failed; Stale counts attempts
