@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/clustertest"
 	"asymptote.dev/asymptote/internal/node"
 	"asymptote.dev/asymptote/plugins/methods/charlm"
@@ -93,6 +94,9 @@ func TestASHAPromotionContinues(t *testing.T) {
 	}
 	compareContinuing(t, cl, want, want-9)
 	for _, name := range []string{"restart", "continue"} {
+		promotedFirst(t, name, results(t, client, name), 2e7)
+	}
+	for _, name := range []string{"restart", "continue"} {
 		r, err := client.Status(t.Context(), name)
 		if err != nil {
 			t.Fatal(err)
@@ -175,5 +179,27 @@ func TestHyperbandContinues(t *testing.T) {
 	}
 	if starts[1] != 2e7 || starts[2] != 6e7 || starts[3] != 1.8e8 {
 		t.Errorf("brackets start at %v, want 2e7, 6e7 and 1.8e8", starts)
+	}
+}
+
+// promotedFirst checks that each promotion of a study that runs one trial
+// at a time ran before any first-rung trial waiting when it was made: no
+// first-rung trial was dispatched between a promotion's creation and its
+// own first dispatch.
+func promotedFirst(t *testing.T, name string, trials map[string]api.Trial, first float64) {
+	t.Helper()
+	for id, p := range trials {
+		if p.Params["tokens"] == first || len(p.Attempts) == 0 {
+			continue
+		}
+		start := p.Attempts[0].Dispatched
+		for oid, o := range trials {
+			if o.Params["tokens"] != first || len(o.Attempts) == 0 {
+				continue
+			}
+			if d := o.Attempts[0].Dispatched; d.After(p.Created) && d.Before(start) {
+				t.Errorf("%s: first-rung trial %s was dispatched at %v, after promotion %s was made (%v) and before it ran (%v)", name, oid, d, id, p.Created, start)
+			}
+		}
 	}
 }
