@@ -311,6 +311,7 @@ func (l *leader) load(ctx context.Context) error {
 	}
 	for _, s := range l.order {
 		sortTrials(s)
+		s.orderPromotions()
 		if s.quarantined() {
 			continue
 		}

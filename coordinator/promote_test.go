@@ -203,3 +203,48 @@ func promotedFirst(t *testing.T, name string, trials map[string]api.Trial, first
 		}
 	}
 }
+
+// TestASHAPromotionSurvivesFailover kills the leader while promotion ASHA
+// with continue runs, after its first promotions: the new leader rebuilds
+// the rungs and the queue from the records alone, and the study ends with
+// the same trials and results as a run without the fault.
+func TestASHAPromotionSurvivesFailover(t *testing.T) {
+	cl := clustertest.New(t)
+	queueNone := func(c *node.CoordinatorConfig) { c.QueueBelow = -1 }
+	first := cl.StartCoordinator("c1", queueNone)
+	cl.StartAgent("a1", cpuNode(2), clustertest.InProcess{"synthetic": synthetic.New()})
+	client := cl.Client()
+	submit(t, client, promoteSpec("killed", true))
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no two promotions within a minute")
+		}
+		r, err := client.Status(t.Context(), "killed")
+		if err == nil && len(r.Studies) == 1 && len(r.Studies[0].Decisions) >= 2 {
+			if r.Studies[0].Done() {
+				t.Fatal("the study ended before the leader could be killed")
+			}
+			break
+		}
+	}
+	first.Kill()
+	cl.StartCoordinator("c2", queueNone)
+	cl.WaitDone(client, "killed", 2*time.Minute)
+	submit(t, client, promoteSpec("reference", true))
+	cl.WaitDone(client, "reference", 2*time.Minute)
+	killed, ref := results(t, client, "killed"), results(t, client, "reference")
+	if len(killed) != len(ref) {
+		t.Errorf("%d trials after the failover, %d without it", len(killed), len(ref))
+	}
+	for id, r := range ref {
+		k, ok := killed[id]
+		if !ok {
+			t.Errorf("trial %s (%v) ran without the failover, not with it: the decisions differ", id, r.Params)
+			continue
+		}
+		if k.Result == nil || *k.Result.Objective != *r.Result.Objective {
+			t.Errorf("trial %s: result %+v after the failover, %v without", id, k.Result, *r.Result.Objective)
+		}
+	}
+	waitNoBlobs(t, cl, "killed")
+}

@@ -1,7 +1,9 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
@@ -67,11 +69,7 @@ func (l *leaderState) promoteSteps(ctx context.Context, now time.Time) {
 		st, err := strategy.Next(ctx, s.snapshot(true))
 		if err == nil && st.More() {
 			if err = l.applyStep(s, st, now); err == nil {
-				for i := len(st.Add) - 1; i >= 0; i-- {
-					if t := s.byID[st.Add[i].ID]; t != nil {
-						s.toFront(t)
-					}
-				}
+				s.orderPromotions()
 			}
 		}
 		if err != nil {
@@ -79,6 +77,36 @@ func (l *leaderState) promoteSteps(ctx context.Context, now time.Time) {
 			l.log.Error("adaptive search", "study", s.rec.Name, "error", err)
 		}
 	}
+}
+
+// orderPromotions puts the waiting promotions of a study that promotes as
+// trials succeed ahead of the trials that start there, higher rungs first
+// and each rung in the order its promotions were made (by index). It is
+// the order a study keeps while it runs and the one a new leader rebuilds
+// from the records, so a failover changes no decision.
+func (s *study) orderPromotions() {
+	g := s.spec.Search
+	if !g.Promotes() {
+		return
+	}
+	p := g.Promotion()
+	// rank is a waiting promotion's fidelity, or 0 for a trial at its
+	// bracket's first rung.
+	rank := func(t *trial) float64 {
+		f, _ := t.rec.Params[p.Fidelity].(float64)
+		start := 0.0
+		switch h := g.Hyperband; {
+		case h != nil && t.rec.Bracket >= 1 && t.rec.Bracket <= len(h.Rungs):
+			start = h.Rungs[t.rec.Bracket-1]
+		case g.ASHA != nil && len(g.ASHA.Rungs) > 0:
+			start = g.ASHA.Rungs[0]
+		}
+		if f <= start*(1+1e-9) {
+			return 0
+		}
+		return f
+	}
+	slices.SortStableFunc(s.ready, func(a, b *trial) int { return cmp.Compare(rank(b), rank(a)) })
 }
 
 // snapshot returns what a strategy reads of the study; the trial records
