@@ -1,9 +1,10 @@
 package strategy
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 
 	"asymptote.dev/asymptote/internal/api"
@@ -133,11 +134,11 @@ func rank(s *Study, b bracket, fidelity string) [][]ranked {
 		atRung[k] = append(atRung[k], ranked{i, v})
 	}
 	for _, r := range atRung {
-		sort.SliceStable(r, func(a, c int) bool {
-			if r[a].score != r[c].score {
-				return r[a].score < r[c].score
+		slices.SortFunc(r, func(a, c ranked) int {
+			if n := cmp.Compare(a.score, c.score); n != 0 {
+				return n
 			}
-			return s.Trials[r[a].i].ID < s.Trials[r[c].i].ID
+			return strings.Compare(s.Trials[a.i].ID, s.Trials[c.i].ID)
 		})
 	}
 	return atRung

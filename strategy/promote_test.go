@@ -244,3 +244,43 @@ search:
 		}
 	})
 }
+
+// BenchmarkPromote measures one step of promotion ASHA on a study of
+// 10,000 configurations that all finished the first rung and a ninth of
+// which finished the second: the cost the leader pays each time a trial
+// of such a study succeeds.
+func BenchmarkPromote(b *testing.B) {
+	spec, err := sweep.Parse("spec.yaml", []byte(`name: asha
+method: synthetic
+space:
+  wd: {range: [0.0001, 1], count: 10000, scale: log}
+fixed: {tokens: 100}
+search:
+  asha: {fidelity: tokens, rungs: [100, 300, 900], eta: 3, promote: true}
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	base, err := spec.Expand()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &strategy.Study{Name: "asha", Spec: spec, Objective: "val_loss", Direction: "minimize"}
+	for i, tr := range base {
+		v := float64((i * 7919) % 10007)
+		s.Trials = append(s.Trials, api.Trial{ID: tr.ID, Params: tr.Params, Seed: tr.Seed, State: sweep.Succeeded, Result: &api.Result{Objective: &v}})
+		if i%9 == 0 {
+			up, err := spec.Variant(tr.Params, map[string]any{"tokens": 300.0}, tr.Seed)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Trials = append(s.Trials, api.Trial{ID: up.ID, Params: up.Params, Seed: up.Seed, State: sweep.Succeeded, Result: &api.Result{Objective: &v}})
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := strategy.Promote(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
