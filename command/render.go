@@ -35,6 +35,9 @@ func progressLine(s *api.StudyStatus) string {
 		fmt.Sprintf("%s [%s] %d/%d done", s.Name, bar, done, s.Total),
 		fmt.Sprintf("%d running", s.Counts[string(sweep.Running)]+s.Counts[string(sweep.Dispatched)]),
 	}
+	if s.Paused > 0 {
+		parts = append(parts, fmt.Sprintf("%d paused", s.Paused))
+	}
 	if n := s.Counts[string(sweep.Failed)]; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d failed", n))
 	}
@@ -299,7 +302,7 @@ func writeResults(w io.Writer, r *api.ResultsReply, format string, limit int) er
 		} else if t.Error != "" {
 			obj = truncate(t.Error, 60)
 		}
-		row = append(row, strconv.FormatInt(t.Seed, 10), string(t.State), strconv.Itoa(t.Attempt), obj)
+		row = append(row, strconv.FormatInt(t.Seed, 10), t.Shown(), strconv.Itoa(t.Attempt), obj)
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	if err := tw.Flush(); err != nil {

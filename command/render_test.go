@@ -129,3 +129,30 @@ func TestStatusOutputGolden(t *testing.T) {
 		t.Errorf("progressLine =\n%q\nwant\n%q", got, want)
 	}
 }
+
+// TestPausedShown: a paused trial shows as paused in the results table
+// and the progress line counts it, while its record stays succeeded.
+func TestPausedShown(t *testing.T) {
+	r := fixture()
+	r.Trials[0].Paused = true
+	var buf bytes.Buffer
+	if err := writeResults(&buf, r, "table", 0); err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(line, r.Trials[0].ID) {
+			row = line
+		}
+	}
+	if !strings.Contains(row, " paused ") || strings.Contains(row, "succeeded") {
+		t.Errorf("the paused trial's row is %q, want it shown as paused", row)
+	}
+	if strings.Count(buf.String(), " paused ") != 1 {
+		t.Errorf("want one paused row:\n%s", buf.String())
+	}
+	s := api.StudyStatus{Name: "demo", Total: 5, Counts: map[string]int{"succeeded": 2, "running": 1}, Paused: 1}
+	if got := progressLine(&s); !strings.Contains(got, " · 1 paused") || !strings.Contains(got, "2/5 done") {
+		t.Errorf("progressLine = %q, want 2/5 done with 1 paused", got)
+	}
+}

@@ -263,7 +263,7 @@ func (l *leaderState) addTrials(s *study, trials []sweep.Trial, now time.Time) e
 		}
 		missing = append(missing, &trial{study: s, rec: api.Trial{
 			ID: tr.ID, Study: s.rec.Name, Index: next, Method: tr.Method, MethodVersion: tr.MethodVersion,
-			Params: tr.Params, Seed: tr.Seed, State: sweep.Pending, Created: now, Updated: now,
+			Params: tr.Params, Seed: tr.Seed, Bracket: tr.Bracket, State: sweep.Pending, Created: now, Updated: now,
 		}})
 		next++
 	}
@@ -396,7 +396,11 @@ func (l *leaderState) fullStatus(s *study, now time.Time) api.StudyStatus {
 	st.CheckpointBytes, st.CheckpointQuota = s.checkpointBytes, s.spec.CheckpointPolicy().Quota
 	needs := s.needs
 	st.Needs = &needs
+	promoted := promotedFrom(s)
 	for _, t := range s.trials {
+		if paused(t, promoted) {
+			st.Paused++
+		}
 		st.Checkpoints += len(t.rec.Checkpoints)
 		if a := t.rec.Current(); a != nil && !a.State.Terminal() && a.StartStep > 0 && len(st.Resuming) < api.MaxResumedShown {
 			st.Resuming = append(st.Resuming, api.ResumedAttempt{Trial: t.rec.ID, Attempt: a.N, Node: a.Node, StartStep: a.StartStep})
@@ -446,8 +450,14 @@ func (l *leaderState) results(req api.ResultsRequest) (*api.ResultsReply, error)
 	if req.Offset == 0 {
 		r.SpecFile, r.Spec, r.Extensions = s.rec.SpecFile, s.rec.Spec, s.rec.Extensions
 	}
+	var promoted map[string]bool
+	if continuing(s) != nil {
+		promoted = promotedFrom(s)
+	}
 	for i := req.Offset; i < len(s.trials) && i < req.Offset+req.Limit; i++ {
-		r.Trials = append(r.Trials, s.trials[i].rec)
+		rec := s.trials[i].rec
+		rec.Paused = promoted != nil && paused(s.trials[i], promoted)
+		r.Trials = append(r.Trials, rec)
 	}
 	return r, nil
 }

@@ -17,7 +17,7 @@ type metricsInput struct{ r bus.MetricsReport }
 // term subscribe the loop to that study's streamed metrics, once per term. Other studies' metrics never reach the leader,
 // however much they stream.
 func (l *leaderState) noteEarlyStopping(s *study) {
-	if s.spec.Search == nil || s.spec.Search.ASHA == nil {
+	if s.spec.Search.EarlyStopping() == nil {
 		return
 	}
 	// Rebuilt from the cached records in place: a snapshot would copy
@@ -35,7 +35,7 @@ func (l *leaderState) noteEarlyStopping(s *study) {
 func (l *leaderState) onMetrics(in metricsInput, now time.Time) {
 	r := in.r
 	s := l.studies[r.Study]
-	if s == nil || s.spec.Search == nil || s.spec.Search.ASHA == nil || s.rec.State != api.StudyActive {
+	if s == nil || s.spec.Search.EarlyStopping() == nil || s.rec.State != api.StudyActive {
 		return
 	}
 	t := s.byID[r.Trial]

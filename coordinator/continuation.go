@@ -7,34 +7,65 @@ import (
 	"asymptote.dev/asymptote/sweep"
 )
 
-// Promotions that continue: successive halving with continue promotes a
-// configuration by resuming the run of the rung below from its last
-// checkpoint. That rung's trial keeps its last checkpoint past success
+// Promotions that continue: successive halving and promotion ASHA with
+// continue promote a configuration by resuming the run of the rung below
+// from its last checkpoint. That rung's trial keeps its last checkpoint past success
 // while a promotion may still want it (holdsForPromotion); the promoted
 // trial's record names it (api.Continuation), a new attempt of that trial
 // resumes from it until the trial has checkpoints of its own, and the
 // lower trial lets go of it once the promoted trial ends, once the search
 // stops its configuration there, or once the search is over.
 
-// continuing returns the study's halving search when it continues its
-// promotions, else nil.
-func continuing(s *study) *sweep.HalvingSearch {
-	if g := s.spec.Search; g != nil && g.Halving != nil && g.Halving.Continue {
-		return g.Halving
+// continuing returns how the study's search promotes when it continues
+// its promotions, else nil.
+func continuing(s *study) *sweep.Promotion {
+	if p := s.spec.Search.Promotion(); p != nil && p.Continue {
+		return p
 	}
 	return nil
 }
 
-// holdsForPromotion reports whether succeeded trial t keeps its last
-// checkpoint for a promotion that may continue from it: its study's search
-// continues, is not over, and t's rung is below the last.
-func holdsForPromotion(t *trial) bool {
-	h := continuing(t.study)
-	if h == nil || t.study.searchDone || t.study.spec.CheckpointPolicy().KeepOnSuccess {
+// mayGoOn reports whether t's configuration may still be promoted past
+// t: its study's search continues, is not over, and t's rung is below the
+// last.
+func mayGoOn(t *trial) bool {
+	p := continuing(t.study)
+	if p == nil || t.study.searchDone {
 		return false
 	}
-	f, ok := t.rec.Params[h.Fidelity].(float64)
-	return ok && f*h.Eta <= h.Max*(1+1e-9)
+	f, ok := t.rec.Params[p.Fidelity].(float64)
+	if !ok {
+		return false
+	}
+	_, ok = p.Next(f)
+	return ok
+}
+
+// holdsForPromotion reports whether succeeded trial t keeps its last
+// checkpoint for a promotion that may continue from it (mayGoOn), where
+// the spec would otherwise let it go.
+func holdsForPromotion(t *trial) bool {
+	return !t.study.spec.CheckpointPolicy().KeepOnSuccess && mayGoOn(t)
+}
+
+// promotedFrom returns the trials of s that a promotion continues.
+func promotedFrom(s *study) map[string]bool {
+	out := map[string]bool{}
+	for _, t := range s.trials {
+		if f := t.rec.From; f != nil {
+			out[f.Trial] = true
+		}
+	}
+	return out
+}
+
+// paused reports whether t is paused: it succeeded at a rung, keeps the
+// checkpoint a promotion would continue from, and no promotion has come
+// yet while the search may still make one. A paused trial holds no slot;
+// it is a way of showing a succeeded trial, not a state of its own, and
+// once the search is over it shows as what it is, succeeded at its rung.
+func paused(t *trial, promoted map[string]bool) bool {
+	return t.rec.State == sweep.Succeeded && len(t.rec.Checkpoints) > 0 && !promoted[t.rec.ID] && mayGoOn(t)
 }
 
 // continueFrom sets where each trial a search step promoted starts: from

@@ -183,6 +183,7 @@ func (l *leader) run(ctx context.Context) error {
 		}
 		l.account()
 		l.spendOut(now)
+		l.promoteSteps(ctx, now)
 		l.schedule(now)
 		if err := l.commit(ctx); err != nil {
 			return err
@@ -316,6 +317,7 @@ func (l *leader) load(ctx context.Context) error {
 	}
 	for _, s := range l.order {
 		sortTrials(s)
+		s.orderPromotions()
 		if s.quarantined() {
 			continue
 		}

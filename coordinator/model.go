@@ -98,6 +98,9 @@ type study struct {
 	// searchDone is set when the study's adaptive search has nothing more
 	// to add; new trials clear it.
 	searchDone bool
+	// promoteDue is set when a trial of a promotion search succeeded
+	// (or the study was loaded) and its next step has not run yet.
+	promoteDue bool
 	// used is how much of the study's budget its trials consumed.
 	used float64
 	// rungs holds the objective values recorded at each early-stopping
@@ -111,7 +114,7 @@ type study struct {
 }
 
 func newStudy(rec api.Study, rev int64, spec *sweep.Spec) *study {
-	s := &study{rec: rec, rev: rev, byID: map[string]*trial{}, counts: map[sweep.State]int{}}
+	s := &study{rec: rec, rev: rev, byID: map[string]*trial{}, counts: map[sweep.State]int{}, promoteDue: true}
 	s.setSpec(spec)
 	return s
 }

@@ -1,7 +1,9 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
@@ -46,6 +48,67 @@ func (l *leaderState) searchSteps(ctx context.Context, now time.Time) {
 	}
 }
 
+// promoteSteps runs the step of promotion ASHA or Hyperband for every active study where a
+// trial succeeded since its last one, before the turn schedules: a
+// promotion goes to the head of its study's queue, ahead of the first
+// rung's waiting trials, and with one slot every study decides the same
+// whether its promotions continue or restart. The end of the search is
+// left to searchSteps, once every trial has finished.
+func (l *leaderState) promoteSteps(ctx context.Context, now time.Time) {
+	for _, s := range l.order {
+		if !s.promoteDue {
+			continue
+		}
+		s.promoteDue = false
+		if !s.spec.Search.Promotes() || s.rec.State != api.StudyActive {
+			continue
+		}
+		if b := s.spec.Budget; b != nil && s.used >= b.Limit() {
+			continue // searchSteps ends the search
+		}
+		st, err := strategy.Next(ctx, s.snapshot(true))
+		if err == nil && st.More() {
+			if err = l.applyStep(s, st, now); err == nil {
+				s.orderPromotions()
+			}
+		}
+		if err != nil {
+			s.promoteDue = true // tried again next turn
+			l.log.Error("adaptive search", "study", s.rec.Name, "error", err)
+		}
+	}
+}
+
+// orderPromotions puts the waiting promotions of a study that promotes as
+// trials succeed ahead of the trials that start there, higher rungs first
+// and each rung in the order its promotions were made (by index). It is
+// the order a study keeps while it runs and the one a new leader rebuilds
+// from the records, so a failover changes no decision.
+func (s *study) orderPromotions() {
+	g := s.spec.Search
+	if !g.Promotes() {
+		return
+	}
+	p := g.Promotion()
+	// rank is a waiting promotion's fidelity, or 0 for a trial at its
+	// bracket's first rung.
+	rank := func(t *trial) float64 {
+		f, _ := t.rec.Params[p.Fidelity].(float64)
+		start := 0.0
+		switch h := g.Hyperband; {
+		case h != nil && t.rec.Bracket >= 1 && t.rec.Bracket <= len(h.Rungs):
+			start = h.Rungs[t.rec.Bracket-1]
+		case g.ASHA != nil && len(g.ASHA.Rungs) > 0:
+			start = g.ASHA.Rungs[0]
+		}
+		if f <= start*(1+1e-9) {
+			return 0
+		}
+		return f
+	}
+	slices.SortStableFunc(s.ready, func(a, b *trial) int { return cmp.Compare(rank(b), rank(a)) })
+}
+
 // snapshot returns what a strategy reads of the study; the trial records
 // are copied only with trials (the grid extension reads none).
 func (s *study) snapshot(trials bool) *strategy.Study {
@@ -87,7 +150,9 @@ func (l *leaderState) applyStep(s *study, st strategy.Step, now time.Time) error
 			return err
 		}
 		l.continueFrom(s, st.Continue)
-		if st.Decision != nil {
+		if st.Decision != nil && len(st.Decision.Stopped) > 0 {
+			// Only what the decision stopped: releaseHeld lets go of
+			// every held checkpoint when given none.
 			l.releaseHeld(s, st.Decision.Stopped)
 		}
 		return nil

@@ -243,6 +243,9 @@ func (l *leaderState) setState(t *trial, to sweep.State, now time.Time) {
 	if to == sweep.Pending {
 		s.enqueue(t, now)
 	}
+	if to == sweep.Succeeded {
+		s.promoteDue = true
+	}
 	if to.Terminal() {
 		l.releaseCheckpoints(t, to)
 		if to == sweep.Succeeded && s.spec.Analysis != nil && s.spec.Analysis.Fit != nil {

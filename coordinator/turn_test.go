@@ -3,6 +3,7 @@ package coordinator
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -50,7 +51,7 @@ func (l *leaderState) addStudy(t *testing.T, spec string, priority int, now time
 	l.studies[s.rec.Name] = s
 	l.order = append(l.order, s)
 	for i, tr := range trials {
-		l.addTrial(s, &trial{study: s, rev: 1, rec: api.Trial{ID: tr.ID, Study: s.rec.Name, Index: i, Method: tr.Method, Params: tr.Params, Seed: tr.Seed, State: sweep.Pending}}, now)
+		l.addTrial(s, &trial{study: s, rev: 1, rec: api.Trial{ID: tr.ID, Study: s.rec.Name, Index: i, Method: tr.Method, Params: tr.Params, Seed: tr.Seed, Bracket: tr.Bracket, State: sweep.Pending}}, now)
 	}
 	return s
 }
@@ -484,5 +485,49 @@ func TestPreemptedWithoutEnd(t *testing.T) {
 	}
 	if tr.rec.State != sweep.Failed || !strings.Contains(tr.rec.Error, "preempted 100 times") {
 		t.Errorf("after %d preemptions: %s (%q), want failed naming the count", maxPreempted, tr.rec.State, tr.rec.Error)
+	}
+}
+
+// TestPromotionsQueueFirst checks the queue of a Hyperband study as a new
+// leader rebuilds it: waiting promotions first, higher rungs first and in
+// the order they were made, then the trials that start in their bracket
+// (the last bracket's at the top rung among them) in expansion order.
+func TestPromotionsQueueFirst(t *testing.T) {
+	l := offline(t)
+	now := time.Now()
+	s := l.addStudy(t, `name: hb
+method: synthetic
+space:
+  wd: [1, 2, 3, 4, 5, 6]
+fixed: {tokens: 100}
+search:
+  hyperband: {fidelity: tokens, rungs: [100, 300, 900]}
+`, 0, now)
+	first := len(s.trials)
+	// Promotions made in this order: wd 1 to 300, wd 2 to 900, wd 3 to 300.
+	for i, p := range []struct {
+		wd, tokens float64
+	}{{1, 300}, {2, 900}, {3, 300}} {
+		tr, err := s.spec.VariantIn(1, map[string]any{"wd": p.wd, "tokens": 100.0}, map[string]any{"tokens": p.tokens}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.addTrial(s, &trial{study: s, rev: 1, rec: api.Trial{ID: tr.ID, Study: "hb", Index: first + i, Params: tr.Params, Bracket: 1, State: sweep.Pending}}, now)
+	}
+	// A new leader loads them in any order.
+	slices.Reverse(s.ready)
+	sortTrials(s)
+	s.orderPromotions()
+	var got []string
+	for _, tr := range s.ready {
+		got = append(got, fmt.Sprintf("%d:%g", tr.rec.Index, tr.rec.Params["tokens"]))
+	}
+	var want []string
+	want = append(want, fmt.Sprintf("%d:900", first+1), fmt.Sprintf("%d:300", first), fmt.Sprintf("%d:300", first+2))
+	for i := range first {
+		want = append(want, fmt.Sprintf("%d:%g", i, s.trials[i].rec.Params["tokens"]))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("queue (index:tokens) %v, want %v", got, want)
 	}
 }

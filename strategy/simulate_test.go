@@ -74,7 +74,7 @@ func (m *sim) run(trials []sweep.Trial) {
 		}
 		v := res.Metrics[m.s.Objective]
 		m.s.Trials = append(m.s.Trials, api.Trial{
-			ID: tr.ID, Study: m.s.Name, Index: len(m.s.Trials), Method: tr.Method, Params: tr.Params, Seed: tr.Seed,
+			ID: tr.ID, Study: m.s.Name, Index: len(m.s.Trials), Method: tr.Method, Params: tr.Params, Seed: tr.Seed, Bracket: tr.Bracket,
 			State: sweep.Succeeded, Result: &api.Result{Objective: &v, Metrics: res.Metrics},
 		})
 		m.ran++
@@ -192,12 +192,9 @@ func (m *sim) best(keep func(api.Trial) bool) float64 {
 	return slices.Min(vals)
 }
 
-// TestHalvingStudy runs successive halving over tokens on the synthetic
-// law, as the coordinator's cluster test does: 9 configurations, then the
-// best 3, 1 and 1 at three times the tokens each, close to the grid's best
-// at the top fidelity for a fraction of its compute.
-func TestHalvingStudy(t *testing.T) {
-	const spec = `name: sha
+// rungStudy is a multi-fidelity study of the synthetic law without its
+// search section: nine weight decays at 1e9 tokens.
+const rungStudy = `name: sha
 method: synthetic
 space:
   weight_decay: {range: [0.01, 1], count: 9, scale: log}
@@ -207,7 +204,14 @@ fixed:
   noise: 0.01
 derived:
   unique_tokens: tokens
-search:
+`
+
+// TestHalvingStudy runs successive halving over tokens on the synthetic
+// law, as the coordinator's cluster test does: 9 configurations, then the
+// best 3, 1 and 1 at three times the tokens each, close to the grid's best
+// at the top fidelity for a fraction of its compute.
+func TestHalvingStudy(t *testing.T) {
+	const spec = rungStudy + `search:
   halving: {fidelity: tokens, max: 2.7e10, eta: 3}
 `
 	m := newSim(t, spec)

@@ -123,8 +123,9 @@ func (st *Step) decide(reason string, stopped []string) {
 }
 
 // Next takes one step of the study's adaptive search (its spec's search
-// section), deciding on the results of every trial. ASHA, which decides
-// while trials run, is the Rungs type instead, and takes no step here.
+// section), deciding on the results of every trial. ASHA as early
+// stopping, which decides while trials run, is the Rungs type instead, and
+// takes no step here; promotion ASHA steps here, on what has finished.
 func Next(ctx context.Context, s *Study) (Step, error) {
 	g := s.Spec.Search
 	switch {
@@ -138,6 +139,10 @@ func Next(ctx context.Context, s *Study) (Step, error) {
 		return Crossover(ctx, s)
 	case g.Degradation != nil:
 		return Degradation(s)
+	case g.ASHA != nil && g.ASHA.Promote:
+		return Promote(s)
+	case g.Hyperband != nil:
+		return Hyperband(s)
 	}
 	return Step{}, nil
 }

@@ -86,6 +86,11 @@ func (s *Spec) Trials() iter.Seq2[Trial, error] {
 		clear(seen)
 
 		index := 0
+		hb := s.Search.hyperband()
+		var assign *bracketing
+		if hb != nil {
+			assign = hb.bracketing(derived)
+		}
 		idx := make([]int, len(axes)) // odometer over the axes
 		for _, seed := range s.Seeds {
 			clear(idx)
@@ -97,16 +102,21 @@ func (s *Spec) Trials() iter.Seq2[Trial, error] {
 					}
 					maps.Copy(params, draw)
 					maps.Copy(params, s.Fixed)
+					bracket := 0
+					if assign != nil {
+						bracket = assign.of(params)
+						params[hb.Fidelity] = hb.Rungs[bracket-1]
+					}
 					if err := evalDerived(derived, params); err != nil {
 						yield(Trial{}, fmt.Errorf("expand %s: %w", s.Name, err))
 						return
 					}
-					id := trialID(s.Method, s.MethodVersion, s.Command.identity(), names, params, seed)
+					id := bracketID(bracket, s.Method, s.MethodVersion, s.Command.identity(), names, params, seed)
 					if seen[id] {
 						continue
 					}
 					seen[id] = true
-					if !yield(Trial{ID: id, Index: index, Method: s.Method, MethodVersion: s.MethodVersion, Params: params, Seed: seed}, nil) {
+					if !yield(Trial{ID: id, Index: index, Method: s.Method, MethodVersion: s.MethodVersion, Params: params, Seed: seed, Bracket: bracket}, nil) {
 						return
 					}
 					index++

@@ -69,6 +69,11 @@ func BeyondEdge(a Axis, last bool) (float64, bool) {
 // Every name in set must be a parameter of base that no derived parameter
 // defines.
 func (s *Spec) Variant(base map[string]any, set map[string]any, seed int64) (Trial, error) {
+	return s.VariantIn(0, base, set, seed)
+}
+
+// VariantIn is Variant for a trial of Hyperband bracket b (0 for none).
+func (s *Spec) VariantIn(b int, base map[string]any, set map[string]any, seed int64) (Trial, error) {
 	derived, err := s.derivedASTs()
 	if err != nil {
 		return Trial{}, err
@@ -97,5 +102,5 @@ func (s *Spec) Variant(base map[string]any, set map[string]any, seed int64) (Tri
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	return Trial{ID: trialID(s.Method, s.MethodVersion, s.Command.identity(), names, params, seed), Method: s.Method, MethodVersion: s.MethodVersion, Params: params, Seed: seed}, nil
+	return Trial{ID: bracketID(b, s.Method, s.MethodVersion, s.Command.identity(), names, params, seed), Method: s.Method, MethodVersion: s.MethodVersion, Params: params, Seed: seed, Bracket: b}, nil
 }

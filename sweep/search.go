@@ -19,25 +19,108 @@ type Search struct {
 	// Crossover places trials near where two groups' curves cross; nil if
 	// unused.
 	Crossover *CrossoverSearch
-	// ASHA stops unpromising trials early from the metrics they stream;
-	// nil if unused.
+	// ASHA stops unpromising trials early from the metrics they stream,
+	// or pauses and promotes them; nil if unused.
 	ASHA *ASHASearch
+	// Hyperband runs promotion ASHA in brackets that start at different
+	// rungs; nil if unused.
+	Hyperband *HyperbandSearch
 }
 
-// ASHASearch is asynchronous successive halving as early stopping: every
-// trial runs toward its full budget and streams its metrics; when it first
-// reports a Fidelity value at or past a rung, its objective there is
-// compared with every other trial's at that rung, and unless it ranks in
-// the best 1/Eta (or fewer than Eta trials have reached the rung yet) it is
-// stopped, recording why. Decisions depend on the order trials reach the
-// rungs, as in ASHA; each is logged with its ranking.
+// ASHASearch is asynchronous successive halving, in one of two forms.
+//
+// As early stopping (the default), every trial runs toward its full
+// budget and streams its metrics; when it first reports a Fidelity value
+// at or past a rung, its objective there is compared with every other
+// trial's at that rung, and unless it ranks in the best 1/Eta (or fewer
+// than Eta trials have reached the rung yet) it is stopped, recording why.
+//
+// With Promote, Fidelity is a fixed parameter that sets a trial's budget
+// and every configuration starts at the first rung; each time a trial at
+// a rung succeeds, any configuration there that ranks in the best
+// floor(n/Eta) of the n finished at that rung, and has not gone on yet,
+// is promoted: a trial of it at the next rung is added (ahead of the
+// first rung's waiting work), resuming from the lower trial's last
+// checkpoint when Continue is set. Until it is promoted or the search is
+// over, a finished trial is paused.
+//
+// Decisions depend on the order trials reach the rungs, as in ASHA; each
+// is logged with its ranking.
 type ASHASearch struct {
-	// Fidelity is the metric that measures progress (tokens, epochs).
+	// Fidelity is the metric that measures progress (tokens, epochs), or
+	// with Promote the fixed parameter that sets a trial's budget.
 	Fidelity string
-	// Rungs are the fidelity values at which trials are compared.
+	// Rungs are the fidelity values at which trials are compared; with
+	// Promote the first is the spec's fixed value of Fidelity.
 	Rungs []float64
 	// Eta is the share kept at each rung, 1/Eta (default 3).
 	Eta float64
+	// Promote pauses trials at each rung and promotes the best instead
+	// of stopping the worst.
+	Promote bool
+	// Continue has a promotion resume from the last checkpoint of its
+	// configuration's trial at the rung below, as HalvingSearch.Continue
+	// does; it needs Promote.
+	Continue bool
+}
+
+// Next returns the rung after fidelity f, and whether there is one.
+func (g *ASHASearch) Next(f float64) (float64, bool) { return nextRung(g.Rungs, f) }
+
+// Promotes reports whether the search promotes as trials succeed
+// (promotion ASHA, Hyperband), rather than once every trial has finished.
+func (g *Search) Promotes() bool {
+	return g != nil && (g.ASHA != nil && g.ASHA.Promote || g.Hyperband != nil)
+}
+
+// EarlyStopping returns the search's ASHA when it stops trials early from
+// their streamed metrics, else nil.
+func (g *Search) EarlyStopping() *ASHASearch {
+	if g == nil || g.ASHA == nil || g.ASHA.Promote {
+		return nil
+	}
+	return g.ASHA
+}
+
+// Promotion is how a search that promotes configurations from rung to
+// rung over a fixed fidelity parameter (halving, promotion ASHA,
+// Hyperband) reaches its next rungs.
+type Promotion struct {
+	// Fidelity is the fixed parameter that sets a trial's budget.
+	Fidelity string
+	// Next returns the rung after fidelity f, and whether there is one.
+	Next func(f float64) (float64, bool)
+	// Continue has promotions resume from the rung below's checkpoint.
+	Continue bool
+}
+
+// Promotion returns how the search promotes, or nil for a search that
+// does not promote.
+func (g *Search) Promotion() *Promotion {
+	switch {
+	case g == nil:
+		return nil
+	case g.Halving != nil:
+		h := g.Halving
+		return &Promotion{Fidelity: h.Fidelity, Continue: h.Continue, Next: func(f float64) (float64, bool) {
+			return f * h.Eta, f*h.Eta <= h.Max*(1+1e-9)
+		}}
+	case g.ASHA != nil && g.ASHA.Promote:
+		return &Promotion{Fidelity: g.ASHA.Fidelity, Continue: g.ASHA.Continue, Next: g.ASHA.Next}
+	case g.Hyperband != nil:
+		return &Promotion{Fidelity: g.Hyperband.Fidelity, Continue: g.Hyperband.Continue, Next: g.Hyperband.Next}
+	}
+	return nil
+}
+
+// sameRung reports whether fidelities a and b are the same rung, within
+// the rounding of a product of factors.
+func sameRung(a, b float64) bool {
+	d := a - b
+	if d < 0 {
+		d = -d
+	}
+	return d <= 1e-9*max(a, b, -a, -b)
 }
 
 // CrossoverSearch refines where the fitted curves of the analysis plan's
@@ -121,12 +204,16 @@ type DegradationSearch struct {
 
 // search decodes the optional search section.
 func (d *decoder) search(n *node, s *Spec) {
-	m, ok := d.mapping(n, "search", "degradation", "halving", "asymptote", "crossover", "asha")
+	m, ok := d.mapping(n, "search", "degradation", "halving", "asymptote", "crossover", "asha", "hyperband")
 	if !ok {
 		return
 	}
 	if len(m) > 1 {
-		d.errorf(n.line, "search", "give one strategy: degradation, halving, asymptote, crossover or asha")
+		d.errorf(n.line, "search", "give one strategy: degradation, halving, asymptote, crossover, asha or hyperband")
+		return
+	}
+	if hn, ok := m["hyperband"]; ok {
+		d.hyperband(hn, s)
 		return
 	}
 	if hn, ok := m["halving"]; ok {
@@ -208,14 +295,7 @@ func (d *decoder) halving(n *node, s *Spec) {
 		d.errorf(fn.line, "search.halving.fidelity", "%q must be a positive number under fixed: (the first rung's value), as in fixed: {%s: 100000}", h.Fidelity, h.Fidelity)
 		return
 	}
-	if v, ok := m["eta"]; ok {
-		if f, ok := d.number(v, "search.halving.eta"); ok {
-			if f < 2 {
-				d.errorf(v.line, "search.halving.eta", "eta %v must be at least 2", f)
-			}
-			h.Eta = f
-		}
-	}
+	d.eta(m, "search.halving.eta", &h.Eta)
 	if v, ok := m["continue"]; ok {
 		h.Continue = d.boolean(v, "search.halving.continue")
 	}
@@ -303,39 +383,96 @@ func (d *decoder) crossover(n *node, s *Spec) {
 }
 
 func (d *decoder) asha(n *node, s *Spec) {
-	m, ok := d.mapping(n, "search.asha", "fidelity", "rungs", "eta")
+	m, ok := d.mapping(n, "search.asha", "fidelity", "rungs", "eta", "promote", "continue")
 	if !ok {
 		return
 	}
-	a := &ASHASearch{Fidelity: "tokens", Eta: 3}
-	if v, ok := m["fidelity"]; ok {
-		a.Fidelity, _ = d.str(v, "search.asha.fidelity")
+	a := &ASHASearch{Eta: 3}
+	var fline int
+	a.Fidelity, fline = d.fidelity(n, m, "search.asha.fidelity")
+	if v, ok := m["promote"]; ok {
+		a.Promote = d.boolean(v, "search.asha.promote")
+	}
+	if v, ok := m["continue"]; ok {
+		a.Continue = d.boolean(v, "search.asha.continue")
+		if a.Continue && !a.Promote {
+			d.errorf(v.line, "search.asha.continue", "needs promote: true: early stopping ends trials, it has nothing to continue; add promote: true or remove continue")
+		}
+	}
+	var start float64
+	if a.Promote {
+		if start, ok = d.fixedBudget(s, fline, "search.asha.fidelity", a.Fidelity, "with promote, "); !ok {
+			return
+		}
 	}
 	rn, ok := m["rungs"]
 	if !ok {
 		d.errorf(n.line, "search.asha.rungs", "missing; the %s values at which trials are compared, as in rungs: [1e5, 3e5, 9e5]", a.Fidelity)
 		return
 	}
-	items, ok := d.list(rn, "search.asha.rungs", "of increasing positive numbers")
+	a.Rungs, ok = d.rungs(rn, "search.asha.rungs")
+	if a.Promote && ok && len(a.Rungs) > 0 {
+		if !sameRung(a.Rungs[0], start) {
+			d.errorf(rn.line, "search.asha.rungs", "with promote, the first rung %v must be fixed %s's value %v, where every configuration starts; as in rungs: [%v, %v, %v]", a.Rungs[0], a.Fidelity, start, start, start*3, start*9)
+		} else if len(a.Rungs) < 2 {
+			d.errorf(rn.line, "search.asha.rungs", "with promote, give at least two rungs: there is nothing to promote to past %v", start)
+		}
+	}
+	d.eta(m, "search.asha.eta", &a.Eta)
+	s.Search = &Search{ASHA: a}
+}
+
+// fidelity decodes the optional fidelity of m (default tokens), with the
+// line to report it at.
+func (d *decoder) fidelity(n *node, m map[string]*node, field string) (string, int) {
+	v, ok := m["fidelity"]
+	if !ok {
+		return "tokens", n.line
+	}
+	name, _ := d.str(v, field)
+	return name, v.line
+}
+
+// fixedBudget returns the fixed value of fidelity parameter name, the
+// first rung, reporting at field when it is not a positive number.
+func (d *decoder) fixedBudget(s *Spec, line int, field, name, prefix string) (float64, bool) {
+	start, isNum := s.Fixed[name].(float64)
+	if !isNum || start <= 0 {
+		d.errorf(line, field, "%s%q must be a positive number under fixed: (the first rung's budget, which sets a trial's cost), not a streamed metric; as in fixed: {%s: 100000}", prefix, name, name)
+		return 0, false
+	}
+	return start, true
+}
+
+// rungs decodes a list of positive, increasing rungs at field.
+func (d *decoder) rungs(n *node, field string) ([]float64, bool) {
+	items, ok := d.list(n, field, "of increasing positive numbers")
+	var out []float64
 	for _, it := range items {
-		f, ok := d.number(it, "search.asha.rungs")
+		f, ok := d.number(it, field)
 		if !ok {
 			continue
 		}
-		if f <= 0 || (len(a.Rungs) > 0 && f <= a.Rungs[len(a.Rungs)-1]) {
-			d.errorf(it.line, "search.asha.rungs", "rung %v: rungs must be positive and increasing", f)
+		if f <= 0 || (len(out) > 0 && f <= out[len(out)-1]) {
+			d.errorf(it.line, field, "rung %v: rungs must be positive and increasing", f)
 		}
-		a.Rungs = append(a.Rungs, f)
+		out = append(out, f)
 	}
-	if v, ok := m["eta"]; ok {
-		if f, ok := d.number(v, "search.asha.eta"); ok {
-			if f < 2 {
-				d.errorf(v.line, "search.asha.eta", "eta %v must be at least 2", f)
-			}
-			a.Eta = f
+	return out, ok
+}
+
+// eta decodes the optional eta of m into *eta, which must be at least 2.
+func (d *decoder) eta(m map[string]*node, field string, eta *float64) {
+	v, ok := m["eta"]
+	if !ok {
+		return
+	}
+	if f, ok := d.number(v, field); ok {
+		if f < 2 {
+			d.errorf(v.line, field, "eta %v must be at least 2", f)
 		}
+		*eta = f
 	}
-	s.Search = &Search{ASHA: a}
 }
 
 // boolean decodes a true or false, reporting anything else at field.

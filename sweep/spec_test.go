@@ -374,3 +374,46 @@ func TestHalvingContinue(t *testing.T) {
 		t.Errorf("continue: yes please: %v, want an error naming the field", err)
 	}
 }
+
+// TestASHAPromote checks promotion ASHA's settings and the errors that
+// name the field and the fix when they are misused.
+func TestASHAPromote(t *testing.T) {
+	head := "name: a\nmethod: synthetic\nspace:\n  wd: [1, 2]\nfixed: {tokens: 1e6}\nsearch:\n  asha: "
+	s, err := Parse("a.yaml", []byte(head+"{fidelity: tokens, rungs: [1e6, 3e6, 9e6], promote: true, continue: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.Search.ASHA
+	if !g.Promote || !g.Continue || s.Search.EarlyStopping() != nil {
+		t.Errorf("decoded %+v (early stopping %v), want promotion that continues", g, s.Search.EarlyStopping())
+	}
+	p := s.Search.Promotion()
+	if p == nil || p.Fidelity != "tokens" || !p.Continue {
+		t.Fatalf("Promotion() = %+v", p)
+	}
+	for _, tc := range []struct {
+		f    float64
+		next float64
+		ok   bool
+	}{{1e6, 3e6, true}, {3e6, 9e6, true}, {9e6, 0, false}, {2e6, 0, false}} {
+		if next, ok := p.Next(tc.f); next != tc.next || ok != tc.ok {
+			t.Errorf("Next(%g) = %g, %v; want %g, %v", tc.f, next, ok, tc.next, tc.ok)
+		}
+	}
+	if s, err := Parse("a.yaml", []byte(head+"{rungs: [1e6, 3e6]}\n")); err != nil || s.Search.EarlyStopping() == nil || s.Search.Promotion() != nil {
+		t.Errorf("without promote: %v; want early stopping", err)
+	}
+	for _, tc := range []struct{ name, asha, want string }{
+		{"continue without promote", "{rungs: [1e6, 3e6], continue: true}", "search.asha.continue: needs promote: true"},
+		{"a streamed metric", "{fidelity: step, rungs: [1e6, 3e6], promote: true}", `search.asha.fidelity: with promote, "step" must be a positive number under fixed:`},
+		{"first rung elsewhere", "{rungs: [2e6, 6e6], promote: true}", "search.asha.rungs: with promote, the first rung 2e+06 must be fixed tokens's value 1e+06"},
+		{"one rung", "{rungs: [1e6], promote: true}", "search.asha.rungs: with promote, give at least two rungs"},
+		{"promote not a bool", "{rungs: [1e6, 3e6], promote: 1}", "search.asha.promote: want true or false"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Parse("a.yaml", []byte(head+tc.asha+"\n")); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -23,6 +23,10 @@ type Trial struct {
 	Params map[string]any
 	// Seed is the trial's seed.
 	Seed int64
+	// Bracket is the Hyperband bracket the trial belongs to, from 1; 0
+	// for a study without brackets. It is part of the trial's identity, so
+	// one configuration may run at the same rung in two brackets.
+	Bracket int
 }
 
 // TrialID returns the identity of a trial: the first 20 hex digits of the
@@ -44,7 +48,19 @@ func TrialID(method, version string, params map[string]any, seed int64) string {
 // method's configuration (a command section's canonical text; "" for
 // none, which leaves every other trial's ID as it was).
 func trialID(method, version, config string, names []string, params map[string]any, seed int64) string {
-	sum := sha256.Sum256(appendCanonical(nil, method, version, config, names, params, seed))
+	return bracketID(0, method, version, config, names, params, seed)
+}
+
+// bracketID is trialID for a trial of Hyperband bracket b: the encoding
+// ends with a line "bracket B" when b is above 0, so every trial without
+// a bracket keeps its ID.
+func bracketID(b int, method, version, config string, names []string, params map[string]any, seed int64) string {
+	enc := appendCanonical(nil, method, version, config, names, params, seed)
+	if b > 0 {
+		enc = strconv.AppendInt(append(enc, "bracket "...), int64(b), 10)
+		enc = append(enc, '\n')
+	}
+	sum := sha256.Sum256(enc)
 	return hex.EncodeToString(sum[:10])
 }
 

@@ -78,6 +78,9 @@ type StudyStatus struct {
 	Total     int        `json:"total"`
 	// Counts maps each trial state to its number of trials.
 	Counts map[string]int `json:"counts"`
+	// Paused counts the succeeded trials that wait for a promotion that
+	// may still continue them (counted under succeeded too).
+	Paused int `json:"paused,omitempty"`
 	// StaleAttempts counts attempts lost with their agents; LateResults
 	// counts results that arrived for superseded attempts; Retries counts
 	// attempts beyond the first.

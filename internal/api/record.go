@@ -222,7 +222,10 @@ type Trial struct {
 	MethodVersion string         `json:"method_version,omitempty"`
 	Params        map[string]any `json:"params"`
 	Seed          int64          `json:"seed"`
-	State         sweep.State    `json:"state"`
+	// Bracket is the trial's Hyperband bracket (from 1), part of its
+	// identity; 0 without brackets.
+	Bracket int         `json:"bracket,omitempty"`
+	State   sweep.State `json:"state"`
 	// Attempt is the current attempt's number (0 before the first).
 	Attempt int `json:"attempt"`
 	// Failures counts attempts the method failed; Stale counts attempts
@@ -250,6 +253,19 @@ type Trial struct {
 	Error   string    `json:"error,omitempty"`
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+	// Paused is set in answers (results, status), never in the stored
+	// record: the trial succeeded at its rung and keeps its checkpoint,
+	// holding no slot, for a promotion that may still continue it.
+	Paused bool `json:"paused,omitempty"`
+}
+
+// Shown is the state to show for the trial: "paused" for a paused one,
+// else its state.
+func (t *Trial) Shown() string {
+	if t.Paused {
+		return "paused"
+	}
+	return string(t.State)
 }
 
 // Current returns the current attempt, or nil before the first.
