@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,10 +17,15 @@ import (
 
 // schedule places ready trials on nodes with room for them.
 //
-// Studies are served by priority, highest first; studies of equal priority
-// share the cluster fairly: each placement goes to the study with the
-// fewest running attempts, taking turns when they tie. A trial goes to the node that fits it with the
-// most free CPU, which spreads load across agents.
+// Teams share the cluster first: each placement goes to the team with the
+// least running attempts per unit of its weight (Quota.Weight), taking
+// turns when they tie, and never past the team's quota. Within a team,
+// studies are served by priority, highest first; studies of equal
+// priority share the team's turns fairly: the study with the fewest
+// running attempts goes next, taking turns when they tie. A trial goes to
+// the node that fits it with the most free CPU, which spreads load across
+// agents. With one team and no quota this is priority order and fair
+// sharing among studies, as before teams.
 func (l *leaderState) schedule(now time.Time) {
 	if len(l.nodes) == 0 {
 		return
@@ -41,39 +45,23 @@ func (l *leaderState) schedule(now time.Time) {
 			nodes = append(nodes, n)
 		}
 	}
-	sort.Slice(active, func(i, j int) bool { return active[i].rec.Priority > active[j].rec.Priority })
-	for lo := 0; lo < len(active); {
-		hi := lo + 1
-		for hi < len(active) && active[hi].rec.Priority == active[lo].rec.Priority {
-			hi++
-		}
-		l.scheduleClass(active[lo:hi], nodes, now)
-		lo = hi
-	}
-}
-
-// scheduleClass shares the nodes among studies of one priority.
-func (l *leaderState) scheduleClass(class []*study, nodes []*node, now time.Time) {
+	use := l.teamUsage()
 	blocked := make(map[*study]bool)
 	for {
-		var pick *study
-		for _, s := range class {
-			if blocked[s] || s.next() == nil {
-				continue
-			}
-			// Fewest running first; on a tie, the study served
-			// longest ago, so equal studies take turns.
-			if pick == nil || s.running < pick.running || (s.running == pick.running && s.served < pick.served) {
-				pick = s
-			}
-		}
+		pick := pickStudy(active, blocked, use, l.cfg.Quotas)
 		if pick == nil {
 			return
 		}
+		team := pick.rec.TeamOf()
+		if quotaFull(team, l.cfg.Quotas[team], use[team], pick.needs) != "" {
+			// Every trial of a study needs the same resources: if one
+			// would pass the quota, all would this turn.
+			blocked[pick] = true
+			continue
+		}
 		n := bestFit(nodes, pick.rec.Method, pick.needs, l.queueAhead(pick))
 		if n == nil {
-			// Every trial of a study needs the same resources: if one
-			// does not fit, none does this turn.
+			// Likewise, if one does not fit, none does.
 			blocked[pick] = true
 			continue
 		}
@@ -82,7 +70,60 @@ func (l *leaderState) scheduleClass(class []*study, nodes []*node, now time.Time
 		l.served++
 		pick.served = l.served
 		l.dispatch(t, n, now)
+		u := use[team]
+		u.add(pick.needs, 1)
+		use[team] = u
 	}
+}
+
+// pickStudy chooses the study whose trial is placed next, or nil when
+// every study is blocked or has none ready: the team with the least share
+// (ties: the team served longest ago), then its study of highest priority,
+// then the one with the fewest running attempts (ties: served longest
+// ago). It changes nothing.
+func pickStudy(active []*study, blocked map[*study]bool, use map[string]teamUse, quotas map[string]Quota) *study {
+	type turn struct {
+		best   *study
+		served uint64 // the team's latest dispatch
+	}
+	teams := map[string]*turn{}
+	var order []string
+	for _, s := range active {
+		team := s.rec.TeamOf()
+		tt := teams[team]
+		if tt == nil {
+			tt = &turn{}
+			teams[team] = tt
+			order = append(order, team)
+		}
+		tt.served = max(tt.served, s.served)
+		if blocked[s] || s.next() == nil {
+			continue
+		}
+		if b := tt.best; b == nil || s.rec.Priority > b.rec.Priority ||
+			s.rec.Priority == b.rec.Priority && (s.running < b.running || s.running == b.running && s.served < b.served) {
+			tt.best = s
+		}
+	}
+	var pick string
+	for _, team := range order {
+		tt := teams[team]
+		if tt.best == nil {
+			continue
+		}
+		if pick == "" {
+			pick = team
+			continue
+		}
+		a, b := share(quotas[team], use[team]), share(quotas[pick], use[pick])
+		if a < b || a == b && tt.served < teams[pick].served {
+			pick = team
+		}
+	}
+	if pick == "" {
+		return nil
+	}
+	return teams[pick].best
 }
 
 // queueAhead reports whether s's trials may wait in agents' queues: its

@@ -58,7 +58,7 @@ func client(t *testing.T, url string, b *security.Bundle, name string) *bus.Clie
 		t.Fatalf("connect as %s: %v", name, err)
 	}
 	t.Cleanup(nc.Close)
-	return bus.NewClient(nc, 20*time.Second)
+	return securitytest.ClientOf(t, bus.NewClient(nc, 20*time.Second), b, name)
 }
 
 // TestSecureCluster runs a study through a coordinator and an agent that

@@ -80,7 +80,10 @@ func newBundle(t *testing.T, agents ...string) *security.Bundle {
 // configuration, that every identity may publish and subscribe to the
 // subjects of its job and is refused the others.
 func TestPermissions(t *testing.T) {
-	b := newBundle(t, "gpu-01", "gpu-02")
+	b, err := security.Init(security.Plan{Dir: filepath.Join(t.TempDir(), "secure"), Agents: []string{"gpu-01", "gpu-02"}, Teams: []string{"a", "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := securitytest.StartNATS(t, b)
 	type check struct {
 		sub     bool // subscribe, else publish
@@ -118,11 +121,14 @@ func TestPermissions(t *testing.T) {
 			sub("_INBOX.>", false),
 		}},
 		{"viewer", []check{
-			pub("asymptote.api.status", true),
-			pub("asymptote.api.results", true),
-			pub("asymptote.api.submit", false),
-			pub("asymptote.api.cancel", false),
-			pub("asymptote.api.delete", false),
+			pub("asymptote.api.status.default.viewer", true),
+			pub("asymptote.api.results.default.viewer", true),
+			pub("asymptote.api.status", false),
+			pub("asymptote.api.status.default.submitter", false),
+			pub("asymptote.api.status._all.viewer", false),
+			pub("asymptote.api.submit.default.viewer", false),
+			pub("asymptote.api.cancel.default.viewer", false),
+			pub("asymptote.api.delete.default.viewer", false),
 			pub("asymptote.events.s.t.gpu-01", false),
 			pub("asymptote.node.gpu-01.drain", false),
 			pub("$JS.API.STREAM.DELETE.ASYMPTOTE_HISTORY", false),
@@ -131,17 +137,52 @@ func TestPermissions(t *testing.T) {
 			sub("asymptote.>", false),
 		}},
 		{"submitter", []check{
-			pub("asymptote.api.submit", true),
-			pub("asymptote.api.cancel", true),
-			pub("asymptote.api.status", true),
-			pub("asymptote.api.delete", false),
-			pub("asymptote.api.quarantine", false),
+			pub("asymptote.api.submit.default.submitter", true),
+			pub("asymptote.api.cancel.default.submitter", true),
+			pub("asymptote.api.status.default.submitter", true),
+			pub("asymptote.api.submit", false),
+			pub("asymptote.api.status", false),
+			pub("asymptote.api.submit.a.submitter", false),
+			pub("asymptote.api.delete.default.submitter", false),
+			pub("asymptote.api.quarantine.default.submitter", false),
 			pub("asymptote.node.gpu-01.drain", false),
 			sub("asymptote.api.submit", false),
 		}},
+		// A team's submitter calls the API under its own team and name
+		// only: team b's subjects, the operator's and the unscoped ones
+		// are refused by the server.
+		{"submitter-a", []check{
+			pub("asymptote.api.submit.a.submitter-a", true),
+			pub("asymptote.api.cancel.a.submitter-a", true),
+			pub("asymptote.api.status.a.submitter-a", true),
+			pub("asymptote.api.results.a.submitter-a", true),
+			pub("asymptote.api.submit.b.submitter-b", false),
+			pub("asymptote.api.status.b.submitter-b", false),
+			pub("asymptote.api.cancel.b.submitter-a", false),
+			pub("asymptote.api.status.a.submitter-b", false),
+			pub("asymptote.api.status._all.submitter-a", false),
+			pub("asymptote.api.status._all.operator", false),
+			pub("asymptote.api.status", false),
+			pub("asymptote.api.cancel", false),
+			pub("asymptote.api.delete.a.submitter-a", false),
+			sub("_INBOX.submitter-a.x", true),
+			sub("_INBOX.submitter-b.>", false),
+		}},
+		{"viewer-b", []check{
+			pub("asymptote.api.status.b.viewer-b", true),
+			pub("asymptote.api.results.b.viewer-b", true),
+			pub("asymptote.api.submit.b.viewer-b", false),
+			pub("asymptote.api.cancel.b.viewer-b", false),
+			pub("asymptote.api.status.a.viewer-b", false),
+			pub("asymptote.api.status.a.viewer-a", false),
+		}},
 		{"operator", []check{
-			pub("asymptote.api.delete", true),
-			pub("asymptote.api.resume", true),
+			pub("asymptote.api.delete._all.operator", true),
+			pub("asymptote.api.resume._all.operator", true),
+			pub("asymptote.api.status._all.operator", true),
+			pub("asymptote.api.submit._all.operator", true),
+			pub("asymptote.api.status.a.submitter-a", false),
+			pub("asymptote.api.delete", false),
 			pub("asymptote.node.gpu-01.drain", true),
 			pub("asymptote.node.gpu-01.dispatch", false),
 			pub("asymptote.hb.gpu-01", false),
@@ -209,7 +250,7 @@ func TestJobs(t *testing.T) {
 		t.Fatalf("coordinator declares the history stream: %v", err)
 	}
 	for _, verb := range api.Verbs {
-		if _, err := co.Subscribe(bus.APISubject(verb), func(m *nats.Msg) {
+		if _, err := co.Subscribe(bus.TeamAPISubjects(verb), func(m *nats.Msg) {
 			_ = m.Respond(api.EncodeReply(map[string]any{}, nil))
 		}); err != nil {
 			t.Fatal(err)
@@ -228,7 +269,7 @@ func TestJobs(t *testing.T) {
 
 	t.Run("viewer", func(t *testing.T) {
 		// The refusal comes back at once, not when the minute is up.
-		c := bus.NewClient(mustDial(t, srv.URL, securitytest.NATSOf(b, "viewer")).Conn, time.Minute)
+		c := securitytest.ClientOf(t, bus.NewClient(mustDial(t, srv.URL, securitytest.NATSOf(b, "viewer")).Conn, time.Minute), b, "viewer")
 		if _, err := c.Status(ctx, ""); err != nil {
 			t.Errorf("viewer status: %v", err)
 		}
@@ -244,7 +285,7 @@ func TestJobs(t *testing.T) {
 		}
 	})
 	t.Run("submitter", func(t *testing.T) {
-		c := bus.NewClient(mustDial(t, srv.URL, securitytest.NATSOf(b, "submitter")).Conn, 2*time.Second)
+		c := securitytest.ClientOf(t, bus.NewClient(mustDial(t, srv.URL, securitytest.NATSOf(b, "submitter")).Conn, 2*time.Second), b, "submitter")
 		if _, err := c.Submit(ctx, api.SubmitRequest{SpecFile: "s.yaml", Spec: "name: s\n"}); err != nil {
 			t.Errorf("submitter submit: %v", err)
 		}
