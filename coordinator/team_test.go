@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -327,6 +329,15 @@ func TestParseQuotas(t *testing.T) {
 	}
 	if got := q["vision"]; got != (Quota{CPU: 64, GPUs: 8, Trials: 32, Weight: 2}) || q["nlp"].weight() != 1 {
 		t.Errorf("ParseQuotas = %+v", q)
+	}
+	// The sample in deploy/ is one the coordinator takes.
+	sample := filepath.Join("..", "deploy", "systemd", "team-quotas.json.example")
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, err := ParseQuotas(sample, data); err != nil || q["vision"].GPUs != 32 {
+		t.Errorf("ParseQuotas(%s) = %+v, %v", sample, q, err)
 	}
 	for _, tt := range []struct{ src, want string }{
 		{`{"vision": {"cpu": -1}}`, "q.json: vision.cpu: -1; give a positive number"},
