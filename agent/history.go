@@ -27,7 +27,9 @@ var historyBackoff = backoff.Policy{First: 50 * time.Millisecond, Max: 2 * time.
 // publish failed is sent again with the same message ID, which the server
 // deduplicates.
 type historyWriter struct {
-	js      jetstream.JetStream
+	js jetstream.JetStream
+	// node is this agent's node ID, which the metrics subjects name.
+	node    string
 	log     *slog.Logger
 	pending []pendingReport
 	seq     int64
@@ -46,7 +48,7 @@ type pendingReport struct {
 func (h *historyWriter) add(r *bus.MetricsReport) {
 	h.seq++
 	r.Seq = h.seq
-	h.send(bus.MetricsSubject(r.Study, r.Trial), bus.Encode(r), r.MsgID())
+	h.send(bus.MetricsSubject(r.Study, r.Trial, h.node), bus.Encode(r), r.MsgID())
 	if h.curve == nil {
 		h.curve = bus.NewCurveBuilder(r.AttemptRef)
 	}

@@ -333,7 +333,7 @@ func streamTrials(ctx context.Context, js jetstream.JetStream, w, writers, trial
 		}
 		for s := 1; s <= steps; s++ {
 			m := report(r, s)
-			if err := send(bus.MetricsSubject(r.Study, r.Trial), bus.Encode(m), m.MsgID()); err != nil {
+			if err := send(bus.MetricsSubject(r.Study, r.Trial, fmt.Sprintf("writer-%d", w)), bus.Encode(m), m.MsgID()); err != nil {
 				return err
 			}
 			if c := cb.Add(m); c != nil {

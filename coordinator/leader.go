@@ -616,7 +616,7 @@ func (l *leader) watchMetrics(name string) {
 		if err := bus.Decode(m.Data, &r); err != nil {
 			return
 		}
-		l.send(l.ctx, metricsInput{r: r})
+		l.send(l.ctx, metricsInput{r: r, subject: m.Subject})
 	})
 	if err != nil {
 		l.log.Error("subscribe to a study's metrics; its trials are not stopped early", "study", name, "error", err)

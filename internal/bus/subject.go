@@ -29,7 +29,9 @@ const (
 	// the attempt shown as dispatched until its outcome arrives.
 	SubjectStarted = "asymptote.started"
 	// SubjectMetrics is the prefix of live metrics:
-	// asymptote.metrics.<study>.<trial>.
+	// asymptote.metrics.<study>.<trial>.<node>, <node> the sender's, as
+	// on event subjects (asymptote.metrics.<study>.<trial> before
+	// senders were named, still in the history stream after an upgrade).
 	SubjectMetrics = "asymptote.metrics"
 	// SubjectNode is the prefix of per-node subjects:
 	// asymptote.node.<node>.dispatch and asymptote.node.<node>.cancel.
@@ -72,9 +74,10 @@ func StartedSubject(study, trial, node string) string {
 	return SubjectStarted + "." + study + "." + trial + "." + node
 }
 
-// Sender returns the node an event or started subject names as its
-// sender, and false for a subject of the layout before senders were named
-// (asymptote.events.<study>.<trial>, still in a stream after an upgrade).
+// Sender returns the node an event, started or metrics subject names as
+// its sender, and false for a subject of the layout before senders were
+// named (asymptote.events.<study>.<trial>, still in a stream after an
+// upgrade).
 func Sender(subject string) (string, bool) {
 	parts := strings.Split(subject, ".")
 	if len(parts) != 5 {
@@ -83,8 +86,21 @@ func Sender(subject string) (string, bool) {
 	return parts[4], true
 }
 
-// MetricsSubject returns the subject of a trial's live metrics.
-func MetricsSubject(study, trial string) string { return SubjectMetrics + "." + study + "." + trial }
+// MetricsSubject returns the subject node sends a trial's live metrics
+// on.
+func MetricsSubject(study, trial, node string) string {
+	return SubjectMetrics + "." + study + "." + trial + "." + node
+}
+
+// SubjectTrial returns the trial a metrics, event or started subject
+// names, in either layout, and false for a subject that names none.
+func SubjectTrial(subject string) (string, bool) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 4 && len(parts) != 5 {
+		return "", false
+	}
+	return parts[3], true
+}
 
 // AllHeartbeats matches every node's heartbeat subject.
 const AllHeartbeats = SubjectHeartbeat + ".*"
@@ -92,8 +108,9 @@ const AllHeartbeats = SubjectHeartbeat + ".*"
 // AllStarted matches the started events of every study.
 const AllStarted = SubjectStarted + ".>"
 
-// StudyMetrics matches the live metrics of every trial of a study.
-func StudyMetrics(study string) string { return SubjectMetrics + "." + study + ".*" }
+// StudyMetrics matches the live metrics of every trial of a study, from
+// every node, in both layouts.
+func StudyMetrics(study string) string { return SubjectMetrics + "." + study + ".>" }
 
 // APISubject returns the unscoped subject of a client API verb,
 // asymptote.api.<verb>. It names no team and no identity: the leader takes

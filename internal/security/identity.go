@@ -158,16 +158,17 @@ func (id Identity) Permissions() Permissions {
 		pub := id.apiVerbs(api.VerbStatus, api.VerbResults)
 		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}
 	case RoleAgent:
-		// Event subjects end with the sender's node: an agent publishes
-		// only under its own, and the leader refuses an event whose body
-		// claims another node than its subject. (Metrics and curves do
-		// not name the node yet.)
+		// Event and metrics subjects end with the sender's node: an
+		// agent publishes only under its own, and the leader refuses an
+		// event whose body claims another node than its subject, and
+		// metrics from another node than the attempt's. (Curve chunks
+		// do not name the node yet.)
 		return Permissions{
 			Publish: append([]string{
 				bus.HeartbeatSubject(id.Node),
 				bus.EventSubject("*", "*", id.Node),
 				bus.StartedSubject("*", "*", id.Node),
-				bus.SubjectMetrics + ".>",
+				bus.MetricsSubject("*", "*", id.Node),
 				bus.SubjectCurves + ".>",
 			}, checkpointStore...),
 			Subscribe: append([]string{bus.SubjectNode + "." + id.Node + ".>"}, inbox...),

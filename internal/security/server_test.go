@@ -104,7 +104,9 @@ func TestPermissions(t *testing.T) {
 			pub("asymptote.events.s.t", false),
 			pub("asymptote.started.s.t.gpu-01", true),
 			pub("asymptote.started.s.t.gpu-02", false),
-			pub("asymptote.metrics.s.t", true),
+			pub("asymptote.metrics.s.t.gpu-01", true),
+			pub("asymptote.metrics.s.t.gpu-02", false),
+			pub("asymptote.metrics.s.t", false),
 			pub("asymptote.api.submit", false),
 			pub("asymptote.api.cancel", false),
 			pub("asymptote.api.results", false),
@@ -340,8 +342,14 @@ func TestJobs(t *testing.T) {
 			}
 		}
 		report := bus.MetricsReport{AttemptRef: bus.AttemptRef{Study: "s", Trial: "t1", Attempt: 1}, Seq: 1, Step: 1, Values: map[string]float64{"val_loss": 2.5}}
-		if _, err := ajs.Publish(ctx, bus.MetricsSubject("s", "t1"), bus.Encode(&report)); err != nil {
+		if _, err := ajs.Publish(ctx, bus.MetricsSubject("s", "t1", "gpu-01"), bus.Encode(&report)); err != nil {
 			t.Errorf("agent publishes a metrics report to JetStream: %v", err)
+		}
+		pctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		_, err = ajs.Publish(pctx, bus.MetricsSubject("s", "t1", "gpu-02"), bus.Encode(&report))
+		cancel()
+		if err == nil {
+			t.Error("agent gpu-01 published metrics as gpu-02")
 		}
 		if _, err := ag.Request(bus.HeartbeatSubject("gpu-01"), []byte("{}"), 2*time.Second); err != nil {
 			t.Errorf("agent heartbeat: %v", err)
