@@ -53,7 +53,7 @@ func (h *historyWriter) add(r *bus.MetricsReport) {
 		h.curve = bus.NewCurveBuilder(r.AttemptRef)
 	}
 	if c := h.curve.Add(r); c != nil {
-		h.send(bus.CurveSubject(c.Study, c.Trial), bus.Encode(c), c.MsgID())
+		h.send(bus.CurveSubject(c.Study, c.Trial, h.node), bus.Encode(c), c.MsgID())
 	}
 	h.prune()
 }
@@ -134,7 +134,7 @@ func (h *historyWriter) flush(ctx context.Context) int {
 	defer cancel()
 	if h.curve != nil {
 		c := h.curve.Finish()
-		h.send(bus.CurveSubject(c.Study, c.Trial), bus.Encode(c), c.MsgID())
+		h.send(bus.CurveSubject(c.Study, c.Trial, h.node), bus.Encode(c), c.MsgID())
 		h.curve = nil
 	}
 	for i := range h.pending {

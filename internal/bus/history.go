@@ -99,9 +99,9 @@ func HistoryChunks(ctx context.Context, js jetstream.JetStream, study, trial str
 	// A trial's reports are on one subject per node that ran it (and
 	// on one without a node from before senders were named): the filter
 	// takes the study's, and only the trial's subjects are read.
-	curves, reports := SubjectCurves+"."+study+".>", StudyMetrics(study)
+	curves, reports := []string{SubjectCurves + "." + study + ".>"}, StudyMetrics(study)
 	if trial != "" {
-		curves = CurveSubject(study, trial)
+		curves = trialCurves(study, trial)
 	}
 	type attempt struct {
 		trial string
@@ -119,7 +119,7 @@ func HistoryChunks(ctx context.Context, js jetstream.JetStream, study, trial str
 	complete := map[attempt]bool{}
 	held := map[string]uint64{} // reports the chunks hold, by trial
 	seenChunk := map[chunkKey]bool{}
-	err = readSubject(ctx, s, curves, func(data []byte) error {
+	chunk := func(data []byte) error {
 		var c Curve
 		if Decode(data, &c) != nil {
 			return nil // not a valid chunk: skip it
@@ -142,9 +142,11 @@ func HistoryChunks(ctx context.Context, js jetstream.JetStream, study, trial str
 			complete[a] = true
 		}
 		return nil
-	})
-	if err != nil {
-		return err
+	}
+	for _, f := range curves {
+		if err := readSubject(ctx, s, f, chunk); err != nil {
+			return err
+		}
 	}
 	info, err := s.Info(ctx, jetstream.WithSubjectFilter(reports))
 	if err != nil {

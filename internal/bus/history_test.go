@@ -179,8 +179,8 @@ func TestHistoryChunksAndReports(t *testing.T) {
 			*c = *b.Finish()
 			c.Last = false
 		}
-		pub(bus.CurveSubject("s", trial), bus.Encode(c), c.MsgID())
-		pub(bus.CurveSubject("s", trial), bus.Encode(c), c.MsgID()+"/again") // a repeat past the window
+		pub(bus.CurveSubject("s", trial, "n1"), bus.Encode(c), c.MsgID())
+		pub(bus.CurveSubject("s", trial, "n1"), bus.Encode(c), c.MsgID()+"/again") // a repeat past the window
 	}
 	write("done", 1, 50, 50, true)
 	write("running", 1, 30, 20, false) // 10 reports not yet chunked
@@ -208,8 +208,8 @@ func TestHistoryChunksAndReports(t *testing.T) {
 }
 
 // TestHistoryAcrossNodesAndLayouts reads a trial whose attempts ran on two
-// nodes (one subject each) and a trial recorded before metrics subjects
-// named their node, whole and one trial at a time; a trial whose ID
+// nodes (one subject each) and a trial recorded before metrics and curve
+// subjects named their node, whole and one trial at a time; a trial whose ID
 // begins another's reads only its own.
 func TestHistoryAcrossNodesAndLayouts(t *testing.T) {
 	js := historyJS(t)
@@ -228,6 +228,21 @@ func TestHistoryAcrossNodesAndLayouts(t *testing.T) {
 		pub(bus.SubjectMetrics+".s.old", report("old", 1, seq))
 		pub(bus.MetricsSubject("s", "mov", "n1"), report("mov", 1, seq))
 	}
+	// Attempts whose reports are in chunks too, in either layout.
+	chunk := func(subject, reports string, trial string, attempt int) {
+		t.Helper()
+		b := bus.NewCurveBuilder(bus.AttemptRef{Study: "s", Trial: trial, Attempt: attempt})
+		for seq := 1; seq <= 3; seq++ {
+			pub(reports, report(trial, attempt, seq))
+			_ = b.Add(report(trial, attempt, seq))
+		}
+		c := b.Finish()
+		if _, err := js.Publish(t.Context(), subject, bus.Encode(c), jetstream.WithMsgID(c.MsgID())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chunk(bus.SubjectCurves+".s.old", bus.SubjectMetrics+".s.old", "old", 2)
+	chunk(bus.CurveSubject("s", "moved", "n3"), bus.MetricsSubject("s", "moved", "n3"), "moved", 3)
 	read := func(trial string) map[string]int {
 		t.Helper()
 		got := map[string]int{}
@@ -240,13 +255,28 @@ func TestHistoryAcrossNodesAndLayouts(t *testing.T) {
 		return got
 	}
 	for trial, want := range map[string]string{
-		"":      "map[mov#1:3 moved#1:3 moved#2:3 old#1:3]",
-		"moved": "map[moved#1:3 moved#2:3]",
+		"":      "map[mov#1:3 moved#1:3 moved#2:3 moved#3:3 old#1:3 old#2:3]",
+		"moved": "map[moved#1:3 moved#2:3 moved#3:3]",
 		"mov":   "map[mov#1:3]",
-		"old":   "map[old#1:3]",
+		"old":   "map[old#1:3 old#2:3]",
 	} {
 		if got := fmt.Sprint(read(trial)); got != want {
 			t.Errorf("History(s, %q) = %s, want %s", trial, got, want)
+		}
+	}
+	// The chunks are read as chunks (raw), in both layouts.
+	for trial, want := range map[string]string{"": "map[moved#3:1 old#2:1]", "moved": "map[moved#3:1]", "old": "map[old#2:1]"} {
+		got := map[string]int{}
+		if err := bus.HistoryChunks(t.Context(), js, "s", trial, func(c *bus.Curve, raw []byte) error {
+			if raw != nil {
+				got[fmt.Sprintf("%s#%d", c.Trial, c.Attempt)]++
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != want {
+			t.Errorf("HistoryChunks(s, %q) read the chunks %v, want %s", trial, got, want)
 		}
 	}
 }

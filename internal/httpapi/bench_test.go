@@ -103,7 +103,7 @@ func BenchmarkHistory10k(b *testing.B) {
 			_ = cb.Add(r)
 		}
 		c := cb.Finish()
-		if _, err := js.PublishAsync(bus.CurveSubject("h", ref.Trial), bus.Encode(c), jetstream.WithMsgID(c.MsgID())); err != nil {
+		if _, err := js.PublishAsync(bus.CurveSubject("h", ref.Trial, "n"), bus.Encode(c), jetstream.WithMsgID(c.MsgID())); err != nil {
 			b.Fatal(err)
 		}
 		if i%20 == 19 { // keep at most about 2,000 publishes in flight

@@ -161,15 +161,16 @@ func (id Identity) Permissions() Permissions {
 		// Event and metrics subjects end with the sender's node: an
 		// agent publishes only under its own, and the leader refuses an
 		// event whose body claims another node than its subject, and
-		// metrics from another node than the attempt's. (Curve chunks
-		// do not name the node yet.)
+		// metrics from another node than the attempt's. Curve chunks
+		// name the node too (readers of the history do not check it
+		// against the attempt's yet).
 		return Permissions{
 			Publish: append([]string{
 				bus.HeartbeatSubject(id.Node),
 				bus.EventSubject("*", "*", id.Node),
 				bus.StartedSubject("*", "*", id.Node),
 				bus.MetricsSubject("*", "*", id.Node),
-				bus.SubjectCurves + ".>",
+				bus.CurveSubject("*", "*", id.Node),
 			}, checkpointStore...),
 			Subscribe: append([]string{bus.SubjectNode + "." + id.Node + ".>"}, inbox...),
 			Responses: true,
