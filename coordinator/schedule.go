@@ -46,14 +46,14 @@ func (l *leaderState) schedule(now time.Time) {
 		}
 	}
 	use := l.teamUsage()
+	teams := teamQueues(active, l.cfg.Quotas)
 	blocked := make(map[*study]bool)
 	for {
-		pick := pickStudy(active, blocked, use, l.cfg.Quotas)
+		q, pick := pickStudy(teams, blocked, use)
 		if pick == nil {
 			return
 		}
-		team := pick.rec.TeamOf()
-		if quotaFull(team, l.cfg.Quotas[team], use[team], pick.needs) != "" {
+		if quotaFull(q.team, q.quota, use[q.team], pick.needs) != "" {
 			// Every trial of a study needs the same resources: if one
 			// would pass the quota, all would this turn.
 			blocked[pick] = true
@@ -70,60 +70,79 @@ func (l *leaderState) schedule(now time.Time) {
 		l.served++
 		pick.served = l.served
 		l.dispatch(t, n, now)
-		u := use[team]
+		u := use[q.team]
 		u.add(pick.needs, 1)
-		use[team] = u
+		use[q.team] = u
 	}
 }
 
-// pickStudy chooses the study whose trial is placed next, or nil when
-// every study is blocked or has none ready: the team with the least share
-// (ties: the team served longest ago), then its study of highest priority,
-// then the one with the fewest running attempts (ties: served longest
-// ago). It changes nothing.
-func pickStudy(active []*study, blocked map[*study]bool, use map[string]teamUse, quotas map[string]Quota) *study {
-	type turn struct {
-		best   *study
-		served uint64 // the team's latest dispatch
-	}
-	teams := map[string]*turn{}
-	var order []string
+// teamQueue is one team's studies with trials ready, for a turn.
+type teamQueue struct {
+	team    string
+	quota   Quota
+	studies []*study
+}
+
+// teamQueues groups the active studies by team, in the order each team's
+// first study comes.
+func teamQueues(active []*study, quotas map[string]Quota) []*teamQueue {
+	var out []*teamQueue
+	byTeam := map[string]*teamQueue{}
 	for _, s := range active {
 		team := s.rec.TeamOf()
-		tt := teams[team]
-		if tt == nil {
-			tt = &turn{}
-			teams[team] = tt
-			order = append(order, team)
+		q := byTeam[team]
+		if q == nil {
+			q = &teamQueue{team: team, quota: quotas[team]}
+			byTeam[team] = q
+			out = append(out, q)
 		}
-		tt.served = max(tt.served, s.served)
-		if blocked[s] || s.next() == nil {
+		q.studies = append(q.studies, s)
+	}
+	for _, q := range out {
+		// Highest priority first, so a pick looks no further than the
+		// first priority with a study that can go.
+		slices.SortStableFunc(q.studies, func(a, b *study) int { return b.rec.Priority - a.rec.Priority })
+	}
+	return out
+}
+
+// pickStudy chooses the study whose trial is placed next, and its team,
+// or nil when every study is blocked or has none ready: the team with the
+// least share (ties: the team served longest ago), then its study of
+// highest priority, then the one with the fewest running attempts (ties:
+// served longest ago). It changes nothing.
+func pickStudy(teams []*teamQueue, blocked map[*study]bool, use map[string]teamUse) (*teamQueue, *study) {
+	var (
+		pickQ      *teamQueue
+		pick       *study
+		pickShare  float64
+		pickServed uint64
+	)
+	for _, q := range teams {
+		var best *study
+		var served uint64 // the team's latest dispatch
+		for _, s := range q.studies {
+			served = max(served, s.served)
+			if best != nil && s.rec.Priority < best.rec.Priority {
+				continue // sorted: none of lower priority goes first
+			}
+			if blocked[s] || s.next() == nil {
+				continue
+			}
+			if best == nil || s.rec.Priority > best.rec.Priority ||
+				s.rec.Priority == best.rec.Priority && (s.running < best.running || s.running == best.running && s.served < best.served) {
+				best = s
+			}
+		}
+		if best == nil {
 			continue
 		}
-		if b := tt.best; b == nil || s.rec.Priority > b.rec.Priority ||
-			s.rec.Priority == b.rec.Priority && (s.running < b.running || s.running == b.running && s.served < b.served) {
-			tt.best = s
+		sh := share(q.quota, use[q.team])
+		if pick == nil || sh < pickShare || sh == pickShare && served < pickServed {
+			pickQ, pick, pickShare, pickServed = q, best, sh, served
 		}
 	}
-	var pick string
-	for _, team := range order {
-		tt := teams[team]
-		if tt.best == nil {
-			continue
-		}
-		if pick == "" {
-			pick = team
-			continue
-		}
-		a, b := share(quotas[team], use[team]), share(quotas[pick], use[pick])
-		if a < b || a == b && tt.served < teams[pick].served {
-			pick = team
-		}
-	}
-	if pick == "" {
-		return nil
-	}
-	return teams[pick].best
+	return pickQ, pick
 }
 
 // queueAhead reports whether s's trials may wait in agents' queues: its
