@@ -60,6 +60,12 @@ type Config struct {
 	// MethodEnv is extra environment for the plugins of some methods, by
 	// method name (the command method's program allowlist).
 	MethodEnv map[string][]string
+	// Allowlist applies the cluster's allowlist that a heartbeat reply
+	// brings (the leader sends it when it changed) and returns the
+	// methods the agent offers from then on, with their environment,
+	// replacing MethodNames and MethodEnv. nil: the agent keeps to
+	// MethodNames and MethodEnv and ignores the cluster's list.
+	Allowlist func(bus.Allowlist) (names []string, env map[string][]string)
 	// HeartbeatInterval is the period of heartbeats (default 1s).
 	HeartbeatInterval time.Duration
 	// ShutdownGrace bounds how long a stopping agent waits for running
@@ -124,6 +130,12 @@ type Agent struct {
 	usedGPU  map[int]bool
 	stopping bool
 	wg       sync.WaitGroup
+	// names and env are the methods offered and their environment:
+	// MethodNames and MethodEnv until the cluster's allowlist changes
+	// them; allow is the version of that list applied ("" none).
+	names []string
+	env   map[string][]string
+	allow string
 }
 
 // attempt is one attempt accepted by this agent.
@@ -192,7 +204,16 @@ func New(cfg Config) (*Agent, error) {
 		js:      js,
 		running: map[bus.AttemptRef]*attempt{},
 		usedGPU: map[int]bool{},
+		names:   cfg.MethodNames,
+		env:     cfg.MethodEnv,
 	}, nil
+}
+
+// methodEnv is the extra environment of method's plugins.
+func (a *Agent) methodEnv(method string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.env[method]
 }
 
 // Run serves dispatches and heartbeats until ctx ends or the agent is
@@ -312,7 +333,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	a.mu.Lock()
 	hb := bus.Heartbeat{
 		Node: a.cfg.NodeID, Boot: a.boot, Resources: a.cfg.Resources, Queue: a.cfg.Queue,
-		Methods: a.cfg.MethodNames, Sent: time.Now(), Draining: a.stopping,
+		Methods: a.names, Sent: time.Now(), Draining: a.stopping, Allow: a.allow,
 	}
 	for r := range a.running {
 		hb.Running = append(hb.Running, r)
@@ -335,6 +356,13 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	}
 	for _, r := range reply.Cancel {
 		a.stop(r, fmt.Errorf("%w: the attempt is no longer current", errCancelled))
+	}
+	if reply.Allow != nil && a.cfg.Allowlist != nil {
+		names, env := a.cfg.Allowlist(*reply.Allow)
+		a.mu.Lock()
+		a.names, a.env, a.allow = names, env, reply.Allow.Version
+		a.mu.Unlock()
+		a.log.Info("cluster allowlist applied", "version", reply.Allow.Version, "methods", len(reply.Allow.Methods), "programs", len(reply.Allow.Programs), "offered", names)
 	}
 }
 
@@ -624,7 +652,7 @@ func (a *Agent) run(ctx context.Context, at *attempt, cancel context.CancelCause
 		Method: d.Method, Request: req, Checkpoint: at.ckpt,
 		// Trials see only the GPUs assigned to them, none when they asked
 		// for none, and use only the threads they were given.
-		Env: append(append([]string{"CUDA_VISIBLE_DEVICES=" + strings.Join(gpus, ",")}, threadEnv(d.Threads)...), a.cfg.MethodEnv[d.Method]...),
+		Env: append(append([]string{"CUDA_VISIBLE_DEVICES=" + strings.Join(gpus, ",")}, threadEnv(d.Threads)...), a.methodEnv(d.Method)...),
 	}, report)
 	cause := context.Cause(ctx)
 	cancel(nil)

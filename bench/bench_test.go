@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,18 @@ func TestSmoke(t *testing.T) {
 				return fmt.Errorf("window ended %s after the leader's finished timestamp: not at the commit's return", r.LeaderFinished)
 			}
 			return checkStages(r.Stages)
+		}},
+		{"secure", func() error {
+			// TLS and identities on every connection: the agent may only
+			// take its own dispatches and publish as itself, and the run
+			// still completes.
+			cfg := sameConcurrency(1)
+			cfg.Secure = true
+			r, err := Dispatch(ctx, o, cfg, 20)
+			if err == nil && (r.TrialsPerSec <= 0 || !r.Secure) {
+				err = fmt.Errorf("got %v trials/s with %s", r.TrialsPerSec, r.DispatchConfig)
+			}
+			return err
 		}},
 		{"overhead", func() error {
 			r, err := Overhead(ctx, o, 8, 1, 4, 100*time.Millisecond)
@@ -511,6 +524,51 @@ func BenchmarkCheckpointPause(b *testing.B) {
 
 // TestReportAPIHistory prints the API and history rows of a hand-made
 // report: each figure against its goal, with the verdict it earns.
+// BenchmarkDispatchSecure alternates plain and secure runs (TLS and
+// identities) on 1 agent with DefaultSlots slots, and reports the share
+// of throughput the secure runs lose.
+func BenchmarkDispatchSecure(b *testing.B) {
+	row := SecureRow{Config: DispatchConfig{Agents: 1, Slots: DefaultSlots()}}
+	i := 0
+	for b.Loop() {
+		for _, secure := range []bool{i%2 == 1, i%2 == 0} {
+			cfg := row.Config
+			cfg.Secure = secure
+			r, err := Dispatch(context.Background(), testOptions(b), cfg, dispatchTrials)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if secure {
+				row.Secure = append(row.Secure, r.TrialsPerSec)
+			} else {
+				row.Plain = append(row.Plain, r.TrialsPerSec)
+			}
+		}
+		i++
+	}
+	b.ReportMetric(median(row.Plain), "plain-trials/s")
+	b.ReportMetric(median(row.Secure), "secure-trials/s")
+	b.ReportMetric(100*row.Lost(), "%lost")
+}
+
+// TestReportSecure checks the secure table: the loss is the median of
+// the paired ratios, not the ratio of medians.
+func TestReportSecure(t *testing.T) {
+	row := SecureRow{Config: sameConcurrency(1), Plain: []float64{100, 200, 300}, Secure: []float64{95, 150, 290}}
+	if got := row.Lost(); math.Abs(got-0.05) > 1e-9 {
+		t.Errorf("Lost = %g, want 0.05 (ratios 0.95, 0.75, 0.967: median 0.95)", got)
+	}
+	r := &Report{Machine: "test", Sections: []string{"secure"}, Secure: []SecureRow{row}}
+	var b strings.Builder
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := "| 1 agent(s) × 1 slot(s) in all | 100, 200, 300 | 95, 150, 290 | **5.0 %** | met |"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, b.String())
+	}
+}
+
 func TestReportAPIHistory(t *testing.T) {
 	r := &Report{Machine: "test", Sections: []string{"api", "history"},
 		API: APIResult{Trials: 100_000, ColumnsFirst: 2500 * time.Millisecond, Columns: 150 * time.Millisecond, CSV: 400 * time.Millisecond, JSON: 3 * time.Second, CSVBytes: 9 << 20, CacheHeap: 80 << 20, ColumnsBytes: 15 << 20, JSONBytes: 65 << 20},

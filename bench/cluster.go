@@ -15,6 +15,7 @@ import (
 	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/devcluster"
 	"asymptote.dev/asymptote/internal/node"
+	"asymptote.dev/asymptote/internal/security"
 	"asymptote.dev/asymptote/plugins/methods"
 )
 
@@ -29,6 +30,8 @@ type cluster struct {
 	// watcher is an etcd client on the server itself (no proxy), for
 	// commitWatch.
 	watcher *clientv3.Client
+	// bundle holds the identities of a secure cluster; nil otherwise.
+	bundle *security.Bundle
 }
 
 // startCluster starts the servers in a fresh directory under opts.TempDir.
@@ -37,7 +40,7 @@ func startCluster(ctx context.Context, opts Options) (*cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	n, err := node.Start(ctx, node.Config{
+	cfg := node.Config{
 		Servers:       &devcluster.Config{DataDir: dir, NATSPort: -1, Logger: opts.components, NATSSyncInterval: opts.natsSync},
 		Logger:        opts.components,
 		ReconnectWait: 100 * time.Millisecond,
@@ -45,12 +48,25 @@ func startCluster(ctx context.Context, opts Options) (*cluster, error) {
 		Ended: func(process string, err error) {
 			opts.components.Warn("bench process ended", "process", process, "error", err)
 		},
-	})
+	}
+	var bundle *security.Bundle
+	if opts.secureAgents != nil {
+		var err error
+		// As `asymptote dev -secure`: the bench's own client is the
+		// operator (every API verb), its etcd watcher the coordinator.
+		if bundle, err = security.Init(security.Plan{Dir: filepath.Join(dir, "secure"), Agents: opts.secureAgents}); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		cfg.Servers.Security = bundle
+		cfg.NATSSecurity, cfg.EtcdSecurity = bundle.NATS("operator"), bundle.Etcd("coordinator")
+	}
+	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("bench: start servers: %w", err)
 	}
-	c := &cluster{opts: opts, dir: dir, node: n}
+	c := &cluster{opts: opts, dir: dir, node: n, bundle: bundle}
 	nc, err := c.conn("bench-client")
 	if err != nil {
 		c.close()
@@ -101,7 +117,7 @@ func startLedCluster(ctx context.Context, opts Options) (*cluster, error) {
 // (lease, tick, grace), unless tweak changes them. Its etcd traffic goes
 // through a proxy that kill cuts.
 func (c *cluster) startCoordinator(id string, tweak func(*node.CoordinatorConfig)) (*node.Process, error) {
-	target, _ := strings.CutPrefix(c.node.EtcdEndpoints[0], "http://")
+	scheme, target, _ := strings.Cut(c.node.EtcdEndpoints[0], "://")
 	px, err := newProxy(target)
 	if err != nil {
 		return nil, err
@@ -111,7 +127,12 @@ func (c *cluster) startCoordinator(id string, tweak func(*node.CoordinatorConfig
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	p, err := c.node.StartCoordinator(node.Coordinator{Config: cfg, EtcdEndpoints: []string{"http://" + px.addr()}, Sever: px.sever})
+	co := node.Coordinator{Config: cfg, EtcdEndpoints: []string{scheme + "://" + px.addr()}, Sever: px.sever}
+	if c.bundle != nil {
+		nc, ec := c.bundle.NATS("coordinator"), c.bundle.Etcd("coordinator")
+		co.NATSSecurity, co.EtcdSecurity = &nc, &ec
+	}
+	p, err := c.node.StartCoordinator(co)
 	if err != nil {
 		return nil, fmt.Errorf("bench: coordinator: %w", err)
 	}
@@ -125,7 +146,7 @@ func (c *cluster) startAgent(name string, cpu float64) (*node.Process, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	p, err := c.node.StartAgent(node.Agent{
+	a := node.Agent{
 		Config: node.AgentConfig{
 			NodeID: name, MethodNames: methods.Names(),
 			Resources:         bus.Resources{CPU: cpu, Memory: 64 << 30},
@@ -133,7 +154,12 @@ func (c *cluster) startAgent(name string, cpu float64) (*node.Process, error) {
 			Queue: max(c.opts.Queue, 0),
 		},
 		Manager: &node.ManagerConfig{Executable: c.opts.Executable, Builtins: methods.Names(), WorkDir: dir},
-	})
+	}
+	if c.bundle != nil {
+		sec := c.bundle.NATS("agent-" + name)
+		a.NATSSecurity = &sec
+	}
+	p, err := c.node.StartAgent(a)
 	if err != nil {
 		return nil, fmt.Errorf("bench: agent: %w", err)
 	}

@@ -29,12 +29,19 @@ type DispatchConfig struct {
 	// NATSSyncInterval is devcluster.Config.NATSSyncInterval: 0 (the
 	// default) syncs every JetStream write before acknowledging it.
 	NATSSyncInterval time.Duration
+	// Secure runs the cluster as `asymptote dev -secure` does: TLS with
+	// client certificates on NATS and etcd, and every process its own
+	// identity with its least-privilege permissions.
+	Secure bool
 }
 
 func (c DispatchConfig) String() string {
 	s := fmt.Sprintf("%d agent(s) × %d slot(s) in all", c.Agents, c.Slots)
 	if c.NATSSyncInterval > 0 {
 		s += fmt.Sprintf(", JetStream flushed every %s", c.NATSSyncInterval)
+	}
+	if c.Secure {
+		s += ", TLS and identities"
 	}
 	return s
 }
@@ -144,6 +151,11 @@ func Dispatch(ctx context.Context, opts Options, cfg DispatchConfig, trials int)
 		return DispatchResult{}, fmt.Errorf("bench: dispatch: %d slot(s) on %d agent(s): every agent needs one", cfg.Slots, cfg.Agents)
 	}
 	opts.natsSync = cfg.NATSSyncInterval
+	if cfg.Secure {
+		for i := range cfg.Agents {
+			opts.secureAgents = append(opts.secureAgents, fmt.Sprintf("agent-%d", i+1))
+		}
+	}
 	c, err := startLedCluster(ctx, opts)
 	if err != nil {
 		return DispatchResult{}, err

@@ -43,6 +43,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			p("\nOptuna: %s\n", r.OptunaErr)
 		}
 	}
+	if r.ran("secure") {
+		r.writeSecure(p)
+	}
 	if r.ran("overhead") || r.ran("scale") || r.ran("heartbeats") || r.ran("plugins") || r.ran("failover") || r.ran("api") || r.ran("history") {
 		r.writeElse(p)
 	}
@@ -50,6 +53,23 @@ func (r *Report) WriteTable(w io.Writer) error {
 		r.writeCheckpoints(p)
 	}
 	return bw.Flush()
+}
+
+// writeSecure prints what TLS and identities cost dispatch.
+func (r *Report) writeSecure(p func(string, ...any)) {
+	p("\n### A secure cluster: TLS with client certificates and identities, against plain\n\n")
+	p("| configuration | plain, trials/s (each repetition) | secure, trials/s | lost (median of the paired ratios) | goal < 10 %% |\n|---|---|---|---|---|\n")
+	rates := func(xs []float64) string {
+		out := make([]string, len(xs))
+		for i, x := range xs {
+			out[i] = fmt.Sprintf("%.0f", x)
+		}
+		return strings.Join(out, ", ")
+	}
+	for _, row := range r.Secure {
+		lost := row.Lost()
+		p("| %s | %s | %s | **%.1f %%** | %s |\n", row.Config, rates(row.Plain), rates(row.Secure), 100*lost, verdict(lost < 0.10, ""))
+	}
 }
 
 // writeElse prints the table of everything but throughput and

@@ -65,6 +65,9 @@ type Options struct {
 	// natsSync is the servers' devcluster.Config.NATSSyncInterval (0,
 	// the default: sync every JetStream write); Dispatch sets it per run.
 	natsSync time.Duration
+	// secureAgents, when set, makes the cluster secure (DispatchConfig.
+	// Secure), with an identity for each of these agents.
+	secureAgents []string
 }
 
 func (o *Options) setDefaults() {
@@ -291,13 +294,16 @@ type Report struct {
 	CheckpointPause []PauseResult
 	API             APIResult
 	History         HistoryResult
+	// Secure is dispatch throughput with TLS and identities against
+	// without, interleaved (secure.go).
+	Secure []SecureRow
 	// Sections are the sections run (Options.Only); empty in a report
 	// that ran them all.
 	Sections []string
 }
 
 // Sections are the suite's sections, in the order Run runs them.
-var Sections = []string{"dispatch", "overhead", "plugins", "checkpoints", "failover", "heartbeats", "scale", "api", "history"}
+var Sections = []string{"dispatch", "secure", "overhead", "plugins", "checkpoints", "failover", "heartbeats", "scale", "api", "history"}
 
 // ran reports whether the report holds section.
 func (r *Report) ran(section string) bool {
@@ -325,6 +331,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	log := opts.Logger
 	sections := map[string]func() error{
 		"dispatch": func() error { return rep.dispatch(ctx, opts, sz) },
+		"secure": func() (err error) {
+			if rep.Secure, err = Secure(ctx, opts, sz); err != nil {
+				return fmt.Errorf("secure: %w", err)
+			}
+			return nil
+		},
 		"overhead": func() (err error) {
 			if rep.Overhead, err = Overhead(ctx, opts, sz.overheadTrials, sz.overheadAgents, sz.slots, sz.overheadSleep); err != nil {
 				return fmt.Errorf("overhead: %w", err)

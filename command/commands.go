@@ -9,6 +9,7 @@ import (
 // The usage listing shows them in this order.
 var commands = []Command{
 	{Name: "agent", Summary: "run an agent that executes trials on this host", New: func() Runner { return new(agentCommand) }},
+	{Name: "allow", Summary: "list or change the cluster's allowlist of external methods and programs (operators)", New: func() Runner { return new(allowCommand) }},
 	{Name: "bench", Summary: "run the performance suite against Optuna and print the table (about 10 minutes)", New: func() Runner { return new(benchCommand) }},
 	{Name: "cancel", Summary: "cancel a study or some of its trials", New: func() Runner { return new(cancelCommand) }},
 	{Name: "coordinator", Summary: "run a coordinator (leader or standby)", New: func() Runner { return new(coordinatorCommand) }},

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -189,19 +190,33 @@ func startDevNode(env Env, n *node.Node, copts coordinatorOptions, aopts agentOp
 		copts.id = "dev"
 	}
 	c := copts.coordinator(log)
+	dashboard := "/"
 	if bundle != nil {
 		nc, ec := bundle.NATS("coordinator"), bundle.Etcd("coordinator")
 		c.NATSSecurity, c.EtcdSecurity = &nc, &ec
+		// The HTTP API takes the bundle's tokens, and the dashboard's
+		// address carries the operator's once (it becomes a cookie).
+		if copts.httpSec.tokens == "" {
+			copts.httpSec.tokens = filepath.Join(bundle.Dir, security.HTTPTokensFile)
+		}
+		token, err := os.ReadFile(filepath.Join(bundle.Dir, security.HTTPTokenFile("operator")))
+		if err != nil {
+			return err
+		}
+		dashboard = "/?token=" + strings.TrimSpace(string(token))
 	}
 	var err error
-	if c.HTTP, err = copts.http.listen(env.Stderr); err != nil {
+	if c.HTTP, err = copts.http.listen(env.Stderr); err == nil {
+		c.HTTP, c.HTTPTokens, err = copts.httpSec.apply(c.HTTP)
+	}
+	if err != nil {
 		return err
 	}
 	if _, err := n.StartCoordinator(c); err != nil {
 		return err
 	}
 	if u := httpURL(c.HTTP); u != "" {
-		fmt.Fprintf(env.Stderr, "asymptote dev: dashboard at %s/, HTTP API at %s/api/v1/studies\n", u, u)
+		fmt.Fprintf(env.Stderr, "asymptote dev: dashboard at %s%s, HTTP API at %s/api/v1/studies\n", u, dashboard, u)
 	}
 	for i := 1; i <= agents; i++ {
 		o := aopts

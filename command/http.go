@@ -1,13 +1,17 @@
 package command
 
 import (
+	"crypto/tls"
+	"flag"
 	"fmt"
 	"io"
 	"net"
+
+	"asymptote.dev/asymptote/internal/httpapi"
 )
 
 // defaultHTTPAddr is where coordinators serve the HTTP API unless told
-// otherwise: loopback only, until the API authenticates.
+// otherwise: loopback only, since without -http-tokens it serves anyone.
 const defaultHTTPAddr = "127.0.0.1:8470"
 
 // httpOptions is the -http flag shared by `coordinator` and `dev`.
@@ -50,10 +54,59 @@ func (o *httpOptions) listen(stderr io.Writer) (net.Listener, error) {
 
 // httpURL is the URL of the HTTP API served on ln ("" when there is none).
 func httpURL(ln net.Listener) string {
-	if ln == nil {
+	switch ln.(type) {
+	case nil:
 		return ""
+	case httpsListener:
+		return "https://" + ln.Addr().String()
 	}
 	return "http://" + ln.Addr().String()
+}
+
+// httpSecurity are the HTTP API's tokens and TLS certificate, shared by
+// `coordinator` and `dev`.
+type httpSecurity struct {
+	tokens, cert, key string
+}
+
+func (o *httpSecurity) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.tokens, "http-tokens", "", "`file` of the tokens the HTTP API and dashboard accept (NAME ROLE SHA256 lines; 'asymptote secure init' writes http-tokens); default: none needed, so keep -http on loopback")
+	fs.StringVar(&o.cert, "http-cert", "", "TLS certificate `file` for the HTTP API (with -http-key): serve HTTPS; default: plain HTTP")
+	fs.StringVar(&o.key, "http-key", "", "TLS private key `file` for the HTTP API (with -http-cert)")
+}
+
+// httpsListener marks a listener that serves TLS.
+type httpsListener struct{ net.Listener }
+
+// apply loads the tokens and wraps ln in TLS as the flags ask. It closes
+// ln when it fails.
+func (o *httpSecurity) apply(ln net.Listener) (net.Listener, *httpapi.Tokens, error) {
+	if ln == nil {
+		return nil, nil, nil
+	}
+	fail := func(err error) (net.Listener, *httpapi.Tokens, error) {
+		ln.Close()
+		return nil, nil, err
+	}
+	var tokens *httpapi.Tokens
+	if o.tokens != "" {
+		t, err := httpapi.LoadTokens(o.tokens)
+		if err != nil {
+			return fail(usagef("-http-tokens: %v", err))
+		}
+		tokens = t
+	}
+	if (o.cert == "") != (o.key == "") {
+		return fail(usagef("-http-cert and -http-key go together: give both, or neither for plain HTTP"))
+	}
+	if o.cert != "" {
+		pair, err := tls.LoadX509KeyPair(o.cert, o.key)
+		if err != nil {
+			return fail(usagef("-http-cert %s, -http-key %s: %v", o.cert, o.key, err))
+		}
+		ln = httpsListener{tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})}
+	}
+	return ln, tokens, nil
 }
 
 // healthUsage is the -health flag's help, shared by `coordinator` and

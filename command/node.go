@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -40,6 +41,7 @@ type coordinatorOptions struct {
 	allowUnoffered bool
 	history        time.Duration
 	http           httpOptions
+	httpSec        httpSecurity
 	checkpoints    checkpointStore
 	// quotasFile holds the teams' quotas, read into quotas by validate.
 	quotasFile string
@@ -57,6 +59,7 @@ func (o *coordinatorOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.limits.Trials, "max-trials", coordinator.DefaultTrials, "most trials one study may hold")
 	fs.BoolVar(&o.allowUnoffered, "allow-unoffered-methods", false, "accept studies whose method no live agent offers (they wait for one) instead of refusing them at submit")
 	fs.Var(&o.http, "http", "`address` of the HTTP API (studies, trials, metric history, fits; docs/python.md), or off (default "+defaultHTTPAddr+", loopback only)")
+	o.httpSec.register(fs)
 	fs.DurationVar(&o.history, "history-retention", bus.DefaultHistoryRetention, "how long the metric history keeps a report (0: until its study is deleted)")
 	fs.IntVar(&o.etcdMaxRequest, "etcd-max-request-bytes", store.DefaultMaxRequestBytes, "the etcd server's --max-request-bytes; the leader sizes its writes by it")
 	fs.Var(&o.checkpoints, "checkpoint-store", checkpointStoreUsage)
@@ -284,18 +287,7 @@ func (o *agentOptions) agent(ctx context.Context, log *slog.Logger, share hostSh
 		builtins = append(builtins, methods.TestNames()...)
 		names = append(names, methods.TestNames()...)
 	}
-	var methodEnv map[string][]string
-	if len(o.programs) == 0 {
-		// Nothing to run: studies of the command method wait for an
-		// agent that allows programs.
-		names = slices.DeleteFunc(names, func(n string) bool { return n == sweep.CommandMethod })
-	} else {
-		b, _ := json.Marshal(o.programs)
-		methodEnv = map[string][]string{sweep.CommandMethod: {command.AllowEnv + "=" + string(b)}}
-	}
-	for n := range o.allowlist {
-		names = append(names, n)
-	}
+	names, methodEnv := offerMethods(log, names, o.allowlist, o.programs, bus.Allowlist{}, nil)
 	return node.Agent{
 		Config: node.AgentConfig{
 			NodeID: o.nodeID, Resources: o.offer(host, share), MethodNames: names, MethodEnv: methodEnv,
@@ -313,7 +305,58 @@ func (o *agentOptions) agent(ctx context.Context, log *slog.Logger, share hostSh
 			Logger:    log,
 		},
 		Release: unlock,
+		// The cluster's allowlist adds to the flags': its methods whose
+		// executables match, and its programs.
+		Allowlist: func(l bus.Allowlist, external []string) ([]string, map[string][]string) {
+			base := slices.Clone(builtins)
+			return offerMethods(log, base, o.allowlist, o.programs, l, external)
+		},
 	}, nil
+}
+
+// offerMethods returns the methods an agent offers and their plugins'
+// environment: the built-in ones (the command method only when some
+// program is allowed), those its -allow flags allow, and the external
+// methods of the cluster's allowlist that the method manager verified;
+// the command method's program allowlist is its -allow-program flags'
+// with the cluster's programs added (the flags win where both name a
+// path). A cluster program is pinned by the path it resolves to on this
+// host; one that does not resolve is left out and logged.
+func offerMethods(log *slog.Logger, builtins []string, allow, programs map[string]string, cluster bus.Allowlist, external []string) ([]string, map[string][]string) {
+	progs := maps.Clone(programs)
+	for path, sum := range cluster.Programs {
+		real, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			log.Warn("the cluster allows a program this host lacks", "program", path, "error", err)
+			continue
+		}
+		if _, local := progs[real]; !local {
+			if progs == nil {
+				progs = map[string]string{}
+			}
+			progs[real] = sum
+		}
+	}
+	names := builtins
+	var env map[string][]string
+	if len(progs) == 0 {
+		// Nothing to run: studies of the command method wait for an
+		// agent that allows programs.
+		names = slices.DeleteFunc(names, func(n string) bool { return n == sweep.CommandMethod })
+	} else {
+		b, _ := json.Marshal(progs)
+		env = map[string][]string{sweep.CommandMethod: {command.AllowEnv + "=" + string(b)}}
+	}
+	for n := range allow {
+		names = append(names, n)
+	}
+	for _, n := range external {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names, env
 }
 
 func defaultNodeID() string {

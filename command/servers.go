@@ -85,7 +85,10 @@ func (cmd *coordinatorCommand) Run(ctx context.Context) error {
 	if c.Health, err = listenHealth(cmd.health); err != nil {
 		return err
 	}
-	if c.HTTP, err = opts.http.listen(env.Stderr); err != nil {
+	if c.HTTP, err = opts.http.listen(env.Stderr); err == nil {
+		c.HTTP, c.HTTPTokens, err = opts.httpSec.apply(c.HTTP)
+	}
+	if err != nil {
 		if c.Health != nil {
 			c.Health.Close()
 		}

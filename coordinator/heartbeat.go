@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"slices"
 	"time"
 
 	"asymptote.dev/asymptote/internal/api"
@@ -45,7 +46,8 @@ func (l *leaderState) onHeartbeat(in heartbeatInput, now time.Time) {
 	n.held = false
 	gpus := make([]api.GPU, len(hb.Resources.GPUs))
 	copy(gpus, hb.Resources.GPUs)
-	changed := revived || n.rec.Boot != hb.Boot || n.rec.CPU != hb.Resources.CPU || n.rec.Memory != hb.Resources.Memory || len(n.rec.GPUs) != len(gpus)
+	changed := revived || n.rec.Boot != hb.Boot || n.rec.CPU != hb.Resources.CPU || n.rec.Memory != hb.Resources.Memory || len(n.rec.GPUs) != len(gpus) ||
+		!slices.Equal(n.rec.Methods, hb.Methods)
 	n.rec.State = api.NodeAlive
 	n.rec.Boot = hb.Boot
 	n.rec.CPU = hb.Resources.CPU
@@ -85,6 +87,9 @@ func (l *leaderState) onHeartbeat(in heartbeatInput, now time.Time) {
 	}
 	var reply bus.HeartbeatReply
 	reply.Leader = l.cfg.ID
+	if hb.Allow != l.allowed.version {
+		reply.Allow = l.allowed.forAgent()
+	}
 	n.leftover = usage{}
 	for _, r := range hb.Running {
 		if l.isCurrent(r, hb.Node) {

@@ -303,6 +303,9 @@ func (l *leader) load(ctx context.Context) error {
 	if err := undecodable(l.loadOrphans(ctx)); err != nil {
 		return err
 	}
+	if err := l.loadAllowlist(ctx); err != nil {
+		return err
+	}
 	err = l.store.Quarantines(ctx, func(v store.Versioned[api.Quarantine]) error {
 		s := l.studies[v.Value.Study]
 		if s == nil {
@@ -425,6 +428,9 @@ func (l *leader) markSubmitting(ctx context.Context) error {
 func (l *leader) commitDirty(ctx context.Context) error {
 	l.hold()
 	n := len(l.dirtyTrials) + len(l.dirtyStudies) + len(l.dirtyNodes) + len(l.orph.pending) + len(l.removals)
+	if l.allowed.dirty {
+		n++
+	}
 	if n == 0 {
 		return nil
 	}
@@ -448,6 +454,11 @@ func (l *leader) commitDirty(ctx context.Context) error {
 		owners = append(owners, n)
 		puts = append(puts, store.Put{Key: store.NodeKey(n.rec.ID), Value: &n.rec, Rev: n.rev})
 	}
+	if l.allowed.dirty {
+		owners = append(owners, &l.allowed)
+		rec := l.allowed.rec
+		puts = append(puts, store.Put{Key: store.AllowlistKey, Value: &rec, Rev: l.allowed.rev})
+	}
 	revs, err := l.commitWithRetry(ctx, puts)
 	var rej *store.RejectedError
 	if err != nil && !errors.As(err, &rej) {
@@ -468,6 +479,8 @@ func (l *leader) commitDirty(ctx context.Context) error {
 			o.rev = revs[i]
 		case *node:
 			o.rev = revs[i]
+		case *allowlist:
+			o.rev, o.dirty = revs[i], false
 		}
 	}
 	clear(l.dirtyTrials)

@@ -61,6 +61,8 @@ type leaderState struct {
 	// quarantine's record).
 	deleted  []string
 	removals []store.Put
+	// allowed is the cluster's allowlist (allowlist.go).
+	allowed allowlist
 }
 
 func newLeaderState(cfg *Config, log *slog.Logger, check func([]store.Put) *store.RejectedError) *leaderState {

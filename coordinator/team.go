@@ -106,6 +106,16 @@ func visible(s *study, who bus.Caller) bool {
 	return !who.Scoped() || s.rec.TeamOf() == who.Team
 }
 
+// operatorOnly refuses an operator's verb from a team's identity. A
+// secured bus never lets one publish it; an open one might, and the leader
+// refuses it all the same.
+func operatorOnly(who bus.Caller, verb string) error {
+	if who.Scoped() {
+		return fmt.Errorf("%s is an operator's verb: %s of team %s may not call it (an operator calls it on team %s)", verb, who.Who(), who.Team, bus.AllTeams)
+	}
+	return nil
+}
+
 // teamUsage returns what each team's running attempts reserve.
 func (l *leaderState) teamUsage() map[string]teamUse {
 	out := map[string]teamUse{}

@@ -135,6 +135,9 @@ func TestTeams(t *testing.T) {
 	if _, err := l.call(t, teamA, api.VerbDelete, api.StudyRequest{Study: "sa"}, now); err == nil || !strings.Contains(err.Error(), "delete is an operator's verb: submitter-a of team a may not call it") {
 		t.Errorf("team a's delete: %v, want the operator's-verb refusal", err)
 	}
+	if _, err := l.call(t, teamA, api.VerbAllow, api.AllowRequest{}, now); err == nil || !strings.Contains(err.Error(), "allow is an operator's verb: submitter-a of team a may not call it") {
+		t.Errorf("team a's allow: %v, want the operator's-verb refusal", err)
+	}
 	if _, err := l.call(t, operator, api.VerbCancel, api.CancelRequest{Study: "sb", Trials: []string{l.studies["sb"].trials[0].rec.ID}, Reason: "too big"}, now); err != nil {
 		t.Errorf("the operator cancels a trial of team b's study: %v", err)
 	}

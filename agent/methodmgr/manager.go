@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,9 +128,12 @@ type Manager struct {
 
 	mu     sync.Mutex
 	closed bool
-	idle   map[string][]*proc // pool key -> idle processes, most recent last
-	procs  map[*proc]struct{} // every live process, idle or busy
-	wg     sync.WaitGroup     // background stops, started only while not closed
+	// cluster is the external methods the cluster's allowlist adds
+	// (name to SHA-256 in hex), set by Allow.
+	cluster map[string]string
+	idle    map[string][]*proc // pool key -> idle processes, most recent last
+	procs   map[*proc]struct{} // every live process, idle or busy
+	wg      sync.WaitGroup     // background stops, started only while not closed
 }
 
 // New validates cfg, prepares WorkDir and kills plugin process groups left
@@ -238,6 +242,11 @@ func (m *Manager) resolve(method string) (launchSpec, error) {
 		return launchSpec{name: method, path: m.cfg.Executable, args: []string{"method", method}}, nil
 	}
 	want, ok := m.cfg.Allowlist[method]
+	if !ok {
+		m.mu.Lock()
+		want, ok = m.cluster[method]
+		m.mu.Unlock()
+	}
 	if !ok || m.cfg.PluginDir == "" || method == "" || method != filepath.Base(method) || method == "." || method == ".." {
 		return launchSpec{}, fmt.Errorf("%w %q: not built in and not in the allowlist", ErrUnknownMethod, method)
 	}
@@ -253,6 +262,37 @@ func (m *Manager) resolve(method string) (launchSpec, error) {
 	// go-plugin's SecureConfig would (which cannot be combined with our
 	// runner: it checks the blank command's empty path).
 	return launchSpec{name: method, path: path, sum: sum}, nil
+}
+
+// Allow sets the external methods that the cluster's allowlist adds to
+// Config.Allowlist (name to SHA-256 in hex; Config.Allowlist wins where
+// both name a method), replacing those of the last call, and returns the
+// names of the methods it adds whose executables in PluginDir have the
+// hash it gives: those the agent can offer. It logs the others. Built-in
+// names are not looked up: a built-in method always runs as built in.
+func (m *Manager) Allow(methods map[string]string) []string {
+	var offered []string
+	for name, want := range methods {
+		if _, local := m.cfg.Allowlist[name]; local || slices.Contains(m.cfg.Builtins, name) {
+			continue
+		}
+		sum, err := hex.DecodeString(want)
+		if err == nil && len(sum) == sha256.Size && m.cfg.PluginDir != "" {
+			err = checkSHA256(filepath.Join(m.cfg.PluginDir, name), sum)
+		} else if err == nil {
+			err = errors.New("the agent has no plugin directory (-plugin-dir)")
+		}
+		if err != nil {
+			m.log.Warn("the cluster allows a method this agent cannot run", "method", name, "error", err)
+			continue
+		}
+		offered = append(offered, name)
+	}
+	slices.Sort(offered)
+	m.mu.Lock()
+	m.cluster = maps.Clone(methods)
+	m.mu.Unlock()
+	return offered
 }
 
 // checkSHA256 returns an error wrapping ErrHashMismatch unless the file at
@@ -401,7 +441,9 @@ func (p *proc) busy() bool {
 // acquire takes an idle process for (spec, env) or launches one, and marks
 // it busy.
 func (m *Manager) acquire(ctx context.Context, spec launchSpec, env []string) (*proc, error) {
-	key := poolKey(spec.name, env)
+	// A process runs the executable that had the hash the allowlist gave
+	// when it started: a new hash for the method starts new processes.
+	key := poolKey(spec.name+"\x00"+hex.EncodeToString(spec.sum), env)
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()

@@ -26,15 +26,17 @@ func requirePython(t *testing.T) {
 }
 
 // startDev builds asymptote and runs `asymptote dev` with no study, serving
-// the HTTP API on a free port, and returns the API's base URL.
-func startDev(t *testing.T) string {
+// the HTTP API on a free port, with the extra flags; it returns the API's
+// base URL and dev's data directory.
+func startDev(t *testing.T, extra ...string) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "asymptote")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/asymptote").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "dev", "-data-dir", filepath.Join(dir, "data"), "-nats-port", "-1", "-http", "127.0.0.1:0", "-agents", "1")
+	data := filepath.Join(dir, "data")
+	cmd := exec.Command(bin, append([]string{"dev", "-data-dir", data, "-nats-port", "-1", "-http", "127.0.0.1:0", "-agents", "1"}, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -69,10 +71,10 @@ func startDev(t *testing.T) string {
 	}()
 	select {
 	case u := <-found:
-		return u
+		return u, data
 	case <-time.After(60 * time.Second):
 		t.Fatal("asymptote dev did not print its HTTP API address within 60s")
-		return ""
+		return "", ""
 	}
 }
 
@@ -82,7 +84,7 @@ func TestClient(t *testing.T) {
 		t.Skip("integration test: builds asymptote and runs asymptote dev")
 	}
 	requirePython(t)
-	url := startDev(t)
+	url, _ := startDev(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests")
@@ -92,6 +94,47 @@ func TestClient(t *testing.T) {
 		t.Fatalf("pytest: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+// TestClientToken runs the client against `asymptote dev -secure`, whose
+// HTTP API needs the tokens 'secure init' wrote: without one the client
+// says what to send; the viewer's token reads but may not submit; the
+// submitter's submits.
+func TestClientToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: builds asymptote and runs asymptote dev -secure")
+	}
+	requirePython(t)
+	url, data := startDev(t, "-secure")
+	script := `
+import os, sys
+import asymptote
+spec = {"name": "tok", "method": "synthetic", "space": {"params": [1e6]}, "fixed": {"tokens": 2e9, "steps": 2},
+        "resources": {"cpu": 0.25, "memory": "16MiB"}}
+def fails(c, call, status, says):
+    try:
+        call(c)
+    except asymptote.AsymptoteError as e:
+        assert e.status == status and says in e.message, (e.status, e.message)
+        return
+    raise AssertionError("no error")
+fails(asymptote.Client(token=""), lambda c: c.studies(), 401, "Bearer")
+fails(asymptote.Client(token="nope"), lambda c: c.studies(), 401, "rotated or revoked")
+viewer = asymptote.Client(token=open(os.environ["SECURE"] + "/viewer.http-token").read().strip())
+viewer.studies()
+fails(viewer, lambda c: c.submit(spec), 403, "viewer")
+os.environ["ASYMPTOTE_TOKEN_FILE"] = os.environ["SECURE"] + "/submitter.http-token"
+assert asymptote.Client().submit(spec)["added"] == 1
+print("ok")
+`
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "-c", script)
+	cmd.Env = append(os.Environ(), "ASYMPTOTE_URL="+url, "SECURE="+filepath.Join(data, "secure"), "PYTHONPATH=.", "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
 }
 
 // TestInstall installs the client and the method SDK with pip, as a user

@@ -203,6 +203,12 @@ func (c *Client) Drain(ctx context.Context, node string) (*DrainReply, error) {
 	return &r, nil
 }
 
+// Allow reads or changes the cluster's allowlist (api.VerbAllow).
+func (c *Client) Allow(ctx context.Context, req api.AllowRequest) (*api.AllowReply, error) {
+	var r api.AllowReply
+	return &r, c.call(ctx, api.VerbAllow, req, &r)
+}
+
 // Cancel cancels a study or some of its trials.
 func (c *Client) Cancel(ctx context.Context, req api.CancelRequest) (*api.CancelReply, error) {
 	var r api.CancelReply

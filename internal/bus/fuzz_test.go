@@ -22,6 +22,7 @@ func messageTypes() []validator {
 //
 //	go test -run '^$' -fuzz FuzzDecode -fuzztime 60s ./internal/bus/
 func FuzzDecode(f *testing.F) {
+	const sha = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
 	seeds := []string{
 		`{"study":"s","trial":"t","attempt":1,"method":"synthetic","params":{"x":1},"resources":{"cpu":1,"memory":1048576}}`,
 		`{"dispatches":[{"study":"s","trial":"t","attempt":1}]}`,
@@ -29,6 +30,7 @@ func FuzzDecode(f *testing.F) {
 		`{"study":"s","trial":"t","attempt":1,"kind":"outcome","outcome":"succeeded","metrics":{"val_loss":2.5},"non_finite":{"x":"NaN"}}`,
 		`{"study":"s","trial":"t","attempt":1,"seq":1,"step":3,"values":{"loss":1}}`,
 		`{"study":"s","trial":"t","attempt":1,"chunk":0,"last":true,"first":1,"steps":[1],"times":[5],"values":{"loss":[1]}}`,
+		`{"leader":"c1","allow":{"version":"v","methods":{"m":"` + sha + `"},"programs":{"/usr/bin/python3":"` + sha + `"}}}`,
 		`{"node":"n"}`, `{}`, `null`, `[]`, `{"attempt":-1}`,
 	}
 	for kind := range messageTypes() {

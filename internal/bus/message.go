@@ -8,10 +8,13 @@
 package bus
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -199,6 +202,9 @@ type Heartbeat struct {
 	// wait on it for a running one to end, as a multiple of its CPU and
 	// memory (0: none).
 	Queue float64 `json:"queue,omitempty"`
+	// Allow is the version of the cluster's allowlist the agent holds
+	// (api.Allowlist.Version; "" for none).
+	Allow string `json:"allow,omitempty"`
 }
 
 func (h *Heartbeat) validate() error {
@@ -228,6 +234,9 @@ func (h *Heartbeat) validate() error {
 			errs = append(errs, fmt.Errorf("running[%d]: %w", i, err))
 		}
 	}
+	if len(h.Allow) > 64 {
+		errs = append(errs, fmt.Errorf("allow: a version of %d characters, over 64", len(h.Allow)))
+	}
 	return errors.Join(errs...)
 }
 
@@ -244,9 +253,45 @@ const (
 type HeartbeatReply struct {
 	Leader string       `json:"leader"`
 	Cancel []AttemptRef `json:"cancel,omitempty"`
+	// Allow is the cluster's allowlist, sent when the heartbeat's version
+	// differs from the leader's: the agent replaces the one it holds.
+	Allow *Allowlist `json:"allow,omitempty"`
 }
 
-func (*HeartbeatReply) validate() error { return nil }
+// Allowlist is the cluster's allowlist as an agent needs it.
+type Allowlist struct {
+	Version string `json:"version"`
+	api.AllowHashes
+}
+
+func (r *HeartbeatReply) validate() error {
+	if r.Allow == nil {
+		return nil
+	}
+	var errs []error
+	for n, h := range r.Allow.Methods {
+		if err := api.CheckMethodName(n); err != nil {
+			errs = append(errs, fmt.Errorf("allow.methods: %w", err))
+		}
+		if !isSHA256(h) {
+			errs = append(errs, fmt.Errorf("allow.methods[%q]: %q is not a hex SHA-256", n, h))
+		}
+	}
+	for p, h := range r.Allow.Programs {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("allow.programs: %q is not an absolute path", p))
+		}
+		if !isSHA256(h) {
+			errs = append(errs, fmt.Errorf("allow.programs[%q]: %q is not a hex SHA-256", p, h))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isSHA256(h string) bool {
+	b, err := hex.DecodeString(h)
+	return err == nil && len(b) == sha256.Size
+}
 
 // Cancel tells an agent to stop attempts (published on the node's cancel
 // subject).

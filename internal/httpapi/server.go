@@ -53,6 +53,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// UI, when set, serves every path outside /api/ (the dashboard).
 	UI http.Handler
+	// Tokens, when set, are the bearer tokens every request needs
+	// (auth.go); nil serves anyone who reaches the address.
+	Tokens *Tokens
 }
 
 // Server serves the API.
@@ -117,7 +120,12 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Handler returns the server's handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler {
+	if s.cfg.Tokens != nil {
+		return s.authenticate(s.mux)
+	}
+	return s.mux
+}
 
 // Error is an API error: its status, what is wrong and, for a bad input,
 // the field at fault. It is written as {"error": ..., "field": ...}.
@@ -226,7 +234,7 @@ type StudySummary struct {
 }
 
 func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
-	var list []StudySummary
+	list := []StudySummary{} // [] when there are none, not null
 	err := s.store.Studies(r.Context(), func(v store.Versioned[api.Study]) error {
 		st := v.Value
 		st.Spec = ""

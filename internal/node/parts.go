@@ -16,6 +16,7 @@ import (
 	"asymptote.dev/asymptote/agent"
 	"asymptote.dev/asymptote/agent/methodmgr"
 	"asymptote.dev/asymptote/coordinator"
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/checkpoint"
 	"asymptote.dev/asymptote/internal/dashboard"
 	"asymptote.dev/asymptote/internal/health"
@@ -47,6 +48,8 @@ type Coordinator struct {
 	// HTTP, when set, is where the HTTP API and dashboard are served
 	// beside the coordinator, on its connections, until the node stops.
 	HTTP net.Listener
+	// HTTPTokens, when set, are the tokens the HTTP API requires.
+	HTTPTokens *httpapi.Tokens
 	// NATSSecurity and EtcdSecurity, when set, replace the node's for
 	// this coordinator's connections (`dev -secure` runs each process
 	// as its own identity).
@@ -145,7 +148,7 @@ func (n *Node) StartCoordinator(c Coordinator) (*Process, error) {
 		n.serve("health", c.Health, health.Handler(0, natsCheck(nc), etcdCheck(etcd)))
 	}
 	if c.HTTP != nil {
-		if err := n.serveHTTP(c.HTTP, etcd, nc); err != nil {
+		if err := n.serveHTTP(c.HTTP, c.HTTPTokens, etcd, nc); err != nil {
 			return nil, err
 		}
 	}
@@ -159,8 +162,8 @@ func closeListener(ln net.Listener) {
 }
 
 // serveHTTP serves the HTTP API on ln until the node stops.
-func (n *Node) serveHTTP(ln net.Listener, etcd *clientv3.Client, nc *nats.Conn) error {
-	api, err := httpapi.New(httpapi.Config{Etcd: etcd, NATS: nc, Logger: n.cfg.Logger, UI: dashboard.Handler()})
+func (n *Node) serveHTTP(ln net.Listener, tokens *httpapi.Tokens, etcd *clientv3.Client, nc *nats.Conn) error {
+	api, err := httpapi.New(httpapi.Config{Etcd: etcd, NATS: nc, Logger: n.cfg.Logger, UI: dashboard.Handler(), Tokens: tokens})
 	if err != nil {
 		ln.Close()
 		return err
@@ -209,6 +212,11 @@ type Agent struct {
 	// Checkpoints is where the agent stores checkpoints, when
 	// Config.Checkpoints is nil.
 	Checkpoints Checkpoints
+	// Allowlist, when set and Config.Allowlist is not, says what the agent
+	// offers under the cluster's allowlist, given the list and the
+	// external methods of it that the node's method manager verified
+	// (methodmgr.Manager.Allow).
+	Allowlist func(l bus.Allowlist, external []string) (names []string, env map[string][]string)
 }
 
 // StartAgent starts the agent with its own NATS connection and, when asked
@@ -239,6 +247,11 @@ func (n *Node) StartAgent(a Agent) (p *Process, err error) {
 			return nil, err
 		}
 		cfg.Methods = mgr
+		if a.Allowlist != nil && cfg.Allowlist == nil {
+			cfg.Allowlist = func(l bus.Allowlist) ([]string, map[string][]string) {
+				return a.Allowlist(l, mgr.Allow(l.Methods))
+			}
+		}
 	}
 	closeMgr := func() {
 		if mgr != nil {

@@ -186,6 +186,9 @@ func Init(p Plan) (*Bundle, error) {
 			return nil, err
 		}
 	}
+	if err := w.httpTokens(ids, p.Rotate); err != nil {
+		return nil, err
+	}
 	if err := w.file(NATSAuthFile, []byte(natsAuth(dir, ids, keys)), 0o600); err != nil {
 		return nil, err
 	}
@@ -446,12 +449,19 @@ func (w *writer) env(id Identity, natsURL string) error {
 		lines = append(lines,
 			"ASYMPTOTE_ETCD_CA="+w.path(CAFile),
 			"ASYMPTOTE_ETCD_CERT="+w.path(CertFile(id.Name)),
-			"ASYMPTOTE_ETCD_KEY="+w.path(KeyFile(id.Name)))
+			"ASYMPTOTE_ETCD_KEY="+w.path(KeyFile(id.Name)),
+			"ASYMPTOTE_HTTP_TOKENS="+w.path(HTTPTokensFile),
+			"ASYMPTOTE_HTTP_CERT="+w.path(ServerFile),
+			"ASYMPTOTE_HTTP_KEY="+w.path(ServerKeyFile))
 	case RoleAgent:
 		lines = append(lines, "ASYMPTOTE_NODE_ID="+id.Node)
 	case RoleOperator, RoleSubmitter, RoleViewer:
 		// The client calls the API on this identity's own subjects.
 		lines = append(lines, "ASYMPTOTE_TEAM="+id.Team, "ASYMPTOTE_IDENTITY="+id.Name)
+	}
+	if usesHTTP(id.Role) {
+		// The Python client's token (docs/python.md).
+		lines = append(lines, "ASYMPTOTE_TOKEN_FILE="+w.path(HTTPTokenFile(id.Name)))
 	}
 	return w.file(EnvFile(id.Name), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
 }

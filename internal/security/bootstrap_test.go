@@ -1,8 +1,10 @@
 package security
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -149,6 +151,24 @@ func TestInitAgain(t *testing.T) {
 	}
 	if !strings.Contains(read(t, dir, NATSAuthFile), "# agent-gpu-02 (agent)") {
 		t.Error("the new agent is not in the NATS configuration")
+	}
+	// HTTP tokens: kept across runs, new when rotated, listed by hash.
+	viewer, submitter := read(t, dir, HTTPTokenFile("viewer")), read(t, dir, HTTPTokenFile("submitter"))
+	if _, err := Init(Plan{Dir: dir, Rotate: []string{"viewer"}}); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, dir, HTTPTokenFile("viewer")) == viewer || read(t, dir, HTTPTokenFile("submitter")) != submitter {
+		t.Error("rotating viewer should give it a new HTTP token and keep submitter's")
+	}
+	list := read(t, dir, HTTPTokensFile)
+	for _, name := range []string{"operator", "submitter", "viewer"} {
+		sum := sha256.Sum256([]byte(strings.TrimSpace(read(t, dir, HTTPTokenFile(name)))))
+		if !strings.Contains(list, name+" "+name+" "+hex.EncodeToString(sum[:])) {
+			t.Errorf("%s lacks %s's token hash:\n%s", HTTPTokensFile, name, list)
+		}
+	}
+	if strings.Contains(list, "coordinator") || strings.Contains(list, "agent-") || strings.Contains(list, strings.TrimSpace(viewer)) {
+		t.Errorf("%s lists a coordinator, an agent or a token itself:\n%s", HTTPTokensFile, list)
 	}
 	bad := []struct {
 		plan Plan

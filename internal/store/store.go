@@ -49,6 +49,9 @@ const (
 	// OrphanPrefix holds the trial events the leader could not apply.
 	OrphanPrefix   = Prefix + "orphans/"
 	ElectionPrefix = Prefix + "leader"
+	// AllowlistKey holds the cluster's allowlist of external methods and
+	// programs, one record.
+	AllowlistKey = Prefix + "allowlist"
 )
 
 // OrphanKey returns the key of a kept event, one per event (its message ID).
@@ -535,6 +538,16 @@ func (s *Store) Orphans(ctx context.Context, fn func(key string, v Versioned[api
 // Quarantines calls fn for every quarantine record.
 func (s *Store) Quarantines(ctx context.Context, fn func(Versioned[api.Quarantine]) error) error {
 	return list(ctx, s.cli, QuarantinePrefix, fn)
+}
+
+// Allowlist reads the cluster's allowlist; its Rev is 0 when there is none.
+func (s *Store) Allowlist(ctx context.Context) (Versioned[api.Allowlist], error) {
+	var out Versioned[api.Allowlist]
+	err := list(ctx, s.cli, AllowlistKey, func(v Versioned[api.Allowlist]) error {
+		out = v
+		return nil
+	})
+	return out, err
 }
 
 // DeleteStudy removes a study's record, its quarantine record and every

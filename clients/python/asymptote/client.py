@@ -35,11 +35,25 @@ class Client:
 
     url defaults to $ASYMPTOTE_URL, then http://127.0.0.1:8470 (what
     `asymptote dev` and `asymptote coordinator` serve on by default).
+    token is for a coordinator started with -http-tokens: it defaults to
+    $ASYMPTOTE_TOKEN, then the contents of the file $ASYMPTOTE_TOKEN_FILE
+    names (an identity's NAME.http-token, which its environment file from
+    `asymptote secure init` points to); without either, no token is sent.
     """
 
-    def __init__(self, url=None, timeout=300):
+    def __init__(self, url=None, timeout=300, token=None):
         self.url = (url or os.environ.get("ASYMPTOTE_URL") or DEFAULT_URL).rstrip("/")
         self.timeout = timeout
+        if token is None:
+            token = os.environ.get("ASYMPTOTE_TOKEN")
+        if token is None and os.environ.get("ASYMPTOTE_TOKEN_FILE"):
+            path = os.environ["ASYMPTOTE_TOKEN_FILE"]
+            try:
+                with open(path) as f:
+                    token = f.read().strip()
+            except OSError as e:
+                raise AsymptoteError(f"ASYMPTOTE_TOKEN_FILE={path}: {e.strerror}", field="token") from None
+        self._token = token or None
 
     def __repr__(self):
         return f"asymptote.Client({self.url!r})"
@@ -53,6 +67,8 @@ class Client:
         req = urllib.request.Request(url, data=body, method=method)
         if content_type:
             req.add_header("Content-Type", content_type)
+        if self._token:
+            req.add_header("Authorization", "Bearer " + self._token)
         try:
             resp = urllib.request.urlopen(req, timeout=None if stream else self.timeout)
         except urllib.error.HTTPError as e:

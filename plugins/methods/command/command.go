@@ -318,7 +318,7 @@ func check(path string, allow map[string]string) error {
 		return fmt.Errorf("command: %w", err)
 	}
 	if !strings.EqualFold(got, want) {
-		return fmt.Errorf("command: %s changed since the agent allowed it: its sha256 is %s, the agent allows %s; restart the agent to allow the file as it is now, or pass -allow-program %s=%s", path, got, want, path, got)
+		return fmt.Errorf("command: %s changed since the agent allowed it: its sha256 is %s, the agent allows %s; allow it as it is now with 'asymptote allow -program %s %s' (an operator; agents apply it within a heartbeat), or restart the agent with -allow-program %s=%s", path, got, want, path, got, path, got)
 	}
 	return nil
 }
