@@ -634,7 +634,7 @@ func (a *Agent) run(ctx context.Context, at *attempt, cancel context.CancelCause
 	a.mu.Lock()
 	at.up = up
 	a.mu.Unlock()
-	history := &historyWriter{js: a.js, log: log}
+	history := &historyWriter{js: a.js, node: a.cfg.NodeID, log: log}
 	report := func(m sdk.Metrics) error {
 		// A report the bus would refuse fails the attempt with the
 		// reason; a NaN or an infinity travels as a word (bus.NonFinite).

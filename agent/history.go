@@ -27,7 +27,9 @@ var historyBackoff = backoff.Policy{First: 50 * time.Millisecond, Max: 2 * time.
 // publish failed is sent again with the same message ID, which the server
 // deduplicates.
 type historyWriter struct {
-	js      jetstream.JetStream
+	js jetstream.JetStream
+	// node is this agent's node ID, which the metrics subjects name.
+	node    string
 	log     *slog.Logger
 	pending []pendingReport
 	seq     int64
@@ -46,12 +48,12 @@ type pendingReport struct {
 func (h *historyWriter) add(r *bus.MetricsReport) {
 	h.seq++
 	r.Seq = h.seq
-	h.send(bus.MetricsSubject(r.Study, r.Trial), bus.Encode(r), r.MsgID())
+	h.send(bus.MetricsSubject(r.Study, r.Trial, h.node), bus.Encode(r), r.MsgID())
 	if h.curve == nil {
 		h.curve = bus.NewCurveBuilder(r.AttemptRef)
 	}
 	if c := h.curve.Add(r); c != nil {
-		h.send(bus.CurveSubject(c.Study, c.Trial), bus.Encode(c), c.MsgID())
+		h.send(bus.CurveSubject(c.Study, c.Trial, h.node), bus.Encode(c), c.MsgID())
 	}
 	h.prune()
 }
@@ -132,7 +134,7 @@ func (h *historyWriter) flush(ctx context.Context) int {
 	defer cancel()
 	if h.curve != nil {
 		c := h.curve.Finish()
-		h.send(bus.CurveSubject(c.Study, c.Trial), bus.Encode(c), c.MsgID())
+		h.send(bus.CurveSubject(c.Study, c.Trial, h.node), bus.Encode(c), c.MsgID())
 		h.curve = nil
 	}
 	for i := range h.pending {

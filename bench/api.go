@@ -277,13 +277,13 @@ func History(ctx context.Context, opts Options, writers, trials, steps, readTria
 		cb := bus.NewCurveBuilder(ref(i))
 		for s := 1; s <= steps; s++ {
 			if c := cb.Add(report(ref(i), s)); c != nil {
-				if _, err := js.PublishAsync(bus.CurveSubject(study, c.Trial), bus.Encode(c), jetstream.WithMsgID(c.MsgID())); err != nil {
+				if _, err := js.PublishAsync(bus.CurveSubject(study, c.Trial, "writer"), bus.Encode(c), jetstream.WithMsgID(c.MsgID())); err != nil {
 					return res, fmt.Errorf("bench: %w", err)
 				}
 			}
 		}
 		c := cb.Finish()
-		if _, err := js.PublishAsync(bus.CurveSubject(study, c.Trial), bus.Encode(c), jetstream.WithMsgID(c.MsgID())); err != nil {
+		if _, err := js.PublishAsync(bus.CurveSubject(study, c.Trial, "writer"), bus.Encode(c), jetstream.WithMsgID(c.MsgID())); err != nil {
 			return res, fmt.Errorf("bench: %w", err)
 		}
 		if i%500 == 499 {
@@ -333,17 +333,17 @@ func streamTrials(ctx context.Context, js jetstream.JetStream, w, writers, trial
 		}
 		for s := 1; s <= steps; s++ {
 			m := report(r, s)
-			if err := send(bus.MetricsSubject(r.Study, r.Trial), bus.Encode(m), m.MsgID()); err != nil {
+			if err := send(bus.MetricsSubject(r.Study, r.Trial, fmt.Sprintf("writer-%d", w)), bus.Encode(m), m.MsgID()); err != nil {
 				return err
 			}
 			if c := cb.Add(m); c != nil {
-				if err := send(bus.CurveSubject(c.Study, c.Trial), bus.Encode(c), c.MsgID()); err != nil {
+				if err := send(bus.CurveSubject(c.Study, c.Trial, fmt.Sprintf("writer-%d", w)), bus.Encode(c), c.MsgID()); err != nil {
 					return err
 				}
 			}
 		}
 		c := cb.Finish()
-		if err := send(bus.CurveSubject(c.Study, c.Trial), bus.Encode(c), c.MsgID()); err != nil {
+		if err := send(bus.CurveSubject(c.Study, c.Trial, fmt.Sprintf("writer-%d", w)), bus.Encode(c), c.MsgID()); err != nil {
 			return err
 		}
 		for _, a := range acks {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,12 +29,25 @@ type clientFlags struct {
 	natsURL string
 	timeout time.Duration
 	sec     natsSecurityFlags
+	// team and identity scope the API requests (docs/security.md).
+	team, identity string
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.natsURL, "nats-url", defaultNATSURL, "NATS `URL` of the cluster")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "how long to wait for the leader to answer")
 	c.sec.register(fs)
+	fs.StringVar(&c.team, "team", "", "`team` to act as: its studies are the only ones this command sees and touches (the identity's env file sets it; empty on an open bus calls the unscoped API, which submits to the default team and sees every team)")
+	fs.StringVar(&c.identity, "identity", "", "`name` of this identity on the team's subjects (default: the name in -nats-inbox _INBOX.NAME, else anonymous)")
+}
+
+// caller returns the team and identity the API requests name.
+func (c *clientFlags) caller() (string, string) {
+	id := c.identity
+	if name, ok := strings.CutPrefix(c.sec.Inbox, "_INBOX."); id == "" && ok {
+		id = name
+	}
+	return c.team, id
 }
 
 func (c *clientFlags) connect(env Env) (*bus.Client, *nats.Conn, error) {
@@ -48,7 +62,13 @@ func (c *clientFlags) connect(env Env) (*bus.Client, *nats.Conn, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS at %s: %w (%s)", c.natsURL, err, connectHint(err))
 	}
-	return bus.NewClient(nc, c.timeout), nc, nil
+	team, id := c.caller()
+	client, err := bus.NewClient(nc, c.timeout).As(team, id)
+	if err != nil {
+		nc.Close()
+		return nil, nil, usagef("-%v", err)
+	}
+	return client, nc, nil
 }
 
 // clientCommand is what the commands that ask a cluster's leader share:

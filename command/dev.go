@@ -74,6 +74,7 @@ func (cmd *devCommand) Run(ctx context.Context) error {
 			return err
 		}
 		client.sec.NATS = bundle.NATS("submitter")
+		client.team, client.identity = bus.DefaultTeam, "submitter"
 		fmt.Fprintf(env.Stderr, "asymptote dev: secure; each process is its own identity; to connect: set -a; . %s; set +a\n", filepath.Join(bundle.Dir, security.EnvFile("submitter")))
 	}
 	if err := startDevNode(env, n, cmd.copts, cmd.aopts, cmd.agents, cmd.dataDir, log, bundle); err != nil {

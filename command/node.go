@@ -43,6 +43,9 @@ type coordinatorOptions struct {
 	http           httpOptions
 	httpSec        httpSecurity
 	checkpoints    checkpointStore
+	// quotasFile holds the teams' quotas, read into quotas by validate.
+	quotasFile string
+	quotas     map[string]coordinator.Quota
 }
 
 func (o *coordinatorOptions) register(fs *flag.FlagSet) {
@@ -60,6 +63,7 @@ func (o *coordinatorOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.history, "history-retention", bus.DefaultHistoryRetention, "how long the metric history keeps a report (0: until its study is deleted)")
 	fs.IntVar(&o.etcdMaxRequest, "etcd-max-request-bytes", store.DefaultMaxRequestBytes, "the etcd server's --max-request-bytes; the leader sizes its writes by it")
 	fs.Var(&o.checkpoints, "checkpoint-store", checkpointStoreUsage)
+	fs.StringVar(&o.quotasFile, "team-quotas", "", "JSON `file` of each team's quota of running CPUs, GPUs and trials and its weight in fair share, such as {\"vision\": {\"cpu\": 64, \"gpus\": 8, \"trials\": 32, \"weight\": 2}} (docs/security.md); give every coordinator the same file")
 }
 
 const checkpointStoreUsage = "where trials' checkpoints are kept: nats (the JetStream object store, the default), a `directory` every agent and coordinator mounts (NFS, Lustre), or off; agents and coordinators must agree"
@@ -118,6 +122,15 @@ func (o *coordinatorOptions) validate() error {
 	if o.history < 0 {
 		return usagef("-history-retention: %s, want 0 (keep until the study is deleted) or a positive duration such as 2160h", o.history)
 	}
+	if o.quotasFile != "" {
+		data, err := os.ReadFile(o.quotasFile)
+		if err != nil {
+			return usagef("-team-quotas: %v", err)
+		}
+		if o.quotas, err = coordinator.ParseQuotas(o.quotasFile, data); err != nil {
+			return usagef("-team-quotas: %v", err)
+		}
+	}
 	if o.etcdMaxRequest < 128<<10 {
 		return usagef("-etcd-max-request-bytes: %d, want at least 131072 (etcd's default is %d)", o.etcdMaxRequest, store.DefaultMaxRequestBytes)
 	}
@@ -131,7 +144,7 @@ func (o *coordinatorOptions) coordinator(log *slog.Logger) node.Coordinator {
 		ID: o.id, Logger: log,
 		LeaseTTL: o.leaseTTL, HeartbeatGrace: o.heartbeatGrace, StreamReplicas: o.replicas, HistoryRetention: o.history,
 		QueueBelow: o.queueBelow, Limits: o.limits, EtcdMaxRequestBytes: o.etcdMaxRequest,
-		AllowUnofferedMethods: o.allowUnoffered,
+		AllowUnofferedMethods: o.allowUnoffered, Quotas: o.quotas,
 	}, Checkpoints: o.checkpoints.v}
 }
 

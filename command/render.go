@@ -89,6 +89,9 @@ func printProblems(w io.Writer, s *api.StudyStatus) {
 	if s.Waiting != "" {
 		fmt.Fprintf(w, "\n%s: %s\n", s.Name, s.Waiting)
 	}
+	if s.Quota != "" {
+		fmt.Fprintf(w, "\n%s: %s\n", s.Name, s.Quota)
+	}
 	if s.Error != "" {
 		fmt.Fprintf(w, "\n%s: %s\n", s.Name, s.Error)
 	}
@@ -166,6 +169,7 @@ func printStudyDetail(w io.Writer, s *api.StudyStatus) {
 	if s.Best != nil && s.Best.Result != nil && s.Best.Result.Objective != nil {
 		fmt.Fprintf(w, "best: trial %s %s = %.6g with %s (seed %d)\n", s.Best.ID, s.Objective, *s.Best.Result.Objective, formatParams(s.Best.Params), s.Best.Seed)
 	}
+	printWho(w, s)
 	for _, f := range s.Failures {
 		fmt.Fprintf(w, "failed: trial %s %s: %s\n", f.ID, formatParams(f.Params), f.Error)
 	}
@@ -175,6 +179,30 @@ func printStudyDetail(w io.Writer, s *api.StudyStatus) {
 	printAnalysis(w, s.Analysis)
 	printBudget(w, s.Budget)
 	printDecisions(w, s)
+}
+
+// printWho prints the study's team and who submitted and cancelled it.
+func printWho(w io.Writer, s *api.StudyStatus) {
+	if s.Team != "" {
+		fmt.Fprintf(w, "team: %s\n", s.Team)
+	}
+	for _, sub := range s.Submissions {
+		if sub.By == "" {
+			continue // the coordinator's own addition, or a record from before
+		}
+		fmt.Fprintf(w, "submitted: by %s at %s, %d new trials (%d in all)\n", sub.By, sub.Time.Format(time.RFC3339), sub.Added, sub.Total)
+	}
+	for _, c := range s.Cancellations {
+		what := fmt.Sprintf("%d trials", c.Trials)
+		if c.Whole {
+			what = fmt.Sprintf("the study (%d trials)", c.Trials)
+		}
+		reason := ""
+		if c.Reason != "" {
+			reason = ": " + c.Reason
+		}
+		fmt.Fprintf(w, "cancelled: by %s at %s, %s%s\n", c.By, c.Time.Format(time.RFC3339), what, reason)
+	}
 }
 
 func humanBytes(b int64) string {

@@ -113,6 +113,13 @@ func TestStatusOutputGolden(t *testing.T) {
 			Total: 5, Counts: map[string]int{"succeeded": 2, "failed": 1, "cancelled": 1, "running": 1},
 			StaleAttempts: 2, LateResults: 1, Retries: 3, Rate: 0.5, ETA: api.Duration(2 * time.Second),
 			Best: &best, Failures: []api.Trial{fixture().Trials[2]},
+			Team: "vision",
+			Submissions: []api.Submission{
+				{Time: t0.Add(-50 * time.Minute), Added: 4, Total: 4, By: "submitter-vision"},
+				{Time: t0.Add(-40 * time.Minute), Added: 1, Total: 5}, // the coordinator's own
+			},
+			Cancellations: []api.Cancellation{{Time: t0.Add(-30 * time.Minute), By: "operator", Trials: 1, Reason: "wrong data"}},
+			Quota:         "1 trials wait: team vision is at its quota of 4 running trials",
 		}},
 		Nodes: []api.NodeStatus{
 			{Node: api.Node{ID: "gpu-01", State: api.NodeAlive, CPU: 8, Memory: 64 << 30, GPUs: make([]api.GPU, 8), LastSeen: t0}, Running: 1, Waiting: 2, FreeCPU: 7, FreeMemory: 60 << 30},

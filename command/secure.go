@@ -13,9 +13,9 @@ import (
 // secureCommand is `asymptote secure init DIR`.
 type secureCommand struct {
 	invocation
-	hosts, agents, rotate, revoke listFlag
-	natsURL                       string
-	valid                         time.Duration
+	hosts, agents, teams, rotate, revoke listFlag
+	natsURL                              string
+	valid                                time.Duration
 }
 
 // flags declares secure's flags.
@@ -23,6 +23,7 @@ func (cmd *secureCommand) flags() *flag.FlagSet {
 	fs := newFlagSet(cmd.env, "secure", "init DIR [flags]")
 	fs.Var(&cmd.hosts, "hosts", "host `names` and addresses the servers' certificate is valid for, comma-separated (default localhost,127.0.0.1)")
 	fs.Var(&cmd.agents, "agents", "node `IDs` to write agent identities for, comma-separated (repeatable; those already in DIR are kept)")
+	fs.Var(&cmd.teams, "teams", "`teams` to write submitter-TEAM and viewer-TEAM identities for, comma-separated (repeatable; those already in DIR are kept); the default team's submitter and viewer are always written")
 	fs.Var(&cmd.rotate, "rotate", "`identity` whose nkey and client certificate to make anew, such as agent-gpu-01 or submitter (repeatable)")
 	fs.Var(&cmd.revoke, "revoke", "agent `identity` to remove, such as agent-gpu-02 (repeatable)")
 	fs.StringVar(&cmd.natsURL, "nats-url", "", "NATS `URL` written into the identities' environment files (default tls://FIRST-HOST:4222)")
@@ -43,7 +44,7 @@ func (cmd *secureCommand) Run(ctx context.Context) error {
 		return usagef("-valid %s: want a positive duration such as 8760h", cmd.valid)
 	}
 	b, err := security.Init(security.Plan{
-		Dir: pos[1], Hosts: cmd.hosts, Agents: cmd.agents, Rotate: cmd.rotate, Revoke: cmd.revoke,
+		Dir: pos[1], Hosts: cmd.hosts, Agents: cmd.agents, Teams: cmd.teams, Rotate: cmd.rotate, Revoke: cmd.revoke,
 		NATSURL: cmd.natsURL, Valid: cmd.valid,
 	})
 	if err != nil {

@@ -41,14 +41,17 @@ func (a *allowlist) forAgent() *bus.Allowlist {
 // allow carries out an operator's allow request: it lists the allowlist,
 // or changes it. A change is written by the turn's commit before the
 // reply goes out.
-func (l *leaderState) allow(req api.AllowRequest, now time.Time) (*api.AllowReply, error) {
+func (l *leaderState) allow(who bus.Caller, req api.AllowRequest, now time.Time) (*api.AllowReply, error) {
+	if err := operatorOnly(who, api.VerbAllow); err != nil {
+		return nil, err
+	}
 	if err := req.Check(); err != nil {
 		return nil, err
 	}
 	if req.Name == "" {
 		return &api.AllowReply{Allowlist: l.allowed.rec}, nil
 	}
-	next, note, changed := l.allowed.rec.Apply(req, "", now)
+	next, note, changed := l.allowed.rec.Apply(req, who.Who(), now)
 	if !changed {
 		return &api.AllowReply{Allowlist: l.allowed.rec, Note: note}, nil
 	}

@@ -22,36 +22,37 @@ func (l *leaderState) onAPI(in apiInput, now time.Time) {
 		out any
 		err error
 	)
+	who := in.caller
 	switch in.verb {
 	case api.VerbSubmit:
 		var req api.SubmitRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			out, err = l.submit(req, now)
+			out, err = l.submit(who, req, now)
 		}
 	case api.VerbStatus:
 		var req api.StatusRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			out, err = l.status(req, now)
+			out, err = l.status(who, req, now)
 		}
 	case api.VerbResults:
 		var req api.ResultsRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			out, err = l.results(req)
+			out, err = l.results(who, req)
 		}
 	case api.VerbCancel:
 		var req api.CancelRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			out, err = l.cancel(req, now)
+			out, err = l.cancel(who, req, now)
 		}
 	case api.VerbAllow:
 		var req api.AllowRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			out, err = l.allow(req, now)
+			out, err = l.allow(who, req, now)
 		}
 	case api.VerbQuarantine, api.VerbResume, api.VerbDelete:
 		var req api.StudyRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
-			out, err = l.operate(in.verb, req, now)
+			out, err = l.operate(who, in.verb, req, now)
 		}
 	default:
 		err = fmt.Errorf("unknown request %q", in.verb)
@@ -70,7 +71,7 @@ func (l *leaderState) onAPI(in apiInput, now time.Time) {
 // expanded spec that the study lacks is created, and nothing else changes.
 // Input over a limit is refused with the field and the limit, and a
 // refused submission leaves the study as it was.
-func (l *leaderState) submit(req api.SubmitRequest, now time.Time) (*api.SubmitReply, error) {
+func (l *leaderState) submit(who bus.Caller, req api.SubmitRequest, now time.Time) (*api.SubmitReply, error) {
 	lim := l.cfg.Limits
 	if n := len(req.Spec); n > lim.SpecBytes {
 		return nil, fmt.Errorf("%s: the spec is %d bytes, over the limit of %d (the coordinator's -max-spec-bytes); pass large values as files your method reads, by path", req.SpecFile, n, lim.SpecBytes)
@@ -90,6 +91,11 @@ func (l *leaderState) submit(req api.SubmitRequest, now time.Time) (*api.SubmitR
 		return nil, fmt.Errorf("%s: method: %s; start an agent that has it, or run the coordinator with -allow-unoffered-methods to queue studies for agents not started yet", req.SpecFile, why)
 	}
 	s := l.studies[spec.Name]
+	if s != nil && !visible(s, who) {
+		// The name is another team's: saying no more keeps that
+		// team's studies out of sight.
+		return nil, fmt.Errorf("%s: name: study %q belongs to another team; submit the spec under another name", req.SpecFile, spec.Name)
+	}
 	if s != nil && s.quarantined() {
 		return nil, fmt.Errorf("study %q is quarantined: %s; run 'asymptote study resume %s' once the cause is fixed, or 'asymptote study delete %s'", spec.Name, s.q.rec.Reason, spec.Name, spec.Name)
 	}
@@ -103,8 +109,12 @@ func (l *leaderState) submit(req api.SubmitRequest, now time.Time) (*api.SubmitR
 	}
 	var undo func()
 	if s == nil {
+		team := who.Team
+		if !who.Scoped() {
+			team = bus.DefaultTeam
+		}
 		s = newStudy(api.Study{
-			Name: spec.Name, Created: now,
+			Name: spec.Name, Created: now, Team: team,
 			Method: spec.Method, Objective: spec.Objective.Metric, Direction: string(spec.Objective.Direction),
 		}, 0, spec)
 		l.studies[s.rec.Name] = s
@@ -118,7 +128,7 @@ func (l *leaderState) submit(req api.SubmitRequest, now time.Time) (*api.SubmitR
 		rec.Submissions = slices.Clone(rec.Submissions)
 		undo = func() { s.rec = rec; s.setSpec(old) }
 	}
-	before := len(s.trials)
+	before, submissions := len(s.trials), len(s.rec.Submissions)
 	s.rec.SpecFile, s.rec.Spec, s.rec.SpecHash = req.SpecFile, req.Spec, spec.Hash()
 	s.rec.Priority = spec.Priority
 	s.rec.Objective, s.rec.Direction = spec.Objective.Metric, string(spec.Objective.Direction)
@@ -129,6 +139,9 @@ func (l *leaderState) submit(req api.SubmitRequest, now time.Time) (*api.SubmitR
 			undo()
 		}
 		return nil, err
+	}
+	if len(s.rec.Submissions) > submissions {
+		s.rec.Submissions[len(s.rec.Submissions)-1].By = who.Who()
 	}
 	l.noteEarlyStopping(s)
 	added := len(s.trials) - before
@@ -308,13 +321,17 @@ func (l *leaderState) addTrials(s *study, trials []sweep.Trial, now time.Time) e
 	return nil
 }
 
-func (l *leaderState) status(req api.StatusRequest, now time.Time) (*api.StatusReply, error) {
-	r := &api.StatusReply{Leader: l.cfg.ID, Since: l.since, Orphans: len(l.orph.keys) + l.orph.dropped}
-	if req.Study == "" {
-		r.RecentOrphans = l.orph.recent
+func (l *leaderState) status(who bus.Caller, req api.StatusRequest, now time.Time) (*api.StatusReply, error) {
+	r := &api.StatusReply{Leader: l.cfg.ID, Since: l.since}
+	if !who.Scoped() {
+		// Orphaned events name studies of every team.
+		r.Orphans = len(l.orph.keys) + l.orph.dropped
+		if req.Study == "" {
+			r.RecentOrphans = l.orph.recent
+		}
 	}
 	for _, s := range l.order {
-		if req.Study != "" && s.rec.Name != req.Study {
+		if req.Study != "" && s.rec.Name != req.Study || !visible(s, who) {
 			continue
 		}
 		r.Studies = append(r.Studies, l.studyStatus(s, now))
@@ -349,7 +366,7 @@ func (l *leaderState) studyStatus(s *study, now time.Time) api.StudyStatus {
 		// every study: report what is certain, and why the rest is not.
 		st = api.StudyStatus{
 			Name: st.Name, State: st.State, Method: st.Method, Objective: st.Objective, Direction: st.Direction,
-			Priority: st.Priority, Total: st.Total, Counts: st.Counts, Created: st.Created, Finished: st.Finished,
+			Priority: st.Priority, Team: st.Team, Total: st.Total, Counts: st.Counts, Created: st.Created, Finished: st.Finished,
 			StaleAttempts: st.StaleAttempts, LateResults: st.LateResults, Retries: st.Retries, Quarantine: st.Quarantine,
 			Error: fmt.Sprintf("part of this study's status cannot be encoded (%v); it is left out", err),
 		}
@@ -361,6 +378,7 @@ func (l *leaderState) fullStatus(s *study, now time.Time) api.StudyStatus {
 	st := api.StudyStatus{
 		Name: s.rec.Name, State: s.rec.State, Method: s.rec.Method,
 		Objective: s.rec.Objective, Direction: s.rec.Direction, Priority: s.rec.Priority,
+		Team: s.rec.TeamOf(), Submissions: s.rec.Submissions, Cancellations: s.rec.Cancellations,
 		Total: len(s.trials), Counts: map[string]int{},
 		StaleAttempts: s.stale, PreemptedAttempts: s.preempted, LateResults: s.late, Retries: s.retries,
 		Created: s.rec.Created, Finished: s.rec.Finished,
@@ -375,6 +393,12 @@ func (l *leaderState) fullStatus(s *study, now time.Time) api.StudyStatus {
 	if n := s.counts[sweep.Pending]; n > 0 && s.running == 0 {
 		if why := l.unplaceable(s.rec.Method, s.needs); why != "" {
 			st.Waiting = fmt.Sprintf("%d trials wait: %s", n, why)
+		}
+	}
+	if n := len(s.ready); n > 0 && s.rec.State == api.StudyActive {
+		team := s.rec.TeamOf()
+		if why := quotaFull(team, l.cfg.Quotas[team], l.teamUsage()[team], s.needs); why != "" {
+			st.Quota = fmt.Sprintf("%d trials wait: %s; they start as the team's running trials end (an operator sets quotas with the coordinator's -team-quotas)", n, why)
 		}
 	}
 	done := 0
@@ -438,9 +462,9 @@ func (l *leaderState) fullStatus(s *study, now time.Time) api.StudyStatus {
 	return st
 }
 
-func (l *leaderState) results(req api.ResultsRequest) (*api.ResultsReply, error) {
+func (l *leaderState) results(who bus.Caller, req api.ResultsRequest) (*api.ResultsReply, error) {
 	s := l.studies[req.Study]
-	if s == nil {
+	if s == nil || !visible(s, who) {
 		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
 	}
 	if req.Limit <= 0 || req.Limit > 2000 {
@@ -463,7 +487,10 @@ func (l *leaderState) results(req api.ResultsRequest) (*api.ResultsReply, error)
 }
 
 // operate carries out an operator's quarantine, resume or delete.
-func (l *leaderState) operate(verb string, req api.StudyRequest, now time.Time) (*api.StudyReply, error) {
+func (l *leaderState) operate(who bus.Caller, verb string, req api.StudyRequest, now time.Time) (*api.StudyReply, error) {
+	if err := operatorOnly(who, verb); err != nil {
+		return nil, err
+	}
 	s := l.studies[req.Study]
 	if s == nil {
 		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
@@ -497,9 +524,9 @@ func (l *leaderState) operate(verb string, req api.StudyRequest, now time.Time) 
 
 // cancel stops a study, or some of its trials: queued trials are cancelled
 // at once, and running attempts are told to stop.
-func (l *leaderState) cancel(req api.CancelRequest, now time.Time) (*api.CancelReply, error) {
+func (l *leaderState) cancel(who bus.Caller, req api.CancelRequest, now time.Time) (*api.CancelReply, error) {
 	s := l.studies[req.Study]
-	if s == nil {
+	if s == nil || !visible(s, who) {
 		return nil, fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
 	}
 	if s.quarantined() {
@@ -562,11 +589,20 @@ func (l *leaderState) cancel(req api.CancelRequest, now time.Time) (*api.CancelR
 		s.searchDone = true
 		l.releaseHeld(s, nil)
 	}
+	if n > 0 {
+		c := api.Cancellation{Time: now, By: who.Who(), Trials: n, Whole: len(req.Trials) == 0, Reason: req.Reason}
+		s.rec.Cancellations = append(s.rec.Cancellations, c)
+		if k := len(s.rec.Cancellations) - api.MaxCancellations; k > 0 {
+			s.rec.Cancellations = slices.Delete(s.rec.Cancellations, 0, k)
+		}
+		s.rec.Updated = now
+		l.dirtyStudies[s] = true
+	}
 	for node, refs := range byNode {
 		data := bus.Encode(&bus.Cancel{Attempts: refs, Reason: reason})
 		subj := bus.CancelSubject(node)
 		l.do(publish{subj, data})
 	}
-	l.log.Info("cancelled", "study", s.rec.Name, "trials", n)
+	l.log.Info("cancelled", "study", s.rec.Name, "trials", n, "by", who.Who(), "team", s.rec.TeamOf())
 	return &api.CancelReply{Cancelled: n}, nil
 }

@@ -9,8 +9,12 @@ import (
 	"asymptote.dev/asymptote/sweep"
 )
 
-// metricsInput is a streamed metrics report of a study with early stopping.
-type metricsInput struct{ r bus.MetricsReport }
+// metricsInput is a streamed metrics report of a study with early
+// stopping, and the subject it came on, which names its sender.
+type metricsInput struct {
+	r       bus.MetricsReport
+	subject string
+}
 
 // noteEarlyStopping registers a study whose trials may be stopped early:
 // it rebuilds the study's rung table from the trial records and has the
@@ -44,6 +48,14 @@ func (l *leaderState) onMetrics(in metricsInput, now time.Time) {
 	}
 	a := t.rec.Current()
 	if a == nil || a.N != r.Attempt || a.State.Terminal() {
+		return
+	}
+	if from, named := bus.Sender(in.subject); named && from != a.Node {
+		// Only the attempt's own agent reports its metrics: another
+		// node's reports must not stop it early. A secured bus lets an
+		// agent publish only under its own node, so this is a forgery
+		// or a confusion; it is dropped, as a stale report is.
+		l.log.Warn("dropping metrics sent on another node's subject", "study", r.Study, "trial_id", r.Trial, "attempt", r.Attempt, "node_id", from, "attempt_node", a.Node)
 		return
 	}
 	reached, stop := s.rungs.Judge(s.spec.Search.ASHA, s.rec.Objective, s.rec.Direction == string(sweep.Maximize), t.rec.Rungs, r.Values)

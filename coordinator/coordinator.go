@@ -65,6 +65,11 @@ type Config struct {
 	// Limits bound what one study may hold; its zero fields take the
 	// defaults (see Limits).
 	Limits Limits
+	// Quotas bound what each team's running attempts may reserve, and
+	// weigh the teams' shares of the cluster (ParseQuotas reads them
+	// from the -team-quotas file); a team not listed has no bound and
+	// weight 1.
+	Quotas map[string]Quota
 	// Checkpoints is the store of trials' checkpoints, where the leader
 	// deletes those it lets go of (retention, succeeded and cancelled
 	// trials, deleted studies); nil deletes none.

@@ -63,7 +63,9 @@ type (
 	}
 	apiInput struct {
 		verb string
-		msg  *nats.Msg
+		// caller is who sent the request, from its subject.
+		caller bus.Caller
+		msg    *nats.Msg
 	}
 	dispatchInput struct {
 		ref    bus.AttemptRef
@@ -94,13 +96,23 @@ func (l *leader) run(ctx context.Context) error {
 		}
 	}()
 	for _, verb := range api.Verbs {
-		s, err := nc.Subscribe(bus.APISubject(verb), func(m *nats.Msg) {
-			l.send(ctx, apiInput{verb: verb, msg: m})
-		})
-		if err != nil {
-			return fmt.Errorf("subscribe api: %w", err)
+		// The unscoped subject (an open bus) and the team-scoped ones:
+		// the caller comes from the subject, which a secured bus lets
+		// each identity publish only under its own team and name.
+		for _, subj := range []string{bus.APISubject(verb), bus.TeamAPISubjects(verb)} {
+			s, err := nc.Subscribe(subj, func(m *nats.Msg) {
+				_, caller, err := bus.ParseAPISubject(m.Subject)
+				if err != nil {
+					l.log.Warn("dropping request on a malformed subject", "subject", m.Subject, "error", err)
+					return
+				}
+				l.send(ctx, apiInput{verb: verb, caller: caller, msg: m})
+			})
+			if err != nil {
+				return fmt.Errorf("subscribe api: %w", err)
+			}
+			subs = append(subs, s)
 		}
-		subs = append(subs, s)
 	}
 	s, err := nc.Subscribe(bus.AllHeartbeats, func(m *nats.Msg) {
 		var hb bus.Heartbeat
@@ -622,7 +634,7 @@ func (l *leader) watchMetrics(name string) {
 		if err := bus.Decode(m.Data, &r); err != nil {
 			return
 		}
-		l.send(l.ctx, metricsInput{r: r})
+		l.send(l.ctx, metricsInput{r: r, subject: m.Subject})
 	})
 	if err != nil {
 		l.log.Error("subscribe to a study's metrics; its trials are not stopped early", "study", name, "error", err)

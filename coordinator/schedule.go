@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,10 +17,15 @@ import (
 
 // schedule places ready trials on nodes with room for them.
 //
-// Studies are served by priority, highest first; studies of equal priority
-// share the cluster fairly: each placement goes to the study with the
-// fewest running attempts, taking turns when they tie. A trial goes to the node that fits it with the
-// most free CPU, which spreads load across agents.
+// Teams share the cluster first: each placement goes to the team with the
+// least running attempts per unit of its weight (Quota.Weight), taking
+// turns when they tie, and never past the team's quota. Within a team,
+// studies are served by priority, highest first; studies of equal
+// priority share the team's turns fairly: the study with the fewest
+// running attempts goes next, taking turns when they tie. A trial goes to
+// the node that fits it with the most free CPU, which spreads load across
+// agents. With one team and no quota this is priority order and fair
+// sharing among studies, as before teams.
 func (l *leaderState) schedule(now time.Time) {
 	if len(l.nodes) == 0 {
 		return
@@ -41,39 +45,23 @@ func (l *leaderState) schedule(now time.Time) {
 			nodes = append(nodes, n)
 		}
 	}
-	sort.Slice(active, func(i, j int) bool { return active[i].rec.Priority > active[j].rec.Priority })
-	for lo := 0; lo < len(active); {
-		hi := lo + 1
-		for hi < len(active) && active[hi].rec.Priority == active[lo].rec.Priority {
-			hi++
-		}
-		l.scheduleClass(active[lo:hi], nodes, now)
-		lo = hi
-	}
-}
-
-// scheduleClass shares the nodes among studies of one priority.
-func (l *leaderState) scheduleClass(class []*study, nodes []*node, now time.Time) {
+	use := l.teamUsage()
+	teams := teamQueues(active, l.cfg.Quotas)
 	blocked := make(map[*study]bool)
 	for {
-		var pick *study
-		for _, s := range class {
-			if blocked[s] || s.next() == nil {
-				continue
-			}
-			// Fewest running first; on a tie, the study served
-			// longest ago, so equal studies take turns.
-			if pick == nil || s.running < pick.running || (s.running == pick.running && s.served < pick.served) {
-				pick = s
-			}
-		}
+		q, pick := pickStudy(teams, blocked, use)
 		if pick == nil {
 			return
 		}
+		if quotaFull(q.team, q.quota, use[q.team], pick.needs) != "" {
+			// Every trial of a study needs the same resources: if one
+			// would pass the quota, all would this turn.
+			blocked[pick] = true
+			continue
+		}
 		n := bestFit(nodes, pick.rec.Method, pick.needs, l.queueAhead(pick))
 		if n == nil {
-			// Every trial of a study needs the same resources: if one
-			// does not fit, none does this turn.
+			// Likewise, if one does not fit, none does.
 			blocked[pick] = true
 			continue
 		}
@@ -82,7 +70,79 @@ func (l *leaderState) scheduleClass(class []*study, nodes []*node, now time.Time
 		l.served++
 		pick.served = l.served
 		l.dispatch(t, n, now)
+		u := use[q.team]
+		u.add(pick.needs, 1)
+		use[q.team] = u
 	}
+}
+
+// teamQueue is one team's studies with trials ready, for a turn.
+type teamQueue struct {
+	team    string
+	quota   Quota
+	studies []*study
+}
+
+// teamQueues groups the active studies by team, in the order each team's
+// first study comes.
+func teamQueues(active []*study, quotas map[string]Quota) []*teamQueue {
+	var out []*teamQueue
+	byTeam := map[string]*teamQueue{}
+	for _, s := range active {
+		team := s.rec.TeamOf()
+		q := byTeam[team]
+		if q == nil {
+			q = &teamQueue{team: team, quota: quotas[team]}
+			byTeam[team] = q
+			out = append(out, q)
+		}
+		q.studies = append(q.studies, s)
+	}
+	for _, q := range out {
+		// Highest priority first, so a pick looks no further than the
+		// first priority with a study that can go.
+		slices.SortStableFunc(q.studies, func(a, b *study) int { return b.rec.Priority - a.rec.Priority })
+	}
+	return out
+}
+
+// pickStudy chooses the study whose trial is placed next, and its team,
+// or nil when every study is blocked or has none ready: the team with the
+// least share (ties: the team served longest ago), then its study of
+// highest priority, then the one with the fewest running attempts (ties:
+// served longest ago). It changes nothing.
+func pickStudy(teams []*teamQueue, blocked map[*study]bool, use map[string]teamUse) (*teamQueue, *study) {
+	var (
+		pickQ      *teamQueue
+		pick       *study
+		pickShare  float64
+		pickServed uint64
+	)
+	for _, q := range teams {
+		var best *study
+		var served uint64 // the team's latest dispatch
+		for _, s := range q.studies {
+			served = max(served, s.served)
+			if best != nil && s.rec.Priority < best.rec.Priority {
+				continue // sorted: none of lower priority goes first
+			}
+			if blocked[s] || s.next() == nil {
+				continue
+			}
+			if best == nil || s.rec.Priority > best.rec.Priority ||
+				s.rec.Priority == best.rec.Priority && (s.running < best.running || s.running == best.running && s.served < best.served) {
+				best = s
+			}
+		}
+		if best == nil {
+			continue
+		}
+		sh := share(q.quota, use[q.team])
+		if pick == nil || sh < pickShare || sh == pickShare && served < pickServed {
+			pickQ, pick, pickShare, pickServed = q, best, sh, served
+		}
+	}
+	return pickQ, pick
 }
 
 // queueAhead reports whether s's trials may wait in agents' queues: its

@@ -28,7 +28,7 @@ import (
 
 // offline returns a leader's state with the default configuration, and
 // with no store and no connection to reach.
-func offline(t *testing.T) *leaderState {
+func offline(t testing.TB) *leaderState {
 	t.Helper()
 	cfg := Config{ID: "leader-test"}
 	cfg.setDefaults()
@@ -37,7 +37,7 @@ func offline(t *testing.T) *leaderState {
 }
 
 // addStudy puts a study and its expanded trials into the cache.
-func (l *leaderState) addStudy(t *testing.T, spec string, priority int, now time.Time) *study {
+func (l *leaderState) addStudy(t testing.TB, spec string, priority int, now time.Time) *study {
 	t.Helper()
 	parsed, err := sweep.Parse("spec.yaml", []byte(spec))
 	if err != nil {

@@ -30,7 +30,8 @@ const (
 type AllowEntry struct {
 	SHA256 string    `json:"sha256"`
 	Time   time.Time `json:"time"`
-	// By is the identity that set it, where the bus says (else empty).
+	// By is the identity that set it, as the request's subject names it
+	// ("anonymous" on an open bus; empty in records from before).
 	By string `json:"by,omitempty"`
 }
 

@@ -76,6 +76,15 @@ type StudyStatus struct {
 	Direction string     `json:"direction"`
 	Priority  int        `json:"priority"`
 	Total     int        `json:"total"`
+	// Team owns the study.
+	Team string `json:"team"`
+	// Submissions and Cancellations say who submitted and cancelled
+	// the study, and when.
+	Submissions   []Submission   `json:"submissions,omitempty"`
+	Cancellations []Cancellation `json:"cancellations,omitempty"`
+	// Quota says why the study's pending trials wait for its team's
+	// quota, when they do.
+	Quota string `json:"quota,omitempty"`
 	// Counts maps each trial state to its number of trials.
 	Counts map[string]int `json:"counts"`
 	// Paused counts the succeeded trials that wait for a promotion that

@@ -73,11 +73,18 @@ type Study struct {
 	Direction string `json:"direction"`
 	Priority  int    `json:"priority"`
 	Trials    int    `json:"trials"`
+	// Team owns the study: only its identities and operators see and
+	// touch it. Empty in a record written before teams existed, which
+	// belongs to the default team (TeamOf).
+	Team string `json:"team,omitempty"`
 	// Submissions records every accepted submission of the study.
 	Submissions []Submission `json:"submissions"`
-	Created     time.Time    `json:"created"`
-	Updated     time.Time    `json:"updated"`
-	Finished    *time.Time   `json:"finished,omitempty"`
+	// Cancellations records the latest cancellations (MaxCancellations),
+	// with who asked.
+	Cancellations []Cancellation `json:"cancellations,omitempty"`
+	Created       time.Time      `json:"created"`
+	Updated       time.Time      `json:"updated"`
+	Finished      *time.Time     `json:"finished,omitempty"`
 	// Analysis is the current fit of the study's analysis plan, one per
 	// group.
 	Analysis []FitSummary `json:"analysis,omitempty"`
@@ -104,6 +111,39 @@ type Submission struct {
 	Time     time.Time `json:"time"`
 	Added    int       `json:"added"`
 	Total    int       `json:"total"`
+	// By is the identity that submitted, as the request's subject named
+	// it ("anonymous" on an open bus); empty for an addition the
+	// coordinator made itself, and in records from before it was kept.
+	By string `json:"by,omitempty"`
+}
+
+// Cancellation is one accepted cancel request of a study or of some of
+// its trials.
+type Cancellation struct {
+	Time time.Time `json:"time"`
+	// By is the identity that cancelled, as the request's subject named
+	// it ("anonymous" on an open bus).
+	By string `json:"by"`
+	// Trials counts the trials it cancelled; Whole is true when it
+	// cancelled the study.
+	Trials int    `json:"trials"`
+	Whole  bool   `json:"whole,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// MaxCancellations bounds Study.Cancellations: the oldest go first.
+const MaxCancellations = 50
+
+// DefaultTeam is the team of a study recorded without one
+// (internal/bus.DefaultTeam, kept equal by a test).
+const DefaultTeam = "default"
+
+// TeamOf returns the team that owns the study.
+func (s *Study) TeamOf() string {
+	if s.Team == "" {
+		return DefaultTeam
+	}
+	return s.Team
 }
 
 // AttemptState is the state of one attempt of a trial; sweep defines the

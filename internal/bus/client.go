@@ -23,6 +23,9 @@ var ErrNoLeader = errors.New("no coordinator answered (is one running, and can i
 type Client struct {
 	nc      *nats.Conn
 	timeout time.Duration
+	// team and identity scope the requests (TeamAPISubject); empty, the
+	// client calls the unscoped subjects of an open bus.
+	team, identity string
 }
 
 // NewClient returns a client on nc; timeout bounds each request (default
@@ -32,6 +35,29 @@ func NewClient(nc *nats.Conn, timeout time.Duration) *Client {
 		timeout = 10 * time.Second
 	}
 	return &Client{nc: nc, timeout: timeout}
+}
+
+// As returns a client that calls the API as identity of team, on the
+// team's subjects; a secured bus refuses the requests unless this
+// connection's credentials are that identity's. An empty team returns the
+// unscoped client; an empty identity is "anonymous", which only an open
+// bus accepts.
+func (c *Client) As(team, identity string) (*Client, error) {
+	if team == "" {
+		return &Client{nc: c.nc, timeout: c.timeout}, nil
+	}
+	if identity == "" {
+		identity = "anonymous"
+	}
+	if team != AllTeams {
+		if err := ValidTeam(team); err != nil {
+			return nil, fmt.Errorf("team: %w", err)
+		}
+	}
+	if err := ValidToken(identity); err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	return &Client{nc: c.nc, timeout: c.timeout, team: team, identity: identity}, nil
 }
 
 func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
@@ -44,9 +70,14 @@ func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
 	if max := c.nc.MaxPayload(); max > 0 && int64(len(b)) > max {
 		return fmt.Errorf("%s: the request is %d bytes, over the NATS server's max_payload of %d bytes; send less (a smaller spec) or raise max_payload", verb, len(b), max)
 	}
+	subject, what := APISubject(verb), verb
+	if c.team != "" {
+		subject = TeamAPISubject(verb, c.team, c.identity)
+		what = fmt.Sprintf("%s as %s of team %s", verb, c.identity, c.team)
+	}
 	// A leader may be between elections: retry until the deadline.
 	for {
-		msg, err := c.request(ctx, APISubject(verb), verb, b)
+		msg, err := c.request(ctx, subject, what, b)
 		if err == nil {
 			var remote *api.RemoteError
 			if err := api.DecodeReply(msg.Data, reply); err != nil && !errors.As(err, &remote) {

@@ -10,11 +10,22 @@ import (
 )
 
 // SubjectCurves is the prefix of curve chunks in the history stream:
-// asymptote.curves.<study>.<trial>.
+// asymptote.curves.<study>.<trial>.<node>, <node> the sender's
+// (asymptote.curves.<study>.<trial> before senders were named, still in
+// the stream after an upgrade).
 const SubjectCurves = "asymptote.curves"
 
-// CurveSubject returns the subject of a trial's curve chunks.
-func CurveSubject(study, trial string) string { return SubjectCurves + "." + study + "." + trial }
+// CurveSubject returns the subject node sends a trial's curve chunks on.
+func CurveSubject(study, trial, node string) string {
+	return SubjectCurves + "." + study + "." + trial + "." + node
+}
+
+// trialCurves are the filters of one trial's curve chunks: the layout
+// before senders were named, and every node's.
+func trialCurves(study, trial string) []string {
+	old := SubjectCurves + "." + study + "." + trial
+	return []string{old, old + ".*"}
+}
 
 // MaxCurveReports bounds the reports in one curve chunk.
 const MaxCurveReports = 4096

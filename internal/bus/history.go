@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -97,9 +96,12 @@ func HistoryChunks(ctx context.Context, js jetstream.JetStream, study, trial str
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	curves, reports := SubjectCurves+"."+study+".>", SubjectMetrics+"."+study+".>"
+	// A trial's reports are on one subject per node that ran it (and
+	// on one without a node from before senders were named): the filter
+	// takes the study's, and only the trial's subjects are read.
+	curves, reports := []string{SubjectCurves + "." + study + ".>"}, StudyMetrics(study)
 	if trial != "" {
-		curves, reports = CurveSubject(study, trial), MetricsSubject(study, trial)
+		curves = trialCurves(study, trial)
 	}
 	type attempt struct {
 		trial string
@@ -117,7 +119,7 @@ func HistoryChunks(ctx context.Context, js jetstream.JetStream, study, trial str
 	complete := map[attempt]bool{}
 	held := map[string]uint64{} // reports the chunks hold, by trial
 	seenChunk := map[chunkKey]bool{}
-	err = readSubject(ctx, s, curves, func(data []byte) error {
+	chunk := func(data []byte) error {
 		var c Curve
 		if Decode(data, &c) != nil {
 			return nil // not a valid chunk: skip it
@@ -140,18 +142,29 @@ func HistoryChunks(ctx context.Context, js jetstream.JetStream, study, trial str
 			complete[a] = true
 		}
 		return nil
-	})
-	if err != nil {
-		return err
+	}
+	for _, f := range curves {
+		if err := readSubject(ctx, s, f, chunk); err != nil {
+			return err
+		}
 	}
 	info, err := s.Info(ctx, jetstream.WithSubjectFilter(reports))
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	subjects := slices.Sorted(maps.Keys(info.State.Subjects))
+	stored := map[string]uint64{} // reports, by trial, over its subjects
+	var subjects []string
+	for _, subj := range slices.Sorted(maps.Keys(info.State.Subjects)) {
+		id, ok := SubjectTrial(subj)
+		if !ok || trial != "" && id != trial {
+			continue
+		}
+		stored[id] += info.State.Subjects[subj]
+		subjects = append(subjects, subj)
+	}
 	for _, subj := range subjects {
-		id := subj[strings.LastIndexByte(subj, '.')+1:]
-		if info.State.Subjects[subj] <= held[id] {
+		id, _ := SubjectTrial(subj)
+		if stored[id] <= held[id] {
 			continue // every report of the trial is in its chunks
 		}
 		seen := map[reportKey]bool{}

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func historyJS(t *testing.T) jetstream.JetStream {
 
 func publishReport(t *testing.T, js jetstream.JetStream, r *bus.MetricsReport, id string) {
 	t.Helper()
-	if _, err := js.Publish(t.Context(), bus.MetricsSubject(r.Study, r.Trial), bus.Encode(r), jetstream.WithMsgID(id)); err != nil {
+	if _, err := js.Publish(t.Context(), bus.MetricsSubject(r.Study, r.Trial, "n1"), bus.Encode(r), jetstream.WithMsgID(id)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -164,7 +165,7 @@ func TestHistoryChunksAndReports(t *testing.T) {
 		var rs []*bus.MetricsReport
 		for i := 1; i <= reports; i++ {
 			r := &bus.MetricsReport{AttemptRef: ref, Seq: int64(i), Step: int64(i), Values: map[string]float64{"loss": float64(i)}}
-			pub(bus.MetricsSubject("s", trial), bus.Encode(r), r.MsgID())
+			pub(bus.MetricsSubject("s", trial, "n1"), bus.Encode(r), r.MsgID())
 			rs = append(rs, r)
 		}
 		for _, r := range rs[:chunked] {
@@ -178,8 +179,8 @@ func TestHistoryChunksAndReports(t *testing.T) {
 			*c = *b.Finish()
 			c.Last = false
 		}
-		pub(bus.CurveSubject("s", trial), bus.Encode(c), c.MsgID())
-		pub(bus.CurveSubject("s", trial), bus.Encode(c), c.MsgID()+"/again") // a repeat past the window
+		pub(bus.CurveSubject("s", trial, "n1"), bus.Encode(c), c.MsgID())
+		pub(bus.CurveSubject("s", trial, "n1"), bus.Encode(c), c.MsgID()+"/again") // a repeat past the window
 	}
 	write("done", 1, 50, 50, true)
 	write("running", 1, 30, 20, false) // 10 reports not yet chunked
@@ -202,6 +203,80 @@ func TestHistoryChunksAndReports(t *testing.T) {
 				t.Errorf("%s: reports out of order or repeated: %v", trial, seqs)
 				break
 			}
+		}
+	}
+}
+
+// TestHistoryAcrossNodesAndLayouts reads a trial whose attempts ran on two
+// nodes (one subject each) and a trial recorded before metrics and curve
+// subjects named their node, whole and one trial at a time; a trial whose ID
+// begins another's reads only its own.
+func TestHistoryAcrossNodesAndLayouts(t *testing.T) {
+	js := historyJS(t)
+	pub := func(subject string, r *bus.MetricsReport) {
+		t.Helper()
+		if _, err := js.Publish(t.Context(), subject, bus.Encode(r), jetstream.WithMsgID(r.MsgID())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report := func(trial string, attempt, seq int) *bus.MetricsReport {
+		return &bus.MetricsReport{AttemptRef: bus.AttemptRef{Study: "s", Trial: trial, Attempt: attempt}, Seq: int64(seq), Step: int64(seq), Values: map[string]float64{"loss": 1}}
+	}
+	for seq := 1; seq <= 3; seq++ {
+		pub(bus.MetricsSubject("s", "moved", "n1"), report("moved", 1, seq))
+		pub(bus.MetricsSubject("s", "moved", "n2"), report("moved", 2, seq))
+		pub(bus.SubjectMetrics+".s.old", report("old", 1, seq))
+		pub(bus.MetricsSubject("s", "mov", "n1"), report("mov", 1, seq))
+	}
+	// Attempts whose reports are in chunks too, in either layout.
+	chunk := func(subject, reports string, trial string, attempt int) {
+		t.Helper()
+		b := bus.NewCurveBuilder(bus.AttemptRef{Study: "s", Trial: trial, Attempt: attempt})
+		for seq := 1; seq <= 3; seq++ {
+			pub(reports, report(trial, attempt, seq))
+			_ = b.Add(report(trial, attempt, seq))
+		}
+		c := b.Finish()
+		if _, err := js.Publish(t.Context(), subject, bus.Encode(c), jetstream.WithMsgID(c.MsgID())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chunk(bus.SubjectCurves+".s.old", bus.SubjectMetrics+".s.old", "old", 2)
+	chunk(bus.CurveSubject("s", "moved", "n3"), bus.MetricsSubject("s", "moved", "n3"), "moved", 3)
+	read := func(trial string) map[string]int {
+		t.Helper()
+		got := map[string]int{}
+		if err := bus.History(t.Context(), js, "s", trial, func(r *bus.MetricsReport) error {
+			got[fmt.Sprintf("%s#%d", r.Trial, r.Attempt)]++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for trial, want := range map[string]string{
+		"":      "map[mov#1:3 moved#1:3 moved#2:3 moved#3:3 old#1:3 old#2:3]",
+		"moved": "map[moved#1:3 moved#2:3 moved#3:3]",
+		"mov":   "map[mov#1:3]",
+		"old":   "map[old#1:3 old#2:3]",
+	} {
+		if got := fmt.Sprint(read(trial)); got != want {
+			t.Errorf("History(s, %q) = %s, want %s", trial, got, want)
+		}
+	}
+	// The chunks are read as chunks (raw), in both layouts.
+	for trial, want := range map[string]string{"": "map[moved#3:1 old#2:1]", "moved": "map[moved#3:1]", "old": "map[old#2:1]"} {
+		got := map[string]int{}
+		if err := bus.HistoryChunks(t.Context(), js, "s", trial, func(c *bus.Curve, raw []byte) error {
+			if raw != nil {
+				got[fmt.Sprintf("%s#%d", c.Trial, c.Attempt)]++
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != want {
+			t.Errorf("HistoryChunks(s, %q) read the chunks %v, want %s", trial, got, want)
 		}
 	}
 }

@@ -97,13 +97,13 @@ func BenchmarkHistory10k(b *testing.B) {
 		cb := bus.NewCurveBuilder(ref)
 		for s := 1; s <= steps; s++ {
 			r := &bus.MetricsReport{AttemptRef: ref, Seq: int64(s), Time: now, Step: int64(s), Values: map[string]float64{"val_loss": 3 + 1/float64(s), "train_loss": 2.9 + 1/float64(s), "tokens": float64(s) * 1e7}}
-			if _, err := js.PublishAsync(bus.MetricsSubject("h", ref.Trial), bus.Encode(r), jetstream.WithMsgID(r.MsgID())); err != nil {
+			if _, err := js.PublishAsync(bus.MetricsSubject("h", ref.Trial, "n"), bus.Encode(r), jetstream.WithMsgID(r.MsgID())); err != nil {
 				b.Fatal(err)
 			}
 			_ = cb.Add(r)
 		}
 		c := cb.Finish()
-		if _, err := js.PublishAsync(bus.CurveSubject("h", ref.Trial), bus.Encode(c), jetstream.WithMsgID(c.MsgID())); err != nil {
+		if _, err := js.PublishAsync(bus.CurveSubject("h", ref.Trial, "n"), bus.Encode(c), jetstream.WithMsgID(c.MsgID())); err != nil {
 			b.Fatal(err)
 		}
 		if i%20 == 19 { // keep at most about 2,000 publishes in flight

@@ -34,6 +34,10 @@ type Plan struct {
 	// Agents are node IDs to write agent identities for, besides those
 	// already in Dir.
 	Agents []string
+	// Teams are teams to write submitter-TEAM and viewer-TEAM identities
+	// for, besides those already in Dir; the default team's submitter
+	// and viewer are always written.
+	Teams []string
 	// Rotate names identities whose nkey and client certificate are made
 	// anew; the old ones stop working once the NATS server reloads its
 	// configuration.
@@ -66,6 +70,17 @@ func (b *Bundle) NATS(name string) NATS {
 		CA: filepath.Join(b.Dir, CAFile), Cert: filepath.Join(b.Dir, CertFile(name)), Key: filepath.Join(b.Dir, KeyFile(name)),
 		NKey: filepath.Join(b.Dir, NKeyFile(name)), Inbox: Identity{Name: name}.Inbox(),
 	}
+}
+
+// Identity returns the identity name of the bundle, and false when it
+// has none of that name.
+func (b *Bundle) Identity(name string) (Identity, bool) {
+	for _, id := range b.Identities {
+		if id.Name == name {
+			return id, true
+		}
+	}
+	return Identity{}, false
 }
 
 // Etcd returns the etcd settings of the identity name: its client
@@ -191,14 +206,11 @@ func Init(p Plan) (*Bundle, error) {
 // error.
 func identities(dir string, p Plan) ([]Identity, error) {
 	ids := slices.Clone(fixedIdentities)
-	nodes := slices.Clone(p.Agents)
-	existing, err := filepath.Glob(filepath.Join(dir, NKeyFile("agent-*")))
+	existing, err := named(dir, "agent-")
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range existing {
-		nodes = append(nodes, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "agent-"), ".nk"))
-	}
+	nodes := append(slices.Clone(p.Agents), existing...)
 	slices.Sort(nodes)
 	for _, n := range slices.Compact(nodes) {
 		id, err := Agent(n)
@@ -206,6 +218,18 @@ func identities(dir string, p Plan) ([]Identity, error) {
 			return nil, err
 		}
 		ids = append(ids, id)
+	}
+	if existing, err = named(dir, "submitter-"); err != nil {
+		return nil, err
+	}
+	teams := append(slices.Clone(p.Teams), existing...)
+	slices.Sort(teams)
+	for _, team := range slices.Compact(teams) {
+		tids, err := Team(team)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, tids...)
 	}
 	for _, name := range p.Revoke {
 		if !strings.HasPrefix(name, "agent-") {
@@ -218,11 +242,26 @@ func identities(dir string, p Plan) ([]Identity, error) {
 	}
 	for _, name := range p.Rotate {
 		if !slices.ContainsFunc(ids, func(id Identity) bool { return id.Name == name }) {
-			return nil, fmt.Errorf("-rotate %s: no such identity; the identities are coordinator, operator, submitter, viewer and agent-NODE", name)
+			return nil, fmt.Errorf("-rotate %s: no such identity; the identities are coordinator, operator, submitter, viewer, submitter-TEAM, viewer-TEAM and agent-NODE", name)
 		}
 	}
 	sortIdentities(ids)
 	return ids, nil
+}
+
+// named returns what follows prefix in the names of the identities whose
+// nkey seeds are in dir: the node IDs of "agent-", the teams of
+// "submitter-".
+func named(dir, prefix string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, NKeyFile(prefix+"*")))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), prefix), ".nk")
+	}
+	return out, nil
 }
 
 type writer struct {
@@ -416,6 +455,9 @@ func (w *writer) env(id Identity, natsURL string) error {
 			"ASYMPTOTE_HTTP_KEY="+w.path(ServerKeyFile))
 	case RoleAgent:
 		lines = append(lines, "ASYMPTOTE_NODE_ID="+id.Node)
+	case RoleOperator, RoleSubmitter, RoleViewer:
+		// The client calls the API on this identity's own subjects.
+		lines = append(lines, "ASYMPTOTE_TEAM="+id.Team, "ASYMPTOTE_IDENTITY="+id.Name)
 	}
 	if usesHTTP(id.Role) {
 		// The Python client's token (docs/python.md).

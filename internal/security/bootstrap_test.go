@@ -204,7 +204,11 @@ func TestPermissionsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range append(slices.Clone(fixedIdentities), agent) {
+	team, err := Team("TEAM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range append(append(slices.Clone(fixedIdentities), agent), team...) {
 		row, ok := rows[id.Name]
 		if !ok {
 			t.Errorf("docs/security.md has no row for %s", id.Name)
@@ -221,6 +225,55 @@ func TestPermissionsDocumented(t *testing.T) {
 			if !strings.Contains(row, "`"+s+"`") && !(s == ">" && strings.Contains(row, "everything (`>`)")) {
 				t.Errorf("docs/security.md's row for %s does not name %s", id.Name, s)
 			}
+		}
+	}
+}
+
+// TestInitTeams: -teams writes a submitter and a viewer for each team,
+// whose environment files name the team and the identity the command
+// line calls the API as; running again keeps the teams; a name that
+// cannot be a team is refused, naming it and what to give instead.
+func TestInitTeams(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "b")
+	if _, err := Init(Plan{Dir: dir, Teams: []string{"vision", "nlp"}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Init(Plan{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, id := range b.Identities {
+		names = append(names, id.Name+"@"+id.Team)
+	}
+	want := []string{"coordinator@", "operator@_all", "submitter@default", "viewer@default",
+		"submitter-nlp@nlp", "submitter-vision@vision", "viewer-nlp@nlp", "viewer-vision@vision"}
+	if !slices.Equal(names, want) {
+		t.Errorf("identities %v, want %v", names, want)
+	}
+	for name, lines := range map[string][]string{
+		"viewer-nlp": {"ASYMPTOTE_TEAM=nlp", "ASYMPTOTE_IDENTITY=viewer-nlp", "ASYMPTOTE_NATS_INBOX=_INBOX.viewer-nlp"},
+		"submitter":  {"ASYMPTOTE_TEAM=default", "ASYMPTOTE_IDENTITY=submitter"},
+		"operator":   {"ASYMPTOTE_TEAM=_all", "ASYMPTOTE_IDENTITY=operator"},
+	} {
+		env := read(t, dir, EnvFile(name))
+		for _, l := range lines {
+			if !strings.Contains(env, l+"\n") {
+				t.Errorf("%s lacks %s:\n%s", EnvFile(name), l, env)
+			}
+		}
+	}
+	if env := read(t, dir, EnvFile("coordinator")); strings.Contains(env, "ASYMPTOTE_TEAM") {
+		t.Errorf("the coordinator's environment names a team:\n%s", env)
+	}
+	for team, want := range map[string]string{
+		"_all":    "reserved",
+		"a.b":     "contains one of",
+		"default": "always written, as submitter and viewer",
+	} {
+		_, err := Init(Plan{Dir: dir, Teams: []string{team}})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "team") {
+			t.Errorf("team %q: %v, want an error saying %q", team, err, want)
 		}
 	}
 }

@@ -37,6 +37,10 @@ type Identity struct {
 	Role Role
 	// Node is an agent's node ID.
 	Node string
+	// Team is a submitter's or viewer's team (bus.DefaultTeam for the
+	// fixed submitter and viewer), and bus.AllTeams for the operator:
+	// the identity may call the API only on its team's subjects.
+	Team string
 }
 
 // Agent returns the identity of the agent with node ID node.
@@ -50,9 +54,25 @@ func Agent(node string) (Identity, error) {
 // fixedIdentities are the identities every deployment has.
 var fixedIdentities = []Identity{
 	{Name: "coordinator", Role: RoleCoordinator},
-	{Name: "operator", Role: RoleOperator},
-	{Name: "submitter", Role: RoleSubmitter},
-	{Name: "viewer", Role: RoleViewer},
+	{Name: "operator", Role: RoleOperator, Team: bus.AllTeams},
+	{Name: "submitter", Role: RoleSubmitter, Team: bus.DefaultTeam},
+	{Name: "viewer", Role: RoleViewer, Team: bus.DefaultTeam},
+}
+
+// Team returns the submitter and viewer identities of team, named
+// submitter-TEAM and viewer-TEAM; the default team's are the fixed
+// submitter and viewer.
+func Team(team string) ([]Identity, error) {
+	if err := bus.ValidTeam(team); err != nil {
+		return nil, fmt.Errorf("team %q: %w (it names NATS subjects); give a name such as vision", team, err)
+	}
+	if team == bus.DefaultTeam {
+		return nil, fmt.Errorf("team %q: the default team's identities are always written, as submitter and viewer; give the other teams", team)
+	}
+	return []Identity{
+		{Name: "submitter-" + team, Role: RoleSubmitter, Team: team},
+		{Name: "viewer-" + team, Role: RoleViewer, Team: team},
+	}, nil
 }
 
 // Inbox is the prefix of the identity's reply subjects (-nats-inbox):
@@ -111,10 +131,12 @@ var checkpointStore = func() []string {
 	}
 }()
 
-func apiVerbs(verbs ...string) []string {
+// apiVerbs are the identity's own subjects of the verbs: under its team
+// and its name, so the leader learns both from the subject.
+func (id Identity) apiVerbs(verbs ...string) []string {
 	out := make([]string, len(verbs))
 	for i, v := range verbs {
-		out[i] = bus.APISubject(v)
+		out[i] = bus.TeamAPISubject(v, id.Team, id.Name)
 	}
 	return out
 }
@@ -127,26 +149,28 @@ func (id Identity) Permissions() Permissions {
 	case RoleCoordinator:
 		return Permissions{Publish: []string{">"}, Subscribe: []string{">"}}
 	case RoleOperator:
-		pub := append(apiVerbs(api.Verbs...), bus.DrainSubject("*"))
+		pub := append(id.apiVerbs(api.Verbs...), bus.DrainSubject("*"))
 		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}
 	case RoleSubmitter:
-		pub := apiVerbs(api.VerbSubmit, api.VerbCancel, api.VerbStatus, api.VerbResults)
+		pub := id.apiVerbs(api.VerbSubmit, api.VerbCancel, api.VerbStatus, api.VerbResults)
 		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}
 	case RoleViewer:
-		pub := apiVerbs(api.VerbStatus, api.VerbResults)
+		pub := id.apiVerbs(api.VerbStatus, api.VerbResults)
 		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}
 	case RoleAgent:
-		// Event subjects end with the sender's node: an agent publishes
-		// only under its own, and the leader refuses an event whose body
-		// claims another node than its subject. (Metrics and curves do
-		// not name the node yet.)
+		// Event and metrics subjects end with the sender's node: an
+		// agent publishes only under its own, and the leader refuses an
+		// event whose body claims another node than its subject, and
+		// metrics from another node than the attempt's. Curve chunks
+		// name the node too (readers of the history do not check it
+		// against the attempt's yet).
 		return Permissions{
 			Publish: append([]string{
 				bus.HeartbeatSubject(id.Node),
 				bus.EventSubject("*", "*", id.Node),
 				bus.StartedSubject("*", "*", id.Node),
-				bus.SubjectMetrics + ".>",
-				bus.SubjectCurves + ".>",
+				bus.MetricsSubject("*", "*", id.Node),
+				bus.CurveSubject("*", "*", id.Node),
 			}, checkpointStore...),
 			Subscribe: append([]string{bus.SubjectNode + "." + id.Node + ".>"}, inbox...),
 			Responses: true,
@@ -159,7 +183,11 @@ func (id Identity) Permissions() Permissions {
 // authorization users.
 func natsUser(b *strings.Builder, id Identity, publicKey string) {
 	p := id.Permissions()
-	fmt.Fprintf(b, "    # %s (%s)\n", id.Name, id.Role)
+	if id.Team != "" && id.Team != bus.AllTeams {
+		fmt.Fprintf(b, "    # %s (%s of team %s)\n", id.Name, id.Role, id.Team)
+	} else {
+		fmt.Fprintf(b, "    # %s (%s)\n", id.Name, id.Role)
+	}
 	fmt.Fprintf(b, "    {\n      nkey: %s\n      permissions: {\n", publicKey)
 	fmt.Fprintf(b, "        publish: { allow: %s }\n", quoteList(p.Publish))
 	fmt.Fprintf(b, "        subscribe: { allow: %s }\n", quoteList(p.Subscribe))

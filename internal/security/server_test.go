@@ -80,7 +80,10 @@ func newBundle(t *testing.T, agents ...string) *security.Bundle {
 // configuration, that every identity may publish and subscribe to the
 // subjects of its job and is refused the others.
 func TestPermissions(t *testing.T) {
-	b := newBundle(t, "gpu-01", "gpu-02")
+	b, err := security.Init(security.Plan{Dir: filepath.Join(t.TempDir(), "secure"), Agents: []string{"gpu-01", "gpu-02"}, Teams: []string{"a", "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := securitytest.StartNATS(t, b)
 	type check struct {
 		sub     bool // subscribe, else publish
@@ -101,7 +104,9 @@ func TestPermissions(t *testing.T) {
 			pub("asymptote.events.s.t", false),
 			pub("asymptote.started.s.t.gpu-01", true),
 			pub("asymptote.started.s.t.gpu-02", false),
-			pub("asymptote.metrics.s.t", true),
+			pub("asymptote.metrics.s.t.gpu-01", true),
+			pub("asymptote.metrics.s.t.gpu-02", false),
+			pub("asymptote.metrics.s.t", false),
 			pub("asymptote.api.submit", false),
 			pub("asymptote.api.cancel", false),
 			pub("asymptote.api.results", false),
@@ -119,12 +124,15 @@ func TestPermissions(t *testing.T) {
 			sub("_INBOX.>", false),
 		}},
 		{"viewer", []check{
-			pub("asymptote.api.status", true),
-			pub("asymptote.api.results", true),
-			pub("asymptote.api.submit", false),
-			pub("asymptote.api.cancel", false),
-			pub("asymptote.api.delete", false),
-			pub("asymptote.api.allow", false),
+			pub("asymptote.api.status.default.viewer", true),
+			pub("asymptote.api.results.default.viewer", true),
+			pub("asymptote.api.status", false),
+			pub("asymptote.api.status.default.submitter", false),
+			pub("asymptote.api.status._all.viewer", false),
+			pub("asymptote.api.submit.default.viewer", false),
+			pub("asymptote.api.cancel.default.viewer", false),
+			pub("asymptote.api.delete.default.viewer", false),
+			pub("asymptote.api.allow.default.viewer", false),
 			pub("asymptote.events.s.t.gpu-01", false),
 			pub("asymptote.node.gpu-01.drain", false),
 			pub("$JS.API.STREAM.DELETE.ASYMPTOTE_HISTORY", false),
@@ -133,19 +141,55 @@ func TestPermissions(t *testing.T) {
 			sub("asymptote.>", false),
 		}},
 		{"submitter", []check{
-			pub("asymptote.api.submit", true),
-			pub("asymptote.api.cancel", true),
-			pub("asymptote.api.status", true),
-			pub("asymptote.api.delete", false),
-			pub("asymptote.api.quarantine", false),
-			pub("asymptote.api.allow", false),
+			pub("asymptote.api.submit.default.submitter", true),
+			pub("asymptote.api.cancel.default.submitter", true),
+			pub("asymptote.api.status.default.submitter", true),
+			pub("asymptote.api.submit", false),
+			pub("asymptote.api.status", false),
+			pub("asymptote.api.submit.a.submitter", false),
+			pub("asymptote.api.delete.default.submitter", false),
+			pub("asymptote.api.quarantine.default.submitter", false),
+			pub("asymptote.api.allow.default.submitter", false),
 			pub("asymptote.node.gpu-01.drain", false),
 			sub("asymptote.api.submit", false),
 		}},
+		// A team's submitter calls the API under its own team and name
+		// only: team b's subjects, the operator's and the unscoped ones
+		// are refused by the server.
+		{"submitter-a", []check{
+			pub("asymptote.api.submit.a.submitter-a", true),
+			pub("asymptote.api.cancel.a.submitter-a", true),
+			pub("asymptote.api.status.a.submitter-a", true),
+			pub("asymptote.api.results.a.submitter-a", true),
+			pub("asymptote.api.submit.b.submitter-b", false),
+			pub("asymptote.api.status.b.submitter-b", false),
+			pub("asymptote.api.cancel.b.submitter-a", false),
+			pub("asymptote.api.status.a.submitter-b", false),
+			pub("asymptote.api.status._all.submitter-a", false),
+			pub("asymptote.api.status._all.operator", false),
+			pub("asymptote.api.status", false),
+			pub("asymptote.api.cancel", false),
+			pub("asymptote.api.delete.a.submitter-a", false),
+			sub("_INBOX.submitter-a.x", true),
+			sub("_INBOX.submitter-b.>", false),
+		}},
+		{"viewer-b", []check{
+			pub("asymptote.api.status.b.viewer-b", true),
+			pub("asymptote.api.results.b.viewer-b", true),
+			pub("asymptote.api.submit.b.viewer-b", false),
+			pub("asymptote.api.cancel.b.viewer-b", false),
+			pub("asymptote.api.status.a.viewer-b", false),
+			pub("asymptote.api.status.a.viewer-a", false),
+		}},
 		{"operator", []check{
-			pub("asymptote.api.delete", true),
-			pub("asymptote.api.allow", true),
-			pub("asymptote.api.resume", true),
+			pub("asymptote.api.delete._all.operator", true),
+			pub("asymptote.api.resume._all.operator", true),
+			pub("asymptote.api.status._all.operator", true),
+			pub("asymptote.api.submit._all.operator", true),
+			pub("asymptote.api.status.a.submitter-a", false),
+			pub("asymptote.api.delete", false),
+			pub("asymptote.api.allow._all.operator", true),
+			pub("asymptote.api.allow", false),
 			pub("asymptote.node.gpu-01.drain", true),
 			pub("asymptote.node.gpu-01.dispatch", false),
 			pub("asymptote.hb.gpu-01", false),
@@ -213,7 +257,7 @@ func TestJobs(t *testing.T) {
 		t.Fatalf("coordinator declares the history stream: %v", err)
 	}
 	for _, verb := range api.Verbs {
-		if _, err := co.Subscribe(bus.APISubject(verb), func(m *nats.Msg) {
+		if _, err := co.Subscribe(bus.TeamAPISubjects(verb), func(m *nats.Msg) {
 			_ = m.Respond(api.EncodeReply(map[string]any{}, nil))
 		}); err != nil {
 			t.Fatal(err)
@@ -232,7 +276,7 @@ func TestJobs(t *testing.T) {
 
 	t.Run("viewer", func(t *testing.T) {
 		// The refusal comes back at once, not when the minute is up.
-		c := bus.NewClient(mustDial(t, srv.URL, securitytest.NATSOf(b, "viewer")).Conn, time.Minute)
+		c := securitytest.ClientOf(t, bus.NewClient(mustDial(t, srv.URL, securitytest.NATSOf(b, "viewer")).Conn, time.Minute), b, "viewer")
 		if _, err := c.Status(ctx, ""); err != nil {
 			t.Errorf("viewer status: %v", err)
 		}
@@ -248,7 +292,7 @@ func TestJobs(t *testing.T) {
 		}
 	})
 	t.Run("submitter", func(t *testing.T) {
-		c := bus.NewClient(mustDial(t, srv.URL, securitytest.NATSOf(b, "submitter")).Conn, 2*time.Second)
+		c := securitytest.ClientOf(t, bus.NewClient(mustDial(t, srv.URL, securitytest.NATSOf(b, "submitter")).Conn, 2*time.Second), b, "submitter")
 		if _, err := c.Submit(ctx, api.SubmitRequest{SpecFile: "s.yaml", Spec: "name: s\n"}); err != nil {
 			t.Errorf("submitter submit: %v", err)
 		}
@@ -303,8 +347,14 @@ func TestJobs(t *testing.T) {
 			}
 		}
 		report := bus.MetricsReport{AttemptRef: bus.AttemptRef{Study: "s", Trial: "t1", Attempt: 1}, Seq: 1, Step: 1, Values: map[string]float64{"val_loss": 2.5}}
-		if _, err := ajs.Publish(ctx, bus.MetricsSubject("s", "t1"), bus.Encode(&report)); err != nil {
+		if _, err := ajs.Publish(ctx, bus.MetricsSubject("s", "t1", "gpu-01"), bus.Encode(&report)); err != nil {
 			t.Errorf("agent publishes a metrics report to JetStream: %v", err)
+		}
+		pctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		_, err = ajs.Publish(pctx, bus.MetricsSubject("s", "t1", "gpu-02"), bus.Encode(&report))
+		cancel()
+		if err == nil {
+			t.Error("agent gpu-01 published metrics as gpu-02")
 		}
 		if _, err := ag.Request(bus.HeartbeatSubject("gpu-01"), []byte("{}"), 2*time.Second); err != nil {
 			t.Errorf("agent heartbeat: %v", err)

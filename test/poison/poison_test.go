@@ -206,7 +206,7 @@ func TestBusMessages(t *testing.T) {
 	}
 	subjects := []string{
 		bus.HeartbeatSubject("a1"), bus.HeartbeatSubject("ghost"),
-		bus.StartedSubject("s", "t", "a1"), bus.MetricsSubject("s", "t"),
+		bus.StartedSubject("s", "t", "a1"), bus.MetricsSubject("s", "t", "a1"),
 		bus.DispatchSubject("a1"), bus.CancelSubject("a1"),
 	}
 	for _, subj := range subjects {

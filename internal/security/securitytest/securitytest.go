@@ -21,6 +21,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
+	"asymptote.dev/asymptote/internal/bus"
 	"asymptote.dev/asymptote/internal/security"
 )
 
@@ -153,3 +154,19 @@ func NATSOf(b *security.Bundle, name string) security.NATS { return b.NATS(name)
 
 // EtcdOf returns the etcd settings of the bundle's identity name.
 func EtcdOf(b *security.Bundle, name string) security.Etcd { return b.Etcd(name) }
+
+// ClientOf returns c calling the API as the bundle's identity name: on its
+// team's subjects, under its name, as its environment file has the
+// command line do.
+func ClientOf(t testing.TB, c *bus.Client, b *security.Bundle, name string) *bus.Client {
+	t.Helper()
+	id, ok := b.Identity(name)
+	if !ok {
+		t.Fatalf("the bundle has no identity %s", name)
+	}
+	scoped, err := c.As(id.Team, id.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return scoped
+}
