@@ -245,6 +245,7 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 	}
 	idle := time.NewTicker(c.idle / 4)
 	defer idle.Stop()
+	var dec rowDecoder
 	watch := c.cli.Watch(watchCtx(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	for {
 		select {
@@ -270,7 +271,7 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 				key := string(ev.Kv.Key)
 				if ev.Type == clientv3.EventTypeDelete {
 					st.remove(key)
-				} else if t, err := decodeRow(ev.Kv.Value); err == nil {
+				} else if t, err := dec.decode(ev.Kv.Value); err == nil {
 					st.put(key, t)
 				} else {
 					c.log.Warn("trial cache: undecodable trial", "key", key, "error", err)
@@ -323,13 +324,14 @@ func decodeRow(b []byte) (api.Trial, error) {
 // decoded, on every core.
 func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, table, error) {
 	var tb table
+	decs := make([]rowDecoder, cores())
 	rev, err := readPages(ctx, cli, prefix, func(count int64, kvs []*mvccpb.KeyValue) error {
 		if tb.pos == nil {
 			tb = table{rows: make([]api.Trial, 0, count), keys: make([]string, 0, count), pos: make(map[string]int, count), tidy: true}
 		}
 		rows := make([]api.Trial, len(kvs))
 		errs := make([]error, len(kvs))
-		parallel(len(kvs), func(_, i int) { rows[i], errs[i] = decodeRow(kvs[i].Value) })
+		parallel(len(kvs), func(w, i int) { rows[i], errs[i] = decs[w].decode(kvs[i].Value) })
 		for i, kv := range kvs {
 			if errs[i] != nil {
 				return fmt.Errorf("trial cache: decode %s: %w", kv.Key, errs[i])
