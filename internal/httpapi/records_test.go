@@ -136,6 +136,11 @@ func serveAPI(t testing.TB, cl *clustertest.Cluster) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveAPIHandler(t, srv)
+}
+
+// serveAPIHandler serves srv and returns its URL.
+func serveAPIHandler(t testing.TB, srv *httpapi.Server) string {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	return ts.URL

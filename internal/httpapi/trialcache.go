@@ -235,7 +235,11 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 		c.drop(study, st)
 	}()
 	prefix := store.TrialPrefix + study + "/"
+	start := time.Now()
 	rev, tb, err := loadRows(ctx, c.cli, prefix)
+	if err == nil {
+		c.log.Debug("trial cache: loaded", "study", study, "trials", len(tb.rows), "took", time.Since(start))
+	}
 	st.mu.Lock()
 	st.rev, st.table, st.err = rev, tb, err
 	st.mu.Unlock()
