@@ -45,8 +45,19 @@ type Record struct {
 // in name order within a report.
 func Records(rows []Report) []Record {
 	var out []Record
+	_ = EachRecord(rows, func(r Record) error {
+		out = append(out, r)
+		return nil
+	})
+	return out
+}
+
+// EachRecord calls fn with the records Records returns, in its order,
+// without keeping them all, and stops at fn's first error.
+func EachRecord(rows []Report, fn func(Record) error) error {
+	var names []string
 	for _, r := range rows {
-		names := make([]string, 0, len(r.Values)+len(r.NonFinite))
+		names = names[:0]
 		for k := range r.Values {
 			names = append(names, k)
 		}
@@ -59,10 +70,12 @@ func Records(rows []Report) []Record {
 			if !ok {
 				v = nonFiniteValue(r.NonFinite[k])
 			}
-			out = append(out, Record{Trial: r.Trial, Attempt: int64(r.Attempt), Step: r.Step, Time: r.Time, Metric: k, Value: v})
+			if err := fn(Record{Trial: r.Trial, Attempt: int64(r.Attempt), Step: r.Step, Time: r.Time, Metric: k, Value: v}); err != nil {
+				return err
+			}
 		}
 	}
-	return out
+	return nil
 }
 
 // HistoryParquet writes the history in long form.
@@ -98,14 +111,30 @@ func HistoryJSONL(w io.Writer, rows []Report) error {
 func HistoryCSV(w io.Writer, rows []Report) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"trial", "attempt", "step", "time", "metric", "value"})
-	for _, r := range Records(rows) {
-		tm := ""
-		if !r.Time.IsZero() {
-			tm = r.Time.UTC().Format(time.RFC3339Nano)
+	// A report's values share its trial, attempt, step and time: those
+	// are formatted once a report, and one row's fields serve every row.
+	var (
+		last   Record
+		fields = make([]string, 6)
+		num    []byte
+	)
+	err := EachRecord(rows, func(r Record) error {
+		if r.Trial != last.Trial || r.Attempt != last.Attempt || r.Step != last.Step || !r.Time.Equal(last.Time) || fields[0] == "" {
+			fields[0] = r.Trial
+			fields[1] = strconv.FormatInt(r.Attempt, 10)
+			fields[2] = strconv.FormatInt(r.Step, 10)
+			fields[3] = ""
+			if !r.Time.IsZero() {
+				fields[3] = r.Time.UTC().Format(time.RFC3339Nano)
+			}
+			last = r
 		}
-		if err := cw.Write([]string{r.Trial, strconv.FormatInt(r.Attempt, 10), strconv.FormatInt(r.Step, 10), tm, r.Metric, strconv.FormatFloat(r.Value, 'g', -1, 64)}); err != nil {
-			return err
-		}
+		num = strconv.AppendFloat(num[:0], r.Value, 'g', -1, 64)
+		fields[4], fields[5] = r.Metric, string(num)
+		return cw.Write(fields)
+	})
+	if err != nil {
+		return err
 	}
 	cw.Flush()
 	return cw.Error()

@@ -29,15 +29,6 @@ import (
 func BenchmarkTrials100k(b *testing.B) {
 	cl := clustertest.New(b)
 	cl.FinishedStudy("big", 100_000)
-	serve := func(b *testing.B) string {
-		srv, err := httpapi.New(httpapi.Config{Etcd: cl.Etcd, NATS: cl.Conn("http")})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ts := httptest.NewServer(srv.Handler())
-		b.Cleanup(ts.Close)
-		return ts.URL
-	}
 	get := func(b *testing.B, url string) {
 		resp, err := http.Get(url)
 		if err != nil {
@@ -50,11 +41,11 @@ func BenchmarkTrials100k(b *testing.B) {
 		}
 		b.SetBytes(nb)
 	}
-	url := serve(b)
+	url := serveAPI(b, cl)
 	b.Run("columns-first", func(b *testing.B) {
 		for b.Loop() {
 			b.StopTimer()
-			u := serve(b)
+			u := serveAPI(b, cl)
 			b.StartTimer()
 			get(b, u+"/api/v1/studies/big/trials?format=columns")
 		}

@@ -371,6 +371,9 @@ func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if f := q.Get("format"); (f == "" || f == "json") && len(q["state"]) == 0 && q.Get("sort") == "" {
+		return s.rawTrials(w, r, study)
+	}
 	var trials []api.Trial
 	if f := q.Get("format"); f == "columns" || f == "csv" || f == "parquet" {
 		// What the table formats carry is cached, current to rev at
@@ -411,16 +414,11 @@ func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	total := len(trials)
-	offset, err := intParam(q, "offset", 0)
+	offset, lo, hi, err := pageOf(q, total)
 	if err != nil {
 		return err
 	}
-	limit, err := intParam(q, "limit", total)
-	if err != nil {
-		return err
-	}
-	trials = trials[min(offset, len(trials)):]
-	trials = trials[:min(limit, len(trials))]
+	trials = trials[lo:hi]
 	switch f := q.Get("format"); f {
 	case "", "json":
 		writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "trials": trials})
@@ -451,6 +449,41 @@ func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
 		_ = bw.Flush()
 	}
 	return nil
+}
+
+// rawTrials answers format=json without a filter or a sort: the records
+// as etcd holds them (records.go), the same document byte for byte.
+func (s *Server) rawTrials(w http.ResponseWriter, r *http.Request, study string) error {
+	q := r.URL.Query()
+	trials, err := s.loadRawTrials(r.Context(), study)
+	if err != nil {
+		return err
+	}
+	total := len(trials)
+	offset, lo, hi, err := pageOf(q, total)
+	if err != nil {
+		return err
+	}
+	trials = trials[lo:hi]
+	w.Header().Set("Content-Type", "application/json")
+	if err := writeRawTrials(w, trials, total, offset); err != nil {
+		s.log.Debug("trials response cut short", "error", err)
+	}
+	return nil
+}
+
+// pageOf returns the offset= asked for and the range [lo, hi) of n
+// trials that it and limit= select.
+func pageOf(q map[string][]string, n int) (offset, lo, hi int, err error) {
+	if offset, err = intParam(q, "offset", 0); err != nil {
+		return 0, 0, 0, err
+	}
+	limit, err := intParam(q, "limit", n)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	lo = min(offset, n)
+	return offset, lo, lo + min(limit, n-lo), nil
 }
 
 func intParam(q map[string][]string, name string, def int) (int, error) {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/metadata"
 
@@ -234,7 +235,11 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 		c.drop(study, st)
 	}()
 	prefix := store.TrialPrefix + study + "/"
+	start := time.Now()
 	rev, tb, err := loadRows(ctx, c.cli, prefix)
+	if err == nil {
+		c.log.Debug("trial cache: loaded", "study", study, "trials", len(tb.rows), "took", time.Since(start))
+	}
 	st.mu.Lock()
 	st.rev, st.table, st.err = rev, tb, err
 	st.mu.Unlock()
@@ -244,6 +249,7 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 	}
 	idle := time.NewTicker(c.idle / 4)
 	defer idle.Stop()
+	var dec rowDecoder
 	watch := c.cli.Watch(watchCtx(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	for {
 		select {
@@ -269,7 +275,7 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 				key := string(ev.Kv.Key)
 				if ev.Type == clientv3.EventTypeDelete {
 					st.remove(key)
-				} else if t, err := decodeRow(ev.Kv.Value); err == nil {
+				} else if t, err := dec.decode(ev.Kv.Value); err == nil {
 					st.put(key, t)
 				} else {
 					c.log.Warn("trial cache: undecodable trial", "key", key, "error", err)
@@ -321,12 +327,43 @@ func decodeRow(b []byte) (api.Trial, error) {
 // returns, a page at a time: the next page is read while this one is
 // decoded, on every core.
 func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, table, error) {
+	var tb table
+	decs := make([]rowDecoder, cores())
+	rev, err := readPages(ctx, cli, prefix, func(count int64, kvs []*mvccpb.KeyValue) error {
+		if tb.pos == nil {
+			tb = table{rows: make([]api.Trial, 0, count), keys: make([]string, 0, count), pos: make(map[string]int, count), tidy: true}
+		}
+		rows := make([]api.Trial, len(kvs))
+		errs := make([]error, len(kvs))
+		parallel(len(kvs), func(w, i int) { rows[i], errs[i] = decs[w].decode(kvs[i].Value) })
+		for i, kv := range kvs {
+			if errs[i] != nil {
+				return fmt.Errorf("trial cache: decode %s: %w", kv.Key, errs[i])
+			}
+			tb.put(string(kv.Key), rows[i])
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, table{}, fmt.Errorf("trial cache: %w", err)
+	}
+	if tb.pos == nil {
+		tb = table{pos: map[string]int{}, tidy: true}
+	}
+	return rev, tb, nil
+}
+
+// readPages reads every key under prefix as of one revision, which it
+// returns, and hands fn one page at a time (with the count of all keys)
+// while the next page is read.
+func readPages(ctx context.Context, cli *clientv3.Client, prefix string, fn func(count int64, kvs []*mvccpb.KeyValue) error) (int64, error) {
 	const page = 5000
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	first, err := cli.Get(ctx, prefix, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(page))
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	first, err := cli.Get(ctx, prefix, clientv3.WithRange(end), clientv3.WithLimit(page))
 	if err != nil {
-		return 0, table{}, fmt.Errorf("trial cache: read %s: %w", prefix, err)
+		return 0, fmt.Errorf("read %s: %w", prefix, err)
 	}
 	rev := first.Header.Revision
 	pages := make(chan *clientv3.GetResponse, 1)
@@ -345,41 +382,43 @@ func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, 
 			}
 			key := string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 			var err error
-			resp, err = cli.Get(ctx, key, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(page), clientv3.WithRev(rev))
+			resp, err = cli.Get(ctx, key, clientv3.WithRange(end), clientv3.WithLimit(page), clientv3.WithRev(rev))
 			if err != nil {
-				errc <- fmt.Errorf("trial cache: read %s at revision %d: %w", prefix, rev, err)
+				errc <- fmt.Errorf("read %s at revision %d: %w", prefix, rev, err)
 				return
 			}
 		}
 	}()
-	tb := table{rows: make([]api.Trial, 0, first.Count), keys: make([]string, 0, first.Count), pos: make(map[string]int, first.Count), tidy: true}
-	workers := runtime.GOMAXPROCS(0)
 	for resp := range pages {
-		rows := make([]api.Trial, len(resp.Kvs))
-		errs := make([]error, len(resp.Kvs))
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() {
-				for i := w; i < len(resp.Kvs); i += workers {
-					rows[i], errs[i] = decodeRow(resp.Kvs[i].Value)
-				}
-			})
-		}
-		wg.Wait()
-		for i, kv := range resp.Kvs {
-			if errs[i] != nil {
-				return 0, table{}, fmt.Errorf("trial cache: decode %s: %w", kv.Key, errs[i])
-			}
-			tb.put(string(kv.Key), rows[i])
+		if err := fn(first.Count, resp.Kvs); err != nil {
+			return 0, err
 		}
 	}
 	select {
 	case err := <-errc:
-		return 0, table{}, err
+		return 0, err
 	default:
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, table{}, err
+		return 0, err
 	}
-	return rev, tb, nil
+	return rev, nil
+}
+
+// cores is how many goroutines parallel runs.
+func cores() int { return runtime.GOMAXPROCS(0) }
+
+// parallel calls f(w, i) for every i below n, on every core: w, below
+// cores(), names the goroutine, so that f can keep state for each.
+func parallel(n int, f func(w, i int)) {
+	var wg sync.WaitGroup
+	workers := cores()
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				f(w, i)
+			}
+		})
+	}
+	wg.Wait()
 }

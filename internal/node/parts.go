@@ -169,8 +169,18 @@ func (n *Node) serveHTTP(ln net.Listener, tokens *httpapi.Tokens, etcd *clientv3
 		return err
 	}
 	n.serve("http api", ln, api.Handler())
+	// The most recent studies' tables are read before anyone opens them:
+	// a coordinator's first page is then not the one that waits.
+	n.Go("http api warm", func(ctx context.Context) error {
+		api.Warm(ctx, warmStudies)
+		return nil
+	}, nil)
 	return nil
 }
+
+// warmStudies is how many of the most recently updated studies' tables
+// the HTTP API loads when it starts.
+const warmStudies = 2
 
 // serve serves h on ln as a process of the node until the node stops.
 func (n *Node) serve(name string, ln net.Listener, h http.Handler) {
