@@ -73,6 +73,14 @@ func startCluster(ctx context.Context, opts Options) (*cluster, error) {
 		return nil, err
 	}
 	c.client = bus.NewClient(nc, 60*time.Second)
+	if bundle != nil {
+		// A secure bus lets the operator call the API only on its own
+		// subjects, as `asymptote -team _all` does.
+		if c.client, err = c.client.As(bus.AllTeams, "operator"); err != nil {
+			c.close()
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
 	return c, nil
 }
 

@@ -100,7 +100,11 @@ func (cmd *slurmCommand) Run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Close()
-	client := bus.NewClient(nc, cmd.client.timeout)
+	team, id := cmd.client.caller()
+	client, err := bus.NewClient(nc, cmd.client.timeout).As(team, id)
+	if err != nil {
+		return usagef("-%v", err)
+	}
 	p, err := slurm.New(slurm.Config{
 		Queue: cmd.queue, Agent: agent, SLURM: &slurm.Commands{}, Interval: cmd.interval, Logger: log,
 		Status: func(ctx context.Context) (*api.StatusReply, error) { return client.Status(ctx, "") },

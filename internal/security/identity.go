@@ -149,8 +149,11 @@ func (id Identity) Permissions() Permissions {
 	case RoleCoordinator:
 		return Permissions{Publish: []string{">"}, Subscribe: []string{">"}}
 	case RoleOperator:
-		pub := append(id.apiVerbs(api.Verbs...), bus.DrainSubject("*"))
-		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}
+		// The operator also runs `asymptote slurm`, which answers the
+		// provisioners' status subject, and asks it (`asymptote slurm
+		// status`).
+		pub := append(id.apiVerbs(api.Verbs...), bus.DrainSubject("*"), bus.SubjectSLURMStatus)
+		return Permissions{Publish: append(pub, historyReads...), Subscribe: append(inbox, bus.SubjectSLURMStatus)}
 	case RoleSubmitter:
 		pub := id.apiVerbs(api.VerbSubmit, api.VerbCancel, api.VerbStatus, api.VerbResults)
 		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}

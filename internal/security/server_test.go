@@ -193,6 +193,10 @@ func TestPermissions(t *testing.T) {
 			pub("asymptote.node.gpu-01.drain", true),
 			pub("asymptote.node.gpu-01.dispatch", false),
 			pub("asymptote.hb.gpu-01", false),
+			// It runs `asymptote slurm` and asks its status.
+			pub("asymptote.slurm.status", true),
+			sub("asymptote.slurm.status", true),
+			sub("asymptote.hb.*", false),
 		}},
 		{"coordinator", []check{
 			pub("asymptote.node.gpu-01.dispatch", true),
