@@ -195,38 +195,96 @@ func HistoryChunks(ctx context.Context, js jetstream.JetStream, study, trial str
 }
 
 // readSubject passes the data of every message the stream holds on
-// subject (a filter) when it starts, in order.
+// subject (a filter) when it starts, in order. A read that JetStream cuts
+// short (a server restarting, a stream leader being elected) goes on from
+// the message after the last one passed, until ctx ends; an error of fn
+// ends it at once.
 func readSubject(ctx context.Context, s jetstream.Stream, subject string, fn func([]byte) error) error {
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		return fmt.Errorf("history: %w", err)
+	var r subjectRead
+	progress := time.Now()
+	for {
+		got := r.got
+		err := r.read(ctx, s, subject, fn)
+		var fe fnError
+		if err == nil || errors.As(err, &fe) {
+			return errors.Unwrap(err)
+		}
+		if r.got > got {
+			progress = time.Now()
+		} else if time.Since(progress) > historyRetry {
+			return fmt.Errorf("%w (no progress for %s)", err, historyRetry)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	var want uint64
-	for _, n := range info.State.Subjects {
-		want += n
+}
+
+// historyRetry is how long readSubject retries a read that makes no
+// progress.
+const historyRetry = time.Minute
+
+// fnError is the error of readSubject's fn, which is never retried.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+func (e fnError) Unwrap() error { return e.err }
+
+// subjectRead is where a read of one subject stands, across the
+// consumers that a retry creates.
+type subjectRead struct {
+	started   bool
+	want, got uint64 // the messages the subject held at the start; passed
+	last      uint64 // the stream's last sequence at the start
+	from      uint64 // the sequence to go on from; 0 before any message
+}
+
+// read reads on from where r stands, with one ordered consumer; it
+// returns nil when every message is passed.
+func (r *subjectRead) read(ctx context.Context, s jetstream.Stream, subject string, fn func([]byte) error) error {
+	if !r.started {
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+		if err != nil {
+			return fmt.Errorf("history: %w", err)
+		}
+		for _, n := range info.State.Subjects {
+			r.want += n
+		}
+		r.last, r.started = info.State.LastSeq, true
 	}
-	if want == 0 {
+	if r.got >= r.want {
 		return nil
 	}
-	last := info.State.LastSeq
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy})
+	// An ordered consumer retries its own creation without end unless
+	// told to stop: a few tries, then this read starts a new one.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy, MaxResetAttempts: 3}
+	if r.from > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.from
+	}
+	c, err := s.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	var got uint64
-	for got < want {
-		batch, err := c.Fetch(int(min(want-got, 10000)), jetstream.FetchMaxWait(5*time.Second))
+	for r.got < r.want {
+		batch, err := c.Fetch(int(min(r.want-r.got, 10000)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return fmt.Errorf("history: %w", err)
 		}
 		n := 0
 		for msg := range batch.Messages() {
 			n++
-			got++
-			if err := fn(msg.Data()); err != nil {
-				return err
+			r.got++
+			meta, merr := msg.Metadata()
+			if merr == nil {
+				r.from = meta.Sequence.Stream + 1
 			}
-			if meta, err := msg.Metadata(); err == nil && meta.Sequence.Stream >= last {
+			if err := fn(msg.Data()); err != nil {
+				return fnError{err}
+			}
+			if merr == nil && meta.Sequence.Stream >= r.last {
+				r.got = r.want
 				return nil
 			}
 		}
@@ -234,7 +292,7 @@ func readSubject(ctx context.Context, s jetstream.Stream, subject string, fn fun
 			return fmt.Errorf("history: %w", err)
 		}
 		if n == 0 {
-			return ctx.Err() // the stream shrank under us (retention): done
+			return nil // the stream shrank under us (retention): done
 		}
 	}
 	return nil
