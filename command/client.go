@@ -432,7 +432,7 @@ func (cmd *resultsCommand) Run(ctx context.Context) error {
 	defer nc.Close()
 	return writeOutput(env.Stdout, cmd.out, func(w io.Writer) error {
 		if cmd.history || cmd.checkpoints {
-			rows, err := readHistory(ctx, nc, pos[0], cmd.trials, cmd.checkpoints)
+			rows, err := readHistory(ctx, c, nc, pos[0], cmd.trials, cmd.checkpoints)
 			if err != nil {
 				return err
 			}
@@ -471,26 +471,40 @@ func writeOutput(stdout io.Writer, path string, write func(io.Writer) error) err
 	return os.Rename(f.Name(), path)
 }
 
-// readHistory reads a study's metric history from the bus (no
-// coordinator needed), keeping only the given trials when any are.
-func readHistory(ctx context.Context, nc *nats.Conn, study string, trials []string, checkpoints bool) ([]export.Report, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
+// readHistory reads a study's metric history, keeping only the given
+// trials when any are: on an open bus from the history stream (no
+// coordinator needed), and through the leader, which checks the caller's
+// team, on a secured one.
+func readHistory(ctx context.Context, c *bus.Client, nc *nats.Conn, study string, trials []string, checkpoints bool) ([]export.Report, error) {
 	one := ""
 	if len(trials) == 1 {
 		one = trials[0]
 	}
 	var rows []export.Report
-	err = bus.History(ctx, js, study, one, func(m *bus.MetricsReport) error {
+	keep := func(m *bus.MetricsReport) error {
 		if len(trials) > 1 && !slices.Contains(trials, m.Trial) || checkpoints && !m.Checkpoint {
 			return nil
 		}
 		rows = append(rows, export.ReportOf(m))
 		return nil
-	})
-	return rows, err
+	}
+	if c.Scoped() {
+		err := c.History(ctx, study, one, func(cv *bus.Curve) error {
+			rs := cv.Reports()
+			for i := range rs {
+				if err := keep(&rs[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		return rows, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return rows, bus.History(ctx, js, study, one, keep)
 }
 
 // writeHistory writes history rows: csv and parquet in long form (trial,

@@ -49,6 +49,17 @@ func TestResultsHistory(t *testing.T) {
 		t.Fatalf("%d rows, header %v:\n%s", len(rows), rows[0], out)
 	}
 
+	// A team's identity reads the same history through the leader, and
+	// another team is answered as for a missing study.
+	code, viaLeader, errOut := runCLI(t, "results", "hist", "-history", "-team", "default", "-identity", "viewer", "-nats-url", url)
+	if code != 0 || viaLeader != out {
+		t.Errorf("through the leader: exit %d, %s; want the stream's CSV:\n%s\ngot:\n%s", code, errOut, out, viaLeader)
+	}
+	code, _, errOut = runCLI(t, "results", "hist", "-history", "-team", "other", "-identity", "viewer-other", "-nats-url", url)
+	if code == 0 || !strings.Contains(errOut, `no study named "hist"`) {
+		t.Errorf("another team reads hist's history: exit %d, %s; want no study named \"hist\"", code, errOut)
+	}
+
 	file := filepath.Join(t.TempDir(), "hist.parquet")
 	if code, _, errOut := runCLI(t, "results", "hist", "-history", "-format", "parquet", "-o", file, "-nats-url", url); code != 0 {
 		t.Fatalf("parquet: exit %d: %s", code, errOut)

@@ -63,12 +63,12 @@ func loadHistory(ctx context.Context, name string, checkpoints bool) ([]byte, er
 	if src != nil {
 		cf = src.flags
 	}
-	_, nc, err := cf.connect(Env{})
+	c, nc, err := cf.connect(Env{})
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
-	rows, err := readHistory(ctx, nc, name, nil, checkpoints)
+	rows, err := readHistory(ctx, c, nc, name, nil, checkpoints)
 	if err != nil {
 		return nil, err
 	}

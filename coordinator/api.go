@@ -49,6 +49,14 @@ func (l *leaderState) onAPI(in apiInput, now time.Time) {
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
 			out, err = l.allow(who, req, now)
 		}
+	case api.VerbHistory:
+		var req api.HistoryRequest
+		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
+			if err = l.history(who, req); err == nil && in.msg.Reply != "" {
+				l.do(sendHistory{msg: in.msg, study: req.Study, trial: req.Trial})
+				return
+			}
+		}
 	case api.VerbQuarantine, api.VerbResume, api.VerbDelete:
 		var req api.StudyRequest
 		if err = json.Unmarshal(in.msg.Data, &req); err == nil {
@@ -484,6 +492,22 @@ func (l *leaderState) results(who bus.Caller, req api.ResultsRequest) (*api.Resu
 		r.Trials = append(r.Trials, rec)
 	}
 	return r, nil
+}
+
+// history checks a history request: the caller reads only its team's
+// studies' histories, and an unknown or invisible study is answered as
+// results answers it.
+func (l *leaderState) history(who bus.Caller, req api.HistoryRequest) error {
+	s := l.studies[req.Study]
+	if s == nil || !visible(s, who) {
+		return fmt.Errorf("no study named %q (run 'asymptote status' to list studies)", req.Study)
+	}
+	if req.Trial != "" {
+		if err := bus.ValidToken(req.Trial); err != nil {
+			return fmt.Errorf("trial: %w", err)
+		}
+	}
+	return nil
 }
 
 // operate carries out an operator's quarantine, resume or delete.

@@ -33,7 +33,9 @@ type leader struct {
 	// metricSubs are the term's subscriptions to the streamed metrics of
 	// studies that stop trials early.
 	metricSubs map[string]*nats.Subscription
-	inbox      chan any
+	// histories holds a place for each history the term is sending.
+	histories chan struct{}
+	inbox     chan any
 	// ctx is the term's; callbacks the term sets up send to the loop
 	// with it.
 	ctx context.Context
@@ -46,6 +48,7 @@ func newLeader(c *Coordinator, st *store.Store) *leader {
 		store:       st,
 		inbox:       make(chan any, 4096),
 		metricSubs:  map[string]*nats.Subscription{},
+		histories:   make(chan struct{}, maxHistories),
 	}
 }
 
@@ -620,6 +623,8 @@ func (l *leader) perform(a action) {
 		}
 	case purgeHistory:
 		go l.purgeHistory(a.study)
+	case sendHistory:
+		go l.sendHistory(a)
 	}
 }
 
@@ -641,6 +646,34 @@ func (l *leader) watchMetrics(name string) {
 		return
 	}
 	l.metricSubs[name] = sub
+}
+
+// maxHistories bounds the histories a leader sends at once: each reads
+// the history stream, which a large study makes long.
+const maxHistories = 4
+
+// sendHistory sends a study's metric history to a caller the turn let
+// read it, from the term's goroutine of its own, and stops when the term
+// ends.
+func (l *leader) sendHistory(a sendHistory) {
+	nc := l.cfg.NATS
+	select {
+	case l.histories <- struct{}{}:
+		defer func() { <-l.histories }()
+	default:
+		_ = bus.EndHistory(nc, a.msg.Reply, 0, fmt.Errorf("the leader is sending %d histories already; read again in a moment", maxHistories))
+		return
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Minute)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		_ = bus.EndHistory(nc, a.msg.Reply, 0, fmt.Errorf("history: %w", err))
+		return
+	}
+	if err := bus.ServeHistory(ctx, nc, js, a.msg.Reply, a.study, a.trial); err != nil {
+		l.log.Warn("a history was not sent whole", "study", a.study, "trial", a.trial, "error", err)
+	}
 }
 
 // purgeHistory removes a deleted study's metric history; a failure leaves

@@ -124,6 +124,12 @@ type (
 	unwatchMetrics struct{ study string }
 	// purgeHistory removes a deleted study's metric history.
 	purgeHistory struct{ study string }
+	// sendHistory answers a history request, whose caller may read the
+	// study, with the study's metric history.
+	sendHistory struct {
+		msg          *nats.Msg
+		study, trial string
+	}
 )
 
 func (publish) isAction()        {}
@@ -134,6 +140,7 @@ func (nak) isAction()            {}
 func (watchMetrics) isAction()   {}
 func (unwatchMetrics) isAction() {}
 func (purgeHistory) isAction()   {}
+func (sendHistory) isAction()    {}
 
 // do queues an action of the turn.
 func (l *leaderState) do(a action) { l.actions = append(l.actions, a) }

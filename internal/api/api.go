@@ -22,7 +22,7 @@ const (
 )
 
 // Verbs lists every verb the leader answers.
-var Verbs = []string{VerbSubmit, VerbStatus, VerbResults, VerbCancel, VerbQuarantine, VerbResume, VerbDelete, VerbAllow}
+var Verbs = []string{VerbSubmit, VerbStatus, VerbResults, VerbCancel, VerbQuarantine, VerbResume, VerbDelete, VerbAllow, VerbHistory}
 
 // StudyRequest names a study for quarantine, resume or delete.
 type StudyRequest struct {

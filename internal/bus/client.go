@@ -60,6 +60,15 @@ func (c *Client) As(team, identity string) (*Client, error) {
 	return &Client{nc: c.nc, timeout: c.timeout, team: team, identity: identity}, nil
 }
 
+// subject returns the subject of verb for this client, and what the
+// request is in its errors.
+func (c *Client) subject(verb string) (subject, what string) {
+	if c.team == "" {
+		return APISubject(verb), verb
+	}
+	return TeamAPISubject(verb, c.team, c.identity), fmt.Sprintf("%s as %s of team %s", verb, c.identity, c.team)
+}
+
 func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -70,11 +79,7 @@ func (c *Client) call(ctx context.Context, verb string, req, reply any) error {
 	if max := c.nc.MaxPayload(); max > 0 && int64(len(b)) > max {
 		return fmt.Errorf("%s: the request is %d bytes, over the NATS server's max_payload of %d bytes; send less (a smaller spec) or raise max_payload", verb, len(b), max)
 	}
-	subject, what := APISubject(verb), verb
-	if c.team != "" {
-		subject = TeamAPISubject(verb, c.team, c.identity)
-		what = fmt.Sprintf("%s as %s of team %s", verb, c.identity, c.team)
-	}
+	subject, what := c.subject(verb)
 	// A leader may be between elections: retry until the deadline.
 	for {
 		msg, err := c.request(ctx, subject, what, b)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"asymptote.dev/asymptote/coordinator"
 	"asymptote.dev/asymptote/internal/api"
@@ -173,6 +174,10 @@ func (h *hold) Run(ctx context.Context, req *sdk.TrialRequest, report func(sdk.M
 		return nil, ctx.Err()
 	case <-time.After(300 * time.Millisecond):
 	}
+	// One report, so the trial has a metric history.
+	if err := report(sdk.Metrics{Step: 1, Values: map[string]float64{"val_loss": 1}}); err != nil {
+		return nil, err
+	}
 	return &sdk.Result{Metrics: map[string]float64{"val_loss": 1}}, nil
 }
 
@@ -274,6 +279,47 @@ func TestSecureTeams(t *testing.T) {
 	if st := r.Studies[0]; st.Team != "a" || len(st.Submissions) != 1 || st.Submissions[0].By != "submitter-a" || st.Counts["succeeded"] != 4 {
 		t.Errorf("a1: team %q, submissions %+v, counts %v; want team a, submitted by submitter-a, 4 succeeded", st.Team, st.Submissions, st.Counts)
 	}
+	// The metric history: team a reads its own through the leader, team
+	// b is answered as for a missing study, and the server refuses team
+	// b's read of the history stream itself.
+	reports := func(c *bus.Client, study string) (int, error) {
+		n := 0
+		err := c.History(t.Context(), study, "", func(cv *bus.Curve) error {
+			n += cv.Len()
+			return nil
+		})
+		return n, err
+	}
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		n, err := reports(subA, "a1")
+		if err == nil && n != 4 {
+			err = fmt.Errorf("submitter-a reads %d reports of a1's history, want 4 (one a trial)", n)
+		}
+		return err
+	})
+	if _, err := reports(subB, "a1"); err == nil || err.Error() != `no study named "a1" (run 'asymptote status' to list studies)` {
+		t.Errorf("submitter-b reads a1's history: %v, want the answer for a missing study", err)
+	}
+	opts, err := securitytest.NATSOf(b, "submitter-b").Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.URL, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	err = bus.History(ctx, js, "a1", "", func(*bus.MetricsReport) error { return nil })
+	cancel()
+	if last := nc.LastError(); err == nil || last == nil || !strings.Contains(last.Error(), `Permissions Violation for Publish to "$JS.API.STREAM.INFO.ASYMPTOTE_HISTORY"`) {
+		t.Errorf("submitter-b reads the history stream: %v (the server said %v), want the server's refusal", err, last)
+	}
+
 	method.mu.Lock()
 	defer method.mu.Unlock()
 	if method.top["a"] != 2 || method.top["b"] < 3 {

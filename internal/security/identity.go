@@ -89,8 +89,9 @@ type Permissions struct {
 }
 
 // historyReads are the JetStream API subjects that reading a study's
-// metric history (results --history, fit --study) and the events backlog
-// (status) use: stream info, ordered consumers that are created, fetched
+// metric history straight from its stream (results --history, fit
+// --study, on an open bus; only the operator may on a secured one) and the
+// events backlog (status) use: stream info, ordered consumers that are created, fetched
 // from and deleted, and the leader's consumer's info. Nothing here writes
 // or deletes stored messages.
 var historyReads = []string{
@@ -99,8 +100,12 @@ var historyReads = []string{
 	"$JS.API.CONSUMER.CREATE." + bus.StreamHistory + ".>",
 	"$JS.API.CONSUMER.MSG.NEXT." + bus.StreamHistory + ".>",
 	"$JS.API.CONSUMER.DELETE." + bus.StreamHistory + ".>",
-	"$JS.API.CONSUMER.INFO." + bus.StreamEvents + "." + bus.ConsumerCoordinator,
+	backlogRead,
 }
+
+// backlogRead is the leader's consumer's info, whose pending count status
+// shows as the events backlog; it names no study.
+const backlogRead = "$JS.API.CONSUMER.INFO." + bus.StreamEvents + "." + bus.ConsumerCoordinator
 
 // CheckpointBucket is internal/checkpoint's DefaultBucket (a test keeps
 // them equal): importing that package here would make a cycle through
@@ -155,11 +160,14 @@ func (id Identity) Permissions() Permissions {
 		pub := append(id.apiVerbs(api.Verbs...), bus.DrainSubject("*"), bus.SubjectSLURMStatus)
 		return Permissions{Publish: append(pub, historyReads...), Subscribe: append(inbox, bus.SubjectSLURMStatus)}
 	case RoleSubmitter:
-		pub := id.apiVerbs(api.VerbSubmit, api.VerbCancel, api.VerbStatus, api.VerbResults)
-		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}
+		// A team's identities read the history through the leader
+		// (api.VerbHistory), which checks the study's team: the stream
+		// holds every team's.
+		pub := id.apiVerbs(api.VerbSubmit, api.VerbCancel, api.VerbStatus, api.VerbResults, api.VerbHistory)
+		return Permissions{Publish: append(pub, backlogRead), Subscribe: inbox}
 	case RoleViewer:
-		pub := id.apiVerbs(api.VerbStatus, api.VerbResults)
-		return Permissions{Publish: append(pub, historyReads...), Subscribe: inbox}
+		pub := id.apiVerbs(api.VerbStatus, api.VerbResults, api.VerbHistory)
+		return Permissions{Publish: append(pub, backlogRead), Subscribe: inbox}
 	case RoleAgent:
 		// Event and metrics subjects end with the sender's node: an
 		// agent publishes only under its own, and the leader refuses an

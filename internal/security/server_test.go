@@ -161,6 +161,13 @@ func TestPermissions(t *testing.T) {
 			pub("asymptote.api.cancel.a.submitter-a", true),
 			pub("asymptote.api.status.a.submitter-a", true),
 			pub("asymptote.api.results.a.submitter-a", true),
+			pub("asymptote.api.history.a.submitter-a", true),
+			pub("asymptote.api.history.b.submitter-b", false),
+			// The history stream holds every team's: a team's
+			// identity reads it through the leader only.
+			pub("$JS.API.STREAM.INFO.ASYMPTOTE_HISTORY", false),
+			pub("$JS.API.CONSUMER.CREATE.ASYMPTOTE_HISTORY.x.asymptote.curves.b0.>", false),
+			pub("$JS.API.CONSUMER.INFO.ASYMPTOTE_EVENTS.coordinator", true),
 			pub("asymptote.api.submit.b.submitter-b", false),
 			pub("asymptote.api.status.b.submitter-b", false),
 			pub("asymptote.api.cancel.b.submitter-a", false),
@@ -176,6 +183,8 @@ func TestPermissions(t *testing.T) {
 		{"viewer-b", []check{
 			pub("asymptote.api.status.b.viewer-b", true),
 			pub("asymptote.api.results.b.viewer-b", true),
+			pub("asymptote.api.history.b.viewer-b", true),
+			pub("$JS.API.CONSUMER.CREATE.ASYMPTOTE_HISTORY", false),
 			pub("asymptote.api.submit.b.viewer-b", false),
 			pub("asymptote.api.cancel.b.viewer-b", false),
 			pub("asymptote.api.status.a.viewer-b", false),
@@ -189,6 +198,8 @@ func TestPermissions(t *testing.T) {
 			pub("asymptote.api.status.a.submitter-a", false),
 			pub("asymptote.api.delete", false),
 			pub("asymptote.api.allow._all.operator", true),
+			pub("asymptote.api.history._all.operator", true),
+			pub("$JS.API.STREAM.INFO.ASYMPTOTE_HISTORY", true),
 			pub("asymptote.api.allow", false),
 			pub("asymptote.node.gpu-01.drain", true),
 			pub("asymptote.node.gpu-01.dispatch", false),
@@ -394,8 +405,11 @@ func TestJobs(t *testing.T) {
 			t.Errorf("agent lists checkpoints: %v, %v", list, err)
 		}
 
-		// The viewer reads the history the agent wrote.
-		vjs, err := jetstream.New(mustDial(t, srv.URL, securitytest.NATSOf(b, "viewer")).Conn)
+		// The operator reads the history the agent wrote from its
+		// stream; a viewer reads it through the leader (TestSecureTeams
+		// in internal/node), never from the stream, which holds every
+		// team's.
+		vjs, err := jetstream.New(mustDial(t, srv.URL, securitytest.NATSOf(b, "operator")).Conn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,7 +418,16 @@ func TestJobs(t *testing.T) {
 			got = append(got, r.Values["val_loss"])
 			return nil
 		}); err != nil || len(got) != 1 || got[0] != 2.5 {
-			t.Errorf("viewer reads the history: %v %v, want [2.5]", got, err)
+			t.Errorf("the operator reads the history: %v %v, want [2.5]", got, err)
+		}
+		vctx, vcancel := context.WithTimeout(ctx, time.Second)
+		defer vcancel()
+		viewer, err := jetstream.New(mustDial(t, srv.URL, securitytest.NATSOf(b, "viewer")).Conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bus.History(vctx, viewer, "s", "t1", func(*bus.MetricsReport) error { return nil }); err == nil {
+			t.Error("the viewer read the history stream")
 		}
 		// The agent may not read it.
 		actx, cancel := context.WithTimeout(ctx, time.Second)
