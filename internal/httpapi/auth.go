@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -12,14 +13,19 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"asymptote.dev/asymptote/internal/api"
+	"asymptote.dev/asymptote/internal/bus"
 )
 
 // Tokens are the bearer tokens a coordinator's HTTP API accepts, loaded
-// from a file of lines "NAME ROLE SHA256" (the SHA-256 of the token in
-// hex; '#' starts a comment) that 'asymptote secure init' writes as
-// http-tokens. The file holds no secret: each identity's token is in its
-// own NAME.http-token file. A role of viewer may read; submitter and
-// operator may also submit. The file is read again when it changes, so a
+// from a file of lines "NAME ROLE SHA256 [TEAM]" (the SHA-256 of the
+// token in hex; '#' starts a comment) that 'asymptote secure init' writes
+// as http-tokens. The file holds no secret: each identity's token is in
+// its own NAME.http-token file. A role of viewer may read; submitter and
+// operator may also submit. A viewer or submitter sees and submits only
+// its team's studies (the default team when TEAM is left out); the
+// operator sees every team's. The file is read again when it changes, so a
 // rotated or revoked token stops working within a second, without a
 // restart.
 type Tokens struct {
@@ -33,7 +39,7 @@ type Tokens struct {
 	loadErr error
 }
 
-type tokenEntry struct{ name, role string }
+type tokenEntry struct{ name, role, team string }
 
 // The roles a token may have.
 const (
@@ -61,8 +67,8 @@ func parseTokens(path string, data []byte) (map[[sha256.Size]byte]tokenEntry, er
 		if len(f) == 0 {
 			continue
 		}
-		if len(f) != 3 {
-			return nil, fmt.Errorf("%s:%d: want NAME ROLE SHA256 (the SHA-256 of the token in hex), got %d fields", path, n, len(f))
+		if len(f) != 3 && len(f) != 4 {
+			return nil, fmt.Errorf("%s:%d: want NAME ROLE SHA256 [TEAM] (the SHA-256 of the token in hex), got %d fields", path, n, len(f))
 		}
 		switch f[1] {
 		case roleViewer, roleSubmitter, roleOperator:
@@ -73,7 +79,25 @@ func parseTokens(path string, data []byte) (map[[sha256.Size]byte]tokenEntry, er
 		if err != nil || len(b) != sha256.Size {
 			return nil, fmt.Errorf("%s:%d: %q is not a SHA-256 in hex (64 characters)", path, n, f[2])
 		}
-		out[[sha256.Size]byte(b)] = tokenEntry{name: f[0], role: f[1]}
+		team := bus.DefaultTeam
+		if f[1] == roleOperator {
+			team = bus.AllTeams
+		}
+		if len(f) == 4 {
+			switch {
+			case f[1] == roleOperator && f[3] != bus.AllTeams:
+				return nil, fmt.Errorf("%s:%d: team %q: the operator sees every team; leave the team out or write %s", path, n, f[3], bus.AllTeams)
+			case f[1] != roleOperator:
+				if err := bus.ValidTeam(f[3]); err != nil {
+					return nil, fmt.Errorf("%s:%d: team: %w", path, n, err)
+				}
+			}
+			team = f[3]
+		}
+		if err := bus.ValidToken(f[0]); err != nil {
+			return nil, fmt.Errorf("%s:%d: name: %w", path, n, err)
+		}
+		out[[sha256.Size]byte(b)] = tokenEntry{name: f[0], role: f[1], team: team}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -169,6 +193,31 @@ func (s *Server) authenticate(h http.Handler) http.Handler {
 			s.fail(w, r, &Error{Status: http.StatusForbidden, Field: "authorization", Msg: fmt.Sprintf("%s is a viewer: it may read, not %s; use a submitter's token", e.name, r.Method)})
 			return
 		}
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, bus.Caller{Team: e.team, Identity: e.name})))
 	})
+}
+
+// callerKey is the context key of the request's caller, which
+// authenticate sets from its token.
+type callerKey struct{}
+
+// callerOf returns the caller of a request: its token's team and name,
+// or no team (every study) on a coordinator without tokens.
+func callerOf(ctx context.Context) bus.Caller {
+	c, _ := ctx.Value(callerKey{}).(bus.Caller)
+	return c
+}
+
+// canSee reports whether c may see study st: the operator and an open
+// API see every team's, a team's identity its team's only (a study
+// recorded before teams is the default team's).
+func canSee(c bus.Caller, st api.Study) bool {
+	if !c.Scoped() {
+		return true
+	}
+	team := st.Team
+	if team == "" {
+		team = bus.DefaultTeam
+	}
+	return team == c.Team
 }

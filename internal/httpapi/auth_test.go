@@ -162,3 +162,73 @@ func TestTokenFileErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenTeams: a team's token sees and reaches only its team's
+// studies (another team's is answered as a missing one, on every
+// endpoint of a study), a submission through it belongs to its team, and
+// the operator's token sees every team's.
+func TestTokenTeams(t *testing.T) {
+	cl := clustertest.New(t)
+	cl.StartCoordinator("c1", nil)
+	file := filepath.Join(t.TempDir(), "http-tokens")
+	lines := tokenLine("operator", "operator", "o-secret") +
+		strings.TrimSuffix(tokenLine("submitter-a", "submitter", "sa-secret"), "\n") + " a\n" +
+		strings.TrimSuffix(tokenLine("viewer-a", "viewer", "va-secret"), "\n") + " a\n" +
+		strings.TrimSuffix(tokenLine("viewer-b", "viewer", "vb-secret"), "\n") + " b\n"
+	if err := os.WriteFile(file, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := httpapi.LoadTokens(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := httpapi.New(httpapi.Config{Etcd: cl.Etcd, NATS: cl.Conn("http"), Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	do := func(method, path, token string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	clustertest.WaitFor(t, 20*time.Second, func() error {
+		if code, body := do("POST", "/api/v1/studies", "sa-secret"); code != http.StatusOK {
+			return fmt.Errorf("submitter-a submits: %d %s", code, body)
+		}
+		return nil
+	})
+	if code, body := do("GET", "/api/v1/studies/web", "operator"); code != http.StatusUnauthorized {
+		t.Errorf("a wrong token: %d %s", code, body)
+	}
+	code, body := do("GET", "/api/v1/studies/web", "o-secret")
+	if code != http.StatusOK || !strings.Contains(body, `"team":"a"`) {
+		t.Errorf("the operator reads web: %d %s, want it of team a", code, body)
+	}
+	for _, tt := range []struct {
+		token string
+		sees  bool
+	}{{"va-secret", true}, {"vb-secret", false}, {"o-secret", true}} {
+		_, list := do("GET", "/api/v1/studies", tt.token)
+		if strings.Contains(list, `"name":"web"`) != tt.sees {
+			t.Errorf("%s lists %s; want web listed: %v", tt.token, list, tt.sees)
+		}
+		for _, path := range []string{"/api/v1/studies/web", "/api/v1/studies/web/trials", "/api/v1/studies/web/history", "/api/v1/studies/web/trials/x", "/api/v1/crossover?study=web&lo=1e6&hi=1e9"} {
+			code, body := do("GET", path, tt.token)
+			if hidden := code == http.StatusNotFound && strings.Contains(body, `no study \"web\"`); hidden == tt.sees {
+				t.Errorf("%s GET %s: %d %s; want web hidden: %v", tt.token, path, code, body, !tt.sees)
+			}
+		}
+	}
+}

@@ -103,7 +103,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: store.New(cfg.Etcd), js: js, mux: http.NewServeMux(), cache: newTrialCache(cfg.Etcd, cfg.Logger)}
 	for _, r := range routes {
+		ofStudy := strings.Contains(r.path, "{study}")
 		s.mux.HandleFunc(r.method+" "+r.path, func(w http.ResponseWriter, req *http.Request) {
+			// A team's token reaches only its team's studies; another
+			// team's is answered as a missing one.
+			if ofStudy && callerOf(req.Context()).Scoped() {
+				if _, err := s.loadStudy(req.Context(), req.PathValue("study")); err != nil {
+					s.fail(w, req, err)
+					return
+				}
+			}
 			if err := r.handle(s, w, req); err != nil {
 				s.fail(w, req, err)
 			}
@@ -125,6 +134,17 @@ func (s *Server) Handler() http.Handler {
 		return s.authenticate(s.mux)
 	}
 	return s.mux
+}
+
+// leader returns a client of the leader's API that acts as the request's
+// caller: the leader records a submission as the caller's team's and
+// shows it only that team's studies and attempts.
+func (s *Server) leader(ctx context.Context, timeout time.Duration) (*bus.Client, error) {
+	c := bus.NewClient(s.cfg.NATS, timeout)
+	if who := callerOf(ctx); who.Identity != "" {
+		return c.As(who.Team, who.Identity)
+	}
+	return c, nil
 }
 
 // Error is an API error: its status, what is wrong and, for a bad input,
@@ -173,7 +193,7 @@ func (s *Server) loadStudy(ctx context.Context, name string) (api.Study, error) 
 func (s *Server) loadStudyRev(ctx context.Context, name string) (api.Study, int64, error) {
 	var st api.Study
 	found, rev, err := s.getJSONRev(ctx, store.StudyKey(name), &st)
-	if err == nil && !found {
+	if err == nil && (!found || !canSee(callerOf(ctx), st)) {
 		err = &Error{Status: http.StatusNotFound, Field: "study", Msg: fmt.Sprintf("no study %q", name)}
 	}
 	return st, rev, err
@@ -237,6 +257,9 @@ func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
 	list := []StudySummary{} // [] when there are none, not null
 	err := s.store.Studies(r.Context(), func(v store.Versioned[api.Study]) error {
 		st := v.Value
+		if !canSee(callerOf(r.Context()), st) {
+			return nil
+		}
 		st.Spec = ""
 		list = append(list, StudySummary{Study: st, Counts: map[sweep.State]int{}})
 		return nil
@@ -251,7 +274,12 @@ func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
 	// The leader keeps the counts; reading every trial of every study is
 	// the fallback when no leader answers (the list is polled).
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	status, serr := bus.NewClient(s.cfg.NATS, 2*time.Second).Status(ctx, "")
+	c, err := s.leader(r.Context(), 2*time.Second)
+	if err != nil {
+		cancel()
+		return err
+	}
+	status, serr := c.Status(ctx, "")
 	cancel()
 	if serr == nil {
 		for _, st := range status.Studies {
@@ -336,7 +364,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	reply, err := bus.NewClient(s.cfg.NATS, s.cfg.RequestTimeout).Submit(ctx, req)
+	// The leader records the study as the token's team's, and who
+	// submitted it.
+	c, err := s.leader(r.Context(), s.cfg.RequestTimeout)
+	if err != nil {
+		return err
+	}
+	reply, err := c.Submit(ctx, req)
 	if err != nil {
 		return &Error{Status: http.StatusServiceUnavailable, Msg: err.Error()}
 	}
@@ -701,7 +735,9 @@ type AgentsReply struct {
 func (s *Server) agents(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if st, err := bus.NewClient(s.cfg.NATS, 2*time.Second).Status(ctx, ""); err == nil {
+	if c, err := s.leader(r.Context(), 2*time.Second); err != nil {
+		return err
+	} else if st, err := c.Status(ctx, ""); err == nil {
 		reply := AgentsReply{Live: true, Leader: st.Leader, Agents: st.Nodes}
 		if reply.Agents == nil {
 			reply.Agents = []api.NodeStatus{}

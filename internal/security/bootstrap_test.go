@@ -263,6 +263,19 @@ func TestInitTeams(t *testing.T) {
 			}
 		}
 	}
+	// Each person's HTTP token carries the team, so the dashboard shows
+	// it only its team's studies.
+	tokens := read(t, dir, HTTPTokensFile)
+	for name, team := range map[string]string{"viewer-nlp": "nlp", "submitter-vision": "vision", "submitter": "default", "operator": "_all"} {
+		found := false
+		for line := range strings.Lines(tokens) {
+			f := strings.Fields(line)
+			found = found || len(f) == 4 && f[0] == name && f[3] == team
+		}
+		if !found {
+			t.Errorf("%s has no line for %s of team %s:\n%s", HTTPTokensFile, name, team, tokens)
+		}
+	}
 	if env := read(t, dir, EnvFile("coordinator")); strings.Contains(env, "ASYMPTOTE_TEAM") {
 		t.Errorf("the coordinator's environment names a team:\n%s", env)
 	}

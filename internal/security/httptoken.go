@@ -32,7 +32,7 @@ func usesHTTP(r Role) bool {
 // coordinators reread the list (within a second; no restart).
 func (w *writer) httpTokens(ids []Identity, rotate []string) error {
 	var b strings.Builder
-	b.WriteString("# The HTTP API's tokens (asymptote secure init): NAME ROLE SHA256 of the token.\n")
+	b.WriteString("# The HTTP API's tokens (asymptote secure init): NAME ROLE SHA256-of-the-token TEAM.\n")
 	for _, id := range ids {
 		if !usesHTTP(id.Role) {
 			continue
@@ -53,7 +53,7 @@ func (w *writer) httpTokens(ids []Identity, rotate []string) error {
 			}
 		}
 		sum := sha256.Sum256([]byte(token))
-		fmt.Fprintf(&b, "%s %s %s\n", id.Name, id.Role, hex.EncodeToString(sum[:]))
+		fmt.Fprintf(&b, "%s %s %s %s\n", id.Name, id.Role, hex.EncodeToString(sum[:]), id.Team)
 	}
 	return w.file(HTTPTokensFile, []byte(b.String()), 0o644)
 }
