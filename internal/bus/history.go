@@ -247,7 +247,7 @@ func (r *subjectRead) read(ctx context.Context, s jetstream.Stream, subject stri
 	if !r.started {
 		info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
 		if err != nil {
-			return fmt.Errorf("history: %w", err)
+			return fmt.Errorf("history: stream info: %w", err)
 		}
 		for _, n := range info.State.Subjects {
 			r.want += n
@@ -265,12 +265,12 @@ func (r *subjectRead) read(ctx context.Context, s jetstream.Stream, subject stri
 	}
 	c, err := s.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("history: %w", err)
+		return fmt.Errorf("history: create a consumer: %w", err)
 	}
 	for r.got < r.want {
 		batch, err := c.Fetch(int(min(r.want-r.got, 10000)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			return fmt.Errorf("history: %w", err)
+			return fmt.Errorf("history: fetch after %d of %d messages: %w", r.got, r.want, err)
 		}
 		n := 0
 		for msg := range batch.Messages() {
@@ -289,10 +289,25 @@ func (r *subjectRead) read(ctx context.Context, s jetstream.Stream, subject stri
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("history: %w", err)
+			return fmt.Errorf("history: fetch after %d of %d messages: %w", r.got, r.want, err)
 		}
 		if n == 0 {
-			return nil // the stream shrank under us (retention): done
+			// Nothing came although the subject held more: either the
+			// stream shrank under us (retention), and what is left is
+			// read, or the server could not deliver yet (a stream
+			// leader catching up after a restart), and the read goes on.
+			info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+			if err != nil {
+				return fmt.Errorf("history: stream info: %w", err)
+			}
+			var held uint64
+			for _, k := range info.State.Subjects {
+				held += k
+			}
+			if held < r.want {
+				return nil
+			}
+			return fmt.Errorf("history: no message came after %d of %d, and the stream holds them", r.got, r.want)
 		}
 	}
 	return nil
