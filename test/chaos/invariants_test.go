@@ -255,6 +255,43 @@ func checkHistory(nc *nats.Conn, study string, trials []api.Trial, steps int) []
 	return v
 }
 
+// historyHealthy waits until the history stream has a leader and every
+// replica is current.
+func historyHealthy(ctx context.Context, js jetstream.JetStream) error {
+	var last error
+	for {
+		info, err := func() (*jetstream.StreamInfo, error) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			s, err := js.Stream(ctx, bus.StreamHistory)
+			if err != nil {
+				return nil, err
+			}
+			return s.Info(ctx)
+		}()
+		if err == nil {
+			err = fmt.Errorf("no stream leader")
+			if c := info.Cluster; c != nil && c.Leader != "" {
+				err = nil
+				for _, r := range c.Replicas {
+					if !r.Current {
+						err = fmt.Errorf("replica %s not current", r.Name)
+					}
+				}
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("history stream not healthy: %w", last)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // attemptKey names one attempt of a trial.
 type attemptKey struct {
 	trial string
@@ -268,8 +305,15 @@ func readHistory(nc *nats.Conn, study string) (map[attemptKey][]bus.MetricsRepor
 		return nil, fmt.Errorf("history: %w", err)
 	}
 	got := map[attemptKey][]bus.MetricsReport{}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// The faults may end with a majority of the NATS members just
+	// restarted, and their stream replicas catching up: what is checked is
+	// that no report is lost, once the stream has a leader and current
+	// replicas again.
+	if err := historyHealthy(ctx, js); err != nil {
+		return nil, err
+	}
 	if err := bus.History(ctx, js, study, "", func(r *bus.MetricsReport) error {
 		k := attemptKey{r.Trial, r.Attempt}
 		got[k] = append(got[k], *r)
