@@ -269,9 +269,12 @@ func historyHealthy(ctx context.Context, js jetstream.JetStream) error {
 			}
 			return s.Info(ctx)
 		}()
+		if err == nil && (info.Cluster == nil || info.Cluster.Name == "") {
+			return nil // one server, no replicas
+		}
 		if err == nil {
 			err = fmt.Errorf("no stream leader")
-			if c := info.Cluster; c != nil && c.Leader != "" {
+			if c := info.Cluster; c.Leader != "" {
 				err = nil
 				for _, r := range c.Replicas {
 					if !r.Current {
