@@ -13,9 +13,13 @@ import (
 )
 
 // historyWait bounds how long an attempt's outcome waits for its history
-// to be stored: longer than a NATS cluster's failover (a few seconds), far
-// shorter than what holding a result back would cost.
-const historyWait = 30 * time.Second
+// to be stored: longer than a NATS cluster takes to recover its streams
+// (a few seconds for a failover, but over 30 s on nats-server 2.9 after a
+// majority of members restarted together, which the chaos suite does),
+// and far shorter than what holding a result back would cost. While the
+// history stream does not answer, the events stream that carries the
+// outcome usually does not either.
+const historyWait = 2 * time.Minute
 
 // historyBackoff paces flush's publishing again: 50ms, doubling to 2s.
 var historyBackoff = backoff.Policy{First: 50 * time.Millisecond, Max: 2 * time.Second}
