@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -95,7 +97,25 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	return &Cluster{NATS: ns, Etcd: e, NATSURL: ns.ClientURL(), EtcdEndpoints: []string{endpoint}}, nil
 }
 
+// startEtcd starts the embedded etcd. A port picked as free can be taken
+// by another process before etcd binds it; then, unless the client port
+// was given, it picks again, up to three times.
 func startEtcd(ctx context.Context, cfg Config) (*embed.Etcd, string, error) {
+	for attempt := 1; ; attempt++ {
+		e, endpoint, err := startEtcdOnce(ctx, cfg)
+		if err == nil || attempt == 3 || cfg.EtcdClientPort != 0 || !addrInUse(err) {
+			return e, endpoint, err
+		}
+		_ = os.Remove(filepath.Join(cfg.DataDir, "etcd-client-port"))
+	}
+}
+
+// addrInUse reports whether err is a listener's "address already in use".
+func addrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+}
+
+func startEtcdOnce(ctx context.Context, cfg Config) (*embed.Etcd, string, error) {
 	ec := embed.NewConfig()
 	ec.Name = "asymptote-dev"
 	ec.Dir = filepath.Join(cfg.DataDir, "etcd")
