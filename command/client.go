@@ -488,7 +488,7 @@ func readHistory(ctx context.Context, c *bus.Client, nc *nats.Conn, study string
 		rows = append(rows, export.ReportOf(m))
 		return nil
 	}
-	if c.Scoped() {
+	if c.OnTeamSubjects() {
 		err := c.History(ctx, study, one, func(cv *bus.Curve) error {
 			rs := cv.Reports()
 			for i := range rs {

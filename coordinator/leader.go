@@ -33,6 +33,8 @@ type leader struct {
 	// metricSubs are the term's subscriptions to the streamed metrics of
 	// studies that stop trials early.
 	metricSubs map[string]*nats.Subscription
+	// js is the term's JetStream handle.
+	js jetstream.JetStream
 	// histories holds a place for each history the term is sending.
 	histories chan struct{}
 	inbox     chan any
@@ -146,6 +148,7 @@ func (l *leader) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	l.js = js
 	cons, err := bus.Declare(ctx, js, l.cfg.StreamReplicas)
 	if err != nil {
 		return err
@@ -666,12 +669,7 @@ func (l *leader) sendHistory(a sendHistory) {
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Minute)
 	defer cancel()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		_ = bus.EndHistory(nc, a.msg.Reply, 0, fmt.Errorf("history: %w", err))
-		return
-	}
-	if err := bus.ServeHistory(ctx, nc, js, a.msg.Reply, a.study, a.trial); err != nil {
+	if err := bus.ServeHistory(ctx, nc, l.js, a.msg.Reply, a.study, a.trial); err != nil {
 		l.log.Warn("a history was not sent whole", "study", a.study, "trial", a.trial, "error", err)
 	}
 }

@@ -131,9 +131,15 @@ func (c *Client) request(ctx context.Context, subject, what string, b []byte) (*
 	}()
 	msg, err := c.nc.RequestWithContext(ctx, subject, b)
 	if cause := context.Cause(ctx); err != nil && refused(cause, subject) {
-		return nil, fmt.Errorf("%w; this identity may not %s (docs/security.md lists what each may do)", cause, what)
+		return nil, refusal(cause, what)
 	}
 	return msg, err
+}
+
+// refusal is the error of a request the server refused: its words, and
+// what this identity may not do.
+func refusal(err error, what string) error {
+	return fmt.Errorf("%w; this identity may not %s (docs/security.md lists what each may do)", err, what)
 }
 
 // refused reports whether err is the server's refusal of a publish to

@@ -55,9 +55,11 @@ func EndHistory(nc *nats.Conn, reply string, n int, err error) error {
 	return errors.Join(nc.PublishMsg(end), nc.Flush())
 }
 
-// Scoped reports whether the client calls the API on a team's subjects
-// (a secured bus), where the history is read through the leader.
-func (c *Client) Scoped() bool { return c.team != "" }
+// OnTeamSubjects reports whether the client calls the API on a team's
+// subjects (the operator's `_all` too), as on a secured bus, where the
+// history is read through the leader. Caller.Scoped is another question:
+// whether a caller sees one team's studies only.
+func (c *Client) OnTeamSubjects() bool { return c.team != "" }
 
 // History reads a study's metric history (trial's only, when set) through
 // the leader, passing each chunk to fn in the order the leader read them:
@@ -157,7 +159,7 @@ func (c *Client) firstReply(ctx context.Context, sub *nats.Subscription, subject
 				return m, nil
 			}
 			if lerr := c.nc.LastError(); lerr != before && refused(lerr, subject) {
-				return nil, fmt.Errorf("%w; this identity may not %s (docs/security.md lists what each may do)", lerr, what)
+				return nil, refusal(lerr, what)
 			}
 			if ctx.Err() != nil {
 				return nil, ErrNoLeader

@@ -103,16 +103,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: store.New(cfg.Etcd), js: js, mux: http.NewServeMux(), cache: newTrialCache(cfg.Etcd, cfg.Logger)}
 	for _, r := range routes {
-		ofStudy := strings.Contains(r.path, "{study}")
 		s.mux.HandleFunc(r.method+" "+r.path, func(w http.ResponseWriter, req *http.Request) {
-			// A team's token reaches only its team's studies; another
-			// team's is answered as a missing one.
-			if ofStudy && callerOf(req.Context()).Scoped() {
-				if _, err := s.loadStudy(req.Context(), req.PathValue("study")); err != nil {
-					s.fail(w, req, err)
-					return
-				}
-			}
 			if err := r.handle(s, w, req); err != nil {
 				s.fail(w, req, err)
 			}
@@ -190,6 +181,9 @@ func (s *Server) loadStudy(ctx context.Context, name string) (api.Study, error) 
 }
 
 // loadStudyRev reads one study's record and etcd's revision at the read.
+// It is where a team's token is kept to its team's studies: every
+// endpoint of a study loads it first, and another team's is answered as a
+// missing one.
 func (s *Server) loadStudyRev(ctx context.Context, name string) (api.Study, int64, error) {
 	var st api.Study
 	found, rev, err := s.getJSONRev(ctx, store.StudyKey(name), &st)
@@ -379,6 +373,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) trial(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.loadStudy(r.Context(), r.PathValue("study")); err != nil {
+		return err
+	}
 	var t api.Trial
 	found, err := s.getJSON(r.Context(), store.TrialKey(r.PathValue("study"), r.PathValue("trial")), &t)
 	if err != nil {
