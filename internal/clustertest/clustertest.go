@@ -206,6 +206,21 @@ func (c *Cluster) WaitDone(client *bus.Client, study string, timeout time.Durati
 	return st
 }
 
+// Follow runs follow, as a coordinator's API runs its Follow, from etcd's
+// revision now on (so that nothing written after Follow returns is
+// missed) until the test ends, and waits for it to return then.
+func (c *Cluster) Follow(follow func(ctx context.Context, from int64)) {
+	c.t.Helper()
+	now, err := c.Etcd.Get(context.Background(), "revision")
+	if err != nil {
+		c.t.Fatalf("etcd revision: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); follow(ctx, now.Header.Revision+1) }()
+	c.t.Cleanup(func() { cancel(); <-done })
+}
+
 // FinishedStudy writes a finished study of n succeeded synthetic trials
 // straight to etcd, as a leader would have left it: the input of the
 // benchmarks of what reads large studies (the HTTP API, the dashboard).

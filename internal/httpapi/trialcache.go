@@ -37,7 +37,7 @@ import (
 type trialCache struct {
 	cli *clientv3.Client
 	log *slog.Logger
-	// idle is how long a study's cache outlives its last read.
+	// idle is how long a study's cache outlives its last read or write.
 	idle time.Duration
 	// catchUp bounds a read's wait for the watch.
 	catchUp time.Duration
@@ -213,6 +213,16 @@ func (c *trialCache) study(study string) *studyTrials {
 	return st
 }
 
+// forget drops study's cache, if there is one.
+func (c *trialCache) forget(study string) {
+	c.mu.Lock()
+	st := c.studies[study]
+	c.mu.Unlock()
+	if st != nil {
+		c.drop(study, st)
+	}
+}
+
 // drop forgets st, if it is still study's cache, and stops its watch.
 func (c *trialCache) drop(study string, st *studyTrials) {
 	c.mu.Lock()
@@ -224,7 +234,7 @@ func (c *trialCache) drop(study string, st *studyTrials) {
 }
 
 // follow loads study's trials and applies every change to them until the
-// watch ends or the cache has gone unread for c.idle.
+// watch ends or the cache has gone neither read nor written for c.idle.
 func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) {
 	defer func() {
 		st.mu.Lock()
@@ -284,6 +294,10 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 			}
 			if r := resp.Header.Revision; r > st.rev {
 				st.rev = r
+			}
+			if len(resp.Events) > 0 {
+				// A study being written is one someone may open.
+				st.used = time.Now()
 			}
 			close(st.moved)
 			st.moved = make(chan struct{})

@@ -4,6 +4,10 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"asymptote.dev/asymptote/internal/api"
 	"asymptote.dev/asymptote/internal/store"
@@ -43,4 +47,63 @@ func (s *Server) Warm(ctx context.Context, n int) []string {
 		}
 	}
 	return warm
+}
+
+// Follow keeps in the table cache every study whose record is written
+// while ctx lasts (a study submitted or extended, or changing state),
+// from that write on, so that the first opening of a study being
+// recorded is answered from the cache too: a study submitted after the
+// server started is read from etcd when it is submitted, with the trials
+// written by then, and follows every trial written after. A study stays
+// while it is read or written; 10 minutes after both have stopped it is
+// dropped. A deleted study is dropped at once. It follows the studies
+// written from etcd revision from on (0: from when it is called). Follow
+// returns when ctx ends; a watch that fails is opened again a second
+// later, from the revision it had reached.
+func (s *Server) Follow(ctx context.Context, from int64) {
+	for ctx.Err() == nil {
+		if from <= 0 {
+			// Fix the starting point, so that a watch that fails
+			// before its first event misses nothing either.
+			resp, err := s.cfg.Etcd.Get(ctx, store.StudyPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err == nil {
+				from = resp.Header.Revision + 1
+			}
+		}
+		from = s.followStudies(ctx, from)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// followStudies is one watch of Follow's, from revision from, until it
+// ends; it returns the revision to go on from.
+func (s *Server) followStudies(ctx context.Context, from int64) int64 {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := []clientv3.OpOption{clientv3.WithPrefix()}
+	if from > 0 {
+		opts = append(opts, clientv3.WithRev(from))
+	}
+	for resp := range s.cfg.Etcd.Watch(clientv3.WithRequireLeader(ctx), store.StudyPrefix, opts...) {
+		if err := resp.Err(); err != nil {
+			s.log.Debug("trial cache: study watch ended", "error", err)
+			if resp.CompactRevision > 0 {
+				return resp.CompactRevision
+			}
+			return from
+		}
+		for _, ev := range resp.Events {
+			from = ev.Kv.ModRevision + 1
+			name := strings.TrimPrefix(string(ev.Kv.Key), store.StudyPrefix)
+			if ev.Type == clientv3.EventTypeDelete {
+				s.cache.forget(name)
+				continue
+			}
+			s.cache.study(name)
+		}
+	}
+	return from
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,4 +60,87 @@ func TestWarm(t *testing.T) {
 			t.Errorf("after reading %s: %d tables loaded, want %d", read.study, n, read.loads)
 		}
 	}
+}
+
+// messageCounts counts the records logged under each message.
+type messageCounts struct{ n *sync.Map }
+
+func (h messageCounts) Enabled(context.Context, slog.Level) bool { return true }
+func (h messageCounts) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h messageCounts) WithGroup(string) slog.Handler            { return h }
+func (h messageCounts) Handle(_ context.Context, r slog.Record) error {
+	c, _ := h.n.LoadOrStore(r.Message, new(atomic.Int64))
+	c.(*atomic.Int64).Add(1)
+	return nil
+}
+
+func (h messageCounts) get(msg string) int64 {
+	if c, ok := h.n.Load(msg); ok {
+		return c.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+// TestFollow checks that a server following etcd loads the table of a
+// study submitted after it started, when it is submitted, and answers
+// that study's first read from the cache, current to every trial written
+// since; that a study written before, and not since, is not loaded; and
+// that a deleted study is forgotten, so that one submitted again under
+// its name is loaded again.
+func TestFollow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: embedded servers")
+	}
+	cl := clustertest.New(t)
+	cl.FinishedStudy("before", 5)
+	logs := messageCounts{new(sync.Map)}
+	srv, err := httpapi.New(httpapi.Config{Etcd: cl.Etcd, NATS: cl.Conn("http"), Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Follow(srv.Follow)
+	e := &env{t: t, cl: cl, url: serveAPIHandler(t, srv)}
+	const loaded, fallback = "trial cache: loaded", "trials: reading etcd, not the cache"
+	waitLoads := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for logs.get(loaded) < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d tables loaded, want %d", logs.get(loaded), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	count := func(study string, want int) {
+		t.Helper()
+		var c httpapi.TrialColumns
+		e.get("/api/v1/studies/"+study+"/trials?format=columns", 200, &c)
+		if c.Count != want {
+			t.Fatalf("%s: %d trials, want %d", study, c.Count, want)
+		}
+	}
+
+	cl.FinishedStudy("new", 3)
+	waitLoads(1)
+	// Written after the load, before the read.
+	id := "extra"
+	if _, err := store.New(cl.Etcd).Commit(t.Context(), []store.Put{{Key: store.TrialKey("new", id), Value: api.Trial{ID: id, Study: "new", Index: 3}}}); err != nil {
+		t.Fatal(err)
+	}
+	count("new", 4)
+	if n, f := logs.get(loaded), logs.get(fallback); n != 1 || f != 0 {
+		t.Fatalf("after reading the followed study: %d loads and %d reads of etcd, want 1 and 0", n, f)
+	}
+	count("before", 5)
+	if n := logs.get(loaded); n != 2 {
+		t.Fatalf("%d loads after the first read of a study written before the server started, want 2 (it is read then, not before)", n)
+	}
+
+	if err := store.New(cl.Etcd).DeleteStudy(t.Context(), "new"); err != nil {
+		t.Fatal(err)
+	}
+	e.wantField("/api/v1/studies/new/trials?format=columns", 404, "study")
+	cl.FinishedStudy("new", 2)
+	waitLoads(3)
+	count("new", 2)
 }

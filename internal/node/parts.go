@@ -169,8 +169,13 @@ func (n *Node) serveHTTP(ln net.Listener, tokens *httpapi.Tokens, etcd *clientv3
 		return err
 	}
 	n.serve("http api", ln, api.Handler())
-	// The most recent studies' tables are read before anyone opens them:
-	// a coordinator's first page is then not the one that waits.
+	// The most recent studies' tables are read before anyone opens them,
+	// and every study written from now on is followed as it is written: a
+	// coordinator's first page is then not the one that waits.
+	n.Go("http api follow", func(ctx context.Context) error {
+		api.Follow(ctx, 0)
+		return nil
+	}, nil)
 	n.Go("http api warm", func(ctx context.Context) error {
 		api.Warm(ctx, warmStudies)
 		return nil
