@@ -458,7 +458,7 @@ func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
 		if m, ok := q["metric"]; ok {
 			only = m
 		}
-		if err := writeColumns(w, trialColumns(trials, total, offset, only)); err != nil {
+		if err := writeColumns(w, r, trialColumns(trials, total, offset, only)); err != nil {
 			s.log.Debug("trials response cut short", "error", err)
 		}
 	default:

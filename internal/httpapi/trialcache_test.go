@@ -1,10 +1,13 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -149,3 +152,57 @@ func TestColumnsFollowEtcd(t *testing.T) {
 }
 
 func trialID(i int) string { return fmt.Sprintf("%020x", i) }
+
+// TestColumnsGzip reads a study's columns as a browser does, accepting
+// gzip, and as a client that does not: the first comes compressed, and
+// both are the same document.
+func TestColumnsGzip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: embedded servers")
+	}
+	cl := clustertest.New(t)
+	cl.FinishedStudy("s", 200)
+	url := serveAPI(t, cl) + "/api/v1/studies/s/trials?format=columns"
+	read := func(encoding string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		// Set by hand, Go's client leaves the body as it came.
+		req.Header.Set("Accept-Encoding", encoding)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d, %v", encoding, resp.StatusCode, err)
+		}
+		return resp, b
+	}
+	zresp, zbody := read("gzip, deflate, br")
+	if ce := zresp.Header.Get("Content-Encoding"); ce != "gzip" {
+		t.Fatalf("accepting gzip: Content-Encoding %q, want gzip", ce)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(zbody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unzipped, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	presp, plain := read("identity")
+	if ce := presp.Header.Get("Content-Encoding"); ce != "" {
+		t.Fatalf("not accepting gzip: Content-Encoding %q, want none", ce)
+	}
+	if !bytes.Equal(unzipped, plain) {
+		t.Fatalf("the compressed document differs from the plain one (%d and %d bytes)", len(unzipped), len(plain))
+	}
+	if len(zbody)*3 > len(plain) {
+		t.Errorf("compressed %d bytes from %d: want at least 3 times smaller", len(zbody), len(plain))
+	}
+	var c httpapi.TrialColumns
+	if err := json.Unmarshal(plain, &c); err != nil || c.Count != 200 {
+		t.Fatalf("document: %d trials, %v; want 200", c.Count, err)
+	}
+}
