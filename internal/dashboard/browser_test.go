@@ -72,13 +72,25 @@ func cluster(t testing.TB) (string, *clustertest.Cluster) {
 	}
 	cl := clustertest.New(t)
 	cl.StartCoordinator("c1", func(c *node.CoordinatorConfig) { c.AllowUnofferedMethods = true })
+	return serveUI(t, cl, true), cl
+}
+
+// serveUI serves the API and the dashboard of cl and returns its URL.
+// With follow, the server follows every study written from then on, as a
+// coordinator's does; without, it reads a study's table on its first
+// opening.
+func serveUI(t testing.TB, cl *clustertest.Cluster, follow bool) string {
+	t.Helper()
 	srv, err := httpapi.New(httpapi.Config{Etcd: cl.Etcd, NATS: cl.Conn("http"), UI: dashboard.Handler()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if follow {
+		cl.Follow(srv.Follow)
+	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return ts.URL, cl
+	return ts.URL
 }
 
 // startAgent starts the cluster's agent, which runs the synthetic method.
@@ -488,5 +500,26 @@ func TestPlotWaitsForTheTable(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	b.waitJS(t, 30*time.Second, drawn)
+	b.noErrors(t)
+}
+
+// TestTableInTwoParts opens a study larger than the table's first part:
+// a sort set as soon as the first rows show must order every trial once
+// the rest are in, and the counts must then be those of every trial.
+func TestTableInTwoParts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: embedded servers and Chromium")
+	}
+	url, cl := cluster(t)
+	cl.FinishedStudy("two", 2500)
+	b := open(t, url, cl, false)
+	b.run(t, chromedp.Navigate(b.url+"/#/study/two"))
+	b.waitJS(t, 30*time.Second, `(() => { const t = Tabulator.findTable("#trials")[0]; return !!t && t.getDataCount() > 0; })()`)
+	eval[bool](t, b, `Tabulator.findTable("#trials")[0].setSort("objective", "asc") || true`)
+	b.waitJS(t, 30*time.Second, `(() => { const t = Tabulator.findTable("#trials")[0]; return t.getDataCount() === 2500; })()`)
+	// Trial i's objective is 2 + 1/(i+1): the lowest is the last trial's,
+	// which comes with the second part.
+	b.waitJS(t, 10*time.Second, `Tabulator.findTable("#trials")[0].getRows("active")[0].getData().trial === "`+fmt.Sprintf("%020x", 2499)+`"`)
+	b.waitJS(t, 10*time.Second, `document.getElementById("counts").textContent.includes("succeeded 2500")`)
 	b.noErrors(t)
 }

@@ -32,6 +32,31 @@ function route() {
   return studiesView();
 }
 
+// FIRST_ROWS is how many trials a study's table shows before the rest
+// have come.
+const FIRST_ROWS = 1000;
+
+// plotly loads Plotly, once, and resolves to it. It is not among the
+// page's scripts: parsing its 4.5 MB holds the page's one thread for a
+// second or more, which a study's page spends filling its table first.
+let plotlyLoad = null;
+function plotly() {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!plotlyLoad) {
+    plotlyLoad = new Promise((resolve, reject) => {
+      const s = document.createElement("script");
+      s.src = "/static/vendor/plotly.min.js";
+      s.onload = () => resolve(window.Plotly);
+      s.onerror = () => {
+        plotlyLoad = null;
+        reject(new Error("could not load the plotting library (/static/vendor/plotly.min.js); reload the page"));
+      };
+      document.head.appendChild(s);
+    });
+  }
+  return plotlyLoad;
+}
+
 function every(ms, f) {
   f();
   const id = setInterval(f, ms);
@@ -88,6 +113,11 @@ function agentsView() {
 // -- one study -------------------------------------------------------------
 
 function studyView(name) {
+  // The page marks when its table first shows trials and when it holds
+  // them all (the browser's performance panel shows the marks; the
+  // dashboard's benchmark reads them).
+  performance.clearMarks();
+  performance.mark("study:open");
   $("#main").innerHTML = `
     <h1>${esc(name)} <span id="state" class="muted"></span></h1>
     <div class="card counts" id="counts"></div>
@@ -103,7 +133,7 @@ function studyView(name) {
         <div id="epochs" class="plot"></div><div id="epochsinfo" class="muted"></div></div>
       <div class="card"><h2>Decisions</h2><div id="decisions" class="muted">none</div></div>
     </div>`;
-  const state = { name, study: null, trials: new Map(), changed: new Set(), table: null, selected: null, dirty: true };
+  const state = { name, study: null, trials: new Map(), changed: new Set(), table: null, selected: null, dirty: true, quiet: new Map(), paramKeys: new Set() };
 
   state.table = new Tabulator("#trials", {
     height: "400px", layout: "fitDataFill", index: "trial", placeholder: "no trials yet",
@@ -120,12 +150,12 @@ function studyView(name) {
   state.table.on("rowMouseEnter", (_e, row) => hover(state, row.getData().trial));
   state.table.on("rowMouseLeave", () => hover(state, null));
   // Tabulator builds itself asynchronously; nothing may touch it before.
-  state.table.on("tableBuilt", () => { state.ready = true; state.dirty = true; });
-  // A draw of the parallel coordinates waits while the table is in use.
+  state.table.on("tableBuilt", () => { state.ready = true; state.dirty = true; refresh(state); });
+  // Plots wait while the table is in use.
   for (const ev of ["dataSorting", "dataFiltering", "scrollVertical"]) {
-    state.table.on(ev, () => state.pcDraw && whenQuiet(state, state.pcDraw));
+    state.table.on(ev, () => state.quiet.size && whenQuiet(state));
   }
-  onLeave(() => clearTimeout(state.pcTimer));
+  onLeave(() => { clearTimeout(state.quietTimer); state.left = true; });
 
   // Changes stream in from the moment the page opens; the records
   // themselves come in one bulk request, as columns with the one metric
@@ -140,6 +170,7 @@ function studyView(name) {
   const put = (t) => {
     const old = state.trials.get(t.id);
     if (old && stamp(old) > stamp(t)) return;
+    for (const k in t.params) state.paramKeys.add("p:" + k);
     state.trials.set(t.id, t);
     state.changed.add(t.id);
     state.dirty = true;
@@ -148,28 +179,53 @@ function studyView(name) {
   es.addEventListener("trial", (ev) => put(JSON.parse(ev.data)));
   // The bulk load starts once the stream is open: the server fixes the
   // stream's starting point before it answers, so nothing falls between.
+  // It comes in two requests: the first FIRST_ROWS trials, which the
+  // table shows as soon as they are in, and the rest, which the table
+  // then holds too (a sort or filter set meanwhile then applies to every
+  // trial).
   es.onopen = () => {
     $("#live").classList.add("on");
     if (state.loading) return; // a reconnect
     state.loading = true;
-    Promise.all([api(`/studies/${encodeURIComponent(name)}?counts=0`), api(`/studies/${encodeURIComponent(name)}/trials?format=columns&metric=unique_tokens`)])
-      .then(([st, page]) => {
-        if (!state.study) state.study = st;
-        state.fitLaw = st.fit_law || "";
+    const enc = encodeURIComponent(name), cols = `/studies/${enc}/trials?format=columns&metric=unique_tokens`;
+    const first = api(`${cols}&limit=${FIRST_ROWS}`), rest = api(`${cols}&offset=${FIRST_ROWS}`);
+    const head = Promise.all([api(`/studies/${enc}?counts=0`), first]).then(([st, page]) => {
+      if (state.left) return;
+      if (!state.study) state.study = st;
+      state.fitLaw = st.fit_law || "";
+      fromColumns(page).forEach(put);
+      state.pending = page.total - page.count;
+      state.loaded = true;
+      state.dirty = true;
+      refresh(state);
+    });
+    Promise.all([head, rest])
+      .then(([, page]) => {
+        if (state.left) return;
         fromColumns(page).forEach(put);
-        state.loaded = true;
+        state.pending = 0;
         state.dirty = true;
+        // After the browser has painted the first rows.
+        requestAnimationFrame(() => setTimeout(() => !state.left && refresh(state)));
       })
-      .catch((e) => { $("#counts").innerHTML = `<p class="error">${esc(e.message)}</p>`; });
+      .catch((e) => { if (!state.left) $("#counts").innerHTML = `<p class="error">${esc(e.message)}</p>`; });
   };
 
   ["xaxis", "logx", "logy"].forEach((id) => $("#" + id).addEventListener("change", () => curves(state)));
   // Render what changed at most a few times a second; the plots that
   // read more than the stream (curves, fit) refresh on their own clocks.
-  every(300, () => { if (state.ready && state.loaded && state.dirty) { state.dirty = false; render(state); } });
+  every(300, () => refresh(state));
   every(3000, () => state.ready && curves(state));
   every(5000, () => fit(state));
   every(5000, () => epochs(state));
+}
+
+// refresh renders what changed, if the table and the trials are there.
+function refresh(state) {
+  if (state.ready && state.loaded && state.dirty) {
+    state.dirty = false;
+    render(state);
+  }
 }
 
 // stamp is when a trial's record last changed, in Unix milliseconds: a
@@ -184,12 +240,21 @@ function stamp(t) {
 // an objective or a metric.
 function fromColumns(c) {
   const params = Object.entries(c.params || {}), metrics = Object.entries(c.metrics || {});
+  const keys = params.map(([k]) => "p:" + k);
   const out = new Array(c.count);
   for (let i = 0; i < c.count; i++) {
     const p = {};
-    for (const [k, col] of params) if (col[i] !== null) p[k] = col[i];
+    // The table's row is built in the same pass (see row).
+    const r = { trial: c.id[i], state: c.state[i], seed: c.seed[i], attempts: c.attempt[i] };
+    for (let j = 0; j < params.length; j++) {
+      const v = params[j][1][i];
+      if (v === null) continue;
+      p[params[j][0]] = v;
+      r[keys[j]] = v;
+    }
     let result = null;
     const obj = c.objective[i];
+    r.objective = obj;
     for (const [k, col] of metrics) {
       if (col[i] === null) continue;
       result = result || { objective: obj, metrics: {} };
@@ -197,15 +262,19 @@ function fromColumns(c) {
     }
     if (!result && obj !== null) result = { objective: obj, metrics: {} };
     out[i] = { id: c.id[i], index: c.index[i], state: c.state[i], seed: c.seed[i], attempt: c.attempt[i],
-      updated: Math.floor(c.updated[i] / 1000), params: p, result };
+      updated: Math.floor(c.updated[i] / 1000), params: p, result, row: r };
   }
   return out;
 }
 
+// row is a trial's row in the table: built once per record (a record
+// from the event stream is a new one).
 function row(t) {
+  if (t.row) return t.row;
   const r = { trial: t.id, state: t.state, seed: t.seed, attempts: t.attempt };
   for (const k in t.params) r["p:" + k] = t.params[k];
   r.objective = t.result && t.result.objective != null ? t.result.objective : null;
+  t.row = r;
   return r;
 }
 
@@ -216,8 +285,11 @@ function render(state) {
   for (const t of all) counts[t.state] = (counts[t.state] || 0) + 1;
   const done = (counts.succeeded || 0) + (counts.failed || 0) + (counts.cancelled || 0);
   $("#state").textContent = st ? st.state : "";
-  $("#counts").innerHTML = `${bar(done, st ? st.trials : all.length)} ` +
-    Object.entries(counts).map(([k, v]) => `<span class="state-${k}">${k} ${v}</span>`).join("");
+  // Counts of a part would mislead: until every trial is in, the bar
+  // shows the loading.
+  $("#counts").innerHTML = state.pending
+    ? `${bar(all.length, all.length + state.pending)} <span class="muted">trials loading</span>`
+    : `${bar(done, st ? st.trials : all.length)} ` + Object.entries(counts).map(([k, v]) => `<span class="state-${k}">${k} ${v}</span>`).join("");
   if (st && st.decisions && st.decisions.length) {
     $("#decisions").innerHTML = `<ul class="decisions">${st.decisions.map((d) =>
       `<li>${esc(new Date(d.time).toLocaleTimeString())}: ${esc(d.reason)}${d.added ? ` (+${d.added} trials)` : ""}</li>`).join("")}</ul>`;
@@ -228,9 +300,7 @@ function render(state) {
   if (added) {
     state.shown = all.length;
     const rows = all.map(row);
-    const seen = new Set();
-    for (const t of all) for (const k in t.params) seen.add("p:" + k);
-    const allParams = [...seen].sort();
+    const allParams = [...state.paramKeys].sort();
     // The table shows what the study varies; what it holds fixed is
     // listed once above it.
     const varies = (p) => {
@@ -248,7 +318,23 @@ function render(state) {
         formatter: (cell) => esc(num(cell.getValue())), sorter: f === "trial" || f === "state" ? "string" : "number",
       })));
     }
-    state.table.replaceData(rows).then(() => applyFilter(state));
+    const whole = !state.pending;
+    state.table.replaceData(rows).then(() => {
+      if (rows.length && !performance.getEntriesByName("table:first-trials").length) performance.mark("table:first-trials");
+      if (whole && !performance.getEntriesByName("table:all-trials").length) performance.mark("table:all-trials");
+      applyFilter(state);
+      // The plots load once every trial is in and the table has gone
+      // unused.
+      if (whole) {
+        whenQuiet(state, "plots", () => plotly().then(() => {
+          if (!$("#curves")) return; // the view changed
+          state.dirty = true;
+          curves(state);
+          fit(state);
+          epochs(state);
+        }).catch((e) => { $("#fitinfo").textContent = e.message; }));
+      }
+    });
   } else if (state.changed.size) {
     state.table.updateOrAddData([...state.changed].map((id) => row(state.trials.get(id)))).then(() => applyFilter(state));
   }
@@ -257,10 +343,12 @@ function render(state) {
   // when the finished trials changed.
   const finished = counts.succeeded || 0;
   const now = Date.now();
-  if (finished !== state.pcFinished && now - (state.pcAt || 0) > 5000) {
+  if (state.pending) {
+    // Drawn once every trial is in.
+  } else if (finished !== state.pcFinished && now - (state.pcAt || 0) > 5000) {
     state.pcFinished = finished;
     state.pcAt = now;
-    whenQuiet(state, () => $("#parcoords") && parcoords(state, [...state.trials.values()].map(row), state.params));
+    whenQuiet(state, "parcoords", () => plotly().then(() => $("#parcoords") && parcoords(state, [...state.trials.values()].map(row), state.params)));
   } else if (finished !== state.pcFinished) {
     state.dirty = true; // come back for it
   }
@@ -270,18 +358,19 @@ function render(state) {
 // scroll) before the parallel coordinates draw.
 const QUIET_MS = 1000;
 
-// whenQuiet runs draw once the table has painted and gone unused for
-// QUIET_MS: a draw holds the page's one thread (seconds, for thousands of
-// lines in software WebGL), and must not stand between someone and the
-// table they have just opened or sorted. Using the table again first
-// puts the draw off again.
-function whenQuiet(state, draw) {
-  state.pcDraw = draw;
-  clearTimeout(state.pcTimer);
-  state.pcTimer = setTimeout(() => {
-    const f = state.pcDraw;
-    state.pcDraw = null;
-    if (f) requestIdleCallback(f, { timeout: QUIET_MS });
+// whenQuiet runs draw (the job named name: a later one of the same name
+// replaces it) once the table has painted and gone unused for QUIET_MS: a
+// plot holds the page's one thread (seconds, for thousands of lines in
+// software WebGL, or to load Plotly), and must not stand between someone
+// and the table they have just opened or sorted. Using the table again
+// first puts the jobs off again; whenQuiet(state) alone only does that.
+function whenQuiet(state, name, draw) {
+  if (name) state.quiet.set(name, draw);
+  clearTimeout(state.quietTimer);
+  state.quietTimer = setTimeout(() => {
+    const jobs = [...state.quiet.values()];
+    state.quiet.clear();
+    for (const f of jobs) requestIdleCallback(f, { timeout: QUIET_MS });
   }, QUIET_MS);
 }
 
@@ -434,6 +523,7 @@ function hover(state, id) {
 }
 
 async function curves(state) {
+  if (!window.Plotly) return; // drawn once it has loaded
   // Running trials first, then the best finished: at most 60 curves.
   const all = [...state.trials.values()];
   const running = all.filter((t) => t.state === "running");
@@ -479,6 +569,7 @@ async function curves(state) {
 }
 
 async function fit(state) {
+  if (!window.Plotly) return; // drawn once it has loaded
   const st = state.study;
   if (!st || state.fitLaw == null) return;
   if (state.fitLaw !== "power" && state.fitLaw !== "ensemble") {
@@ -628,6 +719,7 @@ function repeats(trials) {
 // count and where repeating starts to hurt. It asks
 // again only when results changed.
 async function epochs(state) {
+  if (!window.Plotly) return; // drawn once it has loaded
   const all = [...state.trials.values()];
   const results = all.filter((t) => t.result).length;
   if (!results || results === state.epochsKey || !repeats(all)) return;
