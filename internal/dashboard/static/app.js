@@ -167,12 +167,25 @@ function studyView(name) {
   onLeave(() => es.close());
   es.onerror = () => $("#live").classList.remove("on");
   onLeave(() => $("#live").classList.remove("on"));
+  // put holds a trial record from the stream; putPage a page of the bulk
+  // load, whose new trials fill the table anew, so only those the stream
+  // brought first are marked changed.
   const put = (t) => {
     const old = state.trials.get(t.id);
     if (old && stamp(old) > stamp(t)) return;
     for (const k in t.params) state.paramKeys.add("p:" + k);
     state.trials.set(t.id, t);
     state.changed.add(t.id);
+    state.dirty = true;
+  };
+  const putPage = (page) => {
+    for (const k in page.params || {}) state.paramKeys.add("p:" + k);
+    for (const t of fromColumns(page)) {
+      const old = state.trials.get(t.id);
+      if (old && stamp(old) > stamp(t)) continue;
+      state.trials.set(t.id, t);
+      if (old) state.changed.add(t.id); // the stream's came first
+    }
     state.dirty = true;
   };
   es.addEventListener("study", (ev) => { state.study = JSON.parse(ev.data); state.dirty = true; });
@@ -193,7 +206,7 @@ function studyView(name) {
       if (state.left) return;
       if (!state.study) state.study = st;
       state.fitLaw = st.fit_law || "";
-      fromColumns(page).forEach(put);
+      putPage(page);
       state.pending = page.total - page.count;
       state.loaded = true;
       state.dirty = true;
@@ -202,7 +215,7 @@ function studyView(name) {
     Promise.all([head, rest])
       .then(([, page]) => {
         if (state.left) return;
-        fromColumns(page).forEach(put);
+        putPage(page);
         state.pending = 0;
         state.dirty = true;
         // After the browser has painted the first rows.
@@ -238,6 +251,8 @@ function stamp(t) {
 // fromColumns turns the bulk load's columns (format=columns) into the
 // parts of trial records the page reads. A trial has a result when it has
 // an objective or a metric.
+const NO_METRICS = Object.freeze({});
+
 function fromColumns(c) {
   const params = Object.entries(c.params || {}), metrics = Object.entries(c.metrics || {});
   const keys = params.map(([k]) => "p:" + k);
@@ -260,7 +275,7 @@ function fromColumns(c) {
       result = result || { objective: obj, metrics: {} };
       result.metrics[k] = col[i];
     }
-    if (!result && obj !== null) result = { objective: obj, metrics: {} };
+    if (!result && obj !== null) result = { objective: obj, metrics: NO_METRICS };
     out[i] = { id: c.id[i], index: c.index[i], state: c.state[i], seed: c.seed[i], attempt: c.attempt[i],
       updated: Math.floor(c.updated[i] / 1000), params: p, result, row: r };
   }
