@@ -13,11 +13,14 @@ import (
 	"asymptote.dev/asymptote/internal/store"
 )
 
-// Warm loads into the table cache the trials of the n most recently
-// updated studies, one study after another, so that the first opening of
-// one of them after the coordinator starts is answered from the cache
-// instead of waiting for etcd's records to be read and decoded. A study
-// warmed and then left unread is dropped like any other, 10 minutes on.
+// Warm loads into the table cache the trials of every study still being
+// written (submitting or active) and of the n most recently updated
+// others, one study after another, most recently updated first, so that
+// the first opening of one of them after the coordinator starts is
+// answered from the cache instead of waiting for etcd's records to be
+// read and decoded. (Follow takes a study up when its record is written,
+// which a running study's is not for every trial.) A study warmed and
+// then neither read nor written is dropped like any other, 10 minutes on.
 // A failure is logged, never returned: the cache then loads on the first
 // read as it would have. It returns the studies it loaded, once the
 // loads are done or ctx ends.
@@ -33,7 +36,14 @@ func (s *Server) Warm(ctx context.Context, n int) []string {
 	}
 	var warm []string
 	slices.SortFunc(studies, func(a, b api.Study) int { return cmp.Or(b.Updated.Compare(a.Updated), cmp.Compare(a.Name, b.Name)) })
-	for _, st := range studies[:min(n, len(studies))] {
+	others := 0
+	for _, st := range studies {
+		if st.State != api.StudySubmitting && st.State != api.StudyActive {
+			if others >= n {
+				continue
+			}
+			others++
+		}
 		c := s.cache.study(st.Name)
 		select {
 		case <-c.ready:

@@ -16,17 +16,22 @@ import (
 	"asymptote.dev/asymptote/internal/store"
 )
 
-// TestWarm checks that a starting server loads the tables of the most
-// recently updated studies, and only those, so that their first reads
-// load nothing more, while another study's first read still does.
+// TestWarm checks that a starting server loads the tables of the studies
+// still running and of the most recently updated others, and only those,
+// so that their first reads load nothing more, while another study's
+// first read still does.
 func TestWarm(t *testing.T) {
 	cl := clustertest.New(t)
 	ctx := context.Background()
 	t0 := time.Now()
 	var puts []store.Put
-	for i, name := range []string{"old", "newest", "middle", "older"} {
-		at := t0.Add(-time.Duration([]int{30, 0, 10, 20}[i]) * time.Minute)
-		puts = append(puts, store.Put{Key: store.StudyKey(name), Value: api.Study{Name: name, State: api.StudyDone, Spec: "name: " + name + "\n", Created: at, Updated: at}})
+	for i, name := range []string{"old", "newest", "middle", "older", "running"} {
+		at := t0.Add(-time.Duration([]int{30, 0, 10, 20, 60}[i]) * time.Minute)
+		state := api.StudyDone
+		if name == "running" {
+			state = api.StudyActive
+		}
+		puts = append(puts, store.Put{Key: store.StudyKey(name), Value: api.Study{Name: name, State: state, Spec: "name: " + name + "\n", Created: at, Updated: at}})
 		for j := range 3 {
 			id := fmt.Sprintf("%s-%d", name, j)
 			puts = append(puts, store.Put{Key: store.TrialKey(name, id), Value: api.Trial{ID: id, Study: name, Index: j}})
@@ -40,17 +45,17 @@ func TestWarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if warm := srv.Warm(ctx, 2); !slices.Equal(warm, []string{"newest", "middle"}) {
-		t.Fatalf("warmed %v, want the two most recently updated, [newest middle]", warm)
+	if warm := srv.Warm(ctx, 2); !slices.Equal(warm, []string{"newest", "middle", "running"}) {
+		t.Fatalf("warmed %v, want the two most recently updated and the one still running, [newest middle running]", warm)
 	}
-	if n := loads.Load(); n != 2 {
-		t.Fatalf("%d tables loaded while warming, want 2", n)
+	if n := loads.Load(); n != 3 {
+		t.Fatalf("%d tables loaded while warming, want 3", n)
 	}
 	e := &env{t: t, cl: cl, url: serveAPIHandler(t, srv)}
 	for _, read := range []struct {
 		study string
 		loads int64
-	}{{"newest", 2}, {"middle", 2}, {"old", 3}} {
+	}{{"newest", 3}, {"middle", 3}, {"running", 3}, {"old", 4}} {
 		var c httpapi.TrialColumns
 		e.get("/api/v1/studies/"+read.study+"/trials?format=columns", 200, &c)
 		if c.Count != 3 {

@@ -169,9 +169,10 @@ func (n *Node) serveHTTP(ln net.Listener, tokens *httpapi.Tokens, etcd *clientv3
 		return err
 	}
 	n.serve("http api", ln, api.Handler())
-	// The most recent studies' tables are read before anyone opens them,
-	// and every study written from now on is followed as it is written: a
-	// coordinator's first page is then not the one that waits.
+	// The tables of the studies still running and of the most recent
+	// others are read before anyone opens them, and every study written
+	// from now on is followed as it is written: a coordinator's first page
+	// is then not the one that waits.
 	n.Go("http api follow", func(ctx context.Context) error {
 		api.Follow(ctx, 0)
 		return nil
@@ -183,8 +184,8 @@ func (n *Node) serveHTTP(ln net.Listener, tokens *httpapi.Tokens, etcd *clientv3
 	return nil
 }
 
-// warmStudies is how many of the most recently updated studies' tables
-// the HTTP API loads when it starts.
+// warmStudies is how many of the most recently updated finished studies'
+// tables the HTTP API loads when it starts, beside every running one's.
 const warmStudies = 2
 
 // serve serves h on ln as a process of the node until the node stops.
