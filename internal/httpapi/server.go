@@ -56,6 +56,10 @@ type Config struct {
 	// Tokens, when set, are the bearer tokens every request needs
 	// (auth.go); nil serves anyone who reaches the address.
 	Tokens *Tokens
+	// TableIdle is how long a study's table stays in the cache after it
+	// was last read or written, once the study is no longer running
+	// (default 10 minutes).
+	TableIdle time.Duration
 }
 
 // Server serves the API.
@@ -102,6 +106,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, store: store.New(cfg.Etcd), js: js, mux: http.NewServeMux(), cache: newTrialCache(cfg.Etcd, cfg.Logger)}
+	if cfg.TableIdle > 0 {
+		s.cache.idle = cfg.TableIdle
+	}
 	for _, r := range routes {
 		s.mux.HandleFunc(r.method+" "+r.path, func(w http.ResponseWriter, req *http.Request) {
 			if err := r.handle(s, w, req); err != nil {

@@ -37,7 +37,8 @@ import (
 type trialCache struct {
 	cli *clientv3.Client
 	log *slog.Logger
-	// idle is how long a study's cache outlives its last read or write.
+	// idle is how long a study's cache outlives its last read or write,
+	// once the study is no longer running.
 	idle time.Duration
 	// catchUp bounds a read's wait for the watch.
 	catchUp time.Duration
@@ -234,7 +235,8 @@ func (c *trialCache) drop(study string, st *studyTrials) {
 }
 
 // follow loads study's trials and applies every change to them until the
-// watch ends or the cache has gone neither read nor written for c.idle.
+// watch ends or the cache has gone neither read nor written for c.idle
+// and the study is no longer running.
 func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) {
 	defer func() {
 		st.mu.Lock()
@@ -243,6 +245,7 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 		st.moved = make(chan struct{})
 		st.mu.Unlock()
 		c.drop(study, st)
+		c.log.Debug("trial cache: dropped", "study", study)
 	}()
 	prefix := store.TrialPrefix + study + "/"
 	start := time.Now()
@@ -269,7 +272,7 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 			st.mu.Lock()
 			unused := time.Since(st.used) > c.idle
 			st.mu.Unlock()
-			if unused {
+			if unused && !c.running(ctx, study) {
 				return
 			}
 		case resp, ok := <-watch:
@@ -304,6 +307,24 @@ func (c *trialCache) follow(ctx context.Context, study string, st *studyTrials) 
 			st.mu.Unlock()
 		}
 	}
+}
+
+// running reports whether study is still being run (submitting or
+// active), whose table is kept however long its trials go unwritten: a
+// study of hour-long trials writes none for many minutes. An error reads
+// as not running.
+func (c *trialCache) running(ctx context.Context, study string) bool {
+	resp, err := c.cli.Get(ctx, store.StudyKey(study))
+	if err != nil || len(resp.Kvs) == 0 {
+		return false
+	}
+	var rec struct {
+		State api.StudyState `json:"state"`
+	}
+	if json.Unmarshal(resp.Kvs[0].Value, &rec) != nil {
+		return false
+	}
+	return rec.State == api.StudySubmitting || rec.State == api.StudyActive
 }
 
 // row is what the table formats (columns, CSV, Parquet) carry of a trial

@@ -20,7 +20,8 @@ import (
 // answered from the cache instead of waiting for etcd's records to be
 // read and decoded. (Follow takes a study up when its record is written,
 // which a running study's is not for every trial.) A study warmed and
-// then neither read nor written is dropped like any other, 10 minutes on.
+// then neither read nor written is dropped like any other once it has
+// finished, 10 minutes on.
 // A failure is logged, never returned: the cache then loads on the first
 // read as it would have. It returns the studies it loaded, once the
 // loads are done or ctx ends.
@@ -65,8 +66,9 @@ func (s *Server) Warm(ctx context.Context, n int) []string {
 // recorded is answered from the cache too: a study submitted after the
 // server started is read from etcd when it is submitted, with the trials
 // written by then, and follows every trial written after. A study stays
-// while it is read or written; 10 minutes after both have stopped it is
-// dropped. A deleted study is dropped at once. It follows the studies
+// while it runs and while it is read or written; a finished one is
+// dropped 10 minutes (Config.TableIdle) after both have stopped, a
+// deleted one at once. It follows the studies
 // written from etcd revision from on (0: from when it is called). Follow
 // returns when ctx ends; a watch that fails is opened again a second
 // later, from the revision it had reached.

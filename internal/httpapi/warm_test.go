@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -148,4 +149,67 @@ func TestFollow(t *testing.T) {
 	cl.FinishedStudy("new", 2)
 	waitLoads(3)
 	count("new", 2)
+}
+
+// TestTableIdle checks that a finished study's table is dropped once it
+// has gone unread and unwritten for the idle time, while a running
+// study's is kept however long its trials go unwritten.
+func TestTableIdle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: embedded servers")
+	}
+	cl := clustertest.New(t)
+	cl.FinishedStudy("done", 3)
+	cl.FinishedStudy("running", 3)
+	running, err := json.Marshal(api.Study{Name: "running", State: api.StudyActive, Spec: "name: running\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Etcd.Put(t.Context(), store.StudyKey("running"), string(running)); err != nil {
+		t.Fatal(err)
+	}
+	logs := messageCounts{new(sync.Map)}
+	dropped := map[string]*atomic.Bool{"done": {}, "running": {}}
+	const idle = 200 * time.Millisecond
+	srv, err := httpapi.New(httpapi.Config{Etcd: cl.Etcd, NATS: cl.Conn("http"), TableIdle: idle,
+		Logger: slog.New(droppedHandler{logs, dropped})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, cl: cl, url: serveAPIHandler(t, srv)}
+	for _, study := range []string{"done", "running"} {
+		var c httpapi.TrialColumns
+		e.get("/api/v1/studies/"+study+"/trials?format=columns", 200, &c)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !dropped["done"].Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the finished study's table was not dropped within 10 s of going unused")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Both were loaded together: by several more idle checks the running
+	// one has been through its own.
+	time.Sleep(5 * idle)
+	if dropped["running"].Load() {
+		t.Fatal("the running study's table was dropped while the study runs")
+	}
+}
+
+// droppedHandler notes which studies' tables were dropped.
+type droppedHandler struct {
+	messageCounts
+	dropped map[string]*atomic.Bool
+}
+
+func (h droppedHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "trial cache: dropped" {
+		r.Attrs(func(a slog.Attr) bool {
+			if b := h.dropped[a.Value.String()]; a.Key == "study" && b != nil {
+				b.Store(true)
+			}
+			return true
+		})
+	}
+	return h.messageCounts.Handle(ctx, r)
 }
