@@ -523,3 +523,34 @@ func TestTableInTwoParts(t *testing.T) {
 	b.waitJS(t, 10*time.Second, `document.getElementById("counts").textContent.includes("succeeded 2500")`)
 	b.noErrors(t)
 }
+
+// TestPausedShown runs a continuing promotion ASHA study and expects the
+// page to say, while it runs, how many succeeded trials wait for a
+// promotion (the leader's count), and to say nothing of it once the
+// study is over.
+func TestPausedShown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: embedded servers and Chromium")
+	}
+	url, cl := clusterB(t)
+	b := open(t, url, cl, false)
+	const spec = `name: asha
+method: synthetic
+space:
+  weight_decay: {range: [0.01, 1], count: 9, scale: log}
+fixed: {params: 1e7, tokens: 2e7, noise: 0.01, checkpoint_every: 10, step_tokens: 1e6, sleep: 1}
+derived:
+  unique_tokens: tokens
+resources: {cpu: 2, memory: 16MiB}
+search:
+  asha: {fidelity: tokens, rungs: [2e7, 6e7, 1.8e8], eta: 3, promote: true, continue: true}
+`
+	if _, err := cl.Client().Submit(t.Context(), api.SubmitRequest{SpecFile: "asha.yaml", Spec: spec}); err != nil {
+		t.Fatal(err)
+	}
+	b.run(t, chromedp.Navigate(b.url+"/#/blank"), chromedp.Navigate(b.url+"/#/study/asha"))
+	b.waitJS(t, 60*time.Second, `/paused [1-9][0-9]* of the succeeded/.test(document.getElementById("counts").textContent)`)
+	cl.WaitDone(cl.Client(), "asha", 2*time.Minute)
+	b.waitJS(t, 30*time.Second, `(() => { const c = document.getElementById("counts").textContent; return !c.includes("paused") && c.includes("succeeded"); })()`)
+	b.noErrors(t)
+}

@@ -252,6 +252,11 @@ type StudySummary struct {
 	// FitLaw is the law of the study's analysis plan, empty when it has
 	// none; only the single study's endpoint fills it.
 	FitLaw string `json:"fit_law,omitempty"`
+	// Paused counts the succeeded trials that wait for a promotion that
+	// may still continue them (counted under succeeded too): the
+	// leader's count, which the studies list and the study endpoint's
+	// paused=1 fill when it answers. A record does not say it.
+	Paused int `json:"paused,omitempty"`
 }
 
 func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
@@ -269,8 +274,10 @@ func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	counts := map[string]map[sweep.State]int{}
-	for _, st := range list {
-		counts[st.Name] = st.Counts
+	paused := map[string]*int{}
+	for i := range list {
+		counts[list[i].Name] = list[i].Counts
+		paused[list[i].Name] = &list[i].Paused
 	}
 	// The leader keeps the counts; reading every trial of every study is
 	// the fallback when no leader answers (the list is polled).
@@ -288,6 +295,7 @@ func (s *Server) studies(w http.ResponseWriter, r *http.Request) error {
 				for state, n := range st.Counts {
 					c[sweep.State(state)] = n
 				}
+				*paused[st.Name] = st.Paused
 			}
 		}
 	} else {
@@ -331,8 +339,33 @@ func (s *Server) study(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return badField("counts", "counts=%q: want 0 (leave the counts out) or 1 (the default)", c)
 	}
+	switch p := r.URL.Query().Get("paused"); p {
+	case "", "0":
+	case "1":
+		sum.Paused = s.paused(r.Context(), st.Name)
+	default:
+		return badField("paused", "paused=%q: want 1 (ask the leader how many trials wait for a promotion) or 0 (the default)", p)
+	}
 	writeJSON(w, http.StatusOK, sum)
 	return nil
+}
+
+// paused asks the leader how many of study's trials are paused; 0 when
+// it does not answer within 2 s (reads need no leader).
+func (s *Server) paused(ctx context.Context, study string) int {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := s.leader(ctx, 2*time.Second)
+	if err != nil {
+		s.log.Debug("paused: no leader client", "study", study, "error", err)
+		return 0
+	}
+	status, err := c.Status(ctx, study)
+	if err != nil || len(status.Studies) != 1 {
+		s.log.Debug("paused: the leader's status", "study", study, "error", err)
+		return 0
+	}
+	return status.Studies[0].Paused
 }
 
 // submit relays a spec to the leader. The body is the YAML spec itself,

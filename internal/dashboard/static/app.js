@@ -75,6 +75,7 @@ function studiesView() {
   every(2000, async () => {
     try {
       const { studies } = await api("/studies");
+      if (!$("#studies")) return; // the view changed while we waited
       const rows = (studies || []).map((s) => {
         const c = s.counts || {};
         const done = (c.succeeded || 0) + (c.failed || 0) + (c.cancelled || 0);
@@ -86,7 +87,7 @@ function studiesView() {
         ? `<table class="simple" id="study-list"><tr><th>study</th><th>state</th><th>progress</th><th>method</th><th>objective</th><th>updated</th></tr>${rows.join("")}</table>`
         : `<p class="muted">No studies yet: <code>asymptote submit STUDY.yaml</code>.</p>`;
     } catch (e) {
-      $("#studies").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+      if ($("#studies")) $("#studies").innerHTML = `<p class="error">${esc(e.message)}</p>`;
     }
   });
 }
@@ -98,6 +99,7 @@ function agentsView() {
   every(2000, async () => {
     try {
       const r = await api("/agents");
+      if (!$("#agents")) return; // the view changed while we waited
       const rows = r.agents.map((a) => `<tr><td>${esc(a.id)}</td><td>${esc(a.state)}</td>
         <td>${num(a.cpu)}${r.live ? ` (${num(a.free_cpu)} free)` : ""}</td>
         <td>${(a.gpus || []).length}</td><td>${r.live ? a.running + (a.waiting ? ` + ${a.waiting} waiting` : "") : "?"}</td>
@@ -105,7 +107,7 @@ function agentsView() {
       $("#agents").innerHTML = `<p class="muted">${r.live ? "leader " + esc(r.leader) : esc(r.note)}</p>
         <table class="simple"><tr><th>agent</th><th>state</th><th>CPU</th><th>GPUs</th><th>running</th><th>methods</th><th>last seen</th></tr>${rows.join("")}</table>`;
     } catch (e) {
-      $("#agents").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+      if ($("#agents")) $("#agents").innerHTML = `<p class="error">${esc(e.message)}</p>`;
     }
   });
 }
@@ -231,6 +233,23 @@ function studyView(name) {
   every(3000, () => state.ready && curves(state));
   every(5000, () => fit(state));
   every(5000, () => epochs(state));
+  every(2000, () => paused(state));
+}
+
+// paused asks how many succeeded trials wait for a promotion (the
+// leader counts them; a record does not say), while the study runs.
+async function paused(state) {
+  const st = state.study;
+  if (!st || (st.state !== "active" && st.state !== "submitting")) {
+    if (state.paused) { state.paused = 0; state.dirty = true; }
+    return;
+  }
+  try {
+    const r = await api(`/studies/${encodeURIComponent(state.name)}?counts=0&paused=1`);
+    if ((r.paused || 0) !== (state.paused || 0)) { state.paused = r.paused || 0; state.dirty = true; }
+  } catch (e) {
+    // The counts stay as they are; the next poll asks again.
+  }
 }
 
 // refresh renders what changed, if the table and the trials are there.
@@ -304,7 +323,8 @@ function render(state) {
   // shows the loading.
   $("#counts").innerHTML = state.pending
     ? `${bar(all.length, all.length + state.pending)} <span class="muted">trials loading</span>`
-    : `${bar(done, st ? st.trials : all.length)} ` + Object.entries(counts).map(([k, v]) => `<span class="state-${k}">${k} ${v}</span>`).join("");
+    : `${bar(done, st ? st.trials : all.length)} ` + Object.entries(counts).map(([k, v]) => `<span class="state-${k}">${k} ${v}</span>`).join("") +
+      (state.paused ? `<span class="state-paused" title="succeeded at a rung, waiting for a promotion that may continue them">paused ${state.paused} of the succeeded</span>` : "");
   if (st && st.decisions && st.decisions.length) {
     $("#decisions").innerHTML = `<ul class="decisions">${st.decisions.map((d) =>
       `<li>${esc(new Date(d.time).toLocaleTimeString())}: ${esc(d.reason)}${d.added ? ` (+${d.added} trials)` : ""}</li>`).join("")}</ul>`;
