@@ -17,10 +17,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -254,9 +256,21 @@ func (c Etcd) Probe(ctx context.Context, endpoints []string) error {
 				err = nil
 			}
 		}
+		if closedEarly(err) {
+			// A member starting or stopping closes the connection
+			// without a word; one that refuses a certificate says so
+			// (an alert). The client retries the first.
+			continue
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("etcd at %s refused the TLS connection: %w (check -etcd-ca is the CA of etcd's certificate, and -etcd-cert is a current certificate from the CA etcd trusts)", ep, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// closedEarly reports whether err is a connection closed or reset
+// without a TLS alert.
+func closedEarly(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }

@@ -3,6 +3,7 @@ package security_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +77,26 @@ func TestEtcdClientCertificates(t *testing.T) {
 	// An endpoint nobody listens on is no refusal.
 	if err := coordinator.Probe(t.Context(), []string{fmt.Sprintf("https://127.0.0.1:%d", securitytest.FreePort(t))}); err != nil {
 		t.Errorf("probe of a closed port: %v", err)
+	}
+	// Nor is one that closes the connection without a word, as a member
+	// starting or being stopped does (the coordinator used to exit on it,
+	// blaming its certificates).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if err := coordinator.Probe(t.Context(), []string{"https://" + ln.Addr().String()}); err != nil {
+		t.Errorf("probe of an endpoint that closes at once: %v", err)
 	}
 }
 

@@ -49,6 +49,13 @@ func (p *proc) start() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
+		select {
+		case <-p.done:
+			// No fault stops a process without clearing it: it died by
+			// itself, which no fault may make a process do.
+			p.t.Fatalf("start %s: it exited by itself (pid %d, %v); its log: %s", p.name, p.cmd.Process.Pid, p.cmd.ProcessState, p.log)
+		default:
+		}
 		p.t.Fatalf("start %s: already running (pid %d)", p.name, p.cmd.Process.Pid)
 	}
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
