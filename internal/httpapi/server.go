@@ -448,13 +448,25 @@ func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
 	var trials []api.Trial
 	if f := q.Get("format"); f == "columns" || f == "csv" || f == "parquet" {
 		// What the table formats carry is cached, current to rev at
-		// least; the filters and the sort below work on a copy.
-		trials, err = s.cache.trials(r.Context(), study, rev)
-		if err != nil && r.Context().Err() == nil {
+		// least. Columns of it in index order are written from the
+		// cache's own form; the rest work on records made from it.
+		var view tableView
+		view, err = s.cache.trials(r.Context(), study, rev)
+		switch {
+		case err != nil && r.Context().Err() == nil:
 			s.log.Debug("trials: reading etcd, not the cache", "study", study, "error", err)
 			trials, err = s.loadTrials(r.Context(), study)
-		} else if err == nil && (len(q["state"]) > 0 || q.Get("sort") != "") {
-			trials = slices.Clone(trials)
+		case err == nil && f == "columns" && len(q["state"]) == 0 && q.Get("sort") == "":
+			offset, lo, hi, err := pageOf(q, len(view.rows))
+			if err != nil {
+				return err
+			}
+			if err := writeColumns(w, r, view.columns(lo, hi, offset, onlyMetrics(q))); err != nil {
+				s.log.Debug("trials response cut short", "error", err)
+			}
+			return nil
+		case err == nil:
+			trials = view.trials()
 		}
 	} else {
 		trials, err = s.loadTrials(r.Context(), study)
@@ -494,11 +506,7 @@ func (s *Server) trials(w http.ResponseWriter, r *http.Request) error {
 	case "", "json":
 		writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "trials": trials})
 	case "columns":
-		var only []string
-		if m, ok := q["metric"]; ok {
-			only = m
-		}
-		if err := writeColumns(w, r, trialColumns(trials, total, offset, only)); err != nil {
+		if err := writeColumns(w, r, trialColumns(trials, total, offset, onlyMetrics(q))); err != nil {
 			s.log.Debug("trials response cut short", "error", err)
 		}
 	default:
@@ -545,6 +553,15 @@ func (s *Server) rawTrials(w http.ResponseWriter, r *http.Request, study string)
 
 // pageOf returns the offset= asked for and the range [lo, hi) of n
 // trials that it and limit= select.
+// onlyMetrics is the metrics metric= names (metric= alone: none), nil
+// for every metric.
+func onlyMetrics(q map[string][]string) []string {
+	if m, ok := q["metric"]; ok {
+		return m
+	}
+	return nil
+}
+
 func pageOf(q map[string][]string, n int) (offset, lo, hi int, err error) {
 	if offset, err = intParam(q, "offset", 0); err != nil {
 		return 0, 0, 0, err

@@ -1,14 +1,12 @@
 package httpapi
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -62,78 +60,6 @@ type studyTrials struct {
 	table
 }
 
-// table is a study's trials by index, changed in place where no reader
-// holds them. A deleted trial leaves a hole (an empty key) until the next
-// read closes it.
-type table struct {
-	rows []api.Trial
-	keys []string       // rows[i]'s etcd key
-	pos  map[string]int // a key's place in rows
-	// shared: rows were handed to a reader, so a change copies them
-	// first; tidy: rows have no holes and are in index order.
-	shared, tidy bool
-}
-
-// put writes t under key.
-func (tb *table) put(key string, t api.Trial) {
-	if p, ok := tb.pos[key]; ok {
-		tb.own()
-		if tb.rows[p].Index != t.Index {
-			tb.tidy = false
-		}
-		tb.rows[p] = t
-		return
-	}
-	// Appending leaves what readers hold as it was: their slices end
-	// before it.
-	if n := len(tb.rows); n > 0 && tb.rows[n-1].Index > t.Index {
-		tb.tidy = false
-	}
-	tb.pos[key] = len(tb.rows)
-	tb.rows = append(tb.rows, t)
-	tb.keys = append(tb.keys, key)
-}
-
-// remove deletes key's trial, leaving a hole.
-func (tb *table) remove(key string) {
-	p, ok := tb.pos[key]
-	if !ok {
-		return
-	}
-	tb.own()
-	delete(tb.pos, key)
-	tb.rows[p], tb.keys[p] = api.Trial{}, ""
-	tb.tidy = false
-}
-
-// own copies the rows if a reader holds them.
-func (tb *table) own() {
-	if tb.shared {
-		tb.rows, tb.shared = slices.Clone(tb.rows), false
-	}
-}
-
-// read returns the rows by index, without holes, for a reader to keep.
-func (tb *table) read() []api.Trial {
-	if !tb.tidy {
-		live := make([]int, 0, len(tb.pos))
-		for i, k := range tb.keys {
-			if k != "" {
-				live = append(live, i)
-			}
-		}
-		slices.SortStableFunc(live, func(i, j int) int { return cmp.Compare(tb.rows[i].Index, tb.rows[j].Index) })
-		rows, keys := make([]api.Trial, len(live)), make([]string, len(live))
-		for n, i := range live {
-			rows[n], keys[n] = tb.rows[i], tb.keys[i]
-			tb.pos[keys[n]] = n
-		}
-		tb.rows, tb.keys, tb.tidy = rows, keys, true
-	}
-	tb.shared = true
-	return tb.rows
-}
-
 // errBehind is a cache that could not show it is current.
 var errBehind = errors.New("trial cache: behind etcd")
 
@@ -148,18 +74,18 @@ func watchCtx(ctx context.Context) context.Context {
 }
 
 // trials returns study's trials by index, current to at least etcd
-// revision rev. The slice and the records are shared: the caller must
-// not change them. errBehind means the caller should read etcd itself.
-func (c *trialCache) trials(ctx context.Context, study string, rev int64) ([]api.Trial, error) {
+// revision rev. The view is shared: the caller must not change it.
+// errBehind means the caller should read etcd itself.
+func (c *trialCache) trials(ctx context.Context, study string, rev int64) (tableView, error) {
 	st := c.study(study)
 	select {
 	case <-st.ready:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return tableView{}, ctx.Err()
 	}
 	if st.err != nil {
 		c.drop(study, st)
-		return nil, st.err
+		return tableView{}, st.err
 	}
 	deadline := time.NewTimer(c.catchUp)
 	defer deadline.Stop()
@@ -170,7 +96,7 @@ func (c *trialCache) trials(ctx context.Context, study string, rev int64) ([]api
 		if st.dead {
 			st.mu.Unlock()
 			c.drop(study, st)
-			return nil, errBehind
+			return tableView{}, errBehind
 		}
 		if st.rev >= rev {
 			out := st.read()
@@ -193,9 +119,9 @@ func (c *trialCache) trials(ctx context.Context, study string, rev int64) ([]api
 		select {
 		case <-moved:
 		case <-deadline.C:
-			return nil, errBehind
+			return tableView{}, errBehind
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return tableView{}, ctx.Err()
 		}
 	}
 }
@@ -366,7 +292,7 @@ func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, 
 	decs := make([]rowDecoder, cores())
 	rev, err := readPages(ctx, cli, prefix, func(count int64, kvs []*mvccpb.KeyValue) error {
 		if tb.pos == nil {
-			tb = table{rows: make([]api.Trial, 0, count), keys: make([]string, 0, count), pos: make(map[string]int, count), tidy: true}
+			tb = newTable(int(count))
 		}
 		rows := make([]api.Trial, len(kvs))
 		errs := make([]error, len(kvs))
@@ -383,7 +309,7 @@ func loadRows(ctx context.Context, cli *clientv3.Client, prefix string) (int64, 
 		return 0, table{}, fmt.Errorf("trial cache: %w", err)
 	}
 	if tb.pos == nil {
-		tb = table{pos: map[string]int{}, tidy: true}
+		tb = newTable(0)
 	}
 	return rev, tb, nil
 }
