@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 
 	"asymptote.dev/asymptote/internal/api"
@@ -24,7 +26,7 @@ var tableRecords = []string{
 	`{"id":"f","index":5,"params":{"x":3,"y":"z"},"state":"succeeded","attempt":1,"result":{"objective":-1e-300,"metrics":{"acc":1e300}},"updated":"2026-01-02T03:04:09Z"}`,
 }
 
-func decodeAll(t *testing.T, records []string) []api.Trial {
+func decodeAll(t testing.TB, records []string) []api.Trial {
 	t.Helper()
 	out := make([]api.Trial, len(records))
 	for i, r := range records {
@@ -112,4 +114,44 @@ func TestTableChanges(t *testing.T) {
 	if fmt.Sprint(ids) != "[0a 1b 3d 4e 5f]" {
 		t.Errorf("trials after the changes: %v, want [0a 1b 3d 4e 5f] (by index)", ids)
 	}
+}
+
+// FuzzTable holds a table to writing, from its own form, the columns and
+// the CSV that the record it was given writes, for any record the
+// decoder reads, alone and after the records of every shape.
+func FuzzTable(f *testing.F) {
+	for _, b := range rowSeeds(f) {
+		f.Add(b)
+	}
+	for _, r := range tableRecords {
+		f.Add([]byte(r))
+	}
+	base := decodeAll(f, tableRecords)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d rowDecoder
+		tr, err := d.decode(b)
+		if err != nil {
+			return
+		}
+		for _, before := range [][]api.Trial{nil, base} {
+			trials := append(slices.Clone(before), tr)
+			tb := newTable(0)
+			for i, x := range trials {
+				tb.put(fmt.Sprint("k/", i), x)
+			}
+			v := tb.read()
+			// The table puts its rows in index order, stably.
+			slices.SortStableFunc(trials, func(a, b api.Trial) int { return cmp.Compare(a.Index, b.Index) })
+			want, _ := json.Marshal(trialColumns(trials, len(trials), 0, nil))
+			got, _ := json.Marshal(v.columns(0, len(v.rows), 0, nil))
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%q: columns\n got %s\nwant %s", b, got, want)
+			}
+			var wcsv, gcsv bytes.Buffer
+			werr, gerr := export.TrialsCSV(&wcsv, trials), export.TrialsCSV(&gcsv, v.trials())
+			if (werr != nil) != (gerr != nil) || !bytes.Equal(gcsv.Bytes(), wcsv.Bytes()) {
+				t.Fatalf("%q: CSV\n got %s (%v)\nwant %s (%v)", b, gcsv.Bytes(), gerr, wcsv.Bytes(), werr)
+			}
+		}
+	})
 }
