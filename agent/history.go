@@ -21,6 +21,13 @@ import (
 // outcome usually does not either.
 const historyWait = 2 * time.Minute
 
+// ackWait bounds flush's wait for one message's acknowledgement before it
+// publishes the message again: an acknowledgement lost with a connection
+// (a NATS server killed, the agent paused) never comes, and its future
+// then neither succeeds nor fails. The server deduplicates the second
+// copy by its message ID.
+var ackWait = 5 * time.Second
+
 // historyBackoff paces flush's publishing again: 50ms, doubling to 2s.
 var historyBackoff = backoff.Policy{First: 50 * time.Millisecond, Max: 2 * time.Second}
 
@@ -144,12 +151,17 @@ func (h *historyWriter) flush(ctx context.Context) int {
 	for i := range h.pending {
 		p := &h.pending[i]
 		if p.ack != nil {
+			lost := time.NewTimer(ackWait)
 			select {
 			case <-p.ack.Ok():
+				lost.Stop()
 				continue
 			case <-p.ack.Err():
+			case <-lost.C:
+				h.log.Debug("no acknowledgement of a metrics history message; publishing it again", "subject", p.subject)
 			case <-ctx.Done():
 			}
+			lost.Stop()
 		}
 		wait := historyBackoff.Start()
 		for ctx.Err() == nil {
