@@ -123,12 +123,8 @@ func openB(t testing.TB, url string, webgl bool) *browser {
 	} else {
 		opts = append(opts, chromedp.Flag("disable-gpu", true))
 	}
-	actx, cancelA := chromedp.NewExecAllocator(t.Context(), opts...)
-	t.Cleanup(cancelA)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	b := &browser{ctx: ctx, url: url}
-	err := chromedp.Listen(ctx, func(ev any) {
+	b := &browser{url: url}
+	listen := func(ev any) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		switch ev := ev.(type) {
@@ -152,11 +148,26 @@ func openB(t testing.TB, url string, webgl bool) *browser {
 				b.errs = append(b.errs, "log: "+ev.Entry.Text+" "+ev.Entry.URL)
 			}
 		}
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	return b
+	// Chromium now and then dies as it starts on this machine (its crash
+	// handler finds no stack mapping); a second start is a new process.
+	var err error
+	for try := 1; try <= 3; try++ {
+		actx, cancelA := chromedp.NewExecAllocator(t.Context(), opts...)
+		ctx, cancel := chromedp.NewContext(actx)
+		if err = chromedp.Listen(ctx, listen); err == nil {
+			t.Cleanup(cancelA)
+			t.Cleanup(cancel)
+			b.ctx = ctx
+			return b
+		}
+		cancel()
+		cancelA()
+		t.Logf("start Chromium, try %d of 3: %v", try, err)
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatal(err)
+	return nil
 }
 
 func (b *browser) run(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
