@@ -34,6 +34,10 @@ const (
 	StudyQuarantined StudyState = "quarantined"
 )
 
+// Running reports whether a study in this state is still being run:
+// submitting or active.
+func (s StudyState) Running() bool { return s == StudySubmitting || s == StudyActive }
+
 // Orphan is a trial event the leader could not apply: its study or trial
 // is unknown (never submitted, or deleted), or it came from another node
 // than the one its attempt was dispatched to. It is kept, never dropped,

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"asymptote.dev/asymptote/internal/api"
@@ -160,15 +161,19 @@ func compress(w http.ResponseWriter, r *http.Request) (out io.Writer, done func(
 }
 
 // acceptsGzip reports whether an Accept-Encoding header accepts gzip: it
-// names gzip (or *) without q=0.
+// names gzip (or *) with no weight or one above 0.
 func acceptsGzip(header string) bool {
 	for part := range strings.SplitSeq(header, ",") {
 		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		if name = strings.TrimSpace(name); !strings.EqualFold(name, "gzip") && name != "*" {
 			continue
 		}
-		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
-		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		w, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q=")
+		if !ok {
+			return true
+		}
+		q, err := strconv.ParseFloat(w, 64)
+		return err == nil && q > 0
 	}
 	return false
 }

@@ -551,8 +551,6 @@ func (s *Server) rawTrials(w http.ResponseWriter, r *http.Request, study string)
 	return nil
 }
 
-// pageOf returns the offset= asked for and the range [lo, hi) of n
-// trials that it and limit= select.
 // onlyMetrics is the metrics metric= names (metric= alone: none), nil
 // for every metric.
 func onlyMetrics(q map[string][]string) []string {
@@ -562,6 +560,8 @@ func onlyMetrics(q map[string][]string) []string {
 	return nil
 }
 
+// pageOf returns the offset= asked for and the range [lo, hi) of n
+// trials that it and limit= select.
 func pageOf(q map[string][]string, n int) (offset, lo, hi int, err error) {
 	if offset, err = intParam(q, "offset", 0); err != nil {
 		return 0, 0, 0, err

@@ -250,7 +250,7 @@ func (c *trialCache) running(ctx context.Context, study string) bool {
 	if json.Unmarshal(resp.Kvs[0].Value, &rec) != nil {
 		return false
 	}
-	return rec.State == api.StudySubmitting || rec.State == api.StudyActive
+	return rec.State.Running()
 }
 
 // row is what the table formats (columns, CSV, Parquet) carry of a trial

@@ -39,7 +39,7 @@ func (s *Server) Warm(ctx context.Context, n int) []string {
 	slices.SortFunc(studies, func(a, b api.Study) int { return cmp.Or(b.Updated.Compare(a.Updated), cmp.Compare(a.Name, b.Name)) })
 	others := 0
 	for _, st := range studies {
-		if st.State != api.StudySubmitting && st.State != api.StudyActive {
+		if !st.State.Running() {
 			if others >= n {
 				continue
 			}

@@ -160,11 +160,10 @@ function studyView(name) {
   onLeave(() => { clearTimeout(state.quietTimer); state.left = true; });
 
   // Changes stream in from the moment the page opens; the records
-  // themselves come in one bulk request, as columns with the one metric
-  // the page reads (it counts the trials itself, so the study comes
-  // without its counts). An event applies only if it is
-  // not older than what the page holds, so the order of the two does not
-  // matter.
+  // themselves come in bulk, as columns with the one metric the page
+  // reads (it counts the trials itself, so the study comes without its
+  // counts). An event applies only if it is not older than what the page
+  // holds, so the order of the two does not matter.
   const es = new EventSource(`/api/v1/studies/${encodeURIComponent(name)}/events?snapshot=0`);
   onLeave(() => es.close());
   es.onerror = () => $("#live").classList.remove("on");
